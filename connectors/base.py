@@ -1,0 +1,421 @@
+"""The connector contract: what every external system implements.
+
+A connector reads native records page by page (``read_pages``), writes batches of
+``WriteOp`` and returns one ``WriteResult`` per op, reports deletes and merges
+(``read_deleted``) and checks its credentials (``check``). It holds no cursor state:
+the engine passes ``since`` in. Only connectors do HTTP.
+
+Errors come in families (see ``../shared/ARCHITECTURE.md``, "Errors and retries"):
+``RetriableError`` is retried by ``retrying`` with jittered backoff and an explicit
+stop; ``AuthError`` refreshes once then fails the run; ``RecordError`` is one bad
+record (it travels inside a ``WriteResult``, never stops a batch); ``FatalError`` is
+config or permissions; ``QuotaExhausted`` ends the run cleanly (resume next cycle).
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from importlib.metadata import entry_points
+from typing import Any, ClassVar, TypeVar
+
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_after_delay,
+)
+
+from mapping.canonical import ObjectType
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+ENTRY_POINT_GROUP = "revsync.connectors"
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class ConnectorError(Exception):
+    """Base of every error a connector raises."""
+
+
+class RetriableError(ConnectorError):
+    """A call that may succeed if repeated: 429, 5xx, timeouts, resets, row locks."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class QuotaExhausted(ConnectorError):
+    """A daily (or other long-window) quota is used up: end the run cleanly, resume later."""
+
+    def __init__(self, message: str, *, resets_at: datetime | None = None) -> None:
+        super().__init__(message)
+        self.resets_at = resets_at
+
+
+class AuthError(ConnectorError):
+    """Credentials are invalid or could not be refreshed."""
+
+
+class FatalError(ConnectorError):
+    """Configuration or permission problem: retrying will not help."""
+
+
+class ResyncRequired(ConnectorError):
+    """The system can no longer answer incrementally (e.g. delete log purged)."""
+
+
+class ErrorCategory(StrEnum):
+    """Categories recorded in the error ledger."""
+
+    VALIDATION = "validation"
+    DUPLICATE = "duplicate"
+    NOT_FOUND = "not_found"
+    TOO_LONG = "too_long"
+    PERMISSION = "permission"
+    LOCKED = "locked"
+    RATE_LIMIT = "rate_limit"
+    SERVER = "server"
+    AUTH = "auth"
+    MAPPING = "mapping"
+    UNKNOWN = "unknown"
+
+
+class RecordError(ConnectorError):
+    """One bad record: the batch goes on; the record goes to the error ledger."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        category: ErrorCategory = ErrorCategory.VALIDATION,
+        remote_id: str | None = None,
+        field: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.category = category
+        self.remote_id = remote_id
+        self.field = field
+
+
+# --------------------------------------------------------------------------- values
+
+
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    """Incremental position: inclusive lower bound on (modstamp, remote_id)."""
+
+    modstamp: datetime
+    remote_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteRecord:
+    """One native record as a system returned it.
+
+    ``fields`` is the native record (property names as the API spells them, values as
+    the API returns them). ``native_type`` distinguishes e.g. Salesforce Lead from
+    Contact. ``associations`` maps a canonical object type to remote ids
+    (e.g. a contact's ``{"account": ("001…",)}``).
+    """
+
+    system: str
+    object_type: ObjectType
+    remote_id: str
+    modstamp: datetime | None
+    fields: Mapping[str, Any]
+    native_type: str = ""
+    deleted: bool = False
+    merged_into: str | None = None
+    associations: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+class OpKind(StrEnum):
+    CREATE = "create"
+    UPDATE = "update"
+    UPSERT = "upsert"
+    DELETE = "delete"
+    MERGE = "merge"
+
+
+@dataclass(frozen=True, slots=True)
+class WriteOp:
+    """One change to make in one system.
+
+    ``key`` is our idempotency key (the canonical id, written to the system's
+    external-id field), so a retried create can never make a duplicate.
+    ``remote_id`` is set for updates/deletes of records we already know.
+    """
+
+    kind: OpKind
+    object_type: ObjectType
+    key: str
+    fields: Mapping[str, Any] = field(default_factory=dict)
+    remote_id: str | None = None
+    associations: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    merge_from: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    """The outcome of one ``WriteOp`` (same order as the ops)."""
+
+    op: WriteOp
+    success: bool
+    remote_id: str | None = None
+    created: bool = False
+    category: ErrorCategory | None = None
+    message: str | None = None
+    field: str | None = None
+
+    @classmethod
+    def failed(cls, op: WriteOp, error: RecordError) -> WriteResult:
+        return cls(
+            op=op,
+            success=False,
+            remote_id=op.remote_id or error.remote_id,
+            category=error.category,
+            message=str(error),
+            field=error.field,
+        )
+
+
+# --------------------------------------------------------------------------- API budget
+
+
+@dataclass
+class BudgetState:
+    calls: int = 0
+    limit: int | None = None
+    remaining: int | None = None
+    window: str = "daily"
+
+
+class ApiBudget:
+    """Calls made per system, and the limits the APIs report; shared by every job.
+
+    Connectors call ``spend`` once per HTTP call and ``observe`` when a response
+    carries rate-limit headers. The engine persists ``snapshot()`` to the store.
+    ``max_calls`` (from config) stops a run before it uses more than its share.
+    """
+
+    def __init__(self, max_calls: Mapping[str, int] | None = None) -> None:
+        self._lock = threading.Lock()
+        self._state: dict[str, BudgetState] = {}
+        self._max = dict(max_calls or {})
+
+    def spend(self, system: str, calls: int = 1) -> None:
+        with self._lock:
+            st = self._state.setdefault(system, BudgetState())
+            st.calls += calls
+            cap = self._max.get(system)
+            over = cap is not None and st.calls > cap
+        if over:
+            raise QuotaExhausted(f"{system}: configured API budget of {cap} calls is used up")
+
+    def observe(
+        self, system: str, *, limit: int | None, remaining: int | None, window: str = "daily"
+    ) -> None:
+        with self._lock:
+            st = self._state.setdefault(system, BudgetState())
+            st.limit, st.remaining, st.window = limit, remaining, window
+
+    def calls(self, system: str) -> int:
+        with self._lock:
+            st = self._state.get(system)
+            return st.calls if st else 0
+
+    def snapshot(self) -> dict[str, dict[str, Any]]:
+        with self._lock:
+            return {
+                s: {"calls": st.calls, "limit": st.limit, "remaining": st.remaining,
+                    "window": st.window}
+                for s, st in self._state.items()
+            }
+
+
+# --------------------------------------------------------------------------- retries
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How ``retrying`` behaves. Tests pass ``sleep=lambda s: None``."""
+
+    attempts: int = 6
+    max_delay: float = 120.0  # total seconds spent waiting, across attempts
+    base: float = 0.5
+    cap: float = 30.0
+    sleep: Callable[[float], None] = time.sleep
+
+
+def _wait(policy: RetryPolicy) -> Callable[[RetryCallState], float]:
+    def wait(state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, RetriableError) and exc.retry_after is not None:
+            return min(float(exc.retry_after), policy.cap)
+        # full jitter exponential backoff
+        ceiling = min(policy.cap, policy.base * (2 ** (state.attempt_number - 1)))
+        return random.uniform(0, ceiling)
+
+    return wait
+
+
+def retrying(fn: Callable[[], T], *, policy: RetryPolicy, what: str) -> T:
+    """Call ``fn`` and retry it on ``RetriableError`` with jittered backoff.
+
+    The stop is explicit (attempts and total delay). ``Retry-After`` is honoured.
+    Any other error propagates at once.
+    """
+
+    def before_sleep(state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        log.warning("%s: attempt %d failed (%s); retrying", what, state.attempt_number, exc)
+
+    r = Retrying(
+        retry=retry_if_exception_type(RetriableError),
+        stop=stop_after_attempt(policy.attempts) | stop_after_delay(policy.max_delay),
+        wait=_wait(policy),
+        sleep=policy.sleep,
+        before_sleep=before_sleep,
+        reraise=True,
+    )
+    return r(fn)
+
+
+# --------------------------------------------------------------------------- settings
+
+
+@dataclass(frozen=True)
+class ConnectionSettings:
+    """One ``[connections.NAME]`` table of ``revsync.toml``, secrets already resolved.
+
+    ``options`` holds the non-secret keys as written (URLs, batch sizes, ca_bundle…);
+    ``secrets`` holds values read from the environment or the secrets file. ``repr``
+    never shows secret values.
+    """
+
+    name: str
+    kind: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+    secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    def __repr__(self) -> str:
+        redacted = dict.fromkeys(self.secrets, "***")
+        return (
+            f"ConnectionSettings(name={self.name!r}, kind={self.kind!r}, "
+            f"options={dict(self.options)!r}, secrets={redacted!r})"
+        )
+
+    def secret(self, key: str) -> str:
+        try:
+            return self.secrets[key]
+        except KeyError:
+            raise FatalError(
+                f"connection {self.name!r}: secret {key!r} is not set "
+                "(set the environment variable named in revsync.toml, or the secrets file)"
+            ) from None
+
+
+# --------------------------------------------------------------------------- the contract
+
+
+class Connector(abc.ABC):
+    """One external system. Subclasses declare ``name`` and ``objects``."""
+
+    #: registry name (the entry point's name)
+    name: ClassVar[str]
+    #: canonical object type → native object name(s) read for it
+    objects: ClassVar[Mapping[ObjectType, tuple[str, ...]]]
+
+    @abc.abstractmethod
+    def read_pages(
+        self, object_type: ObjectType, *, since: Cursor | None = None
+    ) -> Iterator[Sequence[RemoteRecord]]:
+        """Yield pages of records modified at or after ``since`` (all when ``None``),
+        oldest first. Never collects a whole listing in memory."""
+
+    def read(self, object_type: ObjectType, *, since: Cursor | None = None) -> Iterator[RemoteRecord]:
+        """Records one by one (flattened pages)."""
+        for page in self.read_pages(object_type, since=since):
+            yield from page
+
+    @abc.abstractmethod
+    def write(self, object_type: ObjectType, ops: Sequence[WriteOp]) -> list[WriteResult]:
+        """Apply ``ops`` in the largest batches the API allows; one result per op, in order."""
+
+    def read_deleted(
+        self, object_type: ObjectType, *, since: Cursor | None = None
+    ) -> Iterator[RemoteRecord]:
+        """Records deleted or merged away since ``since`` (``deleted``/``merged_into`` set)."""
+        return iter(())
+
+    def list_ids(self, object_type: ObjectType) -> Iterator[str]:
+        """Every live remote id (for the nightly sweep that finds hard deletes)."""
+        for rec in self.read(object_type, since=None):
+            yield rec.remote_id
+
+    def check(self) -> dict[str, Any]:
+        """Verify credentials and reachability; return facts worth showing."""
+        return {}
+
+    @classmethod
+    @abc.abstractmethod
+    def from_settings(
+        cls, settings: ConnectionSettings, *, budget: ApiBudget, retry: RetryPolicy | None = None
+    ) -> Connector:
+        """Build the connector (and its real client) from a connection's settings."""
+
+
+# --------------------------------------------------------------------------- registry
+
+
+class UnknownConnectorError(LookupError):
+    """No connector is registered under that name."""
+
+
+def load_connector_class(name: str) -> type[Connector]:
+    """Find a connector class through the ``revsync.connectors`` entry points.
+
+    The recipe follows APScheduler 3.x's plugin loading: lazy lookup, ``issubclass``
+    check, ``LookupError`` for an unknown name.
+    """
+    eps = entry_points(group=ENTRY_POINT_GROUP)
+    matches = [ep for ep in eps if ep.name == name]
+    if not matches:
+        known = ", ".join(sorted(ep.name for ep in eps)) or "none"
+        raise UnknownConnectorError(
+            f"no connector named {name!r} (group {ENTRY_POINT_GROUP!r}; known: {known})"
+        )
+    cls = matches[0].load()
+    if not (isinstance(cls, type) and issubclass(cls, Connector)):
+        raise TypeError(f"entry point {name!r} does not point to a Connector subclass: {cls!r}")
+    return cls
+
+
+def known_connectors() -> list[str]:
+    return sorted(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))
+
+
+def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """Split ``items`` into lists of at most ``size``."""
+    batch: list[T] = []
+    for it in items:
+        batch.append(it)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

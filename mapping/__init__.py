@@ -1,0 +1,1 @@
+"""Pure mapping between native records and the canonical model."""

@@ -1,0 +1,158 @@
+"""The canonical model: one shape for accounts, contacts and opportunities.
+
+Values are frozen dataclasses. Money is ``Decimal``; instants are timezone-aware UTC
+``datetime``; calendar dates (close date, renewal date) are ``date``. ``extras`` holds
+mapped custom fields as JSON-compatible values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any, ClassVar
+
+
+class System(StrEnum):
+    """The external systems revsync knows about by default."""
+
+    SALESFORCE = "salesforce"
+    HUBSPOT = "hubspot"
+    PLANHAT = "planhat"
+
+
+class ObjectType(StrEnum):
+    """Canonical object types."""
+
+    ACCOUNT = "account"
+    CONTACT = "contact"
+    OPPORTUNITY = "opportunity"
+
+
+def new_id() -> str:
+    """A fresh canonical id (UUID4 as a string)."""
+    return str(uuid.uuid4())
+
+
+def utc(dt: datetime) -> datetime:
+    """Return ``dt`` as an aware UTC datetime; naive values are taken to be UTC."""
+    if dt.tzinfo is None:
+        return dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC)
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Entity:
+    """Fields every canonical entity carries."""
+
+    OBJECT: ClassVar[ObjectType]
+    # Names of the business fields (everything but identity and bookkeeping).
+    BOOKKEEPING: ClassVar[frozenset[str]] = frozenset(
+        {"id", "created_at", "updated_at", "deleted_at", "extras"}
+    )
+
+    id: str = field(default_factory=new_id)
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    deleted_at: datetime | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def business_fields(cls) -> tuple[str, ...]:
+        """The fields that policies decide (identity and bookkeeping excluded)."""
+        return tuple(
+            f.name for f in dataclasses.fields(cls) if f.name not in cls.BOOKKEEPING
+        )
+
+    def replace(self, **changes: Any) -> Any:
+        """A copy with ``changes`` applied (the original is never mutated)."""
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Account(_Entity):
+    """A company."""
+
+    OBJECT: ClassVar[ObjectType] = ObjectType.ACCOUNT
+
+    name: str | None = None
+    domain: str | None = None
+    website: str | None = None
+    industry: str | None = None
+    employees: int | None = None
+    annual_revenue: Decimal | None = None
+    phone: str | None = None
+    billing_street: str | None = None
+    billing_city: str | None = None
+    billing_state: str | None = None
+    billing_postal_code: str | None = None
+    country: str | None = None
+    owner_email: str | None = None
+    lifecycle_stage: str | None = None
+    customer_status: str | None = None
+    health: Decimal | None = None
+    arr: Decimal | None = None
+    renewal_date: date | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Contact(_Entity):
+    """A person at an account (Salesforce Contact or Lead, HubSpot contact, Planhat enduser)."""
+
+    OBJECT: ClassVar[ObjectType] = ObjectType.CONTACT
+
+    email: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    title: str | None = None
+    phone: str | None = None
+    account_id: str | None = None
+    lifecycle_stage: str | None = None
+    owner_email: str | None = None
+    lead_source: str | None = None
+    do_not_contact: bool | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Opportunity(_Entity):
+    """A deal."""
+
+    OBJECT: ClassVar[ObjectType] = ObjectType.OPPORTUNITY
+
+    name: str | None = None
+    account_id: str | None = None
+    contact_ids: tuple[str, ...] = ()
+    amount: Decimal | None = None
+    currency: str | None = None
+    stage: str | None = None
+    close_date: date | None = None
+    probability: Decimal | None = None
+    type: str | None = None
+    owner_email: str | None = None
+    is_closed: bool | None = None
+    is_won: bool | None = None
+
+
+Entity = Account | Contact | Opportunity
+
+ENTITY_CLASSES: dict[ObjectType, type[Account] | type[Contact] | type[Opportunity]] = {
+    ObjectType.ACCOUNT: Account,
+    ObjectType.CONTACT: Contact,
+    ObjectType.OPPORTUNITY: Opportunity,
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExternalRef:
+    """Where a canonical entity lives in one external system."""
+
+    canonical_id: str
+    system: str
+    object_type: ObjectType
+    remote_id: str
+    remote_modstamp: datetime | None = None
+    last_seen_hash: str | None = None
+    last_written_hash: str | None = None

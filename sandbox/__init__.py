@@ -1,0 +1,1 @@
+"""Local HTTPS emulators of Salesforce, HubSpot and Planhat."""

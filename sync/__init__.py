@@ -1,0 +1,1 @@
+"""The sync engine: store, pull, reconcile, plan, push, jobs."""
