@@ -342,14 +342,21 @@ class Connector(abc.ABC):
 
     @abc.abstractmethod
     def read_pages(
-        self, object_type: ObjectType, *, since: Cursor | None = None
+        self, object_type: ObjectType, *, since: Cursor | None = None, native: str | None = None
     ) -> Iterator[Sequence[RemoteRecord]]:
         """Yield pages of records modified at or after ``since`` (all when ``None``),
-        oldest first. Never collects a whole listing in memory."""
+        oldest first. Never collects a whole listing in memory.
 
-    def read(self, object_type: ObjectType, *, since: Cursor | None = None) -> Iterator[RemoteRecord]:
+        ``native`` picks one of ``objects[object_type]`` (e.g. Salesforce "Lead" for
+        contacts); the engine keeps one cursor per (system, native object). ``None``
+        reads the first native object.
+        """
+
+    def read(
+        self, object_type: ObjectType, *, since: Cursor | None = None, native: str | None = None
+    ) -> Iterator[RemoteRecord]:
         """Records one by one (flattened pages)."""
-        for page in self.read_pages(object_type, since=since):
+        for page in self.read_pages(object_type, since=since, native=native):
             yield from page
 
     @abc.abstractmethod
@@ -357,14 +364,14 @@ class Connector(abc.ABC):
         """Apply ``ops`` in the largest batches the API allows; one result per op, in order."""
 
     def read_deleted(
-        self, object_type: ObjectType, *, since: Cursor | None = None
+        self, object_type: ObjectType, *, since: Cursor | None = None, native: str | None = None
     ) -> Iterator[RemoteRecord]:
         """Records deleted or merged away since ``since`` (``deleted``/``merged_into`` set)."""
         return iter(())
 
-    def list_ids(self, object_type: ObjectType) -> Iterator[str]:
+    def list_ids(self, object_type: ObjectType, *, native: str | None = None) -> Iterator[str]:
         """Every live remote id (for the nightly sweep that finds hard deletes)."""
-        for rec in self.read(object_type, since=None):
+        for rec in self.read(object_type, since=None, native=native):
             yield rec.remote_id
 
     def check(self) -> dict[str, Any]:
