@@ -13,8 +13,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# Until the sync engine lands, the main job sets up a store in .demo/ and shows its status.
 demo: $(STAMP)
-	$(BIN)/revsync demo
+	mkdir -p .demo
+	cd .demo && ../$(BIN)/revsync init --force && ../$(BIN)/revsync db upgrade && ../$(BIN)/revsync status
 
 test: $(STAMP) lint typecheck pytest
 

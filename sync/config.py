@@ -1,0 +1,414 @@
+"""``revsync.toml``: one file for the database, connections, policies, limits and schedules.
+
+Secrets never live in the file itself: a connection's ``[connections.NAME.secrets]``
+table names environment variables (``client_secret = "REVSYNC_SF_CLIENT_SECRET"``),
+read from the environment or, failing that, from the secrets file (a TOML table of
+``VARIABLE = "value"``, path from ``[secrets] file`` or ``REVSYNC_SECRETS_FILE``).
+Every problem with the file is one ``ConfigError`` naming the key and what is wrong.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from connectors.base import ConnectionSettings
+from sync.defaults import DEFAULT_POLICIES
+
+CONFIG_ENV = "REVSYNC_CONFIG"
+DATABASE_ENV = "REVSYNC_DATABASE_URL"
+SECRETS_ENV = "REVSYNC_SECRETS_FILE"
+DEFAULT_CONFIG = Path("revsync.toml")
+DEFAULT_DATABASE_URL = "sqlite:///revsync.db"
+KNOWN_KINDS = ("salesforce", "hubspot", "planhat")
+KNOWN_OBJECTS = ("account", "contact", "opportunity")
+RULE_NAMES = ("source_priority", "latest")
+RULE_PREFIXES = ("prefer:", "always:")
+DIRECTIONS = ("read", "write", "both", "none")
+
+
+class ConfigError(Exception):
+    """A problem with revsync.toml, naming the key."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Blast-radius caps per run (a plan over a cap stops unless --force)."""
+
+    max_creates: int = 5_000
+    max_updates: int = 50_000
+    max_deletes: int = 100
+    max_merges: int = 100
+
+
+@dataclass(frozen=True)
+class Schedule:
+    cycle_minutes: float = 15.0
+    sweep_cron: str = "0 3 * * *"
+    retry_minutes: float = 30.0
+    misfire_grace_seconds: int = 300
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The whole configuration, validated. ``repr`` never shows secret values."""
+
+    path: Path | None
+    database_url: str
+    connections: dict[str, ConnectionSettings]
+    policies: dict[str, dict[str, Any]]
+    limits: Limits = field(default_factory=Limits)
+    schedule: Schedule = field(default_factory=Schedule)
+    mapping: dict[str, Any] = field(default_factory=dict)
+    dedupe: dict[str, Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        return (
+            f"Settings(path={self.path!r}, database_url={redact_url(self.database_url)!r}, "
+            f"connections={list(self.connections.values())!r}, limits={self.limits!r})"
+        )
+
+    def secret_values(self) -> list[str]:
+        """Every resolved secret value (for the log redactor)."""
+        return [v for c in self.connections.values() for v in c.secrets.values() if v]
+
+
+def redact_url(url: str) -> str:
+    """Hide the password in a database URL."""
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<unparseable url>"
+
+
+def database_url(path: Path | None = None) -> str:
+    """The database URL: ``REVSYNC_DATABASE_URL``, else the config file's, else the default."""
+    env = os.environ.get(DATABASE_ENV)
+    if env:
+        return env
+    cfg_path = path or Path(os.environ.get(CONFIG_ENV, DEFAULT_CONFIG))
+    if cfg_path.exists():
+        return load(cfg_path, resolve_secrets=False).database_url
+    return DEFAULT_DATABASE_URL
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _type_name(v: Any) -> str:
+    return {str: "a string", int: "a number", float: "a number", bool: "true/false",
+            dict: "a table", list: "a list"}.get(type(v), type(v).__name__)
+
+
+def _expect(value: Any, types: type | tuple[type, ...], key: str, what: str) -> Any:
+    if isinstance(value, bool) and bool not in (types if isinstance(types, tuple) else (types,)):
+        raise ConfigError(f"{key}: must be {what} (got {_type_name(value)})")
+    if not isinstance(value, types):
+        raise ConfigError(f"{key}: must be {what} (got {_type_name(value)})")
+    return value
+
+
+def _check_keys(table: Mapping[str, Any], allowed: Iterable[str], where: str) -> None:
+    allowed = set(allowed)
+    for k in table:
+        if k not in allowed:
+            raise ConfigError(
+                f"{where}.{k}: unknown key (expected one of: {', '.join(sorted(allowed))})"
+                if where else f"{k}: unknown key (expected one of: {', '.join(sorted(allowed))})"
+            )
+
+
+def _read_secrets_file(path: Path) -> dict[str, str]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"secrets.file: {path} does not exist") from None
+    except tomllib.TOMLDecodeError as e:
+        # never echo the file's content: it holds secrets
+        raise ConfigError(f"secrets.file: {path} is not valid TOML ({e})") from None
+    out: dict[str, str] = {}
+    for k, v in data.items():
+        if not isinstance(v, str):
+            raise ConfigError(f"secrets file {path}: {k} must be a string")
+        out[k] = v
+    return out
+
+
+def _check_rule(rule: Any, key: str) -> str:
+    _expect(rule, str, key, "a rule name")
+    if rule in RULE_NAMES or any(rule.startswith(p) and rule[len(p):] for p in RULE_PREFIXES):
+        return str(rule)
+    raise ConfigError(
+        f"{key}: unknown rule {rule!r} (expected source_priority, latest, prefer:<system> or always:<system>)"
+    )
+
+
+def _policies(raw: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    policies = copy.deepcopy(DEFAULT_POLICIES)
+    for obj, table in raw.items():
+        key = f"policies.{obj}"
+        if obj not in KNOWN_OBJECTS:
+            raise ConfigError(f"{key}: unknown object (expected one of: {', '.join(KNOWN_OBJECTS)})")
+        _expect(table, dict, key, "a table")
+        _check_keys(table, ("default", "source_priority", "never_blank", "fields", "direction", "deletes", "merges"), key)
+        target = policies[obj]
+        if "default" in table:
+            target["default"] = _check_rule(table["default"], f"{key}.default")
+        if "source_priority" in table:
+            sp = _expect(table["source_priority"], list, f"{key}.source_priority", "a list of system names")
+            for i, s in enumerate(sp):
+                _expect(s, str, f"{key}.source_priority[{i}]", "a system name")
+            target["source_priority"] = list(sp)
+        if "never_blank" in table:
+            target["never_blank"] = _expect(table["never_blank"], bool, f"{key}.never_blank", "true or false")
+        for fname, rule in _expect(table.get("fields", {}), dict, f"{key}.fields", "a table").items():
+            target.setdefault("fields", {})[fname] = _check_rule(rule, f"{key}.fields.{fname}")
+        directions = _expect(table.get("direction", {}), dict, f"{key}.direction", "a table")
+        for system, per_field in directions.items():
+            _expect(per_field, dict, f"{key}.direction.{system}", "a table of field = direction")
+            for fname, d in per_field.items():
+                if d not in DIRECTIONS:
+                    raise ConfigError(
+                        f"{key}.direction.{system}.{fname}: must be one of {', '.join(DIRECTIONS)} (got {d!r})"
+                    )
+        if directions:
+            target["direction"] = directions
+        if "deletes" in table:
+            if table["deletes"] not in ("flag", "propagate"):
+                raise ConfigError(f"{key}.deletes: must be 'flag' or 'propagate' (got {table['deletes']!r})")
+            target["deletes"] = table["deletes"]
+        if "merges" in table:
+            if table["merges"] not in ("link", "merge"):
+                raise ConfigError(f"{key}.merges: must be 'link' or 'merge' (got {table['merges']!r})")
+            target["merges"] = table["merges"]
+    return policies
+
+
+def _connection(
+    name: str, table: Any, secrets_file: Mapping[str, str] | None, resolve: bool
+) -> ConnectionSettings:
+    key = f"connections.{name}"
+    _expect(table, dict, key, "a table")
+    kind = table.get("kind")
+    if kind is None:
+        raise ConfigError(f"{key}.kind: missing (expected one of: {', '.join(KNOWN_KINDS)} or an installed connector)")
+    _expect(kind, str, f"{key}.kind", "a connector name")
+    if kind not in KNOWN_KINDS:
+        from connectors.base import known_connectors
+
+        if kind not in known_connectors():
+            raise ConfigError(
+                f"{key}.kind: unknown connector {kind!r} (known: {', '.join(known_connectors()) or ', '.join(KNOWN_KINDS)})"
+            )
+    secret_names = _expect(table.get("secrets", {}), dict, f"{key}.secrets", "a table of name = ENV_VARIABLE")
+    secrets: dict[str, str] = {}
+    for sk, env_name in secret_names.items():
+        _expect(env_name, str, f"{key}.secrets.{sk}", "the name of an environment variable")
+        if not resolve:
+            continue
+        value = os.environ.get(env_name)
+        if value is None and secrets_file is not None:
+            value = secrets_file.get(env_name)
+        if value is not None:
+            secrets[sk] = value
+    options = {k: v for k, v in table.items() if k not in ("kind", "secrets")}
+    if "budget" in options:
+        budget = _expect(options["budget"], dict, f"{key}.budget", "a table")
+        _check_keys(budget, ("calls_per_day",), f"{key}.budget")
+        if "calls_per_day" in budget:
+            _expect(budget["calls_per_day"], int, f"{key}.budget.calls_per_day", "a whole number")
+    return ConnectionSettings(name=name, kind=kind, options=options, secrets=secrets)
+
+
+def parse(data: Mapping[str, Any], *, path: Path | None = None, resolve_secrets: bool = True) -> Settings:
+    """Validate a parsed TOML document into ``Settings``."""
+    _check_keys(data, ("database", "secrets", "connections", "policies", "limits", "schedule", "mapping", "dedupe"), "")
+    db = _expect(data.get("database", {}), dict, "database", "a table")
+    _check_keys(db, ("url",), "database")
+    url = os.environ.get(DATABASE_ENV) or db.get("url") or DEFAULT_DATABASE_URL
+    _expect(url, str, "database.url", "a database URL")
+    if "://" not in url:
+        raise ConfigError(f"database.url: {url!r} is not a database URL (e.g. sqlite:///revsync.db)")
+
+    sec = _expect(data.get("secrets", {}), dict, "secrets", "a table")
+    _check_keys(sec, ("file",), "secrets")
+    secrets_path = os.environ.get(SECRETS_ENV) or sec.get("file")
+    secrets_file = None
+    if resolve_secrets and secrets_path:
+        p = Path(_expect(secrets_path, str, "secrets.file", "a path"))
+        if path is not None and not p.is_absolute():
+            p = path.parent / p
+        secrets_file = _read_secrets_file(p)
+
+    conns_raw = _expect(data.get("connections", {}), dict, "connections", "a table")
+    connections = {
+        n: _connection(n, t, secrets_file, resolve_secrets) for n, t in conns_raw.items()
+    }
+    policies = _policies(_expect(data.get("policies", {}), dict, "policies", "a table"))
+
+    lim_raw = _expect(data.get("limits", {}), dict, "limits", "a table")
+    _check_keys(lim_raw, Limits.__dataclass_fields__, "limits")
+    for k, v in lim_raw.items():
+        _expect(v, int, f"limits.{k}", "a whole number")
+        if v < 0:
+            raise ConfigError(f"limits.{k}: must not be negative (got {v})")
+    sch_raw = _expect(data.get("schedule", {}), dict, "schedule", "a table")
+    _check_keys(sch_raw, Schedule.__dataclass_fields__, "schedule")
+    for k in ("cycle_minutes", "retry_minutes"):
+        if k in sch_raw:
+            v = _expect(sch_raw[k], (int, float), f"schedule.{k}", "a number of minutes")
+            if v <= 0:
+                raise ConfigError(f"schedule.{k}: must be greater than 0 (got {v})")
+    if "sweep_cron" in sch_raw:
+        cron = _expect(sch_raw["sweep_cron"], str, "schedule.sweep_cron", "a crontab expression")
+        if len(cron.split()) != 5:
+            raise ConfigError(f"schedule.sweep_cron: {cron!r} is not a 5-field crontab expression")
+    return Settings(
+        path=path,
+        database_url=url,
+        connections=connections,
+        policies=policies,
+        limits=Limits(**lim_raw),
+        schedule=Schedule(**sch_raw),
+        mapping=_expect(data.get("mapping", {}), dict, "mapping", "a table"),
+        dedupe=_expect(data.get("dedupe", {}), dict, "dedupe", "a table"),
+    )
+
+
+def load(path: Path | None = None, *, resolve_secrets: bool = True) -> Settings:
+    """Read and validate ``revsync.toml`` (``REVSYNC_CONFIG`` or ./revsync.toml).
+
+    A missing file gives the defaults (SQLite, no connections).
+    """
+    p = path or Path(os.environ.get(CONFIG_ENV, DEFAULT_CONFIG))
+    if not p.exists():
+        if path is not None:
+            raise ConfigError(f"{p}: no such config file (run `revsync init` to write one)")
+        return parse({}, path=None, resolve_secrets=resolve_secrets)
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{p}: not valid TOML: {e}") from None
+    except OSError as e:
+        raise ConfigError(f"{p}: cannot read: {e.strerror}") from None
+    try:
+        return parse(data, path=p, resolve_secrets=resolve_secrets)
+    except ConfigError as e:
+        raise ConfigError(f"{p}: {e}") from None
+
+
+# --------------------------------------------------------------------------- log redaction
+
+
+class SecretRedactor(logging.Filter):
+    """Replaces every known secret value in log records with ``***``."""
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        super().__init__()
+        self.secrets = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self.secrets:
+            return True
+        msg = record.getMessage()
+        redacted = msg
+        for s in self.secrets:
+            redacted = redacted.replace(s, "***")
+        if redacted != msg:
+            record.msg, record.args = redacted, None
+        return True
+
+
+def install_redactor(settings: Settings) -> SecretRedactor:
+    """Attach a redactor for ``settings``' secrets to every root handler."""
+    redactor = SecretRedactor(settings.secret_values())
+    root = logging.getLogger()
+    root.addFilter(redactor)
+    for h in root.handlers:
+        h.addFilter(redactor)
+    return redactor
+
+
+STARTER = """\
+# revsync configuration. Every key is optional except each connection's `kind`.
+# Secrets never go in this file: [connections.NAME.secrets] names environment
+# variables (or keys of the secrets file below).
+
+[database]
+# SQLite file by default; REVSYNC_DATABASE_URL overrides this.
+# PostgreSQL: "postgresql+psycopg://user@127.0.0.1:5432/revsync"
+url = "sqlite:///revsync.db"
+
+[secrets]
+# Optional TOML file of VARIABLE = "value" pairs, read when a variable is not set.
+# file = ".revsync/secrets.toml"
+
+# The three connections point at the local sandbox (`revsync sandbox serve --port 8441`
+# serves Salesforce on 8441, HubSpot on 8442 and Planhat on 8443, and prints the
+# CA bundle path and the credentials it accepts). For real systems, change the URLs
+# and drop ca_bundle.
+[connections.salesforce]
+kind = "salesforce"
+instance_url = "https://127.0.0.1:8441"
+token_url = "https://127.0.0.1:8441/services/oauth2/token"
+ca_bundle = ".revsync/sandbox/ca.pem"
+external_id_field = "Revsync_Id__c"
+bulk_threshold = 10000
+[connections.salesforce.secrets]
+client_id = "REVSYNC_SF_CLIENT_ID"
+client_secret = "REVSYNC_SF_CLIENT_SECRET"
+refresh_token = "REVSYNC_SF_REFRESH_TOKEN"
+[connections.salesforce.budget]
+calls_per_day = 50000
+
+[connections.hubspot]
+kind = "hubspot"
+host = "https://127.0.0.1:8442"
+ca_bundle = ".revsync/sandbox/ca.pem"
+[connections.hubspot.secrets]
+access_token = "REVSYNC_HUBSPOT_TOKEN"
+[connections.hubspot.budget]
+calls_per_day = 200000
+
+[connections.planhat]
+kind = "planhat"
+base_url = "https://127.0.0.1:8443"
+ca_bundle = ".revsync/sandbox/ca.pem"
+[connections.planhat.secrets]
+api_token = "REVSYNC_PLANHAT_TOKEN"
+
+# Field policies. Defaults: source_priority salesforce > hubspot > planhat, a blank
+# value never overwrites a filled one; Planhat owns health/ARR/renewal; lifecycle,
+# title and phone follow the latest edit. Rules: source_priority, latest,
+# prefer:<system> (unless blank), always:<system>.
+[policies.account]
+source_priority = ["salesforce", "hubspot", "planhat"]
+never_blank = true
+[policies.account.fields]
+health = "prefer:planhat"
+arr = "prefer:planhat"
+renewal_date = "prefer:planhat"
+
+[policies.contact.fields]
+lifecycle_stage = "latest"
+
+# Blast-radius caps per run: a plan over a cap stops (override with --force).
+[limits]
+max_creates = 5000
+max_updates = 50000
+max_deletes = 100
+max_merges = 100
+
+[schedule]
+cycle_minutes = 15
+sweep_cron = "0 3 * * *"
+retry_minutes = 30
+"""

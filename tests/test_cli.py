@@ -1,0 +1,71 @@
+"""The revsync command: init, db upgrade, status (human and --json), errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from cli import app
+
+SECRET = "tok-VERY-secret-123"
+runner = CliRunner()
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_help_lists_the_commands(workdir: Path) -> None:
+    r = runner.invoke(app, ["--help"])
+    assert r.exit_code == 0
+    for cmd in ("init", "db", "status"):
+        assert cmd in r.output
+
+
+def test_init_upgrade_status_json(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REVSYNC_HUBSPOT_TOKEN", SECRET)
+    r = runner.invoke(app, ["init"])
+    assert r.exit_code == 0, r.output
+    assert (workdir / "revsync.toml").exists()
+    r = runner.invoke(app, ["init"])
+    assert r.exit_code == 2 and "already exists" in r.output
+
+    r = runner.invoke(app, ["status", "--json"])
+    data = json.loads(r.stdout)
+    assert data["schema_revision"] is None
+
+    r = runner.invoke(app, ["db", "upgrade", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["revision"] == "0001"
+    assert (workdir / "revsync.db").exists()
+
+    r = runner.invoke(app, ["status", "--json"])
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout)
+    assert data["schema_revision"] == data["schema_head"] == "0001"
+    assert data["entities"] == {"account": 0, "contact": 0, "opportunity": 0}
+    hubspot = next(c for c in data["connections"] if c["name"] == "hubspot")
+    assert hubspot["secrets_set"] == ["access_token"]
+    assert SECRET not in r.stdout
+
+    r = runner.invoke(app, ["status"])
+    assert r.exit_code == 0
+    assert "0001" in r.output and SECRET not in r.output
+
+
+def test_broken_config_is_one_readable_error_not_a_traceback(workdir: Path) -> None:
+    (workdir / "revsync.toml").write_text("[connections.crm]\nkind = 'nope'\n")
+    r = runner.invoke(app, ["status"])
+    assert r.exit_code == 2
+    assert "connections.crm.kind: unknown connector 'nope'" in r.output
+    assert "Traceback" not in r.output
+
+
+def test_explicit_missing_config_path(workdir: Path) -> None:
+    r = runner.invoke(app, ["--config", "nowhere.toml", "status"])
+    assert r.exit_code == 2 and "no such config file" in r.output

@@ -1,0 +1,116 @@
+"""revsync.toml: validation messages name the key; secrets never leak."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from sync import config as cfg
+
+SECRET = "s3cr3t-VALUE-do-not-print"
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "revsync.toml"
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+def test_starter_file_parses_and_points_at_the_sandbox(tmp_path: Path) -> None:
+    s = cfg.load(write(tmp_path, cfg.STARTER))
+    assert set(s.connections) == {"salesforce", "hubspot", "planhat"}
+    assert s.connections["hubspot"].options["host"].startswith("https://127.0.0.1:")
+    assert s.database_url == "sqlite:///revsync.db"
+    assert s.policies["account"]["fields"]["health"] == "prefer:planhat"
+
+
+def test_missing_default_file_gives_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    s = cfg.load()
+    assert s.database_url == cfg.DEFAULT_DATABASE_URL and s.connections == {}
+
+
+def test_environment_overrides_database_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REVSYNC_DATABASE_URL", "sqlite:///other.db")
+    assert cfg.load(write(tmp_path, cfg.STARTER)).database_url == "sqlite:///other.db"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[database]\nurl = 42\n", "database.url: must be a database URL (got a number)"),
+        ("[database]\nurl = 'revsync.db'\n", "database.url: 'revsync.db' is not a database URL"),
+        ("[connections.crm]\ninstance_url = 'x'\n", "connections.crm.kind: missing"),
+        ("[connections.crm]\nkind = 'salesfroce'\n", "connections.crm.kind: unknown connector 'salesfroce'"),
+        ("[connections.crm]\nkind = 'salesforce'\nsecrets = 'x'\n", "connections.crm.secrets: must be a table"),
+        ("[policies.account.fields]\nname = 'newest'\n", "policies.account.fields.name: unknown rule 'newest'"),
+        ("[policies.lead]\ndefault = 'latest'\n", "policies.lead: unknown object"),
+        ("[policies.contact]\ndeletes = 'destroy'\n", "policies.contact.deletes: must be 'flag' or 'propagate'"),
+        ("[limits]\nmax_deletes = -1\n", "limits.max_deletes: must not be negative"),
+        ("[limits]\nmax_delete = 5\n", "limits.max_delete: unknown key"),
+        ("[schedule]\nsweep_cron = 'nightly'\n", "schedule.sweep_cron: 'nightly' is not a 5-field crontab"),
+        ("[databse]\nurl = 'sqlite://'\n", "databse: unknown key"),
+        ("[database\nurl = 'x'\n", "not valid TOML"),
+    ],
+)
+def test_bad_config_gives_one_clear_message_naming_the_key(tmp_path: Path, text: str, message: str) -> None:
+    p = write(tmp_path, text)
+    with pytest.raises(cfg.ConfigError) as exc:
+        cfg.load(p)
+    assert message in str(exc.value)
+    assert str(p) in str(exc.value)
+    assert "Traceback" not in str(exc.value)
+
+
+def _secret_config(tmp_path: Path) -> Path:
+    return write(tmp_path, """
+[database]
+url = "postgresql+psycopg://revsync:dbpass-hidden@127.0.0.1:5432/revsync"
+[connections.hubspot]
+kind = "hubspot"
+host = "https://127.0.0.1:1"
+[connections.hubspot.secrets]
+access_token = "REVSYNC_TEST_HS_TOKEN"
+""")
+
+
+def test_secrets_come_from_env_and_never_appear_in_repr(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REVSYNC_TEST_HS_TOKEN", SECRET)
+    s = cfg.load(_secret_config(tmp_path))
+    assert s.connections["hubspot"].secret("access_token") == SECRET
+    for text in (repr(s), repr(s.connections["hubspot"]), str(s.connections["hubspot"])):
+        assert SECRET not in text
+        assert "dbpass-hidden" not in text
+    assert "access_token" in repr(s.connections["hubspot"])
+
+
+def test_secrets_file_is_used_when_env_is_unset(tmp_path: Path) -> None:
+    (tmp_path / "secrets.toml").write_text(f'REVSYNC_TEST_HS_TOKEN = "{SECRET}"\n', encoding="utf-8")
+    p = write(tmp_path, _secret_config(tmp_path).read_text() + '\n[secrets]\nfile = "secrets.toml"\n')
+    s = cfg.load(p)
+    assert s.connections["hubspot"].secrets["access_token"] == SECRET
+
+
+def test_a_missing_secret_is_a_clear_error(tmp_path: Path) -> None:
+    from connectors.base import FatalError
+
+    s = cfg.load(_secret_config(tmp_path))
+    with pytest.raises(FatalError, match="secret 'access_token' is not set"):
+        s.connections["hubspot"].secret("access_token")
+
+
+def test_secrets_are_redacted_from_logs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                        caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setenv("REVSYNC_TEST_HS_TOKEN", SECRET)
+    s = cfg.load(_secret_config(tmp_path))
+    logger = logging.getLogger("revsync.test")
+    redactor = cfg.SecretRedactor(s.secret_values())
+    caplog.handler.addFilter(redactor)
+    with caplog.at_level(logging.INFO):
+        logger.info("calling with token %s", SECRET)
+        logger.info(f"Authorization: Bearer {SECRET}")
+    assert caplog.records, "nothing was logged"
+    assert all(SECRET not in r.getMessage() for r in caplog.records)
+    assert all("***" in r.getMessage() for r in caplog.records)
