@@ -1,0 +1,125 @@
+"""`revsync sandbox ...`: serve the emulators, or write seed data.
+
+The main CLI mounts this app with ``app.add_typer(sandbox.cli.app, name="sandbox")``;
+it also runs alone as ``python -m sandbox.cli``.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Annotated, Any
+
+import typer
+
+from sandbox.core import SYSTEMS, TIERS
+from sandbox.server import Sandbox, SandboxError
+
+app = typer.Typer(
+    help="Local HTTPS emulators of Salesforce, HubSpot and Planhat.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+EXIT_USAGE = 2
+
+
+def _fail(message: str) -> typer.Exit:
+    """Print one clear line to stderr; the caller raises the returned Exit(2)."""
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(EXIT_USAGE)
+
+
+def _read_faults(spec: str | None) -> str | None:
+    """The fault spec text; ``@path`` reads it from a file."""
+    if spec is None or not spec.startswith("@"):
+        return spec
+    path = Path(spec[1:])
+    try:
+        return path.read_text()
+    except OSError as exc:
+        raise _fail(f"cannot read fault spec file {path}: {exc.strerror}") from None
+
+
+def _parse_systems(systems: str | None) -> tuple[str, ...] | None:
+    if systems is None:
+        return None
+    chosen = tuple(s.strip() for s in systems.split(",") if s.strip())
+    unknown = [s for s in chosen if s not in SYSTEMS]
+    if unknown or not chosen:
+        raise _fail(f"--systems takes a comma-separated subset of {', '.join(SYSTEMS)}")
+    return chosen
+
+
+@app.command()
+def serve(
+    port: Annotated[int, typer.Option(help="Salesforce port (HubSpot +1, Planhat +2); 0 = random ports.")] = 0,
+    accounts: Annotated[int | None, typer.Option(help="Generate seed data for N accounts first.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed for generated data, faults and credentials.")] = 42,
+    data: Annotated[Path | None, typer.Option(help="Seed data directory (instead of --accounts).")] = None,
+    faults: Annotated[str | None, typer.Option(help="Fault spec (string form, JSON, or @file).")] = None,
+    tier: Annotated[str, typer.Option(help=f"Rate-limit tier: {', '.join(TIERS)}.")] = "pro",
+    ca_dir: Annotated[Path | None, typer.Option(help="Write the CA bundle here (default: a temp dir).")] = None,
+    systems: Annotated[str | None, typer.Option(help="Comma-separated subset of systems to start.")] = None,
+) -> None:
+    """Start the sandbox, print one JSON ready line, serve until SIGINT/SIGTERM."""
+    if data is not None and accounts is not None:
+        raise _fail("give --data or --accounts, not both")
+    try:
+        sandbox = Sandbox(
+            data,
+            accounts=accounts,
+            seed=seed,
+            faults=_read_faults(faults),
+            tier=tier,
+            ca_dir=ca_dir,
+            port=port,
+            systems=_parse_systems(systems),
+        )
+        sandbox.start()
+    except SandboxError as exc:
+        raise _fail(str(exc)) from None
+    except OSError as exc:
+        raise _fail(f"cannot start the sandbox: {exc}") from None
+
+    stop = threading.Event()
+
+    def _on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        typer.echo(json.dumps(sandbox.info, sort_keys=True))
+        while not stop.wait(0.2):
+            pass
+    finally:
+        sandbox.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@app.command()
+def generate(
+    accounts: Annotated[int, typer.Option(help="Number of accounts to generate.")],
+    out: Annotated[Path, typer.Option(help="Output directory.")],
+    seed: Annotated[int, typer.Option(help="Seed: the same seed gives byte-identical files.")] = 42,
+) -> None:
+    """Write seeded sandbox data to OUT and print the manifest as JSON."""
+    if accounts < 0:
+        raise _fail("--accounts must be >= 0")
+    try:
+        from sandbox.generator import generate as run_generator
+    except ImportError as exc:
+        raise _fail(f"the seed generator cannot be loaded: {exc}") from None
+    try:
+        manifest: dict[str, Any] = run_generator(out, accounts=accounts, seed=seed)
+    except OSError as exc:
+        raise _fail(f"cannot write seed data to {out}: {exc}") from None
+    typer.echo(json.dumps(manifest, sort_keys=True))
+
+
+if __name__ == "__main__":
+    app()
