@@ -382,6 +382,10 @@ class PlanhatEmulator(Emulator):
                 _id = self._match(model, item)
                 errors = out["createdErrors"] if _id is None else out["updatedErrors"]
                 try:
+                    if _id is None and item.get("_id"):
+                        # an _id names an existing record: Planhat never inserts with it
+                        errors = out["updatedErrors"]
+                        raise ItemError(f"record not found: _id {item['_id']}", "_id")
                     if fault is not None and fault.kind == "validation" and self._validation_hit(item, fault):
                         raise ItemError(f"invalid value for {fault.params.get('field')}", str(fault.params.get("field")))
                     if fraction and self._fault_rng.random() < fraction:

@@ -335,3 +335,10 @@ def make_and_edit(tmp_path: Path) -> list[dict[str, Any]]:
     emu = make()
     emu.load(tmp_path)
     return emu.apply_edits(random.Random(1), 20, ["update", "create", "delete", "association"])
+
+
+def test_given_unknown_id_when_bulk_then_updated_error_and_nothing_inserted(h: Harness) -> None:
+    status, body, _ = h.call("PUT", "/companies", [{"_id": "f" * 24, "name": "Ghost"}])
+    assert status == 206
+    assert body["created"] == 0 and "not found" in body["updatedErrors"][0]["error"]
+    assert h.emu.counts()["companies"] == 0
