@@ -1,0 +1,974 @@
+"""Salesforce connector (simple-salesforce): SOQL paging, queryAll, sObject Collections,
+Bulk API 2.0.
+
+Reads are incremental on ``SystemModstamp`` with an inclusive bound and an ``Id``
+tiebreak, page by page (``query`` + ``query_more``, up to ``SOQL_PAGE`` records a
+page). Fields come from describe, so custom fields work and a configured field that
+no longer exists is skipped with a warning. Deletes and merges come from ``queryAll``
+(``IsDeleted``/``MasterRecordId``) cross-checked with getDeleted. Writes upsert on the
+external-id field (creates) or update by ``Id`` through sObject Collections
+(``SF_COLLECTION`` records a call, ``allOrNone=false``), or through Bulk API 2.0 above
+``bulk_threshold`` records. Every API call goes through ``_call``: one retry layer,
+error translation, one token refresh on an expired session.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any, ClassVar, TypeVar
+
+import requests
+from simple_salesforce import Salesforce, format_soql
+from simple_salesforce.bulk2 import Operation
+from simple_salesforce.exceptions import (
+    SalesforceAuthenticationFailed,
+    SalesforceError,
+    SalesforceOperationError,
+)
+
+from connectors.base import (
+    ApiBudget,
+    AuthError,
+    ConnectionSettings,
+    Connector,
+    Cursor,
+    ErrorCategory,
+    FatalError,
+    OpKind,
+    QuotaExhausted,
+    RemoteRecord,
+    ResyncRequired,
+    RetriableError,
+    RetryPolicy,
+    WriteOp,
+    WriteResult,
+    chunked,
+    retrying,
+)
+from connectors.salesforce_auth import SalesforceAuth, build_session
+from connectors.salesforce_bulk import (
+    BulkRow,
+    parse_results,
+    read_csv,
+    to_csv_value,
+    typed_rows,
+)
+from mapping.canonical import ObjectType
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+SYSTEM = "salesforce"
+DEFAULT_API_VERSION = "59.0"
+DEFAULT_EXTERNAL_ID = "Revsync_Id__c"
+
+# Records per query/queryMore batch (the maximum; Salesforce may return fewer).
+# https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/headers_queryoptions.htm
+SOQL_PAGE = 2000
+# Records per sObject Collections call.
+# https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_composite_sobjects_collections.htm
+SF_COLLECTION = 200
+# Above this many records a full read or a write goes through Bulk API 2.0.
+# https://developer.salesforce.com/docs/atlas.en-us.api_asynch.meta/api_asynch/bulk_api_2_0.htm
+DEFAULT_BULK_THRESHOLD = 10_000
+# Records per Bulk API 2.0 query-results page (``maxRecords``).
+# https://developer.salesforce.com/docs/atlas.en-us.api_asynch.meta/api_asynch/query_get_job_results.htm
+BULK_QUERY_PAGE = 10_000
+# Seconds between Bulk job status polls.
+DEFAULT_BULK_POLL = 5.0
+# Ids per ``IN (...)`` clause (SOQL statements are limited to 100,000 characters).
+SOQL_IN_IDS = 300
+# getDeleted works at minute granularity; end must lie after start.
+# https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_getdeleted.htm
+GET_DELETED_MIN_SPAN = timedelta(minutes=1)
+
+# Describe types SOQL cannot select one by one in Bulk, or that we never sync.
+SKIPPED_TYPES = frozenset({"address", "location", "base64"})
+# Id key prefixes: how an update/delete of a "contact" finds out it is a Lead.
+# https://help.salesforce.com/s/articleView?id=000385203&type=1
+KEY_PREFIXES = {"001": "Account", "003": "Contact", "00Q": "Lead", "006": "Opportunity"}
+
+_IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+
+# statusCode (collections / DML results) → error-ledger category.
+_CATEGORIES: dict[str, ErrorCategory] = {
+    "DUPLICATE_VALUE": ErrorCategory.DUPLICATE,
+    "DUPLICATES_DETECTED": ErrorCategory.DUPLICATE,
+    "DUPLICATE_EXTERNAL_ID": ErrorCategory.DUPLICATE,
+    "STRING_TOO_LONG": ErrorCategory.TOO_LONG,
+    "FIELD_CUSTOM_VALIDATION_EXCEPTION": ErrorCategory.VALIDATION,
+    "REQUIRED_FIELD_MISSING": ErrorCategory.VALIDATION,
+    "FIELD_INTEGRITY_EXCEPTION": ErrorCategory.VALIDATION,
+    "MALFORMED_ID": ErrorCategory.VALIDATION,
+    "CANNOT_INSERT_UPDATE_ACTIVATE_ENTITY": ErrorCategory.VALIDATION,
+    "UNABLE_TO_LOCK_ROW": ErrorCategory.LOCKED,
+    "ENTITY_IS_DELETED": ErrorCategory.NOT_FOUND,
+    "NOT_FOUND": ErrorCategory.NOT_FOUND,
+    "INSUFFICIENT_ACCESS_OR_READONLY": ErrorCategory.PERMISSION,
+    "INSUFFICIENT_ACCESS_ON_CROSS_REFERENCE_ENTITY": ErrorCategory.PERMISSION,
+    "REQUEST_LIMIT_EXCEEDED": ErrorCategory.RATE_LIMIT,
+}
+
+
+def category_for(status_code: str) -> ErrorCategory:
+    """The error-ledger category of a Salesforce ``statusCode``."""
+    if status_code in _CATEGORIES:
+        return _CATEGORIES[status_code]
+    if status_code.startswith("INVALID_"):
+        return ErrorCategory.VALIDATION
+    return ErrorCategory.UNKNOWN
+
+
+def parse_sf_datetime(value: str | None) -> datetime | None:
+    """``2024-05-01T10:00:00.000+0000`` → aware UTC datetime."""
+    if not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _json_value(value: Any) -> Any:
+    """A field value the JSON encoder accepts (dates as ISO text, decimals as numbers)."""
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value)
+    return value
+
+
+class SalesforceApiError(FatalError):
+    """A refused call that retrying will not fix; carries Salesforce's errorCode."""
+
+    def __init__(self, message: str, *, code: str, status: int) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status
+
+
+class _SessionExpired(AuthError):
+    """401 INVALID_SESSION_ID: refresh the token once and repeat the call."""
+
+
+def _error_code(content: Any) -> tuple[str, str]:
+    """(errorCode, message) of a REST error body (a JSON array of errors)."""
+    if isinstance(content, list) and content and isinstance(content[0], Mapping):
+        first = content[0]
+        return str(first.get("errorCode") or first.get("statusCode") or ""), str(
+            first.get("message") or ""
+        )
+    if isinstance(content, Mapping):
+        return str(content.get("errorCode") or content.get("error") or ""), str(
+            content.get("message") or content.get("error_description") or ""
+        )
+    return "", str(content)[:200]
+
+
+class SalesforceConnector(Connector):
+    """Salesforce through simple-salesforce; see the module docstring."""
+
+    name: ClassVar[str] = SYSTEM
+    objects: ClassVar[Mapping[ObjectType, tuple[str, ...]]] = {
+        ObjectType.ACCOUNT: ("Account",),
+        ObjectType.CONTACT: ("Contact", "Lead"),
+        ObjectType.OPPORTUNITY: ("Opportunity",),
+    }
+
+    def __init__(
+        self,
+        client: Salesforce,
+        *,
+        budget: ApiBudget | None = None,
+        retry: RetryPolicy | None = None,
+        auth: SalesforceAuth | None = None,
+        connection: str = SYSTEM,
+        external_id_field: str = DEFAULT_EXTERNAL_ID,
+        bulk_threshold: int = DEFAULT_BULK_THRESHOLD,
+        bulk_poll_seconds: float = DEFAULT_BULK_POLL,
+        fields: Mapping[str, Sequence[str]] | None = None,
+        create_contacts_as: str = "Contact",
+        opportunity_contacts: bool = True,
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        if not _IDENT.match(external_id_field):
+            raise FatalError(f"connection {connection!r}: bad external_id_field {external_id_field!r}")
+        if create_contacts_as not in ("Contact", "Lead"):
+            raise FatalError(f"connection {connection!r}: create_contacts_as must be Contact or Lead")
+        self.client = client
+        self.budget = budget or ApiBudget()
+        self.retry = retry or RetryPolicy()
+        self.auth = auth
+        self.connection = connection
+        self.external_id_field = external_id_field
+        self.bulk_threshold = bulk_threshold
+        self.bulk_poll_seconds = bulk_poll_seconds
+        self.fields = {k: tuple(v) for k, v in (fields or {}).items()}
+        self.create_contacts_as = create_contacts_as
+        self.opportunity_contacts = opportunity_contacts
+        self.clock = clock
+        self._describes: dict[str, dict[str, Mapping[str, Any]]] = {}
+        self._warned: set[tuple[str, str]] = set()
+        self._owners: dict[str, str] | None = None
+        self._quota: QuotaExhausted | None = None
+        self._last_status = 0
+        self._last_retry_after: float | None = None
+        client.session.hooks.setdefault("response", []).append(self._on_response)
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    def from_settings(
+        cls, settings: ConnectionSettings, *, budget: ApiBudget, retry: RetryPolicy | None = None
+    ) -> SalesforceConnector:
+        """Get a token (refresh-token or password grant) and build the client on one session."""
+        opts = settings.options
+        policy = retry or RetryPolicy()
+        session = build_session(opts)
+        auth = SalesforceAuth.from_settings(settings)
+
+        def fetch() -> Any:
+            budget.spend(SYSTEM)
+            return auth.fetch(session)
+
+        token = retrying(fetch, policy=policy, what=f"{settings.name}: token")
+        instance_url = str(opts.get("instance_url") or token.instance_url or "")
+        if not instance_url:
+            raise FatalError(f"connection {settings.name!r}: no instance_url (option or token reply)")
+        client = Salesforce(
+            instance_url=instance_url,
+            session_id=token.access_token,
+            session=session,
+            version=str(opts.get("api_version", DEFAULT_API_VERSION)),
+        )
+        raw_fields = opts.get("fields") or {}
+        if not isinstance(raw_fields, Mapping):
+            raise FatalError(
+                f"connection {settings.name!r}: option 'fields' maps an sObject to field names"
+            )
+        return cls(
+            client,
+            budget=budget,
+            retry=policy,
+            auth=auth,
+            connection=settings.name,
+            external_id_field=str(opts.get("external_id_field", DEFAULT_EXTERNAL_ID)),
+            bulk_threshold=int(opts.get("bulk_threshold", DEFAULT_BULK_THRESHOLD)),
+            bulk_poll_seconds=float(opts.get("bulk_poll_seconds", DEFAULT_BULK_POLL)),
+            fields={str(k): tuple(str(f) for f in v) for k, v in raw_fields.items()},
+            create_contacts_as=str(opts.get("create_contacts_as", "Contact")),
+            opportunity_contacts=bool(opts.get("opportunity_contacts", True)),
+        )
+
+    # ------------------------------------------------------------------ the call layer
+
+    def _on_response(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        """Session hook: count every HTTP call and read ``Sforce-Limit-Info``.
+
+        A hook sees every call, including the Bulk API ones simple-salesforce makes
+        without updating ``sf.api_usage`` (and ``SFType`` calls, which update only a
+        throwaway ``SFType.api_usage``), so it is the one place budgets are fed.
+        """
+        self._last_status = response.status_code
+        retry_after = response.headers.get("Retry-After")
+        try:
+            self._last_retry_after = float(retry_after) if retry_after else None
+        except ValueError:
+            self._last_retry_after = None
+        try:
+            self.budget.spend(SYSTEM)
+        except QuotaExhausted as exc:  # refuse the next call, keep this response
+            self._quota = exc
+        info = response.headers.get("Sforce-Limit-Info")
+        if info:
+            # https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/headers_api_usage.htm
+            usage = Salesforce.parse_api_usage(info).get("api-usage")
+            if usage is not None:
+                self.budget.observe(
+                    SYSTEM, limit=usage.total, remaining=max(usage.total - usage.used, 0)
+                )
+
+    def _translate(self, exc: SalesforceError, what: str) -> Exception:
+        code, message = _error_code(exc.content)
+        status = int(exc.status)
+        where = f"{self.connection}: {what}"
+        if isinstance(exc, SalesforceAuthenticationFailed):
+            return AuthError(f"{where}: authentication failed ({exc.code})")
+        if status == 401:
+            if code == "INVALID_SESSION_ID":
+                return _SessionExpired(f"{where}: session expired or invalid")
+            return AuthError(f"{where}: {code or 'unauthorized'}: {message}")
+        if code == "REQUEST_LIMIT_EXCEEDED":
+            return QuotaExhausted(f"{where}: Salesforce API request limit exceeded ({message})")
+        if code == "UNABLE_TO_LOCK_ROW":
+            return RetriableError(f"{where}: {code}: {message}")
+        if status == 429 or status >= 500:
+            retry_after = self._last_retry_after if status == self._last_status else None
+            return RetriableError(f"{where}: HTTP {status} {code}".rstrip(), retry_after=retry_after)
+        return SalesforceApiError(
+            f"{where}: HTTP {status} {code}: {message}", code=code or str(status), status=status
+        )
+
+    def _call(self, fn: Callable[[], T], what: str) -> T:
+        """Run one API call: translate errors, retry, refresh an expired token once."""
+
+        def attempt() -> T:
+            if self._quota is not None:
+                raise self._quota
+            try:
+                return fn()
+            except SalesforceError as exc:
+                raise self._translate(exc, what) from exc
+            except SalesforceOperationError as exc:
+                raise FatalError(f"{self.connection}: {what}: {exc}") from exc
+            except (
+                requests.Timeout,
+                requests.ConnectionError,
+                requests.exceptions.ChunkedEncodingError,
+            ) as exc:
+                raise RetriableError(f"{self.connection}: {what}: {type(exc).__name__}") from exc
+
+        try:
+            return retrying(attempt, policy=self.retry, what=f"{self.connection}: {what}")
+        except _SessionExpired:
+            self._refresh()
+        try:
+            return retrying(attempt, policy=self.retry, what=f"{self.connection}: {what}")
+        except _SessionExpired as exc:
+            raise AuthError(
+                f"connection {self.connection!r}: Salesforce still rejects the session after "
+                "a token refresh"
+            ) from exc
+
+    def _refresh(self) -> None:
+        """Get a new access token and give it to the client (and so to Bulk calls)."""
+        if self.auth is None:
+            raise AuthError(
+                f"connection {self.connection!r}: the Salesforce session expired and no "
+                "credentials are configured to refresh it"
+            )
+        auth = self.auth
+        token = retrying(
+            lambda: auth.fetch(self.client.session),
+            policy=self.retry,
+            what=f"{self.connection}: token refresh",
+        )
+        self.client.session_id = token.access_token
+        self.client.headers = {**self.client.headers, "Authorization": f"Bearer {token.access_token}"}
+        log.info("%s: Salesforce access token refreshed", self.connection)
+
+    def _sobject(self, native: str) -> Any:
+        return getattr(self.client, native)
+
+    def _bulk2(self, native: str) -> Any:
+        # Built on each use so it carries the current access token.
+        return getattr(self.client.bulk2, native)
+
+    # ------------------------------------------------------------------ describe & fields
+
+    def _native(self, object_type: ObjectType, native: str | None) -> str:
+        natives = self.objects.get(object_type)
+        if not natives:
+            raise FatalError(f"{self.connection}: Salesforce does not sync {object_type}")
+        if native is None:
+            return natives[0]
+        if native not in natives:
+            raise FatalError(f"{self.connection}: {native!r} is not read as {object_type}")
+        return native
+
+    def describe(self, native: str) -> dict[str, Mapping[str, Any]]:
+        """Fields of ``native`` by name (describe, cached per connector)."""
+        if native not in self._describes:
+            # https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_sobject_describe.htm
+            body = self._call(lambda: self._sobject(native).describe(), what=f"describe {native}")
+            self._describes[native] = {
+                str(f["name"]): f for f in body.get("fields", []) if _IDENT.match(str(f["name"]))
+            }
+        return self._describes[native]
+
+    def _warn_missing(self, native: str, name: str, why: str) -> None:
+        if (native, name) not in self._warned:
+            self._warned.add((native, name))
+            log.warning(
+                "%s: field %s.%s %s; skipped (schema drift?)", self.connection, native, name, why
+            )
+
+    def select_fields(self, native: str) -> list[str]:
+        """The fields to read: describe's, or the configured ones that still exist."""
+        described = self.describe(native)
+        wanted = self.fields.get(native)
+        if wanted is None:
+            names = [n for n, f in described.items() if f.get("type") not in SKIPPED_TYPES]
+        else:
+            names = []
+            for n in wanted:
+                if n in described:
+                    names.append(n)
+                else:
+                    self._warn_missing(native, n, "is configured but not in describe")
+        for required in (
+            "Id", "SystemModstamp", "OwnerId", "AccountId", self.external_id_field,
+        ):
+            if required in described and required not in names:
+                names.append(required)
+        return names
+
+    def _types(self, native: str) -> dict[str, str]:
+        return {n: str(f.get("type", "")) for n, f in self.describe(native).items()}
+
+    # ------------------------------------------------------------------ owners
+
+    def owners(self) -> dict[str, str]:
+        """User Id → email, loaded once per connector (one run)."""
+        if self._owners is None:
+            soql = "SELECT Id, Email FROM User"
+            owners: dict[str, str] = {}
+            for page in self._query_pages(soql, what="users"):
+                for u in page:
+                    if u.get("Email"):
+                        owners[str(u["Id"])] = str(u["Email"])
+            self._owners = owners
+        return self._owners
+
+    def _owner_id(self, email: Any) -> str | None:
+        if not email:
+            return None
+        wanted = str(email).strip().lower()
+        for uid, mail in self.owners().items():
+            if mail.lower() == wanted:
+                return uid
+        return None
+
+    # ------------------------------------------------------------------ reads
+
+    def _query_pages(
+        self, soql: str, *, what: str, include_deleted: bool = False
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Raw record pages of one SOQL query (query, then queryMore by nextRecordsUrl)."""
+        headers = {"Sforce-Query-Options": f"batchSize={SOQL_PAGE}"}
+        # https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_query.htm
+        # https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_queryall.htm
+        result = self._call(
+            lambda: self.client.query(soql, include_deleted=include_deleted, headers=headers),
+            what=what,
+        )
+        seen: set[str] = set()
+        while True:
+            records = [
+                {k: v for k, v in r.items() if k != "attributes"} for r in result.get("records", [])
+            ]
+            if records:
+                yield records
+            if result.get("done", True):
+                return
+            next_url = str(result["nextRecordsUrl"])
+            if next_url in seen:
+                raise FatalError(f"{self.connection}: {what}: nextRecordsUrl repeats ({next_url})")
+            seen.add(next_url)
+            result = self._call(
+                lambda u=next_url: self.client.query_more(  # type: ignore[misc]
+                    u, identifier_is_url=True, headers=headers
+                ),
+                what=f"{what} (queryMore)",
+            )
+
+    def _where(self, native: str, since: Cursor | None, *extra: str) -> str:
+        clauses = list(extra)
+        if native == "Lead":
+            clauses.append(format_soql("IsConverted = {}", False))
+        if since is not None:
+            clauses.append(format_soql("SystemModstamp >= {}", since.modstamp))
+        return (" WHERE " + " AND ".join(clauses)) if clauses else ""
+
+    def read_pages(
+        self, object_type: ObjectType, *, since: Cursor | None = None, native: str | None = None
+    ) -> Iterator[list[RemoteRecord]]:
+        """Pages of records with ``SystemModstamp >= since``, ordered by (SystemModstamp, Id)."""
+        native = self._native(object_type, native)
+        fields = self.select_fields(native)
+        where = self._where(native, since)
+        soql = format_soql(
+            "SELECT {:literal} FROM {:literal}{:literal} ORDER BY SystemModstamp, Id",
+            ", ".join(fields),
+            native,
+            where,
+        )
+        if since is None and self._expect_bulk(native, where):
+            pages: Iterator[list[dict[str, Any]]] = self._bulk_query_pages(native, soql)
+        else:
+            pages = self._query_pages(soql, what=f"read {native}")
+        for raw in pages:
+            yield self._to_records(object_type, native, raw)
+
+    def _expect_bulk(self, native: str, where: str) -> bool:
+        """Whether a read is big enough for Bulk API 2.0 (a ``SELECT COUNT()`` first)."""
+        if self.bulk_threshold <= 0:
+            return False
+        soql = format_soql("SELECT COUNT() FROM {:literal}{:literal}", native, where)
+        # https://developer.salesforce.com/docs/atlas.en-us.soql_sosl.meta/soql_sosl/sforce_api_calls_soql_select_count.htm
+        result = self._call(lambda: self.client.query(soql), what=f"count {native}")
+        return int(result.get("totalSize", 0)) > self.bulk_threshold
+
+    def _bulk_query_pages(self, native: str, soql: str) -> Iterator[list[dict[str, Any]]]:
+        """Pages of a Bulk API 2.0 query job, values typed by describe.
+
+        ORDER BY is kept (it turns PK chunking off, so the job is slower) because the
+        engine checkpoints the cursor after every page: pages must come oldest first.
+        """
+        types = self._types(native)
+        poll = self.bulk_poll_seconds
+        # https://developer.salesforce.com/docs/atlas.en-us.api_asynch.meta/api_asynch/query_create_job.htm
+        job = self._call(
+            lambda: self._bulk2(native)._client.create_job(Operation.query, soql),
+            what=f"bulk query {native}",
+        )
+        job_id = str(job["id"])
+        # https://developer.salesforce.com/docs/atlas.en-us.api_asynch.meta/api_asynch/query_get_one_job.htm
+        self._call(
+            lambda: self._bulk2(native)._client.wait_for_job(job_id, True, poll),
+            what=f"bulk query {native} (wait)",
+        )
+        locator = ""
+        while True:
+            # https://developer.salesforce.com/docs/atlas.en-us.api_asynch.meta/api_asynch/query_get_job_results.htm
+            page = self._call(
+                lambda loc=locator: self._bulk2(native)._client.get_query_results(  # type: ignore[misc]
+                    job_id, loc, BULK_QUERY_PAGE
+                ),
+                what=f"bulk query {native} (results)",
+            )
+            rows = list(typed_rows(str(page.get("records") or ""), types))
+            if rows:
+                yield rows
+            locator = str(page.get("locator") or "")
+            if not locator or locator == "null":
+                return
+
+    def _to_records(
+        self, object_type: ObjectType, native: str, raw: list[dict[str, Any]]
+    ) -> list[RemoteRecord]:
+        contacts: dict[str, list[str]] = {}
+        if native == "Opportunity" and self.opportunity_contacts and raw:
+            contacts = self._opportunity_contacts([str(r["Id"]) for r in raw])
+        owners = self.owners() if any(r.get("OwnerId") for r in raw) else {}
+        out: list[RemoteRecord] = []
+        for rec in raw:
+            fields = dict(rec)
+            owner = rec.get("OwnerId")
+            if owner:
+                fields["_owner_email"] = owners.get(str(owner))
+            assoc: dict[str, tuple[str, ...]] = {}
+            if rec.get("AccountId") and native in ("Contact", "Opportunity"):
+                assoc["account"] = (str(rec["AccountId"]),)
+            rid = str(rec["Id"])
+            if rid in contacts:
+                assoc["contact"] = tuple(contacts[rid])
+            out.append(
+                RemoteRecord(
+                    system=SYSTEM,
+                    object_type=object_type,
+                    remote_id=rid,
+                    modstamp=parse_sf_datetime(rec.get("SystemModstamp")),
+                    fields=fields,
+                    native_type=native,
+                    associations=assoc,
+                )
+            )
+        return out
+
+    def _opportunity_contacts(self, opp_ids: list[str]) -> dict[str, list[str]]:
+        """Opportunity Id → contact Ids, from OpportunityContactRole (primary first)."""
+        out: dict[str, list[str]] = {}
+        for ids in chunked(opp_ids, SOQL_IN_IDS):
+            soql = format_soql(
+                "SELECT OpportunityId, ContactId, IsPrimary FROM OpportunityContactRole "
+                "WHERE OpportunityId IN {} ORDER BY OpportunityId, IsPrimary DESC, ContactId",
+                ids,
+            )
+            for page in self._query_pages(soql, what="opportunity contact roles"):
+                for row in page:
+                    lst = out.setdefault(str(row["OpportunityId"]), [])
+                    if row.get("ContactId") and str(row["ContactId"]) not in lst:
+                        lst.append(str(row["ContactId"]))
+        return out
+
+    def read_deleted(
+        self, object_type: ObjectType, *, since: Cursor | None = None, native: str | None = None
+    ) -> Iterator[RemoteRecord]:
+        """Deleted and merged-away records (queryAll), plus getDeleted's log; converted
+        Leads come back as merged into their Contact.
+
+        Raises ``ResyncRequired`` when the delete log no longer reaches back to ``since``.
+        """
+        native = self._native(object_type, native)
+        described = self.describe(native)
+        log_entries = self._get_deleted(native, since) if since is not None else []
+        seen: set[str] = set()
+        cols = ["Id", "SystemModstamp"]
+        if "MasterRecordId" in described:
+            cols.append("MasterRecordId")
+        since_clause = (
+            [format_soql("SystemModstamp >= {}", since.modstamp)] if since is not None else []
+        )
+        soql = format_soql(
+            "SELECT {:literal} FROM {:literal} WHERE {:literal} ORDER BY SystemModstamp, Id",
+            ", ".join(cols),
+            native,
+            " AND ".join(["IsDeleted = true", *since_clause]),
+        )
+        for page in self._query_pages(soql, what=f"deleted {native}", include_deleted=True):
+            for rec in page:
+                seen.add(str(rec["Id"]))
+                yield self._tombstone(object_type, native, rec, rec.get("MasterRecordId"))
+        if native == "Lead":
+            soql = format_soql(
+                "SELECT Id, SystemModstamp, ConvertedContactId FROM Lead WHERE {:literal} "
+                "ORDER BY SystemModstamp, Id",
+                " AND ".join(["IsConverted = true", *since_clause]),
+            )
+            for page in self._query_pages(soql, what="converted leads"):
+                for rec in page:
+                    seen.add(str(rec["Id"]))
+                    yield self._tombstone(object_type, native, rec, rec.get("ConvertedContactId"))
+        for entry in log_entries:
+            rid = str(entry.get("id"))
+            if rid not in seen:
+                seen.add(rid)
+                yield RemoteRecord(
+                    system=SYSTEM,
+                    object_type=object_type,
+                    remote_id=rid,
+                    modstamp=parse_sf_datetime(entry.get("deletedDate")),
+                    fields={"Id": rid},
+                    native_type=native,
+                    deleted=True,
+                )
+
+    def _tombstone(
+        self, object_type: ObjectType, native: str, rec: Mapping[str, Any], into: Any
+    ) -> RemoteRecord:
+        return RemoteRecord(
+            system=SYSTEM,
+            object_type=object_type,
+            remote_id=str(rec["Id"]),
+            modstamp=parse_sf_datetime(rec.get("SystemModstamp")),
+            fields=dict(rec),
+            native_type=native,
+            deleted=True,
+            merged_into=str(into) if into else None,
+        )
+
+    def _get_deleted(self, native: str, since: Cursor) -> list[Mapping[str, Any]]:
+        """getDeleted from ``since`` to now; ``ResyncRequired`` if the log starts later."""
+        start = since.modstamp.astimezone(UTC)
+        end = max(self.clock().astimezone(UTC), start + GET_DELETED_MIN_SPAN)
+        try:
+            # https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_getdeleted.htm
+            body = self._call(
+                lambda: self._sobject(native).deleted(start, end), what=f"getDeleted {native}"
+            )
+        except SalesforceApiError as exc:
+            if exc.code == "INVALID_REPLICATION_DATE":
+                raise ResyncRequired(
+                    f"{self.connection}: Salesforce no longer keeps {native} deletes back to "
+                    f"{start.isoformat()} ({exc}); run a full resync (revsync backfill)"
+                ) from exc
+            raise
+        earliest = parse_sf_datetime(body.get("earliestDateAvailable"))
+        # getDeleted ignores seconds: compare at minute granularity.
+        if earliest is not None and earliest > start.replace(second=0, microsecond=0):
+            raise ResyncRequired(
+                f"{self.connection}: Salesforce's {native} delete log starts at "
+                f"{earliest.isoformat()}, after the cursor {start.isoformat()}: deletes in "
+                "between may be lost; run a full resync (revsync backfill)"
+            )
+        return list(body.get("deletedRecords") or [])
+
+    def list_ids(self, object_type: ObjectType, *, native: str | None = None) -> Iterator[str]:
+        """Every live Id of ``native`` (a cheap Id-only query)."""
+        native = self._native(object_type, native)
+        soql = format_soql(
+            "SELECT Id FROM {:literal}{:literal} ORDER BY Id", native, self._where(native, None)
+        )
+        for page in self._query_pages(soql, what=f"ids {native}"):
+            for rec in page:
+                yield str(rec["Id"])
+
+    def check(self) -> dict[str, Any]:
+        """Call /limits/ and report the instance and the daily API allowance."""
+        # https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_limits.htm
+        limits = self._call(lambda: self.client.limits(), what="limits")
+        daily = limits.get("DailyApiRequests") or {}
+        if daily.get("Max") is not None:
+            self.budget.observe(SYSTEM, limit=daily.get("Max"), remaining=daily.get("Remaining"))
+        return {
+            "instance": self.client.sf_instance,
+            "api_version": self.client.sf_version,
+            "daily_api_max": daily.get("Max"),
+            "daily_api_remaining": daily.get("Remaining"),
+        }
+
+    # ------------------------------------------------------------------ writes
+
+    def _op_native(self, object_type: ObjectType, op: WriteOp) -> str:
+        natives = self.objects.get(object_type, ())
+        if op.remote_id:
+            native = KEY_PREFIXES.get(op.remote_id[:3])
+            if native in natives:
+                return native
+        if object_type is ObjectType.CONTACT:
+            return self.create_contacts_as
+        return self._native(object_type, None)
+
+    def _body(self, native: str, op: WriteOp) -> dict[str, Any]:
+        """The native fields of ``op`` that exist in describe; owner email → OwnerId."""
+        described = self.describe(native)
+        body: dict[str, Any] = {}
+        for name, value in op.fields.items():
+            if name == "_owner_email":
+                if not value:
+                    continue
+                owner = self._owner_id(value)
+                if owner is None:
+                    log.warning(
+                        "%s: no active Salesforce user has the owner email of %s %s; "
+                        "owner left unchanged", self.connection, native, op.key,
+                    )
+                elif "OwnerId" in described:
+                    body["OwnerId"] = owner
+            elif name.startswith("_") or name in ("Id", "attributes", self.external_id_field):
+                continue
+            elif name not in described:
+                self._warn_missing(native, name, "is mapped but not in describe")
+            else:
+                spec = described[name]
+                if spec.get("createable") is False and spec.get("updateable") is False:
+                    self._warn_missing(native, name, "is read-only")
+                    continue
+                body[name] = _json_value(value)
+        account = op.associations.get("account")
+        if account and native in ("Contact", "Opportunity") and "AccountId" in described:
+            body["AccountId"] = account[0]
+        return body
+
+    def write(self, object_type: ObjectType, ops: Sequence[WriteOp]) -> list[WriteResult]:
+        """Upsert creates on the external id, update by Id, delete by Id; one result per op."""
+        results: list[WriteResult | None] = [None] * len(ops)
+        groups: dict[tuple[str, str], list[int]] = {}
+        for i, op in enumerate(ops):
+            if op.kind is OpKind.MERGE:
+                results[i] = self._fail(
+                    op, "UNSUPPORTED", "Salesforce has no REST merge (SOAP merge() only); "
+                    "merges are linked, not written", ErrorCategory.UNKNOWN,
+                )
+                continue
+            if op.kind is OpKind.DELETE and not op.remote_id:
+                results[i] = self._fail(
+                    op, "NOT_FOUND", "delete needs the record's Salesforce Id", ErrorCategory.NOT_FOUND
+                )
+                continue
+            native = self._op_native(object_type, op)
+            action = "delete" if op.kind is OpKind.DELETE else ("update" if op.remote_id else "upsert")
+            groups.setdefault((action, native), []).append(i)
+        for (action, native), idxs in groups.items():
+            group = [ops[i] for i in idxs]
+            if self.bulk_threshold > 0 and len(group) > self.bulk_threshold:
+                done = self._bulk_write(action, native, group)
+            else:
+                done = self._collections_write(action, native, group)
+            for i, res in zip(idxs, done, strict=True):
+                results[i] = res
+        return [r for r in results if r is not None]
+
+    @staticmethod
+    def _fail(
+        op: WriteOp, code: str, message: str, category: ErrorCategory | None = None,
+        field: str | None = None,
+    ) -> WriteResult:
+        return WriteResult(
+            op=op,
+            success=False,
+            remote_id=op.remote_id,
+            category=category or category_for(code),
+            message=f"{code}: {message}" if code else message,
+            field=field,
+        )
+
+    def _collection_call(self, action: str, native: str, ops: list[WriteOp]) -> list[Any]:
+        """One sObject Collections call (≤ SF_COLLECTION records, allOrNone=false)."""
+        if action == "delete":
+            ids = ",".join(str(op.remote_id) for op in ops)
+            # https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_composite_sobjects_collections_delete.htm
+            result = self._call(
+                lambda: self.client.restful(
+                    "composite/sobjects", params={"ids": ids, "allOrNone": "false"}, method="DELETE"
+                ),
+                what=f"delete {native}",
+            )
+        elif action == "update":
+            records = [
+                {"attributes": {"type": native}, "id": op.remote_id, **self._body(native, op)}
+                for op in ops
+            ]
+            # https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_composite_sobjects_collections_update.htm
+            result = self._call(
+                lambda: self.client.restful(
+                    "composite/sobjects", method="PATCH",
+                    json={"allOrNone": False, "records": records},
+                ),
+                what=f"update {native}",
+            )
+        else:
+            ext = self.external_id_field
+            records = [
+                {"attributes": {"type": native}, **self._body(native, op), ext: op.key}
+                for op in ops
+            ]
+            # https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_composite_sobjects_collections_upsert.htm
+            result = self._call(
+                lambda: self.client.restful(
+                    f"composite/sobjects/{native}/{ext}", method="PATCH",
+                    json={"allOrNone": False, "records": records},
+                ),
+                what=f"upsert {native}",
+            )
+        return list(result or [])
+
+    def _collections_write(self, action: str, native: str, ops: list[WriteOp]) -> list[WriteResult]:
+        """Write in chunks of SF_COLLECTION; records failing on UNABLE_TO_LOCK_ROW are sent
+        again with backoff, then reported as ``locked``."""
+        out: list[WriteResult | None] = [None] * len(ops)
+        pending = list(range(len(ops)))
+        attempt = 1
+        while pending:
+            locked: list[int] = []
+            for chunk in chunked(pending, SF_COLLECTION):
+                chunk_ops = [ops[i] for i in chunk]
+                try:
+                    items = self._collection_call(action, native, chunk_ops)
+                except SalesforceApiError as exc:  # the whole call was refused
+                    for i in chunk:
+                        out[i] = self._fail(ops[i], exc.code, str(exc))
+                    continue
+                if len(items) != len(chunk):
+                    for i in chunk:
+                        out[i] = self._fail(
+                            ops[i], "UNKNOWN",
+                            f"{len(items)} results for {len(chunk)} records", ErrorCategory.UNKNOWN,
+                        )
+                    continue
+                for i, item in zip(chunk, items, strict=True):
+                    res = self._collection_result(ops[i], item)
+                    retry_lock = (
+                        res.category is ErrorCategory.LOCKED and attempt < self.retry.attempts
+                    )
+                    if retry_lock:
+                        locked.append(i)
+                    else:
+                        out[i] = res
+            if locked:
+                log.warning(
+                    "%s: %d %s records locked (UNABLE_TO_LOCK_ROW); retrying them",
+                    self.connection, len(locked), native,
+                )
+                self.retry.sleep(min(self.retry.cap, self.retry.base * 2 ** (attempt - 1)))
+            pending = locked
+            attempt += 1
+        return [r for r in out if r is not None]
+
+    def _collection_result(self, op: WriteOp, item: Mapping[str, Any]) -> WriteResult:
+        if item.get("success"):
+            return WriteResult(
+                op=op,
+                success=True,
+                remote_id=str(item.get("id") or op.remote_id or "") or None,
+                created=bool(item.get("created")),
+            )
+        errors = item.get("errors") or [{}]
+        first = errors[0] if isinstance(errors[0], Mapping) else {}
+        code = str(first.get("statusCode") or first.get("errorCode") or "UNKNOWN")
+        fields = first.get("fields") or []
+        return self._fail(op, code, str(first.get("message") or ""), field=fields[0] if fields else None)
+
+    def _bulk_write(self, action: str, native: str, ops: list[WriteOp]) -> list[WriteResult]:
+        """Write through one Bulk API 2.0 ingest job (split by simple-salesforce past
+        100 MB); result rows are matched back to ops by external id (upsert) or Id."""
+        ext = self.external_id_field
+        key_col = ext if action == "upsert" else "Id"
+        rows: list[dict[str, str]] = []
+        slots: dict[str, list[int]] = {}
+        for i, op in enumerate(ops):
+            if action == "delete":
+                row = {"Id": str(op.remote_id)}
+            elif action == "update":
+                row = {"Id": str(op.remote_id)}
+                row.update({k: to_csv_value(v) for k, v in self._body(native, op).items()})
+            else:
+                row = {k: to_csv_value(v) for k, v in self._body(native, op).items()}
+                row[ext] = op.key
+            rows.append(row)
+            slots.setdefault(row[key_col], []).append(i)
+        poll = self.bulk_poll_seconds
+        bulk_args: dict[str, Any] = {"records": rows, "wait": poll}
+        if action == "upsert":
+            bulk_args["external_id_field"] = ext
+        # https://developer.salesforce.com/docs/atlas.en-us.api_asynch.meta/api_asynch/create_job.htm
+        jobs = self._call(
+            lambda: getattr(self._bulk2(native), action)(**bulk_args),
+            what=f"bulk {action} {native}",
+        )
+        out: list[WriteResult | None] = [None] * len(ops)
+        lock_retry: list[int] = []
+        for job in jobs:
+            job_id = str(job["job_id"])
+            for kind in ("successful", "failed", "unprocessed"):
+                # https://developer.salesforce.com/docs/atlas.en-us.api_asynch.meta/api_asynch/get_job_successful_results.htm
+                text = self._call(
+                    lambda k=kind, j=job_id: getattr(  # type: ignore[misc]
+                        self._bulk2(native), f"get_{k}_records"
+                    )(j),
+                    what=f"bulk {action} {native} ({kind} results)",
+                )
+                parsed: Iterator[BulkRow]
+                if kind == "unprocessed":
+                    parsed = (
+                        BulkRow(key=r.get(key_col) or "", success=False,
+                                status_code="NOT_PROCESSED", message="not processed by the Bulk job")
+                        for r in read_csv(str(text or ""))
+                    )
+                else:
+                    parsed = parse_results(str(text or ""), key_column=key_col,
+                                           success=kind == "successful")
+                for result_row in parsed:
+                    free = slots.get(result_row.key)
+                    if not free:
+                        log.warning("%s: bulk result row for an unknown key; ignored", self.connection)
+                        continue
+                    i = free.pop(0)
+                    op = ops[i]
+                    if result_row.success:
+                        out[i] = WriteResult(op=op, success=True,
+                                             remote_id=result_row.record_id or op.remote_id,
+                                             created=result_row.created)
+                    elif result_row.status_code == "UNABLE_TO_LOCK_ROW":
+                        lock_retry.append(i)
+                    else:
+                        out[i] = self._fail(
+                            op, result_row.status_code or "UNKNOWN", result_row.message or ""
+                        )
+        if lock_retry:
+            again = self._collections_write(action, native, [ops[i] for i in lock_retry])
+            for i, res in zip(lock_retry, again, strict=True):
+                out[i] = res
+        return [
+            r if r is not None
+            else self._fail(ops[i], "UNKNOWN", "no Bulk result row for this record",
+                            ErrorCategory.UNKNOWN)
+            for i, r in enumerate(out)
+        ]

@@ -1,0 +1,244 @@
+"""Salesforce connector reads, replayed strictly from recorded API bodies."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+import pytest
+import responses
+from responses import matchers
+
+from connectors.base import Cursor, ResyncRequired
+from mapping.canonical import ObjectType
+from tests.connectors.test_salesforce_support import (
+    ACCOUNT_FIELDS,
+    API,
+    CONTACT_FIELDS,
+    INSTANCE,
+    add_describe,
+    add_query,
+    add_users,
+    load,
+    make_connector,
+    mock,
+)
+
+
+def test_given_three_pages_with_relative_next_url_when_read_then_yields_page_by_page() -> None:
+    conn = make_connector()
+    full_soql = f"SELECT {ACCOUNT_FIELDS} FROM Account ORDER BY SystemModstamp, Id"
+    with mock() as rsps:
+        add_describe(rsps, "Account")
+        add_query(rsps, load("count_account_small.json"), "SELECT COUNT() FROM Account")
+        add_query(rsps, load("query_account_page1.json"), full_soql)
+        add_users(rsps)
+        rsps.add(responses.GET, f"{API}/query/01gRO0000016PIAYA2-2000", json=load("query_account_page2.json"))
+        rsps.add(responses.GET, f"{API}/query/01gRO0000016PIAYA2-4000", json=load("query_account_page3.json"))
+
+        pages = conn.read_pages(ObjectType.ACCOUNT)
+        first = next(pages)
+        # Lazy: only the first page (and the owner lookup) has been fetched so far.
+        assert len(rsps.calls) == 4
+        rest = list(pages)
+        calls = list(rsps.calls)
+
+    sizes = [len(p) for p in [first, *rest]]
+    assert sizes == [2, 2, 1]
+    records = [r for p in [first, *rest] for r in p]
+    assert [r.remote_id for r in records] == [f"0015g00000Acc00{i}AAA" for i in range(1, 6)]
+    assert all(r.native_type == "Account" and r.object_type is ObjectType.ACCOUNT for r in records)
+    assert records[0].modstamp == datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
+    assert records[4].modstamp == datetime(2024, 5, 1, 10, 0, 4, tzinfo=UTC)
+    assert "attributes" not in records[0].fields
+    assert records[0].fields["Health_Score__c"] == 7.5  # custom field, from describe
+    assert [r.fields["_owner_email"] for r in records] == [
+        "ada@example.com", "ada@example.com", "Grace@Example.com", "ada@example.com", None,
+    ]
+    # queryMore went to the instance host + the relative nextRecordsUrl.
+    assert calls[4].request.url == f"{INSTANCE}/services/data/v59.0/query/01gRO0000016PIAYA2-2000"
+    assert calls[2].request.headers["Sforce-Query-Options"] == "batchSize=2000"
+
+
+def test_given_since_when_read_then_inclusive_bound_ordered_by_modstamp_and_id() -> None:
+    conn = make_connector()
+    since = Cursor(datetime(2024, 6, 1, 12, 0, 0, 250_000, tzinfo=UTC), "0035g00000Con007AAA")
+    expected = (
+        f"SELECT {CONTACT_FIELDS} FROM Contact WHERE SystemModstamp >= 2024-06-01T12:00:00+00:00 "
+        "ORDER BY SystemModstamp, Id"
+    )
+    with mock() as rsps:
+        add_describe(rsps, "Contact")
+        add_query(rsps, load("query_contact_boundary.json"), expected)  # no COUNT: incremental
+        add_users(rsps)
+        records = list(conn.read(ObjectType.CONTACT, since=since))
+
+    # Both records on the boundary second come back, including the one whose Id sorts
+    # before the cursor's: the engine dedupes ties by id and content hash.
+    assert [r.remote_id for r in records] == [
+        "0035g00000Con003AAA", "0035g00000Con007AAA", "0035g00000Con009AAA",
+    ]
+    assert records[0].modstamp == records[1].modstamp == datetime(2024, 6, 1, 12, tzinfo=UTC)
+    assert records[0].associations == {"account": ("0015g00000Acc001AAA",)}
+    assert records[2].associations == {}
+    assert records[0].fields["_owner_email"] == "ada@example.com"
+
+
+def test_given_lead_when_read_then_only_unconverted_leads_as_contacts() -> None:
+    conn = make_connector()
+    since = Cursor(datetime(2024, 6, 1, tzinfo=UTC))
+    fields = (
+        "Id, IsDeleted, CreatedDate, LastModifiedDate, SystemModstamp, MasterRecordId, FirstName, "
+        "LastName, Email, Company, IsConverted, ConvertedContactId, OwnerId, Revsync_Id__c"
+    )
+    expected = (
+        f"SELECT {fields} FROM Lead WHERE IsConverted = false AND "
+        "SystemModstamp >= 2024-06-01T00:00:00+00:00 ORDER BY SystemModstamp, Id"
+    )
+    with mock() as rsps:
+        add_describe(rsps, "Lead")
+        add_query(rsps, load("query_lead.json"), expected)
+        records = list(conn.read(ObjectType.CONTACT, since=since, native="Lead"))
+    assert [(r.remote_id, r.native_type, r.object_type) for r in records] == [
+        ("00Q5g00000Led001AAA", "Lead", ObjectType.CONTACT)
+    ]
+    assert "_owner_email" not in records[0].fields  # no owner, no User lookup
+
+
+def test_given_configured_field_missing_from_describe_when_read_then_warns_and_continues(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    conn = make_connector(fields={"Contact": ["FirstName", "Email", "Lifecycle_Stage__c"]})
+    since = Cursor(datetime(2024, 6, 1, 12, tzinfo=UTC))
+    expected = (
+        "SELECT FirstName, Email, Id, SystemModstamp, OwnerId, AccountId, Revsync_Id__c FROM Contact "
+        "WHERE SystemModstamp >= 2024-06-01T12:00:00+00:00 ORDER BY SystemModstamp, Id"
+    )
+    with caplog.at_level(logging.WARNING, logger="connectors.salesforce"), mock() as rsps:
+        add_describe(rsps, "Contact")
+        add_query(rsps, load("query_contact_boundary.json"), expected)
+        add_users(rsps)
+        records = list(conn.read(ObjectType.CONTACT, since=since))
+    assert len(records) == 3
+    drift = [r for r in caplog.records if "Lifecycle_Stage__c" in r.getMessage()]
+    assert len(drift) == 1 and drift[0].levelno == logging.WARNING
+
+
+def test_given_deletes_and_merges_when_read_deleted_then_tombstones_with_master_id() -> None:
+    conn = make_connector()
+    since = Cursor(datetime(2024, 6, 1, tzinfo=UTC))
+    expected = (
+        "SELECT Id, SystemModstamp, MasterRecordId FROM Account WHERE IsDeleted = true AND "
+        "SystemModstamp >= 2024-06-01T00:00:00+00:00 ORDER BY SystemModstamp, Id"
+    )
+    with mock() as rsps:
+        add_describe(rsps, "Account")
+        rsps.add(
+            responses.GET, f"{API}/sobjects/Account/deleted/",
+            json=load("getdeleted_account.json"),
+            match=[matchers.query_param_matcher(
+                {"start": "2024-06-01T00:00:00+00:00", "end": "2024-06-03T12:00:00+00:00"}
+            )],
+        )
+        add_query(rsps, load("queryall_account_deleted.json"), expected, include_deleted=True)
+        gone = list(conn.read_deleted(ObjectType.ACCOUNT, since=since))
+        queried_url = str(rsps.calls[2].request.url)
+
+    assert [(r.remote_id, r.deleted, r.merged_into) for r in gone] == [
+        ("0015g00000Acc010AAA", True, None),
+        ("0015g00000Acc011AAA", True, "0015g00000Acc001AAA"),  # merge loser → master
+        ("0015g00000Acc012AAA", True, None),  # only in the delete log (purged from the bin)
+    ]
+    assert gone[2].modstamp == datetime(2024, 6, 2, 8, tzinfo=UTC)
+    assert "/queryAll/" in queried_url
+
+
+def test_given_delete_log_starts_after_cursor_when_read_deleted_then_resync_required() -> None:
+    conn = make_connector()
+    with mock() as rsps:
+        add_describe(rsps, "Account")
+        rsps.add(responses.GET, f"{API}/sobjects/Account/deleted/",
+                 json=load("getdeleted_account_purged.json"))
+        with pytest.raises(ResyncRequired, match="delete log starts at 2024-06-02"):
+            list(conn.read_deleted(ObjectType.ACCOUNT, since=Cursor(datetime(2024, 6, 1, tzinfo=UTC))))
+
+
+def test_given_cursor_older_than_replication_window_when_read_deleted_then_resync_required() -> None:
+    conn = make_connector()
+    with mock() as rsps:
+        add_describe(rsps, "Account")
+        rsps.add(responses.GET, f"{API}/sobjects/Account/deleted/", status=400,
+                 json=load("error_invalid_replication_date.json"))
+        with pytest.raises(ResyncRequired, match="full resync"):
+            list(conn.read_deleted(ObjectType.ACCOUNT, since=Cursor(datetime(2024, 1, 1, tzinfo=UTC))))
+
+
+def test_given_more_records_than_threshold_when_full_read_then_bulk_query_pages() -> None:
+    conn = make_connector(bulk_threshold=10_000)
+    soql = f"SELECT {ACCOUNT_FIELDS} FROM Account ORDER BY SystemModstamp, Id"
+    job = "7505g00000BulkQ01AAA"
+    with mock() as rsps:
+        add_describe(rsps, "Account")
+        add_query(rsps, load("count_account.json"), "SELECT COUNT() FROM Account")
+        rsps.add(responses.POST, f"{API}/jobs/query", json=load("bulk_query_create.json"),
+                 match=[matchers.json_params_matcher(
+                     {"operation": "query", "query": soql, "columnDelimiter": "COMMA", "lineEnding": "LF"}
+                 )])
+        rsps.add(responses.GET, f"{API}/jobs/query/{job}", json=load("bulk_query_complete.json"))
+        rsps.add(responses.GET, f"{API}/jobs/query/{job}/results", body=load("bulk_query_page1.csv"),
+                 headers={"Sforce-Locator": "MTAwMDA", "Sforce-NumberOfRecords": "2"},
+                 content_type="text/csv",
+                 match=[matchers.query_param_matcher({"maxRecords": "10000"})])
+        add_users(rsps)
+        rsps.add(responses.GET, f"{API}/jobs/query/{job}/results", body=load("bulk_query_page2.csv"),
+                 headers={"Sforce-Locator": "null", "Sforce-NumberOfRecords": "1"},
+                 content_type="text/csv",
+                 match=[matchers.query_param_matcher({"maxRecords": "10000", "locator": "MTAwMDA"})])
+        pages = list(conn.read_pages(ObjectType.ACCOUNT))
+
+    assert [len(p) for p in pages] == [2, 1]
+    first, second = pages[0][0], pages[0][1]
+    assert first.remote_id == "0015g00000Acc001AAA"
+    assert first.modstamp == datetime(2024, 5, 1, 10, tzinfo=UTC)
+    # CSV text typed back the way the REST API returns it.
+    assert first.fields["NumberOfEmployees"] == 10
+    assert first.fields["AnnualRevenue"] == 1_000_000.0
+    assert first.fields["IsDeleted"] is False
+    assert first.fields["Health_Score__c"] == 7.5
+    assert first.fields["_owner_email"] == "ada@example.com"
+    assert second.fields["Name"] == 'Account, Two "Quoted"'
+    assert second.fields["Website"] is None
+    assert pages[1][0].fields["OwnerId"] is None
+
+
+def test_given_opportunities_when_read_then_account_and_contact_roles_associated() -> None:
+    conn = make_connector()
+    since = Cursor(datetime(2024, 6, 1, tzinfo=UTC))
+    fields = (
+        "Id, IsDeleted, CreatedDate, LastModifiedDate, SystemModstamp, AccountId, Name, Amount, "
+        "StageName, CloseDate, IsClosed, IsWon, OwnerId, Revsync_Id__c"
+    )
+    ocr = (
+        "SELECT OpportunityId, ContactId, IsPrimary FROM OpportunityContactRole WHERE OpportunityId "
+        "IN ('0065g00000Opp001AAA','0065g00000Opp002AAA') ORDER BY OpportunityId, IsPrimary DESC, ContactId"
+    )
+    with mock() as rsps:
+        add_describe(rsps, "Opportunity")
+        add_query(rsps, load("query_opportunity.json"),
+                  f"SELECT {fields} FROM Opportunity WHERE SystemModstamp >= 2024-06-01T00:00:00+00:00 "
+                  "ORDER BY SystemModstamp, Id")
+        add_query(rsps, load("query_ocr.json"), ocr)
+        opps = list(conn.read(ObjectType.OPPORTUNITY, since=since))
+    assert opps[0].associations == {
+        "account": ("0015g00000Acc001AAA",),
+        "contact": ("0035g00000Con003AAA", "0035g00000Con007AAA"),
+    }
+    assert opps[1].associations == {"contact": ("0035g00000Con009AAA",)}
+
+
+def test_given_accounts_when_list_ids_then_ids_only_query() -> None:
+    conn = make_connector()
+    with mock() as rsps:
+        add_query(rsps, load("query_account_ids.json"), "SELECT Id FROM Account ORDER BY Id")
+        ids = list(conn.list_ids(ObjectType.ACCOUNT))
+    assert ids == ["0015g00000Acc001AAA", "0015g00000Acc002AAA"]
