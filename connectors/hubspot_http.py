@@ -1,0 +1,268 @@
+"""HubSpot plumbing shared by the connector: error translation, limit headers, times.
+
+hubspot-api-client 12 raises one ``ApiException(status, reason, body, headers)`` family
+per generated package (``hubspot.crm.contacts``, ``hubspot.crm.associations.v4``, …),
+so errors are recognised by duck typing (``status`` + ``body`` + ``headers``) rather
+than by class. urllib3 errors (timeouts, resets, ``MaxRetryError`` because the client's
+own retries are off) are retriable, except a failed certificate check, which is fatal.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import urllib3
+
+from connectors.base import (
+    ApiBudget,
+    AuthError,
+    ConnectorError,
+    ErrorCategory,
+    FatalError,
+    QuotaExhausted,
+    RecordError,
+    RetriableError,
+)
+
+SYSTEM = "hubspot"
+
+# Rate-limit headers and 429 policies:
+# https://developers.hubspot.com/docs/developer-tooling/platform/usage-guidelines
+H_DAILY = "X-HubSpot-RateLimit-Daily"
+H_DAILY_REMAINING = "X-HubSpot-RateLimit-Daily-Remaining"
+H_MAX = "X-HubSpot-RateLimit-Max"
+H_REMAINING = "X-HubSpot-RateLimit-Remaining"
+H_INTERVAL_MS = "X-HubSpot-RateLimit-Interval-Milliseconds"
+#: the burst window when the response does not say (10 s rolling)
+DEFAULT_INTERVAL_S = 10.0
+DAILY_POLICIES = frozenset({"DAILY"})
+BURST_POLICIES = frozenset({"TEN_SECONDLY_ROLLING", "SECONDLY"})
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+_EXISTING_ID = re.compile(r"Existing ID:\s*(\d+)", re.IGNORECASE)
+_PROP_NAME = re.compile(r'"name"\s*:\s*"([^"]+)"')
+
+
+class TokenExpired(AuthError):
+    """A 401: the access token is invalid or expired (OAuth connections refresh once)."""
+
+
+class BatchRejected(ConnectorError):
+    """A whole batch write was refused (400/404/409): split it to find the bad record."""
+
+    def __init__(self, message: str, *, status: int, body: Mapping[str, Any]) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = body
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorInfo:
+    """What a HubSpot error body says."""
+
+    status: int
+    category: str = ""
+    policy: str = ""
+    message: str = ""
+    body: Mapping[str, Any] | None = None
+
+
+def parse_body(raw: Any) -> dict[str, Any]:
+    """A JSON error/response body as a dict (``{}`` when it is not JSON)."""
+    if raw is None:
+        return {}
+    if isinstance(raw, bytes | bytearray):
+        raw = raw.decode("utf-8", "replace")
+    if isinstance(raw, dict):
+        return raw
+    try:
+        parsed = json.loads(raw)
+    except (TypeError, ValueError):
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
+
+
+def header(headers: Any, name: str) -> str | None:
+    """Case-insensitive header lookup on an HTTPHeaderDict or a plain mapping."""
+    if not headers:
+        return None
+    try:
+        value = headers.get(name)
+    except AttributeError:
+        return None
+    if value is not None:
+        return str(value)
+    lname = name.lower()
+    for k, v in headers.items():
+        if str(k).lower() == lname:
+            return str(v)
+    return None
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def observe_headers(budget: ApiBudget, headers: Any) -> None:
+    """Report the limit headers a response carries to the shared budget."""
+    daily_left = _int(header(headers, H_DAILY_REMAINING))
+    if daily_left is not None:
+        budget.observe(SYSTEM, limit=_int(header(headers, H_DAILY)), remaining=daily_left)
+        return
+    burst_left = _int(header(headers, H_REMAINING))
+    if burst_left is not None:
+        budget.observe(
+            SYSTEM, limit=_int(header(headers, H_MAX)), remaining=burst_left, window="ten_secondly"
+        )
+
+
+def error_info(exc: Any) -> ErrorInfo:
+    """Status, category, policy name and message of an SDK ``ApiException``."""
+    body = parse_body(getattr(exc, "body", None))
+    return ErrorInfo(
+        status=int(getattr(exc, "status", 0) or 0),
+        category=str(body.get("category") or body.get("errorType") or ""),
+        policy=str(body.get("policyName") or ""),
+        message=str(body.get("message") or getattr(exc, "reason", "") or ""),
+        body=body,
+    )
+
+
+def is_api_exception(exc: BaseException) -> bool:
+    """True for any generated package's ``ApiException`` (they share no base class)."""
+    return type(exc).__name__.endswith("Exception") and hasattr(exc, "status") and hasattr(
+        exc, "body"
+    )
+
+
+def retry_after(headers: Any) -> float | None:
+    """Seconds to wait: ``Retry-After`` if present, else the burst window's length."""
+    ra = header(headers, "Retry-After")
+    if ra is not None:
+        try:
+            return max(0.0, float(ra))
+        except ValueError:
+            pass
+    interval = _int(header(headers, H_INTERVAL_MS))
+    return interval / 1000.0 if interval is not None else None
+
+
+def translate(exc: BaseException, what: str) -> ConnectorError:
+    """Map a client exception to the connector error families (never leaks secrets)."""
+    if isinstance(exc, ConnectorError):
+        return exc
+    if isinstance(exc, urllib3.exceptions.HTTPError):
+        reason = getattr(exc, "reason", None) or exc
+        text = f"{type(reason).__name__}: {reason}"
+        if "CERTIFICATE_VERIFY_FAILED" in text:
+            return FatalError(f"{what}: TLS certificate check failed ({type(reason).__name__})")
+        return RetriableError(f"{what}: network error ({type(reason).__name__})")
+    if not is_api_exception(exc):
+        return FatalError(f"{what}: unexpected {type(exc).__name__}: {exc}")
+    info = error_info(exc)
+    headers = getattr(exc, "headers", None)
+    label = f"{what}: HTTP {info.status} {info.category or ''} {info.message}".strip()
+    if info.status == 0:
+        reason = str(getattr(exc, "reason", ""))
+        if "CERTIFICATE_VERIFY_FAILED" in reason:
+            return FatalError(f"{what}: TLS certificate check failed")
+        return RetriableError(f"{what}: transport error")
+    if info.status == 429:
+        if info.policy in DAILY_POLICIES:
+            return QuotaExhausted(f"{what}: HubSpot daily API limit reached ({info.message})")
+        wait = retry_after(headers)
+        if wait is None and info.policy in BURST_POLICIES:
+            wait = DEFAULT_INTERVAL_S
+        return RetriableError(label, retry_after=wait)
+    if info.status >= 500 or info.status == 408:
+        return RetriableError(label, retry_after=retry_after(headers))
+    if info.status == 401:
+        return TokenExpired(label)
+    if info.status == 403:
+        return FatalError(label)
+    if info.status in (400, 404, 409, 413, 422):
+        return BatchRejected(label, status=info.status, body=info.body or {})
+    return FatalError(label)
+
+
+# --------------------------------------------------------------------------- record errors
+
+_CATEGORIES: Mapping[str, ErrorCategory] = {
+    "VALIDATION_ERROR": ErrorCategory.VALIDATION,
+    "CONFLICT": ErrorCategory.DUPLICATE,
+    "OBJECT_NOT_FOUND": ErrorCategory.NOT_FOUND,
+    "MISSING_SCOPES": ErrorCategory.PERMISSION,
+    "RATE_LIMITS": ErrorCategory.RATE_LIMIT,
+    "RATE_LIMIT": ErrorCategory.RATE_LIMIT,
+}
+
+
+def existing_id(message: str) -> str | None:
+    """The id in "Contact already exists. Existing ID: N", if any."""
+    m = _EXISTING_ID.search(message or "")
+    return m.group(1) if m else None
+
+
+def error_field(err: Mapping[str, Any]) -> str | None:
+    """The property an error is about (``errors[].context.propertyName``, or the message)."""
+    details = err.get("errors") or []
+    for d in details:
+        ctx = d.get("context") or {} if isinstance(d, Mapping) else {}
+        names = ctx.get("propertyName") if isinstance(ctx, Mapping) else None
+        if names:
+            return str(names[0] if isinstance(names, list) else names)
+        if isinstance(d, Mapping) and d.get("name"):
+            return str(d["name"])
+    ctx = err.get("context") or {}
+    if isinstance(ctx, Mapping) and ctx.get("propertyName"):
+        names = ctx["propertyName"]
+        return str(names[0] if isinstance(names, list) else names)
+    m = _PROP_NAME.search(str(err.get("message") or ""))
+    return m.group(1) if m else None
+
+
+def record_error(err: Mapping[str, Any], *, remote_id: str | None = None) -> RecordError:
+    """One batch ``errors[]`` entry (or a whole error body) as a ``RecordError``."""
+    category = _CATEGORIES.get(str(err.get("category") or ""), ErrorCategory.UNKNOWN)
+    message = str(err.get("message") or err.get("category") or "HubSpot rejected the record")
+    code = " ".join(
+        str(d.get("code")) for d in err.get("errors") or [] if isinstance(d, Mapping) and d.get("code")
+    )
+    if "too long" in message.lower() or "TOO_LONG" in code:
+        category = ErrorCategory.TOO_LONG
+    return RecordError(message, category=category, remote_id=remote_id, field=error_field(err))
+
+
+# --------------------------------------------------------------------------- times
+
+
+def parse_time(value: Any) -> datetime | None:
+    """A HubSpot instant (ISO-8601 or epoch-ms string) as an aware UTC datetime."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    text = str(value)
+    if text.isdigit():
+        return datetime.fromtimestamp(int(text) / 1000, tz=UTC)
+    try:
+        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return dt.astimezone(UTC) if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+def to_ms(dt: datetime) -> int:
+    """Epoch milliseconds of an aware (or UTC-naive) datetime."""
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return (dt - EPOCH) // timedelta(milliseconds=1)
