@@ -89,6 +89,9 @@ class PlanhatClient:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.session = session or requests.Session()
+        # Passed on every request too: a request-level ``verify`` is the only one that
+        # REQUESTS_CA_BUNDLE in the environment cannot override.
+        self.verify: str | bool = ca_bundle or True
         if ca_bundle:
             self.session.verify = ca_bundle
         self.session.headers["Authorization"] = f"Bearer {api_token}"
@@ -105,7 +108,8 @@ class PlanhatClient:
         url = f"{self.base_url}/{path.lstrip('/')}"
         try:
             resp = self.session.request(
-                method, url, params=params, json=body, timeout=self.timeout
+                method, url, params=params, json=body, timeout=self.timeout,
+                verify=self.verify if self.verify is not True else None,
             )
         except (requests.Timeout, requests.ConnectionError) as e:
             # ConnectTimeout/ReadTimeout/ConnectionError (incl. resets): try again later.
