@@ -11,12 +11,12 @@ import signal
 import threading
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from sandbox.core import SYSTEMS, TIERS
-from sandbox.server import Sandbox, SandboxError
+from sandbox.server import Sandbox, SandboxError, run_generator
 
 app = typer.Typer(
     help="Local HTTPS emulators of Salesforce, HubSpot and Planhat.",
@@ -111,11 +111,9 @@ def generate(
     if accounts < 0:
         raise _fail("--accounts must be >= 0")
     try:
-        from sandbox.generator import generate as run_generator
-    except ImportError as exc:
-        raise _fail(f"the seed generator cannot be loaded: {exc}") from None
-    try:
-        manifest: dict[str, Any] = run_generator(out, accounts=accounts, seed=seed)
+        manifest = run_generator(out, accounts=accounts, seed=seed)
+    except SandboxError as exc:
+        raise _fail(str(exc)) from None
     except OSError as exc:
         raise _fail(f"cannot write seed data to {out}: {exc}") from None
     typer.echo(json.dumps(manifest, sort_keys=True))

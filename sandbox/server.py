@@ -50,8 +50,10 @@ HOST = "127.0.0.1"
 CONTROL_PREFIX = "/__sandbox/"
 EDIT_KINDS = ("update", "create", "delete", "merge", "association")
 DEFAULT_SLOW_SECONDS = 5.0
-# An idle or half-open client connection is dropped after this long.
-CONNECTION_TIMEOUT = 60.0
+# An idle keep-alive (or half-open) client connection is closed after this long.
+CONNECTION_TIMEOUT = 120.0
+# environ key the app sets once the request body has been read to its end.
+_DRAINED = "revsync.sandbox.body_drained"
 # Emulator classes, imported lazily so a subset can run while others are missing.
 EMULATOR_CLASSES = {
     "salesforce": "sandbox.salesforce:SalesforceEmulator",
@@ -113,9 +115,17 @@ def make_credentials(seed: int) -> dict[str, dict[str, str]]:
 
 
 class _Handler(WSGIRequestHandler):
-    """werkzeug's handler, quiet, with the TLS handshake moved into the worker thread."""
+    """werkzeug's handler, quiet, with HTTP/1.1 keep-alive and the TLS handshake
+    moved into the worker thread.
+
+    werkzeug's own ``run_wsgi`` closes every connection (and then waits 10 ms to
+    drain the socket), so each call would pay a new TCP + TLS handshake. Our app
+    always drains the request body (``_SystemApp``) and returns a complete body, so
+    this ``run_wsgi`` can keep the connection open the way the vendors' servers do.
+    """
 
     timeout = CONNECTION_TIMEOUT
+    protocol_version = "HTTP/1.1"
 
     def setup(self) -> None:
         conn = self.request
@@ -127,10 +137,56 @@ class _Handler(WSGIRequestHandler):
             conn.do_handshake()
         super().setup()
 
+    def run_wsgi(self) -> None:
+        if self.headers.get("Expect", "").lower().strip(" \t") == "100-continue":
+            self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        self.environ = environ = self.make_environ()
+        captured: list[Any] = []
+        chunks: list[bytes] = []
+
+        def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            captured[:] = [status, headers]
+            return chunks.append
+
+        try:
+            app_iter = self.server.app(environ, start_response)
+            try:
+                chunks.extend(app_iter)
+            finally:
+                close = getattr(app_iter, "close", None)
+                if close is not None:
+                    close()
+        except _DropConnection as exc:
+            self.connection_dropped(exc, environ)
+            return
+        except Exception:
+            log.exception("sandbox http: unhandled error on %s %s", self.command, self.path)
+            captured[:] = ["500 INTERNAL SERVER ERROR", [("Content-Type", "text/plain")]]
+            chunks[:] = [b"Internal Server Error"]
+            self.close_connection = True
+        if not environ.get(_DRAINED):
+            self.close_connection = True  # unread body bytes would poison the next request
+        status, headers = captured
+        code = int(status.split(None, 1)[0])
+        no_body = self.command == "HEAD" or code < 200 or code in (204, 304)
+        body = b"" if no_body else b"".join(chunks)
+        lines = [f"HTTP/1.1 {status}"]
+        lines.extend(
+            f"{key}: {value}"
+            for key, value in headers
+            if key.lower() not in ("content-length", "connection", "transfer-encoding")
+        )
+        if not (code < 200 or code in (204, 304)):
+            lines.append(f"Content-Length: {sum(len(c) for c in chunks)}")
+        lines.append(f"Date: {self.date_time_string()}")
+        lines.append("Connection: " + ("close" if self.close_connection else "keep-alive"))
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        self.wfile.write(head + body)
+
     def connection_dropped(self, error: BaseException, environ: Any = None) -> None:
+        self.close_connection = True
         if isinstance(error, _DropConnection):
             # SO_LINGER 0 + close: the kernel answers with a TCP RST, no TLS close_notify.
-            self.close_connection = True
             try:
                 self.connection.setsockopt(
                     socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
@@ -182,6 +238,8 @@ class _SystemApp:
             response = self.sandbox.control(request, self.system)
         else:
             response = self.serve(request)
+        _drain(request)
+        environ[_DRAINED] = True
         return response(environ, start_response)
 
     def serve(self, request: Request) -> Response:
@@ -308,7 +366,7 @@ class Sandbox:
         data_dir = self._data_dir
         if data_dir is None and self.accounts is not None:
             data_dir = self._tmp / "data"
-            self.manifest = _generate(data_dir, accounts=self.accounts, seed=self.seed)
+            self.manifest = run_generator(data_dir, accounts=self.accounts, seed=self.seed)
             self._data_dir = data_dir
         elif data_dir is not None and (data_dir / "manifest.json").is_file():
             self.manifest = json.loads((data_dir / "manifest.json").read_text())
@@ -442,6 +500,17 @@ class Sandbox:
         return json_response(edits)
 
 
+def _drain(request: Request) -> None:
+    """Read whatever the handler left of the request body, so the connection can be reused."""
+    stream = request.stream
+    exhaust = getattr(stream, "exhaust", None)
+    if exhaust is not None:
+        exhaust()
+        return
+    while stream.read(65536):
+        pass
+
+
 def _json_body(request: Request) -> Any:
     """The parsed JSON body, or a 400 Response."""
     try:
@@ -450,11 +519,12 @@ def _json_body(request: Request) -> Any:
         return json_response({"error": f"body is not valid JSON: {exc}"}, 400)
 
 
-def _generate(out_dir: Path, *, accounts: int, seed: int) -> dict[str, Any]:
-    """Call the seed generator (``sandbox.generator.generate``)."""
+def run_generator(out_dir: Path, *, accounts: int, seed: int) -> dict[str, Any]:
+    """Call the seed generator, ``sandbox.generator.generate``; return its manifest."""
     try:
-        from sandbox.generator import generate
-    except ImportError as exc:
+        module = importlib.import_module("sandbox.generator")
+        generate = module.generate
+    except (ImportError, AttributeError) as exc:
         raise SandboxError(f"the seed generator cannot be loaded: {exc}") from exc
-    manifest: dict[str, Any] = generate(out_dir, accounts=accounts, seed=seed)
+    manifest: dict[str, Any] = generate(Path(out_dir), accounts=accounts, seed=seed)
     return manifest

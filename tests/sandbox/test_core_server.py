@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import random
 import ssl
@@ -326,3 +327,54 @@ def test_bad_arguments_raise_sandbox_error(kwargs: dict[str, Any], message: str)
 def test_unknown_system_class_fails_loudly() -> None:
     with pytest.raises(SandboxError, match="unknown system"):
         load_emulator_class("zendesk")
+
+
+# --------------------------------------------------------------------------- keep-alive
+
+
+def _connection(sb: Sandbox) -> http.client.HTTPSConnection:
+    port = int(sb.urls["planhat"].rsplit(":", 1)[1])
+    ctx = ssl.create_default_context(cafile=str(sb.info["ca_cert"]))
+    return http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=10)
+
+
+def test_connections_are_kept_alive_and_unread_bodies_are_drained(sandbox: Sandbox) -> None:
+    conn = _connection(sandbox)
+    try:
+        conn.request("GET", "/companies")
+        first = conn.getresponse()
+        assert first.status == 200 and first.getheader("Connection") == "keep-alive"
+        first.read()
+        sock = conn.sock
+        # the test emulator never reads the body: the server must drain it
+        conn.request("PUT", "/companies", body=b"x" * 100_000, headers={"Content-Type": "application/json"})
+        second = conn.getresponse()
+        assert second.status == 200 and json.loads(second.read())["method"] == "PUT"
+        conn.request("GET", "/endusers")
+        third = conn.getresponse()
+        assert json.loads(third.read())["path"] == "/endusers"
+        assert conn.sock is sock  # one TLS connection for all three calls
+    finally:
+        conn.close()
+
+
+def test_client_connection_close_is_honoured(sandbox: Sandbox) -> None:
+    conn = _connection(sandbox)
+    try:
+        conn.request("GET", "/companies", headers={"Connection": "close"})
+        resp = conn.getresponse()
+        assert resp.getheader("Connection") == "close"
+        assert json.loads(resp.read())["path"] == "/companies"
+    finally:
+        conn.close()
+
+
+def test_requests_session_reuses_one_connection_for_many_calls(sandbox: Sandbox) -> None:
+    session = _session(sandbox)
+    for i in range(20):
+        resp = session.get(f"{sandbox.urls['planhat']}/companies?i={i}")
+        assert resp.status_code == 200
+    adapter = session.get_adapter(sandbox.urls["planhat"])
+    assert isinstance(adapter, requests.adapters.HTTPAdapter)
+    pools = list(adapter.poolmanager.pools._container.values())
+    assert len(pools) == 1 and pools[0].num_connections == 1
