@@ -25,7 +25,7 @@ from .test_sandbox_planhat import write_planhat_seed
 
 
 def emulator(sb: Sandbox) -> PlanhatEmulator:
-    emu = emulator(sb)
+    emu = sb.emulators["planhat"]
     assert isinstance(emu, PlanhatEmulator)
     return emu
 
