@@ -49,7 +49,7 @@ from connectors.base import (
     chunked,
     retrying,
 )
-from connectors.salesforce_auth import SalesforceAuth, build_session
+from connectors.salesforce_auth import SalesforceAuth, build_session, meter_session
 from connectors.salesforce_bulk import (
     BulkRow,
     parse_results,
@@ -216,9 +216,9 @@ class SalesforceConnector(Connector):
         self._describes: dict[str, dict[str, Mapping[str, Any]]] = {}
         self._warned: set[tuple[str, str]] = set()
         self._owners: dict[str, str] | None = None
-        self._quota: QuotaExhausted | None = None
         self._last_status = 0
         self._last_retry_after: float | None = None
+        meter_session(client.session, self._before_request)
         client.session.hooks.setdefault("response", []).append(self._on_response)
 
     # ------------------------------------------------------------------ construction
@@ -233,11 +233,8 @@ class SalesforceConnector(Connector):
         session = build_session(opts)
         auth = SalesforceAuth.from_settings(settings)
 
-        def fetch() -> Any:
-            budget.spend(SYSTEM)
-            return auth.fetch(session)
-
-        token = retrying(fetch, policy=policy, what=f"{settings.name}: token")
+        meter_session(session, lambda: budget.spend(SYSTEM))
+        token = retrying(lambda: auth.fetch(session), policy=policy, what=f"{settings.name}: token")
         instance_url = str(opts.get("instance_url") or token.instance_url or "")
         if not instance_url:
             raise FatalError(f"connection {settings.name!r}: no instance_url (option or token reply)")
@@ -268,10 +265,17 @@ class SalesforceConnector(Connector):
 
     # ------------------------------------------------------------------ the call layer
 
-    def _on_response(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
-        """Session hook: count every HTTP call and read ``Sforce-Limit-Info``.
+    def _before_request(self) -> None:
+        """Adapter hook, ahead of every HTTP call: spend one call of the budget.
 
-        A hook sees every call, including the Bulk API ones simple-salesforce makes
+        Raises ``QuotaExhausted`` (the call is not sent) once the configured cap is used.
+        """
+        self.budget.spend(SYSTEM)
+
+    def _on_response(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        """Session hook: remember Retry-After and report ``Sforce-Limit-Info`` to the budget.
+
+        The session sees every call, including the Bulk API ones simple-salesforce makes
         without updating ``sf.api_usage`` (and ``SFType`` calls, which update only a
         throwaway ``SFType.api_usage``), so it is the one place budgets are fed.
         """
@@ -281,10 +285,6 @@ class SalesforceConnector(Connector):
             self._last_retry_after = float(retry_after) if retry_after else None
         except ValueError:
             self._last_retry_after = None
-        try:
-            self.budget.spend(SYSTEM)
-        except QuotaExhausted as exc:  # refuse the next call, keep this response
-            self._quota = exc
         info = response.headers.get("Sforce-Limit-Info")
         if info:
             # https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/headers_api_usage.htm
@@ -319,8 +319,6 @@ class SalesforceConnector(Connector):
         """Run one API call: translate errors, retry, refresh an expired token once."""
 
         def attempt() -> T:
-            if self._quota is not None:
-                raise self._quota
             try:
                 return fn()
             except SalesforceError as exc:

@@ -7,12 +7,12 @@ revsync makes the token request itself, on the same ``requests.Session`` the
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import requests
-from requests.adapters import HTTPAdapter
+from requests.adapters import BaseAdapter, HTTPAdapter
 
 from connectors.base import AuthError, ConnectionSettings, FatalError, RetriableError
 
@@ -39,6 +39,34 @@ class TimeoutAdapter(HTTPAdapter):
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = self.timeout
         return super().send(request, **kwargs)
+
+
+class MeteredAdapter(BaseAdapter):
+    """Runs ``before`` (the API budget's ``spend``) ahead of every request it sends.
+
+    ``before`` may raise (``QuotaExhausted``): the request is then never sent.
+    """
+
+    def __init__(self, inner: BaseAdapter, before: Callable[[], None]) -> None:
+        super().__init__()
+        self.inner = inner
+        self.before = before
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        self.before()
+        return self.inner.send(request, **kwargs)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def meter_session(session: requests.Session, before: Callable[[], None]) -> None:
+    """Wrap the session's HTTP(S) adapters so ``before`` runs ahead of every call."""
+    for prefix in ("https://", "http://"):
+        inner = session.get_adapter(prefix + "x")
+        while isinstance(inner, MeteredAdapter):  # never meter twice
+            inner = inner.inner
+        session.mount(prefix, MeteredAdapter(inner, before))
 
 
 def build_session(options: Mapping[str, Any]) -> requests.Session:
