@@ -1,0 +1,1275 @@
+"""Deterministic seed data for the sandbox, with a ground truth of clusters and conflicts.
+
+``generate(out_dir, accounts=N, seed=S)`` first invents a *true world* of N companies,
+their people and their opportunities, then writes the copies each system holds —
+Salesforce (Account, Contact, Lead, Opportunity, OpportunityContactRole, User),
+HubSpot (companies, contacts, deals, owners, associations) and Planhat (companies,
+endusers, licenses, users) — with realistic noise, within-system duplicates and
+genuine cross-system conflicts, plus ``ground_truth.json``. Same seed → byte-identical
+files; nothing reads the wall clock (every timestamp is before ``EPOCH``, 2026-01-01Z,
+so live edits made through the emulators are always newer than the seed data).
+
+Ground truth semantics (the engine's end-to-end test compares against this)
+--------------------------------------------------------------------------
+``entities[kind]`` (kind ∈ account, contact, opportunity) lists one entry per real
+entity: ``{"entity": "A000123", "records": [{"system", "object", "id"}, ...],
+"expected": {field: value}}``.
+
+- ``records`` is the cluster: every remote record that is this entity, across
+  systems and within one (duplicates). Entity objects are Salesforce Account,
+  Contact, Lead (unconverted), Opportunity; HubSpot companies, contacts, deals;
+  Planhat companies, endusers. Every such record is in exactly one cluster; users,
+  owners, licenses, contact roles and associations are not entities.
+- ``expected`` lists only the *scored* fields (``scored_fields[kind]``, canonical
+  names of ``mapping.canonical``) that CONFLICT: at least two systems carry different
+  non-blank values after normalization. A scored field is left out when its truth is
+  not certain: some record's reading of it is unknown (a Salesforce Lead's lifecycle
+  stage), or two records of the SAME system carry different non-blank values.
+  Because of the second rule, "the system's value" is unambiguous: every record of a
+  system that has the field agrees on it.
+- The value is what ``sync.defaults.DEFAULT_POLICIES`` chooses, ``never_blank`` on:
+  ``source_priority`` → the first system of the object's ``source_priority`` list with
+  a non-blank value; ``latest`` → the non-blank value of the record with the greatest
+  remote modstamp (Salesforce ``SystemModstamp``, HubSpot ``updatedAt`` = the
+  last-modified property, Planhat ``lastUpdated``; within one cluster all modstamps
+  are at least a minute apart, so there are no ties); ``prefer:<s>`` → ``<s>``'s
+  value if non-blank, else ``source_priority``; ``always:<s>`` → ``<s>``'s value.
+- Values are canonical and normalized: picklists as canonical keys of
+  ``mapping.values`` (read from the native value with ``values.to_canonical``, so a
+  Salesforce Account ``Type`` of "Customer - Direct" reads as ``onboarding``);
+  phones E.164; emails stripped and lowercased (plus-tags kept); names and titles
+  stripped; countries ISO-3166 alpha-2; dates ``YYYY-MM-DD``; money (amount,
+  annual_revenue, arr, health) as decimal strings, to be compared as ``Decimal``;
+  employees as ints; booleans as booleans.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import IO, Any
+
+from mapping import values as V
+from sandbox import gen_data as D
+from sandbox.schema import SCHEMAS
+from sync.defaults import DEFAULT_POLICIES
+
+GENERATED_BY = "revsync.sandbox.generator/1"
+# Every seed timestamp is before this instant; close and renewal dates spread around it.
+EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
+EPOCH_MS = int(EPOCH.timestamp() * 1000)
+DAY_MS = 86_400_000
+# The sales org's own mail domain (owners / users / reps).
+REP_DOMAIN = "revsync-demo.com"
+
+# Scored canonical fields per kind (see the module docstring).
+SCORED_FIELDS: dict[str, tuple[str, ...]] = {
+    "account": (
+        "industry", "employees", "annual_revenue", "phone", "billing_street",
+        "billing_city", "billing_state", "billing_postal_code", "country", "owner_email",
+        "lifecycle_stage", "customer_status", "health", "arr", "renewal_date",
+    ),
+    "contact": (
+        "email", "first_name", "last_name", "title", "phone", "lifecycle_stage",
+        "owner_email", "lead_source", "do_not_contact",
+    ),
+    "opportunity": ("name", "amount", "currency", "stage", "close_date", "type", "owner_email"),
+}  # fmt: skip
+
+# Which scored fields each native object carries.
+_CARRIES: dict[tuple[str, str], frozenset[str]] = {
+    ("salesforce", "Account"): frozenset(SCORED_FIELDS["account"])
+    - {"lifecycle_stage", "health", "arr", "renewal_date"},
+    ("hubspot", "companies"): frozenset(SCORED_FIELDS["account"])
+    - {"customer_status", "health", "arr", "renewal_date"},
+    ("planhat", "companies"): frozenset(
+        {"phone", "country", "owner_email", "customer_status", "health", "arr", "renewal_date"}
+    ),
+    ("salesforce", "Contact"): frozenset(SCORED_FIELDS["contact"]),
+    ("salesforce", "Lead"): frozenset(SCORED_FIELDS["contact"]) - {"lifecycle_stage"},
+    ("hubspot", "contacts"): frozenset(SCORED_FIELDS["contact"]),
+    ("planhat", "endusers"): frozenset({"email", "first_name", "last_name", "title", "phone"}),
+    ("salesforce", "Opportunity"): frozenset(SCORED_FIELDS["opportunity"]),
+    ("hubspot", "deals"): frozenset(SCORED_FIELDS["opportunity"]),
+}
+# Fields a record of this object carries but whose canonical reading is not certain.
+_UNCERTAIN: dict[tuple[str, str], frozenset[str]] = {
+    ("salesforce", "Lead"): frozenset({"lifecycle_stage"}),
+}
+# Fields a copy may simply lack (missing-data noise).
+_BLANKABLE: dict[str, tuple[str, ...]] = {
+    "account": (
+        "industry", "employees", "annual_revenue", "phone", "billing_street",
+        "billing_postal_code",
+    ),
+    "contact": ("title", "phone", "lead_source", "lifecycle_stage"),
+    "opportunity": ("type", "amount"),
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Shape of the generated world: sizes, coverage per system, noise rates.
+
+    The defaults give about 12-13 entity records per account (~1.25M at 100k accounts)
+    plus contact roles, licenses and associations.
+    """
+
+    people_mean: float = 4.0
+    opportunity_weights: tuple[int, ...] = (10, 40, 30, 15, 5)  # P(0..4 opportunities)
+    sf_account: float = 0.90
+    hs_account: float = 0.70
+    ph_customer: float = 0.85  # Planhat holds customers mainly
+    ph_other: float = 0.08
+    sf_contact: float = 0.70
+    sf_lead: float = 0.08
+    hs_contact: float = 0.80
+    ph_enduser: float = 0.75  # of the people of a Planhat company
+    sf_opportunity: float = 0.90
+    hs_deal: float = 0.50
+    dup_rate: float = 0.07
+    conflict_rate: float = 0.20
+    missing_rate: float = 0.05
+    free_mail_rate: float = 0.08
+    nickname_rate: float = 0.25
+    typo_rate: float = 0.03
+    sourceid_rate: float = 0.5  # Planhat companies carrying the Salesforce Account id
+
+
+DEFAULT_PROFILE = Profile()
+
+_STATUS_WEIGHTS = {"prospect": 55, "customer": 30, "onboarding": 5, "churned": 7, "lost": 3}
+_PROSPECT_LIFECYCLE = ("subscriber", "lead", "mql", "sql", "opportunity")
+_OPEN_STAGES = ("prospecting", "qualification", "proposal", "negotiation", "contract")
+_EMPLOYEE_BANDS = ((5, 50), (50, 200), (200, 1000), (1000, 5000), (5000, 50000))
+_EMPLOYEE_WEIGHTS = (35, 30, 20, 10, 5)
+
+
+# --------------------------------------------------------------------------- ids
+
+
+_B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_SF_SUFFIX = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
+SF_PREFIX = {
+    "User": "005",
+    "Account": "001",
+    "Contact": "003",
+    "Lead": "00Q",
+    "Opportunity": "006",
+    "OpportunityContactRole": "00K",
+}
+
+
+def sf_id18(id15: str) -> str:
+    """Salesforce's 18-character id: the 15-character id plus its case-checksum suffix."""
+    suffix = []
+    for i in range(3):
+        chunk = id15[i * 5 : i * 5 + 5]
+        bits = sum(1 << j for j, ch in enumerate(chunk) if "A" <= ch <= "Z")
+        suffix.append(_SF_SUFFIX[bits])
+    return id15 + "".join(suffix)
+
+
+def _b62(n: int, width: int) -> str:
+    out = []
+    for _ in range(width):
+        n, r = divmod(n, 62)
+        out.append(_B62[r])
+    return "".join(reversed(out))
+
+
+class _Ids:
+    """Seeded, sequential remote ids per system (unique within each system)."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self._sf = {obj: rng.randrange(62**5, 62**6) for obj in SF_PREFIX}
+        # HubSpot ids are numeric strings; disjoint ranges keep them unique across objects.
+        self._hs = {
+            "owners": 310_000_000 + rng.randrange(1000),
+            "contacts": 100_000 + rng.randrange(1000),
+            "companies": 5_000_000_000 + rng.randrange(10**6),
+            "deals": 9_000_000_000 + rng.randrange(10**6),
+        }
+        self._rng = rng
+        self._ph_machine = f"{rng.getrandbits(40):010x}"
+        self._ph_counter = rng.getrandbits(24)
+
+    def sf(self, obj: str) -> str:
+        n = self._sf[obj]
+        self._sf[obj] = n + 1
+        return sf_id18(SF_PREFIX[obj] + "5g" + "0" + _b62(n, 9))
+
+    def hs(self, obj: str) -> str:
+        n = self._hs[obj]
+        self._hs[obj] = n + 1 + self._rng.randrange(40)
+        return str(n)
+
+    def ph(self, created_ms: int) -> str:
+        """A Mongo ObjectId: 4-byte time, 5-byte machine, 3-byte counter (24 hex)."""
+        self._ph_counter = (self._ph_counter + 1) % (1 << 24)
+        return f"{created_ms // 1000:08x}{self._ph_machine}{self._ph_counter:06x}"
+
+
+# --------------------------------------------------------------------------- time
+
+
+def _seconds(ms: int) -> str:
+    t = time.gmtime(ms // 1000)
+    return "%04d-%02d-%02dT%02d:%02d:%02d" % t[:6]  # noqa: UP031 (hot path)
+
+
+def sf_datetime(ms: int) -> str:
+    """Salesforce rendering: ``2025-11-02T10:15:30.000+0000`` (second precision)."""
+    return _seconds(ms) + ".000+0000"
+
+
+def iso_ms(ms: int) -> str:
+    """HubSpot / Planhat rendering: ``2025-11-02T10:15:30.123Z``."""
+    return f"{_seconds(ms)}.{ms % 1000:03d}Z"
+
+
+# --------------------------------------------------------------------------- output
+
+
+class _ArrayWriter:
+    """Streams a JSON array to a file, one record per line, sorted keys."""
+
+    _ENC = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh: IO[str] = path.open("w", encoding="utf-8", buffering=1 << 20)
+        self._fh.write("[")
+        self.count = 0
+
+    def write(self, record: Mapping[str, Any]) -> None:
+        self._fh.write(("\n" if self.count == 0 else ",\n") + self._ENC.encode(record))
+        self.count += 1
+
+    def close(self) -> None:
+        self._fh.write("\n]\n" if self.count else "]\n")
+        self._fh.close()
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+# --------------------------------------------------------------------------- policies
+
+
+@dataclass
+class _Rec:
+    """One remote record of a cluster: its identity, modstamp and canonical reading."""
+
+    system: str
+    object: str
+    id: str
+    stamp: int  # remote modstamp, epoch ms
+    canon: dict[str, Any]
+    uncertain: frozenset[str] = frozenset()
+
+
+def _policy_for(kind: str, fld: str, policies: Mapping[str, Mapping[str, Any]]) -> str:
+    conf = policies[kind]
+    return str(conf.get("fields", {}).get(fld, conf.get("default", "source_priority")))
+
+
+def expected_values(
+    kind: str,
+    records: Sequence[_Rec],
+    policies: Mapping[str, Mapping[str, Any]] = DEFAULT_POLICIES,
+) -> dict[str, Any]:
+    """The ``expected`` map of one cluster (semantics in the module docstring)."""
+    conf = policies[kind]
+    priority = list(conf.get("source_priority", ()))
+    out: dict[str, Any] = {}
+    for fld in SCORED_FIELDS[kind]:
+        if any(fld in r.uncertain for r in records):
+            continue
+        by_system: dict[str, Any] = {}
+        agree = True
+        for r in records:
+            value = r.canon.get(fld)
+            if value is None:
+                continue
+            if r.system in by_system and by_system[r.system] != value:
+                agree = False
+                break
+            by_system[r.system] = value
+        if not agree or len(by_system) < 2:
+            continue
+        vals = list(by_system.values())
+        if all(v == vals[0] for v in vals):
+            continue
+        policy = _policy_for(kind, fld, policies)
+        out[fld] = _choose(policy, fld, records, by_system, priority)
+    return out
+
+
+def _choose(
+    policy: str, fld: str, records: Sequence[_Rec], by_system: Mapping[str, Any], priority: Sequence[str]
+) -> Any:
+    if policy == "latest":
+        winner = max((r for r in records if r.canon.get(fld) is not None), key=lambda r: r.stamp)
+        return winner.canon[fld]
+    if policy.startswith("always:"):
+        return by_system.get(policy.split(":", 1)[1])
+    if policy.startswith("prefer:"):
+        preferred = policy.split(":", 1)[1]
+        if by_system.get(preferred) is not None:
+            return by_system[preferred]
+    for system in priority:
+        if by_system.get(system) is not None:
+            return by_system[system]
+    return None
+
+
+# --------------------------------------------------------------------------- true world
+
+
+@dataclass
+class _Company:
+    idx: int
+    name_base: str
+    suffix: str
+    suffix_variants: tuple[str, ...]
+    domain: str
+    industry: str
+    employees: int
+    annual_revenue: int
+    country: str
+    city: tuple[str, str, str, str, str, int, str]
+    phone: tuple[str, str]  # (calling code, national significant number)
+    street: str
+    postal_code: str
+    owner: int
+    status: str
+    lifecycle: str
+    health: str | None = None
+    arr: int | None = None
+    mrr: int | None = None
+    renewal: str | None = None
+    licenses: list[tuple[str, str, int]] = field(default_factory=list)
+
+
+@dataclass
+class _Person:
+    idx: int
+    first: str
+    last: str
+    email: str
+    title: str
+    phone: tuple[str, str]
+    lifecycle: str
+    owner: int
+    lead_source: str
+    dnc: bool
+
+
+@dataclass
+class _Opp:
+    idx: int
+    name: str
+    amount: int
+    currency: str
+    stage: str
+    close_date: str
+    type: str
+    owner: int
+    contacts: list[int]  # indexes into the company's people
+
+
+def _e164(phone: tuple[str, str]) -> str:
+    return "+" + phone[0] + phone[1]
+
+
+def _typo(rng: random.Random, text: str) -> str:
+    """One single-character typo (swap, drop, double or replace) inside a word."""
+    if len(text) < 4:
+        return text
+    i = rng.randrange(1, len(text) - 2)
+    kind = rng.randrange(4)
+    if kind == 0:
+        return text[:i] + text[i + 1] + text[i] + text[i + 2 :]
+    if kind == 1:
+        return text[:i] + text[i + 1 :]
+    if kind == 2:
+        return text[:i] + text[i] + text[i:]
+    repl = rng.choice("aeiou") if text[i] not in "aeiou" else rng.choice("rstln")
+    return text[:i] + repl + text[i + 1 :]
+
+
+class _World:
+    """Draws the true world and writes every system's copy of it."""
+
+    def __init__(self, out_dir: Path, *, accounts: int, seed: int, profile: Profile) -> None:
+        self.rng = random.Random(f"revsync-sandbox-{seed}")
+        self.out = out_dir
+        self.accounts = accounts
+        self.seed = seed
+        self.p = profile
+        self.ids = _Ids(self.rng)
+        self.domains: set[str] = set()
+        self.free_emails: set[str] = set()
+        self.hs_emails: set[str] = set()
+        self.n_contacts = 0
+        self.n_opps = 0
+        self.width = max(6, len(str(accounts)))
+        self.countries = list(D.COUNTRIES)
+        self.country_weights = [D.COUNTRIES[c][0] for c in self.countries]
+        self.cities = {c: [row for row in D.CITIES if row[0] == c] for c in self.countries}
+        self.industries = list(V.INDUSTRIES)
+        self.first_names = [*D.NICKNAMES, *D.OTHER_FIRST_NAMES]
+        files = {
+            "salesforce": ("User", "Account", "Contact", "Lead", "Opportunity", "OpportunityContactRole"),
+            "hubspot": ("owners", "companies", "contacts", "deals", "associations"),
+            "planhat": ("users", "companies", "endusers", "licenses"),
+        }
+        self.w = {
+            (system, obj): _ArrayWriter(out_dir / system / f"{obj}.json")
+            for system, objs in files.items()
+            for obj in objs
+        }
+        self.gt = {kind: _ArrayWriter(out_dir / f".gt_{kind}.part") for kind in SCORED_FIELDS}
+        self._owners()
+
+    # ------------------------------------------------------------------ owners
+
+    def _owners(self) -> None:
+        """~20 sales reps, the same people in every system (matched by email)."""
+        self.rep_email: list[str] = []
+        self.rep_sf: list[str] = []
+        self.rep_hs: list[str] = []
+        self.rep_ph: list[str] = []
+        for first, last in D.REP_NAMES:
+            email = f"{first.lower()}.{last.lower()}@{REP_DOMAIN}"
+            created = EPOCH_MS - 1000 * DAY_MS + self.rng.randrange(100 * DAY_MS)
+            sf_id, hs_id, ph_id = self.ids.sf("User"), self.ids.hs("owners"), self.ids.ph(created)
+            stamp = created + self.rng.randrange(300 * DAY_MS)
+            self.w["salesforce", "User"].write(
+                {
+                    "Id": sf_id, "IsDeleted": False, "CreatedDate": sf_datetime(created),
+                    "LastModifiedDate": sf_datetime(stamp), "SystemModstamp": sf_datetime(stamp),
+                    "Email": email, "Name": f"{first} {last}", "IsActive": True,
+                }
+            )  # fmt: skip
+            self.w["hubspot", "owners"].write(
+                {"id": hs_id, "email": email, "firstName": first, "lastName": last, "archived": False}
+            )
+            self.w["planhat", "users"].write(
+                {"_id": ph_id, "email": email, "firstName": first, "lastName": last}
+            )
+            self.rep_email.append(email)
+            self.rep_sf.append(sf_id)
+            self.rep_hs.append(hs_id)
+            self.rep_ph.append(ph_id)
+
+    # ------------------------------------------------------------------ truth
+
+    def _phone(self, city: tuple[str, str, str, str, str, int, str]) -> tuple[str, str]:
+        rng = self.rng
+        sub = rng.choice(city[6]) + "".join(rng.choices("0123456789", k=city[5] - 1))
+        return D.COUNTRY_CALLING_CODE[city[0]], city[4] + sub
+
+    def _postal(self, country: str, prefix: str) -> str:
+        rng = self.rng
+        if country == "US":
+            return prefix + f"{rng.randrange(100):02d}"
+        if country == "CA":
+            return f"{prefix} {rng.randrange(10)}{rng.choice('ABCEGHJKLMNPRSTVXY')}{rng.randrange(10)}"
+        if country == "GB":
+            return f"{prefix} {rng.randrange(10)}{rng.choice('ABDEFGHJLNPQRSTUWXYZ')}{rng.choice('ABDEFGHJLNPQRSTUWXYZ')}"
+        if country == "NL":
+            return f"{prefix}{rng.randrange(10)} {rng.choice('ABCDEFGHJKLMNPRSTVWXZ')}{rng.choice('ABCDEFGHJKLMNPRSTVWXZ')}"
+        if country == "AU":
+            return prefix + str(rng.randrange(10))
+        return prefix + f"{rng.randrange(100):02d}"
+
+    def _company(self, idx: int) -> _Company:
+        rng = self.rng
+        country = rng.choices(self.countries, self.country_weights)[0]
+        city = rng.choice(self.cities[country])
+        industry = rng.choice(self.industries)
+        for attempt in range(20):
+            lead = rng.choice(D.NAME_LEADS)
+            if rng.random() < 0.5:
+                base = lead + rng.choice(D.NAME_TAILS)
+            else:
+                base = f"{lead} {rng.choice(D.INDUSTRY_NOUNS[industry])}"
+            slug = "".join(ch for ch in base.lower() if ch.isalnum())
+            if attempt >= 10:
+                slug += str(rng.randrange(10, 1000))
+            domain = slug + rng.choice(D.TLDS[country])
+            if domain not in self.domains:
+                break
+        self.domains.add(domain)
+        suffix, variants = rng.choice(D.LEGAL_SUFFIXES[country]) if rng.random() < 0.75 else ("", ())
+        low, high = rng.choices(_EMPLOYEE_BANDS, _EMPLOYEE_WEIGHTS)[0]
+        employees = rng.randrange(low, high)
+        revenue = max(100_000, round(employees * rng.randrange(80_000, 260_000), -4))
+        status = rng.choices(list(_STATUS_WEIGHTS), list(_STATUS_WEIGHTS.values()))[0]
+        if status in ("customer", "onboarding"):
+            lifecycle = "customer"
+        elif status in ("churned", "lost"):
+            lifecycle = "other"
+        else:
+            lifecycle = rng.choice(("lead", "mql", "sql", "opportunity"))
+        street = f"{rng.randrange(1, 9999)} {rng.choice(D.STREET_NAMES)} {rng.choice(D.STREET_TYPES)}"
+        if rng.random() < 0.2:
+            street += f", Suite {rng.randrange(100, 2000)}"
+        return _Company(
+            idx=idx, name_base=base, suffix=suffix, suffix_variants=variants, domain=domain,
+            industry=industry, employees=employees, annual_revenue=revenue, country=country,
+            city=city, phone=self._phone(city), street=street,
+            postal_code=self._postal(country, city[3]), owner=rng.randrange(len(self.rep_email)),
+            status=status, lifecycle=lifecycle,
+        )  # fmt: skip
+
+    def _planhat_money(self, c: _Company) -> None:
+        """Licenses, ARR, MRR, renewal and health for a company Planhat tracks."""
+        rng = self.rng
+        c.health = f"{rng.randrange(10, 100) / 10:.1f}"
+        if c.status not in ("customer", "onboarding", "churned"):
+            return
+        today = EPOCH.date()
+        mrr_total = 0
+        latest: date | None = None
+        for _ in range(1 if rng.random() < 0.7 else 2):
+            if c.status == "churned":
+                start = today - timedelta(days=rng.randrange(400, 800))
+            elif c.status == "onboarding":
+                start = today - timedelta(days=rng.randrange(1, 60))
+            else:
+                start = today - timedelta(days=rng.randrange(30, 700))
+            years = 1 if c.status == "churned" else rng.choice((1, 1, 1, 2, 3))
+            end = start + timedelta(days=365 * years - 1)
+            mrr = rng.randrange(2, 400) * 50
+            c.licenses.append((start.isoformat(), end.isoformat(), mrr))
+            if start <= today <= end:
+                mrr_total += mrr
+            if latest is None or end > latest:
+                latest = end
+        c.mrr = mrr_total
+        c.arr = mrr_total * 12
+        c.renewal = latest.isoformat() if latest else None
+
+    def _person(self, c: _Company, local_parts: set[str]) -> _Person:
+        rng = self.rng
+        first = rng.choice(self.first_names)
+        last = rng.choice(D.LAST_NAMES)
+        if rng.random() < self.p.free_mail_rate:
+            while True:
+                email = f"{first.lower()}{last.lower()}{rng.randrange(1, 999)}@{rng.choice(D.FREE_MAIL)}"
+                if email not in self.free_emails:
+                    break
+            self.free_emails.add(email)
+        else:
+            f, lname = first.lower(), last.lower()
+            pattern = rng.choice((f"{f}.{lname}", f"{f[0]}{lname}", f"{f}", f"{f}{lname[0]}", f"{f}_{lname}"))
+            local = pattern
+            n = 2
+            while local in local_parts:
+                local = f"{pattern}{n}"
+                n += 1
+            local_parts.add(local)
+            email = f"{local}@{c.domain}"
+        if c.status in ("customer", "onboarding"):
+            lifecycle = "customer" if rng.random() < 0.8 else "evangelist"
+        elif c.status in ("churned", "lost"):
+            lifecycle = "other"
+        else:
+            lifecycle = rng.choice(_PROSPECT_LIFECYCLE)
+        self.n_contacts += 1
+        return _Person(
+            idx=self.n_contacts, first=first, last=last, email=email,
+            title=rng.choice(D.TITLES), phone=self._phone(c.city), lifecycle=lifecycle,
+            owner=c.owner if rng.random() < 0.85 else rng.randrange(len(self.rep_email)),
+            lead_source=rng.choice(list(V.LEAD_SOURCES)), dnc=rng.random() < 0.05,
+        )  # fmt: skip
+
+    def _opportunity(self, c: _Company, n_people: int) -> _Opp:
+        rng = self.rng
+        if rng.random() < 0.45:
+            stage = rng.choice(("closed_won", "closed_won", "closed_lost"))
+            close = EPOCH - timedelta(days=rng.randrange(1, 500))
+        else:
+            stage = rng.choice(_OPEN_STAGES)
+            close = EPOCH + timedelta(days=rng.randrange(0, 270))
+        if c.status in ("customer", "onboarding", "churned"):
+            type_ = rng.choice(("new_business", "existing_business", "renewal"))
+        else:
+            type_ = "new_business"
+        people = list(range(n_people))
+        k = min(n_people, rng.choice((0, 1, 1, 2, 2, 3)))
+        self.n_opps += 1
+        return _Opp(
+            idx=self.n_opps,
+            name=f"{c.name_base} - {rng.choice(D.OPPORTUNITY_SUFFIXES)}",
+            amount=rng.randrange(5, 500) * 1000 if rng.random() < 0.8 else rng.randrange(5000, 500000),
+            currency=D.CURRENCY[c.country] if rng.random() < 0.6 else "USD",
+            stage=stage, close_date=close.date().isoformat(), type=type_,
+            owner=c.owner if rng.random() < 0.9 else rng.randrange(len(self.rep_email)),
+            contacts=rng.sample(people, k),
+        )  # fmt: skip
+
+    # ------------------------------------------------------------------ noise helpers
+
+    def _stamps(self, n: int) -> list[int]:
+        """``n`` distinct modstamps (whole seconds, ≥ 60 s apart), shuffled, all < EPOCH."""
+        rng = self.rng
+        start = EPOCH_MS - rng.randrange(150 * DAY_MS, 900 * DAY_MS)
+        room = (EPOCH_MS - DAY_MS - start) // max(n, 1)
+        out = []
+        t = start
+        for _ in range(n):
+            t += rng.randrange(60_000, max(room, 60_001))
+            out.append(t - t % 1000 + rng.randrange(1000))
+        rng.shuffle(out)
+        return out
+
+    def _created(self, stamp: int) -> int:
+        return stamp - self.rng.randrange(DAY_MS // 24, 500 * DAY_MS)
+
+    def _company_name(self, c: _Company) -> str:
+        rng = self.rng
+        r = rng.random()
+        base = c.name_base
+        if rng.random() < self.p.typo_rate:
+            base = _typo(rng, base)
+        if not c.suffix or r < 0.55:
+            name = f"{base} {c.suffix}".strip()
+        elif r < 0.75:
+            variant = rng.choice(c.suffix_variants)
+            name = f"{base}{variant}" if variant.startswith(",") else f"{base} {variant}"
+        elif r < 0.9:
+            name = base
+        else:
+            name = f"{base} {c.suffix.rstrip('.')}".upper()
+        return name
+
+    def _website(self, domain: str) -> str:
+        rng = self.rng
+        r = rng.random()
+        if r < 0.35:
+            return f"https://www.{domain}"
+        if r < 0.55:
+            return f"http://{domain}"
+        if r < 0.7:
+            return f"www.{domain}"
+        if r < 0.85:
+            return f"https://{domain}/"
+        if r < 0.92:
+            return f"https://{rng.choice(D.WEB_SUBDOMAINS)}.{domain}"
+        return domain
+
+    def _phone_text(self, phone: tuple[str, str]) -> str:
+        rng = self.rng
+        cc, nsn = phone
+        if cc == "1":
+            a, b, c = nsn[:3], nsn[3:6], nsn[6:]
+            return rng.choice(
+                (f"({a}) {b}-{c}", f"+1 {a} {b} {c}", f"{a}.{b}.{c}", f"{a}-{b}-{c}",
+                 f"+1{nsn}", f"1-{a}-{b}-{c}", f"+1 ({a}) {b}-{c}")
+            )  # fmt: skip
+        head = len(nsn) - 8 if len(nsn) > 8 else len(nsn) - 7
+        area, sub = nsn[: max(head, 1)], nsn[max(head, 1) :]
+        mid = len(sub) // 2
+        return rng.choice(
+            (f"+{cc} {area} {sub[:mid]} {sub[mid:]}", f"+{cc}{nsn}", f"+{cc}-{area}-{sub}")
+        )
+
+    def _country_text(self, country: str, system: str) -> str:
+        names = D.COUNTRIES[country][1]
+        if system == "salesforce":
+            return names[0] if self.rng.random() < 0.3 else self.rng.choice(names[1:])
+        if system == "hubspot":
+            return names[1] if self.rng.random() < 0.8 else self.rng.choice(names)
+        return names[0] if self.rng.random() < 0.7 else names[1]
+
+    def _email_text(self, email: str) -> str:
+        rng = self.rng
+        r = rng.random()
+        local, _, dom = email.partition("@")
+        if r < 0.85:
+            return email
+        if r < 0.93:
+            return ".".join(part.capitalize() for part in local.split(".")) + "@" + dom
+        if r < 0.97:
+            return f"{local}+{rng.choice(('crm', 'sf', 'news', 'work'))}@{dom}"
+        return email.upper()
+
+    def _first_name(self, first: str) -> str:
+        if first in D.NICKNAMES and self.rng.random() < self.p.nickname_rate:
+            return self.rng.choice(D.NICKNAMES[first])
+        return first
+
+    def _systems(self, *pairs: tuple[str, float]) -> list[str]:
+        return [s for s, prob in pairs if self.rng.random() < prob]
+
+    def _copies(self, kind: str, truth: dict[str, Any], systems: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
+        """Per-copy canonical values: the truth, a genuine conflict or two, missing fields."""
+        rng = self.rng
+        copies = [{f: truth[f] for f in _CARRIES[so] if f in truth} for so in systems]
+        if len(systems) >= 2 and rng.random() < self.p.conflict_rate:
+            for _ in range(rng.choice((1, 1, 2))):
+                fld = rng.choice(_CONFLICTS[kind])
+                holders = [i for i, so in enumerate(systems) if fld in _CARRIES[so]]
+                if len(holders) < 2:
+                    continue
+                i = rng.choice(holders)
+                if copies[i].get(fld) is not None:
+                    copies[i][fld] = self._alternative(kind, fld, copies[i][fld])
+        for copy in copies:
+            for fld in _BLANKABLE[kind]:
+                if fld in copy and rng.random() < self.p.missing_rate:
+                    copy[fld] = None
+        return copies
+
+    def _alternative(self, kind: str, fld: str, value: Any) -> Any:
+        """A different, plausible value for a genuinely conflicting field."""
+        rng = self.rng
+        if fld in ("industry",):
+            return rng.choice([i for i in self.industries if i != value])
+        if fld == "employees":
+            return max(1, int(value * rng.choice((0.5, 0.8, 1.25, 1.5, 2.0))) + 1)
+        if fld in ("annual_revenue", "amount"):
+            return max(1000, int(round(int(value) * rng.choice((0.5, 0.8, 1.2, 1.5)), -3)))
+        if fld == "phone":
+            cc, nsn = value
+            return cc, nsn[:-4] + f"{(int(nsn[-4:]) + rng.randrange(1, 9999)) % 10000:04d}"
+        if fld == "owner_email":
+            return rng.choice([i for i in range(len(self.rep_email)) if i != value])
+        if fld == "title":
+            return rng.choice([t for t in D.TITLES if t != value])
+        if fld == "lifecycle_stage":
+            return rng.choice([s for s in V.LIFECYCLE if s != value])
+        if fld == "lead_source":
+            return rng.choice([s for s in V.LEAD_SOURCES if s != value])
+        if fld == "stage":
+            return rng.choice([s for s in V.STAGES if s != value])
+        if fld == "close_date":
+            d = date.fromisoformat(value) + timedelta(days=rng.choice((-30, -14, 7, 14, 30, 45, 90)))
+            return d.isoformat()
+        if fld == "type":
+            return rng.choice([t for t in V.OPPORTUNITY_TYPES if t != value])
+        raise ValueError(fld)
+
+    # ------------------------------------------------------------------ main loop
+
+    def run(self) -> None:
+        for idx in range(self.accounts):
+            self._emit_company(idx)
+
+    def _emit_company(self, idx: int) -> None:
+        rng, p = self.rng, self.p
+        c = self._company(idx)
+        in_ph = rng.random() < (p.ph_customer if c.status in ("customer", "onboarding", "churned") else p.ph_other)
+        systems = self._systems(("salesforce", p.sf_account), ("hubspot", p.hs_account))
+        if not systems:
+            systems = ["hubspot"]
+        if in_ph:
+            systems.append("planhat")
+            self._planhat_money(c)
+        truth = {
+            "industry": c.industry, "employees": c.employees, "annual_revenue": c.annual_revenue,
+            "phone": c.phone, "billing_street": c.street, "billing_city": c.city[1],
+            "billing_state": c.city[2], "billing_postal_code": c.postal_code, "country": c.country,
+            "owner_email": c.owner, "lifecycle_stage": c.lifecycle, "customer_status": c.status,
+            "health": c.health, "arr": c.arr, "renewal_date": c.renewal,
+        }  # fmt: skip
+        objs = [(s, "Account" if s == "salesforce" else "companies") for s in systems]
+        copies = self._copies("account", truth, objs)
+        recs: list[_Rec] = []
+        primary: dict[str, str] = {}
+        dups = [rng.random() < p.dup_rate for _ in objs]
+        stamps = self._stamps(len(objs) + sum(dups))
+        for (system, _obj), copy, dup in zip(objs, copies, dups, strict=True):
+            # About half of the Planhat companies that Salesforce holds carry the Salesforce
+            # Account id as sourceId (what a real Salesforce→Planhat integration sets).
+            link = primary.get("salesforce") if rng.random() < p.sourceid_rate else None
+            rec = self._account_record(c, system, copy, stamps.pop(), sf_account_id=link)
+            primary[system] = rec.id
+            recs.append(rec)
+            if dup:
+                dcopy = dict(copy)
+                for fld in _BLANKABLE["account"]:
+                    if fld in dcopy and rng.random() < 0.3:
+                        dcopy[fld] = None
+                recs.append(self._account_record(c, system, dcopy, stamps.pop(), sf_account_id=None))
+        if in_ph:
+            for lic in c.licenses:
+                self._license(c, primary["planhat"], lic)
+        self._gt("account", f"A{idx:0{self.width}d}", recs)
+
+        local_parts: set[str] = set()
+        people = [self._person(c, local_parts) for _ in range(self._n_people())]
+        person_ids = [self._emit_person(c, person, primary) for person in people]
+        n_opps = rng.choices(range(len(p.opportunity_weights)), p.opportunity_weights)[0]
+        for _ in range(n_opps):
+            self._emit_opportunity(c, self._opportunity(c, len(people)), primary, person_ids)
+
+    def _n_people(self) -> int:
+        return min(60, 1 + int(self.rng.expovariate(1.0 / max(self.p.people_mean - 1.0, 0.01))))
+
+    # ------------------------------------------------------------------ accounts
+
+    def _account_record(
+        self, c: _Company, system: str, v: dict[str, Any], stamp: int, *, sf_account_id: str | None
+    ) -> _Rec:
+        """Write one account copy; ``sf_account_id`` becomes a Planhat company's sourceId."""
+        rng = self.rng
+        created = self._created(stamp)
+        phone = v.get("phone")
+        owner = v.get("owner_email")
+        canon: dict[str, Any] = {
+            "phone": _e164(phone) if phone else None,
+            "country": v.get("country"),
+            "owner_email": self.rep_email[owner] if owner is not None else None,
+        }
+        if system in ("salesforce", "hubspot"):
+            for fld in ("industry", "employees", "billing_street", "billing_city", "billing_state", "billing_postal_code"):
+                canon[fld] = v.get(fld)
+            canon["annual_revenue"] = str(v["annual_revenue"]) if v.get("annual_revenue") is not None else None
+        if system == "salesforce":
+            rid = self.ids.sf("Account")
+            sf_type = V.to_native(V.CUSTOMER_STATUS, "salesforce", v["customer_status"])
+            canon["customer_status"] = V.to_canonical(V.CUSTOMER_STATUS, "salesforce", sf_type or "")
+            self.w["salesforce", "Account"].write(
+                {
+                    "Id": rid, "IsDeleted": False, "CreatedDate": sf_datetime(created),
+                    "LastModifiedDate": sf_datetime(stamp), "SystemModstamp": sf_datetime(stamp),
+                    "MasterRecordId": None, "Name": self._company_name(c),
+                    "Website": self._website(c.domain) if rng.random() > self.p.missing_rate else None,
+                    "Industry": V.to_native(V.INDUSTRIES, "salesforce", v["industry"]) if v.get("industry") else None,
+                    "NumberOfEmployees": v.get("employees"), "AnnualRevenue": v.get("annual_revenue"),
+                    "Phone": self._phone_text(phone) if phone else None,
+                    "BillingStreet": v.get("billing_street"), "BillingCity": v.get("billing_city"),
+                    "BillingState": v.get("billing_state"), "BillingPostalCode": v.get("billing_postal_code"),
+                    "BillingCountry": self._country_text(c.country, "salesforce"),
+                    "Type": sf_type, "OwnerId": self.rep_sf[owner] if owner is not None else None,
+                    "Revsync_Id__c": None,
+                }
+            )  # fmt: skip
+            return _Rec("salesforce", "Account", rid, stamp - stamp % 1000, canon)
+        if system == "hubspot":
+            rid = self.ids.hs("companies")
+            canon["lifecycle_stage"] = v.get("lifecycle_stage")
+            revenue = v.get("annual_revenue")
+            employees = v.get("employees")
+            self.w["hubspot", "companies"].write(
+                self._hs(rid, created, stamp, "hs_lastmodifieddate", {
+                    "name": self._company_name(c),
+                    "domain": c.domain if rng.random() < 0.9 else f"www.{c.domain}",
+                    "website": self._website(c.domain) if rng.random() > self.p.missing_rate else None,
+                    "industry": V.to_native(V.INDUSTRIES, "hubspot", v["industry"]) if v.get("industry") else None,
+                    "numberofemployees": str(employees) if employees is not None else None,
+                    "annualrevenue": str(revenue) if revenue is not None else None,
+                    "phone": self._phone_text(phone) if phone else None,
+                    "address": v.get("billing_street"), "city": v.get("billing_city"),
+                    "state": v.get("billing_state"), "zip": v.get("billing_postal_code"),
+                    "country": self._country_text(c.country, "hubspot"),
+                    "lifecyclestage": V.to_native(V.LIFECYCLE, "hubspot", v["lifecycle_stage"]),
+                    "hubspot_owner_id": self.rep_hs[owner] if owner is not None else None,
+                    "hs_merged_object_ids": None, "revsync_id": None,
+                })
+            )  # fmt: skip
+            return _Rec("hubspot", "companies", rid, stamp, canon)
+        rid = self.ids.ph(created)
+        status = V.to_native(V.CUSTOMER_STATUS, "planhat", v["customer_status"]) or "prospect"
+        canon.update(
+            customer_status=V.to_canonical(V.CUSTOMER_STATUS, "planhat", status),
+            health=v.get("health"), arr=str(v["arr"]) if v.get("arr") is not None else None,
+            renewal_date=v.get("renewal_date"),
+        )
+        self.w["planhat", "companies"].write(
+            {
+                "_id": rid, "name": self._company_name(c), "externalId": None,
+                "sourceId": sf_account_id,
+                "domains": [c.domain], "phase": rng.choice(D.PLANHAT_PHASES), "status": status,
+                "h": float(v["health"]) if v.get("health") is not None else None,
+                "arr": v.get("arr"), "mrr": c.mrr, "renewalDate": v.get("renewal_date"),
+                "owner": self.rep_ph[owner] if owner is not None else None,
+                "country": self._country_text(c.country, "planhat"),
+                "phone": self._phone_text(phone) if phone else None,
+                "website": self._website(c.domain) if rng.random() < 0.7 else None,
+                "createDate": iso_ms(created), "lastUpdated": iso_ms(stamp), "custom": {},
+            }
+        )  # fmt: skip
+        return _Rec("planhat", "companies", rid, stamp, canon)
+
+    def _license(self, c: _Company, company_id: str, lic: tuple[str, str, int]) -> None:
+        start, end, mrr = lic
+        created = EPOCH_MS - self.rng.randrange(DAY_MS, 300 * DAY_MS)
+        self.w["planhat", "licenses"].write(
+            {
+                "_id": self.ids.ph(created), "companyId": company_id,
+                "_currency": D.CURRENCY[c.country], "fromDate": start, "toDate": end,
+                "mrr": mrr, "arr": mrr * 12, "externalId": None, "sourceId": None,
+                "renewalStatus": "ongoing" if end >= EPOCH.date().isoformat() else "renewed",
+            }
+        )  # fmt: skip
+
+    @staticmethod
+    def _hs(rid: str, created: int, stamp: int, modprop: str, props: dict[str, Any]) -> dict[str, Any]:
+        created_s, stamp_s = iso_ms(created), iso_ms(stamp)
+        props = {"hs_object_id": rid, "createdate": created_s, modprop: stamp_s, **props}
+        return {"id": rid, "properties": props, "createdAt": created_s, "updatedAt": stamp_s, "archived": False}
+
+    def _gt(self, kind: str, entity: str, recs: list[_Rec]) -> None:
+        self.gt[kind].write(
+            {
+                "entity": entity,
+                "records": [{"system": r.system, "object": r.object, "id": r.id} for r in recs],
+                "expected": expected_values(kind, recs),
+            }
+        )
+
+    # ------------------------------------------------------------------ contacts
+
+    def _emit_person(self, c: _Company, person: _Person, accounts: Mapping[str, str]) -> dict[str, str]:
+        """Write every copy of one person; returns the primary record id per native object."""
+        rng, p = self.rng, self.p
+        objs: list[tuple[str, str]] = []
+        r = rng.random()
+        if r < p.sf_contact:
+            objs.append(("salesforce", "Contact" if "salesforce" in accounts else "Lead"))
+        elif r < p.sf_contact + p.sf_lead:
+            objs.append(("salesforce", "Lead"))
+        if rng.random() < p.hs_contact:
+            objs.append(("hubspot", "contacts"))
+        if "planhat" in accounts and rng.random() < p.ph_enduser:
+            objs.append(("planhat", "endusers"))
+        if not objs:
+            objs.append(("hubspot", "contacts"))
+        truth = {
+            "email": person.email, "first_name": person.first, "last_name": person.last,
+            "title": person.title, "phone": person.phone, "lifecycle_stage": person.lifecycle,
+            "owner_email": person.owner, "lead_source": person.lead_source,
+            "do_not_contact": person.dnc,
+        }  # fmt: skip
+        copies = self._copies("contact", truth, objs)
+        dups = [rng.random() < p.dup_rate for _ in objs]
+        stamps = self._stamps(len(objs) + sum(dups))
+        recs: list[_Rec] = []
+        ids: dict[str, str] = {}
+        for (system, obj), copy, dup in zip(objs, copies, dups, strict=True):
+            rec = self._contact_record(c, person, system, obj, copy, stamps.pop(), accounts, dup=False)
+            ids[obj] = rec.id
+            recs.append(rec)
+            if dup:
+                dcopy = dict(copy)
+                for fld in _BLANKABLE["contact"]:
+                    if fld in dcopy and rng.random() < 0.3:
+                        dcopy[fld] = None
+                recs.append(self._contact_record(c, person, system, obj, dcopy, stamps.pop(), accounts, dup=True))
+        self._gt("contact", f"C{person.idx:08d}", recs)
+        return ids
+
+    def _contact_email(self, system: str, email: str, *, dup: bool) -> str | None:
+        """The email a copy holds; HubSpot's is unique per portal (case-insensitive)."""
+        rng = self.rng
+        text = self._email_text(email)
+        if system == "hubspot":
+            if rng.random() < 0.02 and not dup:  # the person's private address in marketing
+                local = email.split("@", 1)[0].replace(".", "").replace("_", "")
+                text = f"{local}{rng.randrange(1, 99)}@{rng.choice(D.FREE_MAIL)}"
+            if dup or text.lower() in self.hs_emails:
+                local, _, dom = email.partition("@")
+                for tag in ("web", "event", "trial", "old", "2"):
+                    text = f"{local}+{tag}@{dom}"
+                    if text not in self.hs_emails:
+                        break
+                else:
+                    return None
+            self.hs_emails.add(text.lower())
+        return text
+
+    def _contact_record(
+        self, c: _Company, person: _Person, system: str, obj: str, v: dict[str, Any], stamp: int,
+        accounts: Mapping[str, str], *, dup: bool,
+    ) -> _Rec:
+        rng = self.rng
+        created = self._created(stamp)
+        first = self._first_name(v["first_name"])
+        last = _typo(rng, v["last_name"]) if rng.random() < self.p.typo_rate else v["last_name"]
+        email = self._contact_email(system, v["email"], dup=dup)
+        if system == "salesforce" and rng.random() < self.p.missing_rate:
+            email = None
+        phone = v.get("phone")
+        owner = v.get("owner_email")
+        canon: dict[str, Any] = {
+            "email": email.strip().lower() if email else None,
+            "first_name": first, "last_name": last, "title": v.get("title"),
+            "phone": _e164(phone) if phone else None,
+        }  # fmt: skip
+        if system != "planhat":
+            canon["owner_email"] = self.rep_email[owner] if owner is not None else None
+            canon["lead_source"] = v.get("lead_source")
+            canon["do_not_contact"] = v.get("do_not_contact")
+        common_sf = {
+            "IsDeleted": False, "CreatedDate": sf_datetime(created),
+            "LastModifiedDate": sf_datetime(stamp), "SystemModstamp": sf_datetime(stamp),
+            "MasterRecordId": None, "FirstName": first, "LastName": last, "Email": email,
+            "Title": v.get("title"), "Phone": self._phone_text(phone) if phone else None,
+            "LeadSource": V.to_native(V.LEAD_SOURCES, "salesforce", v["lead_source"]) if v.get("lead_source") else None,
+            "HasOptedOutOfEmail": bool(v.get("do_not_contact")),
+            "OwnerId": self.rep_sf[owner] if owner is not None else None, "Revsync_Id__c": None,
+        }  # fmt: skip
+        if obj == "Contact":
+            rid = self.ids.sf("Contact")
+            lifecycle = v.get("lifecycle_stage")
+            canon["lifecycle_stage"] = lifecycle
+            self.w["salesforce", "Contact"].write(
+                {
+                    "Id": rid, **common_sf, "AccountId": accounts["salesforce"],
+                    "Lifecycle_Stage__c": V.to_native(V.LIFECYCLE, "salesforce", lifecycle) if lifecycle else None,
+                }
+            )  # fmt: skip
+            return _Rec("salesforce", "Contact", rid, stamp - stamp % 1000, canon)
+        if obj == "Lead":
+            rid = self.ids.sf("Lead")
+            self.w["salesforce", "Lead"].write(
+                {
+                    "Id": rid, **common_sf, "Company": self._company_name(c),
+                    "Status": rng.choice(D.SALESFORCE_LEAD_STATUS), "IsConverted": False,
+                    "ConvertedContactId": None,
+                }
+            )  # fmt: skip
+            return _Rec("salesforce", "Lead", rid, stamp - stamp % 1000, canon, _UNCERTAIN["salesforce", "Lead"])
+        if system == "hubspot":
+            rid = self.ids.hs("contacts")
+            lifecycle = v.get("lifecycle_stage")
+            canon["lifecycle_stage"] = lifecycle
+            dnc = v.get("do_not_contact")
+            if not dnc and rng.random() < 0.3:
+                dnc = None  # never set in HubSpot: blank, not false
+            canon["do_not_contact"] = dnc
+            source = v.get("lead_source")
+            self.w["hubspot", "contacts"].write(
+                self._hs(rid, created, stamp, "lastmodifieddate", {
+                    "email": email, "firstname": first, "lastname": last,
+                    "jobtitle": v.get("title"), "phone": self._phone_text(phone) if phone else None,
+                    "company": self._company_name(c) if rng.random() < 0.7 else None,
+                    "lifecyclestage": V.to_native(V.LIFECYCLE, "hubspot", lifecycle) if lifecycle else None,
+                    "hs_lead_status": rng.choice(D.HUBSPOT_LEAD_STATUS) if rng.random() < 0.6 else None,
+                    "hs_analytics_source": V.to_native(V.LEAD_SOURCES, "hubspot", source) if source else None,
+                    "hs_email_optout": None if dnc is None else ("true" if dnc else "false"),
+                    "hubspot_owner_id": self.rep_hs[owner] if owner is not None else None,
+                    "hs_merged_object_ids": None, "revsync_id": None,
+                })
+            )  # fmt: skip
+            if "hubspot" in accounts:
+                self._assoc("contacts", rid, "companies", accounts["hubspot"], 279)
+            return _Rec("hubspot", "contacts", rid, stamp, canon)
+        rid = self.ids.ph(created)
+        self.w["planhat", "endusers"].write(
+            {
+                "_id": rid, "email": email, "companyId": accounts["planhat"], "externalId": None,
+                "sourceId": None, "firstName": first, "lastName": last, "position": v.get("title"),
+                "phone": self._phone_text(phone) if phone else None, "archived": False,
+                "createDate": iso_ms(created), "lastUpdated": iso_ms(stamp), "custom": {},
+            }
+        )  # fmt: skip
+        return _Rec("planhat", "endusers", rid, stamp, canon)
+
+    def _assoc(self, from_type: str, from_id: str, to_type: str, to_id: str, type_id: int) -> None:
+        self.w["hubspot", "associations"].write(
+            {
+                "fromType": from_type, "fromId": from_id, "toType": to_type, "toId": to_id,
+                "typeId": type_id, "category": "HUBSPOT_DEFINED",
+            }
+        )  # fmt: skip
+
+    # ------------------------------------------------------------------ opportunities
+
+    def _emit_opportunity(
+        self, c: _Company, opp: _Opp, accounts: Mapping[str, str], people: Sequence[Mapping[str, str]]
+    ) -> None:
+        rng, p = self.rng, self.p
+        objs: list[tuple[str, str]] = []
+        if "salesforce" in accounts and rng.random() < p.sf_opportunity:
+            objs.append(("salesforce", "Opportunity"))
+        if rng.random() < p.hs_deal:
+            objs.append(("hubspot", "deals"))
+        if not objs:
+            objs.append(("salesforce", "Opportunity") if "salesforce" in accounts else ("hubspot", "deals"))
+        truth = {
+            "name": opp.name, "amount": opp.amount, "currency": opp.currency, "stage": opp.stage,
+            "close_date": opp.close_date, "type": opp.type, "owner_email": opp.owner,
+        }  # fmt: skip
+        copies = self._copies("opportunity", truth, objs)
+        dups = [rng.random() < p.dup_rate for _ in objs]
+        stamps = self._stamps(len(objs) + sum(dups))
+        recs: list[_Rec] = []
+        for (system, _obj), copy, dup in zip(objs, copies, dups, strict=True):
+            recs.append(self._opportunity_record(opp, system, copy, stamps.pop(), accounts, people, primary=True))
+            if dup:
+                recs.append(self._opportunity_record(opp, system, dict(copy), stamps.pop(), accounts, people, primary=False))
+        self._gt("opportunity", f"O{opp.idx:08d}", recs)
+
+    def _opportunity_record(
+        self, opp: _Opp, system: str, v: dict[str, Any], stamp: int, accounts: Mapping[str, str],
+        people: Sequence[Mapping[str, str]], *, primary: bool,
+    ) -> _Rec:
+        rng = self.rng
+        created = self._created(stamp)
+        name = v["name"]
+        if system == "hubspot" and rng.random() < 0.1:
+            name = name.replace(" - ", " ")
+        owner = v.get("owner_email")
+        amount = v.get("amount")
+        stage = v["stage"]
+        canon: dict[str, Any] = {
+            "name": name, "amount": str(amount) if amount is not None else None,
+            "currency": v.get("currency"), "stage": stage, "close_date": v["close_date"],
+            "type": v.get("type"), "owner_email": self.rep_email[owner] if owner is not None else None,
+        }  # fmt: skip
+        prob = V.STAGE_PROBABILITY[stage]
+        closed, won = stage in ("closed_won", "closed_lost"), stage == "closed_won"
+        if system == "salesforce":
+            rid = self.ids.sf("Opportunity")
+            self.w["salesforce", "Opportunity"].write(
+                {
+                    "Id": rid, "IsDeleted": False, "CreatedDate": sf_datetime(created),
+                    "LastModifiedDate": sf_datetime(stamp), "SystemModstamp": sf_datetime(stamp),
+                    "AccountId": accounts["salesforce"], "Name": name, "Amount": amount,
+                    "CurrencyIsoCode": v.get("currency"),
+                    "StageName": V.to_native(V.STAGES, "salesforce", stage),
+                    "CloseDate": v["close_date"], "Probability": prob,
+                    "Type": V.to_native(V.OPPORTUNITY_TYPES, "salesforce", v["type"]) if v.get("type") else None,
+                    "IsClosed": closed, "IsWon": won,
+                    "OwnerId": self.rep_sf[owner] if owner is not None else None, "Revsync_Id__c": None,
+                }
+            )  # fmt: skip
+            if primary:
+                contact_ids = [people[i]["Contact"] for i in opp.contacts if "Contact" in people[i]]
+                for n, contact_id in enumerate(contact_ids):
+                    ocr_stamp = stamp - rng.randrange(DAY_MS)
+                    self.w["salesforce", "OpportunityContactRole"].write(
+                        {
+                            "Id": self.ids.sf("OpportunityContactRole"), "IsDeleted": False,
+                            "CreatedDate": sf_datetime(ocr_stamp), "LastModifiedDate": sf_datetime(ocr_stamp),
+                            "SystemModstamp": sf_datetime(ocr_stamp), "OpportunityId": rid,
+                            "ContactId": contact_id, "Role": rng.choice(D.CONTACT_ROLES),
+                            "IsPrimary": n == 0,
+                        }
+                    )  # fmt: skip
+            return _Rec("salesforce", "Opportunity", rid, stamp - stamp % 1000, canon)
+        rid = self.ids.hs("deals")
+        self.w["hubspot", "deals"].write(
+            self._hs(rid, created, stamp, "hs_lastmodifieddate", {
+                "dealname": name, "amount": str(amount) if amount is not None else None,
+                "deal_currency_code": v.get("currency"), "closedate": v["close_date"] + "T00:00:00.000Z",
+                "pipeline": V.HUBSPOT_DEFAULT_PIPELINE,
+                "dealstage": V.to_native(V.STAGES, "hubspot", stage),
+                "hs_deal_stage_probability": _fraction(prob),
+                "dealtype": V.to_native(V.OPPORTUNITY_TYPES, "hubspot", v["type"]) if v.get("type") else None,
+                "hs_is_closed": "true" if closed else "false",
+                "hs_is_closed_won": "true" if won else "false",
+                "hubspot_owner_id": self.rep_hs[owner] if owner is not None else None,
+                "hs_merged_object_ids": None, "revsync_id": None,
+            })
+        )  # fmt: skip
+        if "hubspot" in accounts:
+            self._assoc("deals", rid, "companies", accounts["hubspot"], 341)
+        if primary:
+            for i in opp.contacts:
+                if "contacts" in people[i]:
+                    self._assoc("deals", rid, "contacts", people[i]["contacts"], 3)
+        return _Rec("hubspot", "deals", rid, stamp, canon)
+
+    def close(self) -> None:
+        for writer in (*self.w.values(), *self.gt.values()):
+            writer.close()
+
+
+def _fraction(percent: int) -> str:
+    """HubSpot's probability: a 0-1 fraction as a string ("0.2", "1", "0")."""
+    text = f"{percent / 100:.2f}".rstrip("0").rstrip(".")
+    return text or "0"
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def generate(out_dir: Path, *, accounts: int, seed: int, profile: Profile = DEFAULT_PROFILE) -> dict[str, Any]:
+    """Write the seed data set for ``accounts`` companies into ``out_dir``; return the manifest.
+
+    Same ``seed`` (and profile) → byte-identical files. Writes are streamed, so memory
+    stays small whatever the size (about 12-13 entity records per account).
+    """
+    if accounts < 0:
+        raise ValueError("accounts must be >= 0")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    world = _World(out_dir, accounts=accounts, seed=seed, profile=profile)
+    try:
+        world.run()
+    finally:
+        world.close()
+    _write_ground_truth(out_dir, accounts=accounts, seed=seed)
+    counts: dict[str, dict[str, int]] = {}
+    for (system, obj), writer in world.w.items():
+        counts.setdefault(system, {})[obj] = writer.count
+    manifest = {
+        "seed": seed,
+        "accounts": accounts,
+        "generated_by": GENERATED_BY,
+        "epoch": iso_ms(EPOCH_MS),
+        "counts": counts,
+        "entities": {kind: writer.count for kind, writer in world.gt.items()},
+    }
+    (out_dir / "manifest.json").write_text(
+        json.dumps(manifest, sort_keys=True, indent=2) + "\n", encoding="utf-8"
+    )
+    return manifest
+
+
+def _write_ground_truth(out_dir: Path, *, accounts: int, seed: int) -> None:
+    """Assemble ``ground_truth.json`` from the streamed per-kind parts (sorted keys)."""
+    with (out_dir / "ground_truth.json").open("w", encoding="utf-8") as fh:
+        fh.write(f'{{"accounts":{accounts},"entities":{{')
+        for n, kind in enumerate(SCORED_FIELDS):
+            part = out_dir / f".gt_{kind}.part"
+            fh.write(("," if n else "") + f'"{kind}":')
+            with part.open(encoding="utf-8") as src:
+                shutil.copyfileobj(src, fh, 1 << 20)
+            part.unlink()
+        fh.write(
+            f'}},"epoch":"{iso_ms(EPOCH_MS)}","policies":{_dumps(DEFAULT_POLICIES)},'
+            f'"scored_fields":{_dumps(SCORED_FIELDS)},"seed":{seed}}}\n'
+        )
+
+
+def read_manifest(data_dir: Path) -> dict[str, Any]:
+    """The ``manifest.json`` of a generated directory."""
+    result: dict[str, Any] = json.loads((Path(data_dir) / "manifest.json").read_text(encoding="utf-8"))
+    return result
+
+
+def iter_records(data_dir: Path, system: str, obj: str) -> Iterator[dict[str, Any]]:
+    """The records of ``<data_dir>/<system>/<obj>.json`` (nothing if the file is missing)."""
+    path = Path(data_dir) / system / f"{obj}.json"
+    if not path.exists():
+        return
+    with path.open(encoding="utf-8") as fh:
+        yield from json.load(fh)
+
+
+def native_objects(system: str) -> tuple[str, ...]:
+    """The native objects a system's data directory holds (schema objects plus extras)."""
+    extras = {"hubspot": ("owners", "associations")}
+    return (*SCHEMAS[system], *extras.get(system, ()))
+
+_CONFLICTS: dict[str, tuple[str, ...]] = {
+    "account": ("industry", "employees", "annual_revenue", "phone", "owner_email"),
+    "contact": ("title", "title", "phone", "lifecycle_stage", "lifecycle_stage", "owner_email", "lead_source"),
+    "opportunity": ("stage", "stage", "close_date", "close_date", "amount", "type", "owner_email"),
+}
