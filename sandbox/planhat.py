@@ -131,9 +131,9 @@ class PlanhatEmulator(Emulator):
                     continue
                 docs = json.loads(path.read_text(encoding="utf-8"))
                 for doc in docs:
-                    self._insert(model, doc)
+                    self._insert(model, doc, presort=False)
             for model in MODELS:
-                self._order[model].sort()
+                self._order[model].sort()  # once, rather than an insort per document
 
     def add(self, model: str, doc: Mapping[str, Any]) -> dict[str, Any]:
         """Insert one document as-is (tests); assigns ``_id``/timestamps if missing."""
@@ -164,11 +164,11 @@ class PlanhatEmulator(Emulator):
         secs = int(self.ctx.clock.now().timestamp()) & 0xFFFFFFFF
         return f"{secs:08x}{self.ctx.seed & 0xFFFFFF:06x}{self._counter & 0xFFFFFFFFFF:010x}"
 
-    def _insert(self, model: str, doc: dict[str, Any]) -> None:
+    def _insert(self, model: str, doc: dict[str, Any], *, presort: bool = True) -> None:
         _id = str(doc["_id"])
         self._docs[model][_id] = doc
         order = self._order[model]
-        if not order or order[-1] < _id:
+        if not presort or not order or order[-1] < _id:
             order.append(_id)
         else:
             bisect.insort(order, _id)

@@ -129,3 +129,18 @@ def test_given_partial_fault_when_bulk_write_then_failures_mapped_to_their_ops(
         assert doc is not None and doc["sourceId"] == r.op.key
     assert emu.counts()["companies"] == 40 + len(ok)
     assert all(r.category == ErrorCategory.SERVER and r.remote_id is None for r in bad)
+
+
+def test_given_generated_seed_when_read_then_counts_match_manifest_and_links_resolve(make_sandbox: MakeSandbox) -> None:
+    sb = make_sandbox(systems=("planhat",), accounts=30, seed=11)
+    assert sb.manifest is not None
+    expected = sb.manifest["counts"]["planhat"]
+    conn = connect(sb)
+    companies = list(conn.read(ObjectType.ACCOUNT))
+    endusers = list(conn.read(ObjectType.CONTACT))
+    assert len({r.remote_id for r in companies}) == len(companies) == expected["companies"]
+    assert len({r.remote_id for r in endusers}) == len(endusers) == expected["endusers"]
+    company_ids = {r.remote_id for r in companies}
+    assert all(r.associations["account"][0] in company_ids for r in endusers)
+    owned = [r for r in companies if r.fields.get("owner")]
+    assert owned and all(r.fields["_owner_email"] for r in owned)
