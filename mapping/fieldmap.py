@@ -1,0 +1,601 @@
+"""Field maps: native records ↔ canonical entities, driven by data tables.
+
+A ``FieldMap`` is the list of ``FieldRule`` rows for one (system, native object):
+native field ↔ canonical field, the transform that converts the value, and the
+direction. The defaults live in ``mapping/salesforce.py``, ``hubspot.py`` and
+``planhat.py``; ``FieldMap.with_overrides`` applies a user's ``revsync.toml`` table.
+
+``to_entity`` reads a native record (``RemoteRecord.fields``) into a canonical entity;
+``from_entity`` writes an entity back to native fields ready for the API.
+``content_hash`` fingerprints the mapped native fields for change detection and echo
+suppression. Everything is pure: no I/O, inputs never mutated.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any, TypeVar
+
+from connectors.base import ErrorCategory, RecordError
+from mapping import hubspot, planhat, salesforce
+from mapping import normalize as n
+from mapping.canonical import ENTITY_CLASSES, Account, Contact, ObjectType, Opportunity
+from mapping.transforms import Context, get_transform
+from sandbox.schema import SCHEMAS, FieldSpec
+
+__all__ = [
+    "FIELD_MAPS",
+    "OWNER_FIELDS",
+    "OWNER_PSEUDO_FIELD",
+    "Direction",
+    "FieldMap",
+    "FieldMapError",
+    "FieldRule",
+    "build_field_maps",
+    "content_hash",
+    "derive_stage_flags",
+    "from_entity",
+    "get_field_map",
+    "mapped_native_fields",
+    "to_account",
+    "to_contact",
+    "to_entity",
+    "to_opportunity",
+]
+
+Entity = Account | Contact | Opportunity
+_E = TypeVar("_E", Account, Contact, Opportunity)
+
+# The pseudo-field connectors fill with the owner's email (and read back on write).
+OWNER_PSEUDO_FIELD = "_owner_email"
+# The native field each system keeps the owner in (what ``_owner_email`` stands for).
+OWNER_FIELDS: dict[str, str] = {
+    salesforce.SYSTEM: salesforce.OWNER_FIELD,
+    hubspot.SYSTEM: hubspot.OWNER_FIELD,
+    planhat.SYSTEM: planhat.OWNER_FIELD,
+}
+EXTRAS_PREFIX = "extras."
+
+
+class Direction(StrEnum):
+    """Which way a rule carries values."""
+
+    READ = "read"  # native → canonical only
+    WRITE = "write"  # canonical → native only
+    BOTH = "both"
+    NONE = "none"  # kept for documentation, never used
+
+
+class FieldMapError(ValueError):
+    """A field map or an override is invalid; ``key`` names the offending entry."""
+
+    def __init__(self, message: str, *, key: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+@dataclass(frozen=True)
+class FieldRule:
+    """One row: ``native`` ↔ ``canonical`` through ``transform``, in ``direction``."""
+
+    native: str
+    canonical: str
+    transform: str = "string"
+    direction: Direction = Direction.BOTH
+
+    @property
+    def reads(self) -> bool:
+        return self.direction in (Direction.READ, Direction.BOTH)
+
+    @property
+    def writes(self) -> bool:
+        return self.direction in (Direction.WRITE, Direction.BOTH)
+
+    @property
+    def extras_key(self) -> str | None:
+        """The ``extras`` key when the canonical side is ``extras.<name>``."""
+        if self.canonical.startswith(EXTRAS_PREFIX):
+            return self.canonical[len(EXTRAS_PREFIX) :]
+        return None
+
+
+# Transform used when an override names a canonical field but no transform.
+CANONICAL_TRANSFORMS: dict[str, str] = {
+    "email": "email",
+    "owner_email": "email",
+    "domain": "domain",
+    "website": "url",
+    "phone": "phone",
+    "country": "country",
+    "employees": "int",
+    "annual_revenue": "decimal",
+    "health": "decimal",
+    "arr": "decimal",
+    "amount": "decimal",
+    "probability": "decimal",
+    "renewal_date": "date",
+    "close_date": "date",
+    "do_not_contact": "bool",
+    "currency": "currency",
+    "stage": "stage",
+    "lifecycle_stage": "lifecycle_stage",
+    "industry": "industry",
+    "customer_status": "customer_status",
+    "lead_source": "lead_source",
+    "type": "type",
+}
+# Canonical fields the mapping never fills: the engine owns identity and associations,
+# and is_closed / is_won follow the stage.
+_ENGINE_FIELDS = frozenset({"account_id", "contact_ids", "is_closed", "is_won"})
+_OVERRIDE_KEYS = frozenset({"fields"})
+_RULE_KEYS = frozenset({"canonical", "transform", "direction"})
+
+
+def _entity_fields(object_type: ObjectType) -> frozenset[str]:
+    return frozenset(ENTITY_CLASSES[object_type].business_fields()) - _ENGINE_FIELDS
+
+
+@dataclass(frozen=True)
+class FieldMap:
+    """The rules for one (system, native object) and the canonical type they build."""
+
+    system: str
+    native_type: str
+    object_type: ObjectType
+    rules: tuple[FieldRule, ...]
+
+    def __post_init__(self) -> None:
+        allowed = _entity_fields(self.object_type)
+        for rule in self.rules:
+            key = rule.native
+            if not rule.native or rule.native != rule.native.strip():
+                raise FieldMapError(f"bad native field name {rule.native!r}", key=key)
+            extras = rule.extras_key
+            if extras is not None:
+                if not extras:
+                    raise FieldMapError(f"{key}: empty extras name", key=key)
+            elif rule.canonical not in allowed:
+                raise FieldMapError(
+                    f"{key}: {rule.canonical!r} is not a mappable {self.object_type} field "
+                    f"(use one of {', '.join(sorted(allowed))} or extras.<name>)",
+                    key=key,
+                )
+            try:
+                get_transform(rule.transform)
+            except LookupError as exc:
+                raise FieldMapError(f"{key}: {exc}", key=key) from None
+            if not isinstance(rule.direction, Direction):
+                raise FieldMapError(f"{key}: bad direction {rule.direction!r}", key=key)
+
+    @classmethod
+    def from_rows(
+        cls,
+        system: str,
+        native_type: str,
+        object_type: ObjectType,
+        rows: Iterable[tuple[str, str, str, str]],
+    ) -> FieldMap:
+        """Build a map from ``(native, canonical, transform, direction)`` rows."""
+        rules = tuple(FieldRule(nat, can, tr, Direction(d)) for nat, can, tr, d in rows)
+        return cls(system, native_type, object_type, rules)
+
+    @property
+    def read_rules(self) -> tuple[FieldRule, ...]:
+        return tuple(r for r in self.rules if r.reads)
+
+    @property
+    def write_rules(self) -> tuple[FieldRule, ...]:
+        return tuple(r for r in self.rules if r.writes)
+
+    def native_fields(self) -> tuple[str, ...]:
+        """Distinct native field names the rules use, in rule order."""
+        return tuple(dict.fromkeys(r.native for r in self.rules if r.direction != Direction.NONE))
+
+    def with_overrides(self, overrides: Mapping[str, Any]) -> FieldMap:
+        """A new map with a user's overrides applied (this one is untouched).
+
+        ``{"fields": {"Custom_Score__c": "extras.score", "Title": None}}``: a string
+        maps that native field to a canonical field (replacing its default rules and any
+        other rule feeding that canonical field); ``None`` removes the native field; a
+        table ``{"canonical": …, "transform": …, "direction": …}`` says everything.
+        Raises ``FieldMapError`` whose ``key`` names the bad entry.
+        """
+        if not isinstance(overrides, Mapping):
+            raise FieldMapError("mapping overrides must be a table", key="")
+        for key in overrides:
+            if key not in _OVERRIDE_KEYS:
+                raise FieldMapError(
+                    f"unknown key {key!r} in mapping overrides for {self.system} "
+                    f"{self.native_type} (allowed: {', '.join(sorted(_OVERRIDE_KEYS))})",
+                    key=str(key),
+                )
+        fields = overrides.get("fields", {})
+        if not isinstance(fields, Mapping):
+            raise FieldMapError("'fields' must be a table of native field → target", key="fields")
+        rules = list(self.rules)
+        for native, target in fields.items():
+            if not isinstance(native, str) or not native.strip():
+                raise FieldMapError(f"bad native field name {native!r}", key=str(native))
+            if target is None:
+                if not any(r.native == native for r in rules):
+                    raise FieldMapError(
+                        f"{native}: cannot remove it, it is not mapped for "
+                        f"{self.system} {self.native_type}",
+                        key=native,
+                    )
+                rules = [r for r in rules if r.native != native]
+                continue
+            rule = self._override_rule(native, target)
+            rules = [
+                r
+                for r in rules
+                if r.native != native
+                and not (r.canonical == rule.canonical and r.reads and rule.reads)
+            ]
+            rules.append(rule)
+        return dataclasses.replace(self, rules=tuple(rules))
+
+    def _override_rule(self, native: str, target: Any) -> FieldRule:
+        if isinstance(target, str):
+            spec: Mapping[str, Any] = {"canonical": target}
+        elif isinstance(target, Mapping):
+            spec = target
+            unknown = set(spec) - _RULE_KEYS
+            if unknown:
+                raise FieldMapError(
+                    f"{native}: unknown key(s) {', '.join(sorted(map(str, unknown)))} "
+                    f"(allowed: {', '.join(sorted(_RULE_KEYS))})",
+                    key=native,
+                )
+        else:
+            raise FieldMapError(
+                f"{native}: target must be a canonical field name, a table or null", key=native
+            )
+        canonical = spec.get("canonical")
+        if not isinstance(canonical, str) or not canonical:
+            raise FieldMapError(f"{native}: 'canonical' must name a canonical field", key=native)
+        transform = spec.get("transform")
+        if transform is None:
+            transform = (
+                "json"
+                if canonical.startswith(EXTRAS_PREFIX)
+                else CANONICAL_TRANSFORMS.get(canonical, "string")
+            )
+        if not isinstance(transform, str):
+            raise FieldMapError(f"{native}: 'transform' must be a name", key=native)
+        raw_direction = spec.get("direction", Direction.BOTH.value)
+        try:
+            direction = Direction(raw_direction)
+        except ValueError:
+            raise FieldMapError(
+                f"{native}: direction {raw_direction!r} is not one of read, write, both, none",
+                key=native,
+            ) from None
+        return FieldRule(native, canonical, transform, direction)
+
+
+def _load_defaults() -> dict[tuple[str, str], FieldMap]:
+    maps: dict[tuple[str, str], FieldMap] = {}
+    for module in (salesforce, hubspot, planhat):
+        for native_type, (object_type, rows) in module.TABLES.items():
+            maps[(module.SYSTEM, native_type)] = FieldMap.from_rows(
+                module.SYSTEM, native_type, object_type, rows
+            )
+    return maps
+
+
+# The default maps, by (system, native object type).
+FIELD_MAPS: dict[tuple[str, str], FieldMap] = _load_defaults()
+
+
+def get_field_map(system: str, native_type: str) -> FieldMap:
+    """The default map for (system, native type); ``LookupError`` naming the known ones."""
+    try:
+        return FIELD_MAPS[(system, native_type)]
+    except KeyError:
+        known = ", ".join(f"{s}/{t}" for s, t in FIELD_MAPS)
+        raise LookupError(f"no field map for {system}/{native_type} (known: {known})") from None
+
+
+def build_field_maps(
+    overrides: Mapping[str, Mapping[str, Any]],
+) -> dict[tuple[str, str], FieldMap]:
+    """The default maps with overrides keyed ``"<system>.<native type>"`` applied.
+
+    E.g. ``{"salesforce.Contact": {"fields": {"Title": None}}}``; an unknown key raises
+    ``FieldMapError`` naming it.
+    """
+    maps = dict(FIELD_MAPS)
+    for key, table in overrides.items():
+        system, _, native_type = key.partition(".")
+        if (system, native_type) not in maps:
+            raise FieldMapError(
+                f"unknown mapping {key!r} (known: {', '.join(f'{s}.{t}' for s, t in FIELD_MAPS)})",
+                key=key,
+            )
+        maps[(system, native_type)] = maps[(system, native_type)].with_overrides(table)
+    return maps
+
+
+def mapped_native_fields(system: str, native_type: str) -> tuple[str, ...]:
+    """Native fields the default map uses (what to read and what to hash).
+
+    ``_owner_email`` stands for the owner (``OWNER_FIELDS[system]``), resolved by the
+    connector. A dotted name (Planhat ``custom.X``) is a path into a nested object.
+    """
+    return get_field_map(system, native_type).native_fields()
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _get_path(fields: Mapping[str, Any], name: str) -> Any:
+    """``fields[name]``; a dotted name absent at top level is a path into nested objects."""
+    if name in fields:
+        return fields[name]
+    if "." not in name:
+        return None
+    node: Any = fields
+    for part in name.split("."):
+        if not isinstance(node, Mapping):
+            return None
+        node = node.get(part)
+    return node
+
+
+def _region(fm: FieldMap, fields: Mapping[str, Any]) -> str | None:
+    """The record's country as ISO alpha-2 (for national phone numbers), if readable."""
+    for rule in fm.read_rules:
+        if rule.canonical == "country":
+            try:
+                return n.normalize_country(_get_path(fields, rule.native), field=rule.native)
+            except RecordError:
+                return None  # the country rule itself reports it
+    return None
+
+
+def derive_stage_flags(stage: str | None) -> tuple[bool | None, bool | None]:
+    """(is_closed, is_won) implied by a canonical stage; (None, None) when unknown."""
+    if stage is None:
+        return None, None
+    return stage in ("closed_won", "closed_lost"), stage == "closed_won"
+
+
+def to_entity(
+    system: str,
+    native_type: str,
+    fields: Mapping[str, Any],
+    *,
+    fieldmap: FieldMap | None = None,
+) -> Account | Contact | Opportunity:
+    """Map a native record to its canonical entity.
+
+    ``fields`` is ``RemoteRecord.fields`` (with ``_owner_email`` resolved by the
+    connector). The canonical id is left empty and associations (account_id,
+    contact_ids) unset: the engine sets them. Opportunity ``is_closed``/``is_won``
+    follow the stage. Any unreadable value → ``RecordError`` naming the native field.
+    """
+    fm = fieldmap or get_field_map(system, native_type)
+    region = _region(fm, fields)
+    values: dict[str, Any] = {}
+    extras: dict[str, Any] = {}
+    for rule in fm.read_rules:
+        ctx = Context(system=system, native_type=native_type, field=rule.native, region=region)
+        value = get_transform(rule.transform).read(_get_path(fields, rule.native), ctx)
+        key = rule.extras_key
+        if key is not None:
+            if value is not None:
+                extras[key] = value
+        elif values.get(rule.canonical) is None:  # first rule with a value wins
+            values[rule.canonical] = value
+    cls = ENTITY_CLASSES[fm.object_type]
+    if cls is Opportunity:
+        values["is_closed"], values["is_won"] = derive_stage_flags(values.get("stage"))
+    return cls(id="", extras=extras, **values)
+
+
+def to_account(
+    system: str, native_type: str, fields: Mapping[str, Any], *, fieldmap: FieldMap | None = None
+) -> Account:
+    """``to_entity`` for a map known to build accounts (``TypeError`` otherwise)."""
+    return _expect(Account, to_entity(system, native_type, fields, fieldmap=fieldmap))
+
+
+def to_contact(
+    system: str, native_type: str, fields: Mapping[str, Any], *, fieldmap: FieldMap | None = None
+) -> Contact:
+    """``to_entity`` for a map known to build contacts (``TypeError`` otherwise)."""
+    return _expect(Contact, to_entity(system, native_type, fields, fieldmap=fieldmap))
+
+
+def to_opportunity(
+    system: str, native_type: str, fields: Mapping[str, Any], *, fieldmap: FieldMap | None = None
+) -> Opportunity:
+    """``to_entity`` for a map known to build opportunities (``TypeError`` otherwise)."""
+    return _expect(Opportunity, to_entity(system, native_type, fields, fieldmap=fieldmap))
+
+
+def _expect(cls: type[_E], entity: object) -> _E:
+    if not isinstance(entity, cls):
+        raise TypeError(f"expected a {cls.__name__}, the map builds {type(entity).__name__}")
+    return entity
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def _schema(system: str, native_type: str) -> dict[str, FieldSpec]:
+    return {f.name: f for f in SCHEMAS.get(system, {}).get(native_type, ())}
+
+
+def _writable(schema: Mapping[str, FieldSpec], native: str) -> bool:
+    """Fields the schema marks read-only are never written; unknown (custom) ones may be."""
+    spec = schema.get(native) or schema.get(native.split(".", 1)[0])
+    return spec is None or spec.updateable
+
+
+def _number(value: Decimal) -> int | float:
+    """A Decimal as a JSON number: int when whole, else float."""
+    plain = n.plain_decimal(value)
+    return int(plain) if plain == plain.to_integral_value() else float(plain)
+
+
+def _hubspot_string(value: Any, spec: FieldSpec | None) -> str:
+    """Every HubSpot property value is a string."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Decimal):
+        return format(n.plain_decimal(value), "f")
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + (
+            f"{value.microsecond // 1000:03d}Z"
+        )
+    if isinstance(value, date):
+        if spec is not None and spec.type == "datetime":
+            return f"{value.isoformat()}T00:00:00.000Z"
+        return value.isoformat()
+    if isinstance(value, list | tuple):
+        return ";".join(_hubspot_string(v, None) for v in value)
+    return str(value)
+
+
+def _json_value(value: Any, system: str) -> Any:
+    """Salesforce and Planhat take JSON: numbers as numbers, dates as ISO text."""
+    if isinstance(value, Decimal):
+        return _number(value)
+    if isinstance(value, datetime):
+        instant = value.astimezone(UTC)
+        if system == salesforce.SYSTEM:
+            return (
+                instant.strftime("%Y-%m-%dT%H:%M:%S.") + f"{instant.microsecond // 1000:03d}+0000"
+            )
+        return instant.isoformat().replace("+00:00", "Z")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, tuple):
+        return [_json_value(v, system) for v in value]
+    if isinstance(value, list):
+        return [_json_value(v, system) for v in value]
+    return value
+
+
+def _serialize(system: str, value: Any, spec: FieldSpec | None) -> Any:
+    if system == hubspot.SYSTEM:
+        return _hubspot_string(value, spec)
+    return _json_value(value, system)
+
+
+def _check_length(
+    system: str, native_type: str, native: str, value: Any, spec: FieldSpec | None
+) -> None:
+    if spec is not None and spec.length and isinstance(value, str) and len(value) > spec.length:
+        raise RecordError(
+            f"{system} {native_type}.{native}: value is {len(value)} characters, "
+            f"the field takes {spec.length}",
+            category=ErrorCategory.TOO_LONG,
+            field=native,
+        )
+
+
+def _set_path(out: dict[str, Any], name: str, value: Any, nested: bool) -> None:
+    if not nested or "." not in name:
+        out[name] = value
+        return
+    node = out
+    *parents, leaf = name.split(".")
+    for part in parents:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = {}
+            node[part] = child
+        node = child
+    node[leaf] = value
+
+
+def from_entity(
+    system: str,
+    native_type: str,
+    entity: Account | Contact | Opportunity,
+    *,
+    fieldmap: FieldMap | None = None,
+    include_empty: bool = False,
+) -> dict[str, Any]:
+    """Map a canonical entity to native fields ready for the API.
+
+    Only rules that write, and only fields the schema marks updateable. HubSpot values
+    are strings; Salesforce dates are ``YYYY-MM-DD`` and numbers are numbers; Planhat
+    gets a document (dotted names nest, e.g. ``custom.Score``). The owner travels as
+    ``_owner_email`` for the connector to resolve. Empty canonical values are left out
+    unless ``include_empty`` (then they are ``None``, or ``""`` for HubSpot).
+    A value that does not fit (unknown picklist value, too long) → ``RecordError``.
+    """
+    fm = fieldmap or get_field_map(system, native_type)
+    if ENTITY_CLASSES[fm.object_type] is not type(entity):
+        raise TypeError(
+            f"{system}/{native_type} maps {fm.object_type} entities, not {type(entity).__name__}"
+        )
+    schema = _schema(system, native_type)
+    nested = system == planhat.SYSTEM
+    out: dict[str, Any] = {}
+    for rule in fm.write_rules:
+        if not _writable(schema, rule.native):
+            continue
+        key = rule.extras_key
+        value = entity.extras.get(key) if key is not None else getattr(entity, rule.canonical)
+        spec = schema.get(rule.native)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            if include_empty:
+                _set_path(out, rule.native, _serialize(system, None, spec), nested)
+            continue
+        ctx = Context(system=system, native_type=native_type, field=rule.native)
+        native = _serialize(system, get_transform(rule.transform).write(value, ctx), spec)
+        _check_length(system, native_type, rule.native, native, spec)
+        _set_path(out, rule.native, native, nested)
+    return out
+
+
+# --------------------------------------------------------------------------- hashing
+
+
+def _canonical_json(value: Any) -> Any:
+    """Values in one JSON form whatever their source type (for hashing)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, bool | int):
+        return value
+    if isinstance(value, float | Decimal):
+        return format(n.plain_decimal(Decimal(str(value))), "f")
+    if isinstance(value, datetime):
+        aware = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return aware.isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {str(k): _canonical_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        items = [_canonical_json(v) for v in value]
+        return sorted(items, key=repr) if isinstance(value, set | frozenset) else items
+    return str(value)
+
+
+def content_hash(fields: Mapping[str, Any], names: Iterable[str]) -> str:
+    """sha256 (hex) of the named fields only, order-independent.
+
+    Absent, ``None`` and blank strings hash alike; floats and Decimals hash by value
+    (``20.0`` like ``Decimal("20")``); datetimes by their UTC instant; dotted names read
+    nested objects. The engine uses it for echo suppression and change detection.
+    """
+    picked = {name: _canonical_json(_get_path(fields, name)) for name in sorted(set(names))}
+    text = json.dumps(picked, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()

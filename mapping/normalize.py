@@ -1,0 +1,560 @@
+"""Normalizers: one clean form per kind of value, shared by every system's field map.
+
+Each normalizer takes a raw native value and returns the canonical form, ``None`` for
+an empty value, or raises ``RecordError`` naming ``field`` when the value cannot be
+understood (bad data goes to the error ledger; it is never guessed at or dropped).
+Everything here is pure and offline: the public-suffix list is the snapshot bundled
+with ``tldextract`` (never fetched), country names come from a compact alias table
+plus the locale names bundled with ``phonenumbers``.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from datetime import UTC, date, datetime, time
+from decimal import Decimal, InvalidOperation
+from functools import cache
+from typing import Any
+
+import phonenumbers
+import tldextract
+from email_validator import EmailNotValidError, validate_email
+
+from connectors.base import ErrorCategory, RecordError
+
+__all__ = [
+    "FREE_MAIL_DOMAINS",
+    "ROLE_LOCAL_PARTS",
+    "blank",
+    "company_match_key",
+    "country_name",
+    "domain_from_email",
+    "domain_from_url",
+    "email_match_key",
+    "is_free_mail_domain",
+    "is_role_address",
+    "normalize_bool",
+    "normalize_country",
+    "normalize_date",
+    "normalize_datetime",
+    "normalize_decimal",
+    "normalize_email",
+    "normalize_int",
+    "normalize_phone",
+    "normalize_string",
+    "offline_extractor",
+    "plain_decimal",
+]
+
+DEFAULT_PHONE_REGION = "US"
+
+
+def _bad(field: str | None, what: str, value: Any) -> RecordError:
+    """A ``RecordError`` naming the field and the offending value."""
+    name = field or "value"
+    return RecordError(
+        f"{name}: cannot read {value!r} as {what}",
+        category=ErrorCategory.VALIDATION,
+        field=field,
+    )
+
+
+def blank(value: Any) -> bool:
+    """True for ``None``, empty or whitespace-only strings and empty containers."""
+    if value is None:
+        return True
+    if isinstance(value, str):
+        return not value.strip()
+    if isinstance(value, list | tuple | dict | set):
+        return not value
+    return False
+
+
+def normalize_string(value: Any, *, field: str | None = None) -> str | None:
+    """Strip surrounding whitespace; empty → None. Non-strings are rejected."""
+    if blank(value):
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int | float | Decimal):
+        raise _bad(field, "text", value)
+    return str(value).strip()
+
+
+# --------------------------------------------------------------------------- email
+
+# Local parts that name a function, not a person (matched before any "+tag").
+ROLE_LOCAL_PARTS: frozenset[str] = frozenset(
+    {
+        "abuse", "accounts", "admin", "administrator", "billing", "contact", "careers",
+        "devnull", "enquiries", "feedback", "finance", "hello", "help", "hostmaster",
+        "hr", "info", "inquiries", "jobs", "mail", "marketing", "media", "no-reply",
+        "no_reply", "noreply", "do-not-reply", "donotreply", "office", "orders",
+        "postmaster", "press", "privacy", "sales", "security", "service", "support",
+        "team", "test", "webmaster",
+    }
+)  # fmt: skip
+
+# Domains of free mailbox providers: a person's address there says nothing about
+# their company, so it must never feed account matching. ``gmx.*`` and friends are
+# matched on the registrable name whatever the suffix (see ``is_free_mail_domain``).
+FREE_MAIL_DOMAINS: frozenset[str] = frozenset(
+    {
+        "gmail.com", "googlemail.com", "outlook.com", "hotmail.com", "hotmail.co.uk",
+        "hotmail.fr", "hotmail.de", "live.com", "msn.com", "yahoo.com", "yahoo.co.uk",
+        "yahoo.fr", "yahoo.de", "ymail.com", "icloud.com", "me.com", "mac.com",
+        "aol.com", "gmx.com", "gmx.de", "gmx.net", "gmx.at", "gmx.ch", "web.de",
+        "proton.me", "protonmail.com", "pm.me", "zoho.com", "yandex.com", "yandex.ru",
+        "mail.ru", "mail.com", "fastmail.com", "hey.com", "tutanota.com", "qq.com",
+        "163.com", "126.com", "t-online.de", "freenet.de", "orange.fr", "free.fr",
+        "laposte.net", "libero.it", "virgilio.it", "comcast.net", "verizon.net",
+        "att.net", "sbcglobal.net",
+    }
+)  # fmt: skip
+# Providers whose every public suffix is a free mailbox (gmx.at, yahoo.es, …).
+_FREE_MAIL_NAMES: frozenset[str] = frozenset(
+    {"gmail", "googlemail", "hotmail", "outlook", "live", "yahoo", "gmx", "aol", "yandex"}
+)
+# Providers that ignore dots in the local part.
+_DOTLESS_DOMAINS: frozenset[str] = frozenset({"gmail.com", "googlemail.com"})
+
+
+def normalize_email(value: Any, *, field: str | None = None) -> str | None:
+    """Strip and lowercase an address, validating its syntax; empty → None.
+
+    Plus-tags are kept (``Jane+news@x.com`` → ``jane+news@x.com``); use
+    ``email_match_key`` to compare addresses. Deliverability is not checked (no DNS).
+    """
+    text = normalize_string(value, field=field)
+    if text is None:
+        return None
+    text = text.lower()
+    if text.startswith("mailto:"):
+        text = text[len("mailto:") :]
+    try:
+        checked = validate_email(text, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise RecordError(
+            f"{field or 'email'}: {text!r} is not a valid email address ({exc})",
+            category=ErrorCategory.VALIDATION,
+            field=field,
+        ) from None
+    return str(checked.normalized).lower()
+
+
+def _split_email(email: str) -> tuple[str, str]:
+    local, sep, domain = email.strip().lower().rpartition("@")
+    if not sep or not local or not domain:
+        raise ValueError(f"not an email address: {email!r}")
+    return local, domain
+
+
+def email_match_key(email: str) -> str:
+    """The key two addresses of one mailbox share: plus-tag dropped, Gmail dots dropped.
+
+    For matching only; the stored value keeps its plus-tag.
+    """
+    local, domain = _split_email(email)
+    local = local.split("+", 1)[0]
+    if domain in _DOTLESS_DOMAINS:
+        local = local.replace(".", "")
+        domain = "gmail.com"
+    return f"{local}@{domain}"
+
+
+def is_role_address(email: str) -> bool:
+    """True for function mailboxes (info@, noreply@, sales@, test@ …)."""
+    local, _ = _split_email(email)
+    return local.split("+", 1)[0] in ROLE_LOCAL_PARTS
+
+
+def domain_from_email(email: str) -> str | None:
+    """The registrable domain of an address (``jo@eu.acme.co.uk`` → ``acme.co.uk``)."""
+    _, domain = _split_email(email)
+    return domain_from_url(domain)
+
+
+def is_free_mail_domain(domain: str) -> bool:
+    """True when ``domain`` (or its registrable part) belongs to a free mailbox provider."""
+    host = domain.strip().lower().rstrip(".")
+    if host in FREE_MAIL_DOMAINS:
+        return True
+    parts = _EXTRACT(host)
+    registrable = parts.top_domain_under_public_suffix
+    return registrable in FREE_MAIL_DOMAINS or parts.domain in _FREE_MAIL_NAMES
+
+
+# --------------------------------------------------------------------------- domains
+
+
+def offline_extractor() -> tldextract.TLDExtract:
+    """A tldextract instance that can never touch the network or the disk cache.
+
+    No suffix-list URLs and no cache directory: it uses the public-suffix snapshot
+    shipped inside the package.
+    """
+    return tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None, fallback_to_snapshot=True)
+
+
+_EXTRACT = offline_extractor()
+
+_SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
+_HOST_OK = re.compile(r"^[a-z0-9.-]+$")
+
+
+def domain_from_url(value: Any, *, field: str | None = None) -> str | None:
+    """Website or domain → registrable domain: ``https://www.eu.acme.co.uk/x`` → ``acme.co.uk``.
+
+    Scheme, credentials, port, path, ``www.`` and other subdomains are dropped;
+    internationalised names are returned in their IDNA (``xn--``) form. A host with no
+    public suffix (``localhost``, ``intranet``) or an IP address → ``RecordError``.
+    """
+    text = normalize_string(value, field=field)
+    if text is None:
+        return None
+    host = _SCHEME.sub("", text.strip().lower())
+    host = re.split(r"[/?#\s]", host, maxsplit=1)[0]
+    host = host.rsplit("@", 1)[-1].split(":", 1)[0].strip(".")
+    try:
+        host = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise _bad(field, "a domain", value) from None
+    if not host or not _HOST_OK.match(host):
+        raise _bad(field, "a domain", value)
+    parts = _EXTRACT(host)
+    registrable = parts.top_domain_under_public_suffix
+    if not registrable or not parts.domain:
+        raise _bad(field, "a domain", value)
+    return str(registrable)
+
+
+# --------------------------------------------------------------------------- phone
+
+
+def normalize_phone(
+    value: Any, *, region: str | None = None, field: str | None = None
+) -> str | None:
+    """Phone → E.164 (``+14155550100``); ``region`` (ISO alpha-2, default US) reads
+    national numbers. Empty → None; unparseable or impossible → ``RecordError``.
+
+    Extensions are dropped: E.164 has no place for them.
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    text = normalize_string(value, field=field)
+    if text is None:
+        return None
+    try:
+        number = phonenumbers.parse(text, (region or DEFAULT_PHONE_REGION).upper())
+    except phonenumbers.NumberParseException:
+        raise _bad(field, "a phone number", value) from None
+    if not phonenumbers.is_possible_number(number) or not phonenumbers.is_valid_number(number):
+        raise _bad(field, "a phone number", value)
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+# --------------------------------------------------------------------------- country
+
+# Aliases that no locale table spells: abbreviations, old and informal names.
+# Every ISO alpha-2 code is accepted as itself; English and the main European
+# languages' names come from the locale data bundled with phonenumbers.
+COUNTRY_ALIASES: dict[str, str] = {
+    "usa": "US", "us": "US", "u s": "US", "u s a": "US", "america": "US",
+    "united states of america": "US", "the united states": "US", "united states": "US",
+    "uk": "GB", "u k": "GB", "great britain": "GB", "britain": "GB", "england": "GB",
+    "scotland": "GB", "wales": "GB", "northern ireland": "GB", "united kingdom": "GB",
+    "united kingdom of great britain and northern ireland": "GB",
+    "deutschland": "DE", "germany": "DE", "brd": "DE", "federal republic of germany": "DE",
+    "holland": "NL", "the netherlands": "NL", "netherlands": "NL", "nederland": "NL",
+    "south korea": "KR", "korea": "KR", "republic of korea": "KR", "korea republic of": "KR",
+    "north korea": "KP",
+    "russia": "RU", "russian federation": "RU",
+    "uae": "AE", "u a e": "AE", "emirates": "AE", "united arab emirates": "AE",
+    "czechia": "CZ", "czech republic": "CZ",
+    "viet nam": "VN", "vietnam": "VN",
+    "taiwan": "TW", "republic of china": "TW",
+    "china": "CN", "prc": "CN", "people's republic of china": "CN", "peoples republic of china": "CN",
+    "hong kong": "HK", "hong kong sar": "HK", "macau": "MO", "macao": "MO",
+    "ivory coast": "CI", "cote d'ivoire": "CI", "cote divoire": "CI",
+    "turkey": "TR", "turkiye": "TR",
+    "swiss": "CH", "switzerland": "CH", "schweiz": "CH", "suisse": "CH", "svizzera": "CH",
+    "austria": "AT", "osterreich": "AT", "oesterreich": "AT",
+    "espana": "ES", "spain": "ES", "italia": "IT", "italy": "IT", "france": "FR",
+    "brasil": "BR", "brazil": "BR", "mexico": "MX", "canada": "CA", "japan": "JP",
+    "nippon": "JP", "india": "IN", "bharat": "IN", "australia": "AU", "new zealand": "NZ",
+    "ireland": "IE", "eire": "IE", "republic of ireland": "IE",
+    "sverige": "SE", "sweden": "SE", "norge": "NO", "norway": "NO", "danmark": "DK",
+    "denmark": "DK", "suomi": "FI", "finland": "FI", "polska": "PL", "poland": "PL",
+    "belgique": "BE", "belgie": "BE", "belgium": "BE", "luxembourg": "LU",
+    "portugal": "PT", "greece": "GR", "hellas": "GR", "israel": "IL", "singapore": "SG",
+    "south africa": "ZA", "rsa": "ZA", "argentina": "AR", "chile": "CL", "colombia": "CO",
+    "peru": "PE", "iran": "IR", "syria": "SY", "laos": "LA", "bolivia": "BO",
+    "venezuela": "VE", "tanzania": "TZ", "moldova": "MD", "macedonia": "MK",
+    "north macedonia": "MK", "burma": "MM", "myanmar": "MM", "palestine": "PS",
+    "vatican": "VA", "holy see": "VA", "cape verde": "CV", "cabo verde": "CV",
+    "eswatini": "SZ", "swaziland": "SZ", "east timor": "TL", "timor-leste": "TL",
+    "saudi arabia": "SA", "ksa": "SA", "egypt": "EG", "nigeria": "NG", "kenya": "KE",
+    "philippines": "PH", "indonesia": "ID", "malaysia": "MY", "thailand": "TH",
+    "pakistan": "PK", "bangladesh": "BD", "ukraine": "UA", "romania": "RO",
+    "hungary": "HU", "slovakia": "SK", "slovenia": "SI", "croatia": "HR", "serbia": "RS",
+    "bulgaria": "BG", "estonia": "EE", "latvia": "LV", "lithuania": "LT", "iceland": "IS",
+    "morocco": "MA", "qatar": "QA", "kuwait": "KW", "costa rica": "CR", "uruguay": "UY",
+    "puerto rico": "PR",
+}  # fmt: skip
+# ISO alpha-3 codes of common countries (alpha-2 codes are accepted directly).
+COUNTRY_ALPHA3: dict[str, str] = {
+    "usa": "US", "gbr": "GB", "deu": "DE", "fra": "FR", "esp": "ES", "ita": "IT",
+    "nld": "NL", "bel": "BE", "che": "CH", "aut": "AT", "swe": "SE", "nor": "NO",
+    "dnk": "DK", "fin": "FI", "pol": "PL", "prt": "PT", "irl": "IE", "can": "CA",
+    "mex": "MX", "bra": "BR", "arg": "AR", "aus": "AU", "nzl": "NZ", "jpn": "JP",
+    "chn": "CN", "kor": "KR", "ind": "IN", "sgp": "SG", "isr": "IL", "zaf": "ZA",
+    "are": "AE", "sau": "SA", "tur": "TR", "rus": "RU", "ukr": "UA", "cze": "CZ",
+    "hun": "HU", "rou": "RO", "grc": "GR", "hkg": "HK", "twn": "TW", "phl": "PH",
+    "idn": "ID", "mys": "MY", "tha": "TH", "vnm": "VN", "egy": "EG", "nga": "NG",
+    "ken": "KE", "chl": "CL", "col": "CO", "per": "PE", "lux": "LU", "isl": "IS",
+    "est": "EE", "lva": "LV", "ltu": "LT", "svk": "SK", "svn": "SI", "hrv": "HR",
+}  # fmt: skip
+# English display names that read better than the locale data's.
+_COUNTRY_DISPLAY: dict[str, str] = {"US": "United States", "GB": "United Kingdom"}
+# Languages whose country names are indexed (beyond the alias table).
+_COUNTRY_LANGS = ("en", "de", "fr", "es", "it", "nl", "pt", "sv", "fi", "pl")
+
+
+def _fold(text: str) -> str:
+    """Casefold, strip accents, turn dots/commas/underscores into spaces, collapse spaces."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    plain = "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+    plain = re.sub(r"[.,_()]", " ", plain).replace("\u2019", "'")
+    return " ".join(plain.split())
+
+
+@cache
+def _locale_names() -> tuple[dict[str, str], dict[str, str]]:
+    """(folded name → alpha-2, alpha-2 → English name) from phonenumbers' locale data."""
+    from phonenumbers.geodata.locale import LOCALE_DATA
+
+    index: dict[str, str] = {}
+    english: dict[str, str] = {}
+    for code, names in LOCALE_DATA.items():
+        if len(code) != 2 or not code.isalpha():
+            continue
+
+        def resolve(lang: str, names: dict[str, str] = names) -> str | None:
+            name = names.get(lang)
+            for _ in range(5):  # '*xx' points to another language's entry
+                if name is None or not name.startswith("*"):
+                    break
+                name = names.get(name[1:])
+            return name
+
+        en = resolve("en")
+        if en:
+            english[code] = _COUNTRY_DISPLAY.get(code, en)
+        for lang in _COUNTRY_LANGS:
+            name = resolve(lang)
+            if name:
+                index.setdefault(_fold(name), code)
+    return index, english
+
+
+def normalize_country(value: Any, *, field: str | None = None) -> str | None:
+    """Country name, alias or code → ISO-3166 alpha-2 (``"U.S."`` → ``"US"``,
+    ``"Deutschland"`` → ``"DE"``). Empty → None; unknown → ``RecordError``."""
+    text = normalize_string(value, field=field)
+    if text is None:
+        return None
+    folded = _fold(text)
+    index, english = _locale_names()
+    if len(folded) == 2 and folded.upper() in english:
+        return folded.upper()
+    code = (
+        COUNTRY_ALIASES.get(folded)
+        or COUNTRY_ALIASES.get(folded.replace(" ", ""))
+        or COUNTRY_ALPHA3.get(folded)
+        or index.get(folded)
+        or index.get(folded.removeprefix("the "))
+    )
+    if code is None:
+        raise _bad(field, "a country", value)
+    return code
+
+
+def country_name(code: str) -> str:
+    """English name of an ISO alpha-2 code (``"DE"`` → ``"Germany"``); KeyError if unknown."""
+    return _locale_names()[1][code.upper()]
+
+
+# --------------------------------------------------------------------------- company names
+
+# Legal-form words dropped from the end of a company name for matching.
+LEGAL_SUFFIXES: frozenset[str] = frozenset(
+    {
+        "inc", "incorporated", "llc", "llp", "lp", "ltd", "limited", "gmbh", "mbh", "ag",
+        "sa", "sas", "sarl", "srl", "spa", "bv", "nv", "corp", "corporation", "co",
+        "company", "plc", "pty", "pte", "oy", "oyj", "ab", "as", "asa", "aps", "kg",
+        "kgaa", "se", "ug", "kk", "sl", "sau", "lda", "ltda", "sro", "sp z oo", "zoo",
+        "holdings", "group",
+    }
+)  # fmt: skip
+# Legal forms of several words ("S A", "Sp. z o.o."); "Pty Ltd", "GmbH & Co. KG" are
+# handled by stripping one suffix word at a time.
+_DOTTED = re.compile(r"\b(?:\w\.){2,}")
+_MULTI_SUFFIXES: tuple[tuple[str, ...], ...] = (
+    ("sa", "de", "cv"),
+    ("s", "a"),
+    ("b", "v"),
+    ("n", "v"),
+    ("s", "r", "l"),
+    ("sp", "z", "o", "o"),
+    ("co", "kg"),
+    ("gmbh", "co", "kg"),
+)
+
+
+def company_match_key(name: str) -> str:
+    """A company name folded for matching: ``"ACME, Inc."`` and ``"Acme"`` → ``"acme"``.
+
+    Casefolds, strips accents and punctuation, turns ``&`` into ``and``, drops legal
+    suffixes (Inc, LLC, GmbH, Pty Ltd …) from the end and collapses spaces. A name made
+    only of a legal form keeps it (``"Co"`` stays ``"co"``).
+    """
+    decomposed = unicodedata.normalize("NFKD", name)
+    text = "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+    text = text.replace("&", " and ").replace("+", " and ")
+    # "S.A." → "sa", "C.V." → "cv": dotted abbreviations become one word first.
+    text = _DOTTED.sub(lambda m: m.group(0).replace(".", ""), text)
+    text = re.sub(r"[^\w\s]|_", " ", text)
+    words = text.split()
+    if words and words[0] == "the" and len(words) > 1:
+        words = words[1:]
+    changed = True
+    while changed and len(words) > 1:
+        changed = False
+        for multi in _MULTI_SUFFIXES:
+            n = len(multi)
+            if len(words) > n and tuple(words[-n:]) == multi:
+                words = words[:-n]
+                changed = True
+        if len(words) > 1 and words[-1] in LEGAL_SUFFIXES:
+            words = words[:-1]
+            changed = True
+        if len(words) > 1 and words[-1] == "and":  # "Smith & Co" → "smith"
+            words = words[:-1]
+            changed = True
+    return " ".join(words)
+
+
+# --------------------------------------------------------------------------- dates
+
+_EPOCH_MS = re.compile(r"^-?\d{11,14}$")
+_DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# "+0000" (Salesforce) → "+00:00" for fromisoformat on every Python version.
+_TZ_NO_COLON = re.compile(r"([+-]\d{2})(\d{2})$")
+
+
+def normalize_datetime(value: Any, *, field: str | None = None) -> datetime | None:
+    """An instant → aware UTC datetime.
+
+    Accepts ``datetime`` (naive is taken as UTC), ISO-8601 strings with ``Z``, an
+    offset or Salesforce's ``+0000``, epoch milliseconds (HubSpot) as int or string,
+    and a bare ``YYYY-MM-DD`` (midnight UTC).
+    """
+    if blank(value):
+        return None
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    if isinstance(value, date):
+        return datetime.combine(value, time(), tzinfo=UTC)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return datetime.fromtimestamp(value / 1000, tz=UTC)
+    if not isinstance(value, str):
+        raise _bad(field, "a date-time", value)
+    text = value.strip()
+    if _EPOCH_MS.match(text):
+        return datetime.fromtimestamp(int(text) / 1000, tz=UTC)
+    iso = text.replace("z", "Z")
+    iso = iso[:-1] + "+00:00" if iso.endswith("Z") else _TZ_NO_COLON.sub(r"\1:\2", iso)
+    try:
+        parsed = datetime.fromisoformat(iso)
+    except ValueError:
+        raise _bad(field, "a date-time", value) from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def normalize_date(value: Any, *, field: str | None = None) -> date | None:
+    """A calendar date: ``YYYY-MM-DD`` as is; a date-time → its UTC date."""
+    if blank(value):
+        return None
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    if isinstance(value, str) and _DATE_ONLY.match(value.strip()):
+        try:
+            return date.fromisoformat(value.strip())
+        except ValueError:
+            raise _bad(field, "a date", value) from None
+    instant = normalize_datetime(value, field=field)
+    return instant.date() if instant else None
+
+
+# --------------------------------------------------------------------------- numbers, booleans
+
+_MONEY_JUNK = re.compile(r"[\s,$€£¥]")
+
+
+def plain_decimal(value: Decimal) -> Decimal:
+    """Drop trailing zeros without going to exponent form (``20.0`` → ``20``, ``1.50`` → ``1.5``)."""
+    if value == value.to_integral_value():
+        return value.quantize(Decimal(1))
+    return value.normalize()
+
+
+def normalize_decimal(value: Any, *, field: str | None = None) -> Decimal | None:
+    """Money or any number → ``Decimal``: strings (``"1,234.50"``), ints, floats via ``str``."""
+    if blank(value):
+        return None
+    if isinstance(value, bool):
+        raise _bad(field, "a number", value)
+    if isinstance(value, Decimal):
+        result = value
+    elif isinstance(value, int | float):
+        result = Decimal(str(value))
+    elif isinstance(value, str):
+        try:
+            result = Decimal(_MONEY_JUNK.sub("", value))
+        except InvalidOperation:
+            raise _bad(field, "a number", value) from None
+    else:
+        raise _bad(field, "a number", value)
+    if not result.is_finite():
+        raise _bad(field, "a number", value)
+    return plain_decimal(result)
+
+
+def normalize_int(value: Any, *, field: str | None = None) -> int | None:
+    """A whole number (``"1,200"``, ``1200.0``); a fractional value → ``RecordError``."""
+    number = normalize_decimal(value, field=field)
+    if number is None:
+        return None
+    if number != number.to_integral_value():
+        raise _bad(field, "a whole number", value)
+    return int(number)
+
+
+_TRUE = frozenset({"true", "t", "yes", "y", "1", "on"})
+_FALSE = frozenset({"false", "f", "no", "n", "0", "off"})
+
+
+def normalize_bool(value: Any, *, field: str | None = None) -> bool | None:
+    """``"true"``/``"false"``/``True``/``1``/``"yes"`` → bool; empty → None."""
+    if blank(value):
+        return None
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        folded = value.strip().casefold()
+        if folded in _TRUE:
+            return True
+        if folded in _FALSE:
+            return False
+    raise _bad(field, "true or false", value)

@@ -1,0 +1,317 @@
+"""Named transforms: how one native value becomes a canonical value and back.
+
+A field map names a transform per field (``"phone"``, ``"stage"``, ``"decimal"`` …).
+``read`` turns the native value into the canonical one (``None`` for empty) and
+raises ``RecordError`` naming the native field when it cannot; ``write`` turns a
+canonical value into a *typed* native value (``str``, ``int``, ``Decimal``, ``date``,
+``datetime``, ``bool``, ``list``). The system's serializer in ``mapping.fieldmap``
+then puts typed values into the shape the API wants (HubSpot strings, Salesforce
+``YYYY-MM-DD`` dates, JSON numbers).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
+from decimal import Decimal
+from typing import Any
+
+from connectors.base import ErrorCategory, RecordError
+from mapping import normalize as n
+from mapping import values
+
+__all__ = [
+    "LEAD_STATUS",
+    "READ_PREFERENCES",
+    "TRANSFORMS",
+    "Context",
+    "Transform",
+    "get_transform",
+    "mapping_error",
+]
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a transform may know besides the value: where it comes from or goes to."""
+
+    system: str
+    native_type: str
+    field: str
+    region: str | None = None  # ISO alpha-2 of the record's country, for national phone numbers
+
+
+Reader = Callable[[Any, Context], Any]
+Writer = Callable[[Any, Context], Any]
+
+
+@dataclass(frozen=True)
+class Transform:
+    """A named pair of functions: native → canonical (``read``) and back (``write``)."""
+
+    name: str
+    read: Reader
+    write: Writer
+
+
+def mapping_error(ctx: Context, message: str) -> RecordError:
+    """A ``RecordError`` of category MAPPING naming the native field."""
+    return RecordError(
+        f"{ctx.system} {ctx.native_type}.{ctx.field}: {message}",
+        category=ErrorCategory.MAPPING,
+        field=ctx.field,
+    )
+
+
+def _same(value: Any, ctx: Context) -> Any:
+    return value
+
+
+# --------------------------------------------------------------------------- scalar transforms
+
+
+def _read_string(value: Any, ctx: Context) -> str | None:
+    return n.normalize_string(value, field=ctx.field)
+
+
+def _read_email(value: Any, ctx: Context) -> str | None:
+    return n.normalize_email(value, field=ctx.field)
+
+
+def _read_domain(value: Any, ctx: Context) -> str | None:
+    return n.domain_from_url(value, field=ctx.field)
+
+
+def _domain_list(value: Any, ctx: Context) -> list[Any]:
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                value = json.loads(text)
+            except ValueError:
+                raise mapping_error(ctx, f"cannot read {value!r} as a list of domains") from None
+        else:
+            value = re.split(r"[,;\s]+", text)
+    if not isinstance(value, list | tuple):
+        raise mapping_error(ctx, f"cannot read {value!r} as a list of domains")
+    return list(value)
+
+
+def _read_domains(value: Any, ctx: Context) -> str | None:
+    """Planhat ``domains`` (array) → the first registrable domain."""
+    if n.blank(value):
+        return None
+    for item in _domain_list(value, ctx):
+        if not n.blank(item):
+            return n.domain_from_url(item, field=ctx.field)
+    return None
+
+
+def _write_domains(value: Any, ctx: Context) -> list[str]:
+    return [value]
+
+
+def _read_phone(value: Any, ctx: Context) -> str | None:
+    return n.normalize_phone(value, region=ctx.region, field=ctx.field)
+
+
+def _read_country(value: Any, ctx: Context) -> str | None:
+    return n.normalize_country(value, field=ctx.field)
+
+
+def _write_country(value: Any, ctx: Context) -> str:
+    try:
+        return n.country_name(value)
+    except KeyError:
+        raise mapping_error(ctx, f"unknown country code {value!r}") from None
+
+
+def _read_int(value: Any, ctx: Context) -> int | None:
+    return n.normalize_int(value, field=ctx.field)
+
+
+def _read_decimal(value: Any, ctx: Context) -> Decimal | None:
+    return n.normalize_decimal(value, field=ctx.field)
+
+
+_HUNDRED = Decimal(100)
+
+
+def _read_fraction_percent(value: Any, ctx: Context) -> Decimal | None:
+    """A 0..1 fraction (HubSpot probability) → canonical percent 0..100."""
+    number = n.normalize_decimal(value, field=ctx.field)
+    return None if number is None else n.plain_decimal(number * _HUNDRED)
+
+
+def _write_fraction_percent(value: Any, ctx: Context) -> Decimal:
+    return n.plain_decimal(Decimal(value) / _HUNDRED)
+
+
+def _read_bool(value: Any, ctx: Context) -> bool | None:
+    return n.normalize_bool(value, field=ctx.field)
+
+
+def _read_date(value: Any, ctx: Context) -> date | None:
+    return n.normalize_date(value, field=ctx.field)
+
+
+def _read_datetime(value: Any, ctx: Context) -> datetime | None:
+    return n.normalize_datetime(value, field=ctx.field)
+
+
+def _write_date_as_datetime(value: Any, ctx: Context) -> datetime:
+    """A canonical date written to a date-time field (HubSpot ``closedate``): midnight UTC."""
+    if isinstance(value, datetime):
+        return value
+    return datetime.combine(value, time(), tzinfo=UTC)
+
+
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
+
+
+def _read_currency(value: Any, ctx: Context) -> str | None:
+    text = n.normalize_string(value, field=ctx.field)
+    if text is None:
+        return None
+    code = text.upper()
+    if not _CURRENCY.match(code):
+        raise mapping_error(ctx, f"{value!r} is not an ISO 4217 currency code")
+    return code
+
+
+def _read_json(value: Any, ctx: Context) -> Any:
+    """Custom fields into ``extras``: JSON values as they are, strings stripped, empty → None."""
+    if n.blank(value):
+        return None
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, bool | int | float | list | dict):
+        return value
+    raise mapping_error(ctx, f"cannot store {value!r} as JSON")
+
+
+# --------------------------------------------------------------------------- picklists
+
+# Salesforce Lead Status (the org's default picklist) → canonical lifecycle stage.
+# Read-only: "Closed - Converted" is set by lead conversion, never by an update.
+LEAD_STATUS: dict[str, str] = {
+    "Open - Not Contacted": "lead",
+    "Working - Contacted": "mql",
+    "Closed - Converted": "sql",
+    "Closed - Not Converted": "other",
+}
+
+# Where one native value is shared by several canonical values, the canonical value it
+# reads as. values.to_canonical would take the first in table order, which reads every
+# Salesforce "Customer - Direct" account as "onboarding".
+READ_PREFERENCES: dict[tuple[str, str], dict[str, str]] = {
+    ("customer_status", "salesforce"): {"customer - direct": "customer", "other": "churned"},
+}
+
+
+def _picklist(table_name: str) -> Transform:
+    table = values.VALUE_MAPS[table_name]
+
+    def read(value: Any, ctx: Context) -> str | None:
+        text = n.normalize_string(value, field=ctx.field)
+        if text is None:
+            return None
+        preferred = READ_PREFERENCES.get((table_name, ctx.system), {}).get(text.casefold())
+        canonical = preferred or values.to_canonical(table, ctx.system, text)
+        if canonical is None:
+            raise mapping_error(ctx, f"unknown {table_name} value {text!r}")
+        return canonical
+
+    def write(value: Any, ctx: Context) -> str:
+        native = values.to_native(table, ctx.system, value)
+        if native is None:
+            raise mapping_error(ctx, f"canonical {table_name} {value!r} has no {ctx.system} value")
+        return native
+
+    return Transform(table_name, read, write)
+
+
+_LEAD_STATUS_FOLDED = {k.casefold(): v for k, v in LEAD_STATUS.items()}
+_LEAD_STATUS_BACK = {v: k for k, v in LEAD_STATUS.items() if v != "sql"}
+
+
+def _read_lead_status(value: Any, ctx: Context) -> str | None:
+    text = n.normalize_string(value, field=ctx.field)
+    if text is None:
+        return None
+    canonical = _LEAD_STATUS_FOLDED.get(text.casefold())
+    if canonical is None:
+        raise mapping_error(ctx, f"unknown lead status {text!r}")
+    return canonical
+
+
+def _write_lead_status(value: Any, ctx: Context) -> str:
+    native = _LEAD_STATUS_BACK.get(value)
+    if native is None:
+        raise mapping_error(ctx, f"lifecycle stage {value!r} has no lead status")
+    return native
+
+
+def _read_ignored(value: Any, ctx: Context) -> None:
+    return None
+
+
+def _write_hubspot_pipeline(value: Any, ctx: Context) -> str:
+    """Every canonical stage lives in HubSpot's default pipeline (sent with ``dealstage``)."""
+    return values.HUBSPOT_DEFAULT_PIPELINE
+
+
+# --------------------------------------------------------------------------- registry
+
+TRANSFORMS: dict[str, Transform] = {
+    t.name: t
+    for t in (
+        Transform("string", _read_string, _same),
+        Transform("email", _read_email, _same),
+        Transform("url", _read_string, _same),
+        Transform("domain", _read_domain, _same),
+        Transform("domains", _read_domains, _write_domains),
+        Transform("phone", _read_phone, _same),
+        Transform("country", _read_country, _write_country),
+        Transform("int", _read_int, _same),
+        Transform("decimal", _read_decimal, _same),
+        Transform("fraction_percent", _read_fraction_percent, _write_fraction_percent),
+        Transform("bool", _read_bool, _same),
+        Transform("date", _read_date, _same),
+        Transform("datetime", _read_datetime, _same),
+        Transform("date_as_datetime", _read_date, _write_date_as_datetime),
+        Transform("currency", _read_currency, _same),
+        Transform("json", _read_json, _same),
+        Transform("lead_status", _read_lead_status, _write_lead_status),
+        Transform("hubspot_pipeline", _read_ignored, _write_hubspot_pipeline),
+        *(_picklist(name) for name in values.VALUE_MAPS),
+    )
+}
+
+
+def get_transform(name: str) -> Transform:
+    """The transform called ``name``; ``LookupError`` naming the known ones otherwise."""
+    try:
+        return TRANSFORMS[name]
+    except KeyError:
+        known = ", ".join(sorted(TRANSFORMS))
+        raise LookupError(f"unknown transform {name!r} (known: {known})") from None
+
+
+def transform_names() -> tuple[str, ...]:
+    """Every registered transform name, sorted."""
+    return tuple(sorted(TRANSFORMS))
+
+
+def canonical_default(values_by_name: Mapping[str, str], canonical: str) -> str:
+    """Helper for overrides: the transform a canonical field takes when none is named."""
+    if canonical.startswith("extras."):
+        return "json"
+    return values_by_name.get(canonical, "string")
