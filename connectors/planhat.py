@@ -63,6 +63,9 @@ PLANHAT_BULK = 5000
 PLANHAT_PAGE: Mapping[str, int] = {"companies": 5000}
 PLANHAT_PAGE_OTHER = 2000
 
+# Records re-read at each page boundary so a delete between two calls skips nothing.
+PAGE_OVERLAP = 50
+
 OWNER_EMAIL = "_owner_email"
 # Planhat's own field names that start with "_" (everything else with "_" is ours).
 NATIVE_UNDERSCORE = frozenset({"_currency"})
@@ -187,10 +190,18 @@ class PlanhatConnector(Connector):
     def _pages(
         self, model: str, select: Sequence[str] | None = None, *, limit: int | None = None
     ) -> Iterator[list[dict[str, Any]]]:
-        """Raw pages in ``_id`` order; refuses a page that repeats (a paging loop)."""
+        """Raw pages in ``_id`` order, each record once; refuses a paging loop.
+
+        Offset paging over a live listing skips a record whenever one before the
+        offset is deleted between two calls. Each request therefore starts
+        ``PAGE_OVERLAP`` records early, and records at or below the last ``_id``
+        already yielded are dropped (ObjectIds sort as their hex strings).
+        """
         limit = limit or self._limit(model)
+        overlap = min(PAGE_OVERLAP, limit // 4)
         offset = 0
-        previous: str | None = None
+        last = ""
+        previous_first: str | None = None
         while True:
             page = self._call(
                 f"list {model} offset={offset}",
@@ -199,13 +210,16 @@ class PlanhatConnector(Connector):
             if not page:
                 return
             first = str(page[0].get("_id"))
-            if first == previous:
+            if first == previous_first:
                 raise FatalError(f"planhat list {model}: offset {offset} served the previous page again")
-            previous = first
-            yield page
+            previous_first = first
+            fresh = [doc for doc in page if str(doc.get("_id")) > last]
+            if fresh:
+                last = str(fresh[-1].get("_id"))
+                yield fresh
             if len(page) < limit:
                 return
-            offset += len(page)
+            offset += len(page) - overlap
 
     def owners(self) -> tuple[dict[str, str], dict[str, str]]:
         """(user id → email, lower-case email → user id), read once per connector."""

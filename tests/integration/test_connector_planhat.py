@@ -144,3 +144,17 @@ def test_given_generated_seed_when_read_then_counts_match_manifest_and_links_res
     assert all(r.associations["account"][0] in company_ids for r in endusers)
     owned = [r for r in companies if r.fields.get("owner")]
     assert owned and all(r.fields["_owner_email"] for r in owned)
+
+
+def test_given_delete_between_pages_when_read_then_no_live_record_skipped(ph: Sandbox) -> None:
+    conn = connect(ph, page_size=8)  # overlap of 2 records per page boundary
+    pages = conn.read_pages(ObjectType.CONTACT)
+    first = list(next(pages))
+    assert len(first) == 8
+    # two records of the first page disappear while the reader is between pages
+    gone = [WriteOp(OpKind.DELETE, ObjectType.CONTACT, f"k{i}", remote_id=first[i].remote_id) for i in (2, 5)]
+    assert all(r.success for r in conn.write(ObjectType.CONTACT, gone))
+    rest = [r.remote_id for page in pages for r in page]
+    seen = [r.remote_id for r in first] + rest
+    assert len(seen) == len(set(seen)) == 80  # 78 live records + the 2 read before the delete
+    assert set(seen) - {op.remote_id for op in gone} == set(conn.list_ids(ObjectType.CONTACT))
