@@ -13,51 +13,50 @@ API returned (exact property strings) and the response headers (rate limits).
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import date, datetime
-from decimal import Decimal
 from functools import partial
 from typing import Any, ClassVar
 
 from hubspot import HubSpot
-from urllib3.util.retry import Retry
 
 from connectors.base import (
     ApiBudget,
-    AuthError,
     ConnectionSettings,
     Connector,
     Cursor,
-    ErrorCategory,
     FatalError,
-    OpKind,
-    RecordError,
     RemoteRecord,
     RetryPolicy,
     WriteOp,
     WriteResult,
     chunked,
-    retrying,
 )
 from connectors.hubspot_http import (
     EPOCH,
+    NO_URLLIB3_RETRY,
     SYSTEM,
-    BatchRejected,
-    TokenExpired,
-    existing_id,
-    observe_headers,
-    parse_body,
+    OAuthCredentials,
+    Transport,
     parse_time,
-    record_error,
     to_ms,
-    translate,
 )
+from connectors.hubspot_write import HUBSPOT_BATCH, OWNER_EMAIL, OWNER_PROPERTY, Writer
 from mapping.canonical import ObjectType
 from sandbox.schema import HUBSPOT
+
+__all__ = [
+    "HUBSPOT_ASSOC_READ",
+    "HUBSPOT_BATCH",
+    "HUBSPOT_LIST_PAGE",
+    "HUBSPOT_SEARCH_CAP",
+    "HUBSPOT_SEARCH_PAGE",
+    "NO_URLLIB3_RETRY",
+    "HubSpotConnector",
+    "OAuthCredentials",
+    "needs_reanchor",
+]
 
 log = logging.getLogger(__name__)
 
@@ -72,30 +71,14 @@ HUBSPOT_LIST_PAGE = 100
 HUBSPOT_SEARCH_PAGE = 200
 HUBSPOT_SEARCH_CAP = 10_000
 SEARCH_MIN_INTERVAL = 0.2
-# Batch read/create/update/upsert/archive: 100 inputs a call.
-# https://developers.hubspot.com/docs/api/crm/contacts#limits
-HUBSPOT_BATCH = 100
 # Associations v4 batch read: ≤ 1,000 inputs (since 2025-02-10).
 # https://developers.hubspot.com/changelog/bug-fix-batch-read-limit-for-hubspot-associations-api
 HUBSPOT_ASSOC_READ = 1_000
 # Owners: GET /crm/v3/owners/, limit ≤ 100.
 # https://developers.hubspot.com/docs/api/crm/owners
 OWNERS_PAGE = 100
-# OAuth access tokens live 1800 s; refresh a minute early.
-# https://developers.hubspot.com/docs/api/oauth/tokens
-TOKEN_EARLY_REFRESH_S = 60.0
-TOKEN_DEFAULT_TTL_S = 1800.0
-
-#: urllib3 retries OFF: with the urllib3 default (3) a 429 carrying Retry-After and a
-#: connection reset are silently repeated under our own retry layer.
-NO_URLLIB3_RETRY = Retry(total=0, redirect=0)
-
-OWNER_PROPERTY = "hubspot_owner_id"
-OWNER_EMAIL = "_owner_email"
 MERGED_PROPERTY = "hs_merged_object_ids"
-EXTERNAL_ID_PROPERTY = "revsync_id"
 OBJECT_ID_PROPERTY = "hs_object_id"
-EMAIL_PROPERTY = "email"
 
 MODSTAMP_PROPERTY: Mapping[str, str] = {
     "contacts": "lastmodifieddate",
@@ -108,33 +91,6 @@ ASSOCIATIONS_READ: Mapping[str, tuple[tuple[str, str], ...]] = {
     "contacts": (("companies", "account"),),
     "deals": (("companies", "account"), ("contacts", "contact")),
 }
-CANONICAL_NATIVE: Mapping[str, str] = {
-    "account": "companies",
-    "contact": "contacts",
-    "opportunity": "deals",
-}
-
-
-@dataclass(frozen=True)
-class OAuthCredentials:
-    """OAuth app credentials; ``repr`` never shows them."""
-
-    client_id: str = field(repr=False)
-    client_secret: str = field(repr=False)
-    refresh_token: str = field(repr=False)
-
-
-@dataclass(frozen=True, slots=True)
-class _Item:
-    """One op on its way into a batch call."""
-
-    index: int
-    op: WriteOp
-    props: Mapping[str, str]
-    id_value: str
-    id_property: str | None = None  # None: update/archive by HubSpot id
-
-
 def needs_reanchor(fetched: int, page: int = HUBSPOT_SEARCH_PAGE, cap: int = HUBSPOT_SEARCH_CAP) -> bool:
     """True when the next search page would pass the result cap (start a new search)."""
     return fetched + page > cap
@@ -142,26 +98,6 @@ def needs_reanchor(fetched: int, page: int = HUBSPOT_SEARCH_PAGE, cap: int = HUB
 
 def _id_key(remote_id: str) -> tuple[int, int, str]:
     return (0, int(remote_id), "") if remote_id.isdigit() else (1, 0, remote_id)
-
-
-def _trace(pos: int) -> str:
-    """objectWriteTraceId of the input at ``pos`` (never confusable with a numeric id)."""
-    return f"rs-{pos}"
-
-
-def _to_str(value: Any) -> str:
-    """A property value as HubSpot expects it (every value travels as a string)."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, datetime):
-        return value.isoformat().replace("+00:00", "Z")
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    return str(value)
 
 
 def _next_after(body: Mapping[str, Any]) -> str | None:
@@ -199,16 +135,13 @@ class HubSpotConnector(Connector):
         self.client = client
         self.budget = budget
         self.retry = retry or RetryPolicy()
-        self.timeout = timeout
+        self.transport = Transport(client, budget=budget, retry=self.retry, timeout=timeout,
+                                   oauth=oauth, clock=clock)
+        self.writer = Writer(self.transport, owner_id=self.owner_id, batch=self.BATCH)
         self._configured = {k: list(v) for k, v in (properties or {}).items()}
-        self._oauth = oauth
-        self._clock = clock
-        self._apis: dict[str, Any] = {}
         self._props: dict[str, list[str]] = {}
         self._owner_email: dict[str, str] | None = None
         self._owner_id: dict[str, str] = {}
-        self._last_search = float("-inf")
-        self._token_expires: float | None = None if client.access_token else float("-inf")
 
     # ----------------------------------------------------------------- construction
 
@@ -248,105 +181,6 @@ class HubSpotConnector(Connector):
             oauth=oauth,
         )
 
-    # ----------------------------------------------------------------- plumbing
-
-    def _api(self, key: str) -> Any:
-        """The generated API object for ``key`` (built once; each build is a new pool)."""
-        api = self._apis.get(key)
-        if api is None:
-            kind, _, obj = key.partition(":")
-            crm = self.client.crm
-            if kind == "basic":
-                api = getattr(crm, obj).basic_api
-            elif kind == "batch":
-                api = getattr(crm, obj).batch_api
-            elif kind == "search":
-                api = getattr(crm, obj).search_api
-            elif kind == "properties":
-                api = crm.properties.core_api
-            elif kind == "owners":
-                api = crm.owners.owners_api
-            elif kind == "assoc":
-                api = crm.associations.v4.batch_api
-            elif kind == "oauth":
-                api = self.client.oauth.tokens_api
-            else:  # pragma: no cover - programming error
-                raise KeyError(key)
-            self._apis[key] = api
-        return api
-
-    def _call(self, what: str, fn: Callable[[], Any]) -> tuple[int, dict[str, Any]]:
-        """One API call through the retry layer: (status, parsed JSON body)."""
-        self._ensure_token()
-        attempt = partial(self._attempt, what, fn)
-        try:
-            return retrying(attempt, policy=self.retry, what=what)
-        except TokenExpired as exc:
-            if self._oauth is None:
-                raise AuthError(f"{what}: HubSpot rejected the access token (401)") from exc
-        self._refresh_token()
-        try:
-            return retrying(attempt, policy=self.retry, what=what)
-        except TokenExpired as exc:
-            raise AuthError(f"{what}: still unauthorised after an OAuth refresh") from exc
-
-    def _attempt(self, what: str, fn: Callable[[], Any]) -> tuple[int, dict[str, Any]]:
-        self.budget.spend(SYSTEM)
-        try:
-            resp = fn()
-        except Exception as exc:
-            raise translate(exc, what) from exc
-        observe_headers(self.budget, getattr(resp, "headers", None))
-        return int(resp.status), parse_body(resp.data)
-
-    def _ensure_token(self) -> None:
-        if self._oauth is None or self._token_expires is None:
-            return
-        if self._clock() >= self._token_expires - TOKEN_EARLY_REFRESH_S:
-            self._refresh_token()
-
-    def _refresh_token(self) -> None:
-        """POST /oauth/v1/token (grant_type=refresh_token); update every API object.
-
-        https://developers.hubspot.com/docs/api/oauth/tokens
-        """
-        creds = self._oauth
-        if creds is None:
-            raise AuthError("HubSpot access token rejected and no OAuth refresh token is set")
-        api = self._api("oauth")
-
-        def attempt() -> dict[str, Any]:
-            self.budget.spend(SYSTEM)
-            try:
-                resp = api.create(
-                    grant_type="refresh_token",
-                    client_id=creds.client_id,
-                    client_secret=creds.client_secret,
-                    refresh_token=creds.refresh_token,
-                    _preload_content=False,
-                    _request_timeout=self.timeout,
-                )
-            except Exception as exc:
-                err = translate(exc, "oauth token refresh")
-                if isinstance(err, BatchRejected | TokenExpired):
-                    raise AuthError(
-                        f"HubSpot OAuth refresh failed: {err.body.get('error') if isinstance(err, BatchRejected) else 401}"
-                    ) from None
-                raise err from None
-            return parse_body(resp.data)
-
-        body = retrying(attempt, policy=self.retry, what="oauth token refresh")
-        token = body.get("access_token")
-        if not token:
-            raise AuthError("HubSpot OAuth refresh returned no access token")
-        if body.get("refresh_token") and body["refresh_token"] != creds.refresh_token:
-            self._oauth = dataclasses.replace(creds, refresh_token=str(body["refresh_token"]))
-        self._token_expires = self._clock() + float(body.get("expires_in") or TOKEN_DEFAULT_TTL_S)
-        self.client.access_token = token
-        for api_obj in self._apis.values():
-            api_obj.api_client.configuration.access_token = token
-        log.info("hubspot: OAuth access token refreshed")
-
     def _native(self, object_type: ObjectType, native: str | None) -> str:
         natives = self.objects.get(ObjectType(object_type))
         if not natives:
@@ -369,11 +203,11 @@ class HubSpotConnector(Connector):
         if cached is not None:
             return cached
         wanted = self._configured.get(native) or [f.name for f in HUBSPOT[native]]
-        api = self._api("properties")
-        _, body = self._call(
+        api = self.transport.api("properties")
+        _, body = self.transport.call(
             f"properties {native}",
             partial(api.get_all, native, archived=False, _preload_content=False,
-                    _request_timeout=self.timeout),
+                    _request_timeout=self.transport.timeout),
         )
         known = {str(p.get("name")) for p in body.get("results") or []}
         unknown = [p for p in wanted if p not in known]
@@ -394,15 +228,15 @@ class HubSpotConnector(Connector):
         """
         if self._owner_email is not None:
             return self._owner_email
-        api = self._api("owners")
+        api = self.transport.api("owners")
         by_id: dict[str, str] = {}
         after: str | None = None
         seen: set[str] = set()
         while True:
-            _, body = self._call(
+            _, body = self.transport.call(
                 "owners",
                 partial(api.get_page, limit=OWNERS_PAGE, after=after, archived=False,
-                        _preload_content=False, _request_timeout=self.timeout),
+                        _preload_content=False, _request_timeout=self.transport.timeout),
             )
             for o in body.get("results") or []:
                 if o.get("email"):
@@ -436,14 +270,14 @@ class HubSpotConnector(Connector):
 
         https://developers.hubspot.com/docs/api/crm/contacts
         """
-        api = self._api(f"basic:{native}")
+        api = self.transport.api(f"basic:{native}")
         after: str | None = None
         seen: set[str] = set()
         while True:
-            _, body = self._call(
+            _, body = self.transport.call(
                 f"list {native}",
                 partial(api.get_page, limit=self.LIST_PAGE, after=after, properties=list(props),
-                        archived=archived, _preload_content=False, _request_timeout=self.timeout),
+                        archived=archived, _preload_content=False, _request_timeout=self.transport.timeout),
             )
             results = body.get("results") or []
             if results:
@@ -463,7 +297,7 @@ class HubSpotConnector(Connector):
 
         https://developers.hubspot.com/docs/api/crm/search
         """
-        api = self._api(f"search:{native}")
+        api = self.transport.api(f"search:{native}")
         request: dict[str, Any] = {
             "filterGroups": [{"filters": filters}],
             "sorts": sorts,
@@ -474,13 +308,10 @@ class HubSpotConnector(Connector):
             request["after"] = after
 
         def call() -> Any:
-            wait = self._last_search + self.SEARCH_INTERVAL - self._clock()
-            if wait > 0:
-                self.retry.sleep(wait)
-            self._last_search = self._clock()
-            return api.do_search(request, _preload_content=False, _request_timeout=self.timeout)
+            self.transport.pace("search", self.SEARCH_INTERVAL)
+            return api.do_search(request, _preload_content=False, _request_timeout=self.transport.timeout)
 
-        _, body = self._call(f"search {native}", call)
+        _, body = self.transport.call(f"search {native}", call)
         return body
 
     def _ms(self, native: str, raw: Mapping[str, Any]) -> int:
@@ -572,16 +403,16 @@ class HubSpotConnector(Connector):
         https://developers.hubspot.com/docs/api/crm/associations
         """
         out: dict[str, dict[str, tuple[str, ...]]] = {i: {} for i in ids}
-        api = self._api("assoc")
+        api = self.transport.api("assoc")
         for to_native, key in ASSOCIATIONS_READ[native]:
             pending: list[dict[str, str]] = [{"id": i} for i in ids]
             while pending:
                 more: list[dict[str, str]] = []
                 for chunk in chunked(pending, HUBSPOT_ASSOC_READ):
-                    _, body = self._call(
+                    _, body = self.transport.call(
                         f"associations {native}->{to_native}",
                         partial(api.get_page, native, to_native, {"inputs": chunk},
-                                _preload_content=False, _request_timeout=self.timeout),
+                                _preload_content=False, _request_timeout=self.transport.timeout),
                     )
                     for res in body.get("results") or []:
                         fid = str((res.get("from") or {}).get("id"))
@@ -664,244 +495,22 @@ class HubSpotConnector(Connector):
 
     def check(self) -> dict[str, Any]:
         """One cheap authenticated call (owners, limit 1)."""
-        api = self._api("owners")
-        _, body = self._call(
+        api = self.transport.api("owners")
+        _, body = self.transport.call(
             "check",
             partial(api.get_page, limit=1, archived=False, _preload_content=False,
-                    _request_timeout=self.timeout),
+                    _request_timeout=self.transport.timeout),
         )
         return {"system": SYSTEM, "ok": True, "owners_visible": len(body.get("results") or []),
                 "budget": self.budget.snapshot().get(SYSTEM, {})}
 
     # ----------------------------------------------------------------- writes
 
+    def owner_id(self, email: str) -> str | None:
+        """The HubSpot owner id of ``email`` (None when no owner has it)."""
+        self._owners()
+        return self._owner_id.get(email.lower())
+
     def write(self, object_type: ObjectType, ops: Sequence[WriteOp]) -> list[WriteResult]:
-        """Archive, update by id, upsert by unique property (100 a call); then associate."""
-        nat = self._native(object_type, None)
-        results: list[WriteResult | None] = [None] * len(ops)
-        deletes: list[_Item] = []
-        updates: list[_Item] = []
-        upserts: dict[str, list[_Item]] = {}
-        for i, op in enumerate(ops):
-            if op.kind == OpKind.DELETE:
-                if op.remote_id:
-                    deletes.append(_Item(i, op, {}, op.remote_id))
-                else:
-                    results[i] = WriteResult.failed(op, RecordError(
-                        "delete without a HubSpot id", category=ErrorCategory.NOT_FOUND))
-                continue
-            if op.kind == OpKind.MERGE:
-                results[i] = WriteResult.failed(op, RecordError(
-                    "merge is not supported by the HubSpot connector (merges are linked)",
-                    category=ErrorCategory.UNKNOWN))
-                continue
-            props = self._native_props(op)
-            if op.remote_id:
-                updates.append(_Item(i, op, props, op.remote_id))
-                continue
-            email = props.get(EMAIL_PROPERTY, "").strip()
-            if nat == "contacts" and email:
-                props = {k: v for k, v in props.items() if k != EMAIL_PROPERTY}
-                props[EXTERNAL_ID_PROPERTY] = op.key
-                upserts.setdefault(EMAIL_PROPERTY, []).append(_Item(i, op, props, email, EMAIL_PROPERTY))
-            else:
-                props = {k: v for k, v in props.items() if k != EXTERNAL_ID_PROPERTY}
-                upserts.setdefault(EXTERNAL_ID_PROPERTY, []).append(
-                    _Item(i, op, props, op.key, EXTERNAL_ID_PROPERTY))
-        for chunk in chunked(deletes, self.BATCH):
-            self._archive(nat, chunk, results)
-        for chunk in chunked(updates, self.BATCH):
-            self._write_batch(nat, chunk, results)
-        for items in upserts.values():
-            for chunk in chunked(items, self.BATCH):
-                self._write_batch(nat, chunk, results)
-        self._associate(nat, ops, results)
-        missing = [i for i, r in enumerate(results) if r is None]
-        for i in missing:  # pragma: no cover - defensive: every op gets a result
-            results[i] = WriteResult.failed(ops[i], RecordError("no result", category=ErrorCategory.UNKNOWN))
-        return [r for r in results if r is not None]
-
-    def _native_props(self, op: WriteOp) -> dict[str, str]:
-        props: dict[str, str] = {}
-        for k, v in op.fields.items():
-            if k == OWNER_EMAIL:
-                if v:
-                    self._owners()
-                    oid = self._owner_id.get(str(v).lower())
-                    if oid:
-                        props[OWNER_PROPERTY] = oid
-                    else:
-                        log.warning("hubspot: owner email of %s is not a HubSpot owner; owner left unchanged", op.key)
-                continue
-            if k.startswith("_"):
-                continue
-            props[k] = _to_str(v)
-        return props
-
-    def _archive(self, native: str, items: list[_Item], results: list[WriteResult | None]) -> None:
-        """POST /crm/v3/objects/{type}/batch/archive → 204.
-
-        https://developers.hubspot.com/docs/api/crm/contacts
-        """
-        api = self._api(f"batch:{native}")
-        body = {"inputs": [{"id": it.id_value} for it in items]}
-        try:
-            self._call(f"archive {native}", partial(api.archive, body, _preload_content=False,
-                                                    _request_timeout=self.timeout))
-        except BatchRejected as rej:
-            if len(items) > 1:
-                mid = len(items) // 2
-                self._archive(native, items[:mid], results)
-                self._archive(native, items[mid:], results)
-                return
-            it = items[0]
-            results[it.index] = WriteResult.failed(it.op, record_error(rej.body, remote_id=it.id_value))
-            return
-        for it in items:
-            results[it.index] = WriteResult(op=it.op, success=True, remote_id=it.id_value)
-
-    def _write_batch(self, native: str, items: list[_Item], results: list[WriteResult | None]) -> None:
-        """POST …/batch/update (by id) or …/batch/upsert (by idProperty); 200 or 207.
-
-        https://developers.hubspot.com/docs/api/crm/contacts (batch update / upsert)
-        """
-        api = self._api(f"batch:{native}")
-        upsert = items[0].id_property is not None
-        inputs = []
-        for pos, it in enumerate(items):
-            entry: dict[str, Any] = {"id": it.id_value, "properties": dict(it.props),
-                                     "objectWriteTraceId": _trace(pos)}
-            if it.id_property:
-                entry["idProperty"] = it.id_property
-            inputs.append(entry)
-        method = api.upsert if upsert else api.update
-        what = f"{'upsert' if upsert else 'update'} {native}"
-        try:
-            _, body = self._call(what, partial(method, {"inputs": inputs}, _preload_content=False,
-                                               _request_timeout=self.timeout))
-        except BatchRejected as rej:
-            if len(items) > 1:  # one bad input fails the call: split to isolate it
-                mid = len(items) // 2
-                self._write_batch(native, items[:mid], results)
-                self._write_batch(native, items[mid:], results)
-                return
-            self._rejected_one(native, items[0], rej, results)
-            return
-        leftover = self._map_batch(items, body, results)
-        if leftover and len(items) > 1:
-            for it in leftover:
-                self._write_batch(native, [it], results)
-        elif leftover:
-            it = leftover[0]
-            results[it.index] = WriteResult.failed(it.op, RecordError(
-                "HubSpot returned no result for this record", category=ErrorCategory.UNKNOWN))
-
-    def _rejected_one(self, native: str, it: _Item, rej: BatchRejected, results: list[WriteResult | None]) -> None:
-        body = rej.body
-        dup = existing_id(str(body.get("message") or "")) if rej.status == 409 else None
-        if dup and it.id_property is not None:
-            log.info("hubspot %s: %s already exists as %s; linking and updating it", native, it.op.key, dup)
-            props = dict(it.props)
-            if it.id_property == EXTERNAL_ID_PROPERTY:
-                props[EXTERNAL_ID_PROPERTY] = it.id_value
-            self._write_batch(native, [_Item(it.index, it.op, props, dup)], results)
-            return
-        remote = it.id_value if it.id_property is None else None
-        results[it.index] = WriteResult.failed(it.op, record_error(body, remote_id=remote))
-
-    def _map_batch(
-        self, items: list[_Item], body: Mapping[str, Any], results: list[WriteResult | None]
-    ) -> list[_Item]:
-        """Match a 200/207 body to the items; return the items nothing matched."""
-        by_trace = {_trace(pos): it for pos, it in enumerate(items)}
-        by_value = {it.id_value.lower(): it for it in items}
-        done: set[int] = set()
-        upsert = items[0].id_property is not None
-
-        def find(trace: Any, ident: Any, props: Mapping[str, Any]) -> _Item | None:
-            if trace is not None and str(trace) in by_trace:
-                return by_trace[str(trace)]
-            keys = [ident]
-            if upsert and items[0].id_property:
-                keys.insert(0, props.get(items[0].id_property))
-            for k in keys:
-                if k is not None and str(k).lower() in by_value:
-                    return by_value[str(k).lower()]
-            return None
-
-        for res in body.get("results") or []:
-            it = find(res.get("objectWriteTraceId"), res.get("id"), res.get("properties") or {})
-            if it is None or it.index in done:
-                continue
-            done.add(it.index)
-            results[it.index] = WriteResult(op=it.op, success=True, remote_id=str(res.get("id")),
-                                            created=bool(res.get("new", False)))
-        for err in body.get("errors") or []:
-            ctx = err.get("context") or {}
-            keys = [*(ctx.get("objectWriteTraceId") or []), *(ctx.get("ids") or [])]
-            if err.get("id"):
-                keys.append(err["id"])
-            hit = [it for k in keys if (it := find(k, k, {})) is not None and it.index not in done]
-            if not hit:
-                rest = [it for it in items if it.index not in done]
-                hit = rest if len(rest) == 1 else []
-            for it in hit:
-                done.add(it.index)
-                results[it.index] = WriteResult.failed(
-                    it.op, record_error(err, remote_id=None if it.id_property else it.id_value))
-        if not body.get("errors") and len(done) < len(items) and len(body.get("results") or []) == len(items):
-            # no trace ids and no id matches: HubSpot keeps input order in results
-            for it, res in zip(items, body.get("results") or [], strict=True):
-                if it.index not in done:
-                    done.add(it.index)
-                    results[it.index] = WriteResult(op=it.op, success=True, remote_id=str(res.get("id")),
-                                                    created=bool(res.get("new", False)))
-        return [it for it in items if it.index not in done]
-
-    def _associate(self, native: str, ops: Sequence[WriteOp], results: list[WriteResult | None]) -> None:
-        """PUT default associations: POST /crm/v4/associations/{from}/{to}/batch/associate/default.
-
-        https://developers.hubspot.com/docs/api/crm/associations
-        """
-        pairs: dict[str, list[tuple[int, str, str]]] = {}
-        for i, op in enumerate(ops):
-            res = results[i]
-            if op.kind == OpKind.DELETE or res is None or not res.success or not res.remote_id:
-                continue
-            for key, to_ids in op.associations.items():
-                to_native = CANONICAL_NATIVE.get(key)
-                if to_native is None or to_native == native:
-                    continue
-                for to_id in to_ids:
-                    pairs.setdefault(to_native, []).append((i, res.remote_id, str(to_id)))
-        api = self._api("assoc")
-        for to_native, plist in pairs.items():
-            for chunk in chunked(plist, self.BATCH):
-                self._associate_chunk(api, native, to_native, chunk, ops, results)
-
-    def _associate_chunk(
-        self, api: Any, native: str, to_native: str, chunk: list[tuple[int, str, str]],
-        ops: Sequence[WriteOp], results: list[WriteResult | None],
-    ) -> None:
-        body = {"inputs": [{"from": {"id": f}, "to": {"id": t}} for _, f, t in chunk]}
-        try:
-            _, resp = self._call(
-                f"associate {native}->{to_native}",
-                partial(api.create_default, native, to_native, body, _preload_content=False,
-                        _request_timeout=self.timeout),
-            )
-        except BatchRejected as rej:
-            if len(chunk) > 1:
-                mid = len(chunk) // 2
-                self._associate_chunk(api, native, to_native, chunk[:mid], ops, results)
-                self._associate_chunk(api, native, to_native, chunk[mid:], ops, results)
-                return
-            i, from_id, _ = chunk[0]
-            err = record_error(rej.body, remote_id=from_id)
-            results[i] = WriteResult(op=ops[i], success=False, remote_id=from_id,
-                                     created=bool(results[i] and results[i].created),  # type: ignore[union-attr]
-                                     category=err.category, message=f"association: {err}",
-                                     field="associations")
-            return
-        for err in resp.get("errors") or []:
-            log.warning("hubspot associate %s->%s: %s", native, to_native, err.get("message"))
+        """Apply ``ops`` (see ``connectors.hubspot_write``); one result per op, in order."""
+        return self.writer.write(self._native(object_type, None), ops)

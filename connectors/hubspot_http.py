@@ -1,4 +1,4 @@
-"""HubSpot plumbing shared by the connector: error translation, limit headers, times.
+"""HubSpot plumbing: the call transport, error translation, limit headers, times.
 
 hubspot-api-client 12 raises one ``ApiException(status, reason, body, headers)`` family
 per generated package (``hubspot.crm.contacts``, ``hubspot.crm.associations.v4``, …),
@@ -9,14 +9,20 @@ own retries are off) are retriable, except a failed certificate check, which is 
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import logging
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import urllib3
+from hubspot import HubSpot
+from urllib3.util.retry import Retry
 
 from connectors.base import (
     ApiBudget,
@@ -27,7 +33,11 @@ from connectors.base import (
     QuotaExhausted,
     RecordError,
     RetriableError,
+    RetryPolicy,
+    retrying,
 )
+
+log = logging.getLogger(__name__)
 
 SYSTEM = "hubspot"
 
@@ -266,3 +276,159 @@ def to_ms(dt: datetime) -> int:
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     return (dt - EPOCH) // timedelta(milliseconds=1)
+
+
+# --------------------------------------------------------------------------- transport
+
+#: urllib3 retries OFF: with the urllib3 default (3) a 429 carrying Retry-After and a
+#: connection reset are silently repeated under our own retry layer. ``Retry(0)`` and
+#: ``False`` both disable them (tested against a local server).
+NO_URLLIB3_RETRY = Retry(total=0, redirect=0)
+# OAuth access tokens live 1800 s (``expires_in``); refresh a minute early.
+# https://developers.hubspot.com/docs/api/oauth/tokens
+TOKEN_EARLY_REFRESH_S = 60.0
+TOKEN_DEFAULT_TTL_S = 1800.0
+
+
+@dataclass(frozen=True)
+class OAuthCredentials:
+    """OAuth app credentials; ``repr`` never shows them."""
+
+    client_id: str = field(repr=False)
+    client_secret: str = field(repr=False)
+    refresh_token: str = field(repr=False)
+
+
+class Transport:
+    """The HubSpot client plus everything around one call: API objects built once,
+    budget, the single retry layer, error translation, limit headers, OAuth refresh,
+    pacing. Every call asks for the raw response (``_preload_content=False``)."""
+
+    def __init__(
+        self,
+        client: HubSpot,
+        *,
+        budget: ApiBudget,
+        retry: RetryPolicy,
+        timeout: float | None,
+        oauth: OAuthCredentials | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.client = client
+        self.budget = budget
+        self.retry = retry
+        self.timeout = timeout
+        self.oauth = oauth
+        self.clock = clock
+        self._apis: dict[str, Any] = {}
+        self._paced_at: dict[str, float] = {}
+        self._token_expires: float | None = None if client.access_token else float("-inf")
+
+    def api(self, key: str) -> Any:
+        """The generated API object for ``key`` (built once: each build is a new pool)."""
+        api = self._apis.get(key)
+        if api is None:
+            kind, _, obj = key.partition(":")
+            crm = self.client.crm
+            if kind == "basic":
+                api = getattr(crm, obj).basic_api
+            elif kind == "batch":
+                api = getattr(crm, obj).batch_api
+            elif kind == "search":
+                api = getattr(crm, obj).search_api
+            elif kind == "properties":
+                api = crm.properties.core_api
+            elif kind == "owners":
+                api = crm.owners.owners_api
+            elif kind == "assoc":
+                api = crm.associations.v4.batch_api
+            elif kind == "oauth":
+                api = self.client.oauth.tokens_api
+            else:  # pragma: no cover - programming error
+                raise KeyError(key)
+            self._apis[key] = api
+        return api
+
+    def pace(self, lane: str, interval: float) -> None:
+        """Wait so that calls in ``lane`` are at least ``interval`` seconds apart."""
+        last = self._paced_at.get(lane)
+        if last is not None:
+            wait = last + interval - self.clock()
+            if wait > 0:
+                self.retry.sleep(wait)
+        self._paced_at[lane] = self.clock()
+
+    def call(self, what: str, fn: Callable[[], Any]) -> tuple[int, dict[str, Any]]:
+        """One API call through the retry layer: (status, parsed JSON body).
+
+        A 401 refreshes an OAuth token once and repeats the call; otherwise AuthError.
+        """
+        self._ensure_token()
+        attempt = partial(self._attempt, what, fn)
+        try:
+            return retrying(attempt, policy=self.retry, what=what)
+        except TokenExpired as exc:
+            if self.oauth is None:
+                raise AuthError(f"{what}: HubSpot rejected the access token (401)") from exc
+        self.refresh_token()
+        try:
+            return retrying(attempt, policy=self.retry, what=what)
+        except TokenExpired as exc:
+            raise AuthError(f"{what}: still unauthorised after an OAuth refresh") from exc
+
+    def _attempt(self, what: str, fn: Callable[[], Any]) -> tuple[int, dict[str, Any]]:
+        self.budget.spend(SYSTEM)
+        try:
+            resp = fn()
+        except Exception as exc:
+            raise translate(exc, what) from exc
+        observe_headers(self.budget, getattr(resp, "headers", None))
+        return int(resp.status), parse_body(resp.data)
+
+    def _ensure_token(self) -> None:
+        if self.oauth is None or self._token_expires is None:
+            return
+        if self.clock() >= self._token_expires - TOKEN_EARLY_REFRESH_S:
+            self.refresh_token()
+
+    def refresh_token(self) -> None:
+        """POST /oauth/v1/token (grant_type=refresh_token); update every API object.
+
+        https://developers.hubspot.com/docs/api/oauth/tokens
+        """
+        creds = self.oauth
+        if creds is None:
+            raise AuthError("HubSpot access token rejected and no OAuth refresh token is set")
+        api = self.api("oauth")
+
+        def attempt() -> dict[str, Any]:
+            self.budget.spend(SYSTEM)
+            try:
+                resp = api.create(
+                    grant_type="refresh_token",
+                    client_id=creds.client_id,
+                    client_secret=creds.client_secret,
+                    refresh_token=creds.refresh_token,
+                    _preload_content=False,
+                    _request_timeout=self.timeout,
+                )
+            except Exception as exc:
+                err = translate(exc, "oauth token refresh")
+                if isinstance(err, BatchRejected):
+                    raise AuthError(f"HubSpot OAuth refresh failed: {err.body.get('error')}") from None
+                if isinstance(err, TokenExpired):
+                    raise AuthError("HubSpot OAuth refresh failed: 401") from None
+                raise err from None
+            return parse_body(resp.data)
+
+        body = retrying(attempt, policy=self.retry, what="oauth token refresh")
+        token = body.get("access_token")
+        if not token:
+            raise AuthError("HubSpot OAuth refresh returned no access token")
+        if body.get("refresh_token") and body["refresh_token"] != creds.refresh_token:
+            self.oauth = dataclasses.replace(creds, refresh_token=str(body["refresh_token"]))
+        self._token_expires = self.clock() + float(body.get("expires_in") or TOKEN_DEFAULT_TTL_S)
+        self.client.access_token = token
+        for api_obj in self._apis.values():
+            api_obj.api_client.configuration.access_token = token
+        log.info("hubspot: OAuth access token refreshed")
