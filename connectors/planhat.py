@@ -392,11 +392,14 @@ class PlanhatConnector(Connector):
     ) -> list[tuple[int, WriteResult]]:
         inserted: dict[str, str] = {}  # sourceId → _id
         updated: dict[str, str] = {}
+        confirmed: set[str] = set()  # every _id Planhat echoed
         for key_list, into in ((body.get("insertsKeys") or [], inserted), (body.get("updatesKeys") or [], updated)):
             for keys in key_list:
                 if isinstance(keys, Mapping) and keys.get("_id"):
+                    confirmed.add(str(keys["_id"]))
                     if keys.get("sourceId"):
                         into[str(keys["sourceId"])] = str(keys["_id"])
+        confirmed.update(str(i) for i in body.get("modified") or [])
         failed: dict[int, tuple[ErrorCategory, str, str | None]] = {}
         unattributed: list[str] = []
         for bucket, forced in (("createdErrors", None), ("updatedErrors", None),
@@ -415,14 +418,17 @@ class PlanhatConnector(Connector):
                 category, text, field = failed[pos]
                 out.append((i, WriteResult(op=op, success=False, remote_id=op.remote_id,
                                            category=category, message=text, field=field)))
-            elif op.remote_id:
+            elif op.remote_id and (op.remote_id in confirmed or not unattributed):
+                # an update Planhat did not echo was a "nonupdate" (nothing changed)
                 out.append((i, WriteResult(op=op, success=True, remote_id=op.remote_id)))
             elif op.key in inserted:
                 out.append((i, WriteResult(op=op, success=True, remote_id=inserted[op.key], created=True)))
             elif op.key in updated:
                 out.append((i, WriteResult(op=op, success=True, remote_id=updated[op.key])))
             elif unattributed:
-                out.append((i, WriteResult(op=op, success=False, category=ErrorCategory.UNKNOWN,
+                # errors we cannot tie to an item: every unconfirmed op may be one of them
+                out.append((i, WriteResult(op=op, success=False, remote_id=op.remote_id,
+                                           category=ErrorCategory.UNKNOWN,
                                            message="; ".join(unattributed)[:500])))
             else:
                 out.append((i, self._confirm(model, op)))

@@ -334,3 +334,20 @@ def test_retry_after_and_modstamp_parsing() -> None:
     assert retry_after_seconds("soon") is None and retry_after_seconds(None) is None
     assert parse_modstamp("2026-11-02T10:15:30.123Z") == datetime(2026, 11, 2, 10, 15, 30, 123000, tzinfo=UTC)
     assert parse_modstamp(None) is None and parse_modstamp("garbage") is None
+
+
+def test_given_206_with_errors_without_keys_when_write_then_only_unconfirmed_ops_fail(
+    api: responses.RequestsMock, sleeps: Sleeps
+) -> None:
+    api.put(f"{BASE}/companies", status=206, json=fixture("bulk_unattributed_206.json"))
+    ops = [
+        WriteOp(OpKind.CREATE, ObjectType.ACCOUNT, "k-a", fields={"name": "A"}),
+        WriteOp(OpKind.CREATE, ObjectType.ACCOUNT, "k-b", fields={"name": "B"}),
+        WriteOp(OpKind.UPDATE, ObjectType.ACCOUNT, "c-1", fields={"name": "N"}, remote_id="64b7f1d3b2e5f4c3d2b10001"),
+        WriteOp(OpKind.UPDATE, ObjectType.ACCOUNT, "c-2", fields={"name": "M"}, remote_id="64b7f1d3b2e5f4c3d2b10002"),
+    ]
+    res = connector(sleeps).write(ObjectType.ACCOUNT, ops)
+    assert [r.success for r in res] == [True, False, True, False]
+    assert res[0].remote_id == "64b7f1d3b2e5f4c3d2b10200"
+    assert res[1].category == ErrorCategory.UNKNOWN and res[1].message == "Validation failed"
+    assert res[3].remote_id == "64b7f1d3b2e5f4c3d2b10002"
