@@ -1022,10 +1022,20 @@ class SalesforceEmulator(Emulator):
         pending: dict[tuple[str, str], str] = {}
         prepared: list[Change | RecordFailure] = []
         ids_in: list[str | None] = []
+        touched: set[str] = set()
         for i, (kind, item) in enumerate(items):
             rid_hint: str | None = None
             try:
+                if kind == "delete":
+                    rid_hint = str(item)
                 change, rid_hint = self._prepare_item(kind, item, pending, rule, upsert_key)
+                if change.record_id is not None:
+                    if change.record_id in touched:
+                        # [verify] a record twice in one call: Salesforce refuses the repeat.
+                        raise RecordFailure(
+                            "INVALID_ID_FIELD", f"duplicate id in list: {change.record_id}", []
+                        )
+                    touched.add(change.record_id)
                 if i in forced:
                     fail = forced[i]
                     if fail.code == "UNABLE_TO_LOCK_ROW":

@@ -491,16 +491,17 @@ class Org:
             return
         key = value.casefold()
         holders = [h for h in self.ext_index[obj].get(key, []) if h != rid]
+        mine = rid or f"#new-{len(pending)}"
         other = pending.get((obj, key))
-        if other is not None and other != (rid or ""):
-            holders.append(other or "(this request)")
+        if other is not None and other != mine:
+            holders.append("" if other.startswith("#new") else other)
         if holders:
             raise RecordFailure(
                 "DUPLICATE_VALUE",
                 f"duplicate value found: {EXTERNAL_ID_FIELD} duplicates value on record with id: {holders[0]}",
                 [],
             )
-        pending[(obj, key)] = rid or ""
+        pending[(obj, key)] = mine
 
     def _custom_validation(self, values: Mapping[str, Any], rule: Mapping[str, Any] | None) -> None:
         if not rule:
