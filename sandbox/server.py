@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import trustme
-from werkzeug.serving import BaseWSGIServer, ThreadedWSGIServer, WSGIRequestHandler
+from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
 from werkzeug.wrappers import Request, Response
 
 from sandbox.core import (
@@ -206,13 +206,41 @@ class _Handler(WSGIRequestHandler):
 
 
 class _Server(ThreadedWSGIServer):
-    """A threaded werkzeug server that does not print client-side disconnects."""
+    """A threaded werkzeug server that tracks its open connections (so ``stop`` can
+    close kept-alive ones) and does not print client-side disconnects."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._open: set[socket.socket] = set()
+        self._open_lock = threading.Lock()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._open_lock:
+            self._open.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._open_lock:
+            self._open.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        """Shut down every open client connection (idle keep-alive ones included)."""
+        with self._open_lock:
+            conns, self._open = list(self._open), set()
+        for conn in conns:
+            try:
+                # The plain-socket shutdown: SSLSocket.shutdown would also drop the TLS
+                # object under the handler thread that may be reading it right now.
+                socket.socket.shutdown(conn, socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         log.debug("sandbox http: connection error from %s", client_address, exc_info=True)
 
 
-def _make_server(app: Any, port: int, tls: ssl.SSLContext) -> BaseWSGIServer:
+def _make_server(app: Any, port: int, tls: ssl.SSLContext) -> _Server:
     server = _Server(HOST, port, app, handler=_Handler)
     # Wrap here rather than via ssl_context=: the handshake then runs in the worker
     # thread (``_Handler.setup``), so one stalled client cannot block accept().
@@ -329,7 +357,7 @@ class Sandbox:
         self.urls: dict[str, str] = {}
         self.ca_cert: Path | None = None
         self.ground_truth: Path | None = None
-        self._servers: list[BaseWSGIServer] = []
+        self._servers: list[_Server] = []
         self._threads: list[threading.Thread] = []
         self._tmp: Path | None = None
         self._started = False
@@ -413,6 +441,7 @@ class Sandbox:
         for server in self._servers:
             server.shutdown()
             server.server_close()
+            server.close_connections()
         for thread in self._threads:
             thread.join(timeout=5)
         self._servers.clear()

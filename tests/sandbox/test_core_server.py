@@ -297,6 +297,16 @@ def test_stop_closes_the_port_and_removes_the_temp_dir(tmp_path: Path) -> None:
         session.get(f"{url}/x", timeout=2, verify=str(kept_ca))
 
 
+def test_stop_closes_kept_alive_connections_too(tmp_path: Path) -> None:
+    sb = Sandbox(emulators={"planhat": EchoEmulator}, ca_dir=tmp_path).start()
+    session = _session(sb)
+    url = f"{sb.urls['planhat']}/companies"
+    assert session.get(url).status_code == 200  # the pool now holds an open connection
+    sb.stop()
+    with pytest.raises(requests.ConnectionError):
+        session.get(url, timeout=5)
+
+
 def test_three_systems_get_three_ports() -> None:
     classes = {s: type(f"Echo_{s}", (EchoEmulator,), {"system": s}) for s in ("salesforce", "hubspot", "planhat")}
     with Sandbox(emulators=classes) as sb:
