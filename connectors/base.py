@@ -167,6 +167,9 @@ class WriteOp:
     remote_id: str | None = None
     associations: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     merge_from: tuple[str, ...] = ()
+    #: the native object to write (e.g. Salesforce "Lead" vs "Contact"); "" = the
+    #: connector's first native object for ``object_type``
+    native_type: str = ""
 
 
 @dataclass(frozen=True, slots=True)
