@@ -29,7 +29,7 @@ def make() -> HubSpotEmulator:
 
 
 def call(emu: HubSpotEmulator, method: str, path: str, body: Any = None, fault: Fault | None = None) -> tuple[int, Any]:
-    env = EnvironBuilder(method=method, path=path, json=body, headers={"Authorization": f"Bearer {PAT}"}).get_environ()
+    env = EnvironBuilder(method=method, path=path, json=body, headers=[("Authorization", f"Bearer {PAT}")]).get_environ()
     resp = emu.handle(Request(env), fault)
     text = resp.get_data(as_text=True)
     return resp.status_code, json.loads(text) if text else None

@@ -59,7 +59,7 @@ def call(
     fault: Fault | None = None,
     form: dict[str, str] | None = None,
 ) -> Resp:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    headers = [("Authorization", f"Bearer {token}")] if token else []
     builder = EnvironBuilder(
         method=method,
         path=path,
@@ -477,7 +477,7 @@ def test_load_reads_seed_files(tmp_path: Path) -> None:
 
 
 def test_apply_edits_are_seeded_and_real(tmp_path: Path) -> None:
-    runs = []
+    runs: list[list[tuple[str, str, str]]] = []
     for _ in range(2):
         emu = make()
         emu.load(_seed_dir(tmp_path / str(len(runs))))

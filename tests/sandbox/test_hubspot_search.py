@@ -33,7 +33,7 @@ def make() -> HubSpotEmulator:
 
 def search(emu: HubSpotEmulator, obj: str, body: dict[str, Any]) -> tuple[int, Any]:
     env = EnvironBuilder(method="POST", path=f"/crm/v3/objects/{obj}/search", json=body,
-                         headers={"Authorization": f"Bearer {PAT}"}).get_environ()  # fmt: skip
+                         headers=[("Authorization", f"Bearer {PAT}")]).get_environ()  # fmt: skip
     resp = emu.handle(Request(env), None)
     return resp.status_code, json.loads(resp.get_data(as_text=True))
 
@@ -194,7 +194,7 @@ def test_writes_move_records_in_the_modstamp_index(deals: tuple[HubSpotEmulator,
     emu, d = deals
     emu.ctx.clock.advance(3600)
     env = EnvironBuilder(method="PATCH", path=f"/crm/v3/objects/deals/{d[1]}", json={"properties": {"amount": "1"}},
-                         headers={"Authorization": f"Bearer {PAT}"}).get_environ()  # fmt: skip
+                         headers=[("Authorization", f"Bearer {PAT}")]).get_environ()  # fmt: skip
     assert emu.handle(Request(env), None).status_code == 200
     body = {"filterGroups": [{"filters": [f("hs_lastmodifieddate", "GTE", value=str(T0_MS + 3_600_000))]}],
             "sorts": [{"propertyName": "hs_lastmodifieddate", "direction": "ASCENDING"}]}  # fmt: skip
