@@ -504,6 +504,12 @@ class HubSpotConnector(Connector):
         return {"system": SYSTEM, "ok": True, "owners_visible": len(body.get("results") or []),
                 "budget": self.budget.snapshot().get(SYSTEM, {})}
 
+    def reset_caches(self) -> None:
+        """Forget owners and checked properties (call at the start of each run)."""
+        self._owner_email = None
+        self._owner_id = {}
+        self._props = {}
+
     # ----------------------------------------------------------------- writes
 
     def owner_id(self, email: str) -> str | None:

@@ -195,7 +195,10 @@ class Writer:
                 return
             self._rejected_one(native, items[0], rej, results)
             return
-        leftover = self._map_batch(items, body, results)
+        links: list[_Item] = []
+        leftover = self._map_batch(native, items, body, results, links)
+        if links:
+            self._write_batch(native, links, results)
         if leftover and len(items) > 1:
             for it in leftover:
                 self._write_batch(native, [it], results)
@@ -206,21 +209,31 @@ class Writer:
 
     def _rejected_one(self, native: str, it: _Item, rej: BatchRejected, results: list[WriteResult | None]) -> None:
         body = rej.body
-        dup = existing_id(str(body.get("message") or "")) if rej.status == 409 else None
-        if dup and it.id_property is not None:
-            log.info("hubspot %s: %s already exists as %s; linking and updating it", native, it.op.key, dup)
-            props = dict(it.props)
-            if it.id_property == EXTERNAL_ID_PROPERTY:
-                props[EXTERNAL_ID_PROPERTY] = it.id_value
-            self._write_batch(native, [_Item(it.index, it.op, props, dup)], results)
+        link = self._link(native, it, body) if rej.status == 409 else None
+        if link is not None:
+            self._write_batch(native, [link], results)
             return
         remote = it.id_value if it.id_property is None else None
         results[it.index] = WriteResult.failed(it.op, record_error(body, remote_id=remote))
 
+    @staticmethod
+    def _link(native: str, it: _Item, err: Mapping[str, Any]) -> _Item | None:
+        """For a CONFLICT "… Existing ID: N" on a create/upsert: the op as an update of N."""
+        dup = existing_id(str(err.get("message") or ""))
+        if not dup or it.id_property is None or err.get("category", "CONFLICT") != "CONFLICT":
+            return None
+        log.info("hubspot %s: %s already exists as %s; linking and updating it", native, it.op.key, dup)
+        props = dict(it.props)
+        if it.id_property == EXTERNAL_ID_PROPERTY:
+            props[EXTERNAL_ID_PROPERTY] = it.id_value
+        return _Item(it.index, it.op, props, dup)
+
     def _map_batch(
-        self, items: list[_Item], body: Mapping[str, Any], results: list[WriteResult | None]
+        self, native: str, items: list[_Item], body: Mapping[str, Any],
+        results: list[WriteResult | None], links: list[_Item],
     ) -> list[_Item]:
-        """Match a 200/207 body to the items; return the items nothing matched."""
+        """Match a 200/207 body to the items; CONFLICT items with an existing id go to
+        ``links``; return the items nothing matched."""
         by_trace = {_trace(pos): it for pos, it in enumerate(items)}
         by_value = {it.id_value.lower(): it for it in items}
         done: set[int] = set()
@@ -255,6 +268,10 @@ class Writer:
                 hit = rest if len(rest) == 1 else []
             for it in hit:
                 done.add(it.index)
+                link = self._link(native, it, err)
+                if link is not None:
+                    links.append(link)
+                    continue
                 results[it.index] = WriteResult.failed(
                     it.op, record_error(err, remote_id=None if it.id_property else it.id_value))
         if not body.get("errors") and len(done) < len(items) and len(body.get("results") or []) == len(items):

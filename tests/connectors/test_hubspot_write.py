@@ -192,3 +192,18 @@ def test_given_owner_email_and_account_when_writing_contact_then_owner_id_and_de
     assert "hubspot_owner_id" not in update_body["properties"]  # unknown owner: left unchanged
     assert "key-dup" in caplog.text and "stranger" not in caplog.text
     assert replay.requests[3].body == {"inputs": [{"from": {"id": "601"}, "to": {"id": "9001"}}]}
+
+
+def test_given_conflict_item_in_207_when_upserting_contacts_then_links_existing_record(replay: Replay) -> None:
+    replay.add("POST", BATCH.format("contacts", "upsert"), 207, "contacts_upsert_207_conflict.json")
+    replay.add("POST", BATCH.format("contacts", "update"), body="contacts_update_501.json")
+    conn = make(replay)
+    ops = [upsert(ObjectType.CONTACT, "key-new", email="new@acme.example"),
+           upsert(ObjectType.CONTACT, "key-dup", email="Dup@acme.example", firstname="Dup")]
+
+    new, dup = conn.write(ObjectType.CONTACT, ops)
+
+    assert (new.success, new.remote_id, new.created) == (True, "601", True)
+    assert (dup.success, dup.remote_id, dup.created) == (True, "501", False)
+    assert replay.requests[1].body["inputs"][0]["id"] == "501"
+    assert replay.requests[1].body["inputs"][0]["properties"]["revsync_id"] == "key-dup"
