@@ -14,7 +14,7 @@ import re
 import unicodedata
 from datetime import UTC, date, datetime, time
 from decimal import Decimal, InvalidOperation
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 import phonenumbers
@@ -362,20 +362,25 @@ def normalize_country(value: Any, *, field: str | None = None) -> str | None:
     text = normalize_string(value, field=field)
     if text is None:
         return None
+    code = _country_code(text)
+    if code is None:
+        raise _bad(field, "a country", value)
+    return code
+
+
+@lru_cache(maxsize=4096)
+def _country_code(text: str) -> str | None:
     folded = _fold(text)
     index, english = _locale_names()
     if len(folded) == 2 and folded.upper() in english:
         return folded.upper()
-    code = (
+    return (
         COUNTRY_ALIASES.get(folded)
         or COUNTRY_ALIASES.get(folded.replace(" ", ""))
         or COUNTRY_ALPHA3.get(folded)
         or index.get(folded)
         or index.get(folded.removeprefix("the "))
     )
-    if code is None:
-        raise _bad(field, "a country", value)
-    return code
 
 
 def country_name(code: str) -> str:
