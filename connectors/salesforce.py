@@ -70,6 +70,7 @@ DEFAULT_EXTERNAL_ID = "Revsync_Id__c"
 # Records per query/queryMore batch (the maximum; Salesforce may return fewer).
 # https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/headers_queryoptions.htm
 SOQL_PAGE = 2000
+SOQL_PAGE_MIN = 200
 # Records per sObject Collections call.
 # https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_composite_sobjects_collections.htm
 SF_COLLECTION = 200
@@ -195,6 +196,7 @@ class SalesforceConnector(Connector):
         fields: Mapping[str, Sequence[str]] | None = None,
         create_contacts_as: str = "Contact",
         opportunity_contacts: bool = True,
+        page_size: int = SOQL_PAGE,
         clock: Callable[[], datetime] = _utcnow,
     ) -> None:
         if not _IDENT.match(external_id_field):
@@ -212,6 +214,7 @@ class SalesforceConnector(Connector):
         self.fields = {k: tuple(v) for k, v in (fields or {}).items()}
         self.create_contacts_as = create_contacts_as
         self.opportunity_contacts = opportunity_contacts
+        self.page_size = min(max(int(page_size), SOQL_PAGE_MIN), SOQL_PAGE)
         self.clock = clock
         self._describes: dict[str, dict[str, Mapping[str, Any]]] = {}
         self._warned: set[tuple[str, str]] = set()
@@ -261,6 +264,7 @@ class SalesforceConnector(Connector):
             fields={str(k): tuple(str(f) for f in v) for k, v in raw_fields.items()},
             create_contacts_as=str(opts.get("create_contacts_as", "Contact")),
             opportunity_contacts=bool(opts.get("opportunity_contacts", True)),
+            page_size=int(opts.get("page_size", SOQL_PAGE)),
         )
 
     # ------------------------------------------------------------------ the call layer
@@ -420,6 +424,12 @@ class SalesforceConnector(Connector):
     def _types(self, native: str) -> dict[str, str]:
         return {n: str(f.get("type", "")) for n, f in self.describe(native).items()}
 
+    def reset_caches(self) -> None:
+        """Forget describe results and the owner map (the next call reloads them)."""
+        self._describes.clear()
+        self._owners = None
+        self._warned.clear()
+
     # ------------------------------------------------------------------ owners
 
     def owners(self) -> dict[str, str]:
@@ -449,7 +459,7 @@ class SalesforceConnector(Connector):
         self, soql: str, *, what: str, include_deleted: bool = False
     ) -> Iterator[list[dict[str, Any]]]:
         """Raw record pages of one SOQL query (query, then queryMore by nextRecordsUrl)."""
-        headers = {"Sforce-Query-Options": f"batchSize={SOQL_PAGE}"}
+        headers = {"Sforce-Query-Options": f"batchSize={self.page_size}"}
         # https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_query.htm
         # https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_queryall.htm
         result = self._call(

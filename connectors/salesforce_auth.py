@@ -29,15 +29,22 @@ class SalesforceToken:
 
 
 class TimeoutAdapter(HTTPAdapter):
-    """An adapter that applies a default timeout to every request without one."""
+    """Applies a default timeout, and the configured CA bundle, to every request.
 
-    def __init__(self, timeout: float, **kwargs: Any) -> None:
+    The CA bundle is set per request because requests lets ``REQUESTS_CA_BUNDLE`` /
+    ``CURL_CA_BUNDLE`` from the environment replace a *session's* ``verify``.
+    """
+
+    def __init__(self, timeout: float, ca_bundle: str | None = None, **kwargs: Any) -> None:
         self.timeout = timeout
+        self.ca_bundle = ca_bundle
         super().__init__(**kwargs)
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = self.timeout
+        if self.ca_bundle:
+            kwargs["verify"] = self.ca_bundle
         return super().send(request, **kwargs)
 
 
@@ -72,10 +79,10 @@ def meter_session(session: requests.Session, before: Callable[[], None]) -> None
 def build_session(options: Mapping[str, Any]) -> requests.Session:
     """A session that verifies TLS (against ``ca_bundle`` when given) with a default timeout."""
     session = requests.Session()
-    ca_bundle = options.get("ca_bundle")
+    ca_bundle = str(options["ca_bundle"]) if options.get("ca_bundle") else None
     # Verification is never turned off: the sandbox hands us its throwaway CA instead.
-    session.verify = str(ca_bundle) if ca_bundle else True
-    adapter = TimeoutAdapter(float(options.get("timeout", DEFAULT_TIMEOUT)))
+    session.verify = ca_bundle or True
+    adapter = TimeoutAdapter(float(options.get("timeout", DEFAULT_TIMEOUT)), ca_bundle)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     return session
