@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import StrEnum
+from functools import cache
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 from connectors.base import ErrorCategory, RecordError
@@ -324,13 +326,15 @@ def build_field_maps(
     return maps
 
 
-def mapped_native_fields(system: str, native_type: str) -> tuple[str, ...]:
-    """Native fields the default map uses (what to read and what to hash).
+def mapped_native_fields(
+    system: str, native_type: str, *, fieldmap: FieldMap | None = None
+) -> tuple[str, ...]:
+    """Native fields the map uses (what to read and what to hash); default map unless given.
 
     ``_owner_email`` stands for the owner (``OWNER_FIELDS[system]``), resolved by the
     connector. A dotted name (Planhat ``custom.X``) is a path into a nested object.
     """
-    return get_field_map(system, native_type).native_fields()
+    return (fieldmap or get_field_map(system, native_type)).native_fields()
 
 
 # --------------------------------------------------------------------------- reading
@@ -431,8 +435,9 @@ def _expect(cls: type[_E], entity: object) -> _E:
 # --------------------------------------------------------------------------- writing
 
 
-def _schema(system: str, native_type: str) -> dict[str, FieldSpec]:
-    return {f.name: f for f in SCHEMAS.get(system, {}).get(native_type, ())}
+@cache
+def _schema(system: str, native_type: str) -> Mapping[str, FieldSpec]:
+    return MappingProxyType({f.name: f for f in SCHEMAS.get(system, {}).get(native_type, ())})
 
 
 def _writable(schema: Mapping[str, FieldSpec], native: str) -> bool:
