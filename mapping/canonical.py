@@ -156,3 +156,63 @@ class ExternalRef:
     remote_modstamp: datetime | None = None
     last_seen_hash: str | None = None
     last_written_hash: str | None = None
+
+
+# --------------------------------------------------------------------------- JSON codec
+
+
+def _base_type(hint: Any) -> Any:
+    import typing
+
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    return args[0] if args and typing.get_origin(hint) is not tuple else hint
+
+
+def _decode(hint: Any, value: Any) -> Any:
+    if value is None:
+        return None
+    import typing
+
+    base = _base_type(hint)
+    if base is Decimal:
+        return Decimal(str(value))
+    if base is datetime:
+        return utc(datetime.fromisoformat(value)) if isinstance(value, str) else value
+    if base is date:
+        return date.fromisoformat(value) if isinstance(value, str) else value
+    if typing.get_origin(base) is tuple or typing.get_origin(hint) is tuple:
+        return tuple(value)
+    return value
+
+
+def encode_value(value: Any) -> Any:
+    """A JSON-compatible form of one canonical value (Decimal → str, dates → ISO)."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+def entity_to_json(entity: Any, fields: Any = None) -> dict[str, Any]:
+    """The business fields of ``entity`` (or just ``fields``) as a JSON-compatible dict."""
+    names = fields if fields is not None else type(entity).business_fields()
+    return {n: encode_value(getattr(entity, n)) for n in names}
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    import typing
+
+    return typing.get_type_hints(cls)
+
+
+def entity_from_json(object_type: ObjectType | str, data: dict[str, Any], **extra: Any) -> Any:
+    """Rebuild an entity of ``object_type`` from ``entity_to_json`` output (unknown keys ignored)."""
+    cls = ENTITY_CLASSES[ObjectType(object_type)]
+    hints = _hints(cls)
+    values = {
+        k: _decode(hints[k], v) for k, v in data.items() if k in hints and k not in _Entity.BOOKKEEPING
+    }
+    return cls(**values, **extra)

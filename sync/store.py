@@ -102,6 +102,9 @@ class _EntityColumns:
     # Set when dedupe folds this entity into another (the survivor's id).
     merged_into: Mapped[str | None] = mapped_column(ID, index=True)
     extras: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Set (with the cursor advance, in one transaction) when a linked remote record
+    # changed; cleared when reconcile and plan have handled it. Survives a crash.
+    dirty: Mapped[bool] = mapped_column(Boolean, default=True, index=True)
 
 
 class AccountRow(_EntityColumns, Base):
@@ -130,7 +133,9 @@ class AccountRow(_EntityColumns, Base):
 class ContactRow(_EntityColumns, Base):
     __tablename__ = "contact"
 
-    email: Mapped[str | None] = mapped_column(String(255), index=True)
+    email: Mapped[str | None] = mapped_column(String(255))
+    # email folded for matching (lowercase, plus-tags and Gmail dots removed)
+    email_key: Mapped[str | None] = mapped_column(String(255), index=True)
     first_name: Mapped[str | None] = mapped_column(String(80))
     last_name: Mapped[str | None] = mapped_column(String(120))
     title: Mapped[str | None] = mapped_column(String(255))
@@ -187,8 +192,13 @@ class ExternalRefRow(Base):
     remote_modstamp: Mapped[datetime | None]
     last_seen_hash: Mapped[str | None] = mapped_column(String(64))
     last_written_hash: Mapped[str | None] = mapped_column(String(64))
-    # The mapped native fields as last seen (or written): what plan diffs against.
-    remote_fields: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # The record's values in canonical form, as last seen (or written): what
+    # reconcile takes as this record's claims and what plan diffs against.
+    canonical_fields: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Remote ids of associated records, by canonical object type ({"account": [...]})
+    associations: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # How this record was linked to its canonical entity (external_id, xref, email, domain, new)
+    link_rule: Mapped[str | None] = mapped_column(String(40))
     first_seen_at: Mapped[datetime]
     last_seen_at: Mapped[datetime]
     deleted_at: Mapped[datetime | None]
@@ -456,3 +466,402 @@ class Store:
             "errors_open": errors,
             "api_usage": usage,
         }
+
+
+# --------------------------------------------------------------------------- engine queries
+# Every function below takes an open Session: the caller decides the transaction.
+
+
+def get_cursor(s: Session, system: str, native_type: str) -> SyncCursorRow | None:
+    return s.get(SyncCursorRow, (system, native_type))
+
+
+def set_cursor(
+    s: Session, system: str, native_type: str, modstamp: datetime | None, remote_id: str | None,
+    seen: int, now: datetime,
+) -> None:
+    row = s.get(SyncCursorRow, (system, native_type))
+    if row is None:
+        s.add(SyncCursorRow(system=system, native_type=native_type, modstamp=modstamp,
+                            remote_id=remote_id, records_seen=seen, updated_at=now))
+        return
+    if modstamp is not None and (row.modstamp is None or (modstamp, remote_id or "") > (row.modstamp, row.remote_id or "")):
+        row.modstamp, row.remote_id = modstamp, remote_id
+    row.records_seen += seen
+    row.updated_at = now
+
+
+def refs_by_remote_id(
+    s: Session, system: str, native_type: str, remote_ids: list[str]
+) -> dict[str, ExternalRefRow]:
+    out: dict[str, ExternalRefRow] = {}
+    for i in range(0, len(remote_ids), 500):
+        chunk = remote_ids[i : i + 500]
+        for r in s.scalars(
+            select(ExternalRefRow).where(
+                ExternalRefRow.system == system,
+                ExternalRefRow.native_type == native_type,
+                ExternalRefRow.remote_id.in_(chunk),
+            )
+        ):
+            out[r.remote_id] = r
+    return out
+
+
+def refs_for_remote_ids_any_system(
+    s: Session, object_type: str, remote_ids: list[str]
+) -> dict[tuple[str, str], str]:
+    """(system, remote_id) → canonical id, for refs of ``object_type`` in any system."""
+    out: dict[tuple[str, str], str] = {}
+    ids = sorted(set(remote_ids))
+    for i in range(0, len(ids), 500):
+        for r in s.execute(
+            select(ExternalRefRow.system, ExternalRefRow.remote_id, ExternalRefRow.canonical_id).where(
+                ExternalRefRow.object_type == object_type, ExternalRefRow.remote_id.in_(ids[i : i + 500])
+            )
+        ):
+            out[(r.system, r.remote_id)] = r.canonical_id
+    return out
+
+
+def live_entity_ids(s: Session, object_type: str, ids: list[str]) -> set[str]:
+    t = ENTITY_TABLES[object_type]
+    found: set[str] = set()
+    uniq = sorted(set(ids))
+    for i in range(0, len(uniq), 500):
+        found.update(s.scalars(select(t.id).where(t.id.in_(uniq[i : i + 500]), t.merged_into.is_(None))))
+    return found
+
+
+def contacts_by_email_key(s: Session, keys: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    uniq = sorted(set(keys))
+    for i in range(0, len(uniq), 500):
+        for key, cid in s.execute(
+            select(ContactRow.email_key, ContactRow.id)
+            .where(ContactRow.email_key.in_(uniq[i : i + 500]), ContactRow.merged_into.is_(None))
+            .order_by(ContactRow.created_at, ContactRow.id)
+        ):
+            if key:
+                out.setdefault(key, cid)
+    return out
+
+
+def accounts_by_domain(s: Session, domains: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    uniq = sorted(set(domains))
+    for i in range(0, len(uniq), 500):
+        for dom, cid in s.execute(
+            select(AccountRow.domain, AccountRow.id)
+            .where(AccountRow.domain.in_(uniq[i : i + 500]), AccountRow.merged_into.is_(None))
+            .order_by(AccountRow.created_at, AccountRow.id)
+        ):
+            if dom:
+                out.setdefault(dom, cid)
+    return out
+
+
+def opportunities_by_account(s: Session, account_ids: list[str]) -> dict[str, list[tuple[str, str | None]]]:
+    """account id → [(opportunity id, name)] (for the account+name deterministic key)."""
+    out: dict[str, list[tuple[str, str | None]]] = {}
+    uniq = sorted(set(account_ids))
+    for i in range(0, len(uniq), 500):
+        for aid, oid, name in s.execute(
+            select(OpportunityRow.account_id, OpportunityRow.id, OpportunityRow.name).where(
+                OpportunityRow.account_id.in_(uniq[i : i + 500]), OpportunityRow.merged_into.is_(None)
+            )
+        ):
+            if aid:
+                out.setdefault(aid, []).append((oid, name))
+    return out
+
+
+def add_entity(s: Session, object_type: str, entity_id: str, now: datetime, **values: Any) -> None:
+    t = ENTITY_TABLES[object_type]
+    s.add(t(id=entity_id, created_at=now, updated_at=now, extras={}, dirty=True, **values))
+
+
+def mark_dirty(s: Session, object_type: str, ids: list[str]) -> None:
+    from sqlalchemy import update
+
+    t = ENTITY_TABLES[object_type]
+    uniq = sorted(set(ids))
+    for i in range(0, len(uniq), 500):
+        s.execute(update(t).where(t.id.in_(uniq[i : i + 500])).values(dirty=True))
+
+
+def dirty_entities(s: Session, object_type: str, limit: int, after: str = "") -> list[Any]:
+    t = ENTITY_TABLES[object_type]
+    return list(
+        s.scalars(select(t).where(t.dirty.is_(True), t.id > after).order_by(t.id).limit(limit))
+    )
+
+
+def count_dirty(s: Session, object_type: str) -> int:
+    t = ENTITY_TABLES[object_type]
+    return s.scalar(select(func.count()).select_from(t).where(t.dirty.is_(True))) or 0
+
+
+def refs_for_entities(s: Session, object_type: str, ids: list[str]) -> dict[str, list[ExternalRefRow]]:
+    out: dict[str, list[ExternalRefRow]] = {}
+    for i in range(0, len(ids), 500):
+        for r in s.scalars(
+            select(ExternalRefRow)
+            .where(ExternalRefRow.object_type == object_type, ExternalRefRow.canonical_id.in_(ids[i : i + 500]))
+            .order_by(ExternalRefRow.id)
+        ):
+            out.setdefault(r.canonical_id, []).append(r)
+    return out
+
+
+def remote_ids_for(
+    s: Session, object_type: str, canonical_ids: list[str]
+) -> dict[tuple[str, str], list[str]]:
+    """(canonical id, system) → live remote ids of that entity in that system."""
+    out: dict[tuple[str, str], list[str]] = {}
+    uniq = sorted(set(canonical_ids))
+    for i in range(0, len(uniq), 500):
+        for cid, system, rid in s.execute(
+            select(ExternalRefRow.canonical_id, ExternalRefRow.system, ExternalRefRow.remote_id)
+            .where(
+                ExternalRefRow.object_type == object_type,
+                ExternalRefRow.canonical_id.in_(uniq[i : i + 500]),
+                ExternalRefRow.deleted_at.is_(None),
+            )
+            .order_by(ExternalRefRow.id)
+        ):
+            out.setdefault((cid, system), []).append(rid)
+    return out
+
+
+def upsert_provenance(s: Session, object_type: str, entity_id: str, rows: list[dict[str, Any]]) -> None:
+    existing = {
+        p.field: p
+        for p in s.scalars(
+            select(FieldProvenanceRow).where(
+                FieldProvenanceRow.object_type == object_type, FieldProvenanceRow.entity_id == entity_id
+            )
+        )
+    }
+    for r in rows:
+        p = existing.get(r["field"])
+        if p is None:
+            s.add(FieldProvenanceRow(object_type=object_type, entity_id=entity_id, **r))
+        elif (p.value, p.system, p.remote_id, p.rule) != (r["value"], r["system"], r["remote_id"], r["rule"]):
+            for k, v in r.items():
+                setattr(p, k, v)
+
+
+def provenance(s: Session, object_type: str, entity_id: str) -> list[FieldProvenanceRow]:
+    return list(
+        s.scalars(
+            select(FieldProvenanceRow)
+            .where(FieldProvenanceRow.object_type == object_type, FieldProvenanceRow.entity_id == entity_id)
+            .order_by(FieldProvenanceRow.field)
+        )
+    )
+
+
+def replace_pending_ops(s: Session, system: str, object_type: str, canonical_id: str) -> None:
+    from sqlalchemy import delete
+
+    s.execute(
+        delete(OutboxRow).where(
+            OutboxRow.system == system,
+            OutboxRow.object_type == object_type,
+            OutboxRow.canonical_id == canonical_id,
+            OutboxRow.state == "pending",
+        )
+    )
+
+
+def pending_ops(s: Session, system: str, object_type: str, limit: int, now: datetime) -> list[OutboxRow]:
+    from sqlalchemy import or_
+
+    return list(
+        s.scalars(
+            select(OutboxRow)
+            .where(
+                OutboxRow.system == system,
+                OutboxRow.object_type == object_type,
+                OutboxRow.state == "pending",
+                or_(OutboxRow.next_attempt_at.is_(None), OutboxRow.next_attempt_at <= now),
+            )
+            .order_by(OutboxRow.id)
+            .limit(limit)
+        )
+    )
+
+
+def pending_counts(s: Session, run_id: int | None = None) -> dict[tuple[str, str], int]:
+    q = select(OutboxRow.system, OutboxRow.kind, func.count()).where(OutboxRow.state == "pending")
+    if run_id is not None:
+        q = q.where(OutboxRow.run_id == run_id)
+    return {(sy, k): n for sy, k, n in s.execute(q.group_by(OutboxRow.system, OutboxRow.kind))}
+
+
+def list_pending(s: Session, limit: int = 1000) -> list[OutboxRow]:
+    return list(s.scalars(select(OutboxRow).where(OutboxRow.state == "pending").order_by(OutboxRow.id).limit(limit)))
+
+
+def record_error(
+    s: Session, *, system: str, object_type: str, native_type: str | None, remote_id: str | None,
+    canonical_id: str | None, direction: str, category: str, message: str, field: str | None,
+    payload: dict[str, Any] | None, now: datetime, run_id: int | None,
+) -> None:
+    """Add to the error ledger, or bump the open entry for the same record and direction."""
+    q = select(ErrorLedgerRow).where(
+        ErrorLedgerRow.system == system,
+        ErrorLedgerRow.object_type == object_type,
+        ErrorLedgerRow.direction == direction,
+        ErrorLedgerRow.state == "open",
+    )
+    q = q.where(ErrorLedgerRow.remote_id == remote_id) if remote_id else q.where(ErrorLedgerRow.remote_id.is_(None))
+    q = q.where(ErrorLedgerRow.canonical_id == canonical_id) if canonical_id else q
+    row = s.scalars(q.limit(1)).first()
+    if row is None:
+        s.add(ErrorLedgerRow(system=system, object_type=object_type, native_type=native_type,
+                             remote_id=remote_id, canonical_id=canonical_id, direction=direction,
+                             category=category, field=field, message=message, payload=payload,
+                             first_seen_at=now, last_seen_at=now, attempts=1, state="open", run_id=run_id))
+    else:
+        row.category, row.field, row.message, row.payload = category, field, message, payload
+        row.last_seen_at, row.attempts, row.run_id = now, row.attempts + 1, run_id
+
+
+def resolve_errors(s: Session, *, system: str, object_type: str, direction: str,
+                   remote_ids: list[str] | None = None, canonical_ids: list[str] | None = None) -> int:
+    from sqlalchemy import update
+
+    n = 0
+    for col, ids in ((ErrorLedgerRow.remote_id, remote_ids), (ErrorLedgerRow.canonical_id, canonical_ids)):
+        if not ids:
+            continue
+        uniq = sorted(set(ids))
+        for i in range(0, len(uniq), 500):
+            res = s.execute(
+                update(ErrorLedgerRow)
+                .where(ErrorLedgerRow.system == system, ErrorLedgerRow.object_type == object_type,
+                       ErrorLedgerRow.direction == direction, ErrorLedgerRow.state == "open",
+                       col.in_(uniq[i : i + 500]))
+                .values(state="resolved")
+            )
+            n += getattr(res, "rowcount", 0) or 0
+    return n
+
+
+def list_errors(s: Session, *, category: str | None = None, state: str = "open", limit: int = 200) -> list[ErrorLedgerRow]:
+    q = select(ErrorLedgerRow).where(ErrorLedgerRow.state == state)
+    if category:
+        q = q.where(ErrorLedgerRow.category == category)
+    return list(s.scalars(q.order_by(ErrorLedgerRow.id).limit(limit)))
+
+
+def start_run(s: Session, kind: str, scope: dict[str, Any], now: datetime) -> int:
+    run = SyncRunRow(kind=kind, scope=scope, started_at=now, status="running", counts={})
+    s.add(run)
+    s.flush()
+    return run.id
+
+
+def finish_run(s: Session, run_id: int, status: str, counts: dict[str, Any], now: datetime,
+               error: str | None = None) -> None:
+    run = s.get(SyncRunRow, run_id)
+    if run is not None:
+        run.status, run.counts, run.finished_at, run.error = status, counts, now, error
+
+
+def add_api_usage(s: Session, system: str, calls: int, now: datetime,
+                  limit: int | None = None, remaining: int | None = None) -> None:
+    day = now.date()
+    row = s.get(ApiUsageRow, (system, day))
+    if row is None:
+        s.add(ApiUsageRow(system=system, day=day, calls=calls, limit=limit, remaining=remaining, updated_at=now))
+    else:
+        row.calls += calls
+        if limit is not None:
+            row.limit = limit
+        if remaining is not None:
+            row.remaining = remaining
+        row.updated_at = now
+
+
+def acquire_lease(
+    s: Session, system: str, object_type: str, holder: str, now: datetime, ttl_seconds: float,
+    is_stale: Any = None,
+) -> bool:
+    """Take (system, object) for ``holder`` unless someone else holds a live lease.
+
+    ``is_stale(holder) -> bool`` lets the caller take over a lease whose holder is
+    known to be gone (e.g. a killed process on this host) before it expires.
+    """
+    from datetime import timedelta
+
+    row = s.get(LeaseRow, (system, object_type), with_for_update=True)
+    expires = now + timedelta(seconds=ttl_seconds)
+    if row is None:
+        s.add(LeaseRow(system=system, object_type=object_type, holder=holder, acquired_at=now, expires_at=expires))
+        try:
+            s.flush()
+        except Exception:
+            return False
+        return True
+    if row.holder != holder and row.expires_at > now and not (is_stale and is_stale(row.holder)):
+        return False
+    row.holder, row.acquired_at, row.expires_at = holder, now, expires
+    return True
+
+
+def release_lease(s: Session, system: str, object_type: str, holder: str) -> None:
+    row = s.get(LeaseRow, (system, object_type))
+    if row is not None and row.holder == holder:
+        s.delete(row)
+
+
+def entity_row(s: Session, object_type: str, entity_id: str) -> Any:
+    return s.get(ENTITY_TABLES[object_type], entity_id)
+
+
+def set_opportunity_contacts(s: Session, opportunity_id: str, contact_ids: list[str]) -> None:
+    from sqlalchemy import delete
+
+    s.execute(delete(OpportunityContactRow).where(OpportunityContactRow.opportunity_id == opportunity_id))
+    for cid in sorted(set(contact_ids)):
+        s.add(OpportunityContactRow(opportunity_id=opportunity_id, contact_id=cid))
+
+
+def opportunity_contacts(s: Session, ids: list[str]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for i in range(0, len(ids), 500):
+        for oid, cid in s.execute(
+            select(OpportunityContactRow.opportunity_id, OpportunityContactRow.contact_id)
+            .where(OpportunityContactRow.opportunity_id.in_(ids[i : i + 500]))
+            .order_by(OpportunityContactRow.contact_id)
+        ):
+            out.setdefault(oid, []).append(cid)
+    return out
+
+
+def entity_counts(s: Session) -> dict[str, int]:
+    """Live canonical entities per object type (not deleted, not merged away)."""
+    return {
+        name: s.scalar(
+            select(func.count()).select_from(t).where(t.deleted_at.is_(None), t.merged_into.is_(None))
+        )
+        or 0
+        for name, t in ENTITY_TABLES.items()
+    }
+
+
+def requeue_failed(s: Session, error_ids: Any, now: datetime) -> int:
+    """Failed outbox ops back to pending (all, or those of the given error-ledger ids)."""
+    q = select(OutboxRow).where(OutboxRow.state == "failed")
+    if error_ids:
+        errs = list(s.scalars(select(ErrorLedgerRow).where(ErrorLedgerRow.id.in_(list(error_ids)))))
+        keys = {(e.system, e.object_type, e.canonical_id) for e in errs if e.canonical_id}
+        rows = [r for r in s.scalars(q) if (r.system, r.object_type, r.canonical_id) in keys]
+    else:
+        rows = list(s.scalars(q))
+    for r in rows:
+        r.state, r.next_attempt_at, r.updated_at = "pending", None, now
+    return len(rows)

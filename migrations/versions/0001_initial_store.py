@@ -2,7 +2,6 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 10:22:13.791714
 """
 
 from __future__ import annotations
@@ -47,9 +46,11 @@ def upgrade() -> None:
     sa.Column('deleted_at', sync.store.UTCDateTime(timezone=True), nullable=True),
     sa.Column('merged_into', sa.String(length=36), nullable=True),
     sa.Column('extras', sa.JSON(), nullable=False),
+    sa.Column('dirty', sa.Boolean(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_account'))
     )
     with op.batch_alter_table('account', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_account_dirty'), ['dirty'], unique=False)
         batch_op.create_index(batch_op.f('ix_account_domain'), ['domain'], unique=False)
         batch_op.create_index(batch_op.f('ix_account_merged_into'), ['merged_into'], unique=False)
 
@@ -64,6 +65,7 @@ def upgrade() -> None:
     )
     op.create_table('contact',
     sa.Column('email', sa.String(length=255), nullable=True),
+    sa.Column('email_key', sa.String(length=255), nullable=True),
     sa.Column('first_name', sa.String(length=80), nullable=True),
     sa.Column('last_name', sa.String(length=120), nullable=True),
     sa.Column('title', sa.String(length=255), nullable=True),
@@ -79,11 +81,13 @@ def upgrade() -> None:
     sa.Column('deleted_at', sync.store.UTCDateTime(timezone=True), nullable=True),
     sa.Column('merged_into', sa.String(length=36), nullable=True),
     sa.Column('extras', sa.JSON(), nullable=False),
+    sa.Column('dirty', sa.Boolean(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_contact'))
     )
     with op.batch_alter_table('contact', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_contact_account_id'), ['account_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_contact_email'), ['email'], unique=False)
+        batch_op.create_index(batch_op.f('ix_contact_dirty'), ['dirty'], unique=False)
+        batch_op.create_index(batch_op.f('ix_contact_email_key'), ['email_key'], unique=False)
         batch_op.create_index(batch_op.f('ix_contact_merged_into'), ['merged_into'], unique=False)
 
     op.create_table('error_ledger',
@@ -118,7 +122,9 @@ def upgrade() -> None:
     sa.Column('remote_modstamp', sync.store.UTCDateTime(timezone=True), nullable=True),
     sa.Column('last_seen_hash', sa.String(length=64), nullable=True),
     sa.Column('last_written_hash', sa.String(length=64), nullable=True),
-    sa.Column('remote_fields', sa.JSON(), nullable=True),
+    sa.Column('canonical_fields', sa.JSON(), nullable=True),
+    sa.Column('associations', sa.JSON(), nullable=True),
+    sa.Column('link_rule', sa.String(length=40), nullable=True),
     sa.Column('first_seen_at', sync.store.UTCDateTime(timezone=True), nullable=False),
     sa.Column('last_seen_at', sync.store.UTCDateTime(timezone=True), nullable=False),
     sa.Column('deleted_at', sync.store.UTCDateTime(timezone=True), nullable=True),
@@ -187,10 +193,12 @@ def upgrade() -> None:
     sa.Column('deleted_at', sync.store.UTCDateTime(timezone=True), nullable=True),
     sa.Column('merged_into', sa.String(length=36), nullable=True),
     sa.Column('extras', sa.JSON(), nullable=False),
+    sa.Column('dirty', sa.Boolean(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_opportunity'))
     )
     with op.batch_alter_table('opportunity', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_opportunity_account_id'), ['account_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_opportunity_dirty'), ['dirty'], unique=False)
         batch_op.create_index(batch_op.f('ix_opportunity_merged_into'), ['merged_into'], unique=False)
 
     op.create_table('outbox',
@@ -255,6 +263,7 @@ def downgrade() -> None:
     op.drop_table('outbox')
     with op.batch_alter_table('opportunity', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_opportunity_merged_into'))
+        batch_op.drop_index(batch_op.f('ix_opportunity_dirty'))
         batch_op.drop_index(batch_op.f('ix_opportunity_account_id'))
 
     op.drop_table('opportunity')
@@ -274,7 +283,8 @@ def downgrade() -> None:
     op.drop_table('error_ledger')
     with op.batch_alter_table('contact', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_contact_merged_into'))
-        batch_op.drop_index(batch_op.f('ix_contact_email'))
+        batch_op.drop_index(batch_op.f('ix_contact_email_key'))
+        batch_op.drop_index(batch_op.f('ix_contact_dirty'))
         batch_op.drop_index(batch_op.f('ix_contact_account_id'))
 
     op.drop_table('contact')
@@ -282,6 +292,7 @@ def downgrade() -> None:
     with op.batch_alter_table('account', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_account_merged_into'))
         batch_op.drop_index(batch_op.f('ix_account_domain'))
+        batch_op.drop_index(batch_op.f('ix_account_dirty'))
 
     op.drop_table('account')
     # ### end Alembic commands ###

@@ -1,0 +1,472 @@
+"""Reconcile and plan the dirty entities; push the outbox.
+
+``resolve`` takes entities a pull marked dirty, decides every field by policy
+(``sync.reconcile``), records provenance, and writes the resulting ops for every
+connection to the outbox — all in one transaction per batch, and clears the dirty
+flag in the same transaction, so a crash at any point leaves work to redo, never
+work lost. ``push`` drains the outbox in the largest batches each connector allows;
+results update the identity map (remote ids of created records, last written
+state) and failures go to the error ledger.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from connectors.base import (
+    AuthError,
+    Connector,
+    FatalError,
+    OpKind,
+    QuotaExhausted,
+    RecordError,
+    RetriableError,
+    WriteOp,
+    WriteResult,
+)
+from mapping.canonical import (
+    ENTITY_CLASSES,
+    ObjectType,
+    encode_value,
+    entity_from_json,
+)
+from mapping.fieldmap import from_entity, get_field_map, to_entity
+from sync import store as st
+from sync.plan import FieldChange, PlannedWrite, changed_fields, native_diff
+from sync.pull import _view_hash
+from sync.reconcile import Claim, Decision, FieldPolicy, decide_all, is_blank
+
+log = logging.getLogger(__name__)
+
+RESOLVE_BATCH = 500
+PUSH_CHUNK = 2000
+ASSOC_FIELDS = {"account_id": "account", "contact_ids": "contact"}
+
+
+@dataclass(frozen=True)
+class Connection:
+    """A configured connection the engine talks to."""
+
+    name: str
+    kind: str
+    connector: Connector
+
+
+@dataclass
+class ResolveStats:
+    entities: int = 0
+    changed: int = 0
+    conflicts: int = 0
+    deleted: int = 0
+    planned: dict[str, dict[str, int]] = field(default_factory=dict)  # system → kind → n
+    errors: int = 0
+
+
+@dataclass
+class PushStats:
+    written: dict[str, int] = field(default_factory=dict)  # system → ops succeeded
+    failed: dict[str, int] = field(default_factory=dict)
+    deferred: dict[str, str] = field(default_factory=dict)  # system → why it stopped
+
+
+def _decoded(object_type: str, view: Mapping[str, Any] | None) -> Any:
+    return entity_from_json(object_type, dict(view or {}), id="")
+
+
+def _row_entity(object_type: str, row: Any, contact_ids: Sequence[str] = ()) -> Any:
+    cls = ENTITY_CLASSES[ObjectType(object_type)]
+    values = {f: getattr(row, f) for f in cls.business_fields() if hasattr(row, f)}
+    if object_type == "opportunity":
+        values["contact_ids"] = tuple(contact_ids)
+    return cls(id=row.id, created_at=row.created_at, updated_at=row.updated_at,
+               deleted_at=row.deleted_at, extras=dict(row.extras or {}), **values)
+
+
+class Engine:
+    """Reconcile, plan and push for a set of connections."""
+
+    def __init__(
+        self,
+        store: st.Store,
+        connections: Mapping[str, Connection],
+        policies: Mapping[str, Mapping[str, Any]],
+        *,
+        now: Callable[[], datetime],
+        run_id: int | None = None,
+    ) -> None:
+        self.store, self.connections, self.now, self.run_id = store, connections, now, run_id
+        self.policies = {ot: FieldPolicy.from_config(p) for ot, p in policies.items()}
+
+    def policy(self, object_type: str) -> FieldPolicy:
+        return self.policies.get(object_type) or FieldPolicy()
+
+    def create_in(self, object_type: str) -> tuple[str, ...]:
+        p = self.policy(object_type)
+        if p.create_in is not None:
+            return p.create_in
+        return tuple(n for n, c in self.connections.items() if c.kind in ("salesforce", "hubspot"))
+
+    # ------------------------------------------------------------------ resolve
+
+    def resolve(
+        self, object_type: ObjectType, *, write_to: Sequence[str] | None = None,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> ResolveStats:
+        """Reconcile and plan every dirty entity of ``object_type``."""
+        stats = ResolveStats()
+        ot = object_type.value
+        targets = [n for n in self.connections if write_to is None or n in write_to]
+        after = ""
+        while True:
+            with self.store.session() as s:
+                rows = st.dirty_entities(s, ot, RESOLVE_BATCH, after)
+                if not rows:
+                    break
+                after = rows[-1].id
+                self._resolve_batch(s, ot, rows, targets, stats)
+            if on_batch:
+                on_batch(len(rows))
+        return stats
+
+    def _resolve_batch(self, s: Any, ot: str, rows: list[Any], targets: list[str], stats: ResolveStats) -> None:
+        now = self.now()
+        policy = self.policy(ot)
+        ids = [r.id for r in rows]
+        refs = st.refs_for_entities(s, ot, ids)
+        # translate associations (remote ids) to canonical ids in one query per object
+        assoc_rids: dict[str, list[str]] = {"account": [], "contact": []}
+        for rlist in refs.values():
+            for r in rlist:
+                for obj, rids in (r.associations or {}).items():
+                    if obj in assoc_rids:
+                        assoc_rids[obj].extend(rids)
+        translate = {obj: st.refs_for_remote_ids_any_system(s, obj, rids) for obj, rids in assoc_rids.items() if rids}
+        opp_contacts = st.opportunity_contacts(s, ids) if ot == "opportunity" else {}
+        cls = ENTITY_CLASSES[ObjectType(ot)]
+        fields = list(cls.business_fields())
+        for row in rows:
+            stats.entities += 1
+            row.dirty = False
+            entity_refs = refs.get(row.id, [])
+            live = [r for r in entity_refs if r.deleted_at is None]
+            if not live:
+                if entity_refs and row.deleted_at is None:
+                    row.deleted_at = now
+                    stats.deleted += 1
+                continue
+            if policy.deletes == "propagate" and any(r.deleted_at and not r.merged_into for r in entity_refs):
+                row.deleted_at = now
+                stats.deleted += 1
+                for r in live:
+                    if r.system in targets:
+                        self._queue(s, PlannedWrite(r.system, ot, r.native_type, "delete", row.id, r.remote_id, {}), stats)
+                continue
+            claims: dict[str, list[Claim]] = {f: [] for f in fields}
+            for r in live:
+                view = _decoded(ot, r.canonical_fields)
+                for f in fields:
+                    if f in ASSOC_FIELDS:
+                        continue
+                    claims[f].append(Claim(r.system, r.remote_id, r.remote_modstamp, getattr(view, f)))
+                for f, obj in ASSOC_FIELDS.items():
+                    if f not in claims:
+                        continue
+                    rids = (r.associations or {}).get(obj, [])
+                    cids = tuple(sorted({c for rid in rids if (c := translate.get(obj, {}).get((r.system, rid)))}))
+                    if not cids:
+                        claims[f].append(Claim(r.system, r.remote_id, r.remote_modstamp, None))
+                    else:
+                        claims[f].append(Claim(r.system, r.remote_id, r.remote_modstamp,
+                                               cids if f == "contact_ids" else cids[0]))
+            current = _row_entity(ot, row, opp_contacts.get(row.id, ()))
+            decisions = decide_all(fields, claims, policy, {f: getattr(current, f) for f in fields})
+            extras = self._merge_extras(live, policy)
+            changed = self._apply(s, ot, row, decisions, extras, now)
+            if changed:
+                stats.changed += 1
+            stats.conflicts += sum(1 for d in decisions.values() if d.conflict)
+            desired = _row_entity(ot, row, decisions["contact_ids"].value or () if "contact_ids" in decisions else ())
+            self._plan_entity(s, ot, desired, live, targets, decisions, stats, translate)
+
+    def _merge_extras(self, live: list[Any], policy: FieldPolicy) -> dict[str, Any]:
+        rank = {sname: i for i, sname in enumerate(policy.source_priority)}
+        out: dict[str, Any] = {}
+        for r in sorted(live, key=lambda r: -rank.get(r.system, len(rank))):
+            out.update((r.canonical_fields or {}).get("extras") or {})
+        return out
+
+    def _apply(self, s: Any, ot: str, row: Any, decisions: Mapping[str, Decision],
+               extras: dict[str, Any], now: datetime) -> bool:
+        changed = False
+        prov = []
+        for f, d in decisions.items():
+            if f == "contact_ids":
+                st.set_opportunity_contacts(s, row.id, list(d.value or ()))
+            elif getattr(row, f) != d.value:
+                setattr(row, f, d.value)
+                changed = True
+            if d.value is not None and not is_blank(d.value):
+                prov.append({
+                    "field": f, "value": encode_value(d.value), "system": d.system, "remote_id": d.remote_id,
+                    "remote_modstamp": d.modstamp, "rule": d.rule, "run_id": self.run_id, "decided_at": now,
+                })
+        if extras != (row.extras or {}):
+            row.extras = extras
+            changed = True
+        if ot == "contact":
+            from sync.pull import _email_key
+
+            row.email_key = _email_key({"email": row.email})
+        if changed:
+            row.updated_at = now
+        st.upsert_provenance(s, ot, row.id, prov)
+        return changed
+
+    # ------------------------------------------------------------------ plan
+
+    def _plan_entity(self, s: Any, ot: str, desired: Any, live: list[Any], targets: list[str],
+                     decisions: Mapping[str, Decision], stats: ResolveStats,
+                     translate: Mapping[str, Mapping[tuple[str, str], str]]) -> None:
+        policy = self.policy(ot)
+        want_assoc = self._desired_associations(ot, desired)
+        for name in targets:
+            conn = self.connections[name]
+            natives = conn.connector.objects.get(ObjectType(ot), ())
+            if not natives:
+                continue
+            in_system = [r for r in live if r.system == name]
+            st.replace_pending_ops(s, name, ot, desired.id)
+            try:
+                if in_system:
+                    for ref in in_system:
+                        op = self._plan_update(ot, conn, ref, desired, want_assoc, translate, policy, decisions)
+                        if op is not None:
+                            self._queue(s, op, stats)
+                elif name in self.create_in(ot) and desired.deleted_at is None:
+                    native = natives[0]
+                    fields = from_entity(conn.kind, native, desired)
+                    changes = tuple(
+                        FieldChange(f, None, getattr(desired, f), decisions[f].rule)
+                        for f in decisions if f not in ASSOC_FIELDS and not is_blank(getattr(desired, f))
+                    )
+                    self._queue(s, PlannedWrite(name, ot, native, "create", desired.id, None, fields, changes,
+                                                want_assoc), stats)
+            except RecordError as e:
+                stats.errors += 1
+                st.record_error(s, system=name, object_type=ot, native_type=natives[0], remote_id=None,
+                                canonical_id=desired.id, direction="write", category=e.category.value,
+                                message=f"{ot} {desired.id}: {e}", field=e.field, payload=None,
+                                now=self.now(), run_id=self.run_id)
+
+    @staticmethod
+    def _desired_associations(ot: str, desired: Any) -> dict[str, list[str]]:
+        """{"account": [canonical id], "contact": [...]}: resolved to remote ids at push time."""
+        out: dict[str, list[str]] = {}
+        if ot in ("contact", "opportunity") and desired.account_id:
+            out["account"] = [desired.account_id]
+        if ot == "opportunity" and desired.contact_ids:
+            out["contact"] = sorted(desired.contact_ids)
+        return out
+
+    def _plan_update(self, ot: str, conn: Connection, ref: Any, desired: Any, want_assoc: dict[str, list[str]],
+                     translate: Mapping[str, Mapping[tuple[str, str], str]], policy: FieldPolicy,
+                     decisions: Mapping[str, Decision]) -> PlannedWrite | None:
+        fm = get_field_map(conn.kind, ref.native_type)
+        candidates = {r.canonical for r in fm.write_rules if r.extras_key is None}
+        current = _decoded(ot, ref.canonical_fields)
+        diff = changed_fields(desired, current, sorted(candidates - set(ASSOC_FIELDS)), policy, conn.name)
+        fields: dict[str, Any] = {}
+        if diff:
+            modified = current.replace(**{f: getattr(desired, f) for f in diff})
+            fields = native_diff(from_entity(conn.kind, ref.native_type, modified),
+                                 from_entity(conn.kind, ref.native_type, current))
+        have = {
+            obj: {c for rid in rids if (c := translate.get(obj, {}).get((conn.name, rid)))}
+            for obj, rids in (ref.associations or {}).items()
+        }
+        assoc = {obj: cids for obj, cids in want_assoc.items() if cids and not set(cids) <= have.get(obj, set())}
+        if ot == "opportunity" and not policy.writes_to(conn.name, "contact_ids"):
+            assoc.pop("contact", None)
+        if not policy.writes_to(conn.name, "account_id"):
+            assoc.pop("account", None)
+        if not fields and not assoc:
+            return None
+        changes = tuple(FieldChange(f, getattr(current, f), getattr(desired, f), decisions[f].rule) for f in diff)
+        return PlannedWrite(conn.name, ot, ref.native_type, "update", desired.id, ref.remote_id, fields, changes, assoc)
+
+    def _queue(self, s: Any, op: PlannedWrite, stats: ResolveStats) -> None:
+        now = self.now()
+        s.add(st.OutboxRow(
+            run_id=self.run_id, system=op.system, object_type=op.object_type, native_type=op.native_type,
+            kind=op.kind, canonical_id=op.canonical_id, remote_id=op.remote_id,
+            payload={"fields": _json(op.fields), "associations": op.associations,
+                     "changes": [c.as_json() for c in op.changes]},
+            state="pending", attempts=0, created_at=now, updated_at=now,
+        ))
+        per = stats.planned.setdefault(op.system, {})
+        per[op.kind] = per.get(op.kind, 0) + 1
+
+    # ------------------------------------------------------------------ push
+
+    def push(self, object_type: ObjectType, *, systems: Sequence[str] | None = None,
+             on_batch: Callable[[int], None] | None = None) -> PushStats:
+        """Drain the outbox for ``object_type`` (all connections, or ``systems``)."""
+        stats = PushStats()
+        ot = object_type.value
+        for name, conn in self.connections.items():
+            if systems is not None and name not in systems:
+                continue
+            while True:
+                with self.store.session() as s:
+                    rows = st.pending_ops(s, name, ot, PUSH_CHUNK, self.now())
+                    batch = [(r.id, r.kind, r.native_type, r.canonical_id, r.remote_id, r.payload) for r in rows]
+                if not batch:
+                    break
+                by_native: dict[str, list[Any]] = {}
+                for item in batch:
+                    by_native.setdefault(item[2], []).append(item)
+                remote = self._remote_associations(name, batch)
+                stop = False
+                for native, items in by_native.items():
+                    ops = [self._write_op(object_type, native, it, remote) for it in items]
+                    try:
+                        results = conn.connector.write(object_type, ops)
+                    except (RetriableError, QuotaExhausted, AuthError, FatalError) as e:
+                        self._defer(items, e)
+                        stats.deferred[name] = f"{type(e).__name__}: {e}"
+                        stop = True
+                        break
+                    self._record_results(conn, ot, native, items, results, stats,
+                                         [dict(op.associations) for op in ops])
+                    if on_batch:
+                        on_batch(len(items))
+                if stop:
+                    break
+        return stats
+
+    def _remote_associations(self, system: str, batch: list[Any]) -> dict[tuple[str, str], str]:
+        """(object, canonical id) → remote id in ``system`` for every association in ``batch``."""
+        wanted: dict[str, set[str]] = {}
+        for it in batch:
+            for obj, cids in (it[5].get("associations") or {}).items():
+                wanted.setdefault(obj, set()).update(cids)
+        out: dict[tuple[str, str], str] = {}
+        with self.store.session() as s:
+            for obj, cids in wanted.items():
+                for (cid, sys_name), rids in st.remote_ids_for(s, obj, sorted(cids)).items():
+                    if sys_name == system:
+                        out[(obj, cid)] = rids[0]
+        return out
+
+    @staticmethod
+    def _write_op(object_type: ObjectType, native: str, item: Any, remote: Mapping[tuple[str, str], str]) -> WriteOp:
+        _oid, kind, _native, cid, remote_id, payload = item
+        op_kind = {"create": OpKind.UPSERT, "update": OpKind.UPDATE, "delete": OpKind.DELETE}[kind]
+        assoc: dict[str, tuple[str, ...]] = {}
+        for obj, cids in (payload.get("associations") or {}).items():
+            rids = tuple(remote[(obj, c)] for c in cids if (obj, c) in remote)
+            if rids:
+                assoc[obj] = rids
+        return WriteOp(
+            kind=op_kind, object_type=object_type, key=cid, fields=dict(payload.get("fields") or {}),
+            remote_id=remote_id, associations=assoc, native_type=native,
+        )
+
+    def _defer(self, items: list[Any], err: Exception) -> None:
+        now = self.now()
+        with self.store.session() as s:
+            for it in items:
+                row = s.get(st.OutboxRow, it[0])
+                if row is not None:
+                    row.attempts += 1
+                    row.last_error = f"{type(err).__name__}: {err}"
+                    row.next_attempt_at = now + timedelta(minutes=min(60, 2 ** min(row.attempts, 6)))
+                    row.updated_at = now
+
+    def _record_results(self, conn: Connection, ot: str, native: str, items: list[Any],
+                        results: list[WriteResult], stats: PushStats,
+                        sent_assoc: list[dict[str, tuple[str, ...]]]) -> None:
+        now = self.now()
+        if len(results) != len(items):
+            raise RuntimeError(f"{conn.name}: connector returned {len(results)} results for {len(items)} ops")
+        with self.store.session() as s:
+            existing = st.refs_by_remote_id(
+                s, conn.name, native, [r.remote_id for r in results if r.remote_id]
+            )
+            by_cid = st.refs_for_entities(s, ot, sorted({it[3] for it in items}))
+            ok_cids: list[str] = []
+            for it, res, sent in zip(items, results, sent_assoc, strict=True):
+                oid, kind, _native, cid, remote_id, payload = it
+                row = s.get(st.OutboxRow, oid)
+                if row is None:
+                    continue
+                if not res.success:
+                    stats.failed[conn.name] = stats.failed.get(conn.name, 0) + 1
+                    row.state, row.attempts, row.last_error, row.updated_at = "failed", row.attempts + 1, res.message, now
+                    st.record_error(s, system=conn.name, object_type=ot, native_type=native,
+                                    remote_id=res.remote_id or remote_id, canonical_id=cid, direction="write",
+                                    category=(res.category.value if res.category else "unknown"),
+                                    message=f"{native} {res.remote_id or remote_id or cid}: {res.message}",
+                                    field=res.field, payload=payload, now=now, run_id=self.run_id)
+                    continue
+                stats.written[conn.name] = stats.written.get(conn.name, 0) + 1
+                ok_cids.append(cid)
+                s.delete(row)
+                if kind == "delete":
+                    ref = next((r for r in by_cid.get(cid, []) if r.remote_id == remote_id), None)
+                    if ref is not None:
+                        ref.deleted_at = now
+                    continue
+                rid = res.remote_id or remote_id
+                if not rid:
+                    continue
+                ref = existing.get(rid) or next(
+                    (r for r in by_cid.get(cid, []) if r.system == conn.name and r.remote_id == rid), None
+                )
+                written = self._written_view(conn.kind, native, payload.get("fields") or {})
+                assoc = {k: list(v) for k, v in sent.items()}
+                if ref is None:
+                    ref = st.ExternalRefRow(
+                        canonical_id=cid, system=conn.name, object_type=ot, native_type=native, remote_id=rid,
+                        canonical_fields=written, associations=assoc, link_rule="created",
+                        first_seen_at=now, last_seen_at=now,
+                    )
+                    s.add(ref)
+                    existing[rid] = ref
+                else:
+                    view = dict(ref.canonical_fields or {})
+                    view.update({k: v for k, v in written.items() if v is not None and k != "extras"})
+                    ref.canonical_fields = view
+                    merged = dict(ref.associations or {})
+                    merged.update(assoc)
+                    ref.associations = merged
+                digest = _view_hash(ref.canonical_fields or {}, ref.associations or {})
+                ref.last_written_hash = ref.last_seen_hash = digest
+            st.resolve_errors(s, system=conn.name, object_type=ot, direction="write", canonical_ids=ok_cids)
+
+    @staticmethod
+    def _written_view(kind: str, native: str, fields: Mapping[str, Any]) -> dict[str, Any]:
+        from connectors.base import RemoteRecord
+        from sync.pull import map_record
+
+        try:
+            return map_record(kind, RemoteRecord(kind, ObjectType.ACCOUNT, "", None, fields, native_type=native))
+        except RecordError:
+            return {}
+
+    # ------------------------------------------------------------------ queries
+
+    def pending(self) -> dict[tuple[str, str], int]:
+        with self.store.session() as s:
+            return st.pending_counts(s)
+
+
+def _json(fields: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: encode_value(v) for k, v in fields.items()}
+
+
+__all__ = ["Connection", "Engine", "PushStats", "ResolveStats", "to_entity"]

@@ -1,0 +1,378 @@
+"""Pull: read → map → link → upsert page → advance cursor, one transaction per page.
+
+A crash loses at most the page in flight; re-reading it is harmless (records whose
+content hash is unchanged are skipped, which is also how echoes of our own writes
+are recognised). Every new remote record is linked to a canonical entity by a
+deterministic key before a new entity is made (tier 1):
+
+1. our external-id field (``Revsync_Id__c`` / ``revsync_id`` / Planhat ``sourceId``)
+   naming a canonical id we wrote;
+2. a cross-system id (e.g. Planhat ``sourceId`` holding the Salesforce Id);
+3. contact: email match key (never a role address); account: registrable domain
+   (never a free-mail domain); opportunity: same canonical account and same name.
+
+The dedupe issue adds probabilistic matching behind ``LinkHook``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from connectors.base import Connector, Cursor, RecordError, RemoteRecord
+from mapping import normalize
+from mapping.canonical import ObjectType, entity_to_json, new_id
+from mapping.fieldmap import content_hash, to_entity
+from sync import store as st
+
+log = logging.getLogger(__name__)
+
+#: fields our writes carry the canonical id in, per system kind
+EXTERNAL_ID_FIELDS: dict[str, str] = {
+    "salesforce": "Revsync_Id__c",
+    "hubspot": "revsync_id",
+    "planhat": "sourceId",
+}
+UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+DEFAULT_LOOKBACK = timedelta(seconds=60)
+
+
+class LinkHook(Protocol):
+    """Seam for probabilistic matching (dedupe): canonical id for a new record, or None."""
+
+    def __call__(self, s: Any, object_type: ObjectType, view: Mapping[str, Any]) -> str | None: ...
+
+
+@dataclass
+class PullStats:
+    pulled: int = 0  # records read
+    changed: int = 0  # records new or changed (not echoes / unchanged)
+    new_entities: int = 0
+    links: int = 0  # new records linked to an existing entity by a key
+    errors: int = 0
+    deleted: int = 0
+    link_rules: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class _Mapped:
+    rec: RemoteRecord
+    view: dict[str, Any]
+    digest: str
+
+
+def _view_hash(view: Mapping[str, Any], assoc: Mapping[str, Sequence[str]]) -> str:
+    payload = dict(view)
+    payload["__assoc__"] = {k: sorted(v) for k, v in sorted(assoc.items())}
+    return content_hash(payload, payload.keys())
+
+
+def map_record(kind: str, rec: RemoteRecord) -> dict[str, Any]:
+    """The record's values in canonical form (JSON-compatible). Raises RecordError."""
+    ent = to_entity(kind, rec.native_type, rec.fields)
+    view = entity_to_json(ent)
+    view.pop("account_id", None)
+    view.pop("contact_ids", None)
+    if ent.extras:
+        view["extras"] = ent.extras
+    return view
+
+
+class Puller:
+    """Pulls one connection's objects into the store."""
+
+    def __init__(
+        self,
+        store: st.Store,
+        name: str,
+        kind: str,
+        connector: Connector,
+        *,
+        now: Callable[[], datetime],
+        run_id: int | None,
+        lookback: timedelta = DEFAULT_LOOKBACK,
+        link_hook: LinkHook | None = None,
+        external_id_field: str | None = None,
+    ) -> None:
+        self.store, self.name, self.kind, self.connector = store, name, kind, connector
+        self.now, self.run_id, self.lookback, self.link_hook = now, run_id, lookback, link_hook
+        self.ext_field = external_id_field or EXTERNAL_ID_FIELDS.get(kind, "")
+
+    # ------------------------------------------------------------------ reading
+
+    def pull(
+        self,
+        object_type: ObjectType,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        move_cursor: bool = True,
+        on_page: Callable[[int], None] | None = None,
+    ) -> PullStats:
+        """Pull every native object of ``object_type`` from its cursor (or ``since``)."""
+        stats = PullStats()
+        for native in self.connector.objects.get(object_type, ()):
+            cursor = None
+            if since is not None:
+                cursor = Cursor(since)
+            else:
+                with self.store.session() as s:
+                    row = st.get_cursor(s, self.name, native)
+                    if row is not None and row.modstamp is not None:
+                        cursor = Cursor(row.modstamp - self.lookback, "")
+            for page in self.connector.read_pages(object_type, since=cursor, native=native):
+                recs = [r for r in page if until is None or r.modstamp is None or r.modstamp <= until]
+                self._apply_page(object_type, native, recs, stats, move_cursor=move_cursor)
+                if on_page:
+                    on_page(len(page))
+        return stats
+
+    def pull_deleted(self, object_type: ObjectType, *, full_listing: bool = False) -> PullStats:
+        """Apply deletes and merges the connector reports (or, with ``full_listing``,
+        treat every known remote id absent from a full id listing as deleted)."""
+        stats = PullStats()
+        for native in self.connector.objects.get(object_type, ()):
+            if full_listing:
+                live = set(self.connector.list_ids(object_type, native=native))
+                gone = self._absent_ids(native, live)
+                recs = [RemoteRecord(self.name, object_type, rid, None, {}, native_type=native, deleted=True)
+                        for rid in gone]
+            else:
+                with self.store.session() as s:
+                    row = st.get_cursor(s, self.name, native)
+                    cursor = Cursor(row.modstamp - self.lookback) if row and row.modstamp else None
+                recs = list(self.connector.read_deleted(object_type, since=cursor, native=native))
+            if recs:
+                self._apply_deletes(object_type, native, recs, stats)
+        return stats
+
+    def _absent_ids(self, native: str, live: set[str]) -> list[str]:
+        from sqlalchemy import select
+
+        with self.store.session() as s:
+            known = s.scalars(
+                select(st.ExternalRefRow.remote_id).where(
+                    st.ExternalRefRow.system == self.name,
+                    st.ExternalRefRow.native_type == native,
+                    st.ExternalRefRow.deleted_at.is_(None),
+                )
+            ).all()
+        return sorted(set(known) - live)
+
+    # ------------------------------------------------------------------ one page
+
+    def _apply_page(
+        self, object_type: ObjectType, native: str, page: Sequence[RemoteRecord], stats: PullStats,
+        *, move_cursor: bool,
+    ) -> None:
+        now = self.now()
+        mapped: list[_Mapped] = []
+        bad: list[tuple[RemoteRecord, RecordError]] = []
+        deleted: list[RemoteRecord] = []
+        for rec in page:
+            stats.pulled += 1
+            if rec.deleted:
+                deleted.append(rec)
+                continue
+            try:
+                view = map_record(self.kind, rec)
+            except RecordError as e:
+                bad.append((rec, e))
+                continue
+            mapped.append(_Mapped(rec, view, _view_hash(view, rec.associations)))
+        last = max(
+            ((r.modstamp, r.remote_id) for r in page if r.modstamp is not None), default=None
+        )
+        with self.store.session() as s:
+            for rec, err in bad:
+                stats.errors += 1
+                st.record_error(
+                    s, system=self.name, object_type=object_type.value, native_type=native,
+                    remote_id=rec.remote_id, canonical_id=None, direction="read",
+                    category=err.category.value, message=f"{native} {rec.remote_id}: {err}",
+                    field=err.field, payload=_jsonable(rec.fields), now=now, run_id=self.run_id,
+                )
+            self._upsert(s, object_type, native, mapped, stats, now)
+            if deleted:
+                self._apply_deletes_in(s, object_type, native, deleted, stats, now)
+            st.resolve_errors(s, system=self.name, object_type=object_type.value, direction="read",
+                              remote_ids=[m.rec.remote_id for m in mapped])
+            if move_cursor:
+                st.set_cursor(s, self.name, native, last[0] if last else None,
+                              last[1] if last else None, len(page), now)
+
+    def _upsert(
+        self, s: Any, object_type: ObjectType, native: str, mapped: list[_Mapped], stats: PullStats,
+        now: datetime,
+    ) -> None:
+        if not mapped:
+            return
+        existing = st.refs_by_remote_id(s, self.name, native, [m.rec.remote_id for m in mapped])
+        dirty: list[str] = []
+        fresh = [m for m in mapped if m.rec.remote_id not in existing]
+        linker = _Linker(self, s, object_type, fresh, now) if fresh else None
+        for m in mapped:
+            ref = existing.get(m.rec.remote_id)
+            if ref is not None:
+                ref.last_seen_at = now
+                if m.rec.modstamp is not None:
+                    ref.remote_modstamp = m.rec.modstamp
+                if ref.last_seen_hash == m.digest and ref.deleted_at is None:
+                    continue  # unchanged, or the echo of our own write
+                ref.canonical_fields = m.view
+                ref.associations = {k: list(v) for k, v in m.rec.associations.items()}
+                ref.last_seen_hash = m.digest
+                ref.deleted_at = None
+                dirty.append(ref.canonical_id)
+                stats.changed += 1
+                continue
+            assert linker is not None
+            cid, rule = linker.link(m)
+            stats.changed += 1
+            stats.link_rules[rule] = stats.link_rules.get(rule, 0) + 1
+            if rule == "new":
+                stats.new_entities += 1
+            else:
+                stats.links += 1
+            ref = st.ExternalRefRow(
+                canonical_id=cid, system=self.name, object_type=object_type.value, native_type=native,
+                remote_id=m.rec.remote_id, remote_modstamp=m.rec.modstamp, last_seen_hash=m.digest,
+                canonical_fields=m.view, associations={k: list(v) for k, v in m.rec.associations.items()},
+                link_rule=rule, first_seen_at=now, last_seen_at=now,
+            )
+            s.add(ref)
+            existing[m.rec.remote_id] = ref
+            dirty.append(cid)
+        s.flush()
+        st.mark_dirty(s, object_type.value, dirty)
+
+    # ------------------------------------------------------------------ deletes
+
+    def _apply_deletes(self, object_type: ObjectType, native: str, recs: Sequence[RemoteRecord],
+                       stats: PullStats) -> None:
+        with self.store.session() as s:
+            self._apply_deletes_in(s, object_type, native, recs, stats, self.now())
+
+    def _apply_deletes_in(self, s: Any, object_type: ObjectType, native: str,
+                          recs: Sequence[RemoteRecord], stats: PullStats, now: datetime) -> None:
+        refs = st.refs_by_remote_id(s, self.name, native, [r.remote_id for r in recs])
+        dirty: list[str] = []
+        for rec in recs:
+            ref = refs.get(rec.remote_id)
+            if ref is None or ref.deleted_at is not None:
+                continue
+            ref.deleted_at = now
+            ref.merged_into = rec.merged_into
+            stats.deleted += 1
+            dirty.append(ref.canonical_id)
+        st.mark_dirty(s, object_type.value, dirty)
+
+
+class _Linker:
+    """Tier-1 deterministic linking for the new records of one page."""
+
+    def __init__(self, p: Puller, s: Any, object_type: ObjectType, fresh: list[_Mapped], now: datetime) -> None:
+        self.p, self.s, self.object_type, self.now = p, s, object_type, now
+        ot = object_type.value
+        ext_values = [str(m.rec.fields.get(p.ext_field) or "") for m in fresh]
+        self.explicit = st.live_entity_ids(s, ot, [v for v in ext_values if UUID_RE.match(v)])
+        self.xref = st.refs_for_remote_ids_any_system(s, ot, [v for v in ext_values if v and not UUID_RE.match(v)])
+        self.email: dict[str, str] = {}
+        self.domain: dict[str, str] = {}
+        self.opps: dict[str, list[tuple[str, str | None]]] = {}
+        self.account_of: dict[tuple[str, str], str] = {}
+        if object_type is ObjectType.CONTACT:
+            self.email = st.contacts_by_email_key(s, [k for m in fresh if (k := _email_key(m.view))])
+        elif object_type is ObjectType.ACCOUNT:
+            self.domain = st.accounts_by_domain(s, [d for m in fresh if (d := _account_domain(m.view))])
+        elif object_type is ObjectType.OPPORTUNITY:
+            acc_rids = [rid for m in fresh for rid in m.rec.associations.get("account", ())]
+            self.account_of = st.refs_for_remote_ids_any_system(s, "account", acc_rids)
+            self.opps = st.opportunities_by_account(s, list(self.account_of.values()))
+
+    def link(self, m: _Mapped) -> tuple[str, str]:
+        p, ot = self.p, self.object_type
+        ext = str(m.rec.fields.get(p.ext_field) or "")
+        if ext in self.explicit:
+            return ext, "external_id"
+        if ext and not UUID_RE.match(ext):
+            for (system, rid), cid in self.xref.items():
+                if rid == ext and system != p.name:
+                    return cid, "xref"
+        if p.link_hook is not None:
+            hooked = p.link_hook(self.s, ot, m.view)
+            if hooked:
+                return hooked, "match"
+        if ot is ObjectType.CONTACT:
+            key = _email_key(m.view)
+            if key and key in self.email:
+                return self.email[key], "email"
+            cid = new_id()
+            st.add_entity(self.s, ot.value, cid, self.now, email=m.view.get("email"), email_key=key)
+            if key:
+                self.email[key] = cid
+            return cid, "new"
+        if ot is ObjectType.ACCOUNT:
+            dom = _account_domain(m.view)
+            if dom and dom in self.domain:
+                return self.domain[dom], "domain"
+            cid = new_id()
+            st.add_entity(self.s, ot.value, cid, self.now, name=m.view.get("name"), domain=dom)
+            if dom:
+                self.domain[dom] = cid
+            return cid, "new"
+        # opportunity: same canonical account and same name
+        name_key = _name_key(m.view.get("name"))
+        account_cid = next(
+            (self.account_of[(p.name, rid)] for rid in m.rec.associations.get("account", ())
+             if (p.name, rid) in self.account_of),
+            None,
+        )
+        if account_cid and name_key:
+            for oid, oname in self.opps.get(account_cid, []):
+                if _name_key(oname) == name_key:
+                    return oid, "account_name"
+        cid = new_id()
+        st.add_entity(self.s, ot.value, cid, self.now, name=m.view.get("name"), account_id=account_cid)
+        if account_cid:
+            self.opps.setdefault(account_cid, []).append((cid, m.view.get("name")))
+        return cid, "new"
+
+
+def _email_key(view: Mapping[str, Any]) -> str | None:
+    email = view.get("email")
+    if not email or normalize.is_role_address(email):
+        return None
+    return normalize.email_match_key(email)
+
+
+def _account_domain(view: Mapping[str, Any]) -> str | None:
+    dom = view.get("domain")
+    if not dom and view.get("website"):
+        try:
+            dom = normalize.domain_from_url(view["website"])
+        except RecordError:
+            dom = None
+    if not dom or normalize.is_free_mail_domain(dom):
+        return None
+    return str(dom)
+
+
+def _name_key(name: Any) -> str | None:
+    if not name:
+        return None
+    return " ".join(re.sub(r"[^\w]+", " ", str(name).casefold()).split()) or None
+
+
+def _jsonable(fields: Mapping[str, Any]) -> dict[str, Any]:
+    import json
+
+    return dict(json.loads(json.dumps(dict(fields), default=str)))
+
+
+def uniq(items: Iterable[str]) -> list[str]:
+    return sorted(set(items))

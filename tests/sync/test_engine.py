@@ -1,0 +1,208 @@
+"""Engine tests on SQLite with fake connectors and the real mapping."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from mapping.canonical import ObjectType
+from sync import store as st
+from sync.config import parse
+from sync.engine import Connection
+from sync.jobs import Runner
+from sync.migrate import upgrade
+from tests.sync.fakes import Clock, FakeConnector
+
+
+@pytest.fixture
+def world(tmp_path: Path):
+    url = f"sqlite:///{tmp_path / 'e.db'}"
+    upgrade(url)
+    clock = Clock()
+    sf, hs = FakeConnector("salesforce", clock), FakeConnector("hubspot", clock)
+    store = st.Store.from_url(url)
+
+    def runner(settings=None, **kw) -> Runner:
+        settings = settings or parse({})
+        conns = {"salesforce": Connection("salesforce", "salesforce", sf),
+                 "hubspot": Connection("hubspot", "hubspot", hs)}
+        return Runner(store, conns, settings, now=clock, **kw)
+
+    return store, clock, sf, hs, runner
+
+
+def _seed(sf: FakeConnector, hs: FakeConnector, clock: Clock) -> dict[str, str]:
+    acct = sf.add("Account", {"Name": "Acme, Inc.", "Website": "https://www.acme.com", "Industry": "Technology"})
+    comp = hs.add("companies", {"name": "ACME Inc", "domain": "acme.com", "industry": "COMPUTER_SOFTWARE",
+                                "numberofemployees": "250"})
+    c_sf = sf.add("Contact", {"FirstName": "Jane", "LastName": "Doe", "Email": "jane@acme.com", "Title": "CEO"},
+                  assoc={"account": (acct,)})
+    clock.tick(60)
+    c_hs = hs.add("contacts", {"email": "Jane@Acme.com", "firstname": "Jane", "lastname": "Doe",
+                               "jobtitle": "Chief Executive"}, assoc={"account": (comp,)})
+    only_hs = hs.add("contacts", {"email": "bob@acme.com", "firstname": "Bob", "lastname": "Smith"},
+                     assoc={"account": (comp,)})
+    return {"acct": acct, "comp": comp, "c_sf": c_sf, "c_hs": c_hs, "only_hs": only_hs}
+
+
+def test_full_sync_links_reconciles_writes_back_and_second_cycle_writes_nothing(world) -> None:
+    store, clock, sf, hs, runner = world
+    ids = _seed(sf, hs, clock)
+    r1 = runner().run_cycle()
+    assert r1.status == "ok", r1.messages
+    assert r1.entities == {"account": 1, "contact": 2, "opportunity": 0}
+    assert r1.links == 2  # the HubSpot company by domain, Jane's HubSpot contact by email
+    # title follows the latest edit (HubSpot's, a minute later) and is written to Salesforce
+    assert sf.live("Contact")[ids["c_sf"]]["Title"] == "Chief Executive"
+    # employees only in HubSpot → filled into Salesforce
+    assert sf.live("Account")[ids["acct"]]["NumberOfEmployees"] == 250
+    # name: Salesforce has priority → HubSpot gets Salesforce's name
+    assert hs.live("companies")[ids["comp"]]["name"] == "Acme, Inc."
+    # Bob exists only in HubSpot → created in Salesforce, linked to Acme's Salesforce account
+    created = [r for r in sf.live("Contact").values() if r.get("Email") == "bob@acme.com"]
+    assert len(created) == 1
+    bob_rid = next(k for k, v in sf.live("Contact").items() if v.get("Email") == "bob@acme.com")
+    assert sf.assoc["Contact"][bob_rid]["account"] == (ids["acct"],)
+    assert r1.writes > 0
+
+    calls = (sf.write_calls, hs.write_calls)
+    clock.tick(120)
+    r2 = runner().run_cycle()
+    assert r2.writes == 0, r2.planned
+    assert (sf.write_calls, hs.write_calls) == calls
+    assert r2.status == "ok"
+
+
+def test_a_change_in_one_system_flows_to_the_other_once(world) -> None:
+    store, clock, sf, hs, runner = world
+    ids = _seed(sf, hs, clock)
+    runner().run_cycle()
+    clock.tick(300)
+    hs.edit("contacts", ids["c_hs"], jobtitle="CTO")
+    r = runner().run_cycle()
+    assert sf.live("Contact")[ids["c_sf"]]["Title"] == "CTO"
+    assert r.written == {"salesforce": 1}
+    clock.tick(300)
+    assert runner().run_cycle().writes == 0
+
+
+def test_provenance_explains_each_value(world) -> None:
+    store, clock, sf, hs, runner = world
+    ids = _seed(sf, hs, clock)
+    runner().run_cycle()
+    with store.session() as s:
+        ref = s.scalars(select(st.ExternalRefRow).where(st.ExternalRefRow.remote_id == ids["c_sf"])).one()
+        prov = {p.field: p for p in st.provenance(s, "contact", ref.canonical_id)}
+    assert prov["title"].rule == "latest" and prov["title"].system == "hubspot"
+    assert prov["title"].remote_id == ids["c_hs"]
+    assert prov["first_name"].rule == "source_priority" and prov["first_name"].system == "salesforce"
+
+
+def test_blast_radius_cap_stops_the_plan_and_force_overrides(world) -> None:
+    store, clock, sf, hs, runner = world
+    _seed(sf, hs, clock)
+    settings = parse({"limits": {"max_creates": 0}})
+    r = runner(settings).run_cycle()
+    assert r.status == "stopped"
+    assert any("over the cap" in m for m in r.messages)
+    assert sf.write_calls == hs.write_calls == 0
+    with store.session() as s:
+        assert sum(st.pending_counts(s).values()) > 0  # the plan is kept for `revsync plan`
+    r = runner(settings).run_cycle(force=True)
+    assert r.status == "ok" and r.writes > 0
+
+
+def test_dry_run_plans_without_writing(world) -> None:
+    store, clock, sf, hs, runner = world
+    _seed(sf, hs, clock)
+    r = runner().run_cycle(dry_run=True)
+    assert sf.write_calls == hs.write_calls == 0
+    assert r.planned["salesforce"]["create"] == 1  # Bob
+    assert r.planned["hubspot"]["update"] >= 1
+
+
+def test_deletes_are_flagged_not_propagated_by_default(world) -> None:
+    store, clock, sf, hs, runner = world
+    ids = _seed(sf, hs, clock)
+    runner().run_cycle()
+    clock.tick(60)
+    bob_sf = next(k for k, v in sf.live("Contact").items() if v.get("Email") == "bob@acme.com")
+    sf.delete("Contact", bob_sf)
+    hs.delete("contacts", ids["only_hs"])
+    r = runner().run_cycle()
+    assert r.deleted >= 2
+    with store.session() as s:
+        rows = s.scalars(select(st.ContactRow).where(st.ContactRow.email == "bob@acme.com")).all()
+        assert len(rows) == 1 and rows[0].deleted_at is not None
+    assert r.writes == 0
+
+
+def test_bad_record_goes_to_the_error_ledger_and_the_batch_goes_on(world) -> None:
+    store, clock, sf, hs, runner = world
+    _seed(sf, hs, clock)
+    hs.add("contacts", {"email": "carol@acme.com", "firstname": "Carol", "lastname": "Jones"})
+    sf.fail_fields = {"Email": "bob@acme.com"}
+    r = runner().run_cycle()
+    assert r.failed == {"salesforce": 1}
+    assert any(v.get("Email") == "carol@acme.com" for v in sf.live("Contact").values())
+    with store.session() as s:
+        errs = st.list_errors(s)
+    assert len(errs) == 1 and errs[0].field == "Email" and errs[0].category == "validation"
+    assert "bad value for Email" in errs[0].message
+    # fixed remotely → retry succeeds and resolves the ledger entry
+    sf.fail_fields = {}
+    rr = runner().run_retry()
+    assert rr.written == {"salesforce": 1}
+    with store.session() as s:
+        assert st.list_errors(s) == []
+
+
+def test_unmappable_record_names_record_and_field(world) -> None:
+    store, clock, sf, hs, runner = world
+    _seed(sf, hs, clock)
+    rid = sf.add("Opportunity", {"Name": "Big deal", "StageName": "Mystery Stage", "CloseDate": "2026-12-01"})
+    r = runner().run_cycle()
+    assert r.errors >= 1
+    with store.session() as s:
+        errs = [e for e in st.list_errors(s) if e.remote_id == rid]
+    assert errs and errs[0].field == "StageName" and "Mystery Stage" in errs[0].message
+    assert errs[0].direction == "read"
+
+
+def test_a_crash_mid_push_then_rerun_creates_no_duplicates(world, monkeypatch) -> None:
+    store, clock, sf, hs, runner = world
+    _seed(sf, hs, clock)
+    for i in range(10):
+        hs.add("contacts", {"email": f"p{i}@acme.com", "firstname": "P", "lastname": str(i)})
+    real_write = sf.write
+    state = {"n": 0}
+
+    def crashing_write(object_type, ops):
+        results = real_write(object_type, ops)
+        if object_type is ObjectType.CONTACT:
+            state["n"] += 1
+            raise KeyboardInterrupt("killed after the API call, before recording results")
+        return results
+
+    monkeypatch.setattr(sf, "write", crashing_write)
+    with pytest.raises(KeyboardInterrupt):
+        runner().run_cycle()
+    monkeypatch.setattr(sf, "write", real_write)
+    clock.tick(30)
+    r = runner().run_cycle()
+    assert r.status == "ok"
+    emails = [v.get("Email") for v in sf.live("Contact").values()]
+    assert len(emails) == len(set(emails)) == 12
+    clock.tick(30)
+    assert runner().run_cycle().writes == 0
+
+
+def test_lease_keeps_a_second_job_off_the_same_scope(world) -> None:
+    store, clock, sf, hs, runner = world
+    with store.session() as s:
+        assert st.acquire_lease(s, "salesforce", "account", "otherhost:1:1", clock(), 600)
+    r = runner().run_cycle()
+    assert "salesforce/account: another job holds the lease" in r.skipped
+    assert r.status == "partial"
