@@ -17,8 +17,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, TypeVar
 
 import requests
@@ -36,28 +35,36 @@ from connectors.base import (
     ConnectionSettings,
     Connector,
     Cursor,
-    ErrorCategory,
     FatalError,
-    OpKind,
     QuotaExhausted,
     RemoteRecord,
     ResyncRequired,
     RetriableError,
     RetryPolicy,
-    WriteOp,
-    WriteResult,
     chunked,
     retrying,
 )
 from connectors.salesforce_auth import SalesforceAuth, build_session, meter_session
-from connectors.salesforce_bulk import (
-    BulkRow,
-    parse_results,
-    read_csv,
-    to_csv_value,
-    typed_rows,
+from connectors.salesforce_bulk import typed_rows
+from connectors.salesforce_errors import (
+    SalesforceApiError,
+    SessionExpired,
+    category_for,
+    error_code,
 )
+from connectors.salesforce_write import KEY_PREFIXES, SF_COLLECTION, SalesforceWriter
 from mapping.canonical import ObjectType
+
+__all__ = [
+    "DEFAULT_BULK_THRESHOLD",
+    "KEY_PREFIXES",
+    "SF_COLLECTION",
+    "SOQL_PAGE",
+    "SalesforceApiError",
+    "SalesforceConnector",
+    "category_for",
+    "parse_sf_datetime",
+]
 
 log = logging.getLogger(__name__)
 
@@ -71,9 +78,6 @@ DEFAULT_EXTERNAL_ID = "Revsync_Id__c"
 # https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/headers_queryoptions.htm
 SOQL_PAGE = 2000
 SOQL_PAGE_MIN = 200
-# Records per sObject Collections call.
-# https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_composite_sobjects_collections.htm
-SF_COLLECTION = 200
 # Above this many records a full read or a write goes through Bulk API 2.0.
 # https://developer.salesforce.com/docs/atlas.en-us.api_asynch.meta/api_asynch/bulk_api_2_0.htm
 DEFAULT_BULK_THRESHOLD = 10_000
@@ -90,40 +94,8 @@ GET_DELETED_MIN_SPAN = timedelta(minutes=1)
 
 # Describe types SOQL cannot select one by one in Bulk, or that we never sync.
 SKIPPED_TYPES = frozenset({"address", "location", "base64"})
-# Id key prefixes: how an update/delete of a "contact" finds out it is a Lead.
-# https://help.salesforce.com/s/articleView?id=000385203&type=1
-KEY_PREFIXES = {"001": "Account", "003": "Contact", "00Q": "Lead", "006": "Opportunity"}
 
 _IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
-
-# statusCode (collections / DML results) → error-ledger category.
-_CATEGORIES: dict[str, ErrorCategory] = {
-    "DUPLICATE_VALUE": ErrorCategory.DUPLICATE,
-    "DUPLICATES_DETECTED": ErrorCategory.DUPLICATE,
-    "DUPLICATE_EXTERNAL_ID": ErrorCategory.DUPLICATE,
-    "STRING_TOO_LONG": ErrorCategory.TOO_LONG,
-    "FIELD_CUSTOM_VALIDATION_EXCEPTION": ErrorCategory.VALIDATION,
-    "REQUIRED_FIELD_MISSING": ErrorCategory.VALIDATION,
-    "FIELD_INTEGRITY_EXCEPTION": ErrorCategory.VALIDATION,
-    "MALFORMED_ID": ErrorCategory.VALIDATION,
-    "CANNOT_INSERT_UPDATE_ACTIVATE_ENTITY": ErrorCategory.VALIDATION,
-    "UNABLE_TO_LOCK_ROW": ErrorCategory.LOCKED,
-    "ENTITY_IS_DELETED": ErrorCategory.NOT_FOUND,
-    "NOT_FOUND": ErrorCategory.NOT_FOUND,
-    "INSUFFICIENT_ACCESS_OR_READONLY": ErrorCategory.PERMISSION,
-    "INSUFFICIENT_ACCESS_ON_CROSS_REFERENCE_ENTITY": ErrorCategory.PERMISSION,
-    "REQUEST_LIMIT_EXCEEDED": ErrorCategory.RATE_LIMIT,
-}
-
-
-def category_for(status_code: str) -> ErrorCategory:
-    """The error-ledger category of a Salesforce ``statusCode``."""
-    if status_code in _CATEGORIES:
-        return _CATEGORIES[status_code]
-    if status_code.startswith("INVALID_"):
-        return ErrorCategory.VALIDATION
-    return ErrorCategory.UNKNOWN
-
 
 def parse_sf_datetime(value: str | None) -> datetime | None:
     """``2024-05-01T10:00:00.000+0000`` → aware UTC datetime."""
@@ -136,43 +108,7 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _json_value(value: Any) -> Any:
-    """A field value the JSON encoder accepts (dates as ISO text, decimals as numbers)."""
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return float(value)
-    return value
-
-
-class SalesforceApiError(FatalError):
-    """A refused call that retrying will not fix; carries Salesforce's errorCode."""
-
-    def __init__(self, message: str, *, code: str, status: int) -> None:
-        super().__init__(message)
-        self.code = code
-        self.status = status
-
-
-class _SessionExpired(AuthError):
-    """401 INVALID_SESSION_ID: refresh the token once and repeat the call."""
-
-
-def _error_code(content: Any) -> tuple[str, str]:
-    """(errorCode, message) of a REST error body (a JSON array of errors)."""
-    if isinstance(content, list) and content and isinstance(content[0], Mapping):
-        first = content[0]
-        return str(first.get("errorCode") or first.get("statusCode") or ""), str(
-            first.get("message") or ""
-        )
-    if isinstance(content, Mapping):
-        return str(content.get("errorCode") or content.get("error") or ""), str(
-            content.get("message") or content.get("error_description") or ""
-        )
-    return "", str(content)[:200]
-
-
-class SalesforceConnector(Connector):
+class SalesforceConnector(SalesforceWriter, Connector):
     """Salesforce through simple-salesforce; see the module docstring."""
 
     name: ClassVar[str] = SYSTEM
@@ -299,14 +235,14 @@ class SalesforceConnector(Connector):
                 )
 
     def _translate(self, exc: SalesforceError, what: str) -> Exception:
-        code, message = _error_code(exc.content)
+        code, message = error_code(exc.content)
         status = int(exc.status)
         where = f"{self.connection}: {what}"
         if isinstance(exc, SalesforceAuthenticationFailed):
             return AuthError(f"{where}: authentication failed ({exc.code})")
         if status == 401:
             if code == "INVALID_SESSION_ID":
-                return _SessionExpired(f"{where}: session expired or invalid")
+                return SessionExpired(f"{where}: session expired or invalid")
             return AuthError(f"{where}: {code or 'unauthorized'}: {message}")
         if code == "REQUEST_LIMIT_EXCEEDED":
             return QuotaExhausted(f"{where}: Salesforce API request limit exceeded ({message})")
@@ -338,11 +274,11 @@ class SalesforceConnector(Connector):
 
         try:
             return retrying(attempt, policy=self.retry, what=f"{self.connection}: {what}")
-        except _SessionExpired:
+        except SessionExpired:
             self._refresh()
         try:
             return retrying(attempt, policy=self.retry, what=f"{self.connection}: {what}")
-        except _SessionExpired as exc:
+        except SessionExpired as exc:
             raise AuthError(
                 f"connection {self.connection!r}: Salesforce still rejects the session after "
                 "a token refresh"
@@ -721,262 +657,3 @@ class SalesforceConnector(Connector):
             "daily_api_max": daily.get("Max"),
             "daily_api_remaining": daily.get("Remaining"),
         }
-
-    # ------------------------------------------------------------------ writes
-
-    def _op_native(self, object_type: ObjectType, op: WriteOp) -> str:
-        natives = self.objects.get(object_type, ())
-        if op.remote_id:
-            native = KEY_PREFIXES.get(op.remote_id[:3])
-            if native in natives:
-                return native
-        if object_type is ObjectType.CONTACT:
-            return self.create_contacts_as
-        return self._native(object_type, None)
-
-    def _body(self, native: str, op: WriteOp) -> dict[str, Any]:
-        """The native fields of ``op`` that exist in describe; owner email → OwnerId."""
-        described = self.describe(native)
-        body: dict[str, Any] = {}
-        for name, value in op.fields.items():
-            if name == "_owner_email":
-                if not value:
-                    continue
-                owner = self._owner_id(value)
-                if owner is None:
-                    log.warning(
-                        "%s: no active Salesforce user has the owner email of %s %s; "
-                        "owner left unchanged", self.connection, native, op.key,
-                    )
-                elif "OwnerId" in described:
-                    body["OwnerId"] = owner
-            elif name.startswith("_") or name in ("Id", "attributes", self.external_id_field):
-                continue
-            elif name not in described:
-                self._warn_missing(native, name, "is mapped but not in describe")
-            else:
-                spec = described[name]
-                if spec.get("createable") is False and spec.get("updateable") is False:
-                    self._warn_missing(native, name, "is read-only")
-                    continue
-                body[name] = _json_value(value)
-        account = op.associations.get("account")
-        if account and native in ("Contact", "Opportunity") and "AccountId" in described:
-            body["AccountId"] = account[0]
-        return body
-
-    def write(self, object_type: ObjectType, ops: Sequence[WriteOp]) -> list[WriteResult]:
-        """Upsert creates on the external id, update by Id, delete by Id; one result per op."""
-        results: list[WriteResult | None] = [None] * len(ops)
-        groups: dict[tuple[str, str], list[int]] = {}
-        for i, op in enumerate(ops):
-            if op.kind is OpKind.MERGE:
-                results[i] = self._fail(
-                    op, "UNSUPPORTED", "Salesforce has no REST merge (SOAP merge() only); "
-                    "merges are linked, not written", ErrorCategory.UNKNOWN,
-                )
-                continue
-            if op.kind is OpKind.DELETE and not op.remote_id:
-                results[i] = self._fail(
-                    op, "NOT_FOUND", "delete needs the record's Salesforce Id", ErrorCategory.NOT_FOUND
-                )
-                continue
-            native = self._op_native(object_type, op)
-            action = "delete" if op.kind is OpKind.DELETE else ("update" if op.remote_id else "upsert")
-            groups.setdefault((action, native), []).append(i)
-        for (action, native), idxs in groups.items():
-            group = [ops[i] for i in idxs]
-            if self.bulk_threshold > 0 and len(group) > self.bulk_threshold:
-                done = self._bulk_write(action, native, group)
-            else:
-                done = self._collections_write(action, native, group)
-            for i, res in zip(idxs, done, strict=True):
-                results[i] = res
-        return [r for r in results if r is not None]
-
-    @staticmethod
-    def _fail(
-        op: WriteOp, code: str, message: str, category: ErrorCategory | None = None,
-        field: str | None = None,
-    ) -> WriteResult:
-        return WriteResult(
-            op=op,
-            success=False,
-            remote_id=op.remote_id,
-            category=category or category_for(code),
-            message=f"{code}: {message}" if code else message,
-            field=field,
-        )
-
-    def _collection_call(self, action: str, native: str, ops: list[WriteOp]) -> list[Any]:
-        """One sObject Collections call (≤ SF_COLLECTION records, allOrNone=false)."""
-        if action == "delete":
-            ids = ",".join(str(op.remote_id) for op in ops)
-            # https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_composite_sobjects_collections_delete.htm
-            result = self._call(
-                lambda: self.client.restful(
-                    "composite/sobjects", params={"ids": ids, "allOrNone": "false"}, method="DELETE"
-                ),
-                what=f"delete {native}",
-            )
-        elif action == "update":
-            records = [
-                {"attributes": {"type": native}, "id": op.remote_id, **self._body(native, op)}
-                for op in ops
-            ]
-            # https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_composite_sobjects_collections_update.htm
-            result = self._call(
-                lambda: self.client.restful(
-                    "composite/sobjects", method="PATCH",
-                    json={"allOrNone": False, "records": records},
-                ),
-                what=f"update {native}",
-            )
-        else:
-            ext = self.external_id_field
-            records = [
-                {"attributes": {"type": native}, **self._body(native, op), ext: op.key}
-                for op in ops
-            ]
-            # https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_composite_sobjects_collections_upsert.htm
-            result = self._call(
-                lambda: self.client.restful(
-                    f"composite/sobjects/{native}/{ext}", method="PATCH",
-                    json={"allOrNone": False, "records": records},
-                ),
-                what=f"upsert {native}",
-            )
-        return list(result or [])
-
-    def _collections_write(self, action: str, native: str, ops: list[WriteOp]) -> list[WriteResult]:
-        """Write in chunks of SF_COLLECTION; records failing on UNABLE_TO_LOCK_ROW are sent
-        again with backoff, then reported as ``locked``."""
-        out: list[WriteResult | None] = [None] * len(ops)
-        pending = list(range(len(ops)))
-        attempt = 1
-        while pending:
-            locked: list[int] = []
-            for chunk in chunked(pending, SF_COLLECTION):
-                chunk_ops = [ops[i] for i in chunk]
-                try:
-                    items = self._collection_call(action, native, chunk_ops)
-                except SalesforceApiError as exc:  # the whole call was refused
-                    for i in chunk:
-                        out[i] = self._fail(ops[i], exc.code, str(exc))
-                    continue
-                if len(items) != len(chunk):
-                    for i in chunk:
-                        out[i] = self._fail(
-                            ops[i], "UNKNOWN",
-                            f"{len(items)} results for {len(chunk)} records", ErrorCategory.UNKNOWN,
-                        )
-                    continue
-                for i, item in zip(chunk, items, strict=True):
-                    res = self._collection_result(ops[i], item)
-                    retry_lock = (
-                        res.category is ErrorCategory.LOCKED and attempt < self.retry.attempts
-                    )
-                    if retry_lock:
-                        locked.append(i)
-                    else:
-                        out[i] = res
-            if locked:
-                log.warning(
-                    "%s: %d %s records locked (UNABLE_TO_LOCK_ROW); retrying them",
-                    self.connection, len(locked), native,
-                )
-                self.retry.sleep(min(self.retry.cap, self.retry.base * 2 ** (attempt - 1)))
-            pending = locked
-            attempt += 1
-        return [r for r in out if r is not None]
-
-    def _collection_result(self, op: WriteOp, item: Mapping[str, Any]) -> WriteResult:
-        if item.get("success"):
-            return WriteResult(
-                op=op,
-                success=True,
-                remote_id=str(item.get("id") or op.remote_id or "") or None,
-                created=bool(item.get("created")),
-            )
-        errors = item.get("errors") or [{}]
-        first = errors[0] if isinstance(errors[0], Mapping) else {}
-        code = str(first.get("statusCode") or first.get("errorCode") or "UNKNOWN")
-        fields = first.get("fields") or []
-        return self._fail(op, code, str(first.get("message") or ""), field=fields[0] if fields else None)
-
-    def _bulk_write(self, action: str, native: str, ops: list[WriteOp]) -> list[WriteResult]:
-        """Write through one Bulk API 2.0 ingest job (split by simple-salesforce past
-        100 MB); result rows are matched back to ops by external id (upsert) or Id."""
-        ext = self.external_id_field
-        key_col = ext if action == "upsert" else "Id"
-        rows: list[dict[str, str]] = []
-        slots: dict[str, list[int]] = {}
-        for i, op in enumerate(ops):
-            if action == "delete":
-                row = {"Id": str(op.remote_id)}
-            elif action == "update":
-                row = {"Id": str(op.remote_id)}
-                row.update({k: to_csv_value(v) for k, v in self._body(native, op).items()})
-            else:
-                row = {k: to_csv_value(v) for k, v in self._body(native, op).items()}
-                row[ext] = op.key
-            rows.append(row)
-            slots.setdefault(row[key_col], []).append(i)
-        poll = self.bulk_poll_seconds
-        bulk_args: dict[str, Any] = {"records": rows, "wait": poll}
-        if action == "upsert":
-            bulk_args["external_id_field"] = ext
-        # https://developer.salesforce.com/docs/atlas.en-us.api_asynch.meta/api_asynch/create_job.htm
-        jobs = self._call(
-            lambda: getattr(self._bulk2(native), action)(**bulk_args),
-            what=f"bulk {action} {native}",
-        )
-        out: list[WriteResult | None] = [None] * len(ops)
-        lock_retry: list[int] = []
-        for job in jobs:
-            job_id = str(job["job_id"])
-            for kind in ("successful", "failed", "unprocessed"):
-                # https://developer.salesforce.com/docs/atlas.en-us.api_asynch.meta/api_asynch/get_job_successful_results.htm
-                text = self._call(
-                    lambda k=kind, j=job_id: getattr(  # type: ignore[misc]
-                        self._bulk2(native), f"get_{k}_records"
-                    )(j),
-                    what=f"bulk {action} {native} ({kind} results)",
-                )
-                parsed: Iterator[BulkRow]
-                if kind == "unprocessed":
-                    parsed = (
-                        BulkRow(key=r.get(key_col) or "", success=False,
-                                status_code="NOT_PROCESSED", message="not processed by the Bulk job")
-                        for r in read_csv(str(text or ""))
-                    )
-                else:
-                    parsed = parse_results(str(text or ""), key_column=key_col,
-                                           success=kind == "successful")
-                for result_row in parsed:
-                    free = slots.get(result_row.key)
-                    if not free:
-                        log.warning("%s: bulk result row for an unknown key; ignored", self.connection)
-                        continue
-                    i = free.pop(0)
-                    op = ops[i]
-                    if result_row.success:
-                        out[i] = WriteResult(op=op, success=True,
-                                             remote_id=result_row.record_id or op.remote_id,
-                                             created=result_row.created)
-                    elif result_row.status_code == "UNABLE_TO_LOCK_ROW":
-                        lock_retry.append(i)
-                    else:
-                        out[i] = self._fail(
-                            op, result_row.status_code or "UNKNOWN", result_row.message or ""
-                        )
-        if lock_retry:
-            again = self._collections_write(action, native, [ops[i] for i in lock_retry])
-            for i, res in zip(lock_retry, again, strict=True):
-                out[i] = res
-        return [
-            r if r is not None
-            else self._fail(ops[i], "UNKNOWN", "no Bulk result row for this record",
-                            ErrorCategory.UNKNOWN)
-            for i, r in enumerate(out)
-        ]
