@@ -72,7 +72,7 @@ class Direction(StrEnum):
     READ = "read"  # native → canonical only
     WRITE = "write"  # canonical → native only
     BOTH = "both"
-    NONE = "none"  # kept for documentation, never used
+    NONE = "none"  # listed but inactive (an override can switch a default off this way)
 
 
 class FieldMapError(ValueError):

@@ -118,6 +118,9 @@ _FREE_MAIL_NAMES: frozenset[str] = frozenset(
 _DOTLESS_DOMAINS: frozenset[str] = frozenset({"gmail.com", "googlemail.com"})
 
 
+_DISPLAY_NAME = re.compile(r"^[^<>]*<([^<>]+@[^<>]+)>$")
+
+
 def normalize_email(value: Any, *, field: str | None = None) -> str | None:
     """Strip and lowercase an address, validating its syntax; empty → None.
 
@@ -130,6 +133,9 @@ def normalize_email(value: Any, *, field: str | None = None) -> str | None:
     text = text.lower()
     if text.startswith("mailto:"):
         text = text[len("mailto:") :]
+    named = _DISPLAY_NAME.match(text)  # "Jane Doe <jane@acme.com>" → the address
+    if named:
+        text = named.group(1).strip()
     try:
         checked = validate_email(text, check_deliverability=False)
     except EmailNotValidError as exc:

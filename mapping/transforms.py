@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
@@ -31,6 +31,7 @@ __all__ = [
     "Transform",
     "get_transform",
     "mapping_error",
+    "transform_names",
 ]
 
 
@@ -308,10 +309,3 @@ def get_transform(name: str) -> Transform:
 def transform_names() -> tuple[str, ...]:
     """Every registered transform name, sorted."""
     return tuple(sorted(TRANSFORMS))
-
-
-def canonical_default(values_by_name: Mapping[str, str], canonical: str) -> str:
-    """Helper for overrides: the transform a canonical field takes when none is named."""
-    if canonical.startswith("extras."):
-        return "json"
-    return values_by_name.get(canonical, "string")

@@ -21,6 +21,7 @@ from mapping import normalize as n
         (" Jane.Doe@Acme.COM ", "jane.doe@acme.com"),
         ("Jane+News@Example.com", "jane+news@example.com"),  # plus-tag kept in the value
         ("mailto:Sales@Acme.com", "sales@acme.com"),
+        ("Jane Doe <Jane@Acme.com>", "jane@acme.com"),
         ("o'brien@acme.ie", "o'brien@acme.ie"),
         ("", None),
         ("   ", None),
