@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import datetime
 from functools import partial
 from typing import Any, ClassVar
 
@@ -467,24 +468,32 @@ class HubSpotConnector(Connector):
         ot = ObjectType(object_type)
         nat = self._native(ot, native)
         ts = MODSTAMP_PROPERTY[nat]
-        for raw in self._list(nat, [ts], archived=True):
+        for raw in self._list(nat, [ts, MERGED_PROPERTY], archived=True):
             for rec in self._records(ot, nat, raw, deleted=True):
                 if since is None or (rec.modstamp is not None and rec.modstamp >= since.modstamp):
                     yield rec
+                    # a survivor archived after a merge still names the records merged into it
+                    yield from self._merged_away(ot, nat, rec.remote_id, rec.fields, rec.modstamp)
         has_merged = [{"propertyName": MERGED_PROPERTY, "operator": "HAS_PROPERTY"}]
         for raw in self._search(nat, [MERGED_PROPERTY, ts], since=since, extra=has_merged):
             for r in raw:
-                survivor = str(r["id"])
                 props = r.get("properties") or {}
                 modstamp = parse_time(props.get(ts)) or parse_time(r.get("updatedAt"))
-                for merged in str(props.get(MERGED_PROPERTY) or "").split(";"):
-                    merged = merged.strip()
-                    if merged and merged != survivor:
-                        yield RemoteRecord(
-                            system=SYSTEM, object_type=ot, remote_id=merged, modstamp=modstamp,
-                            fields={MERGED_PROPERTY: props.get(MERGED_PROPERTY)},
-                            native_type=nat, deleted=True, merged_into=survivor,
-                        )
+                yield from self._merged_away(ot, nat, str(r["id"]), props, modstamp)
+
+    @staticmethod
+    def _merged_away(
+        ot: ObjectType, nat: str, survivor: str, props: Mapping[str, Any], modstamp: datetime | None
+    ) -> Iterator[RemoteRecord]:
+        """The ids in a survivor's ``hs_merged_object_ids`` ("a;b") as merged-away records."""
+        for merged in str(props.get(MERGED_PROPERTY) or "").split(";"):
+            merged = merged.strip()
+            if merged and merged != survivor:
+                yield RemoteRecord(
+                    system=SYSTEM, object_type=ot, remote_id=merged, modstamp=modstamp,
+                    fields={MERGED_PROPERTY: props.get(MERGED_PROPERTY)},
+                    native_type=nat, deleted=True, merged_into=survivor,
+                )
 
     def list_ids(self, object_type: ObjectType, *, native: str | None = None) -> Iterator[str]:
         """Every live id, from a listing that asks for hs_object_id only."""

@@ -172,7 +172,7 @@ def test_given_archived_and_merged_when_read_deleted_then_reports_both(replay: R
     recs = list(conn.read_deleted(ObjectType.CONTACT, since=since))
 
     assert [(r.remote_id, r.deleted, r.merged_into) for r in recs] == [
-        ("202", True, None), ("311", True, "301"), ("312", True, "301")]
+        ("202", True, None), ("205", True, "202"), ("311", True, "301"), ("312", True, "301")]
     assert recs[0].modstamp == datetime(2024, 6, 2, tzinfo=UTC)  # archivedAt
     merged_search = replay.requests[1].body["filterGroups"][0]["filters"]
     assert {"propertyName": "hs_merged_object_ids", "operator": "HAS_PROPERTY"} in merged_search
