@@ -292,10 +292,11 @@ class HubSpotEmulator(Emulator):
             return str(rec.id)
 
     def counts(self) -> dict[str, int]:
-        """Live records per object type (plus owners)."""
+        """Live records per object type (plus owners and association pairs, as in the manifest)."""
         with self._lock:
             out = {obj: len(t.live) for obj, t in self.tables.items()}
             out["owners"] = sum(1 for o in self.owners if not o.get("archived"))
+            out["associations"] = self.assoc.count()
             return out
 
     # ------------------------------------------------------------ plumbing

@@ -466,7 +466,7 @@ def _seed_dir(tmp_path: Path) -> Path:
 def test_load_reads_seed_files(tmp_path: Path) -> None:
     emu = make()
     emu.load(_seed_dir(tmp_path))
-    assert emu.counts() == {"contacts": 3, "companies": 2, "deals": 1, "owners": 0}
+    assert emu.counts() == {"contacts": 3, "companies": 2, "deals": 1, "owners": 0, "associations": 4}
     archived = call(emu, "GET", "/crm/v3/objects/contacts", query={"archived": "true"}).body["results"]
     assert [x["id"] for x in archived] == ["23"]
     c = call(emu, "GET", "/crm/v3/objects/companies/11").body
