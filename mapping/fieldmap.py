@@ -111,7 +111,7 @@ class FieldRule:
 # Transform used when an override names a canonical field but no transform.
 CANONICAL_TRANSFORMS: dict[str, str] = {
     "email": "email",
-    "owner_email": "email",
+    "owner_email": "owner_email",
     "domain": "domain",
     "website": "url",
     "phone": "phone",

@@ -34,7 +34,7 @@ COMPANIES: tuple[Row, ...] = (
     ("zip", "billing_postal_code", "string", "both"),
     ("country", "country", "country", "both"),
     ("lifecyclestage", "lifecycle_stage", "lifecycle_stage", "both"),
-    ("_owner_email", "owner_email", "email", "both"),
+    ("_owner_email", "owner_email", "owner_email", "both"),
 )
 
 # https://knowledge.hubspot.com/properties/hubspots-default-contact-properties
@@ -49,7 +49,7 @@ CONTACTS: tuple[Row, ...] = (
     ("lifecyclestage", "lifecycle_stage", "lifecycle_stage", "both"),
     ("hs_analytics_source", "lead_source", "lead_source", "read"),
     ("hs_email_optout", "do_not_contact", "bool", "both"),
-    ("_owner_email", "owner_email", "email", "both"),
+    ("_owner_email", "owner_email", "owner_email", "both"),
 )
 
 # https://knowledge.hubspot.com/properties/hubspots-default-deal-properties
@@ -66,7 +66,7 @@ DEALS: tuple[Row, ...] = (
     ("closedate", "close_date", "date_as_datetime", "both"),
     ("hs_deal_stage_probability", "probability", "fraction_percent", "read"),
     ("dealtype", "type", "type", "both"),
-    ("_owner_email", "owner_email", "email", "both"),
+    ("_owner_email", "owner_email", "owner_email", "both"),
 )
 
 TABLES: dict[str, tuple[ObjectType, tuple[Row, ...]]] = {

@@ -31,7 +31,7 @@ COMPANIES: tuple[Row, ...] = (
     ("h", "health", "decimal", "read"),
     ("arr", "arr", "decimal", "read"),
     ("renewalDate", "renewal_date", "date", "read"),
-    ("_owner_email", "owner_email", "email", "both"),
+    ("_owner_email", "owner_email", "owner_email", "both"),
 )
 
 ENDUSERS: tuple[Row, ...] = (

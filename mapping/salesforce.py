@@ -36,7 +36,7 @@ ACCOUNT: tuple[Row, ...] = (
     ("BillingPostalCode", "billing_postal_code", "string", "both"),
     ("BillingCountry", "country", "country", "both"),
     ("Type", "customer_status", "customer_status", "both"),
-    ("_owner_email", "owner_email", "email", "both"),
+    ("_owner_email", "owner_email", "owner_email", "both"),
 )
 
 # https://developer.salesforce.com/docs/atlas.en-us.object_reference.meta/object_reference/sforce_api_objects_contact.htm
@@ -49,7 +49,7 @@ CONTACT: tuple[Row, ...] = (
     ("LeadSource", "lead_source", "lead_source", "both"),
     ("HasOptedOutOfEmail", "do_not_contact", "bool", "both"),
     ("Lifecycle_Stage__c", "lifecycle_stage", "lifecycle_stage", "both"),
-    ("_owner_email", "owner_email", "email", "both"),
+    ("_owner_email", "owner_email", "owner_email", "both"),
 )
 
 # https://developer.salesforce.com/docs/atlas.en-us.object_reference.meta/object_reference/sforce_api_objects_lead.htm
@@ -63,7 +63,7 @@ LEAD: tuple[Row, ...] = (
     ("Status", "lifecycle_stage", "lead_status", "read"),
     ("LeadSource", "lead_source", "lead_source", "both"),
     ("HasOptedOutOfEmail", "do_not_contact", "bool", "both"),
-    ("_owner_email", "owner_email", "email", "both"),
+    ("_owner_email", "owner_email", "owner_email", "both"),
 )
 
 # https://developer.salesforce.com/docs/atlas.en-us.object_reference.meta/object_reference/sforce_api_objects_opportunity.htm
@@ -77,7 +77,7 @@ OPPORTUNITY: tuple[Row, ...] = (
     ("CloseDate", "close_date", "date", "both"),
     ("Probability", "probability", "decimal", "both"),
     ("Type", "type", "type", "both"),
-    ("_owner_email", "owner_email", "email", "both"),
+    ("_owner_email", "owner_email", "owner_email", "both"),
 )
 
 TABLES: dict[str, tuple[ObjectType, tuple[Row, ...]]] = {

@@ -82,6 +82,19 @@ def _read_email(value: Any, ctx: Context) -> str | None:
     return n.normalize_email(value, field=ctx.field)
 
 
+# Salesforce sandboxes append ".invalid" to every user's email so a copy of production
+# never mails real people; the owner is still that user.
+# https://help.salesforce.com/s/articleView?id=sf.data_sandbox_create.htm
+SANDBOX_EMAIL_SUFFIX = ".invalid"
+
+
+def _read_owner_email(value: Any, ctx: Context) -> str | None:
+    text = n.normalize_string(value, field=ctx.field)
+    if text is not None and text.lower().endswith(SANDBOX_EMAIL_SUFFIX):
+        text = text[: -len(SANDBOX_EMAIL_SUFFIX)]
+    return n.normalize_email(text, field=ctx.field)
+
+
 def _read_domain(value: Any, ctx: Context) -> str | None:
     return n.domain_from_url(value, field=ctx.field)
 
@@ -276,6 +289,7 @@ TRANSFORMS: dict[str, Transform] = {
     for t in (
         Transform("string", _read_string, _same),
         Transform("email", _read_email, _same),
+        Transform("owner_email", _read_owner_email, _same),
         Transform("url", _read_string, _same),
         Transform("domain", _read_domain, _same),
         Transform("domains", _read_domains, _write_domains),

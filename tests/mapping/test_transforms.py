@@ -65,6 +65,16 @@ def test_read_then_write(name: str, raw: Any, canonical: Any, native: Any) -> No
     assert t.write(canonical, ctx()) == native
 
 
+def test_owner_email_drops_the_salesforce_sandbox_suffix() -> None:
+    t = get_transform("owner_email")
+    assert t.read("Dana.Owner@Acme.com.invalid", ctx(field="_owner_email")) == "dana.owner@acme.com"
+    assert t.read("dana@acme.com", ctx()) == "dana@acme.com"
+    assert t.read(None, ctx()) is None
+    with pytest.raises(RecordError) as err:
+        t.read("dana", ctx(field="_owner_email"))
+    assert err.value.field == "_owner_email"
+
+
 def test_phone_uses_the_context_region() -> None:
     t = get_transform("phone")
     assert t.read("020 7946 0958", ctx(region="GB")) == "+442079460958"
