@@ -19,6 +19,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, TypeVar
+from urllib.parse import urlencode
 
 import requests
 from simple_salesforce import Salesforce, format_soql
@@ -86,6 +87,9 @@ DEFAULT_BULK_THRESHOLD = 10_000
 BULK_QUERY_PAGE = 10_000
 # Seconds between Bulk job status polls.
 DEFAULT_BULK_POLL = 5.0
+# Longest request URI Salesforce accepts (longer: HTTP 414); a query is sent in the URL.
+# https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/api_rest_limits.htm
+MAX_URI_BYTES = 16_384
 # Ids per ``IN (...)`` clause (SOQL statements are limited to 100,000 characters).
 SOQL_IN_IDS = 300
 # getDeleted works at minute granularity; end must lie after start.
@@ -443,6 +447,13 @@ class SalesforceConnector(SalesforceWriter, Connector):
             native,
             where,
         )
+        uri = len(self.client.base_url) + len("query/?") + len(urlencode({"q": soql}))
+        if uri > MAX_URI_BYTES:
+            raise FatalError(
+                f"{self.connection}: the {native} query selects {len(fields)} fields and would "
+                f"be a {uri}-byte URL (Salesforce's limit: {MAX_URI_BYTES}); list the fields "
+                f"to sync in the connection's 'fields' option"
+            )
         if since is None and self._expect_bulk(native, where):
             pages: Iterator[list[dict[str, Any]]] = self._bulk_query_pages(native, soql)
         else:

@@ -81,7 +81,12 @@ class SalesforceWriter:
         raise NotImplementedError
 
     def _op_native(self, object_type: ObjectType, op: WriteOp) -> str:
+        """The sObject an op writes to: ``op.native_type``, else the Id's key prefix
+        (an ``00Q`` Id is a Lead), else Contact/Lead per ``create_contacts_as`` for
+        contacts, else the object type's sObject."""
         natives = self.objects.get(object_type, ())
+        if op.native_type:
+            return self._native(object_type, op.native_type)
         if op.remote_id:
             native = KEY_PREFIXES.get(op.remote_id[:3])
             if native in natives:

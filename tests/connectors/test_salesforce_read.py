@@ -9,7 +9,7 @@ import pytest
 import responses
 from responses import matchers
 
-from connectors.base import Cursor, ResyncRequired
+from connectors.base import Cursor, FatalError, ResyncRequired
 from mapping.canonical import ObjectType
 from tests.connectors.test_salesforce_support import (
     ACCOUNT_FIELDS,
@@ -242,3 +242,17 @@ def test_given_accounts_when_list_ids_then_ids_only_query() -> None:
         add_query(rsps, load("query_account_ids.json"), "SELECT Id FROM Account ORDER BY Id")
         ids = list(conn.list_ids(ObjectType.ACCOUNT))
     assert ids == ["0015g00000Acc001AAA", "0015g00000Acc002AAA"]
+
+
+def test_given_describe_too_wide_for_a_url_when_read_then_fatal_error_names_fields_option() -> None:
+    conn = make_connector()
+    wide = load("describe_Account.json")
+    wide["fields"] += [
+        {"name": f"Custom_Field_Number_{i:04d}__c", "type": "string", "custom": True,
+         "createable": True, "updateable": True}
+        for i in range(800)
+    ]
+    with mock() as rsps:
+        rsps.add(responses.GET, f"{API}/sobjects/Account/describe", json=wide)
+        with pytest.raises(FatalError, match="'fields' option"):
+            list(conn.read_pages(ObjectType.ACCOUNT))

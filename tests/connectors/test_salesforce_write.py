@@ -198,6 +198,22 @@ def test_given_contact_op_on_a_lead_id_when_update_then_written_as_lead() -> Non
     assert results[0].success and results[0].remote_id == "00Q5g00000Led001AAA"
 
 
+def test_given_native_type_lead_when_create_then_upserted_as_lead() -> None:
+    conn = make_connector()
+    op = WriteOp(OpKind.CREATE, ObjectType.CONTACT, key=_key(9), native_type="Lead",
+                 fields={"LastName": "Ng", "Company": "Ng Corp"})
+    with mock() as rsps:
+        add_describe(rsps, "Lead")
+        rsps.add(responses.PATCH, f"{API}/composite/sobjects/Lead/Revsync_Id__c",
+                 json=[{"id": "00Q5g00000Led009AAA", "success": True, "errors": [], "created": True}])
+        results = conn.write(ObjectType.CONTACT, [op])
+        sent = json_body(rsps.calls[1])
+    assert sent["records"] == [{"attributes": {"type": "Lead"}, "LastName": "Ng",
+                                "Company": "Ng Corp", "Revsync_Id__c": _key(9)}]
+    assert (results[0].success, results[0].created, results[0].remote_id) == (
+        True, True, "00Q5g00000Led009AAA")
+
+
 def test_given_whole_collection_call_refused_when_write_then_each_op_failed_not_raised() -> None:
     conn = make_connector()
     ops = [WriteOp(OpKind.CREATE, ObjectType.ACCOUNT, key=_key(i), fields={"Name": "X"}) for i in (1, 2)]
