@@ -432,12 +432,17 @@ class SalesforceEmulator(Emulator):
             source = org.modstamps[query.obj].ids_from(
                 store, floor[0] if floor else None, floor[1] if floor else True
             )
-            ids = [
-                rid
-                for rid in source
-                if (include_deleted or not store[rid].get("IsDeleted"))
-                and (pred is None or pred(store[rid]))
-            ]
+            if pred is None and include_deleted:
+                ids = source
+            elif pred is None:
+                gone = org.deleted_ids[query.obj]
+                ids = [rid for rid in source if rid not in gone] if gone else source
+            else:
+                ids = [
+                    rid
+                    for rid in source
+                    if (include_deleted or not store[rid].get("IsDeleted")) and pred(store[rid])
+                ]
         else:
             ids = [
                 rid

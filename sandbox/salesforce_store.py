@@ -18,7 +18,7 @@ import json
 import re
 import string
 from bisect import bisect_left
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -153,32 +153,45 @@ class Change:
 
 
 class ModstampIndex:
-    """(SystemModstamp, Id) pairs, sorted; superseded pairs are skipped on read."""
+    """(SystemModstamp, Id) pairs, sorted; superseded pairs are skipped on read.
+
+    A write appends its new pair (O(1); the list stays sorted while the clock moves
+    forward) and records the pair it replaces in ``superseded``; reads skip those with
+    a set lookup and drop them for good once they are many.
+    """
 
     def __init__(self) -> None:
         self.keys: list[tuple[str, str]] = []
         self.sorted = True
-        self.stale = 0
+        self.superseded: set[tuple[str, str]] = set()
 
     def rebuild(self, records: Mapping[str, dict[str, Any]]) -> None:
         self.keys = sorted((r["SystemModstamp"] or "", rid) for rid, r in records.items())
         self.sorted = True
-        self.stale = 0
+        self.superseded = set()
 
-    def add(self, stamp: str, rid: str, *, replaces: bool) -> None:
+    def add(self, stamp: str, rid: str, *, replaces: str | None) -> None:
         key = (stamp, rid)
         if self.keys and key < self.keys[-1]:
             self.sorted = False
         self.keys.append(key)
-        if replaces:
-            self.stale += 1
+        if replaces is not None:
+            self.superseded.add((replaces, rid))
+        self.superseded.discard(key)
+
+    def drop(self, stamp: str, rid: str) -> None:
+        self.superseded.add((stamp, rid))
 
     def ids_from(
         self, records: Mapping[str, dict[str, Any]], floor: str | None, inclusive: bool
-    ) -> Iterator[str]:
+    ) -> list[str]:
         """Ids in (SystemModstamp, Id) order, from ``floor`` on (all when None)."""
-        if not self.sorted or self.stale > len(records):
+        if not self.sorted:
             self.rebuild(records)
+        elif len(self.superseded) > len(self.keys) // 8:
+            sup = self.superseded
+            self.keys = [k for k in self.keys if k not in sup]
+            self.superseded = set()
         keys = self.keys
         if floor is None:
             start = 0
@@ -186,11 +199,11 @@ class ModstampIndex:
             start = bisect_left(keys, (floor,))
         else:
             start = bisect_left(keys, (floor + "\uffff",))
-        for i in range(start, len(keys)):
-            stamp, rid = keys[i]
-            rec = records.get(rid)
-            if rec is not None and rec["SystemModstamp"] == stamp:
-                yield rid
+        tail = keys[start:] if start else keys
+        sup = self.superseded
+        if not sup:
+            return [rid for _, rid in tail]
+        return [k[1] for k in tail if k not in sup]
 
 
 class Org:
@@ -208,6 +221,8 @@ class Org:
         # Delete log per object: (deletedDate, id), for getDeleted.
         self.delete_log: dict[str, list[tuple[str, str]]] = {obj: [] for obj in SALESFORCE}
         self.earliest_deleted: dict[str, datetime] = {}
+        # Ids of soft-deleted records per object (query filters them out cheaply).
+        self.deleted_ids: dict[str, set[str]] = {obj: set() for obj in SALESFORCE}
         self._counter = 10_000 + (seed % 997) * 1_000_003
 
     # ------------------------------------------------------------------ SchemaView
@@ -259,6 +274,9 @@ class Org:
         self.records[obj][rec["Id"]] = rec
         self.id_lists[obj].append(rec["Id"])
         self._index_one(obj, rec, None)
+        if rec.get("IsDeleted"):
+            self.deleted_ids[obj].add(rec["Id"])
+            self.delete_log[obj].append((rec["SystemModstamp"], rec["Id"]))
         return rec
 
     def _reindex(self, obj: str) -> None:
@@ -273,6 +291,7 @@ class Org:
             if value:
                 ext.setdefault(value.casefold(), []).append(rid)
         log.sort()
+        self.deleted_ids[obj] = {rid for _, rid in log}
         self.ext_index[obj] = ext
         self.delete_log[obj] = log
         self.modstamps[obj].rebuild(store)
@@ -280,7 +299,11 @@ class Org:
     def _index_one(self, obj: str, rec: dict[str, Any], old: Mapping[str, Any] | None) -> None:
         rid = rec["Id"]
         if old is None or old.get("SystemModstamp") != rec["SystemModstamp"]:
-            self.modstamps[obj].add(rec["SystemModstamp"], rid, replaces=old is not None)
+            self.modstamps[obj].add(
+                rec["SystemModstamp"],
+                rid,
+                replaces=old["SystemModstamp"] if old is not None else None,
+            )
         ext = self.ext_index[obj]
         old_val = (
             old.get(EXTERNAL_ID_FIELD) if old is not None and not old.get("IsDeleted") else None
@@ -636,6 +659,7 @@ class Org:
         rec["LastModifiedDate"] = rec["SystemModstamp"] = now
         self._index_one(obj, rec, old)
         self.delete_log[obj].append((now, rid))
+        self.deleted_ids[obj].add(rid)
         done = [(obj, rid)]
         if master is None:
             for child_obj, ref in self._children(obj):
@@ -647,6 +671,8 @@ class Org:
     def hard_delete(self, obj: str, rid: str) -> None:
         rec = self.records[obj].pop(rid, None)
         if rec is not None:
+            self.modstamps[obj].drop(rec["SystemModstamp"], rid)
+            self.deleted_ids[obj].discard(rid)
             value = rec.get(EXTERNAL_ID_FIELD)
             if value:
                 ids = self.ext_index[obj].get(value.casefold(), [])
