@@ -452,7 +452,15 @@ def _number(value: Decimal) -> int | float:
     return int(plain) if plain == plain.to_integral_value() else float(plain)
 
 
-def _hubspot_string(value: Any, spec: FieldSpec | None) -> str:
+def _epoch_ms(instant: datetime) -> str:
+    aware = instant.replace(tzinfo=UTC) if instant.tzinfo is None else instant
+    return str(int(aware.timestamp() * 1000))
+
+
+# HubSpot takes date and date-time property values as epoch milliseconds (UTC); date
+# properties must be midnight UTC.
+# https://developers.hubspot.com/docs/faq/how-should-timestamps-be-formatted-for-hubspots-apis
+def _hubspot_string(value: Any) -> str:
     """Every HubSpot property value is a string."""
     if value is None:
         return ""
@@ -461,15 +469,11 @@ def _hubspot_string(value: Any, spec: FieldSpec | None) -> str:
     if isinstance(value, Decimal):
         return format(n.plain_decimal(value), "f")
     if isinstance(value, datetime):
-        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + (
-            f"{value.microsecond // 1000:03d}Z"
-        )
+        return _epoch_ms(value)
     if isinstance(value, date):
-        if spec is not None and spec.type == "datetime":
-            return f"{value.isoformat()}T00:00:00.000Z"
-        return value.isoformat()
+        return _epoch_ms(datetime.combine(value, datetime.min.time(), tzinfo=UTC))
     if isinstance(value, list | tuple):
-        return ";".join(_hubspot_string(v, None) for v in value)
+        return ";".join(_hubspot_string(v) for v in value)
     return str(value)
 
 
@@ -493,9 +497,9 @@ def _json_value(value: Any, system: str) -> Any:
     return value
 
 
-def _serialize(system: str, value: Any, spec: FieldSpec | None) -> Any:
+def _serialize(system: str, value: Any) -> Any:
     if system == hubspot.SYSTEM:
-        return _hubspot_string(value, spec)
+        return _hubspot_string(value)
     return _json_value(value, system)
 
 
@@ -537,7 +541,7 @@ def from_entity(
     """Map a canonical entity to native fields ready for the API.
 
     Only rules that write, and only fields the schema marks updateable. HubSpot values
-    are strings; Salesforce dates are ``YYYY-MM-DD`` and numbers are numbers; Planhat
+    are strings (dates and date-times as epoch milliseconds); Salesforce dates are ``YYYY-MM-DD`` and numbers are numbers; Planhat
     gets a document (dotted names nest, e.g. ``custom.Score``). The owner travels as
     ``_owner_email`` for the connector to resolve. Empty canonical values are left out
     unless ``include_empty`` (then they are ``None``, or ``""`` for HubSpot).
@@ -559,10 +563,10 @@ def from_entity(
         spec = schema.get(rule.native)
         if value is None or (isinstance(value, str) and not value.strip()):
             if include_empty:
-                _set_path(out, rule.native, _serialize(system, None, spec), nested)
+                _set_path(out, rule.native, _serialize(system, None), nested)
             continue
         ctx = Context(system=system, native_type=native_type, field=rule.native)
-        native = _serialize(system, get_transform(rule.transform).write(value, ctx), spec)
+        native = _serialize(system, get_transform(rule.transform).write(value, ctx))
         _check_length(system, native_type, rule.native, native, spec)
         _set_path(out, rule.native, native, nested)
     return out

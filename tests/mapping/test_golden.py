@@ -103,7 +103,7 @@ def test_round_trip_keeps_clean_hubspot_values_byte_for_byte() -> None:
     native = from_entity("hubspot", "deals", to_entity("hubspot", "deals", fields))
     for name in ("dealname", "amount", "deal_currency_code", "dealstage", "pipeline", "dealtype"):
         assert native[name] == fields[name], name
-    assert native["closedate"] == "2026-12-15T00:00:00.000Z"
+    assert native["closedate"] == "1797292800000"  # 2026-12-15T00:00:00Z in epoch ms
 
 
 @pytest.mark.parametrize(("system", "native_type"), [c for c in GOLDEN_CASES if c[0] == "hubspot"])
