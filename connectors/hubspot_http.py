@@ -48,10 +48,9 @@ H_DAILY_REMAINING = "X-HubSpot-RateLimit-Daily-Remaining"
 H_MAX = "X-HubSpot-RateLimit-Max"
 H_REMAINING = "X-HubSpot-RateLimit-Remaining"
 H_INTERVAL_MS = "X-HubSpot-RateLimit-Interval-Milliseconds"
-#: the burst window when the response does not say (10 s rolling)
-DEFAULT_INTERVAL_S = 10.0
+#: how long a burst window lasts when the response does not say
+POLICY_WINDOW_S: Mapping[str, float] = {"TEN_SECONDLY_ROLLING": 10.0, "SECONDLY": 1.0}
 DAILY_POLICIES = frozenset({"DAILY"})
-BURST_POLICIES = frozenset({"TEN_SECONDLY_ROLLING", "SECONDLY"})
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -63,8 +62,9 @@ class TokenExpired(AuthError):
     """A 401: the access token is invalid or expired (OAuth connections refresh once)."""
 
 
-class BatchRejected(ConnectorError):
-    """A whole batch write was refused (400/404/409): split it to find the bad record."""
+class BatchRejected(FatalError):
+    """A call refused as a whole (400/404/409/413/422). Writes split the batch to find
+    the bad record; anywhere else it is what it derives from, a ``FatalError``."""
 
     def __init__(self, message: str, *, status: int, body: Mapping[str, Any]) -> None:
         super().__init__(message)
@@ -190,8 +190,8 @@ def translate(exc: BaseException, what: str) -> ConnectorError:
         if info.policy in DAILY_POLICIES:
             return QuotaExhausted(f"{what}: HubSpot daily API limit reached ({info.message})")
         wait = retry_after(headers)
-        if wait is None and info.policy in BURST_POLICIES:
-            wait = DEFAULT_INTERVAL_S
+        if wait is None:
+            wait = POLICY_WINDOW_S.get(info.policy)
         return RetriableError(label, retry_after=wait)
     if info.status >= 500 or info.status == 408:
         return RetriableError(label, retry_after=retry_after(headers))

@@ -6,6 +6,7 @@ import http.server
 import json
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from connectors.base import (
     ApiBudget,
     AuthError,
     ConnectionSettings,
+    Cursor,
     FatalError,
     QuotaExhausted,
     RetryPolicy,
@@ -243,3 +245,48 @@ def test_from_settings_requires_a_token() -> None:
     settings = ConnectionSettings(name="hs", kind="hubspot", options={}, secrets={})
     with pytest.raises(FatalError, match="access_token"):
         HubSpotConnector.from_settings(settings, budget=ApiBudget())
+
+
+def test_given_token_near_expiry_when_calling_then_refreshes_before_the_call(replay: Replay) -> None:
+    replay.add("POST", r"/oauth/v1/token", body="oauth_token_refreshed.json")
+    replay.add("GET", OWNERS, body="owners_p1.json")
+    replay.add("GET", OWNERS, body="owners_p1.json")
+    replay.add("POST", r"/oauth/v1/token", body="oauth_token_refreshed.json")
+    replay.add("GET", OWNERS, body="owners_p1.json")
+    now = [1000.0]
+    creds = OAuthCredentials(client_id="cid", client_secret="csecret", refresh_token="rtoken")
+    conn = HubSpotConnector(replay.client(access_token=None), budget=ApiBudget(),
+                            retry=RetryPolicy(sleep=lambda s: None), oauth=creds, clock=lambda: now[0])
+
+    conn.check()
+    now[0] += 1000  # 800 s left of 1800: no refresh yet
+    conn.check()
+    now[0] += 750  # 50 s left: inside the early-refresh margin
+    conn.check()
+
+    assert [q.path for q in replay.requests] == [
+        "/oauth/v1/token", "/crm/v3/owners/", "/crm/v3/owners/", "/oauth/v1/token", "/crm/v3/owners/"]
+
+
+def test_given_search_429_secondly_without_retry_after_when_reading_then_waits_one_second(replay: Replay) -> None:
+    replay.add("GET", PROPS, body="properties_companies.json")
+    replay.add("POST", r"/crm/v3/objects/companies/search", 429,
+               {"status": "error", "message": "You have reached your secondly limit.", "errorType": "RATE_LIMIT",
+                "correlationId": "c7f4a3e2-0000-4000-8000-000000000009", "policyName": "SECONDLY"})
+    replay.add("POST", r"/crm/v3/objects/companies/search", body={"total": 0, "results": []})
+    conn, sleeps = make(replay)
+
+    assert list(conn.read(ObjectType.ACCOUNT, since=Cursor(datetime(2024, 1, 1, tzinfo=UTC)))) == []
+    assert sleeps == [1.0, pytest.approx(0.2)]  # the 1 s window, then the search pacing (frozen clock)
+
+
+def test_given_search_rejected_with_400_when_reading_then_fatal(replay: Replay) -> None:
+    replay.add("GET", PROPS, body="properties_companies.json")
+    replay.add("POST", r"/crm/v3/objects/companies/search", 400,
+               {"status": "error", "message": "There was a problem with the request.", "category": "VALIDATION_ERROR",
+                "correlationId": "c7f4a3e2-0000-4000-8000-00000000000a"})
+    conn, sleeps = make(replay)
+
+    with pytest.raises(FatalError, match="VALIDATION_ERROR"):
+        list(conn.read(ObjectType.ACCOUNT, since=Cursor(datetime(2024, 1, 1, tzinfo=UTC))))
+    assert sleeps == []

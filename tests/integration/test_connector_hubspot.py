@@ -200,3 +200,22 @@ def test_given_oauth_and_expiring_tokens_when_reading_then_refreshes(make_sandbo
     assert stats["faults"] == {"expired_token": 1}
     assert stats["by_endpoint"]["oauth"] == 2  # the first token, then one refresh after the 401
     assert stats["by_endpoint"]["crm.list"] == 2
+
+
+def test_given_slow_answer_when_reading_then_times_out_and_retries(make_sandbox: MakeSandbox) -> None:
+    sb = make_sandbox(systems=("hubspot",), faults={"script": [
+        {"system": "hubspot", "endpoint": "crm.list", "nth": 1, "kind": "slow", "params": {"seconds": 1.5}}]})
+    creds = sb.info["credentials"]["hubspot"]
+    settings = ConnectionSettings(
+        name="marketing", kind="hubspot",
+        options={"host": sb.urls["hubspot"], "ca_bundle": str(sb.info["ca_cert"]), "timeout": 0.5},
+        secrets={"access_token": creds["access_token"]},
+    )
+    conn = HubSpotConnector.from_settings(settings, budget=ApiBudget(),
+                                          retry=RetryPolicy(attempts=3, sleep=lambda s: None))
+
+    ids = list(conn.list_ids(ObjectType.ACCOUNT))
+
+    assert sorted(ids) == sorted(r.remote_id for r in conn.read(ObjectType.ACCOUNT))
+    assert len(ids) == emulator(sb).counts()["companies"]
+    assert sb.ctx.stats.snapshot()["hubspot"]["faults"] == {"slow": 1}
