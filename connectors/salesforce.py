@@ -14,6 +14,7 @@ error translation, one token refresh on an expired session.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -178,6 +179,8 @@ class SalesforceConnector(SalesforceWriter, Connector):
 
         meter_session(session, lambda: budget.spend(SYSTEM))
         token = retrying(lambda: auth.fetch(session), policy=policy, what=f"{settings.name}: token")
+        if token.refresh_token and auth.refresh_token:
+            auth = dataclasses.replace(auth, refresh_token=token.refresh_token)
         instance_url = str(opts.get("instance_url") or token.instance_url or "")
         if not instance_url:
             raise FatalError(f"connection {settings.name!r}: no instance_url (option or token reply)")
@@ -303,6 +306,9 @@ class SalesforceConnector(SalesforceWriter, Connector):
         )
         self.client.session_id = token.access_token
         self.client.headers = {**self.client.headers, "Authorization": f"Bearer {token.access_token}"}
+        if token.refresh_token and auth.refresh_token:
+            # Refresh-token rotation: the old one stops working once used.
+            self.auth = dataclasses.replace(auth, refresh_token=token.refresh_token)
         log.info("%s: Salesforce access token refreshed", self.connection)
 
     def _sobject(self, native: str) -> Any:

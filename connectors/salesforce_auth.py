@@ -26,6 +26,8 @@ class SalesforceToken:
 
     access_token: str = field(repr=False)
     instance_url: str | None = None
+    #: a new refresh token, when the connected app rotates them
+    refresh_token: str | None = field(default=None, repr=False)
 
 
 class TimeoutAdapter(HTTPAdapter):
@@ -183,4 +185,5 @@ class SalesforceAuth:
         return SalesforceToken(
             access_token=str(body["access_token"]),
             instance_url=body.get("instance_url"),
+            refresh_token=body.get("refresh_token") or None,
         )

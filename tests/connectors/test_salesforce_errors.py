@@ -86,6 +86,24 @@ def test_given_expired_token_when_call_then_refreshes_once_and_succeeds() -> Non
     assert conn.client.session_id == NEW_TOKEN
 
 
+def test_given_rotated_refresh_token_when_refreshed_twice_then_new_refresh_token_used() -> None:
+    conn = make_connector(auth=make_auth())
+    rotated = {**load("token.json"), "refresh_token": "rotated-refresh-token"}
+    form = {"grant_type": "refresh_token", "client_id": "test-client-id",
+            "client_secret": "test-client-secret"}
+    with mock() as rsps:
+        rsps.add(responses.GET, f"{API}/limits/", status=401, json=load("error_invalid_session.json"))
+        rsps.add(responses.POST, TOKEN_URL, json=rotated, match=[matchers.urlencoded_params_matcher(
+            {**form, "refresh_token": "test-refresh-token"})])
+        rsps.add(responses.GET, f"{API}/limits/", json=load("limits.json"))
+        rsps.add(responses.GET, f"{API}/limits/", status=401, json=load("error_invalid_session.json"))
+        rsps.add(responses.POST, TOKEN_URL, json=load("token.json"), match=[
+            matchers.urlencoded_params_matcher({**form, "refresh_token": "rotated-refresh-token"})])
+        rsps.add(responses.GET, f"{API}/limits/", json=load("limits.json"))
+        conn.check()
+        conn.check()
+
+
 def test_given_invalid_grant_when_refresh_then_auth_error_names_connection() -> None:
     conn = make_connector(auth=make_auth("sf-prod"))
     with mock() as rsps:
