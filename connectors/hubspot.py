@@ -3,9 +3,10 @@
 Reads: full listings through ``basic_api.get_page`` (cursor ``after``), incremental
 reads through ``search_api.do_search`` on the last-modified property, re-anchored
 before the 10,000-result cap. Writes: ``batch_api`` upsert/update/archive, 100 a call,
-with 207 partial results mapped op by op. Every call goes through ``_call``: budget,
-one retry layer (``connectors.base.retrying``), error translation, limit headers.
-The client's own urllib3 retries are switched off (``NO_URLLIB3_RETRY``).
+with 207 partial results mapped op by op (``connectors.hubspot_write``). Every call
+goes through ``Transport.call`` (``connectors.hubspot_http``): budget, one retry layer
+(``connectors.base.retrying``), error translation, limit headers, OAuth refresh. The
+client's own urllib3 retries are switched off (``NO_URLLIB3_RETRY``).
 
 Calls are made with ``_preload_content=False`` so the connector sees the raw JSON the
 API returned (exact property strings) and the response headers (rate limits).
@@ -92,6 +93,8 @@ ASSOCIATIONS_READ: Mapping[str, tuple[tuple[str, str], ...]] = {
     "contacts": (("companies", "account"),),
     "deals": (("companies", "account"), ("contacts", "contact")),
 }
+
+
 def needs_reanchor(fetched: int, page: int = HUBSPOT_SEARCH_PAGE, cap: int = HUBSPOT_SEARCH_CAP) -> bool:
     """True when the next search page would pass the result cap (start a new search)."""
     return fetched + page > cap

@@ -105,6 +105,9 @@ class Writer:
                     category=ErrorCategory.UNKNOWN))
                 continue
             props = self._native_props(op)
+            if op.remote_id and not props:  # nothing to set (e.g. only associations change)
+                results[i] = WriteResult(op=op, success=True, remote_id=op.remote_id)
+                continue
             if op.remote_id:
                 updates.append(_Item(i, op, props, op.remote_id))
                 continue

@@ -207,3 +207,38 @@ def test_given_conflict_item_in_207_when_upserting_contacts_then_links_existing_
     assert (dup.success, dup.remote_id, dup.created) == (True, "501", False)
     assert replay.requests[1].body["inputs"][0]["id"] == "501"
     assert replay.requests[1].body["inputs"][0]["properties"]["revsync_id"] == "key-dup"
+
+
+def test_given_update_with_only_associations_when_writing_then_no_object_call(replay: Replay) -> None:
+    replay.add("POST", r"/crm/v4/associations/deals/contacts/batch/associate/default",
+               body={"status": "COMPLETE", "results": []})
+    replay.add("POST", r"/crm/v4/associations/deals/companies/batch/associate/default",
+               body={"status": "COMPLETE", "results": []})
+    conn = make(replay)
+    op = WriteOp(kind=OpKind.UPDATE, object_type=ObjectType.OPPORTUNITY, key="d1", remote_id="7001",
+                 associations={"contact": ("101", "102"), "account": ("9001",)})
+
+    [res] = conn.write(ObjectType.OPPORTUNITY, [op])
+
+    assert res.success and res.remote_id == "7001"
+    assert replay.requests[0].body == {"inputs": [{"from": {"id": "7001"}, "to": {"id": "101"}},
+                                                  {"from": {"id": "7001"}, "to": {"id": "102"}}]}
+    assert replay.requests[1].body == {"inputs": [{"from": {"id": "7001"}, "to": {"id": "9001"}}]}
+
+
+def test_given_association_rejected_when_writing_then_op_fails_on_associations_with_its_id(replay: Replay) -> None:
+    replay.add("POST", BATCH.format("contacts", "upsert"), body="contacts_upsert_one_ok.json")
+    replay.add("POST", r"/crm/v4/associations/contacts/companies/batch/associate/default", 400,
+               {"status": "error", "category": "VALIDATION_ERROR",
+                "message": "One or more associations are invalid: company 424242 does not exist",
+                "correlationId": "c7f4a3e2-0000-4000-8000-00000000000b"})
+    conn = make(replay)
+    op = upsert(ObjectType.CONTACT, "key-new", email="new@acme.example")
+    op = WriteOp(kind=op.kind, object_type=op.object_type, key=op.key, fields=op.fields,
+                 associations={"account": ("424242",)})
+
+    [res] = conn.write(ObjectType.CONTACT, [op])
+
+    assert not res.success and res.remote_id == "601" and res.created
+    assert res.field == "associations" and res.category == ErrorCategory.VALIDATION
+    assert "424242" in (res.message or "")
