@@ -10,6 +10,16 @@ external-id field (creates) or update by ``Id`` through sObject Collections
 (``SF_COLLECTION`` records a call, ``allOrNone=false``), or through Bulk API 2.0 above
 ``bulk_threshold`` records. Every API call goes through ``_call``: one retry layer,
 error translation, one token refresh on an expired session.
+
+Options (``[connections.NAME]``): ``instance_url`` (else the token reply's),
+``token_url`` (default login.salesforce.com), ``api_version`` ("59.0"), ``ca_bundle``,
+``timeout`` (s), ``external_id_field`` ("Revsync_Id__c"), ``bulk_threshold`` (10,000;
+0 turns Bulk off), ``bulk_poll_seconds``, ``page_size`` (200 to 2,000), ``fields``
+(sObject → field names to read; default every field describe lists),
+``create_contacts_as`` ("Contact" or "Lead"), ``opportunity_contacts`` (read
+OpportunityContactRole for opportunity → contact associations). Secrets: ``client_id``,
+``client_secret`` and ``refresh_token``, or ``username`` and ``password`` (plus an
+optional ``security_token``).
 """
 
 from __future__ import annotations
