@@ -242,3 +242,19 @@ def test_given_association_rejected_when_writing_then_op_fails_on_associations_w
     assert not res.success and res.remote_id == "601" and res.created
     assert res.field == "associations" and res.category == ErrorCategory.VALIDATION
     assert "424242" in (res.message or "")
+
+
+def test_sdk_returns_a_model_not_an_exception_for_207(replay: Replay) -> None:
+    """Why the connector maps 207 bodies itself: the SDK does not raise for 207, it
+    deserialises ``BatchResponse…WithErrors`` (errors' ``context`` kept as a dict)."""
+    from hubspot.crm.contacts import BatchResponseSimplePublicUpsertObjectWithErrors
+
+    replay.add("POST", BATCH.format("contacts", "upsert"), 207, "contacts_upsert_207_conflict.json")
+    api = replay.client().crm.contacts.batch_api
+
+    out = api.upsert({"inputs": [{"id": "dup@acme.example", "idProperty": "email", "properties": {}}]})
+
+    assert isinstance(out, BatchResponseSimplePublicUpsertObjectWithErrors)
+    assert out.errors[0].category == "CONFLICT"
+    assert out.errors[0].context == {"ids": ["dup@acme.example"]}
+    assert out.results[0].new is True
