@@ -100,9 +100,7 @@ class Writer:
                         "delete without a HubSpot id", category=ErrorCategory.NOT_FOUND))
                 continue
             if op.kind == OpKind.MERGE:
-                results[i] = WriteResult.failed(op, RecordError(
-                    "merge is not supported by the HubSpot connector (merges are linked)",
-                    category=ErrorCategory.UNKNOWN))
+                results[i] = self._merge(nat, op)
                 continue
             props = self._native_props(op)
             if op.remote_id and not props:  # nothing to set (e.g. only associations change)
@@ -132,6 +130,29 @@ class Writer:
         for i in missing:  # pragma: no cover - defensive: every op gets a result
             results[i] = WriteResult.failed(ops[i], RecordError("no result", category=ErrorCategory.UNKNOWN))
         return [r for r in results if r is not None]
+
+    def _merge(self, native: str, op: WriteOp) -> WriteResult:
+        """POST /crm/v3/objects/{type}/merge, once per id in ``merge_from`` (into
+        ``remote_id``). HubSpot gives the merged record a NEW id: the result carries it.
+
+        https://developers.hubspot.com/changelog/updated-merge-functionality-for-contacts-and-companies
+        """
+        if not op.remote_id or not op.merge_from:
+            return WriteResult.failed(op, RecordError(
+                "merge needs remote_id (the primary) and merge_from", category=ErrorCategory.MAPPING))
+        api = self.t.api(f"basic:{native}")
+        survivor = op.remote_id
+        for other in op.merge_from:
+            request = {"primaryObjectId": survivor, "objectIdToMerge": str(other)}
+            try:
+                _, body = self.t.call(f"merge {native}", partial(
+                    api.merge, request, _preload_content=False, _request_timeout=self.t.timeout))
+            except BatchRejected as rej:
+                err = record_error(rej.body, remote_id=survivor)
+                return WriteResult(op=op, success=False, remote_id=survivor, category=err.category,
+                                   message=f"merge of {other}: {err}", field=err.field)
+            survivor = str(body.get("id") or survivor)
+        return WriteResult(op=op, success=True, remote_id=survivor)
 
     def _native_props(self, op: WriteOp) -> dict[str, str]:
         props: dict[str, str] = {}

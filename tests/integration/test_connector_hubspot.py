@@ -219,3 +219,19 @@ def test_given_slow_answer_when_reading_then_times_out_and_retries(make_sandbox:
     assert sorted(ids) == sorted(r.remote_id for r in conn.read(ObjectType.ACCOUNT))
     assert len(ids) == emulator(sb).counts()["companies"]
     assert sb.ctx.stats.snapshot()["hubspot"]["faults"] == {"slow": 1}
+
+
+def test_given_merge_op_when_writing_then_survivor_gets_new_id_and_losers_reported(hs: Sandbox) -> None:
+    conn = connect(hs)
+    a, b, c = list(conn.read(ObjectType.ACCOUNT))[:3]
+    before = max(r.modstamp for r in (a, b, c) if r.modstamp)
+    op = WriteOp(OpKind.MERGE, ObjectType.ACCOUNT, "canon-merged", remote_id=a.remote_id,
+                 merge_from=(b.remote_id, c.remote_id))
+
+    [res] = conn.write(ObjectType.ACCOUNT, [op])
+
+    assert res.success and res.remote_id not in {a.remote_id, b.remote_id, c.remote_id}
+    live = {r.remote_id for r in conn.read(ObjectType.ACCOUNT)}
+    assert res.remote_id in live and not {a.remote_id, b.remote_id, c.remote_id} & live
+    gone = {g.remote_id: g.merged_into for g in conn.read_deleted(ObjectType.ACCOUNT, since=Cursor(before))}
+    assert {gone[x] for x in (a.remote_id, b.remote_id, c.remote_id)} == {res.remote_id}
