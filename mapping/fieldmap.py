@@ -29,7 +29,7 @@ from connectors.base import ErrorCategory, RecordError
 from mapping import hubspot, planhat, salesforce
 from mapping import normalize as n
 from mapping.canonical import ENTITY_CLASSES, Account, Contact, ObjectType, Opportunity
-from mapping.transforms import Context, get_transform
+from mapping.transforms import PICKLIST_TABLES, Context, get_transform
 from sandbox.schema import SCHEMAS, FieldSpec
 
 __all__ = [
@@ -136,7 +136,7 @@ CANONICAL_TRANSFORMS: dict[str, str] = {
 # Canonical fields the mapping never fills: the engine owns identity and associations,
 # and is_closed / is_won follow the stage.
 _ENGINE_FIELDS = frozenset({"account_id", "contact_ids", "is_closed", "is_won"})
-_OVERRIDE_KEYS = frozenset({"fields"})
+_OVERRIDE_KEYS = frozenset({"fields", "values"})
 _RULE_KEYS = frozenset({"canonical", "transform", "direction"})
 
 
@@ -152,6 +152,10 @@ class FieldMap:
     native_type: str
     object_type: ObjectType
     rules: tuple[FieldRule, ...]
+    # Extra picklist readings per native field: casefolded native value → canonical value.
+    value_aliases: Mapping[str, Mapping[str, str]] = dataclasses.field(
+        default_factory=dict, hash=False
+    )
 
     def __post_init__(self) -> None:
         allowed = _entity_fields(self.object_type)
@@ -207,6 +211,9 @@ class FieldMap:
         maps that native field to a canonical field (replacing its default rules and any
         other rule feeding that canonical field); ``None`` removes the native field; a
         table ``{"canonical": …, "transform": …, "direction": …}`` says everything.
+        ``{"values": {"StageName": {"Discovery": "qualification"}}}`` adds readings of a
+        picklist (a custom stage, a custom HubSpot pipeline's stage id) onto existing
+        canonical values; writes keep the standard native value.
         Raises ``FieldMapError`` whose ``key`` names the bad entry.
         """
         if not isinstance(overrides, Mapping):
@@ -223,26 +230,63 @@ class FieldMap:
             raise FieldMapError("'fields' must be a table of native field → target", key="fields")
         rules = list(self.rules)
         for native, target in fields.items():
-            if not isinstance(native, str) or not native.strip():
-                raise FieldMapError(f"bad native field name {native!r}", key=str(native))
-            if target is None:
-                if not any(r.native == native for r in rules):
-                    raise FieldMapError(
-                        f"{native}: cannot remove it, it is not mapped for "
-                        f"{self.system} {self.native_type}",
-                        key=native,
-                    )
-                rules = [r for r in rules if r.native != native]
-                continue
-            rule = self._override_rule(native, target)
-            rules = [
+            rules = self._apply_field_override(rules, native, target)
+        aliases = self._merge_value_aliases(rules, overrides.get("values", {}))
+        return dataclasses.replace(self, rules=tuple(rules), value_aliases=aliases)
+
+    def _apply_field_override(
+        self, rules: list[FieldRule], native: Any, target: Any
+    ) -> list[FieldRule]:
+        """Apply one ``fields`` entry: map, remap or remove ``native``."""
+        if not isinstance(native, str) or not native.strip():
+            raise FieldMapError(f"bad native field name {native!r}", key=str(native))
+        if target is None:
+            if not any(r.native == native for r in rules):
+                raise FieldMapError(
+                    f"{native}: cannot remove it, it is not mapped for "
+                    f"{self.system} {self.native_type}",
+                    key=native,
+                )
+            return [r for r in rules if r.native != native]
+        rule = self._override_rule(native, target)
+        kept = [
+            r
+            for r in rules
+            if r.native != native and not (r.canonical == rule.canonical and r.reads and rule.reads)
+        ]
+        return [*kept, rule]
+
+    def _merge_value_aliases(self, rules: list[FieldRule], table: Any) -> dict[str, dict[str, str]]:
+        """``{"StageName": {"Discovery": "qualification"}}``: extra readings of a picklist."""
+        merged = {k: dict(v) for k, v in self.value_aliases.items()}
+        if not isinstance(table, Mapping):
+            raise FieldMapError(
+                "'values' must be a table of native field → {value: canonical}", key="values"
+            )
+        for native, pairs in table.items():
+            picklists = [
                 r
                 for r in rules
-                if r.native != native
-                and not (r.canonical == rule.canonical and r.reads and rule.reads)
+                if r.native == native and r.reads and r.transform in PICKLIST_TABLES
             ]
-            rules.append(rule)
-        return dataclasses.replace(self, rules=tuple(rules))
+            if not picklists:
+                raise FieldMapError(
+                    f"{native}: 'values' needs a mapped picklist field of {self.system} "
+                    f"{self.native_type}",
+                    key=str(native),
+                )
+            if not isinstance(pairs, Mapping):
+                raise FieldMapError(f"{native}: 'values' entry must be a table", key=str(native))
+            allowed = PICKLIST_TABLES[picklists[0].transform]
+            for native_value, canonical in pairs.items():
+                if not isinstance(native_value, str) or canonical not in allowed:
+                    raise FieldMapError(
+                        f"{native}: {native_value!r} → {canonical!r}: the canonical value must be "
+                        f"one of {', '.join(sorted(allowed))}",
+                        key=str(native),
+                    )
+                merged.setdefault(native, {})[native_value.strip().casefold()] = canonical
+        return merged
 
     def _override_rule(self, native: str, target: Any) -> FieldRule:
         if isinstance(target, str):
@@ -391,7 +435,13 @@ def to_entity(
     values: dict[str, Any] = {}
     extras: dict[str, Any] = {}
     for rule in fm.read_rules:
-        ctx = Context(system=system, native_type=native_type, field=rule.native, region=region)
+        ctx = Context(
+            system=system,
+            native_type=native_type,
+            field=rule.native,
+            region=region,
+            aliases=fm.value_aliases.get(rule.native, {}),
+        )
         value = get_transform(rule.transform).read(_get_path(fields, rule.native), ctx)
         key = rule.extras_key
         if key is not None:

@@ -11,9 +11,10 @@ then puts typed values into the shape the API wants (HubSpot strings, Salesforce
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
@@ -25,7 +26,8 @@ from mapping import values
 
 __all__ = [
     "LEAD_STATUS",
-    "READ_PREFERENCES",
+    "PICKLIST_TABLES",
+    "READ_ALIASES",
     "TRANSFORMS",
     "Context",
     "Transform",
@@ -43,6 +45,9 @@ class Context:
     native_type: str
     field: str
     region: str | None = None  # ISO alpha-2 of the record's country, for national phone numbers
+    # Extra picklist readings for this field (casefolded native value → canonical value),
+    # from the user's ``values`` overrides.
+    aliases: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
 Reader = Callable[[Any, Context], Any]
@@ -222,11 +227,17 @@ LEAD_STATUS: dict[str, str] = {
     "Closed - Not Converted": "other",
 }
 
-# Where one native value is shared by several canonical values, the canonical value it
-# reads as. values.to_canonical would take the first in table order, which reads every
-# Salesforce "Customer - Direct" account as "onboarding".
-READ_PREFERENCES: dict[tuple[str, str], dict[str, str]] = {
+# Built-in readings the value tables cannot express (casefolded native → canonical):
+# - one native value shared by several canonical values: values.to_canonical would take
+#   the first in table order and read every Salesforce "Customer - Direct" account as
+#   "onboarding";
+# - vendor defaults missing from the tables: HubSpot's computed original source
+#   (hs_analytics_source) and Salesforce's standard LeadSource picklist.
+#   https://knowledge.hubspot.com/contacts/understand-the-source-properties
+READ_ALIASES: dict[tuple[str, str], dict[str, str]] = {
     ("customer_status", "salesforce"): {"customer - direct": "customer", "other": "churned"},
+    ("lead_source", "hubspot"): {"paid_social": "paid", "ai_referrals": "referral"},
+    ("lead_source", "salesforce"): {"purchased list": "other", "web referral": "referral"},
 }
 
 
@@ -237,8 +248,12 @@ def _picklist(table_name: str) -> Transform:
         text = n.normalize_string(value, field=ctx.field)
         if text is None:
             return None
-        preferred = READ_PREFERENCES.get((table_name, ctx.system), {}).get(text.casefold())
-        canonical = preferred or values.to_canonical(table, ctx.system, text)
+        folded = text.casefold()
+        canonical = (
+            ctx.aliases.get(folded)
+            or READ_ALIASES.get((table_name, ctx.system), {}).get(folded)
+            or values.to_canonical(table, ctx.system, text)
+        )
         if canonical is None:
             raise mapping_error(ctx, f"unknown {table_name} value {text!r}")
         return canonical
@@ -260,7 +275,7 @@ def _read_lead_status(value: Any, ctx: Context) -> str | None:
     text = n.normalize_string(value, field=ctx.field)
     if text is None:
         return None
-    canonical = _LEAD_STATUS_FOLDED.get(text.casefold())
+    canonical = ctx.aliases.get(text.casefold()) or _LEAD_STATUS_FOLDED.get(text.casefold())
     if canonical is None:
         raise mapping_error(ctx, f"unknown lead status {text!r}")
     return canonical
@@ -308,6 +323,14 @@ TRANSFORMS: dict[str, Transform] = {
         Transform("hubspot_pipeline", _read_ignored, _write_hubspot_pipeline),
         *(_picklist(name) for name in values.VALUE_MAPS),
     )
+}
+
+
+# Picklist transforms → the canonical values they produce (what a ``values`` override may
+# map a native value to).
+PICKLIST_TABLES: dict[str, frozenset[str]] = {
+    **{name: frozenset(table) for name, table in values.VALUE_MAPS.items()},
+    "lead_status": frozenset(values.LIFECYCLE),
 }
 
 

@@ -374,6 +374,91 @@ def test_bad_override_names_the_bad_key(overrides: dict[str, Any], key: str) -> 
     assert key in str(err.value)
 
 
+def test_values_override_adds_picklist_readings_without_changing_writes() -> None:
+    fm = get_field_map("salesforce", "Opportunity").with_overrides(
+        {"values": {"StageName": {"Discovery": "qualification", " Legal Review ": "contract"}}}
+    )
+    assert (
+        to_opportunity("salesforce", "Opportunity", {"StageName": "discovery"}, fieldmap=fm).stage
+        == "qualification"
+    )
+    assert (
+        to_opportunity(
+            "salesforce", "Opportunity", {"StageName": "Legal Review"}, fieldmap=fm
+        ).stage
+        == "contract"
+    )
+    assert (
+        to_opportunity("salesforce", "Opportunity", {"StageName": "Closed Won"}, fieldmap=fm).stage
+        == "closed_won"
+    )
+    opp = Opportunity(stage="qualification")
+    assert (
+        from_entity("salesforce", "Opportunity", opp, fieldmap=fm)["StageName"] == "Qualification"
+    )
+    with pytest.raises(RecordError):  # the default map is untouched
+        to_entity("salesforce", "Opportunity", {"StageName": "Discovery"})
+
+
+def test_values_override_reads_a_custom_hubspot_pipeline_stage_and_lead_status() -> None:
+    deals = get_field_map("hubspot", "deals").with_overrides(
+        {"values": {"dealstage": {"1234567": "proposal"}}}
+    )
+    assert (
+        to_opportunity("hubspot", "deals", {"dealstage": "1234567"}, fieldmap=deals).stage
+        == "proposal"
+    )
+    leads = get_field_map("salesforce", "Lead").with_overrides(
+        {"values": {"Status": {"Nurturing": "mql"}}}
+    )
+    assert (
+        to_contact("salesforce", "Lead", {"Status": "Nurturing"}, fieldmap=leads).lifecycle_stage
+        == "mql"
+    )
+
+
+def test_values_overrides_accumulate() -> None:
+    fm = (
+        get_field_map("hubspot", "deals")
+        .with_overrides({"values": {"dealstage": {"a1": "proposal"}}})
+        .with_overrides({"values": {"dealstage": {"b2": "contract"}}})
+    )
+    assert fm.value_aliases["dealstage"] == {"a1": "proposal", "b2": "contract"}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key"),
+    [
+        (
+            {"values": {"StageName": {"Discovery": "discovery"}}},
+            "StageName",
+        ),  # not a canonical stage
+        ({"values": {"Name": {"x": "proposal"}}}, "Name"),  # not a picklist
+        ({"values": {"Stage__c": {"x": "proposal"}}}, "Stage__c"),  # not mapped
+        ({"values": {"StageName": "proposal"}}, "StageName"),
+        ({"values": ["StageName"]}, "values"),
+    ],
+)
+def test_bad_values_override_names_the_bad_key(overrides: dict[str, Any], key: str) -> None:
+    with pytest.raises(FieldMapError) as err:
+        get_field_map("salesforce", "Opportunity").with_overrides(overrides)
+    assert err.value.key == key
+
+
+@pytest.mark.parametrize(
+    ("system", "native_type", "fields", "source"),
+    [
+        ("hubspot", "contacts", {"hs_analytics_source": "PAID_SOCIAL"}, "paid"),
+        ("hubspot", "contacts", {"hs_analytics_source": "AI_REFERRALS"}, "referral"),
+        ("salesforce", "Contact", {"LeadSource": "Purchased List"}, "other"),
+    ],
+)
+def test_built_in_readings_of_vendor_default_sources(
+    system: str, native_type: str, fields: dict[str, Any], source: str
+) -> None:
+    assert to_contact(system, native_type, fields).lead_source == source
+
+
 def test_build_field_maps_applies_overrides_by_system_and_type() -> None:
     maps = build_field_maps({"hubspot.contacts": {"fields": {"jobtitle": None}}})
     assert not any(r.native == "jobtitle" for r in maps[("hubspot", "contacts")].rules)
