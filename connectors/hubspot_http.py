@@ -155,15 +155,26 @@ def is_api_exception(exc: BaseException) -> bool:
 
 
 def retry_after(headers: Any) -> float | None:
-    """Seconds to wait: ``Retry-After`` if present, else the burst window's length."""
+    """Seconds from a ``Retry-After`` header (None when absent or not a number)."""
     ra = header(headers, "Retry-After")
-    if ra is not None:
-        try:
-            return max(0.0, float(ra))
-        except ValueError:
-            pass
-    interval = _int(header(headers, H_INTERVAL_MS))
-    return interval / 1000.0 if interval is not None else None
+    if ra is None:
+        return None
+    try:
+        return max(0.0, float(ra))
+    except ValueError:
+        return None
+
+
+def rate_limit_wait(policy: str, headers: Any) -> float | None:
+    """How long to wait after a burst 429: ``Retry-After``, else the policy's window,
+    else the window the headers announce (``X-HubSpot-RateLimit-Interval-Milliseconds``)."""
+    wait = retry_after(headers)
+    if wait is None:
+        wait = POLICY_WINDOW_S.get(policy)
+    if wait is None:
+        interval = _int(header(headers, H_INTERVAL_MS))
+        wait = interval / 1000.0 if interval is not None else None
+    return wait
 
 
 def translate(exc: BaseException, what: str) -> ConnectorError:
@@ -189,10 +200,7 @@ def translate(exc: BaseException, what: str) -> ConnectorError:
     if info.status == 429:
         if info.policy in DAILY_POLICIES:
             return QuotaExhausted(f"{what}: HubSpot daily API limit reached ({info.message})")
-        wait = retry_after(headers)
-        if wait is None:
-            wait = POLICY_WINDOW_S.get(info.policy)
-        return RetriableError(label, retry_after=wait)
+        return RetriableError(label, retry_after=rate_limit_wait(info.policy, headers))
     if info.status >= 500 or info.status == 408:
         return RetriableError(label, retry_after=retry_after(headers))
     if info.status == 401:

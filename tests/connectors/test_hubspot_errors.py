@@ -290,3 +290,13 @@ def test_given_search_rejected_with_400_when_reading_then_fatal(replay: Replay) 
     with pytest.raises(FatalError, match="VALIDATION_ERROR"):
         list(conn.read(ObjectType.ACCOUNT, since=Cursor(datetime(2024, 1, 1, tzinfo=UTC))))
     assert sleeps == []
+
+
+def test_given_500_with_limit_headers_when_read_then_backs_off_instead_of_waiting_the_window(replay: Replay) -> None:
+    replay.add("GET", PROPS, body="properties_companies.json")
+    replay.add("GET", LIST, 500, "error_500.json", {"X-HubSpot-RateLimit-Interval-Milliseconds": "10000"})
+    replay.add("GET", LIST, body="companies_list_single.json")
+    conn, sleeps = make(replay)
+
+    assert len(list(conn.read(ObjectType.ACCOUNT))) == 1
+    assert len(sleeps) == 1 and sleeps[0] < 1.0  # jittered backoff (base 0.5 s), not 10 s
