@@ -181,3 +181,35 @@ def test_updated_and_deleted_through_real_client(sb: Sandbox) -> None:
     soql = format_soql("SELECT Id, IsDeleted FROM Contact WHERE Id = {}", rid)
     gone = sf.query_all(soql, include_deleted=True)
     assert gone["records"][0]["IsDeleted"] is True
+
+
+def test_control_edits_show_up_in_incremental_queries(sb: Sandbox) -> None:
+    sf = client(sb)
+    session = https_session(sb)
+    before = sb.ctx.clock.now()
+    sb.ctx.clock.advance(5)
+    resp = session.post(
+        f"{sb.info['salesforce']}/__sandbox/edits",
+        json={"system": "salesforce", "n": 12, "kinds": ["update", "create", "merge"], "seed": 3},
+        timeout=10,
+    )
+    assert resp.status_code == 200, resp.text
+    edits = resp.json()
+    assert edits and all(e["system"] == "salesforce" for e in edits)
+    changed = {(e["object"], e["id"]) for e in edits}
+    seen: set[tuple[str, str]] = set()
+    for obj in {o for o, _ in changed}:
+        mergeable = obj in ("Account", "Contact")
+        soql = format_soql(
+            "SELECT {:literal} FROM {:literal} WHERE SystemModstamp >= {} ORDER BY SystemModstamp, Id",
+            "Id, IsDeleted, MasterRecordId" if mergeable else "Id, IsDeleted",
+            obj,
+            before,
+        )
+        for rec in sf.query_all_iter(soql, include_deleted=True):
+            seen.add((obj, rec["Id"]))
+            if rec["IsDeleted"] and mergeable:
+                assert rec["MasterRecordId"]  # only merges delete here
+    assert changed <= seen
+    stats = session.get(f"{sb.info['salesforce']}/__sandbox/stats", timeout=10).json()
+    assert stats["salesforce"]["by_endpoint"]["query"] >= 1
