@@ -347,6 +347,8 @@ class HubSpotConnector(Connector):
             while True:
                 body = self._search_call(native, filters, sorts, props, after)
                 results = body.get("results") or []
+                if not results:
+                    return
                 fetched += len(results)
                 page = []
                 for r in results:
@@ -389,9 +391,10 @@ class HubSpotConnector(Connector):
             while True:
                 body = self._search_call(native, filters, sorts, props, after)
                 results = body.get("results") or []
+                if not results:
+                    return
                 fetched += len(results)
-                if results:
-                    last_id = str(results[-1]["id"])
+                last_id = str(results[-1]["id"])
                 page = [r for r in results if str(r["id"]) not in skip]
                 if page:
                     yield page
