@@ -497,18 +497,15 @@ class _World:
         country = rng.choices(self.countries, self.country_weights)[0]
         city = rng.choice(self.cities[country])
         industry = rng.choice(self.industries)
-        for attempt in range(20):
-            lead = rng.choice(D.NAME_LEADS)
-            if rng.random() < 0.5:
-                base = lead + rng.choice(D.NAME_TAILS)
-            else:
-                base = f"{lead} {rng.choice(D.INDUSTRY_NOUNS[industry])}"
+        tld = rng.choice(D.TLDS[country])
+        for _ in range(10):
+            base = self._company_base(industry)
             slug = "".join(ch for ch in base.lower() if ch.isalnum())
-            if attempt >= 10:
-                slug += str(rng.randrange(10, 1000))
-            domain = slug + rng.choice(D.TLDS[country])
+            domain = slug + tld
             if domain not in self.domains:
                 break
+        while domain in self.domains:  # rare: a real company would pick a longer domain
+            domain = f"{slug}{rng.choice(('hq', 'inc', 'group', 'global'))}{rng.randrange(2, 99)}{tld}"
         self.domains.add(domain)
         suffix, variants = rng.choice(D.LEGAL_SUFFIXES[country]) if rng.random() < 0.75 else ("", ())
         low, high = rng.choices(_EMPLOYEE_BANDS, _EMPLOYEE_WEIGHTS)[0]
@@ -531,6 +528,19 @@ class _World:
             postal_code=self._postal(country, city[3]), owner=rng.randrange(len(self.rep_email)),
             status=status, lifecycle=lifecycle,
         )  # fmt: skip
+
+    def _company_base(self, industry: str) -> str:
+        """A company name without legal suffix: Brightwave, Harbor Analytics, Blue Summit, …"""
+        rng = self.rng
+        lead = rng.choice(D.NAME_LEADS)
+        r = rng.random()
+        if r < 0.3:
+            return lead + rng.choice(D.NAME_TAILS)
+        if r < 0.55:
+            return f"{lead} {rng.choice(D.INDUSTRY_NOUNS[industry])}"
+        if r < 0.85:
+            return f"{lead}{rng.choice(D.NAME_TAILS)} {rng.choice(D.INDUSTRY_NOUNS[industry])}"
+        return f"{lead} {rng.choice(D.NAME_LEADS)}"
 
     def _planhat_money(self, c: _Company) -> None:
         """Licenses, ARR, MRR, renewal and health for a company Planhat tracks."""
@@ -816,7 +826,9 @@ class _World:
             self._emit_opportunity(c, self._opportunity(c, len(people)), primary, person_ids)
 
     def _n_people(self) -> int:
-        return min(60, 1 + int(self.rng.expovariate(1.0 / max(self.p.people_mean - 1.0, 0.01))))
+        # int() of an exponential variate has mean ~ (scale - 0.5): aim at people_mean overall.
+        scale = max(self.p.people_mean - 0.5, 0.01)
+        return min(60, 1 + int(self.rng.expovariate(1.0 / scale)))
 
     # ------------------------------------------------------------------ accounts
 
