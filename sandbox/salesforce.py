@@ -510,8 +510,8 @@ class SalesforceEmulator(Emulator):
         body: dict[str, Any] = {"totalSize": len(ids), "done": end >= len(ids)}
         if end < len(ids):
             body["nextRecordsUrl"] = f"/services/data/v{version}/query/{cursor.locator}-{end}"
-        elif cursor.locator:
-            self.cursors.pop(cursor.locator, None)
+        # A finished cursor stays until it expires or is pushed out: a client that lost
+        # the last page's response may ask for it again.
         body["records"] = records
         self.ctx.stats.served(SYSTEM, len(records))
         return json_response(body)

@@ -714,3 +714,36 @@ def test_endpoint_names_and_stats(h: Harness) -> None:
     assert snap["by_endpoint"] == {"query": 1, "composite/sobjects": 1, "upsert": 1, "describe": 1}
     assert snap["by_status"] == {"200": 3, "201": 1}
     assert snap["records_written"] == 2
+
+
+def test_last_page_can_be_fetched_again(h: Harness) -> None:
+    seed_accounts(h.emu, 2100)
+    _, page, _ = h.call("GET", "/queryAll", query={"q": "SELECT Id FROM Account"})
+    url = page["nextRecordsUrl"]
+    first = h.call("GET", url)[1]
+    again = h.call("GET", url)[1]
+    assert first == again and first["done"] is True and len(first["records"]) == 100
+
+
+def test_retrieve_many_and_fifteen_char_ids(h: Harness) -> None:
+    ids = seed_accounts(h.emu, 2)
+    status, body, _ = h.call(
+        "GET",
+        "/composite/sobjects/Account",
+        query={"ids": f"{ids[0]},001000000000000AAA", "fields": "Name"},
+    )
+    assert status == 200
+    assert body[0]["Name"] == "Account 00000" and set(body[0]) == {"attributes", "Name"}
+    assert body[1] is None
+    status, rec, _ = h.call("GET", f"/sobjects/Account/{ids[1][:15]}")
+    assert status == 200 and rec["Id"] == ids[1]
+
+
+def test_new_ids_are_valid_salesforce_ids(h: Harness) -> None:
+    from sandbox.salesforce_store import with_checksum
+
+    _, body, _ = h.call("POST", "/sobjects/Lead", {"LastName": "L", "Company": "C"})
+    rid = body["id"]
+    assert rid.startswith("00Q") and len(rid) == 18
+    assert with_checksum(rid[:15]) == rid
+    assert with_checksum("001A0000006Vm9r") == "001A0000006Vm9rIAC"  # a documented example id
