@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -140,6 +141,24 @@ _OVERRIDE_KEYS = frozenset({"fields", "values"})
 _RULE_KEYS = frozenset({"canonical", "transform", "direction"})
 
 
+_KINDS: dict[type, str] = {
+    bool: "bool",
+    int: "int",
+    Decimal: "decimal",
+    datetime: "datetime",
+    date: "date",
+    str: "text",
+}
+
+
+@cache
+def _canonical_kind(object_type: ObjectType, name: str) -> str:
+    """The kind of value a canonical field holds (text, int, decimal, bool, date …)."""
+    hint = typing.get_type_hints(ENTITY_CLASSES[object_type])[name]
+    args = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
+    return _KINDS.get(args[0], "json")
+
+
 def _entity_fields(object_type: ObjectType) -> frozenset[str]:
     return frozenset(ENTITY_CLASSES[object_type].business_fields()) - _ENGINE_FIELDS
 
@@ -174,11 +193,23 @@ class FieldMap:
                     key=key,
                 )
             try:
-                get_transform(rule.transform)
+                transform = get_transform(rule.transform)
             except LookupError as exc:
                 raise FieldMapError(f"{key}: {exc}", key=key) from None
             if not isinstance(rule.direction, Direction):
                 raise FieldMapError(f"{key}: bad direction {rule.direction!r}", key=key)
+            want = (
+                "json" if extras is not None else _canonical_kind(self.object_type, rule.canonical)
+            )
+            fits = transform.kind == want or (want == "json" and transform.kind != "none")
+            if transform.kind == "none":
+                fits = rule.direction in (Direction.WRITE, Direction.NONE)
+            if not fits:
+                raise FieldMapError(
+                    f"{key}: transform {rule.transform!r} gives {transform.kind} values, "
+                    f"{rule.canonical} holds {want}",
+                    key=key,
+                )
 
     @classmethod
     def from_rows(
@@ -409,6 +440,19 @@ def _region(fm: FieldMap, fields: Mapping[str, Any]) -> str | None:
     return None
 
 
+# Kinds whose values extras keep as JSON text (and read back before writing).
+_TYPED_KINDS = frozenset({"decimal", "date", "datetime"})
+
+
+def _json_safe(value: Any) -> Any:
+    """Extras hold JSON values: Decimals as plain text, dates and instants as ISO text."""
+    if isinstance(value, Decimal):
+        return format(n.plain_decimal(value), "f")
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return value
+
+
 def derive_stage_flags(stage: str | None) -> tuple[bool | None, bool | None]:
     """(is_closed, is_won) implied by a canonical stage; (None, None) when unknown."""
     if stage is None:
@@ -446,7 +490,7 @@ def to_entity(
         key = rule.extras_key
         if key is not None:
             if value is not None:
-                extras[key] = value
+                extras[key] = _json_safe(value)
         elif values.get(rule.canonical) is None:  # first rule with a value wins
             values[rule.canonical] = value
     cls = ENTITY_CLASSES[fm.object_type]
@@ -616,7 +660,10 @@ def from_entity(
                 _set_path(out, rule.native, _serialize(system, None), nested)
             continue
         ctx = Context(system=system, native_type=native_type, field=rule.native)
-        native = _serialize(system, get_transform(rule.transform).write(value, ctx))
+        transform = get_transform(rule.transform)
+        if key is not None and transform.kind in _TYPED_KINDS:
+            value = transform.read(value, ctx)  # extras hold JSON text: back to Decimal / date
+        native = _serialize(system, transform.write(value, ctx))
         _check_length(system, native_type, rule.native, native, spec)
         _set_path(out, rule.native, native, nested)
     return out

@@ -61,6 +61,9 @@ class Transform:
     name: str
     read: Reader
     write: Writer
+    # The canonical type ``read`` produces: text, int, decimal, bool, date, datetime,
+    # json (any JSON value: extras only) or none (write-only transforms).
+    kind: str = "text"
 
 
 def mapping_error(ctx: Context, message: str) -> RecordError:
@@ -310,17 +313,17 @@ TRANSFORMS: dict[str, Transform] = {
         Transform("domains", _read_domains, _write_domains),
         Transform("phone", _read_phone, _same),
         Transform("country", _read_country, _write_country),
-        Transform("int", _read_int, _same),
-        Transform("decimal", _read_decimal, _same),
-        Transform("fraction_percent", _read_fraction_percent, _write_fraction_percent),
-        Transform("bool", _read_bool, _same),
-        Transform("date", _read_date, _same),
-        Transform("datetime", _read_datetime, _same),
-        Transform("date_as_datetime", _read_date, _write_date_as_datetime),
+        Transform("int", _read_int, _same, "int"),
+        Transform("decimal", _read_decimal, _same, "decimal"),
+        Transform("fraction_percent", _read_fraction_percent, _write_fraction_percent, "decimal"),
+        Transform("bool", _read_bool, _same, "bool"),
+        Transform("date", _read_date, _same, "date"),
+        Transform("datetime", _read_datetime, _same, "datetime"),
+        Transform("date_as_datetime", _read_date, _write_date_as_datetime, "date"),
         Transform("currency", _read_currency, _same),
-        Transform("json", _read_json, _same),
+        Transform("json", _read_json, _same, "json"),
         Transform("lead_status", _read_lead_status, _write_lead_status),
-        Transform("hubspot_pipeline", _read_ignored, _write_hubspot_pipeline),
+        Transform("hubspot_pipeline", _read_ignored, _write_hubspot_pipeline, "none"),
         *(_picklist(name) for name in values.VALUE_MAPS),
     )
 }

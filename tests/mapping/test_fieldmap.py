@@ -459,6 +459,44 @@ def test_built_in_readings_of_vendor_default_sources(
     assert to_contact(system, native_type, fields).lead_source == source
 
 
+def test_typed_custom_fields_in_extras_are_json_and_write_back_typed() -> None:
+    fm = get_field_map("salesforce", "Account").with_overrides(
+        {
+            "fields": {
+                "Score__c": {"canonical": "extras.score", "transform": "decimal"},
+                "Signed__c": {"canonical": "extras.signed_on", "transform": "date"},
+            }
+        }
+    )
+    acct = to_account(
+        "salesforce", "Account", {"Score__c": 87.50, "Signed__c": "2026-03-01"}, fieldmap=fm
+    )
+    assert acct.extras == {"score": "87.5", "signed_on": "2026-03-01"}
+    out = from_entity("salesforce", "Account", acct, fieldmap=fm)
+    assert out == {"Score__c": 87.5, "Signed__c": "2026-03-01"}
+    hs = get_field_map("hubspot", "companies").with_overrides(
+        {"fields": {"score": {"canonical": "extras.score", "transform": "decimal"}}}
+    )
+    assert from_entity("hubspot", "companies", acct, fieldmap=hs) == {"score": "87.5"}
+
+
+@pytest.mark.parametrize(
+    ("target", "key"),
+    [
+        ({"canonical": "amount", "transform": "string"}, "X__c"),
+        ({"canonical": "close_date", "transform": "decimal"}, "X__c"),
+        ({"canonical": "name", "transform": "json"}, "X__c"),
+        ({"canonical": "stage", "transform": "hubspot_pipeline", "direction": "both"}, "X__c"),
+    ],
+)
+def test_override_whose_transform_does_not_fit_the_canonical_type_names_the_key(
+    target: dict[str, Any], key: str
+) -> None:
+    with pytest.raises(FieldMapError) as err:
+        get_field_map("salesforce", "Opportunity").with_overrides({"fields": {key: target}})
+    assert err.value.key == key
+
+
 def test_build_field_maps_applies_overrides_by_system_and_type() -> None:
     maps = build_field_maps({"hubspot.contacts": {"fields": {"jobtitle": None}}})
     assert not any(r.native == "jobtitle" for r in maps[("hubspot", "contacts")].rules)
