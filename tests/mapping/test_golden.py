@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -153,3 +154,13 @@ def test_values_survive_a_trip_through_another_system(
         back = to_entity(*target, from_entity(*target, entity))
         for name in sorted(shared):
             assert _canonical_value(back, name) == _canonical_value(entity, name), f"{rid}: {name}"
+
+
+@pytest.mark.parametrize(("system", "native_type"), GOLDEN_CASES)
+def test_from_entity_output_is_plain_json(system: str, native_type: str) -> None:
+    """What the connectors send: json.dumps must take it as is (no Decimal, no date)."""
+    for _, fields in load_native(system, native_type):
+        native = from_entity(
+            system, native_type, to_entity(system, native_type, fields), include_empty=True
+        )
+        assert json.loads(json.dumps(native)) == native
