@@ -80,6 +80,9 @@ class SalesforceWriter:
     def _bulk2(self, native: str) -> Any:
         raise NotImplementedError
 
+    def _opportunity_contacts(self, opp_ids: list[str]) -> dict[str, list[str]]:
+        raise NotImplementedError
+
     def _op_native(self, object_type: ObjectType, op: WriteOp) -> str:
         """The sObject an op writes to: ``op.native_type``, else the Id's key prefix
         (an ``00Q`` Id is a Lead), else Contact/Lead per ``create_contacts_as`` for
@@ -144,6 +147,11 @@ class SalesforceWriter:
                 continue
             native = self._op_native(object_type, op)
             action = "delete" if op.kind is OpKind.DELETE else ("update" if op.remote_id else "upsert")
+            if action == "update" and not self._body(native, op):
+                # Nothing this sObject can hold changes (e.g. only a contact-role link):
+                # no call, so no needless SystemModstamp bump.
+                results[i] = WriteResult(op=op, success=True, remote_id=op.remote_id)
+                continue
             groups.setdefault((action, native), []).append(i)
         for (action, native), idxs in groups.items():
             group = [ops[i] for i in idxs]
@@ -153,7 +161,47 @@ class SalesforceWriter:
                 done = self._collections_write(action, native, group)
             for i, res in zip(idxs, done, strict=True):
                 results[i] = res
-        return [r for r in results if r is not None]
+        final = [r for r in results if r is not None]
+        if object_type is ObjectType.OPPORTUNITY:
+            final = self._link_contact_roles(final)
+        return final
+
+    def _link_contact_roles(self, results: list[WriteResult]) -> list[WriteResult]:
+        """Create the OpportunityContactRole rows an op's ``contact`` association asks for
+        and that do not exist yet (links are added, never removed)."""
+        wanted: list[tuple[int, str, str]] = []
+        for i, res in enumerate(results):
+            contacts = res.op.associations.get("contact") or ()
+            if res.success and res.remote_id and res.op.kind is not OpKind.DELETE:
+                wanted.extend((i, res.remote_id, c) for c in contacts)
+        if not wanted:
+            return results
+        existing = self._opportunity_contacts(sorted({opp for _, opp, _ in wanted}))
+        missing = [(i, opp, c) for i, opp, c in wanted if c not in existing.get(opp, [])]
+        out = list(results)
+        for chunk in chunked(missing, SF_COLLECTION):
+            records = [
+                {"attributes": {"type": "OpportunityContactRole"}, "OpportunityId": opp,
+                 "ContactId": contact}
+                for _, opp, contact in chunk
+            ]
+            # https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_composite_sobjects_collections_create.htm
+            items = self._call(
+                lambda r=records: self.client.restful(  # type: ignore[misc]
+                    "composite/sobjects", method="POST", json={"allOrNone": False, "records": r}
+                ),
+                what="create OpportunityContactRole",
+            ) or []
+            for (i, _, contact), item in zip(chunk, items, strict=False):
+                if item.get("success"):
+                    continue
+                failed = self._collection_result(out[i].op, item)
+                out[i] = WriteResult(
+                    op=out[i].op, success=False, remote_id=out[i].remote_id,
+                    created=out[i].created, category=failed.category, field="ContactId",
+                    message=f"contact role for {contact}: {failed.message}",
+                )
+        return out
 
     @staticmethod
     def _fail(

@@ -18,6 +18,7 @@ from mapping.canonical import ObjectType
 from tests.connectors.test_salesforce_support import (
     API,
     add_describe,
+    add_query,
     add_users,
     json_body,
     load,
@@ -280,3 +281,45 @@ def test_given_write_above_threshold_when_write_then_bulk_upsert_rows_mapped_by_
     assert (results[3].success, results[3].category) == (False, ErrorCategory.VALIDATION)
     assert (results[6].success, results[6].category) == (False, ErrorCategory.DUPLICATE)
     assert results[6].message is not None and "DUPLICATE_VALUE" in results[6].message
+
+
+def test_given_opportunity_contact_links_when_write_then_missing_contact_roles_created() -> None:
+    conn = make_connector()
+    ops = [
+        # fields + two contacts: Con003 already has a role (query_ocr.json), Con005 does not
+        WriteOp(OpKind.UPDATE, ObjectType.OPPORTUNITY, key=_key(1), remote_id="0065g00000Opp001AAA",
+                fields={"StageName": "Closed Won"},
+                associations={"contact": ("0035g00000Con003AAA", "0035g00000Con005AAA")}),
+        # only a link: no field update is sent for it
+        WriteOp(OpKind.UPDATE, ObjectType.OPPORTUNITY, key=_key(2), remote_id="0065g00000Opp002AAA",
+                associations={"contact": ("0035g00000Con404AAA",)}),
+    ]
+    ocr = (
+        "SELECT OpportunityId, ContactId, IsPrimary FROM OpportunityContactRole WHERE OpportunityId "
+        "IN ('0065g00000Opp001AAA','0065g00000Opp002AAA') ORDER BY OpportunityId, IsPrimary DESC, ContactId"
+    )
+    with mock() as rsps:
+        add_describe(rsps, "Opportunity")
+        rsps.add(responses.PATCH, COLLECTION,
+                 json=[{"id": "0065g00000Opp001AAA", "success": True, "errors": []}])
+        add_query(rsps, load("query_ocr.json"), ocr)
+        rsps.add(responses.POST, COLLECTION, json=[
+            {"id": "00K5g00000Ocr010AAA", "success": True, "errors": []},
+            {"success": False, "errors": [{"statusCode": "INVALID_CROSS_REFERENCE_KEY",
+                                           "message": "invalid cross reference id", "fields": []}]},
+        ])
+        results = conn.write(ObjectType.OPPORTUNITY, ops)
+        patched = json_body(rsps.calls[1])
+        created = json_body(rsps.calls[3])
+
+    assert [r["id"] for r in patched["records"]] == ["0065g00000Opp001AAA"]
+    assert created == {"allOrNone": False, "records": [
+        {"attributes": {"type": "OpportunityContactRole"}, "OpportunityId": "0065g00000Opp001AAA",
+         "ContactId": "0035g00000Con005AAA"},
+        {"attributes": {"type": "OpportunityContactRole"}, "OpportunityId": "0065g00000Opp002AAA",
+         "ContactId": "0035g00000Con404AAA"},
+    ]}
+    assert results[0].success is True
+    assert (results[1].success, results[1].category, results[1].field) == (
+        False, ErrorCategory.VALIDATION, "ContactId")
+    assert results[1].remote_id == "0065g00000Opp002AAA"
