@@ -44,7 +44,9 @@ from sandbox.hubspot_store import (
     Table,
     ValueProblem,
     assoc_type_ok,
+    fold,
     iso_ms,
+    iter_json_array,
     normalize_value,
     now_ms,
     problems_error,
@@ -246,15 +248,10 @@ class HubSpotEmulator(Emulator):
             for obj in OBJECT_TYPES:
                 table = self.tables[obj]
                 recs = [
-                    record_from_seed(table.schema, d) for d in read_json_array(base / f"{obj}.json")
+                    record_from_seed(table.schema, d) for d in iter_json_array(base / f"{obj}.json")
                 ]
                 self._bulk_insert(table, recs)
-            for a in read_json_array(base / "associations.json"):
-                frm, to = TYPE_ALIASES.get(a["fromType"]), TYPE_ALIASES.get(a["toType"])
-                if frm is None or to is None or (frm, to) not in ASSOC_TYPES:
-                    continue
-                primary = assoc_type_ok(frm, to, int(a.get("typeId", 0))) or False
-                self.assoc.add(frm, to, int(a["fromId"]), int(a["toId"]), primary=primary)
+            self.assoc.bulk_load(iter_json_array(base / "associations.json"))
 
     def _bulk_insert(self, table: Table, recs: list[Rec]) -> None:
         for rec in recs:
@@ -269,7 +266,7 @@ class HubSpotEmulator(Emulator):
             for r in live:
                 v = r.vals[i]
                 if v:
-                    index[v.strip().casefold()] = r.id
+                    index[fold(v)] = r.id
 
     def add(self, obj: str, record: Mapping[str, Any]) -> str:
         """Add one record in the seed format (``id`` optional); returns its id."""
@@ -922,7 +919,7 @@ class HubSpotEmulator(Emulator):
             for prop in table.schema.unique:
                 v = values.get(prop)
                 if v:
-                    key = (prop, v.strip().casefold())
+                    key = (prop, fold(v))
                     if key in claimed:
                         raise StoreError(
                             409, "CONFLICT",
@@ -1154,8 +1151,8 @@ class HubSpotEmulator(Emulator):
         table.merge_away(other, new.id)
         table.insert(new)
         for prop, v in secondary_uniques.items():
-            if v and v.strip().casefold() not in table.uniq[prop]:
-                table.uniq[prop][v.strip().casefold()] = new.id  # the old value still finds it
+            if v and fold(v) not in table.uniq[prop]:
+                table.uniq[prop][fold(v)] = new.id  # the old value still finds it
         self.assoc.move(obj, primary.id, new.id)
         self.assoc.move(obj, other.id, new.id)
         return new

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 import time
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterable, Iterator, Mapping
@@ -148,9 +149,9 @@ def iso_ms(ms: int) -> str:
 def parse_instant(value: str) -> int:
     """Epoch-ms from an epoch-ms string, an ISO datetime or a ``YYYY-MM-DD`` date."""
     text = value.strip()
-    if re.fullmatch(r"-?\d+", text):
+    if text.isdigit() or (text[:1] == "-" and text[1:].isdigit()):
         return int(text)
-    dt = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
+    dt = datetime.fromisoformat(text)  # 3.11 reads a trailing "Z"
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     return round(dt.timestamp() * 1000)
@@ -163,6 +164,10 @@ def now_ms(dt: datetime) -> int:
 
 # ---------------------------------------------------------------- schema
 
+_SHARED_NAMES = frozenset(
+    {"hubspot_owner_id", "pipeline", "jobtitle", "city", "state", "country", "company"}
+)
+
 
 @dataclass(frozen=True)
 class TypeSchema:
@@ -174,6 +179,8 @@ class TypeSchema:
     mod: str
     unique: tuple[str, ...]
     options: Mapping[str, tuple[str, ...]]
+    stored: Mapping[str, int]  # index of the properties kept per record (not derived)
+    shared: frozenset[int]  # positions whose values repeat a lot (interned on load)
 
     @classmethod
     def build(cls, name: str) -> TypeSchema:
@@ -185,6 +192,12 @@ class TypeSchema:
             mod=MOD_PROPERTY[name],
             unique=tuple(f.name for f in fields if f.unique),
             options={f.name: _options(f.name) for f in fields if f.type == "picklist"},
+            stored={f.name: i for i, f in enumerate(fields) if f.name not in DERIVED},
+            shared=frozenset(
+                i
+                for i, f in enumerate(fields)
+                if f.type in ("picklist", "boolean") or f.name in _SHARED_NAMES
+            ),
         )
 
     def spec(self, prop: str) -> FieldSpec | None:
@@ -314,7 +327,7 @@ class Table:
         index = self.uniq.get(prop)
         if index is None:
             return None
-        rid = index.get(value.strip().casefold())
+        rid = index.get(fold(value))
         rec = self.resolve(rid) if rid is not None else None
         return rec if rec is not None and rec.live else None
 
@@ -353,13 +366,13 @@ class Table:
         for prop, index in self.uniq.items():
             v = rec.vals[self.schema.index[prop]]
             if v:
-                index[v.strip().casefold()] = rec.id
+                index[fold(v)] = rec.id
 
     def _unindex_unique(self, rec: Rec) -> None:
         for prop, index in self.uniq.items():
             v = rec.vals[self.schema.index[prop]]
-            if v and index.get(v.strip().casefold()) == rec.id:
-                del index[v.strip().casefold()]
+            if v and index.get(fold(v)) == rec.id:
+                del index[fold(v)]
 
     def _drop_mod(self, rec: Rec) -> None:
         key = (rec.updated_ms, rec.id)
@@ -412,6 +425,12 @@ class Table:
         self._drop_live(rec.id)
         self._unindex_unique(rec)
         rec.merged_into = into
+
+
+def fold(value: str) -> str:
+    """The unique-index key of a value (trimmed, case-folded; the same object if unchanged)."""
+    key = value.strip().casefold()
+    return value if key == value else key
 
 
 def to_int(value: Any) -> int | None:
@@ -565,6 +584,23 @@ class Associations:
                     del side[x]
         return found
 
+    def bulk_load(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        """Add the seed file's associations (one direction stored, both served) in one pass."""
+        staged: dict[tuple[str, str], dict[int, list[int]]] = {pair: {} for pair in ASSOC_TYPES}
+        for pair, current in self.adj.items():  # keep what is already there
+            for a, packed in current.items():
+                staged[pair][a] = list(packed)
+        for row in rows:
+            src, dst = TYPE_ALIASES.get(row["fromType"]), TYPE_ALIASES.get(row["toType"])
+            if src is None or dst is None or (src, dst) not in ASSOC_TYPES:
+                continue
+            flag = 1 if assoc_type_ok(src, dst, int(row.get("typeId", 0))) else 0
+            a, b = int(row["fromId"]), int(row["toId"])
+            staged[(src, dst)].setdefault(a, []).append(b * 2 + flag)
+            staged[(dst, src)].setdefault(b, []).append(a * 2 + flag)
+        for pair, by_id in staged.items():
+            self.adj[pair] = {a: _pack(packed) for a, packed in by_id.items()}
+
     def move(self, obj: str, old: int, new: int) -> None:
         """Re-point every association of ``old`` to ``new`` (after a merge)."""
         for (frm, to), side in self.adj.items():
@@ -591,6 +627,16 @@ class Associations:
         )
 
 
+def _pack(packed: list[int]) -> tuple[int, ...]:
+    """One entry per target; a pair listed both unlabeled and primary stays primary."""
+    if len(packed) == 1:
+        return (packed[0],)
+    merged: dict[int, int] = {}
+    for v in packed:
+        merged[v >> 1] = merged.get(v >> 1, 0) | (v & 1)
+    return tuple(b * 2 + f for b, f in merged.items())
+
+
 def assoc_type_ok(frm: str, to: str, type_id: int) -> bool | None:
     """None when ``type_id`` is not valid for frm→to, else whether it means primary."""
     unlabeled, primary = ASSOC_TYPES[(frm, to)]
@@ -606,24 +652,52 @@ def assoc_type_ok(frm: str, to: str, type_id: int) -> bool | None:
 
 def read_json_array(path: Path) -> list[dict[str, Any]]:
     """A JSON array file, or [] when it does not exist."""
+    return list(iter_json_array(path))
+
+
+_BETWEEN = re.compile(r"[\s,]*")
+
+
+def iter_json_array(path: Path) -> Iterator[dict[str, Any]]:
+    """The elements of a JSON array file one by one (nothing when it does not exist).
+
+    Decoding element by element lets each parsed dict be dropped as soon as it is
+    turned into a record, so loading 300k records neither doubles the peak memory
+    nor leaves the heap fragmented by a whole parsed file.
+    """
     if not path.exists():
-        return []
-    with path.open("rb") as fh:
-        data = json.load(fh)
-    if not isinstance(data, list):
+        return
+    text = path.read_text(encoding="utf-8")
+    decoder = json.JSONDecoder()
+    i = _BETWEEN.match(text, 0).end()  # type: ignore[union-attr]
+    if text[i : i + 1] != "[":
         raise ValueError(f"{path.name}: expected a JSON array")
-    return data
+    i = _BETWEEN.match(text, i + 1).end()  # type: ignore[union-attr]
+    while i < len(text) and text[i] != "]":
+        item, i = decoder.raw_decode(text, i)
+        if not isinstance(item, dict):
+            raise ValueError(f"{path.name}: expected an array of objects")
+        yield item
+        i = _BETWEEN.match(text, i).end()  # type: ignore[union-attr]
+    if i >= len(text):
+        raise ValueError(f"{path.name}: unterminated JSON array")
 
 
 def record_from_seed(schema: TypeSchema, doc: Mapping[str, Any]) -> Rec:
-    """A stored record from the seed format (``{"id","properties","createdAt",...}``)."""
+    """A stored record from the seed format (``{"id","properties","createdAt",...}``).
+
+    Values of low-cardinality properties (picklists, booleans, owner ids …) are
+    interned so 300k records share one string per distinct value.
+    """
     props = doc.get("properties") or {}
     vals: list[str | None] = [None] * len(schema.fields)
-    index = schema.index
+    index = schema.stored
+    shared = schema.shared
     for name, value in props.items():
         i = index.get(name)
-        if i is not None and name not in DERIVED:
-            vals[i] = None if value is None else str(value)
+        if i is not None and value is not None:
+            text = value if type(value) is str else str(value)
+            vals[i] = sys.intern(text) if i in shared else text
     created = parse_instant(doc["createdAt"]) if doc.get("createdAt") else 0
     updated = parse_instant(doc["updatedAt"]) if doc.get("updatedAt") else created
     rec = Rec(int(doc["id"]), vals, created, updated)
