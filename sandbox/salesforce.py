@@ -79,6 +79,14 @@ DELETED_WINDOW_DAYS = 15
 DAILY_API_REQUESTS = {"free": 15_000, "pro": 100_000, "enterprise": 1_000_000, "off": 5_000_000}
 DAY_SECONDS = 24 * 3600
 
+# Versions listed by GET /services/data (any vXX.X is accepted in paths).
+API_VERSIONS = (
+    ("58.0", "Summer '23"),
+    ("59.0", "Winter '24"),
+    ("60.0", "Spring '24"),
+    ("61.0", "Summer '24"),
+    ("62.0", "Winter '25"),
+)
 _DATA = re.compile(r"^/services/data/v(\d+\.\d)(/.*)?$")
 _LOCATOR = re.compile(r"^(01g[0-9A-Za-z]{15})-(\d+)$")
 _NO_BODY = {204}
@@ -200,6 +208,8 @@ class SalesforceEmulator(Emulator):
         path = request.path
         if path.startswith("/services/oauth2/"):
             return "oauth"
+        if path.rstrip("/") == "/services/data":
+            return "versions"
         m = _DATA.match(path)
         if m is None:
             return "other"
@@ -255,6 +265,14 @@ class SalesforceEmulator(Emulator):
                     405, "METHOD_NOT_ALLOWED", "HTTP Method 'GET' not allowed. Allowed are POST"
                 )
             return self._oauth(request)
+        if path.rstrip("/") == "/services/data" and request.method == "GET":
+            # https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_versions.htm
+            return json_response(
+                [
+                    {"label": label, "url": f"/services/data/v{v}", "version": v}
+                    for v, label in API_VERSIONS
+                ]
+            )
         m = _DATA.match(path)
         if m is None:
             raise not_found()

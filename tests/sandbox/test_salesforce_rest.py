@@ -747,3 +747,9 @@ def test_new_ids_are_valid_salesforce_ids(h: Harness) -> None:
     assert rid.startswith("00Q") and len(rid) == 18
     assert with_checksum(rid[:15]) == rid
     assert with_checksum("001A0000006Vm9r") == "001A0000006Vm9rIAC"  # a documented example id
+
+
+def test_versions_list_needs_no_token(h: Harness) -> None:
+    status, body, _ = h.call("GET", "/services/data/", headers={"Authorization": ""})
+    assert status == 200
+    assert {"label": "Winter '24", "url": "/services/data/v59.0", "version": "59.0"} in body
