@@ -213,3 +213,28 @@ def test_control_edits_show_up_in_incremental_queries(sb: Sandbox) -> None:
     assert changed <= seen
     stats = session.get(f"{sb.info['salesforce']}/__sandbox/stats", timeout=10).json()
     assert stats["salesforce"]["by_endpoint"]["query"] >= 1
+
+
+def test_server_drawn_lock_fault_fails_some_collection_items(sb: Sandbox) -> None:
+    sf = client(sb)
+    sb.ctx.faults.set_spec(
+        {
+            "script": [
+                {
+                    "system": "salesforce",
+                    "endpoint": "composite/sobjects",
+                    "nth": 1,
+                    "kind": "lock",
+                    "params": {"fraction": 0.5},
+                }
+            ]
+        }
+    )
+    try:
+        records = [{"attributes": {"type": "Account"}, "Name": f"Locked {i}"} for i in range(4)]
+        result = sf.restful("composite/sobjects", method="POST", json={"records": records})
+    finally:
+        sb.ctx.faults.set_spec(None)
+    codes = [r["errors"][0]["statusCode"] for r in result if not r["success"]]
+    assert codes == ["UNABLE_TO_LOCK_ROW", "UNABLE_TO_LOCK_ROW"]
+    assert sum(r["success"] for r in result) == 2
