@@ -170,6 +170,7 @@ class SalesforceConnector(SalesforceWriter, Connector):
         self._describes: dict[str, dict[str, Mapping[str, Any]]] = {}
         self._warned: set[tuple[str, str]] = set()
         self._owners: dict[str, str] | None = None
+        self._owner_ids: tuple[dict[str, str], dict[str, str]] | None = None
         self._last_status = 0
         self._last_retry_after: float | None = None
         meter_session(client.session, self._before_request)
@@ -282,6 +283,11 @@ class SalesforceConnector(SalesforceWriter, Connector):
                 raise self._translate(exc, what) from exc
             except SalesforceOperationError as exc:
                 raise FatalError(f"{self.connection}: {what}: {exc}") from exc
+            except requests.exceptions.SSLError as exc:  # a ConnectionError, but never transient
+                raise FatalError(
+                    f"{self.connection}: {what}: TLS verification failed; check the instance URL "
+                    "and the 'ca_bundle' option"
+                ) from exc
             except (
                 requests.Timeout,
                 requests.ConnectionError,
@@ -401,13 +407,16 @@ class SalesforceConnector(SalesforceWriter, Connector):
         return self._owners
 
     def _owner_id(self, email: Any) -> str | None:
+        """The User Id for an owner email (case-insensitive), or None."""
         if not email:
             return None
-        wanted = str(email).strip().lower()
-        for uid, mail in self.owners().items():
-            if mail.lower() == wanted:
-                return uid
-        return None
+        owners = self.owners()
+        if self._owner_ids is None or self._owner_ids[0] is not owners:
+            by_email: dict[str, str] = {}
+            for uid, mail in owners.items():
+                by_email.setdefault(mail.strip().lower(), uid)
+            self._owner_ids = (owners, by_email)
+        return self._owner_ids[1].get(str(email).strip().lower())
 
     # ------------------------------------------------------------------ reads
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import requests
 import responses
 from responses import matchers
 
@@ -10,6 +11,7 @@ from connectors.base import (
     ApiBudget,
     AuthError,
     ConnectionSettings,
+    FatalError,
     OpKind,
     QuotaExhausted,
     RetryPolicy,
@@ -43,6 +45,14 @@ def test_given_500_then_200_when_read_then_returns_records() -> None:
         add_query(rsps, load("query_account_ids.json"), IDS_SOQL)
         ids = list(conn.list_ids(ObjectType.ACCOUNT))
     assert ids == ["0015g00000Acc001AAA", "0015g00000Acc002AAA"]
+
+
+def test_given_tls_failure_when_read_then_fatal_error_without_retry() -> None:
+    conn = make_connector()
+    with mock() as rsps:
+        rsps.add(responses.GET, f"{API}/query/", body=requests.exceptions.SSLError("certificate verify failed"))
+        with pytest.raises(FatalError, match="ca_bundle"):
+            list(conn.list_ids(ObjectType.ACCOUNT))
 
 
 def test_given_503_with_retry_after_then_200_when_read_then_waits_as_told() -> None:
