@@ -171,6 +171,7 @@ class SalesforceConnector(SalesforceWriter, Connector):
         self._warned: set[tuple[str, str]] = set()
         self._owners: dict[str, str] | None = None
         self._owner_ids: tuple[dict[str, str], dict[str, str]] | None = None
+        self._bodies = {}
         self._last_status = 0
         self._last_retry_after: float | None = None
         meter_session(client.session, self._before_request)

@@ -61,6 +61,8 @@ class SalesforceWriter:
     bulk_threshold: int
     bulk_poll_seconds: float
     create_contacts_as: str
+    #: native bodies of the ops of the current ``write`` call, by ``id(op)``
+    _bodies: dict[int, dict[str, Any]]
 
     def _call(self, fn: Callable[[], T], what: str) -> T:
         raise NotImplementedError
@@ -99,7 +101,13 @@ class SalesforceWriter:
         return self._native(object_type, None)
 
     def _body(self, native: str, op: WriteOp) -> dict[str, Any]:
-        """The native fields of ``op`` that exist in describe; owner email → OwnerId."""
+        """The native fields of ``op`` that exist in describe; owner email → OwnerId
+        (memoised for the duration of one ``write`` call, so warnings come once)."""
+        if id(op) not in self._bodies:
+            self._bodies[id(op)] = self._make_body(native, op)
+        return self._bodies[id(op)]
+
+    def _make_body(self, native: str, op: WriteOp) -> dict[str, Any]:
         described = self.describe(native)
         body: dict[str, Any] = {}
         for name, value in op.fields.items():
@@ -109,7 +117,7 @@ class SalesforceWriter:
                 owner = self._owner_id(value)
                 if owner is None:
                     log.warning(
-                        "%s: no active Salesforce user has the owner email of %s %s; "
+                        "%s: no Salesforce user has the owner email of %s %s; "
                         "owner left unchanged", self.connection, native, op.key,
                     )
                 elif "OwnerId" in described:
@@ -131,6 +139,13 @@ class SalesforceWriter:
 
     def write(self, object_type: ObjectType, ops: Sequence[WriteOp]) -> list[WriteResult]:
         """Upsert creates on the external id, update by Id, delete by Id; one result per op."""
+        self._bodies = {}
+        try:
+            return self._write(object_type, ops)
+        finally:
+            self._bodies = {}
+
+    def _write(self, object_type: ObjectType, ops: Sequence[WriteOp]) -> list[WriteResult]:
         results: list[WriteResult | None] = [None] * len(ops)
         groups: dict[tuple[str, str], list[int]] = {}
         for i, op in enumerate(ops):
