@@ -241,3 +241,18 @@ def test_given_field_dropped_from_org_when_read_and_write_then_skipped_with_warn
             fields={"Title": "Gone", "LastName": "Still"})])
     assert res.success
     assert any("Contact.Title" in r.getMessage() for r in caplog.records)
+
+
+def test_given_opportunity_contact_link_when_written_then_read_back_as_association(sf: Sandbox) -> None:
+    conn = connect(sf)
+    opps = read_all(conn, ObjectType.OPPORTUNITY)
+    contacts = read_all(conn, ObjectType.CONTACT)
+    opp = next(o for o in opps if "contact" not in o.associations)
+    new = contacts[0].remote_id
+    op = WriteOp(OpKind.UPDATE, ObjectType.OPPORTUNITY, f"canon-{opp.remote_id}", remote_id=opp.remote_id,
+                 associations={"contact": (new,)})
+    assert conn.write(ObjectType.OPPORTUNITY, [op])[0].success
+    assert conn.write(ObjectType.OPPORTUNITY, [op])[0].success  # idempotent: no second role
+    again = {r.remote_id: r for r in read_all(conn, ObjectType.OPPORTUNITY)}
+    assert again[opp.remote_id].associations["contact"] == (new,)
+    assert again[opp.remote_id].modstamp == opp.modstamp  # a link-only op never touches the opportunity
