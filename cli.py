@@ -204,6 +204,398 @@ def status(
         console.print(t)
 
 
+# --------------------------------------------------------------------------- sync commands
+
+OBJECT_NAMES = ("account", "contact", "opportunity")
+
+
+def _objects(objects: list[str] | None) -> list[Any] | None:
+    from mapping.canonical import ObjectType
+
+    if not objects:
+        return None
+    bad = [o for o in objects if o not in OBJECT_NAMES]
+    if bad:
+        raise _fail(f"--object: unknown object {bad[0]!r} (use {', '.join(OBJECT_NAMES)})")
+    return [ObjectType(o) for o in objects]
+
+
+def _parse_date(value: str | None, option: str) -> Any:
+    from datetime import UTC, datetime
+
+    if value is None:
+        return None
+    try:
+        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise _fail(f"{option}: {value!r} is not a date (use YYYY-MM-DD or ISO-8601)") from None
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+def make_runner(settings: cfg.Settings, *, systems: list[str] | None = None, progress: Any = None) -> Any:
+    """A Runner with the configured connectors (credentials checked, errors made readable)."""
+    from connectors.base import ApiBudget, ConnectorError, UnknownConnectorError
+    from sync.jobs import Runner, build_connections
+    from sync.store import Store
+
+    if systems:
+        unknown = [x for x in systems if x not in settings.connections]
+        if unknown:
+            raise _fail(f"--system: no connection named {unknown[0]!r} in the config "
+                        f"(have: {', '.join(settings.connections) or 'none'})")
+    if not settings.connections:
+        raise _fail("no connections configured (run `revsync init`, or see the README)")
+    budget = ApiBudget({n: c.options["budget"]["calls_per_day"] for n, c in settings.connections.items()
+                        if isinstance(c.options.get("budget"), dict) and c.options["budget"].get("calls_per_day")})
+    try:
+        conns = build_connections(settings, budget=budget)
+    except (ConnectorError, UnknownConnectorError) as e:
+        raise _fail(str(e)) from None
+    store = Store.from_url(settings.database_url)
+    if store.schema_revision() is None:
+        raise _fail(f"database {cfg.redact_url(settings.database_url)} has no schema (run `revsync db upgrade`)")
+    return Runner(store, conns, settings, budget=budget, progress=progress)
+
+
+class _Bars:
+    """Rich progress bars on stderr, one per stage (off with --json or when not a TTY)."""
+
+    def __init__(self, enabled: bool) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            SpinnerColumn,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                                 MofNCompleteColumn(), TimeElapsedColumn(), console=err_console,
+                                 transient=True, disable=not enabled)
+        self.tasks: dict[str, Any] = {}
+
+    def __enter__(self) -> _Bars:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.__exit__(None, None, None)
+
+    def __call__(self, label: str, n: int) -> None:
+        if label not in self.tasks:
+            self.tasks[label] = self.progress.add_task(label, total=None)
+        self.progress.advance(self.tasks[label], n)
+
+
+def _print_report(report: Any, title: str) -> None:
+    d = report.as_dict()
+    t = Table(title=f"{title} (run {d['run_id']}, {d['status']}, {d['seconds']} s)")
+    t.add_column("system")
+    t.add_column("pulled", justify="right")
+    t.add_column("written", justify="right")
+    t.add_column("failed", justify="right")
+    t.add_column("planned")
+    t.add_column("API calls", justify="right")
+    systems = sorted(set(d["pulled"]) | set(d["written"]) | set(d["planned"]) | set(d["api_calls"]))
+    for sname in systems:
+        planned = ", ".join(f"{k} {v}" for k, v in sorted(d["planned"].get(sname, {}).items())) or "-"
+        t.add_row(sname, str(d["pulled"].get(sname, 0)), str(d["written"].get(sname, 0)),
+                  str(d["failed"].get(sname, 0)), planned, str(d["api_calls"].get(sname, 0)))
+    console.print(t)
+    console.print("entities  " + ", ".join(f"{k}: {v}" for k, v in d["entities"].items()))
+    console.print(f"links made {d['links']}, new entities {d['new_entities']}, conflicts decided {d['conflicts']}, "
+                  f"deletes flagged {d['deleted']}, errors {d['errors']}")
+    for m in d["skipped"] + d["messages"]:
+        console.print(f"[yellow]note:[/] {m}", highlight=False)
+
+
+@app.command()
+def sync(
+    system: Annotated[list[str] | None, typer.Option("--system", "-s", help="Only this connection (repeatable).")] = None,
+    obj: Annotated[list[str] | None, typer.Option("--object", "-o", help="Only this object (repeatable).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Pull and plan, write nothing (see `revsync plan`).")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Go ahead even if the plan is over a blast-radius cap.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the run report as one JSON object.")] = False,
+) -> None:
+    """Run one sync cycle: pull, reconcile, plan, push."""
+    settings = load_settings()
+    objects = _objects(obj)
+    with _Bars(enabled=not as_json and err_console.is_terminal) as bars:
+        runner = make_runner(settings, systems=system, progress=bars)
+        report = runner.run_cycle(systems=system or None, objects=objects, dry_run=dry_run, force=force)
+    if as_json:
+        print_json(report.as_dict())
+    else:
+        _print_report(report, "dry run" if dry_run else "sync")
+    if report.status in ("stopped", "failed"):
+        raise typer.Exit(1)
+
+
+@app.command()
+def backfill(
+    system: Annotated[str, typer.Option("--system", "-s", help="The connection to re-pull.")],
+    obj: Annotated[list[str] | None, typer.Option("--object", "-o", help="Only this object (repeatable).")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="Re-pull records modified at or after this date.")] = None,
+    until: Annotated[str | None, typer.Option("--until", help="…and at or before this date.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Go ahead even if the plan is over a cap.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the run report as one JSON object.")] = False,
+) -> None:
+    """Re-pull a range from one system (the incremental cursor never moves backwards)."""
+    settings = load_settings()
+    start, end = _parse_date(since, "--since"), _parse_date(until, "--until")
+    if start and end and end < start:
+        raise _fail("--until is before --since")
+    with _Bars(enabled=not as_json and err_console.is_terminal) as bars:
+        runner = make_runner(settings, systems=[system], progress=bars)
+        report = runner.run_backfill(system, objects=_objects(obj), since=start, until=end, force=force)
+    if as_json:
+        print_json(report.as_dict())
+    else:
+        _print_report(report, f"backfill {system}")
+    if report.status in ("stopped", "failed"):
+        raise typer.Exit(1)
+
+
+def _store(settings: cfg.Settings) -> Any:
+    from sync.store import Store
+
+    store = Store.from_url(settings.database_url)
+    if store.schema_revision() is None:
+        raise _fail(f"database {cfg.redact_url(settings.database_url)} has no schema (run `revsync db upgrade`)")
+    return store
+
+
+@app.command()
+def plan(
+    system: Annotated[str | None, typer.Option("--system", "-s", help="Only ops for this connection.")] = None,
+    limit: Annotated[int, typer.Option("--limit", help="Show at most this many ops.")] = 200,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the ops as JSON.")] = False,
+) -> None:
+    """Pending field-level changes per system (entity, system, field: old → new, rule)."""
+    from sync import store as st
+
+    settings = load_settings()
+    store = _store(settings)
+    with store.session() as s:
+        rows = [r for r in st.list_pending(s, limit=100_000) if system is None or r.system == system]
+        ops = [{"id": r.id, "entity": r.canonical_id, "object": r.object_type, "system": r.system,
+                "native": r.native_type, "kind": r.kind, "remote_id": r.remote_id,
+                "changes": [{"field": c[0], "old": c[1], "new": c[2], "rule": c[3]}
+                            for c in (r.payload or {}).get("changes", [])],
+                "associations": (r.payload or {}).get("associations", {})} for r in rows]
+    if as_json:
+        print_json({"pending": len(ops), "ops": ops[:limit]})
+        return
+    if not ops:
+        console.print("nothing pending: the systems agree with the canonical store")
+        return
+    t = Table(title=f"{len(ops)} pending op(s)")
+    for col in ("entity", "system", "kind", "field", "old → new", "rule"):
+        t.add_column(col)
+    for op in ops[:limit]:
+        changes = op["changes"] or [{"field": "(associations)", "old": None, "new": op["associations"], "rule": None}]
+        for c in changes:
+            t.add_row(f"{op['object']} {op['entity'][:8]}", op["system"], op["kind"], c["field"],
+                      f"{c['old']!s} → {c['new']!s}", c["rule"] or "-")
+    console.print(t)
+
+
+@app.command()
+def errors(
+    category: Annotated[str | None, typer.Option("--category", help="Only this category (validation, duplicate, …).")] = None,
+    limit: Annotated[int, typer.Option("--limit", help="Show at most this many.")] = 200,
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """Open entries of the error ledger: which record, which field, what went wrong."""
+    from sync import store as st
+
+    settings = load_settings()
+    store = _store(settings)
+    with store.session() as s:
+        rows: list[dict[str, Any]] = [{"id": e.id, "system": e.system, "object": e.object_type, "native": e.native_type,
+                 "remote_id": e.remote_id, "entity": e.canonical_id, "direction": e.direction,
+                 "category": e.category, "field": e.field, "message": e.message, "attempts": e.attempts,
+                 "first_seen": e.first_seen_at.isoformat(), "last_seen": e.last_seen_at.isoformat()}
+                for e in st.list_errors(s, category=category, limit=limit)]
+    if as_json:
+        print_json({"errors": rows})
+        return
+    if not rows:
+        console.print("no open errors")
+        return
+    t = Table(title=f"{len(rows)} open error(s)")
+    for col in ("id", "system", "record", "dir", "category", "field", "message", "tries"):
+        t.add_column(col)
+    for e in rows:
+        t.add_row(str(e["id"]), e["system"], f"{e['native'] or e['object']} {e['remote_id'] or e['entity'] or ''}",
+                  e["direction"], e["category"], e["field"] or "-", e["message"], str(e["attempts"]))
+    console.print(t)
+
+
+@app.command()
+def retry(
+    ids: Annotated[list[int] | None, typer.Option("--id", help="Error-ledger id to retry (repeatable).")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Retry every failed write.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the run report as JSON.")] = False,
+) -> None:
+    """Re-queue failed writes and push them now."""
+    if not ids and not all_:
+        raise _fail("say which: --id N (repeatable) or --all")
+    settings = load_settings()
+    runner = make_runner(settings)
+    report = runner.run_retry(ids=ids or None)
+    if as_json:
+        print_json(report.as_dict())
+    else:
+        _print_report(report, "retry")
+
+
+@app.command()
+def explain(
+    entity: Annotated[str, typer.Argument(help="A canonical id, or SYSTEM:REMOTE_ID (e.g. hubspot:512).")],
+    field: Annotated[str | None, typer.Argument(help="Only this field.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """Where each value of an entity came from, and which rule chose it."""
+    from sync import store as st
+
+    settings = load_settings()
+    store = _store(settings)
+    with store.session() as s:
+        found = st.find_entity(s, entity)
+        if found is None:
+            raise _fail(f"no entity {entity!r} (give a canonical id or SYSTEM:REMOTE_ID)")
+        object_type, cid = found
+        prov = [p for p in st.provenance(s, object_type, cid) if field is None or p.field == field]
+        refs = st.refs_for_entities(s, object_type, [cid]).get(cid, [])
+        data: dict[str, Any] = {
+            "entity": cid, "object": object_type,
+            "records": [{"system": r.system, "native": r.native_type, "remote_id": r.remote_id,
+                         "linked_by": r.link_rule, "deleted": r.deleted_at is not None,
+                         "modstamp": r.remote_modstamp.isoformat() if r.remote_modstamp else None} for r in refs],
+            "fields": [{"field": p.field, "value": p.value, "system": p.system, "remote_id": p.remote_id,
+                        "rule": p.rule, "remote_modstamp": p.remote_modstamp.isoformat() if p.remote_modstamp else None,
+                        "run": p.run_id, "decided_at": p.decided_at.isoformat()} for p in prov],
+        }
+    if field is not None and not data["fields"]:
+        raise _fail(f"{object_type} {cid} has no decided value for {field!r}")
+    if as_json:
+        print_json(data)
+        return
+    console.print(f"[bold]{object_type} {cid}[/]")
+    for r in data["records"]:
+        console.print(f"  {r['system']} {r['native']} {r['remote_id']} (linked by {r['linked_by']}"
+                      f"{', deleted' if r['deleted'] else ''})", highlight=False)
+    t = Table()
+    for col in ("field", "value", "from", "rule", "modstamp", "run"):
+        t.add_column(col)
+    for p in data["fields"]:
+        t.add_row(p["field"], str(p["value"]), f"{p['system'] or '-'} {p['remote_id'] or ''}", p["rule"],
+                  p["remote_modstamp"] or "-", str(p["run"]))
+    console.print(t)
+
+
+@app.command()
+def serve() -> None:
+    """Run the scheduler in the foreground (cycle, nightly sweep, retries) until SIGTERM."""
+    import scheduler
+
+    settings = load_settings()
+    _store(settings)
+    if not settings.connections:
+        raise _fail("no connections configured")
+    console.print(f"revsync scheduler: cycle every {settings.schedule.cycle_minutes} min, "
+                  f"sweep '{settings.schedule.sweep_cron}', retries every {settings.schedule.retry_minutes} min")
+    scheduler.serve(settings, config_path=str(settings.path) if settings.path else None)
+
+
+# --------------------------------------------------------------------------- sandbox and demo
+
+
+def sandbox_settings(info: dict[str, Any], database_url: str, *, limits: Any = None) -> cfg.Settings:
+    """Settings whose three connections point at a running sandbox (``Sandbox.info``)."""
+    from connectors.base import ConnectionSettings
+
+    ca, creds = info["ca_cert"], info["credentials"]
+    conns = {
+        "salesforce": ConnectionSettings("salesforce", "salesforce", {
+            "instance_url": info["salesforce"], "token_url": f"{info['salesforce']}/services/oauth2/token",
+            "ca_bundle": ca}, {k: creds["salesforce"][k] for k in ("client_id", "client_secret", "refresh_token")}),
+        "hubspot": ConnectionSettings("hubspot", "hubspot", {"host": info["hubspot"], "ca_bundle": ca},
+                                      {"access_token": creds["hubspot"]["access_token"]}),
+        "planhat": ConnectionSettings("planhat", "planhat", {"base_url": info["planhat"], "ca_bundle": ca},
+                                      {"api_token": creds["planhat"]["api_token"]}),
+    }
+    base = cfg.parse({"database": {"url": database_url}}, resolve_secrets=False)
+    return cfg.Settings(path=None, database_url=database_url, connections=conns, policies=base.policies,
+                        limits=limits or base.limits, schedule=base.schedule)
+
+
+def _cycle_summary(report: Any) -> dict[str, Any]:
+    d = report.as_dict()
+    return {k: d[k] for k in ("run_id", "status", "pulled", "written", "failed", "planned", "entities", "links",
+                              "new_entities", "conflicts", "errors", "deleted", "api_calls", "seconds", "messages")}
+
+
+@app.command()
+def demo(
+    accounts: Annotated[int, typer.Option("--accounts", help="Size of the seeded sandbox (real companies).")] = 200,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the generator (same seed, same data).")] = 42,
+    workdir: Annotated[Path, typer.Option("--dir", help="Where the SQLite file and CA go.")] = Path(".revsync/demo"),
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")] = False,
+) -> None:
+    """Start the sandbox, run a full sync of all three systems into SQLite, then a second
+    cycle that must write nothing."""
+    import shutil
+
+    from sandbox.server import Sandbox
+    from sync.migrate import upgrade
+
+    if workdir.exists():
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True)
+    db_url = f"sqlite:///{workdir / 'revsync.db'}"
+    if not as_json:
+        console.print(f"starting the sandbox ({accounts} accounts, seed {seed}) and syncing into {workdir / 'revsync.db'}")
+    with Sandbox(accounts=accounts, seed=seed, tier="off", ca_dir=workdir / "ca") as sb:
+        settings = sandbox_settings(sb.info, db_url)
+        upgrade(db_url)
+        cycles = []
+        with _Bars(enabled=not as_json and err_console.is_terminal) as bars:
+            runner = make_runner(settings, progress=bars)
+            first = runner.run_cycle(force=True)  # the initial load: caps apply from the next cycle on
+            cycles.append(first)
+            second = runner.run_cycle()
+            cycles.append(second)
+    summary = {
+        "accounts": accounts, "seed": seed, "database": db_url,
+        "cycles": [_cycle_summary(c) for c in cycles],
+        "second_cycle_writes": second.writes,
+    }
+    if as_json:
+        print_json(summary)
+    else:
+        _print_report(first, "cycle 1: full sync")
+        _print_report(second, "cycle 2: incremental")
+        if second.writes == 0:
+            console.print("[bold green]cycle 2 wrote nothing:[/] all three systems agree with the canonical store")
+        else:
+            console.print(f"[bold yellow]cycle 2 wrote {second.writes} change(s)[/]")
+        console.print(f"explore it: .venv/bin/revsync --config /dev/null status  (with REVSYNC_DATABASE_URL={db_url})")
+    if first.status == "failed" or second.status == "failed" or second.writes:
+        raise typer.Exit(1)
+
+
+def _mount_sandbox() -> None:
+    from sandbox.cli import app as sandbox_app
+
+    app.add_typer(sandbox_app, name="sandbox", help="Local HTTPS emulators of Salesforce, HubSpot and Planhat.")
+
+
+_mount_sandbox()
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

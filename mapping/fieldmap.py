@@ -125,7 +125,7 @@ CANONICAL_TRANSFORMS: dict[str, str] = {
     "probability": "decimal",
     "renewal_date": "date",
     "close_date": "date",
-    "do_not_contact": "bool",
+    "do_not_contact": "flag",
     "currency": "currency",
     "stage": "stage",
     "lifecycle_stage": "lifecycle_stage",

@@ -48,7 +48,7 @@ CONTACTS: tuple[Row, ...] = (
     ("company", "extras.lead_company", "string", "both"),
     ("lifecyclestage", "lifecycle_stage", "lifecycle_stage", "both"),
     ("hs_analytics_source", "lead_source", "lead_source", "read"),
-    ("hs_email_optout", "do_not_contact", "bool", "both"),
+    ("hs_email_optout", "do_not_contact", "flag", "both"),
     ("_owner_email", "owner_email", "owner_email", "both"),
 )
 

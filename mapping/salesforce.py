@@ -47,7 +47,7 @@ CONTACT: tuple[Row, ...] = (
     ("Title", "title", "string", "both"),
     ("Phone", "phone", "phone", "both"),
     ("LeadSource", "lead_source", "lead_source", "both"),
-    ("HasOptedOutOfEmail", "do_not_contact", "bool", "both"),
+    ("HasOptedOutOfEmail", "do_not_contact", "flag", "both"),
     ("Lifecycle_Stage__c", "lifecycle_stage", "lifecycle_stage", "both"),
     ("_owner_email", "owner_email", "owner_email", "both"),
 )
@@ -62,7 +62,7 @@ LEAD: tuple[Row, ...] = (
     ("Phone", "phone", "phone", "both"),
     ("Status", "lifecycle_stage", "lead_status", "read"),
     ("LeadSource", "lead_source", "lead_source", "both"),
-    ("HasOptedOutOfEmail", "do_not_contact", "bool", "both"),
+    ("HasOptedOutOfEmail", "do_not_contact", "flag", "both"),
     ("_owner_email", "owner_email", "owner_email", "both"),
 )
 

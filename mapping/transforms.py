@@ -176,6 +176,15 @@ def _read_bool(value: Any, ctx: Context) -> bool | None:
     return n.normalize_bool(value, field=ctx.field)
 
 
+def _read_flag(value: Any, ctx: Context) -> bool:
+    """A yes/no flag whose absence means no (e.g. an email opt-out nobody set).
+
+    Salesforce checkboxes are never null, HubSpot's are null until set: reading null
+    as False keeps the systems from disagreeing about a value nobody gave.
+    """
+    return bool(n.normalize_bool(value, field=ctx.field))
+
+
 def _read_date(value: Any, ctx: Context) -> date | None:
     return n.normalize_date(value, field=ctx.field)
 
@@ -317,6 +326,7 @@ TRANSFORMS: dict[str, Transform] = {
         Transform("decimal", _read_decimal, _same, "decimal"),
         Transform("fraction_percent", _read_fraction_percent, _write_fraction_percent, "decimal"),
         Transform("bool", _read_bool, _same, "bool"),
+        Transform("flag", _read_flag, _same, "bool"),
         Transform("date", _read_date, _same, "date"),
         Transform("datetime", _read_datetime, _same, "datetime"),
         Transform("date_as_datetime", _read_date, _write_date_as_datetime, "date"),

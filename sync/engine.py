@@ -45,6 +45,24 @@ log = logging.getLogger(__name__)
 RESOLVE_BATCH = 500
 PUSH_CHUNK = 2000
 ASSOC_FIELDS = {"account_id": "account", "contact_ids": "contact"}
+#: canonical fields whose native property must be unique within the system: with
+#: several records of one entity in that system (duplicates kept under policy
+#: "link"), only the record that already holds the value keeps it
+UNIQUE_FIELDS: dict[tuple[str, str], frozenset[str]] = {
+    ("hubspot", "contacts"): frozenset({"email"}),
+}
+#: associations each connector writes, per (kind, native object); unknown pairs: all
+WRITABLE_ASSOCIATIONS: dict[tuple[str, str], frozenset[str]] = {
+    ("salesforce", "Contact"): frozenset({"account"}),
+    ("salesforce", "Lead"): frozenset(),  # a Lead has no account until it is converted
+    ("salesforce", "Opportunity"): frozenset({"account"}),  # contact roles are read, not written
+    ("salesforce", "Account"): frozenset(),
+    ("hubspot", "contacts"): frozenset({"account"}),
+    ("hubspot", "deals"): frozenset({"account", "contact"}),
+    ("hubspot", "companies"): frozenset(),
+    ("planhat", "endusers"): frozenset({"account"}),
+    ("planhat", "companies"): frozenset(),
+}
 
 
 @dataclass(frozen=True)
@@ -240,10 +258,14 @@ class Engine:
                 continue
             in_system = [r for r in live if r.system == name]
             st.replace_pending_ops(s, name, ot, desired.id)
+            reachable = self._reachable(s, name, want_assoc)
             try:
                 if in_system:
                     for ref in in_system:
-                        op = self._plan_update(ot, conn, ref, desired, want_assoc, translate, policy, decisions)
+                        assoc_here = self._writable_assoc(conn.kind, ref.native_type, reachable)
+                        skip = self._unique_skip(conn.kind, ref, in_system, desired)
+                        op = self._plan_update(ot, conn, ref, desired, assoc_here, translate, policy, decisions,
+                                               skip)
                         if op is not None:
                             self._queue(s, op, stats)
                 elif name in self.create_in(ot) and desired.deleted_at is None:
@@ -254,13 +276,44 @@ class Engine:
                         for f in decisions if f not in ASSOC_FIELDS and not is_blank(getattr(desired, f))
                     )
                     self._queue(s, PlannedWrite(name, ot, native, "create", desired.id, None, fields, changes,
-                                                want_assoc), stats)
+                                                self._writable_assoc(conn.kind, native, reachable)), stats)
             except RecordError as e:
                 stats.errors += 1
                 st.record_error(s, system=name, object_type=ot, native_type=natives[0], remote_id=None,
                                 canonical_id=desired.id, direction="write", category=e.category.value,
                                 message=f"{ot} {desired.id}: {e}", field=e.field, payload=None,
                                 now=self.now(), run_id=self.run_id)
+
+    @staticmethod
+    def _unique_skip(kind: str, ref: Any, in_system: list[Any], desired: Any) -> frozenset[str]:
+        unique = UNIQUE_FIELDS.get((kind, ref.native_type), frozenset())
+        if not unique or len(in_system) < 2:
+            return frozenset()
+        skip = set()
+        for f in unique:
+            want = getattr(desired, f, None)
+            holders = [r for r in in_system if (r.canonical_fields or {}).get(f) == want]
+            primary = holders[0] if holders else in_system[0]
+            if ref is not primary:
+                skip.add(f)
+        return frozenset(skip)
+
+    @staticmethod
+    def _writable_assoc(kind: str, native: str, assoc: dict[str, list[str]]) -> dict[str, list[str]]:
+        allowed = WRITABLE_ASSOCIATIONS.get((kind, native))
+        return {k: v for k, v in assoc.items() if v and (allowed is None or k in allowed)}
+
+    @staticmethod
+    def _reachable(s: Any, system: str, want: dict[str, list[str]]) -> dict[str, list[str]]:
+        """Only associations to entities that exist in ``system`` (or are being created there)."""
+        out: dict[str, list[str]] = {}
+        for obj, cids in want.items():
+            present = {cid for (cid, sys_name) in st.remote_ids_for(s, obj, cids) if sys_name == system}
+            present |= st.pending_create_ids(s, system, obj, cids)
+            kept = [c for c in cids if c in present]
+            if kept:
+                out[obj] = kept
+        return out
 
     @staticmethod
     def _desired_associations(ot: str, desired: Any) -> dict[str, list[str]]:
@@ -274,9 +327,9 @@ class Engine:
 
     def _plan_update(self, ot: str, conn: Connection, ref: Any, desired: Any, want_assoc: dict[str, list[str]],
                      translate: Mapping[str, Mapping[tuple[str, str], str]], policy: FieldPolicy,
-                     decisions: Mapping[str, Decision]) -> PlannedWrite | None:
+                     decisions: Mapping[str, Decision], skip: frozenset[str] = frozenset()) -> PlannedWrite | None:
         fm = get_field_map(conn.kind, ref.native_type)
-        candidates = {r.canonical for r in fm.write_rules if r.extras_key is None}
+        candidates = {r.canonical for r in fm.write_rules if r.extras_key is None} - skip
         current = _decoded(ot, ref.canonical_fields)
         diff = changed_fields(desired, current, sorted(candidates - set(ASSOC_FIELDS)), policy, conn.name)
         fields: dict[str, Any] = {}

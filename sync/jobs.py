@@ -60,6 +60,10 @@ def holder_is_stale(holder: str) -> bool:
     return False
 
 
+class StopRequested(Exception):
+    """A stop (SIGTERM) was asked for; raised after the page in flight is committed."""
+
+
 @dataclass
 class CycleReport:
     run_id: int
@@ -115,18 +119,26 @@ class Runner:
         now: Callable[[], datetime] = utcnow,
         link_hook: LinkHook | None = None,
         progress: Progress | None = None,
+        should_stop: Callable[[], bool] | None = None,
     ) -> None:
         self.store, self.connections, self.settings = store, dict(connections), settings
         self.budget = budget or ApiBudget()
         self.now, self.link_hook, self.progress = now, link_hook, progress
+        self.should_stop = should_stop or (lambda: False)
 
     # ------------------------------------------------------------------ helpers
 
-    def _tick(self, label: str) -> Callable[[int], None] | None:
-        if self.progress is None:
-            return None
-        prog = self.progress
-        return lambda n: prog(label, n)
+    def _tick(self, label: str) -> Callable[[int], None]:
+        """Called after each committed page/batch: reports progress, honours a stop request."""
+        prog, stop = self.progress, self.should_stop
+
+        def tick(n: int) -> None:
+            if prog is not None:
+                prog(label, n)
+            if stop():
+                raise StopRequested(f"stop requested during {label}")
+
+        return tick
 
     def _start(self, kind: str, scope: dict[str, Any]) -> CycleReport:
         with self.store.session() as s:
@@ -233,6 +245,9 @@ class Runner:
             report.status = "stopped"
             report.messages.append(f"plan stopped: {e}")
             error = str(e)
+        except StopRequested as e:
+            report.status = "stopped"
+            report.messages.append(str(e))
         except Exception as e:
             report.status = "failed"
             error = f"{type(e).__name__}: {e}"

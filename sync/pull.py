@@ -39,6 +39,8 @@ EXTERNAL_ID_FIELDS: dict[str, str] = {
 }
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 DEFAULT_LOOKBACK = timedelta(seconds=60)
+#: cursor rows for delete checks are keyed "<native>#deletes"
+DELETES_SUFFIX = "#deletes"
 
 
 class LinkHook(Protocol):
@@ -142,12 +144,23 @@ class Puller:
                 recs = [RemoteRecord(self.name, object_type, rid, None, {}, native_type=native, deleted=True)
                         for rid in gone]
             else:
+                # Deletes have their own position: when this connection last asked for them.
+                # The first sync asks for none (it reads everything live) and starts the clock.
+                key = f"{native}{DELETES_SUFFIX}"
+                checked_at = self.now()
                 with self.store.session() as s:
-                    row = st.get_cursor(s, self.name, native)
-                    cursor = Cursor(row.modstamp - self.lookback) if row and row.modstamp else None
-                recs = list(self.connector.read_deleted(object_type, since=cursor, native=native))
+                    row = st.get_cursor(s, self.name, key)
+                    since = row.modstamp if row is not None else None
+                if since is None:
+                    recs = []
+                else:
+                    recs = list(self.connector.read_deleted(object_type, since=Cursor(since - self.lookback),
+                                                            native=native))
             if recs:
                 self._apply_deletes(object_type, native, recs, stats)
+            if not full_listing:
+                with self.store.session() as s:
+                    st.set_cursor(s, self.name, key, checked_at, None, len(recs), checked_at)
         return stats
 
     def _absent_ids(self, native: str, live: set[str]) -> list[str]:

@@ -865,3 +865,31 @@ def requeue_failed(s: Session, error_ids: Any, now: datetime) -> int:
     for r in rows:
         r.state, r.next_attempt_at, r.updated_at = "pending", None, now
     return len(rows)
+
+
+def find_entity(s: Session, ref: str) -> tuple[str, str] | None:
+    """(object type, canonical id) for a canonical id or ``SYSTEM:REMOTE_ID``."""
+    if ":" in ref:
+        system, rid = ref.split(":", 1)
+        row = s.scalars(
+            select(ExternalRefRow).where(ExternalRefRow.system == system, ExternalRefRow.remote_id == rid).limit(1)
+        ).first()
+        return (row.object_type, row.canonical_id) if row else None
+    for name, t in ENTITY_TABLES.items():
+        if s.get(t, ref) is not None:
+            return name, ref
+    return None
+
+
+def pending_create_ids(s: Session, system: str, object_type: str, ids: list[str]) -> set[str]:
+    """Which of ``ids`` have a create pending in the outbox for ``system``."""
+    if not ids:
+        return set()
+    return set(
+        s.scalars(
+            select(OutboxRow.canonical_id).where(
+                OutboxRow.system == system, OutboxRow.object_type == object_type, OutboxRow.kind == "create",
+                OutboxRow.state == "pending", OutboxRow.canonical_id.in_(sorted(set(ids))[:500]),
+            )
+        )
+    )
