@@ -323,3 +323,36 @@ def test_given_opportunity_contact_links_when_write_then_missing_contact_roles_c
     assert (results[1].success, results[1].category, results[1].field) == (
         False, ErrorCategory.VALIDATION, "ContactId")
     assert results[1].remote_id == "0065g00000Opp002AAA"
+
+
+def test_given_bulk_update_row_locked_when_write_then_row_retried_through_collections() -> None:
+    conn = make_connector(bulk_threshold=1)
+    ops = [
+        WriteOp(OpKind.UPDATE, ObjectType.ACCOUNT, key=_key(i), remote_id=f"0015g00000Acc00{i}AAA",
+                fields={"Industry": "Retail"})
+        for i in (1, 2)
+    ]
+    job = "7505g00000BulkJ01AAA"
+    ingest = f"{API}/jobs/ingest"
+    created = {**load("bulk_ingest_create.json"), "operation": "update", "object": "Account"}
+    with mock() as rsps:
+        add_describe(rsps, "Account")
+        rsps.add(responses.POST, ingest, json=created, match=[matchers.json_params_matcher({
+            "operation": "update", "object": "Account", "contentType": "CSV",
+            "columnDelimiter": "COMMA", "lineEnding": "LF"})])
+        rsps.add(responses.PUT, f"{ingest}/{job}/batches", status=201)
+        rsps.add(responses.PATCH, f"{ingest}/{job}", json={**created, "state": "UploadComplete"})
+        rsps.add(responses.GET, f"{ingest}/{job}", json=load("bulk_ingest_complete.json"))
+        rsps.add(responses.GET, f"{ingest}/{job}", json=load("bulk_ingest_complete.json"))
+        rsps.add(responses.GET, f"{ingest}/{job}/successfulResults",
+                 body=load("bulk_update_successful.csv"), content_type="text/csv")
+        rsps.add(responses.GET, f"{ingest}/{job}/failedResults",
+                 body=load("bulk_update_failed.csv"), content_type="text/csv")
+        rsps.add(responses.GET, f"{ingest}/{job}/unprocessedRecords", body="", content_type="text/csv")
+        rsps.add(responses.PATCH, COLLECTION, json=load("collections_update_lock_retry.json"))
+        results = conn.write(ObjectType.ACCOUNT, ops)
+        resent = json_body(rsps.calls[-1])
+    assert [r["id"] for r in resent["records"]] == ["0015g00000Acc002AAA"]
+    assert [(r.success, r.remote_id) for r in results] == [
+        (True, "0015g00000Acc001AAA"), (True, "0015g00000Acc002AAA"),
+    ]
