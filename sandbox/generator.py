@@ -23,8 +23,9 @@ entity: ``{"entity": "A000123", "records": [{"system", "object", "id"}, ...],
 - ``expected`` lists only the *scored* fields (``scored_fields[kind]``, canonical
   names of ``mapping.canonical``) that CONFLICT: at least two systems carry different
   non-blank values after normalization. A scored field is left out when its truth is
-  not certain: some record's reading of it is unknown (a Salesforce Lead's lifecycle
-  stage), or two records of the SAME system carry different non-blank values.
+  not certain: some record's reading of it is unknown (none today; the ``uncertain``
+  hook stays for fields whose mapping is undecided), or two records of the SAME
+  system carry different non-blank values.
   Because of the second rule, "the system's value" is unambiguous: every record of a
   system that has the field agrees on it.
 - The value is what ``sync.defaults.DEFAULT_POLICIES`` chooses, ``never_blank`` on:
@@ -35,8 +36,10 @@ entity: ``{"entity": "A000123", "records": [{"system", "object", "id"}, ...],
   are at least a minute apart, so there are no ties); ``prefer:<s>`` → ``<s>``'s
   value if non-blank, else ``source_priority``; ``always:<s>`` → ``<s>``'s value.
 - Values are canonical and normalized: picklists as canonical keys of
-  ``mapping.values`` (read from the native value with ``values.to_canonical``, so a
-  Salesforce Account ``Type`` of "Customer - Direct" reads as ``onboarding``);
+  ``mapping.values``, read from the native value the way ``mapping.transforms`` reads
+  it: its ``READ_ALIASES`` first (a Salesforce Account ``Type`` of "Customer - Direct"
+  reads as ``customer``, "Other" as ``churned``), then ``values.to_canonical``; a
+  Salesforce Lead's ``Status`` reads as a lifecycle stage through ``LEAD_STATUS``;
   phones E.164; emails stripped and lowercased (plus-tags kept); names and titles
   stripped; countries ISO-3166 alpha-2; dates ``YYYY-MM-DD``; money (amount,
   annual_revenue, arr, health) as decimal strings, to be compared as ``Decimal``;
@@ -56,6 +59,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from mapping import values as V
+from mapping.transforms import LEAD_STATUS, READ_ALIASES
 from sandbox import gen_data as D
 from sandbox.schema import SCHEMAS
 from sync.defaults import DEFAULT_POLICIES
@@ -92,15 +96,22 @@ _CARRIES: dict[tuple[str, str], frozenset[str]] = {
         {"phone", "country", "owner_email", "customer_status", "health", "arr", "renewal_date"}
     ),
     ("salesforce", "Contact"): frozenset(SCORED_FIELDS["contact"]),
-    ("salesforce", "Lead"): frozenset(SCORED_FIELDS["contact"]) - {"lifecycle_stage"},
+    ("salesforce", "Lead"): frozenset(SCORED_FIELDS["contact"]),
     ("hubspot", "contacts"): frozenset(SCORED_FIELDS["contact"]),
     ("planhat", "endusers"): frozenset({"email", "first_name", "last_name", "title", "phone"}),
     ("salesforce", "Opportunity"): frozenset(SCORED_FIELDS["opportunity"]),
     ("hubspot", "deals"): frozenset(SCORED_FIELDS["opportunity"]),
 }
-# Fields a record of this object carries but whose canonical reading is not certain.
-_UNCERTAIN: dict[tuple[str, str], frozenset[str]] = {
-    ("salesforce", "Lead"): frozenset({"lifecycle_stage"}),
+# Fields a record of this object carries but whose canonical reading is not certain
+# (left out of ``expected``); empty since the mapping reads Lead Status as lifecycle.
+_UNCERTAIN: dict[tuple[str, str], frozenset[str]] = {}
+# An unconverted Lead's Status for the person's lifecycle stage; later stages than MQL
+# stay "Working - Contacted" (Salesforce lags behind marketing: a realistic conflict).
+_LEAD_STATUS_FOR: dict[str, str] = {
+    "subscriber": "Open - Not Contacted",
+    "lead": "Open - Not Contacted",
+    "mql": "Working - Contacted",
+    "other": "Closed - Not Converted",
 }
 # Fields a copy may simply lack (missing-data noise).
 _BLANKABLE: dict[str, tuple[str, ...]] = {
@@ -852,7 +863,7 @@ class _World:
         if system == "salesforce":
             rid = self.ids.sf("Account")
             sf_type = V.to_native(V.CUSTOMER_STATUS, "salesforce", v["customer_status"])
-            canon["customer_status"] = V.to_canonical(V.CUSTOMER_STATUS, "salesforce", sf_type or "")
+            canon["customer_status"] = _read_picklist("customer_status", "salesforce", sf_type)
             self.w["salesforce", "Account"].write(
                 {
                     "Id": rid, "IsDeleted": False, "CreatedDate": sf_datetime(created),
@@ -896,7 +907,7 @@ class _World:
         rid = self.ids.ph(created)
         status = V.to_native(V.CUSTOMER_STATUS, "planhat", v["customer_status"]) or "prospect"
         canon.update(
-            customer_status=V.to_canonical(V.CUSTOMER_STATUS, "planhat", status),
+            customer_status=_read_picklist("customer_status", "planhat", status),
             health=v.get("health"), arr=str(v["arr"]) if v.get("arr") is not None else None,
             renewal_date=v.get("renewal_date"),
         )
@@ -1047,14 +1058,22 @@ class _World:
             return _Rec("salesforce", "Contact", rid, stamp - stamp % 1000, canon)
         if obj == "Lead":
             rid = self.ids.sf("Lead")
+            lifecycle = v.get("lifecycle_stage")
+            if lifecycle is None:
+                status = rng.choice(D.SALESFORCE_LEAD_STATUS)
+            else:
+                status = _LEAD_STATUS_FOR.get(lifecycle, "Working - Contacted")
+            canon["lifecycle_stage"] = LEAD_STATUS[status]
             self.w["salesforce", "Lead"].write(
                 {
                     "Id": rid, **common_sf, "Company": self._company_name(c),
-                    "Status": rng.choice(D.SALESFORCE_LEAD_STATUS), "IsConverted": False,
-                    "ConvertedContactId": None,
+                    "Status": status, "IsConverted": False, "ConvertedContactId": None,
                 }
             )  # fmt: skip
-            return _Rec("salesforce", "Lead", rid, stamp - stamp % 1000, canon, _UNCERTAIN["salesforce", "Lead"])
+            return _Rec(
+                "salesforce", "Lead", rid, stamp - stamp % 1000, canon,
+                _UNCERTAIN.get(("salesforce", "Lead"), frozenset()),
+            )  # fmt: skip
         if system == "hubspot":
             rid = self.ids.hs("contacts")
             lifecycle = v.get("lifecycle_stage")
@@ -1200,6 +1219,14 @@ class _World:
     def close(self) -> None:
         for writer in (*self.w.values(), *self.gt.values()):
             writer.close()
+
+
+def _read_picklist(table: str, system: str, native: str | None) -> str | None:
+    """The canonical value the mapping layer reads from a native picklist value."""
+    if not native:
+        return None
+    alias = READ_ALIASES.get((table, system), {}).get(native.strip().casefold())
+    return alias or V.to_canonical(V.VALUE_MAPS[table], system, native)
 
 
 def _fraction(percent: int) -> str:
