@@ -4,14 +4,15 @@ associations v4 and OAuth, served to the real hubspot-api-client 12.
 Shapes, limits and error bodies follow the vendor's docs (see the shared API notes,
 section B); where a fact is not documented the choice is marked ``[verify]``. The
 data structures live in ``sandbox/hubspot_store.py``, search in
-``sandbox/hubspot_search.py``; this module is the HTTP layer: auth, rate limits,
-faults, routing and the handlers.
+``sandbox/hubspot_search.py``, the batch endpoints in ``hubspot_batch.py``,
+associations v4 in ``hubspot_assoc.py``, OAuth/owners/properties in
+``hubspot_account.py`` and the control-endpoint edits in ``hubspot_edits.py``.
+This module is the HTTP core: auth, rate limits, faults, routing, the single-object
+endpoints, search and merge.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import math
 import random
@@ -27,7 +28,39 @@ from urllib.parse import quote
 from werkzeug.wrappers import Request, Response
 
 from sandbox.core import Emulator, Fault, RateWindow, SandboxContext, json_response
-from sandbox.hubspot_search import search
+from sandbox.hubspot_account import oauth_token, owners, properties, usage
+from sandbox.hubspot_assoc import (
+    apply_create_assocs,
+    assoc_archive,
+    assoc_create,
+    assoc_default,
+    assoc_list,
+    assoc_put_default,
+    assoc_read,
+    parse_create_assocs,
+)
+from sandbox.hubspot_batch import (
+    batch_archive,
+    batch_create,
+    batch_read,
+    batch_update,
+    batch_upsert,
+)
+from sandbox.hubspot_common import (
+    ASSOC_READ_MAX,
+    BATCH_MAX,
+    BURST_SECONDS,
+    LIST_LIMIT_DEFAULT,
+    LIST_LIMIT_MAX,
+    OAUTH_EXPIRES_IN,
+    RATE_TIERS,
+    SEARCH_PER_SECOND,
+    decode_after,
+    encode_after,
+    error_response,
+    item_error,
+)
+from sandbox.hubspot_search import SEARCH_CAP, SEARCH_LIMIT_MAX, search
 from sandbox.hubspot_store import (
     ALWAYS,
     ASSOC_TYPES,
@@ -37,55 +70,58 @@ from sandbox.hubspot_store import (
     SCHEMAS,
     SINGULAR,
     TYPE_ALIASES,
-    TYPE_IDS,
     Associations,
     Rec,
     StoreError,
     Table,
     ValueProblem,
-    assoc_type_ok,
     fold,
     iso_ms,
     iter_json_array,
     normalize_value,
     now_ms,
     problems_error,
-    property_definitions,
     read_json_array,
     record_from_seed,
     to_int,
 )
-
-# https://developers.hubspot.com/docs/api/crm/contacts : list limit defaults to 10, max 100.
-LIST_LIMIT_DEFAULT = 10
-LIST_LIMIT_MAX = 100  # over 100 is capped silently [verify]: the spec sets no maximum.
-# "Batch operations are limited to 100 records at a time" (contacts guide, Limits).
-BATCH_MAX = 100
-# https://developers.hubspot.com/changelog/bug-fix-batch-read-limit-for-hubspot-associations-api
-ASSOC_READ_MAX = 1000
-ASSOC_WRITE_MAX = 100  # [verify]: the v4 write limit is not stated; we use the CRM batch size.
-ASSOC_PAGE = 500
-# https://developers.hubspot.com/docs/api/crm/owners : limit defaults to 100, max 500.
-OWNERS_LIMIT_DEFAULT = 100
-OWNERS_LIMIT_MAX = 500
-# https://developers.hubspot.com/changelog/upcoming-expiration-of-oauth-access-tokens-is-changing
-OAUTH_EXPIRES_IN = 1800
-# https://developers.hubspot.com/docs/developer-tooling/platform/usage-guidelines
-# (tier → burst per 10 s, daily); the Search API has its own 5 req/s per account.
-RATE_TIERS: dict[str, tuple[int, int]] = {
-    "free": (100, 250_000),
-    "pro": (190, 625_000),
-    "enterprise": (190, 1_000_000),
-}
-BURST_SECONDS = 10.0
-SEARCH_PER_SECOND = 5
 
 _AUTH_MISSING = (
     "Authentication credentials not found. This API supports OAuth 2.0 authentication and "
     "you can find more details at https://developers.hubspot.com/docs/methods/auth/oauth-overview"
 )
 
+__all__ = [
+    "ASSOC_READ_MAX",
+    "BATCH_MAX",
+    "LIST_LIMIT_DEFAULT",
+    "LIST_LIMIT_MAX",
+    "OAUTH_EXPIRES_IN",
+    "SEARCH_CAP",
+    "SEARCH_LIMIT_MAX",
+    "HubSpotEmulator",
+]
+
 Handler = Callable[[Request, dict[str, str], "Fault | None"], Response]
+# Handlers that live in the sibling modules take the emulator as first argument.
+ModuleHandler = Callable[["HubSpotEmulator", Request, dict[str, str], "Fault | None"], Response]
+_MODULE_HANDLERS: dict[str, ModuleHandler] = {
+    "_oauth_token": oauth_token,
+    "_owners": owners,
+    "_properties": properties,
+    "_usage": usage,
+    "_batch_read": batch_read,
+    "_batch_create": batch_create,
+    "_batch_update": batch_update,
+    "_batch_upsert": batch_upsert,
+    "_batch_archive": batch_archive,
+    "_assoc_read": assoc_read,
+    "_assoc_create": assoc_create,
+    "_assoc_default": assoc_default,
+    "_assoc_archive": assoc_archive,
+    "_assoc_put_default": assoc_put_default,
+    "_assoc_list": assoc_list,
+}
 
 
 @dataclass(frozen=True)
@@ -93,7 +129,7 @@ class _Route:
     method: str
     pattern: re.Pattern[str]
     endpoint: str
-    handler: str  # method name on the emulator
+    handler: str  # method name on the emulator, or a key of _MODULE_HANDLERS
 
 
 def _r(method: str, path: str, endpoint: str, handler: str) -> _Route:
@@ -163,49 +199,6 @@ _ROUTES = (
 _WRITE_ENDPOINTS = frozenset(
     {"crm.create", "crm.update", "crm.batch.create", "crm.batch.update", "crm.batch.upsert"}
 )
-
-
-def _err(
-    status: int,
-    category: str,
-    message: str,
-    *,
-    context: Mapping[str, Any] | None = None,
-    errors: list[dict[str, Any]] | None = None,
-    sub_category: str | None = None,
-    headers: Mapping[str, str] | None = None,
-) -> Response:
-    """HubSpot's standard error body (``status``, ``message``, ``correlationId``, ``category``)."""
-    body: dict[str, Any] = {
-        "status": "error",
-        "message": message,
-        "correlationId": str(uuid.uuid4()),
-        "category": category,
-    }
-    if sub_category:
-        body["subCategory"] = sub_category
-    if context:
-        body["context"] = dict(context)
-    if errors:
-        body["errors"] = errors
-    return json_response(body, status, headers)
-
-
-def _item_error(
-    category: str,
-    message: str,
-    context: Mapping[str, Any] | None = None,
-    errors: list[dict[str, Any]] | None = None,
-) -> dict[str, Any]:
-    """One ``errors[]`` entry of a 207 (the SDK's StandardError needs every key here)."""
-    return {
-        "status": "error",
-        "category": category,
-        "message": message,
-        "context": dict(context or {}),
-        "links": {},
-        "errors": errors or [],
-    }
 
 
 class HubSpotEmulator(Emulator):
@@ -332,7 +325,7 @@ class HubSpotEmulator(Emulator):
         try:
             resp = self._dispatch(request, fault, route, params)
         except StoreError as e:
-            resp = _err(
+            resp = error_response(
                 e.status,
                 e.category,
                 e.message,
@@ -351,7 +344,7 @@ class HubSpotEmulator(Emulator):
     ) -> Response:
         if route is not None and route.endpoint == "oauth":
             early = self._generic_fault(fault)
-            return early or self._oauth_token(request, params, fault)
+            return early or oauth_token(self, request, params, fault)
         denied = self._authenticate(request, fault)
         if denied is not None:
             return denied
@@ -362,16 +355,19 @@ class HubSpotEmulator(Emulator):
         resp = self._generic_fault(fault)
         if resp is None:
             if route is None:
-                resp = _err(
+                resp = error_response(
                     404, "OBJECT_NOT_FOUND", f"No route for {request.method} {request.path}"
                 )
             else:
-                handler: Handler = getattr(self, route.handler)
+                method: Handler | None = getattr(self, route.handler, None)
                 try:
                     with self._lock:
-                        resp = handler(request, params, fault)
+                        if method is not None:
+                            resp = method(request, params, fault)
+                        else:
+                            resp = _MODULE_HANDLERS[route.handler](self, request, params, fault)
                 except StoreError as e:
-                    resp = _err(
+                    resp = error_response(
                         e.status,
                         e.category,
                         e.message,
@@ -400,7 +396,7 @@ class HubSpotEmulator(Emulator):
         if token and token == private:
             return None
         if expiry is None:
-            return _err(401, "INVALID_AUTHENTICATION", _AUTH_MISSING)
+            return error_response(401, "INVALID_AUTHENTICATION", _AUTH_MISSING)
         if expiry <= now:
             return self._expired(int(now - expiry))
         return None
@@ -408,7 +404,7 @@ class HubSpotEmulator(Emulator):
     @staticmethod
     def _expired(seconds: int) -> Response:
         # https://developers.hubspot.com/docs/api/oauth/tokens (EXPIRED_AUTHENTICATION)
-        return _err(
+        return error_response(
             401,
             "EXPIRED_AUTHENTICATION",
             f"The OAuth token used to make this call expired {seconds} second(s) ago.",
@@ -486,11 +482,11 @@ class HubSpotEmulator(Emulator):
             return self._too_many(policy, float(fault.get("retry_after", 1)), {})
         if fault.kind == "server_error":
             self._fault("server_error")
-            return _err(500, "INTERNAL_ERROR", "internal error")
+            return error_response(500, "INTERNAL_ERROR", "internal error")
         if fault.kind == "unavailable":
             self._fault("unavailable")
             retry = str(fault.get("retry_after", 1))
-            return _err(
+            return error_response(
                 503, "SERVICE_UNAVAILABLE", "Service Unavailable", headers={"Retry-After": retry}
             )
         return None
@@ -611,14 +607,14 @@ class HubSpotEmulator(Emulator):
 
     def _partial_error(self, fault: Fault, context: Mapping[str, Any]) -> dict[str, Any]:
         category = str(fault.get("category", "VALIDATION_ERROR"))
-        return _item_error(
+        return item_error(
             category, str(fault.get("message", "Property values were not valid")), context
         )
 
     @staticmethod
     def _problem_item(problems: list[ValueProblem], context: Mapping[str, Any]) -> dict[str, Any]:
         body = problems_error(problems)
-        return _item_error(
+        return item_error(
             "VALIDATION_ERROR", body["message"], {**body["context"], **context}, body["errors"]
         )
 
@@ -683,52 +679,6 @@ class HubSpotEmulator(Emulator):
 
     # ------------------------------------------------------------ OAuth
 
-    def _oauth_token(
-        self, request: Request, params: dict[str, str], fault: Fault | None
-    ) -> Response:
-        """``POST /oauth/v1/token`` (refresh_token grant). https://developers.hubspot.com/docs/api/oauth/tokens"""
-        form = request.form
-        creds = self._creds
-        if form.get("client_id") != creds.get("client_id") or form.get(
-            "client_secret"
-        ) != creds.get("client_secret"):
-            return json_response(
-                {
-                    "status": "BAD_CLIENT_ID",
-                    "message": "missing or unknown client id",
-                    "correlationId": str(uuid.uuid4()),
-                    "error": "invalid_client",
-                    "error_description": "missing or unknown client id",
-                },
-                400,
-            )
-        if (
-            form.get("grant_type") != "refresh_token"
-            or not creds.get("refresh_token")
-            or (form.get("refresh_token") != creds.get("refresh_token"))
-        ):
-            return json_response(
-                {
-                    "status": "BAD_REFRESH_TOKEN",
-                    "message": "missing or invalid refresh token",
-                    "correlationId": str(uuid.uuid4()),
-                    "error": "invalid_grant",
-                    "error_description": "refresh token is invalid, expired or revoked",
-                },
-                400,
-            )
-        token = "hs-oauth-" + uuid.uuid4().hex
-        with self._lock:
-            self._oauth[token] = self.ctx.clock.timestamp() + OAUTH_EXPIRES_IN
-        return json_response(
-            {
-                "access_token": token,
-                "refresh_token": creds["refresh_token"],
-                "expires_in": OAUTH_EXPIRES_IN,
-                "token_type": "bearer",
-            }
-        )
-
     # ------------------------------------------------------------ objects
 
     def _list(self, request: Request, params: dict[str, str], fault: Fault | None) -> Response:
@@ -738,7 +688,7 @@ class HubSpotEmulator(Emulator):
         if limit is None:
             raise StoreError(400, "VALIDATION_ERROR", "limit must be a positive integer")
         limit = min(limit, LIST_LIMIT_MAX)
-        start = _decode_after(request.args.get("after"))
+        start = decode_after(request.args.get("after"))
         archived = self._flag(request, "archived")
         ids = table.archived if archived else table.live
         from bisect import bisect_left
@@ -758,7 +708,7 @@ class HubSpotEmulator(Emulator):
             results.append(item)
         body: dict[str, Any] = {"results": results}
         if len(chunk) > limit:
-            after = _encode_after(chunk[limit])
+            after = encode_after(chunk[limit])
             link = f"{request.host_url.rstrip('/')}{request.path}?after={quote(after)}"
             body["paging"] = {"next": {"after": after, "link": link}}
         self.ctx.stats.served(self.system, len(results))
@@ -825,9 +775,9 @@ class HubSpotEmulator(Emulator):
         existing = self._conflict(obj, values)
         if existing is not None:
             raise self._conflict_error(obj, existing)
-        assocs = self._parse_create_assocs(obj, body.get("associations"))
+        assocs = parse_create_assocs(self, obj, body.get("associations"))
         rec = self._create_rec(obj, values)
-        self._apply_create_assocs(obj, rec.id, assocs)
+        apply_create_assocs(self, obj, rec.id, assocs)
         self.ctx.stats.written(self.system, 1)
         return json_response(table.render(rec, self._written_props(obj, rec)), 201)
 
@@ -865,233 +815,6 @@ class HubSpotEmulator(Emulator):
         return Response(status=204)
 
     # ------------------------------------------------------------ batch
-
-    def _batch_read(
-        self, request: Request, params: dict[str, str], fault: Fault | None
-    ) -> Response:
-        """``POST …/batch/read``: 200, or 207 with OBJECT_NOT_FOUND for unknown ids."""
-        started = self._now()
-        obj, table = self._table(params["obj"])
-        body = self._json(request)
-        inputs = self._inputs(body, BATCH_MAX)
-        archived = self._flag(request, "archived")
-        id_property = body.get("idProperty")
-        props = self._read_props(obj, body.get("properties") or None)
-        results, missing, seen = [], [], set()
-        for item in inputs:
-            key = str((item or {}).get("id", ""))
-            rec = self._locate(obj, key, id_property)
-            if rec is None or (rec.archived_ms is not None) != archived:
-                missing.append(key)
-                continue
-            if rec.id in seen:
-                continue
-            seen.add(rec.id)
-            results.append(table.render(rec, props, with_archived=archived))
-        errors = []
-        if missing:
-            errors.append(
-                _item_error(
-                    "OBJECT_NOT_FOUND",
-                    f"Could not get some {SINGULAR[obj]} objects, they may be deleted or not exist. "
-                    "Check that ids are valid.",
-                    {"ids": missing},
-                )
-            )
-        self.ctx.stats.served(self.system, len(results))
-        return self._batch_response(results, errors, started, 200)
-
-    def _batch_create(
-        self, request: Request, params: dict[str, str], fault: Fault | None
-    ) -> Response:
-        """``POST …/batch/create`` → 201; 207 per-item errors; 409 if a unique value exists."""
-        started = self._now()
-        obj, table = self._table(params["obj"])
-        inputs = self._inputs(self._json(request), BATCH_MAX)
-        checked = []
-        claimed: dict[tuple[str, str], int] = {}
-        for n, item in enumerate(inputs):
-            item = item or {}
-            values, problems = self._check_props(obj, item.get("properties"), fault)
-            existing = self._conflict(obj, values)
-            if existing is not None:
-                raise self._conflict_error(obj, existing)
-            for prop in table.schema.unique:
-                v = values.get(prop)
-                if v:
-                    key = (prop, fold(v))
-                    if key in claimed:
-                        raise StoreError(
-                            409, "CONFLICT",
-                            f"Duplicate value for unique property {prop} in inputs {claimed[key]} and {n}",
-                        )  # fmt: skip
-                    claimed[key] = n
-            assocs = self._parse_create_assocs(obj, item.get("associations"))
-            checked.append((item, values, problems, assocs))
-        victims = self._partial_victims(fault, len(checked))
-        results, errors = [], []
-        for n, (item, values, problems, assocs) in enumerate(checked):
-            ctx: dict[str, Any] = {}
-            if item.get("objectWriteTraceId"):
-                ctx["objectWriteTraceId"] = [str(item["objectWriteTraceId"])]
-            if problems:
-                errors.append(self._problem_item(problems, ctx))
-                continue
-            if n in victims and fault is not None:
-                errors.append(self._partial_error(fault, ctx))
-                continue
-            rec = self._create_rec(obj, values)
-            self._apply_create_assocs(obj, rec.id, assocs)
-            results.append(table.render(rec, self._written_props(obj, rec)))
-        self.ctx.stats.written(self.system, len(results))
-        return self._batch_response(results, errors, started, 201)
-
-    def _batch_update(
-        self, request: Request, params: dict[str, str], fault: Fault | None
-    ) -> Response:
-        """``POST …/batch/update``: 200, or 207 (OBJECT_NOT_FOUND, VALIDATION_ERROR)."""
-        started = self._now()
-        obj, table = self._table(params["obj"])
-        inputs = self._inputs(self._json(request), BATCH_MAX)
-        _no_duplicates(inputs)
-        checked = [
-            (item or {}, *self._check_props(obj, (item or {}).get("properties"), fault))
-            for item in inputs
-        ]
-        victims = self._partial_victims(fault, len(checked))
-        results, errors, missing = [], [], []
-        now = self._now()
-        for n, (item, values, problems) in enumerate(checked):
-            key = str(item.get("id", ""))
-            rec = self._locate(obj, key, item.get("idProperty"))
-            if rec is None or not rec.live:
-                missing.append(key)
-                continue
-            ctx = {"ids": [key]}
-            if problems:
-                errors.append(self._problem_item(problems, ctx))
-                continue
-            if n in victims and fault is not None:
-                errors.append(self._partial_error(fault, ctx))
-                continue
-            other = self._conflict(obj, values, exclude=rec.id)
-            if other is not None:
-                errors.append(
-                    _item_error(
-                        "CONFLICT",
-                        f"{SINGULAR[obj].capitalize()} already exists. Existing ID: {other.id}",
-                        ctx,
-                    )
-                )
-                continue
-            table.set_values(rec, values, now)
-            results.append(table.render(rec, self._written_props(obj, rec)))
-        if missing:
-            errors.append(
-                _item_error(
-                    "OBJECT_NOT_FOUND",
-                    f"Could not get some {SINGULAR[obj]} objects, they may be deleted or not exist. "
-                    "Check that ids are valid.",
-                    {"ids": missing},
-                )
-            )
-        self.ctx.stats.written(self.system, len(results))
-        return self._batch_response(results, errors, started, 200)
-
-    def _batch_upsert(
-        self, request: Request, params: dict[str, str], fault: Fault | None
-    ) -> Response:
-        """``POST …/batch/upsert`` by a unique ``idProperty``; results carry ``new``."""
-        started = self._now()
-        obj, table = self._table(params["obj"])
-        inputs = self._inputs(self._json(request), BATCH_MAX)
-        _no_duplicates(inputs)
-        checked = []
-        for item in inputs:
-            item = item or {}
-            id_prop = item.get("idProperty") or "hs_object_id"
-            if id_prop != "hs_object_id" and id_prop not in table.schema.unique:
-                raise StoreError(
-                    400, "VALIDATION_ERROR",
-                    f"Property {id_prop} is not a unique identifier property and cannot be used as idProperty",
-                )  # fmt: skip
-            values, problems = self._check_props(obj, item.get("properties"), fault)
-            checked.append((item, id_prop, values, problems))
-        if obj == "contacts" and any(p for _, ip, _, p in checked if ip == "email"):
-            # "Partial upserts are not supported when using email as the idProperty" (contacts guide).
-            problems = [p for _, ip, _, ps in checked if ip == "email" for p in ps]
-            err = problems_error(problems)
-            raise StoreError(
-                400,
-                "VALIDATION_ERROR",
-                err["message"],
-                context=err["context"],
-                errors=err["errors"],
-            )
-        victims = self._partial_victims(fault, len(checked))
-        results, errors = [], []
-        now = self._now()
-        for n, (item, id_prop, values, problems) in enumerate(checked):
-            key = str(item.get("id", ""))
-            ctx = {"ids": [key]}
-            if problems:
-                errors.append(self._problem_item(problems, ctx))
-                continue
-            if n in victims and fault is not None:
-                errors.append(self._partial_error(fault, ctx))
-                continue
-            rec = table.find_unique(id_prop, key) if key else None
-            if rec is None and id_prop == "hs_object_id":
-                errors.append(_item_error("OBJECT_NOT_FOUND", f"Object {key} not found", ctx))
-                continue
-            if rec is None:
-                values = {**values, id_prop: key}
-                other = self._conflict(obj, values)
-                if other is not None:
-                    errors.append(
-                        _item_error(
-                            "CONFLICT",
-                            f"{SINGULAR[obj].capitalize()} already exists. Existing ID: {other.id}",
-                            ctx,
-                        )
-                    )
-                    continue
-                rec = self._create_rec(obj, values)
-                is_new = True
-            else:
-                other = self._conflict(obj, values, exclude=rec.id)
-                if other is not None:
-                    errors.append(
-                        _item_error(
-                            "CONFLICT",
-                            f"{SINGULAR[obj].capitalize()} already exists. Existing ID: {other.id}",
-                            ctx,
-                        )
-                    )
-                    continue
-                table.set_values(rec, values, now)
-                is_new = False
-            out = table.render(rec, self._written_props(obj, rec))
-            out["new"] = is_new
-            results.append(out)
-        self.ctx.stats.written(self.system, len(results))
-        return self._batch_response(results, errors, started, 200)
-
-    def _batch_archive(
-        self, request: Request, params: dict[str, str], fault: Fault | None
-    ) -> Response:
-        """``POST …/batch/archive`` → 204."""
-        obj, table = self._table(params["obj"])
-        inputs = self._inputs(self._json(request), BATCH_MAX)
-        now = self._now()
-        n = 0
-        for item in inputs:
-            rec = self._locate(obj, str((item or {}).get("id", "")), None)
-            if rec is not None and rec.live:
-                table.archive(rec, now)
-                n += 1
-        self.ctx.stats.written(self.system, n)
-        return Response(status=204)
 
     # ------------------------------------------------------------ search, merge
 
@@ -1159,284 +882,7 @@ class HubSpotEmulator(Emulator):
 
     # ------------------------------------------------------------ owners, properties, usage
 
-    def _owners(self, request: Request, params: dict[str, str], fault: Fault | None) -> Response:
-        """``GET /crm/v3/owners`` (paged, ``email`` filter). https://developers.hubspot.com/docs/api/crm/owners"""
-        limit = min(
-            to_int(request.args.get("limit", OWNERS_LIMIT_DEFAULT)) or OWNERS_LIMIT_DEFAULT,
-            OWNERS_LIMIT_MAX,
-        )
-        archived = self._flag(request, "archived")
-        email = request.args.get("email")
-        rows = [
-            o for o in self.owners
-            if bool(o.get("archived")) == archived and (email is None or str(o.get("email", "")).lower() == email.lower())
-        ]  # fmt: skip
-        start = _decode_after(request.args.get("after"))  # an offset for owners
-        start = max(0, start - 1)
-        page = rows[start : start + limit]
-        results = [
-            {
-                "id": str(o["id"]),
-                "email": o.get("email"),
-                "firstName": o.get("firstName"),
-                "lastName": o.get("lastName"),
-                "userId": o.get("userId"),
-                "type": "PERSON",
-                "createdAt": o.get("createdAt", "2026-01-01T00:00:00.000Z"),
-                "updatedAt": o.get("updatedAt", "2026-01-01T00:00:00.000Z"),
-                "archived": bool(o.get("archived")),
-                "teams": o.get("teams", []),
-            }
-            for o in page
-        ]
-        body: dict[str, Any] = {"results": results}
-        if start + limit < len(rows):
-            after = _encode_after(start + limit + 1)
-            link = f"{request.host_url.rstrip('/')}{request.path}?after={quote(after)}"
-            body["paging"] = {"next": {"after": after, "link": link}}
-        return json_response(body)
-
-    def _properties(
-        self, request: Request, params: dict[str, str], fault: Fault | None
-    ) -> Response:
-        """``GET /crm/v3/properties/{type}``. https://developers.hubspot.com/docs/api/crm/properties"""
-        obj, _ = self._table(params["obj"])
-        return json_response({"results": property_definitions(obj)})
-
-    def _usage(self, request: Request, params: dict[str, str], fault: Fault | None) -> Response:
-        """``GET /account-info/v3/api-usage/daily/private-apps``."""
-        if self._daily is None:
-            return json_response({"results": []})
-        used = self._daily.limit - self._daily.remaining()
-        return json_response(
-            {"results": [{"name": "private-apps-api-calls-daily", "usageLimit": self._daily.limit,
-                          "currentUsage": used, "collectedAt": iso_ms(self._now()),
-                          "fetchStatus": "SUCCESS", "resetsAt": iso_ms(self._now() + 86_400_000)}]}
-        )  # fmt: skip
-
     # ------------------------------------------------------------ associations v4
-
-    def _pair(self, params: Mapping[str, str]) -> tuple[str, str]:
-        frm, to = TYPE_ALIASES.get(params["frm"].lower()), TYPE_ALIASES.get(params["to"].lower())
-        if frm is None or to is None or (frm, to) not in ASSOC_TYPES:
-            raise StoreError(
-                400,
-                "VALIDATION_ERROR",
-                f"Unknown object type pair {params['frm']} → {params['to']}",
-            )
-        return frm, to
-
-    def _parse_create_assocs(self, obj: str, raw: Any) -> list[tuple[str, int, bool]]:
-        """``associations`` of a create input → (to type, to id, primary)."""
-        out: list[tuple[str, int, bool]] = []
-        for a in raw or []:
-            to_id = to_int(((a or {}).get("to") or {}).get("id"))
-            types = (a or {}).get("types") or []
-            if to_id is None or not types:
-                raise StoreError(400, "VALIDATION_ERROR", "Each association needs to.id and types")
-            for t in types:
-                type_id = int(t.get("associationTypeId", 0))
-                match = [(to, p) for (f, to) in ASSOC_TYPES if f == obj
-                         if (p := assoc_type_ok(obj, to, type_id)) is not None]  # fmt: skip
-                if not match:
-                    raise StoreError(
-                        400,
-                        "VALIDATION_ERROR",
-                        f"associationTypeId {type_id} is not valid from {obj}",
-                    )
-                to, primary = match[0]
-                if not self._alive(to, to_id):
-                    raise StoreError(400, "VALIDATION_ERROR", f"{SINGULAR[to]} {to_id} does not exist",
-                                     context={"id": [str(to_id)]})  # fmt: skip
-                out.append((to, to_id, primary))
-        return out
-
-    def _apply_create_assocs(self, obj: str, rid: int, assocs: list[tuple[str, int, bool]]) -> None:
-        for to, to_id, primary in assocs:
-            self.assoc.add(obj, to, rid, to_id, primary=primary)
-
-    def _assoc_read(
-        self, request: Request, params: dict[str, str], fault: Fault | None
-    ) -> Response:
-        """``POST /crm/v4/associations/{from}/{to}/batch/read`` (≤1,000 inputs)."""
-        started = self._now()
-        frm, to = self._pair(params)
-        inputs = self._inputs(self._json(request), ASSOC_READ_MAX)
-        results, errors = [], []
-        for item in inputs:
-            key = str((item or {}).get("id", ""))
-            rid = to_int(key)
-            targets = [
-                (b, p)
-                for b, p in (
-                    self.assoc.targets(frm, to, rid) if rid and self._alive(frm, rid) else []
-                )
-                if self._alive(to, b)
-            ]
-            if not targets:
-                # Ids without associations (or unknown ids) come back as errors [verify]:
-                # HubSpot reports "No {to} is associated with {from} {id}" in a 207.
-                errors.append(
-                    _item_error(
-                        "OBJECT_NOT_FOUND",
-                        f"No {SINGULAR[to].lower()} is associated with {SINGULAR[frm].lower()} {key}.",
-                        {"fromObjectId": [key]},
-                    )
-                )
-                errors[-1]["subCategory"] = "crm.associations.NO_ASSOCIATIONS_FOUND"
-                continue
-            results.append(
-                {
-                    "from": {"id": key},
-                    "to": [
-                        {"toObjectId": b, "associationTypes": self.assoc.type_entries(frm, to, p)}
-                        for b, p in sorted(targets)
-                    ],
-                }
-            )
-        return self._batch_response(results, errors, started, 200)
-
-    def _assoc_pairs(
-        self, frm: str, to: str, inputs: list[Any]
-    ) -> list[tuple[int, int, list[Any]]]:
-        out = []
-        for item in inputs:
-            item = item or {}
-            a = to_int((item.get("from") or {}).get("id"))
-            b_raw = item.get("to")
-            b = to_int(b_raw.get("id")) if isinstance(b_raw, dict) else None
-            if a is None or b is None:
-                raise StoreError(400, "VALIDATION_ERROR", "Each input needs from.id and to.id")
-            out.append((a, b, item.get("types") or []))
-        return out
-
-    def _assoc_create(
-        self, request: Request, params: dict[str, str], fault: Fault | None
-    ) -> Response:
-        """``POST /crm/v4/associations/{from}/{to}/batch/create`` → 201 / 207."""
-        started = self._now()
-        frm, to = self._pair(params)
-        pairs = self._assoc_pairs(frm, to, self._inputs(self._json(request), ASSOC_WRITE_MAX))
-        victims = self._partial_victims(fault, len(pairs))
-        results, errors = [], []
-        for n, (a, b, types) in enumerate(pairs):
-            ctx = {"fromObjectId": [str(a)], "toObjectId": [str(b)]}
-            if not self._alive(frm, a) or not self._alive(to, b):
-                errors.append(
-                    _item_error(
-                        "OBJECT_NOT_FOUND",
-                        f"{SINGULAR[frm]} {a} or {SINGULAR[to]} {b} does not exist",
-                        ctx,
-                    )
-                )
-                continue
-            primary = False
-            for t in types:
-                ok = assoc_type_ok(frm, to, int((t or {}).get("associationTypeId", 0)))
-                if ok is None:
-                    raise StoreError(
-                        400,
-                        "VALIDATION_ERROR",
-                        f"associationTypeId {(t or {}).get('associationTypeId')} is not valid for {frm} → {to}",
-                    )
-                primary = primary or ok
-            if n in victims and fault is not None:
-                errors.append(self._partial_error(fault, ctx))
-                continue
-            self.assoc.add(frm, to, a, b, primary=primary)
-            results.append(
-                {
-                    "fromObjectTypeId": TYPE_IDS[frm],
-                    "fromObjectId": a,
-                    "toObjectTypeId": TYPE_IDS[to],
-                    "toObjectId": b,
-                    "labels": [PRIMARY] if primary else [],
-                }
-            )
-        return self._batch_response(results, errors, started, 201)
-
-    def _default_result(self, frm: str, to: str, a: int, b: int) -> dict[str, Any]:
-        return {
-            "from": {"id": str(a)},
-            "to": {"id": str(b)},
-            "associationSpec": {
-                "associationCategory": "HUBSPOT_DEFINED",
-                "associationTypeId": ASSOC_TYPES[(frm, to)][0],
-            },
-        }
-
-    def _assoc_default(
-        self, request: Request, params: dict[str, str], fault: Fault | None
-    ) -> Response:
-        """``POST …/batch/associate/default``: unlabeled associations."""
-        started = self._now()
-        frm, to = self._pair(params)
-        pairs = self._assoc_pairs(frm, to, self._inputs(self._json(request), ASSOC_WRITE_MAX))
-        results, errors = [], []
-        for a, b, _ in pairs:
-            if not self._alive(frm, a) or not self._alive(to, b):
-                errors.append(_item_error("OBJECT_NOT_FOUND", f"{SINGULAR[frm]} {a} or {SINGULAR[to]} {b} does not exist",
-                                          {"fromObjectId": [str(a)], "toObjectId": [str(b)]}))  # fmt: skip
-                continue
-            self.assoc.add(frm, to, a, b)
-            results.append(self._default_result(frm, to, a, b))
-        return self._batch_response(results, errors, started, 200)
-
-    def _assoc_archive(
-        self, request: Request, params: dict[str, str], fault: Fault | None
-    ) -> Response:
-        """``POST …/batch/archive`` (``{"inputs":[{"from":{"id"},"to":[{"id"}]}]}``) → 204."""
-        frm, to = self._pair(params)
-        for item in self._inputs(self._json(request), ASSOC_WRITE_MAX):
-            a = to_int(((item or {}).get("from") or {}).get("id"))
-            targets = (item or {}).get("to") or []
-            if isinstance(targets, dict):
-                targets = [targets]
-            for t in targets:
-                b = to_int((t or {}).get("id"))
-                if a is not None and b is not None:
-                    self.assoc.remove(frm, to, a, b)
-        return Response(status=204)
-
-    def _assoc_put_default(
-        self, request: Request, params: dict[str, str], fault: Fault | None
-    ) -> Response:
-        """``PUT /crm/v4/objects/{type}/{id}/associations/default/{toType}/{toId}``."""
-        started = self._now()
-        frm, to = self._pair(params)
-        a, b = to_int(params["id"]), to_int(params["to_id"])
-        if a is None or b is None or not self._alive(frm, a) or not self._alive(to, b):
-            raise StoreError(
-                404,
-                "OBJECT_NOT_FOUND",
-                f"{SINGULAR[frm]} {params['id']} or {SINGULAR[to]} {params['to_id']} does not exist",
-            )
-        self.assoc.add(frm, to, a, b)
-        return self._batch_response([self._default_result(frm, to, a, b)], [], started, 200)
-
-    def _assoc_list(
-        self, request: Request, params: dict[str, str], fault: Fault | None
-    ) -> Response:
-        """``GET /crm/v4/objects/{type}/{id}/associations/{toType}`` (paged by 500)."""
-        frm, to = self._pair(params)
-        a = to_int(params["id"])
-        targets = sorted(
-            (b, p)
-            for b, p in (self.assoc.targets(frm, to, a) if a and self._alive(frm, a) else [])
-            if self._alive(to, b)
-        )
-        limit = min(to_int(request.args.get("limit", ASSOC_PAGE)) or ASSOC_PAGE, ASSOC_PAGE)
-        start = _decode_after(request.args.get("after"))
-        chunk = [t for t in targets if t[0] >= start][: limit + 1]
-        body: dict[str, Any] = {
-            "results": [
-                {"toObjectId": b, "associationTypes": self.assoc.type_entries(frm, to, p)}
-                for b, p in chunk[:limit]
-            ]
-        }
-        if len(chunk) > limit:
-            body["paging"] = {"next": {"after": _encode_after(chunk[limit][0])}}
-        return json_response(body)
 
     # ------------------------------------------------------------ edits
 
@@ -1446,36 +892,3 @@ class HubSpotEmulator(Emulator):
 
         with self._lock:
             return apply_edits(self, rng, n, kinds)
-
-
-PRIMARY = "Primary"
-
-
-def _no_duplicates(inputs: list[Any]) -> None:
-    keys = [str((i or {}).get("id", "")) for i in inputs]
-    dupes = sorted({k for k in keys if keys.count(k) > 1 and k})
-    if dupes:
-        raise StoreError(
-            400,
-            "VALIDATION_ERROR",
-            f"Duplicate IDs found in batch input: {dupes}. IDs must be unique",
-        )
-
-
-def _encode_after(value: int) -> str:
-    """An opaque paging cursor (base64 of the next id), like HubSpot's ``NTI1Cg==``."""
-    return base64.b64encode(f"{value}\n".encode()).decode()
-
-
-def _decode_after(raw: str | None) -> int:
-    """The id (or offset) a cursor stands for; plain numbers are accepted too."""
-    if not raw:
-        return 0
-    text = raw.strip()
-    if text.isdigit():
-        return int(text)
-    try:
-        decoded = base64.b64decode(text + "=" * (-len(text) % 4), validate=True).decode().strip()
-        return int(decoded)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise StoreError(400, "VALIDATION_ERROR", f"Invalid paging cursor after={raw}") from None
