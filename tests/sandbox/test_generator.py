@@ -21,7 +21,7 @@ from mapping import values as V
 from mapping.fieldmap import to_entity
 from mapping.transforms import LEAD_STATUS, READ_ALIASES
 from sandbox import gen_data
-from sandbox.generator import EPOCH, SF_PREFIX, generate, iter_records, read_manifest
+from sandbox.generator import EPOCH, SF_PREFIX, Profile, generate, iter_records, read_manifest
 from sandbox.schema import HUBSPOT_OWNER_FIELDS, field_names
 from sync.defaults import DEFAULT_POLICIES
 
@@ -680,3 +680,32 @@ def test_expected_values_agree_with_the_project_mapping(data: Data) -> None:
                     assert (Decimal(want) if isinstance(value, Decimal) else want) == value
                     checked += 1
     assert checked > ACCOUNTS
+
+
+def test_a_quiet_profile_has_no_duplicates_and_no_genuine_conflicts(tmp_path: Path) -> None:
+    quiet = Profile(dup_rate=0, conflict_rate=0, missing_rate=0, nickname_rate=0, typo_rate=0)
+    generate(tmp_path, accounts=120, seed=5, profile=quiet)
+    truth = _load(tmp_path / "ground_truth.json")
+    only_from_conflicts = {
+        "industry", "employees", "annual_revenue", "phone", "owner_email", "title",
+        "lead_source", "first_name", "last_name", "stage", "close_date", "amount", "type",
+    }  # fmt: skip
+    for clusters in truth["entities"].values():
+        for cluster in clusters:
+            systems = [r["system"] for r in cluster["records"]]
+            assert len(systems) == len(set(systems))
+            assert not set(cluster["expected"]) & only_from_conflicts, cluster
+
+
+def test_typo_changes_exactly_one_character_position() -> None:
+    import random
+
+    from sandbox.generator import _typo
+
+    rng = random.Random(0)
+    for word in ("Johnson", "Brightwave", "Martinez"):
+        for _ in range(50):
+            typo = _typo(rng, word)
+            assert typo != word  # no adjacent equal letters: every kind of typo shows
+            assert abs(len(typo) - len(word)) <= 1
+            assert typo[0] == word[0]
