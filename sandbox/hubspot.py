@@ -144,6 +144,7 @@ _ROUTES = (
     _r("GET", r"/account-info/v3/api-usage/daily/private-apps", "usage", "_usage"),
     _r("POST", r"/crm/v3/objects/" + _OBJ + r"/search", "crm.search", "_search"),
     _r("POST", r"/crm/v3/objects/" + _OBJ + r"/merge", "crm.merge", "_merge"),
+    _r("POST", r"/crm/v3/objects/" + _OBJ + r"/gdpr-delete", "crm.gdpr_delete", "_gdpr_delete"),
     _r("POST", r"/crm/v3/objects/" + _OBJ + r"/batch/read", "crm.batch.read", "_batch_read"),
     _r("POST", r"/crm/v3/objects/" + _OBJ + r"/batch/create", "crm.batch.create", "_batch_create"),
     _r("POST", r"/crm/v3/objects/" + _OBJ + r"/batch/update", "crm.batch.update", "_batch_update"),
@@ -832,6 +833,27 @@ class HubSpotEmulator(Emulator):
             out["paging"] = {"next": {"after": str(page.next_after)}}
         self.ctx.stats.served(self.system, len(page.records))
         return json_response(out)
+
+    def _gdpr_delete(
+        self, request: Request, params: dict[str, str], fault: Fault | None
+    ) -> Response:
+        """``POST /crm/v3/objects/contacts/gdpr-delete`` → 204; the contact is gone for good.
+
+        https://developers.hubspot.com/docs/api/crm/contacts (GDPR delete)
+        """
+        obj, table = self._table(params["obj"])
+        if obj != "contacts":
+            raise StoreError(400, "VALIDATION_ERROR", "GDPR delete is only available for contacts")
+        body = self._json(request)
+        key = str(body.get("objectId", ""))
+        rec = self._locate(obj, key, body.get("idProperty"))
+        if rec is not None and rec.merged_into is None:
+            for to in ("companies", "deals"):
+                for b, _ in self.assoc.targets(obj, to, rec.id):
+                    self.assoc.remove(obj, to, rec.id, b)
+            table.purge(rec)
+            self.ctx.stats.written(self.system, 1)
+        return Response(status=204)
 
     def _merge(self, request: Request, params: dict[str, str], fault: Fault | None) -> Response:
         """``POST /crm/v3/objects/{type}/merge`` → the merged record under a new id.

@@ -12,7 +12,7 @@ from werkzeug.wrappers import Request, Response
 
 from sandbox.core import Fault
 from sandbox.hubspot_assoc import apply_create_assocs, parse_create_assocs
-from sandbox.hubspot_common import BATCH_MAX, item_error, no_duplicates
+from sandbox.hubspot_common import BATCH_HISTORY_MAX, BATCH_MAX, item_error, no_duplicates
 from sandbox.hubspot_store import SINGULAR, StoreError, fold, problems_error
 
 if TYPE_CHECKING:
@@ -26,6 +26,14 @@ def batch_read(
     started = emu._now()
     obj, table = emu._table(params["obj"])
     body = emu._json(request)
+    history = [p for p in body.get("propertiesWithHistory") or [] if p in table.schema.index]
+    if history and len(body.get("inputs") or []) > BATCH_HISTORY_MAX:
+        raise StoreError(
+            400,
+            "VALIDATION_ERROR",
+            "The maximum number of inputs supported in a batch request for property histories "
+            f"is {BATCH_HISTORY_MAX}. Please reduce the number of items and try again",
+        )
     inputs = emu._inputs(body, BATCH_MAX)
     archived = emu._flag(request, "archived")
     id_property = body.get("idProperty")
@@ -40,7 +48,17 @@ def batch_read(
         if rec.id in seen:
             continue
         seen.add(rec.id)
-        results.append(table.render(rec, props, with_archived=archived))
+        out = table.render(rec, props, with_archived=archived)
+        if history:
+            # Only the current value is kept, stamped with the record's last change.
+            stamp = out["updatedAt"]
+            out["propertiesWithHistory"] = {
+                p: [{"value": v, "timestamp": stamp, "sourceType": "API"}]
+                if (v := table.value(rec, p)) is not None
+                else []
+                for p in history
+            }
+        results.append(out)
     errors = []
     if missing:
         errors.append(

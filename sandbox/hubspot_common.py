@@ -18,6 +18,8 @@ LIST_LIMIT_DEFAULT = 10
 LIST_LIMIT_MAX = 100  # over 100 is capped silently [verify]: the spec sets no maximum.
 # "Batch operations are limited to 100 records at a time" (contacts guide, Limits).
 BATCH_MAX = 100
+# Batch read with propertiesWithHistory: ≤50 inputs, else 400 (quoted in activepieces#9359).
+BATCH_HISTORY_MAX = 50
 # https://developers.hubspot.com/changelog/bug-fix-batch-read-limit-for-hubspot-associations-api
 ASSOC_READ_MAX = 1000
 ASSOC_WRITE_MAX = 100  # [verify]: the v4 write limit is not stated; we use the CRM batch size.

@@ -419,6 +419,18 @@ class Table:
         rec.updated_ms = max(ms, rec.updated_ms)
         insort(self.archived, rec.id)
 
+    def purge(self, rec: Rec) -> None:
+        """Delete for good (GDPR): not listed, not archived, not found by id."""
+        if rec.live:
+            self._drop_mod(rec)
+            self._drop_live(rec.id)
+            self._unindex_unique(rec)
+        elif rec.archived_ms is not None:
+            i = bisect_left(self.archived, rec.id)
+            if i < len(self.archived) and self.archived[i] == rec.id:
+                del self.archived[i]
+        self.recs.pop(rec.id, None)
+
     def merge_away(self, rec: Rec, into: int) -> None:
         """Mark ``rec`` merged into ``into``: never listed again, resolves to the survivor."""
         self._drop_mod(rec)

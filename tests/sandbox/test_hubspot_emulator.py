@@ -542,3 +542,28 @@ def test_cursor_is_base64_of_the_next_id(emu: HubSpotEmulator) -> None:
     after = call(emu, "GET", "/crm/v3/objects/contacts", query={"limit": 1}).body["paging"]["next"]["after"]
     assert base64.b64decode(after).decode().strip() == ids[1]
     assert call(emu, "GET", "/crm/v3/objects/contacts", query={"after": "%%%"}).status == 400
+
+
+def test_gdpr_delete_removes_the_contact_for_good(emu: HubSpotEmulator) -> None:
+    a, b = add_contacts(emu, 2)
+    r = call(emu, "POST", "/crm/v3/objects/contacts/gdpr-delete", {"objectId": "user1@example.com", "idProperty": "email"})
+    assert r.status == 204
+    assert call(emu, "GET", f"/crm/v3/objects/contacts/{b}").status == 404
+    assert call(emu, "GET", f"/crm/v3/objects/contacts/{b}", query={"archived": "true"}).status == 404
+    assert [x["id"] for x in call(emu, "GET", "/crm/v3/objects/contacts", query={"archived": "true"}).body["results"]] == []
+    assert [x["id"] for x in call(emu, "GET", "/crm/v3/objects/contacts").body["results"]] == [a]
+    # the email is free again
+    assert call(emu, "POST", "/crm/v3/objects/contacts", {"properties": {"email": "user1@example.com"}}).status == 201
+
+
+def test_batch_read_with_property_history(emu: HubSpotEmulator) -> None:
+    ids = add_contacts(emu, 60)
+    r = call(emu, "POST", "/crm/v3/objects/contacts/batch/read",
+             {"inputs": [{"id": i} for i in ids[:2]], "properties": ["email"], "propertiesWithHistory": ["firstname", "jobtitle"]})  # fmt: skip
+    assert r.status == 200
+    hist = r.body["results"][0]["propertiesWithHistory"]
+    assert hist["firstname"][0]["value"] == "F0" and hist["firstname"][0]["sourceType"] == "API"
+    assert hist["jobtitle"] == []
+    over = call(emu, "POST", "/crm/v3/objects/contacts/batch/read",
+                {"inputs": [{"id": i} for i in ids[:51]], "propertiesWithHistory": ["firstname"]})  # fmt: skip
+    assert over.status == 400 and "property histories is 50" in over.body["message"]
