@@ -229,3 +229,28 @@ def test_generated_seed_loads_with_manifest_counts(make_sandbox: MakeSandbox) ->
     hs = client(sb)
     owners = hs.crm.owners.owners_api.get_page(limit=500).results
     assert len(owners) == counts["owners"] and all("@" in o.email for o in owners)
+
+
+def test_control_edits_show_up_in_an_incremental_search(
+    make_sandbox: MakeSandbox, sandbox_http: Callable[[Sandbox], Any]
+) -> None:
+    sb = make_sandbox(accounts=12, seed=5)
+    hs = client(sb)
+    latest = max(r.updated_at for obj in ("contacts", "companies", "deals") for r in getattr(hs.crm, obj).get_all())
+    since_ms = str(int(latest.timestamp() * 1000) + 1)
+    edits = sandbox_http(sb).post(
+        f"{sb.info['hubspot']}/__sandbox/edits", json={"system": "hubspot", "n": 6, "kinds": ["update"], "seed": 2}
+    ).json()
+    assert len(edits) == 6 and all(e["kind"] == "update" for e in edits)
+    changed = {(e["object"], e["id"]) for e in edits}
+    found = set()
+    for obj, prop in (("contacts", "lastmodifieddate"), ("companies", "hs_lastmodifieddate"), ("deals", "hs_lastmodifieddate")):
+        api = getattr(hs.crm, obj).search_api
+        mod = __import__(f"hubspot.crm.{obj}", fromlist=["PublicObjectSearchRequest"])
+        req = mod.PublicObjectSearchRequest(
+            filter_groups=[{"filters": [{"propertyName": prop, "operator": "GTE", "value": since_ms}]}],
+            sorts=[{"propertyName": prop, "direction": "ASCENDING"}],
+            limit=100,
+        )
+        found |= {(obj, r.id) for r in api.do_search(public_object_search_request=req).results}
+    assert found == changed
