@@ -19,6 +19,7 @@ import random
 import re
 import threading
 import uuid
+from bisect import bisect_left
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -678,8 +679,6 @@ class HubSpotEmulator(Emulator):
         table.insert(rec)
         return rec
 
-    # ------------------------------------------------------------ OAuth
-
     # ------------------------------------------------------------ objects
 
     def _list(self, request: Request, params: dict[str, str], fault: Fault | None) -> Response:
@@ -692,8 +691,6 @@ class HubSpotEmulator(Emulator):
         start = decode_after(request.args.get("after"))
         archived = self._flag(request, "archived")
         ids = table.archived if archived else table.live
-        from bisect import bisect_left
-
         i = bisect_left(ids, start)
         chunk = ids[i : i + limit + 1]
         props = self._read_props(obj, self._arg_list(request, "properties") or None)
