@@ -812,8 +812,6 @@ class HubSpotEmulator(Emulator):
             self.ctx.stats.written(self.system, 1)
         return Response(status=204)
 
-    # ------------------------------------------------------------ batch
-
     # ------------------------------------------------------------ search, merge
 
     def _search(self, request: Request, params: dict[str, str], fault: Fault | None) -> Response:
@@ -898,10 +896,6 @@ class HubSpotEmulator(Emulator):
         self.assoc.move(obj, primary.id, new.id)
         self.assoc.move(obj, other.id, new.id)
         return new
-
-    # ------------------------------------------------------------ owners, properties, usage
-
-    # ------------------------------------------------------------ associations v4
 
     # ------------------------------------------------------------ edits
 
