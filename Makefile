@@ -13,10 +13,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# Until the sync engine lands, the main job sets up a store in .demo/ and shows its status.
+# The main job: start the sandbox, full sync of the three systems into .revsync/demo/revsync.db,
+# then a second cycle that must write nothing. DEMO_ARGS="--accounts 1000 --json" to vary it.
 demo: $(STAMP)
-	mkdir -p .demo
-	cd .demo && ../$(BIN)/revsync init --force && ../$(BIN)/revsync db upgrade && ../$(BIN)/revsync status
+	$(BIN)/revsync demo $(DEMO_ARGS)
 
 test: $(STAMP) lint typecheck pytest
 

@@ -51,11 +51,14 @@ ASSOC_FIELDS = {"account_id": "account", "contact_ids": "contact"}
 UNIQUE_FIELDS: dict[tuple[str, str], frozenset[str]] = {
     ("hubspot", "contacts"): frozenset({"email"}),
 }
+#: native objects that can never be the target of an association (a Salesforce
+#: Lead cannot be an opportunity's contact role, nor anyone's account)
+NOT_ASSOCIABLE: frozenset[str] = frozenset({"Lead"})
 #: associations each connector writes, per (kind, native object); unknown pairs: all
 WRITABLE_ASSOCIATIONS: dict[tuple[str, str], frozenset[str]] = {
     ("salesforce", "Contact"): frozenset({"account"}),
     ("salesforce", "Lead"): frozenset(),  # a Lead has no account until it is converted
-    ("salesforce", "Opportunity"): frozenset({"account"}),  # contact roles are read, not written
+    ("salesforce", "Opportunity"): frozenset({"account", "contact"}),  # contacts as contact roles
     ("salesforce", "Account"): frozenset(),
     ("hubspot", "contacts"): frozenset({"account"}),
     ("hubspot", "deals"): frozenset({"account", "contact"}),
@@ -308,7 +311,8 @@ class Engine:
         """Only associations to entities that exist in ``system`` (or are being created there)."""
         out: dict[str, list[str]] = {}
         for obj, cids in want.items():
-            present = {cid for (cid, sys_name) in st.remote_ids_for(s, obj, cids) if sys_name == system}
+            present = {cid for (cid, sys_name) in st.remote_ids_for(s, obj, cids, NOT_ASSOCIABLE)
+                       if sys_name == system}
             present |= st.pending_create_ids(s, system, obj, cids)
             kept = [c for c in cids if c in present]
             if kept:
@@ -410,7 +414,7 @@ class Engine:
         out: dict[tuple[str, str], str] = {}
         with self.store.session() as s:
             for obj, cids in wanted.items():
-                for (cid, sys_name), rids in st.remote_ids_for(s, obj, sorted(cids)).items():
+                for (cid, sys_name), rids in st.remote_ids_for(s, obj, sorted(cids), NOT_ASSOCIABLE).items():
                     if sys_name == system:
                         out[(obj, cid)] = rids[0]
         return out

@@ -126,11 +126,23 @@ class Puller:
                     row = st.get_cursor(s, self.name, native)
                     if row is not None and row.modstamp is not None:
                         cursor = Cursor(row.modstamp - self.lookback, "")
+            # A full read (no cursor yet) may come in id order, not modstamp order: its
+            # cursor is set once the whole listing is in, so a crash half-way means
+            # reading it again, never skipping records with older modstamps.
+            full = cursor is None
+            top: tuple[datetime, str] | None = None
             for page in self.connector.read_pages(object_type, since=cursor, native=native):
                 recs = [r for r in page if until is None or r.modstamp is None or r.modstamp <= until]
-                self._apply_page(object_type, native, recs, stats, move_cursor=move_cursor)
+                self._apply_page(object_type, native, recs, stats, move_cursor=move_cursor and not full)
+                for r in page:
+                    if r.modstamp is not None and (top is None or (r.modstamp, r.remote_id) > top):
+                        top = (r.modstamp, r.remote_id)
                 if on_page:
                     on_page(len(page))
+            if full and move_cursor:
+                with self.store.session() as s:
+                    st.set_cursor(s, self.name, native, top[0] if top else None, top[1] if top else None,
+                                  0, self.now())
         return stats
 
     def pull_deleted(self, object_type: ObjectType, *, full_listing: bool = False) -> PullStats:

@@ -615,14 +615,16 @@ def refs_for_entities(s: Session, object_type: str, ids: list[str]) -> dict[str,
 
 
 def remote_ids_for(
-    s: Session, object_type: str, canonical_ids: list[str]
+    s: Session, object_type: str, canonical_ids: list[str], exclude_natives: Any = (),
 ) -> dict[tuple[str, str], list[str]]:
-    """(canonical id, system) → live remote ids of that entity in that system."""
+    """(canonical id, system) → live remote ids of that entity in that system
+    (leaving out records whose native type is in ``exclude_natives``)."""
     out: dict[tuple[str, str], list[str]] = {}
     uniq = sorted(set(canonical_ids))
     for i in range(0, len(uniq), 500):
-        for cid, system, rid in s.execute(
-            select(ExternalRefRow.canonical_id, ExternalRefRow.system, ExternalRefRow.remote_id)
+        for cid, system, rid, native in s.execute(
+            select(ExternalRefRow.canonical_id, ExternalRefRow.system, ExternalRefRow.remote_id,
+                   ExternalRefRow.native_type)
             .where(
                 ExternalRefRow.object_type == object_type,
                 ExternalRefRow.canonical_id.in_(uniq[i : i + 500]),
@@ -630,7 +632,8 @@ def remote_ids_for(
             )
             .order_by(ExternalRefRow.id)
         ):
-            out.setdefault((cid, system), []).append(rid)
+            if native not in exclude_natives:
+                out.setdefault((cid, system), []).append(rid)
     return out
 
 
