@@ -50,12 +50,14 @@ from sandbox.hubspot_batch import (
 from sandbox.hubspot_common import (
     ASSOC_READ_MAX,
     BATCH_MAX,
-    BURST_SECONDS,
+    DAY_SECONDS,
     LIST_LIMIT_DEFAULT,
     LIST_LIMIT_MAX,
+    OAUTH_APP_BURST,
     OAUTH_EXPIRES_IN,
     RATE_TIERS,
     SEARCH_PER_SECOND,
+    AppLimiter,
     decode_after,
     encode_after,
     error_response,
@@ -219,14 +221,15 @@ class HubSpotEmulator(Emulator):
         self._rng = random.Random(ctx.seed)
         limits = RATE_TIERS.get(ctx.tier)
         clock = ctx.clock
-        if limits is None:  # tier "off": no limits
-            self._burst = self._daily = self._secondly = self._search_window = None
-        else:
+        self._daily: RateWindow | None = None
+        self._private: AppLimiter | None = None
+        self._oauth_app: AppLimiter | None = None
+        self._search_window: RateWindow | None = None
+        if limits is not None:  # tier "off": no limits at all
             burst, daily = limits
-            self._burst = RateWindow(burst, BURST_SECONDS, clock)
-            self._daily = RateWindow(daily, 86_400, clock)
-            # -Secondly headers are still sent though deprecated: a tenth of the burst.
-            self._secondly = RateWindow(max(1, burst // 10), 1.0, clock)
+            self._daily = RateWindow(daily, DAY_SECONDS, clock)
+            self._private = AppLimiter(burst, self._daily, clock)
+            self._oauth_app = AppLimiter(OAUTH_APP_BURST, None, clock)
             self._search_window = RateWindow(SEARCH_PER_SECOND, 1.0, clock)
 
     # ------------------------------------------------------------ data in
@@ -347,11 +350,11 @@ class HubSpotEmulator(Emulator):
         if route is not None and route.endpoint == "oauth":
             early = self._generic_fault(fault)
             return early or oauth_token(self, request, params, fault)
-        denied = self._authenticate(request, fault)
+        denied, oauth = self._authenticate(request, fault)
         if denied is not None:
             return denied
         is_search = route is not None and route.endpoint == "crm.search"
-        limited, headers = self._rate_limit(is_search)
+        limited, headers = self._rate_limit(is_search, oauth)
         if limited is not None:
             return limited
         resp = self._generic_fault(fault)
@@ -381,7 +384,8 @@ class HubSpotEmulator(Emulator):
             resp.headers[key] = value
         return resp
 
-    def _authenticate(self, request: Request, fault: Fault | None) -> Response | None:
+    def _authenticate(self, request: Request, fault: Fault | None) -> tuple[Response | None, bool]:
+        """(401 or None, whether the caller used an OAuth token rather than the private-app one)."""
         auth = request.headers.get("Authorization", "")
         token = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
         private = self._creds.get("access_token")
@@ -394,14 +398,14 @@ class HubSpotEmulator(Emulator):
                 # so for it the fault is a one-off 401.
                 if expiry is not None:
                     self._oauth[token] = min(expiry, now)
-                return self._expired(0)
+                return self._expired(0), expiry is not None
         if token and token == private:
-            return None
+            return None, False
         if expiry is None:
-            return error_response(401, "INVALID_AUTHENTICATION", _AUTH_MISSING)
+            return error_response(401, "INVALID_AUTHENTICATION", _AUTH_MISSING), False
         if expiry <= now:
-            return self._expired(int(now - expiry))
-        return None
+            return self._expired(int(now - expiry)), True
+        return None, True
 
     @staticmethod
     def _expired(seconds: int) -> Response:
@@ -412,45 +416,24 @@ class HubSpotEmulator(Emulator):
             f"The OAuth token used to make this call expired {seconds} second(s) ago.",
         )
 
-    def _rate_limit(self, is_search: bool) -> tuple[Response | None, dict[str, str]]:
+    def _rate_limit(self, is_search: bool, oauth: bool) -> tuple[Response | None, dict[str, str]]:
         """(429 or None, headers). Search is exempt from the 10-s window and has no headers."""
-        if (
-            self._burst is None
-            or self._daily is None
-            or self._secondly is None
-            or self._search_window is None
-        ):
+        app = self._oauth_app if oauth else self._private
+        if app is None or self._search_window is None:
             return None, {}
         if is_search:
             ok, _, wait = self._search_window.hit()
             if not ok:
                 return self._too_many("SECONDLY", wait, {}), {}
-            ok, _, wait = self._daily.hit()
-            if not ok:
-                return self._too_many("DAILY", wait, {}), {}
+            if not oauth and self._daily is not None:
+                ok, _, wait = self._daily.hit()
+                if not ok:
+                    return self._too_many("DAILY", wait, {}), {}
             return None, {}
-        ok, remaining, wait = self._burst.hit()
-        if not ok:
-            headers = self._headers(0)
-            return self._too_many("TEN_SECONDLY_ROLLING", wait, headers), headers
-        ok_day, _, wait_day = self._daily.hit()
-        headers = self._headers(remaining)
-        if not ok_day:
-            return self._too_many("DAILY", wait_day, headers), headers
-        self._secondly.hit()
+        policy, wait, headers = app.hit()
+        if policy is not None:
+            return self._too_many(policy, wait, headers), headers
         return None, headers
-
-    def _headers(self, remaining: int) -> dict[str, str]:
-        assert self._burst is not None and self._daily is not None and self._secondly is not None
-        return {
-            "X-HubSpot-RateLimit-Daily": str(self._daily.limit),
-            "X-HubSpot-RateLimit-Daily-Remaining": str(self._daily.remaining()),
-            "X-HubSpot-RateLimit-Max": str(self._burst.limit),
-            "X-HubSpot-RateLimit-Remaining": str(remaining),
-            "X-HubSpot-RateLimit-Interval-Milliseconds": str(int(BURST_SECONDS * 1000)),
-            "X-HubSpot-RateLimit-Secondly": str(self._secondly.limit),
-            "X-HubSpot-RateLimit-Secondly-Remaining": str(self._secondly.remaining()),
-        }
 
     @staticmethod
     def _too_many(policy: str, wait: float, headers: Mapping[str, str]) -> Response:

@@ -10,7 +10,7 @@ from typing import Any
 
 from werkzeug.wrappers import Response
 
-from sandbox.core import json_response
+from sandbox.core import Clock, RateWindow, json_response
 from sandbox.hubspot_store import StoreError
 
 # https://developers.hubspot.com/docs/api/crm/contacts : list limit defaults to 10, max 100.
@@ -38,6 +38,9 @@ RATE_TIERS: dict[str, tuple[int, int]] = {
 }
 BURST_SECONDS = 10.0
 SEARCH_PER_SECOND = 5
+# OAuth (public) apps: 110 per 10 s per installing account, no daily cap, search excluded.
+OAUTH_APP_BURST = 110
+DAY_SECONDS = 86_400
 PRIMARY = "Primary"
 
 
@@ -112,3 +115,38 @@ def decode_after(raw: str | None) -> int:
         return int(decoded)
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise StoreError(400, "VALIDATION_ERROR", f"Invalid paging cursor after={raw}") from None
+
+
+class AppLimiter:
+    """One app's rate windows: the 10-second burst (plus the deprecated secondly
+    counter, reported only) and, for private apps, the account's daily window."""
+
+    def __init__(self, burst: int, daily: RateWindow | None, clock: Clock) -> None:
+        self.burst = RateWindow(burst, BURST_SECONDS, clock)
+        self.secondly = RateWindow(max(1, burst // 10), 1.0, clock)
+        self.daily = daily
+
+    def hit(self) -> tuple[str | None, float, dict[str, str]]:
+        """Spend one call: (refusing policy or None, seconds to wait, headers)."""
+        ok, remaining, wait = self.burst.hit()
+        if not ok:
+            return "TEN_SECONDLY_ROLLING", wait, self.headers(0)
+        if self.daily is not None:
+            ok_day, _, wait_day = self.daily.hit()
+            if not ok_day:
+                return "DAILY", wait_day, self.headers(remaining)
+        self.secondly.hit()
+        return None, 0.0, self.headers(remaining)
+
+    def headers(self, remaining: int) -> dict[str, str]:
+        """The X-HubSpot-RateLimit-* headers (Daily ones only where a daily cap applies)."""
+        out = {}
+        if self.daily is not None:
+            out["X-HubSpot-RateLimit-Daily"] = str(self.daily.limit)
+            out["X-HubSpot-RateLimit-Daily-Remaining"] = str(self.daily.remaining())
+        out["X-HubSpot-RateLimit-Max"] = str(self.burst.limit)
+        out["X-HubSpot-RateLimit-Remaining"] = str(remaining)
+        out["X-HubSpot-RateLimit-Interval-Milliseconds"] = str(int(BURST_SECONDS * 1000))
+        out["X-HubSpot-RateLimit-Secondly"] = str(self.secondly.limit)
+        out["X-HubSpot-RateLimit-Secondly-Remaining"] = str(self.secondly.remaining())
+        return out

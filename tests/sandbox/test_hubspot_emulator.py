@@ -567,3 +567,33 @@ def test_batch_read_with_property_history(emu: HubSpotEmulator) -> None:
     over = call(emu, "POST", "/crm/v3/objects/contacts/batch/read",
                 {"inputs": [{"id": i} for i in ids[:51]], "propertiesWithHistory": ["firstname"]})  # fmt: skip
     assert over.status == 400 and "property histories is 50" in over.body["message"]
+
+
+def test_oauth_calls_get_the_public_app_burst_and_no_daily_headers() -> None:
+    emu = make(tier="pro")
+    form = {"grant_type": "refresh_token", "client_id": "client-1", "client_secret": "secret-1", "refresh_token": "na1-refresh-1"}
+    token = call(emu, "POST", "/oauth/v1/token", form=form, token=None).body["access_token"]
+    r = call(emu, "GET", "/crm/v3/objects/contacts", token=token)
+    assert r.headers["X-HubSpot-RateLimit-Max"] == "110" and r.headers["X-HubSpot-RateLimit-Remaining"] == "109"
+    assert "X-HubSpot-RateLimit-Daily" not in r.headers
+    private = call(emu, "GET", "/crm/v3/objects/contacts")
+    assert private.headers["X-HubSpot-RateLimit-Max"] == "190" and private.headers["X-HubSpot-RateLimit-Remaining"] == "189"
+    assert private.headers["X-HubSpot-RateLimit-Daily-Remaining"] == "624999"  # OAuth calls spent no daily quota
+    for _ in range(109):
+        call(emu, "GET", "/crm/v3/objects/contacts", token=token)
+    over = call(emu, "GET", "/crm/v3/objects/contacts", token=token)
+    assert over.status == 429 and over.body["policyName"] == "TEN_SECONDLY_ROLLING"
+    assert call(emu, "GET", "/crm/v3/objects/contacts").status == 200  # the private app has its own window
+
+
+def test_daily_limit_429() -> None:
+    emu = make(tier="free")
+    assert emu._daily is not None
+    for _ in range(emu._daily.limit - 1):
+        emu._daily.hit()
+    assert call(emu, "GET", "/crm/v3/objects/contacts").status == 200
+    emu.ctx.clock.advance(11)
+    over = call(emu, "GET", "/crm/v3/objects/contacts")
+    assert over.status == 429 and over.body["policyName"] == "DAILY"
+    assert over.body["message"] == "You have reached your daily limit."
+    assert over.headers["X-HubSpot-RateLimit-Daily-Remaining"] == "0"
