@@ -22,7 +22,7 @@ from hubspot.crm.contacts import (
     SimplePublicObjectBatchInputUpsert,
     SimplePublicObjectId,
 )
-from hubspot.crm.contacts.exceptions import UnauthorizedException
+from hubspot.crm.contacts.exceptions import ServiceException, UnauthorizedException
 from hubspot.crm.deals import ApiException as DealsApiException
 from hubspot.crm.deals import BatchInputSimplePublicObjectBatchInput as DealBatchInput
 from hubspot.crm.deals import SimplePublicObjectBatchInput as DealBatchItem
@@ -254,3 +254,18 @@ def test_control_edits_show_up_in_an_incremental_search(
         )
         found |= {(obj, r.id) for r in api.do_search(public_object_search_request=req).results}
     assert found == changed
+
+
+def test_fault_spec_reaches_the_client(make_sandbox: MakeSandbox, tmp_path: Path) -> None:
+    sb = seeded(make_sandbox, tmp_path, faults="hubspot/crm.batch.upsert:partial=1;fraction=0.5, hubspot/crm.get:server_error=1")
+    hs = client(sb)
+    batch = BatchInputSimplePublicObjectBatchInputUpsert(
+        inputs=[SimplePublicObjectBatchInputUpsert(id=f"f{i}@acme.example", id_property="email", properties={}) for i in range(4)]
+    )
+    resp = hs.crm.contacts.batch_api.upsert(batch_input_simple_public_object_batch_input_upsert=batch)
+    assert len(resp.results) == 2 and resp.num_errors == 2
+    with pytest.raises(ServiceException) as info:
+        hs.crm.contacts.basic_api.get_by_id("100")
+    assert info.value.status == 500 and json.loads(info.value.body)["category"] == "INTERNAL_ERROR"
+    faults = sb.ctx.stats.snapshot()["hubspot"]["faults"]
+    assert faults == {"partial": 1, "server_error": 1}
