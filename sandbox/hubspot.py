@@ -63,6 +63,7 @@ from sandbox.hubspot_common import (
     error_response,
     item_error,
 )
+from sandbox.hubspot_edits import apply_edits
 from sandbox.hubspot_search import SEARCH_CAP, SEARCH_LIMIT_MAX, search
 from sandbox.hubspot_store import (
     ALWAYS,
@@ -884,7 +885,5 @@ class HubSpotEmulator(Emulator):
 
     def apply_edits(self, rng: random.Random, n: int, kinds: Sequence[str]) -> list[dict[str, Any]]:
         """``n`` realistic edits made inside HubSpot (as users and workflows would)."""
-        from sandbox.hubspot_edits import apply_edits
-
         with self._lock:
             return apply_edits(self, rng, n, kinds)
