@@ -201,3 +201,55 @@ def test_writes_move_records_in_the_modstamp_index(deals: tuple[HubSpotEmulator,
     status, page = search(emu, "deals", body)
     assert status == 200
     assert ids(page) == [d[1]] and page["total"] == 1
+
+
+def test_indexed_modstamp_path_agrees_with_a_brute_force_oracle() -> None:
+    import random
+
+    rng = random.Random(11)
+    emu = make()
+    stages = ["closedwon", "closedlost", "contractsent", "qualifiedtobuy"]
+    docs = {}
+    for _ in range(300):
+        ms = T0_MS + rng.randrange(0, 50) * 1000  # many ties on purpose
+        props = {"dealname": "D", "dealstage": rng.choice(stages), "amount": str(rng.randrange(0, 1000))}
+        rid = emu.add("deals", {"properties": props, "createdAt": stamp(T0_MS), "updatedAt": stamp(ms)})
+        docs[rid] = (ms, props)
+    for _ in range(40):
+        lo = T0_MS + rng.randrange(0, 50) * 1000
+        hi = lo + rng.randrange(0, 20) * 1000
+        op = rng.choice(["GTE", "GT", "LTE", "LT", "BETWEEN", "EQ"])
+        flt = f("hs_lastmodifieddate", op, value=str(lo), **({"highValue": str(hi)} if op == "BETWEEN" else {}))
+        extra = rng.random() < 0.5
+        stage = rng.choice(stages)
+        filters = [flt, f("dealstage", "EQ", value=stage)] if extra else [flt]
+        descending = rng.random() < 0.3
+        want = sorted(
+            (
+                (ms, int(rid))
+                for rid, (ms, p) in docs.items()
+                if _in_range(op, ms, lo, hi) and (not extra or p["dealstage"] == stage)
+            ),
+            reverse=descending,
+        )
+        got: list[str] = []
+        after = None
+        while True:
+            body = {"filterGroups": [{"filters": filters}], "limit": 7,
+                    "sorts": [{"propertyName": "hs_lastmodifieddate", "direction": "DESCENDING" if descending else "ASCENDING"}]}  # fmt: skip
+            if after:
+                body["after"] = after
+            status, page = search(emu, "deals", body)
+            assert status == 200 and page["total"] == len(want)
+            got += ids(page)
+            if "paging" not in page:
+                break
+            after = page["paging"]["next"]["after"]
+        assert got == [str(rid) for _, rid in want], (op, extra, descending)
+
+
+def _in_range(op: str, ms: int, lo: int, hi: int) -> bool:
+    return {
+        "GTE": ms >= lo, "GT": ms > lo, "LTE": ms <= lo, "LT": ms < lo,
+        "BETWEEN": lo <= ms <= hi, "EQ": ms == lo,
+    }[op]  # fmt: skip
