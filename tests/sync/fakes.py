@@ -62,6 +62,7 @@ class FakeConnector(Connector):
         self.write_calls = 0
         self.read_calls = 0
         self.fail_fields: dict[str, Any] = {}  # native field → value that the remote rejects
+        self.full_read_by_id = False  # like HubSpot's list endpoint: a full read comes in id order
 
     @classmethod
     def from_settings(cls, settings: ConnectionSettings, *, budget: ApiBudget,
@@ -94,8 +95,9 @@ class FakeConnector(Connector):
                    native: str | None = None) -> Iterator[Sequence[RemoteRecord]]:
         native = native or self.objects[object_type][0]
         rows = sorted(
-            (self.mod[native][rid], rid) for rid in self.data[native]
-            if since is None or self.mod[native][rid] >= since.modstamp
+            ((self.mod[native][rid], rid) for rid in self.data[native]
+             if since is None or self.mod[native][rid] >= since.modstamp),
+            key=(lambda r: r[1]) if since is None and self.full_read_by_id else None,
         )
         for i in range(0, len(rows), self.page_size):
             self.read_calls += 1

@@ -206,3 +206,57 @@ def test_lease_keeps_a_second_job_off_the_same_scope(world) -> None:
     r = runner().run_cycle()
     assert "salesforce/account: another job holds the lease" in r.skipped
     assert r.status == "partial"
+
+
+def test_a_crash_during_a_first_full_read_never_skips_older_records(world) -> None:
+    store, clock, sf, hs, runner = world
+    hs.full_read_by_id = True
+    hs.page_size = 2
+    # ids in one order, modstamps in the other: the first page holds the newest records
+    for i in range(6):
+        hs.add("contacts", {"email": f"u{i}@acme.com", "lastname": str(i)}, rid=f"c{9 - i}")
+    real = hs.read_pages
+
+    def crash_after_first_page(object_type, **kw):
+        for n, page in enumerate(real(object_type, **kw)):
+            if n == 1:
+                raise ConnectionError("process died")
+            yield page
+
+    hs.read_pages = crash_after_first_page  # type: ignore[method-assign]
+    with pytest.raises(ConnectionError):
+        runner().run_cycle(systems=["hubspot"])
+    with store.session() as s:
+        assert st.get_cursor(s, "hubspot", "contacts") is None  # no cursor from a partial full read
+    hs.read_pages = real  # type: ignore[method-assign]
+    r = runner().run_cycle(systems=["hubspot"])
+    assert r.entities["contact"] == 6
+
+
+def test_associations_never_target_a_lead(world) -> None:
+    store, clock, sf, hs, runner = world
+    comp = hs.add("companies", {"name": "Beta", "domain": "beta.io"})
+    acct = sf.add("Account", {"Name": "Beta", "Website": "beta.io"})
+    sf.add("Lead", {"LastName": "Lee", "Email": "lee@beta.io", "Company": "Beta"})
+    hs.add("contacts", {"email": "lee@beta.io", "lastname": "Lee"}, assoc={"account": (comp,)})
+    r = runner().run_cycle()
+    assert r.failed == {} and r.errors == 0
+    # the Lead got no AccountId; a Salesforce Contact was not created either (the Lead is the record)
+    assert all("AccountId" not in v for v in sf.live("Lead").values())
+    assert sf.live("Contact") == {}
+    assert acct in sf.live("Account")
+    clock.tick(60)
+    assert runner().run_cycle().writes == 0
+
+
+def test_duplicates_in_one_system_keep_their_unique_email(world) -> None:
+    store, clock, sf, hs, runner = world
+    sf.add("Contact", {"LastName": "Simmons", "Email": "steph@true.com"})
+    a = hs.add("contacts", {"email": "steph@true.com", "lastname": "Simmons"})
+    b = hs.add("contacts", {"email": "steph+web@true.com", "lastname": "Simmons"})
+    runner().run_cycle()
+    assert hs.live("contacts")[a]["email"] == "steph@true.com"
+    assert hs.live("contacts")[b]["email"] == "steph+web@true.com"  # not rewritten into a 409
+    with store.session() as s:
+        refs = s.scalars(select(st.ExternalRefRow).where(st.ExternalRefRow.system == "hubspot")).all()
+        assert len({r.canonical_id for r in refs}) == 1  # both linked to one person
