@@ -51,6 +51,7 @@ from connectors.hubspot import ASSOCIATIONS_READ as HUBSPOT_ASSOCIATIONS
 from connectors.hubspot import HUBSPOT_ASSOC_READ, HUBSPOT_BATCH, HUBSPOT_LIST_PAGE
 from connectors.planhat import PLANHAT_BULK, PLANHAT_PAGE, PLANHAT_PAGE_OTHER
 from connectors.salesforce import (
+    BULK_QUERY_PAGE,
     DEFAULT_BULK_THRESHOLD,
     SF_COLLECTION,
     SOQL_PAGE,
@@ -68,6 +69,9 @@ DEFAULT_SEED = 42
 SF_BULK_INGEST_CALLS = 7
 # Salesforce objects whose reads also look up OpportunityContactRole (contact links).
 SF_ASSOC_NATIVES = frozenset({"Opportunity"})
+# Calls of one Bulk API 2.0 query job besides its results pages: create, one status poll.
+# https://developer.salesforce.com/docs/atlas.en-us.api_asynch.meta/api_asynch/queries.htm
+SF_BULK_QUERY_JOB_CALLS = 2
 
 #: the field every record gets written back with its own value (an update that changes
 #: nothing but still costs the calls a real change would)
@@ -377,10 +381,13 @@ def _read_min(system: str, run: ObjectRun) -> tuple[int, int]:
     """(minimum page calls, minimum association calls) for the records read."""
     n = run.read.records
     if system == "salesforce":
+        # contact roles: one OpportunityContactRole query per page of opportunities
+        # (a semi-join on the page; a relationship subquery would even make it 0)
         if n > DEFAULT_BULK_THRESHOLD:  # a Bulk query job: create, one poll, results pages
-            return 2 + pages(n, 10_000), 0
-        # contact roles could ride along in the page query (a relationship subquery)
-        return pages(n, SOQL_PAGE), 0
+            page_min, page_size = SF_BULK_QUERY_JOB_CALLS + pages(n, BULK_QUERY_PAGE), BULK_QUERY_PAGE
+        else:
+            page_min, page_size = pages(n, SOQL_PAGE), SOQL_PAGE
+        return page_min, batches(n, page_size) if run.native in SF_ASSOC_NATIVES else 0
     if system == "hubspot":
         pairs = len(HUBSPOT_ASSOCIATIONS.get(run.native, ()))
         return pages(n, HUBSPOT_LIST_PAGE), pairs * batches(n, HUBSPOT_ASSOC_READ)

@@ -7,8 +7,10 @@ import json
 import sys
 from pathlib import Path
 from types import ModuleType
+from urllib.parse import urlencode
 
 import pytest
+import requests
 
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "api_calls.py"
 PER_SYSTEM_KEYS = {
@@ -96,3 +98,27 @@ def test_cli_prints_one_json_object(bench: ModuleType, capsys: pytest.CaptureFix
     out = json.loads(lines[0])
     assert {"salesforce", "hubspot", "planhat"} <= set(out)
     assert out["creates_per_object"] == 1
+
+
+def _response(url: str, body: dict) -> requests.Response:
+    resp = requests.Response()
+    resp.status_code = 200
+    resp._content = json.dumps(body).encode()
+    resp.request = requests.Request("GET", url).prepare()
+    return resp
+
+
+def test_salesforce_call_log_follows_query_more_cursors(bench: ModuleType) -> None:
+    log = bench.SalesforceCallLog()
+    base = "https://sf.test/services/data/v59.0"
+    roles = "SELECT OpportunityId FROM OpportunityContactRole WHERE OpportunityId IN ('006')"
+    log.hook(_response(f"{base}/query/?{urlencode({'q': roles})}",
+                       {"done": False, "nextRecordsUrl": "/services/data/v59.0/query/01gA-2000"}))
+    log.hook(_response(f"{base}/query/?{urlencode({'q': 'SELECT Id FROM Opportunity'})}",
+                       {"done": False, "nextRecordsUrl": "/services/data/v59.0/query/01gB-2000"}))
+    log.hook(_response(f"{base}/query/01gA-2000", {"done": True}))
+    log.hook(_response(f"{base}/query/01gB-2000", {"done": True}))
+    log.hook(_response(f"{base}/sobjects/Opportunity/describe", {}))
+    log.hook(_response("https://sf.test/services/oauth2/token", {}))
+    assert log.take() == {"assoc": 2, "page": 2, "describe": 1, "auth": 1}
+    assert log.take() == {}
