@@ -54,6 +54,19 @@ def _parse_systems(systems: str | None) -> tuple[str, ...] | None:
     return chosen
 
 
+def write_secrets_file(path: Path, credentials: dict[str, dict[str, str]]) -> None:
+    """The sandbox's credentials as ``VARIABLE = "value"`` under the starter config's names."""
+    from sync.config import STARTER_SECRET_ENV
+
+    lines = ["# Credentials of the local revsync sandbox (not real secrets).\n"]
+    for system, names in STARTER_SECRET_ENV.items():
+        for key, env in names.items():
+            if key in credentials.get(system, {}):
+                lines.append(f"{env} = {json.dumps(credentials[system][key])}\n")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(lines), encoding="utf-8")
+
+
 @app.command()
 def serve(
     port: Annotated[int, typer.Option(help="Salesforce port (HubSpot +1, Planhat +2); 0 = random ports.")] = 0,
@@ -64,6 +77,10 @@ def serve(
     tier: Annotated[str, typer.Option(help=f"Rate-limit tier: {', '.join(TIERS)}.")] = "pro",
     ca_dir: Annotated[Path | None, typer.Option(help="Write the CA bundle here (default: a temp dir).")] = None,
     systems: Annotated[str | None, typer.Option(help="Comma-separated subset of systems to start.")] = None,
+    secrets_file: Annotated[
+        Path | None,
+        typer.Option(help="Also write the credentials as a revsync secrets file (the starter config's names)."),
+    ] = None,
 ) -> None:
     """Start the sandbox, print one JSON ready line, serve until SIGINT/SIGTERM."""
     if data is not None and accounts is not None:
@@ -90,6 +107,8 @@ def serve(
     def _on_signal(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
+    if secrets_file is not None:
+        write_secrets_file(secrets_file, sandbox.info["credentials"])
     previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         typer.echo(json.dumps(sandbox.info, sort_keys=True))

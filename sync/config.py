@@ -33,6 +33,17 @@ RULE_PREFIXES = ("prefer:", "always:")
 DIRECTIONS = ("read", "write", "both", "none")
 
 
+#: environment-variable names the starter config gives each connection's secrets
+#: (``revsync sandbox serve --secrets-file`` writes the sandbox's values under them)
+STARTER_SECRET_ENV: dict[str, dict[str, str]] = {
+    "salesforce": {"client_id": "REVSYNC_SF_CLIENT_ID", "client_secret": "REVSYNC_SF_CLIENT_SECRET",
+                   "refresh_token": "REVSYNC_SF_REFRESH_TOKEN"},
+    "hubspot": {"access_token": "REVSYNC_HUBSPOT_TOKEN"},
+    "planhat": {"api_token": "REVSYNC_PLANHAT_TOKEN"},
+}
+SANDBOX_DIR = ".revsync/sandbox"
+
+
 class ConfigError(Exception):
     """A problem with revsync.toml, naming the key."""
 
@@ -130,7 +141,9 @@ def _read_secrets_file(path: Path) -> dict[str, str]:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(f"secrets.file: {path} does not exist") from None
+        # not fatal: `revsync status` then lists the secrets that are missing
+        logging.getLogger(__name__).warning("secrets.file: %s does not exist", path)
+        return {}
     except tomllib.TOMLDecodeError as e:
         # never echo the file's content: it holds secrets
         raise ConfigError(f"secrets.file: {path} is not valid TOML ({e})") from None
@@ -193,7 +206,7 @@ def _policies(raw: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def _connection(
-    name: str, table: Any, secrets_file: Mapping[str, str] | None, resolve: bool
+    name: str, table: Any, secrets_file: Mapping[str, str] | None, resolve: bool, base: Path | None = None,
 ) -> ConnectionSettings:
     key = f"connections.{name}"
     _expect(table, dict, key, "a table")
@@ -220,6 +233,10 @@ def _connection(
         if value is not None:
             secrets[sk] = value
     options = {k: v for k, v in table.items() if k not in ("kind", "secrets")}
+    if isinstance(options.get("ca_bundle"), str) and base is not None:
+        # a relative CA bundle path is relative to the config file, like the secrets file
+        ca = Path(options["ca_bundle"])
+        options["ca_bundle"] = str(ca if ca.is_absolute() else base / ca)
     if "budget" in options:
         budget = _expect(options["budget"], dict, f"{key}.budget", "a table")
         _check_keys(budget, ("calls_per_day",), f"{key}.budget")
@@ -250,7 +267,8 @@ def parse(data: Mapping[str, Any], *, path: Path | None = None, resolve_secrets:
 
     conns_raw = _expect(data.get("connections", {}), dict, "connections", "a table")
     connections = {
-        n: _connection(n, t, secrets_file, resolve_secrets) for n, t in conns_raw.items()
+        n: _connection(n, t, secrets_file, resolve_secrets, base=path.parent if path else None)
+        for n, t in conns_raw.items()
     }
     policies = _policies(_expect(data.get("policies", {}), dict, "policies", "a table"))
 
@@ -348,18 +366,21 @@ STARTER = """\
 url = "sqlite:///revsync.db"
 
 [secrets]
-# Optional TOML file of VARIABLE = "value" pairs, read when a variable is not set.
-# file = ".revsync/secrets.toml"
+# Optional TOML file of VARIABLE = "value" pairs, read when a variable is not set in
+# the environment. This one is written by
+#   revsync sandbox serve --port 8441 --ca-dir .revsync/sandbox --secrets-file .revsync/sandbox/secrets.toml
+# with the (non-secret) credentials the sandbox accepts. For real systems, set the
+# variables in the environment or point this at your own file (never commit it).
+file = ".revsync/sandbox/secrets.toml"
 
 # The three connections point at the local sandbox (`revsync sandbox serve --port 8441`
-# serves Salesforce on 8441, HubSpot on 8442 and Planhat on 8443, and prints the
-# CA bundle path and the credentials it accepts). For real systems, change the URLs
-# and drop ca_bundle.
+# serves Salesforce on 8441, HubSpot on 8442 and Planhat on 8443). For real systems,
+# change the URLs and drop ca_bundle.
 [connections.salesforce]
 kind = "salesforce"
 instance_url = "https://127.0.0.1:8441"
 token_url = "https://127.0.0.1:8441/services/oauth2/token"
-ca_bundle = ".revsync/sandbox/ca.pem"
+ca_bundle = ".revsync/sandbox/sandbox-ca.pem"
 external_id_field = "Revsync_Id__c"
 bulk_threshold = 10000
 [connections.salesforce.secrets]
@@ -372,7 +393,7 @@ calls_per_day = 50000
 [connections.hubspot]
 kind = "hubspot"
 host = "https://127.0.0.1:8442"
-ca_bundle = ".revsync/sandbox/ca.pem"
+ca_bundle = ".revsync/sandbox/sandbox-ca.pem"
 [connections.hubspot.secrets]
 access_token = "REVSYNC_HUBSPOT_TOKEN"
 [connections.hubspot.budget]
@@ -381,7 +402,7 @@ calls_per_day = 200000
 [connections.planhat]
 kind = "planhat"
 base_url = "https://127.0.0.1:8443"
-ca_bundle = ".revsync/sandbox/ca.pem"
+ca_bundle = ".revsync/sandbox/sandbox-ca.pem"
 [connections.planhat.secrets]
 api_token = "REVSYNC_PLANHAT_TOKEN"
 
