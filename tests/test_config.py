@@ -114,3 +114,20 @@ def test_secrets_are_redacted_from_logs(tmp_path: Path, monkeypatch: pytest.Monk
     assert caplog.records, "nothing was logged"
     assert all(SECRET not in r.getMessage() for r in caplog.records)
     assert all("***" in r.getMessage() for r in caplog.records)
+
+
+def test_sandbox_secrets_file_feeds_the_starter_config(tmp_path: Path) -> None:
+    from sandbox.cli import write_secrets_file
+    from sandbox.server import make_credentials
+
+    creds = make_credentials(5)
+    write_secrets_file(tmp_path / ".revsync" / "sandbox" / "secrets.toml", creds)
+    s = cfg.load(write(tmp_path, cfg.STARTER))
+    assert s.connections["hubspot"].secrets["access_token"] == creds["hubspot"]["access_token"]
+    assert s.connections["salesforce"].secrets["refresh_token"] == creds["salesforce"]["refresh_token"]
+    assert s.connections["planhat"].options["ca_bundle"] == str(tmp_path / ".revsync/sandbox/sandbox-ca.pem")
+
+
+def test_a_missing_secrets_file_is_not_fatal(tmp_path: Path) -> None:
+    s = cfg.load(write(tmp_path, cfg.STARTER))
+    assert s.connections["hubspot"].secrets == {}
