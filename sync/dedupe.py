@@ -1,0 +1,420 @@
+"""Tier-2 probabilistic matching (Fellegi-Sunter with splink on DuckDB) and clustering.
+
+Pure in the house sense: records in, pairs and clusters out; no SQL against our store
+(DuckDB here is an in-memory scratch engine owned by one call).
+
+Batch (backfill)::
+
+    result = match_contacts(records)            # records: dicts of canonical fields + "id"
+    result.links     # pairs >= auto_link: link them
+    result.review    # pairs in [review_from, auto_link): the review queue
+    result.clusters  # groups of >= 2 ids after capped clustering of the links
+    result.model_json  # the trained model: persist it, feed IncrementalMatcher
+
+Incremental (one cycle's new records against the stored entities)::
+
+    matcher = IncrementalMatcher(model_json, stored_records, object_type="contact")
+    result = matcher.match(new_records)   # new↔stored and new↔new pairs
+
+Tier 1 (deterministic keys) lives in ``sync.dedupe_keys``.
+splink docs: https://moj-analytical-services.github.io/splink/
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import duckdb
+import pyarrow as pa
+from splink import DuckDBAPI, Linker, SettingsCreator
+from splink.internals.splink_dataframe import SplinkDataFrame
+
+from sync.dedupe_models import ACCOUNT_SPEC, CONTACT_SPEC, MIN_TRAIN_RECORDS, SPECS, ModelSpec
+
+log = logging.getLogger(__name__)
+
+# Pairs at or above this match probability are linked automatically.
+AUTO_LINK = 0.99
+# Pairs in [REVIEW_FROM, AUTO_LINK) go to the review queue; below it, kept apart.
+REVIEW_FROM = 0.80
+# A cluster never grows past this many records: a link that would fuse two clusters
+# beyond it is refused (sent to review) with a warning.
+MAX_CLUSTER_SIZE = 12
+# Pairs sampled to estimate u probabilities (capped by the number of possible pairs).
+U_SAMPLE_PAIRS = 2_000_000
+# EM pairs per training rule at most (deterministically sampled by splink).
+EM_MAX_PAIRS = 2_000_000
+SEED = 42
+
+Train = Literal["auto", "always", "never"]
+
+
+@dataclass(frozen=True)
+class Pair:
+    """Two records judged by the model; ``evidence`` = comparison → level label."""
+
+    left: str
+    right: str
+    probability: float
+    evidence: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MatchResult:
+    """What a match run decided."""
+
+    links: list[Pair]
+    review: list[Pair]
+    clusters: list[list[str]]
+    warnings: list[str]
+    model_json: str
+
+
+@dataclass(frozen=True)
+class MatchOptions:
+    """Thresholds and training choice for one run."""
+
+    auto_link: float = AUTO_LINK
+    review_from: float = REVIEW_FROM
+    max_cluster_size: int = MAX_CLUSTER_SIZE
+    # "auto": train when there are at least MIN_TRAIN_RECORDS records, else curated priors.
+    train: Train = "auto"
+    seed: int = SEED
+
+    def __post_init__(self) -> None:
+        if not 0 < self.review_from <= self.auto_link <= 1:
+            raise ValueError("need 0 < review_from <= auto_link <= 1")
+        if self.max_cluster_size < 2:
+            raise ValueError("max_cluster_size must be >= 2")
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def match_contacts(
+    records: Iterable[Mapping[str, Any]],
+    *,
+    options: MatchOptions | None = None,
+    model_json: str | None = None,
+) -> MatchResult:
+    """Batch-dedupe contacts (canonical contact fields + ``id``; optional ``company``)."""
+    return match_records(records, CONTACT_SPEC, options=options, model_json=model_json)
+
+
+def match_accounts(
+    records: Iterable[Mapping[str, Any]],
+    *,
+    options: MatchOptions | None = None,
+    model_json: str | None = None,
+) -> MatchResult:
+    """Batch-dedupe accounts (canonical account fields + ``id``)."""
+    return match_records(records, ACCOUNT_SPEC, options=options, model_json=model_json)
+
+
+def match_records(
+    records: Iterable[Mapping[str, Any]],
+    spec: ModelSpec,
+    *,
+    options: MatchOptions | None = None,
+    model_json: str | None = None,
+) -> MatchResult:
+    """Batch-dedupe ``records`` with ``spec``'s model.
+
+    With ``model_json`` the given trained model is used as is; otherwise the curated
+    priors, trained on these records when ``options.train`` says so.
+    """
+    opts = options or MatchOptions()
+    rows = _feature_rows(records, spec)
+    session = _Session(spec)
+    try:
+        table = session.register(rows, "records")
+        linker = session.linker([table], model_json or _settings(spec, len(rows)))
+        if model_json is None and _should_train(opts.train, len(rows)):
+            _train(linker, spec, len(rows), opts.seed)
+        predictions = linker.inference.predict(
+            threshold_match_probability=opts.review_from, warning_mode="never"
+        )
+        trained = _model_json(linker)
+        scored = session.pairs(predictions, trained, opts.review_from)
+    finally:
+        session.close()
+    return _decide(scored, opts, trained)
+
+
+def train_model(
+    records: Iterable[Mapping[str, Any]], spec: ModelSpec, *, seed: int = SEED
+) -> str:
+    """Train ``spec``'s model on ``records`` (always) and return splink's model JSON."""
+    rows = _feature_rows(records, spec)
+    session = _Session(spec)
+    try:
+        table = session.register(rows, "records")
+        linker = session.linker([table], _settings(spec, len(rows)))
+        _train(linker, spec, len(rows), seed)
+        return _model_json(linker)
+    finally:
+        session.close()
+
+
+class IncrementalMatcher:
+    """Match a cycle's new records against stored ones with a trained model.
+
+    The stored records are registered once (with their term frequencies); each
+    ``match`` call scores new↔stored and new↔new pairs only, never stored↔stored.
+    Call ``close()`` (or use it as a context manager) to free the DuckDB memory.
+    """
+
+    def __init__(
+        self,
+        model_json: str,
+        existing_records: Iterable[Mapping[str, Any]],
+        *,
+        object_type: str = "contact",
+        options: MatchOptions | None = None,
+    ) -> None:
+        self.spec = SPECS[object_type]
+        self.options = options or MatchOptions()
+        self.model_json = model_json
+        self._session = _Session(self.spec)
+        rows = _feature_rows(existing_records, self.spec)
+        self._existing = self._session.register(rows, "existing")
+        self._linker = self._session.linker([self._existing], model_json)
+        for column in _tf_columns(model_json):
+            self._linker.table_management.compute_tf_table(column)
+        self._batches = 0
+
+    def match(self, new_records: Iterable[Mapping[str, Any]]) -> MatchResult:
+        """Score new records against the stored ones and among themselves."""
+        rows = _feature_rows(new_records, self.spec)
+        self._batches += 1
+        new = self._session.register(rows, f"new_{self._batches}")
+        opts = self.options
+        try:
+            between = self._linker.inference.predict_between(
+                new, self._existing, threshold_match_probability=opts.review_from, warning_mode="never"
+            )
+            scored = self._session.pairs(between, self.model_json, opts.review_from)
+            if len(rows) > 1:
+                within = self._linker.inference.predict_within(
+                    new, threshold_match_probability=opts.review_from, warning_mode="never"
+                )
+                scored += self._session.pairs(within, self.model_json, opts.review_from)
+        finally:
+            new.drop_table_from_database_and_remove_from_cache(force_non_splink_table=True)
+        return _decide(scored, opts, self.model_json)
+
+    def close(self) -> None:
+        """Free the scratch database."""
+        self._session.close()
+
+    def __enter__(self) -> IncrementalMatcher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# --------------------------------------------------------------------------- clustering
+
+
+def cluster_pairs(
+    links: Sequence[Pair], max_size: int = MAX_CLUSTER_SIZE
+) -> tuple[list[list[str]], list[Pair], list[str]]:
+    """Union the links, strongest first, refusing any union past ``max_size`` records.
+
+    Returns (clusters of >= 2 ids, refused pairs, warnings). A refused pair is a chain
+    of weak links about to fuse records that may be unrelated: it goes to review.
+    """
+    parent: dict[str, str] = {}
+    size: dict[str, int] = {}
+
+    def find(x: str) -> str:
+        root = x
+        while parent.get(root, root) != root:
+            root = parent[root]
+        while parent.get(x, x) != root:  # path compression
+            parent[x], x = root, parent[x]
+        return root
+
+    refused: list[Pair] = []
+    for pair in sorted(links, key=lambda p: (-p.probability, p.left, p.right)):
+        a, b = find(pair.left), find(pair.right)
+        if a == b:
+            continue
+        sa, sb = size.get(a, 1), size.get(b, 1)
+        if sa + sb > max_size:
+            refused.append(pair)
+            continue
+        if sa < sb:
+            a, b = b, a
+        parent[b] = a
+        size[a] = sa + sb
+    groups: dict[str, list[str]] = {}
+    for node in parent:
+        groups.setdefault(find(node), []).append(node)
+    for root in list(groups):
+        groups[root].append(root)
+    clusters = sorted((sorted(set(ids)) for ids in groups.values()), key=lambda c: c[0])
+    warnings = []
+    if refused:
+        sample = ", ".join(f"{p.left}~{p.right}" for p in refused[:5])
+        warnings.append(
+            f"cluster size cap {max_size}: {len(refused)} link(s) refused and sent to "
+            f"review (e.g. {sample})"
+        )
+    return clusters, refused, warnings
+
+
+def _decide(scored: list[Pair], opts: MatchOptions, model_json: str) -> MatchResult:
+    links = [p for p in scored if p.probability >= opts.auto_link]
+    review = [p for p in scored if p.probability < opts.auto_link]
+    clusters, refused, warnings = cluster_pairs(links, opts.max_cluster_size)
+    refused_keys = {(p.left, p.right) for p in refused}
+    kept = [p for p in links if (p.left, p.right) not in refused_keys]
+    review = sorted([*review, *refused], key=lambda p: -p.probability)
+    return MatchResult(kept, review, clusters, warnings, model_json)
+
+
+# --------------------------------------------------------------------------- splink plumbing
+
+
+def _feature_rows(records: Iterable[Mapping[str, Any]], spec: ModelSpec) -> list[dict[str, Any]]:
+    rows = [spec.features(r) for r in records]
+    seen: set[str] = set()
+    for row in rows:
+        if row["unique_id"] in seen:
+            raise ValueError(f"duplicate record id {row['unique_id']!r}")
+        seen.add(row["unique_id"])
+    return rows
+
+
+def _prior_match_rate(spec: ModelSpec, n: int) -> float:
+    """λ for an untrained model: expected duplicate pairs over all possible pairs."""
+    if n < 2:
+        return 0.5
+    return min(0.5, 2 * spec.prior_pairs_per_record / (n - 1))
+
+
+def _settings(spec: ModelSpec, n: int) -> SettingsCreator:
+    comparisons: list[Any] = list(spec.comparisons())
+    rules: list[Any] = list(spec.blocking_rules)
+    return SettingsCreator(
+        link_type="dedupe_only",
+        comparisons=comparisons,
+        blocking_rules_to_generate_predictions=rules,
+        probability_two_random_records_match=_prior_match_rate(spec, n),
+        retain_matching_columns=True,
+        retain_intermediate_calculation_columns=False,
+        max_iterations=20,
+    )
+
+
+def _should_train(train: Train, n: int) -> bool:
+    return train == "always" or (train == "auto" and n >= MIN_TRAIN_RECORDS)
+
+
+def _train(linker: Linker, spec: ModelSpec, n: int, seed: int) -> None:
+    """u by random sampling, λ from deterministic rules, m by EM on each training rule."""
+    possible = n * (n - 1) / 2
+    linker.training.estimate_u_using_random_sampling(
+        max_pairs=float(min(U_SAMPLE_PAIRS, max(possible, 1))) + 0.5, seed=seed
+    )
+    linker.training.estimate_probability_two_random_records_match(
+        list(spec.deterministic_rules), recall=spec.deterministic_recall
+    )
+    for rule in spec.training_rules:
+        linker.training.estimate_parameters_using_expectation_maximisation(
+            rule,
+            estimate_without_term_frequencies=True,
+            max_pairs=EM_MAX_PAIRS if n > EM_MAX_PAIRS else None,
+        )
+
+
+def _model_json(linker: Linker) -> str:
+    model: dict[str, Any] = linker.misc.save_model_to_json()
+    return json.dumps(model, sort_keys=True)
+
+
+def _tf_columns(model_json: str) -> list[str]:
+    model = json.loads(model_json)
+    columns = {
+        level["tf_adjustment_column"]
+        for comparison in model["comparisons"]
+        for level in comparison["comparison_levels"]
+        if level.get("tf_adjustment_column")
+    }
+    return sorted(columns)
+
+
+def _evidence_labels(model_json: str) -> list[tuple[str, dict[int, str]]]:
+    """Per comparison: its output column and gamma value → level label."""
+    model = json.loads(model_json)
+    out = []
+    for comparison in model["comparisons"]:
+        levels = comparison["comparison_levels"]
+        labels: dict[int, str] = {}
+        value = sum(1 for lv in levels if not lv.get("is_null_level")) - 1
+        for lv in levels:
+            label = str(lv.get("label_for_charts") or lv["sql_condition"])
+            if lv.get("is_null_level"):
+                labels[-1] = label
+            else:
+                labels[value] = label
+                value -= 1
+        out.append((comparison["output_column_name"], labels))
+    return out
+
+
+class _Session:
+    """One in-memory DuckDB connection and its splink API, closed after use."""
+
+    def __init__(self, spec: ModelSpec) -> None:
+        self.spec = spec
+        self.con = duckdb.connect(":memory:")
+        self.db_api = DuckDBAPI(connection=self.con)
+        self._schema = pa.schema(
+            [
+                pa.field(c.name, pa.list_(pa.string()) if c.kind == "list<string>" else pa.string())
+                for c in spec.columns
+            ]
+        )
+
+    def register(self, rows: list[dict[str, Any]], name: str) -> SplinkDataFrame:
+        columns = {c.name: [row.get(c.name) for row in rows] for c in self.spec.columns}
+        table = pa.table(columns, schema=self._schema)
+        return self.db_api.register(table, table_name=name)
+
+    def linker(self, tables: list[SplinkDataFrame], settings: SettingsCreator | str) -> Linker:
+        source: SettingsCreator | dict[str, Any] = (
+            json.loads(settings) if isinstance(settings, str) else settings
+        )
+        return Linker(tables if len(tables) > 1 else tables[0], source, log_level=None)
+
+    def pairs(self, predictions: SplinkDataFrame, model_json: str, floor: float) -> list[Pair]:
+        labels = _evidence_labels(model_json)
+        gammas = ", ".join(f'"gamma_{name}"' for name, _ in labels)
+        sql = (
+            f"SELECT unique_id_l, unique_id_r, match_probability, {gammas} "
+            f"FROM {predictions.physical_name} WHERE match_probability >= ?"
+        )
+        out = []
+        for row in self.con.execute(sql, [floor]).fetchall():
+            left, right, prob = str(row[0]), str(row[1]), float(row[2])
+            if math.isnan(prob):
+                continue
+            evidence = {
+                name: table.get(int(g), str(g)) for (name, table), g in zip(labels, row[3:], strict=True)
+            }
+            if right < left:
+                left, right = right, left
+            out.append(Pair(left, right, prob, evidence))
+        predictions.drop_table_from_database_and_remove_from_cache()
+        return out
+
+    def close(self) -> None:
+        self.con.close()

@@ -1,0 +1,270 @@
+"""Curated splink model specifications: which columns, compared how, blocked how.
+
+A ``ModelSpec`` names the feature builder (record → columns), the comparisons (with
+prior m/u probabilities so an untrained model is already sensible), the blocking rules
+that keep comparisons near-linear, the blocking rules EM trains on, and the
+deterministic rules that estimate the prior match rate.
+
+Correlated evidence is modelled *jointly*, not as independent comparisons: for
+accounts, name and domain form one comparison (a shared domain with a different name
+is the parent/subsidiary case, its own level); street and postcode form one address
+comparison. For contacts, the email key is compared exactly only (its user part
+repeats the name, so no "same user part" level), and first and last names form one
+comparison with nickname, initial, typo and swap levels.
+
+splink comparison library: https://moj-analytical-services.github.io/splink/api_docs/comparison_library.html
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import splink.comparison_level_library as cll
+import splink.comparison_library as cl
+from splink.internals.comparison_creator import ComparisonCreator
+from splink.internals.comparison_level_creator import ComparisonLevelCreator
+
+from sync.dedupe_keys import account_features, contact_features
+
+# A pair needs this many matching records to train a model by EM; below it the curated
+# priors are used as they are (EM on a handful of pairs overfits).
+MIN_TRAIN_RECORDS = 2_000
+
+
+@dataclass(frozen=True)
+class Column:
+    """One input column: its name and Arrow type (``"string"`` or ``"list<string>"``)."""
+
+    name: str
+    kind: str = "string"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything object-specific about matching one kind of record."""
+
+    name: str
+    features: Callable[[Mapping[str, Any]], dict[str, Any]]
+    columns: tuple[Column, ...]
+    comparisons: Callable[[], list[ComparisonCreator]]
+    blocking_rules: tuple[str, ...]
+    training_rules: tuple[str, ...]
+    deterministic_rules: tuple[str, ...]
+    # Recall assumed for ``deterministic_rules`` when estimating the prior match rate.
+    deterministic_recall: float
+    # Untrained prior: expected duplicate pairs per record.
+    prior_pairs_per_record: float = 0.2
+
+
+def _lvl(sql: str, label: str, m: float, u: float, *, tf: str | None = None) -> cll.CustomLevel:
+    level = cll.CustomLevel(sql, label_for_charts=label)
+    level.configure(m_probability=m, u_probability=u)
+    if tf is not None:
+        level.configure(tf_adjustment_column=tf)
+    return level
+
+
+def _null(sql: str) -> cll.CustomLevel:
+    level = cll.CustomLevel(sql, label_for_charts="missing")
+    level.configure(is_null_level=True)
+    return level
+
+
+def _else(m: float, u: float) -> ComparisonLevelCreator:
+    level = cll.ElseLevel()
+    level.configure(m_probability=m, u_probability=u, label_for_charts="different")
+    return level
+
+
+def _exact(col: str, m: float, u: float, *, tf: bool = False) -> cl.CustomComparison:
+    return cl.CustomComparison(
+        output_column_name=col,
+        comparison_levels=[
+            _null(f"{col}_l IS NULL OR {col}_r IS NULL"),
+            _lvl(f"{col}_l = {col}_r", "exact", m, u, tf=col if tf else None),
+            _else(1 - m, 1 - u),
+        ],
+    )
+
+
+def _fuzzy(col: str, threshold: float, m: tuple[float, float], u: tuple[float, float], *, tf: bool = False) -> cl.CustomComparison:
+    return cl.CustomComparison(
+        output_column_name=col,
+        comparison_levels=[
+            _null(f"{col}_l IS NULL OR {col}_r IS NULL"),
+            _lvl(f"{col}_l = {col}_r", "exact", m[0], u[0], tf=col if tf else None),
+            _lvl(
+                f"jaro_winkler_similarity({col}_l, {col}_r) >= {threshold}",
+                f"similar (Jaro-Winkler >= {threshold})",
+                m[1],
+                u[1],
+            ),
+            _else(1 - sum(m), 1 - sum(u)),
+        ],
+    )
+
+
+# --------------------------------------------------------------------------- contacts
+
+_NICK = "len(list_intersect(first_forms_l, first_forms_r)) > 0"
+
+
+def contact_comparisons() -> list[ComparisonCreator]:
+    """Name (joint first/last), email key, phone, company, title."""
+    name = cl.CustomComparison(
+        output_column_name="name",
+        comparison_levels=[
+            _null("last_name_l IS NULL OR last_name_r IS NULL"),
+            _lvl("full_name_l = full_name_r", "first and last exact", 0.70, 2e-5, tf="full_name"),
+            _lvl(
+                "first_name_l = last_name_r AND last_name_l = first_name_r",
+                "first and last swapped",
+                0.01,
+                1e-7,
+            ),
+            _lvl(f"last_name_l = last_name_r AND {_NICK}", "last exact, nickname", 0.12, 1e-5),
+            _lvl(
+                "last_name_l = last_name_r AND jaro_winkler_similarity(first_name_l, first_name_r) >= 0.88",
+                "last exact, first similar",
+                0.04,
+                2e-5,
+            ),
+            _lvl(
+                "last_name_l = last_name_r AND (first_name_l IS NULL OR first_name_r IS NULL"
+                " OR ((length(first_name_l) = 1 OR length(first_name_r) = 1)"
+                " AND substr(first_name_l, 1, 1) = substr(first_name_r, 1, 1)))",
+                "last exact, first initial or missing",
+                0.03,
+                2e-4,
+            ),
+            _lvl(
+                "jaro_winkler_similarity(last_name_l, last_name_r) >= 0.9"
+                f" AND (first_name_l = first_name_r OR {_NICK})",
+                "last similar, first same",
+                0.05,
+                3e-5,
+            ),
+            _lvl("last_name_l = last_name_r", "last exact only", 0.02, 2e-3),
+            _else(0.03, 0.99773),
+        ],
+    )
+    return [
+        name,
+        _exact("email", 0.85, 1e-6),
+        _exact("phone", 0.70, 1e-5),
+        _fuzzy("company", 0.9, (0.85, 0.05), (1e-3, 1e-3), tf=True),
+        _fuzzy("title", 0.88, (0.75, 0.05), (0.04, 0.02)),
+    ]
+
+
+CONTACT_SPEC = ModelSpec(
+    name="contact",
+    features=contact_features,
+    columns=(
+        Column("unique_id"),
+        Column("first_name"),
+        Column("last_name"),
+        Column("first_forms", "list<string>"),
+        Column("first_block"),
+        Column("full_name"),
+        Column("email"),
+        Column("phone"),
+        Column("company"),
+        Column("title"),
+    ),
+    comparisons=contact_comparisons,
+    blocking_rules=(
+        "l.email = r.email",
+        "l.phone = r.phone",
+        "l.first_block = r.first_block AND l.last_name = r.last_name",
+        "l.company = r.company AND l.last_name = r.last_name",
+        "l.company = r.company AND l.first_block = r.first_block",
+        "l.first_name = r.last_name AND l.last_name = r.first_name",
+    ),
+    training_rules=(
+        "l.email = r.email",
+        "l.first_block = r.first_block AND l.last_name = r.last_name",
+    ),
+    deterministic_rules=(
+        "l.email = r.email",
+        "l.full_name = r.full_name AND l.company = r.company",
+    ),
+    deterministic_recall=0.9,
+)
+
+
+# --------------------------------------------------------------------------- accounts
+
+
+def account_comparisons() -> list[ComparisonCreator]:
+    """Name and domain (joint), phone, address (street + postcode joint), industry, country."""
+    jw = "jaro_winkler_similarity(name_l, name_r) >= 0.92"
+    dom_eq = "domain_l = domain_r"
+    dom_null = "(domain_l IS NULL OR domain_r IS NULL)"
+    name_domain = cl.CustomComparison(
+        output_column_name="name_domain",
+        comparison_levels=[
+            _null("(name_l IS NULL OR name_r IS NULL) AND " + dom_null),
+            _lvl(f"name_l = name_r AND {dom_eq}", "name and domain exact", 0.60, 1e-7),
+            _lvl(f"name_l = name_r AND {dom_null}", "name exact, domain missing", 0.22, 2e-6),
+            _lvl(f"{jw} AND {dom_eq}", "name similar, domain exact", 0.06, 1e-7),
+            _lvl(f"{jw} AND {dom_null}", "name similar, domain missing", 0.03, 3e-5),
+            _lvl("name_l = name_r", "name exact, domain different", 0.02, 3e-6),
+            _lvl(dom_eq, "domain exact, name different", 0.02, 5e-6),
+            _else(0.05, 0.99996),
+        ],
+    )
+    address = cl.CustomComparison(
+        output_column_name="address",
+        comparison_levels=[
+            _null("postcode_l IS NULL OR postcode_r IS NULL"),
+            _lvl("postcode_l = postcode_r AND street_l = street_r", "street and postcode exact", 0.75, 1e-5),
+            _lvl(
+                "postcode_l = postcode_r AND jaro_winkler_similarity(street_l, street_r) >= 0.9",
+                "postcode exact, street similar",
+                0.08,
+                1e-4,
+            ),
+            _lvl("postcode_l = postcode_r", "postcode exact only", 0.07, 2e-3),
+            _else(0.10, 0.99789),
+        ],
+    )
+    return [
+        name_domain,
+        _exact("phone", 0.70, 1e-5),
+        address,
+        _exact("industry", 0.80, 0.08),
+        _exact("country", 0.95, 0.2),
+    ]
+
+
+ACCOUNT_SPEC = ModelSpec(
+    name="account",
+    features=account_features,
+    columns=(
+        Column("unique_id"),
+        Column("name"),
+        Column("domain"),
+        Column("phone"),
+        Column("street"),
+        Column("postcode"),
+        Column("industry"),
+        Column("country"),
+    ),
+    comparisons=account_comparisons,
+    blocking_rules=(
+        "l.name = r.name",
+        "l.domain = r.domain",
+        "l.phone = r.phone",
+        "l.postcode = r.postcode AND substr(l.name, 1, 3) = substr(r.name, 1, 3)",
+    ),
+    training_rules=("l.domain = r.domain", "l.phone = r.phone"),
+    deterministic_rules=("l.name = r.name AND l.domain = r.domain",),
+    deterministic_recall=0.7,
+    prior_pairs_per_record=0.1,
+)
+
+SPECS: dict[str, ModelSpec] = {"contact": CONTACT_SPEC, "account": ACCOUNT_SPEC}
+
