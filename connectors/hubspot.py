@@ -124,6 +124,7 @@ class HubSpotConnector(Connector):
     SEARCH_CAP: ClassVar[int] = HUBSPOT_SEARCH_CAP
     SEARCH_INTERVAL: ClassVar[float] = SEARCH_MIN_INTERVAL
     BATCH: ClassVar[int] = HUBSPOT_BATCH
+    ASSOC_READ: ClassVar[int] = HUBSPOT_ASSOC_READ
 
     def __init__(
         self,
@@ -262,12 +263,43 @@ class HubSpotConnector(Connector):
 
         A full listing comes in HubSpot's id order (not modstamp order): take the
         cursor from the maximum modstamp once the listing is complete.
+
+        Objects with associations gather listing/search pages until the next page could
+        take the group past ``ASSOC_READ`` ids, read the group's associations in one
+        batch call per association pair, then yield its pages in order, each complete.
         """
-        nat = self._native(object_type, native)
+        ot = ObjectType(object_type)
+        nat = self._native(ot, native)
         props = self.properties(nat)
-        raw_pages = self._list(nat, props) if since is None else self._search(nat, props, since=since)
+        if since is None:
+            raw_pages, page_max = self._list(nat, props), self.LIST_PAGE
+        else:
+            raw_pages, page_max = self._search(nat, props, since=since), self.SEARCH_PAGE
+        if not ASSOCIATIONS_READ[nat]:
+            for raw in raw_pages:
+                yield self._records(ot, nat, raw, assoc={})
+            return
+        for group in self._grouped(raw_pages, page_max):
+            ids = list(dict.fromkeys(str(r["id"]) for raw in group for r in raw))
+            assoc = self._associations(nat, ids)
+            for raw in group:
+                yield self._records(ot, nat, raw, assoc=assoc)
+
+    def _grouped(
+        self, raw_pages: Iterator[list[dict[str, Any]]], page_max: int
+    ) -> Iterator[list[list[dict[str, Any]]]]:
+        """Consecutive pages, grouped so a group holds at most ``ASSOC_READ`` records
+        whenever pages hold at most ``page_max`` (one association read per group)."""
+        group: list[list[dict[str, Any]]] = []
+        held = 0
         for raw in raw_pages:
-            yield self._records(ObjectType(object_type), nat, raw)
+            group.append(raw)
+            held += len(raw)
+            if held + page_max > self.ASSOC_READ:
+                yield group
+                group, held = [], 0
+        if group:
+            yield group
 
     def _list(self, native: str, props: Sequence[str], *, archived: bool = False) -> Iterator[list[dict[str, Any]]]:
         """GET /crm/v3/objects/{type}?limit=100&after=…&archived=…
@@ -405,7 +437,7 @@ class HubSpotConnector(Connector):
                     break
 
     def _associations(self, native: str, ids: Sequence[str]) -> dict[str, dict[str, tuple[str, ...]]]:
-        """POST /crm/v4/associations/{from}/{to}/batch/read for one page of records.
+        """POST /crm/v4/associations/{from}/{to}/batch/read, ``ASSOC_READ`` ids a call.
 
         https://developers.hubspot.com/docs/api/crm/associations
         """
@@ -415,7 +447,7 @@ class HubSpotConnector(Connector):
             pending: list[dict[str, str]] = [{"id": i} for i in ids]
             while pending:
                 more: list[dict[str, str]] = []
-                for chunk in chunked(pending, HUBSPOT_ASSOC_READ):
+                for chunk in chunked(pending, self.ASSOC_READ):
                     _, body = self.transport.call(
                         f"associations {native}->{to_native}",
                         partial(api.get_page, native, to_native, {"inputs": chunk},
@@ -434,10 +466,12 @@ class HubSpotConnector(Connector):
 
     def _records(
         self, object_type: ObjectType, native: str, raw: Sequence[Mapping[str, Any]],
-        *, deleted: bool = False,
+        *, deleted: bool = False, assoc: Mapping[str, Mapping[str, tuple[str, ...]]] | None = None,
     ) -> list[RemoteRecord]:
-        ids = [str(r["id"]) for r in raw]
-        assoc = self._associations(native, ids) if not deleted and ASSOCIATIONS_READ[native] else {}
+        """RemoteRecords of one raw page; ``assoc`` (id → key → ids) when already read."""
+        if assoc is None:
+            wanted = not deleted and ASSOCIATIONS_READ[native]
+            assoc = self._associations(native, [str(r["id"]) for r in raw]) if wanted else {}
         has_owner = any((r.get("properties") or {}).get(OWNER_PROPERTY) for r in raw)
         owners = self._owners() if has_owner else {}
         ts = MODSTAMP_PROPERTY[native]

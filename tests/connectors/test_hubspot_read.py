@@ -55,12 +55,11 @@ def test_given_three_list_pages_when_full_read_then_yields_each_record_once_with
     replay.add("GET", PROPS, body="properties_contacts.json")
     replay.add("GET", OBJECTS.format("contacts"), body="contacts_list_p1.json",
                query={"limit": "100", "archived": "False"})
-    replay.add("POST", ASSOC.format("contacts", "companies"), body="assoc_contacts_companies_p1.json")
-    replay.add("GET", OWNERS, body="owners_p1.json")
     replay.add("GET", OBJECTS.format("contacts"), body="contacts_list_p2.json", query={"after": "NTI1Cg%3D%3D"})
-    replay.add("POST", ASSOC.format("contacts", "companies"), body="assoc_contacts_companies_p2.json")
     replay.add("GET", OBJECTS.format("contacts"), body="contacts_list_p3.json", query={"after": "MTA0Cg%3D%3D"})
-    replay.add("POST", ASSOC.format("contacts", "companies"), body="assoc_contacts_companies_p3.json")
+    # the three pages' 5 ids fit one association read (≤ 1,000 inputs)
+    replay.add("POST", ASSOC.format("contacts", "companies"), body="assoc_contacts_companies.json")
+    replay.add("GET", OWNERS, body="owners_p1.json")
     conn, _ = make(replay)
 
     pages = list(conn.read_pages(ObjectType.CONTACT))
@@ -79,8 +78,8 @@ def test_given_three_list_pages_when_full_read_then_yields_each_record_once_with
     list_req = next(q for q in replay.requests if q.path.endswith("/objects/contacts"))
     assert "email" in list_req.query["properties"] and "lastmodifieddate" in list_req.query["properties"]
     assoc_req = next(q for q in replay.requests if q.path.endswith("/batch/read"))
-    assert assoc_req.body == {"inputs": [{"id": "101"}, {"id": "102"}]}
-    assert conn.budget.calls("hubspot") == 8
+    assert assoc_req.body == {"inputs": [{"id": i} for i in ("101", "102", "103", "104", "105")]}
+    assert conn.budget.calls("hubspot") == 6
 
 
 def test_given_configured_property_missing_from_portal_when_read_then_skipped_with_warning(
@@ -201,3 +200,117 @@ def test_list_ids_asks_for_ids_only(replay: Replay) -> None:
 
     assert list(conn.list_ids(ObjectType.CONTACT)) == ["105"]
     assert replay.requests[0].query["properties"] == ["hs_object_id"]
+
+
+# --------------------------------------------------------------------------- association batching
+
+
+def _contact(i: int) -> dict[str, Any]:
+    rid = str(5000 + i)
+    stamp = f"2024-05-01T10:{i // 60 % 60:02d}:{i % 60:02d}.000Z"
+    return {"id": rid, "properties": {"hs_object_id": rid, "email": f"c{i}@example.com",
+                                      "lastmodifieddate": stamp, "hs_lastmodifieddate": stamp},
+            "createdAt": stamp, "updatedAt": stamp, "archived": False}
+
+
+def _list_page(total: int, size: int) -> Any:
+    """A server-side list page: ``after`` is the offset, the last page has no paging."""
+    def body(req: Any) -> dict[str, Any]:
+        start = int(req.query.get("after", ["0"])[0])
+        out: dict[str, Any] = {"results": [_contact(i) for i in range(start, min(start + size, total))]}
+        if start + size < total:
+            out["paging"] = {"next": {"after": str(start + size)}}
+        return out
+    return body
+
+
+def _search_page(total: int, size: int) -> Any:
+    def body(req: Any) -> dict[str, Any]:
+        start = int(req.body.get("after", "0"))
+        out: dict[str, Any] = {"total": total,
+                               "results": [_contact(i) for i in range(start, min(start + size, total))]}
+        if start + size < total:
+            out["paging"] = {"next": {"after": str(start + size)}}
+        return out
+    return body
+
+
+def _assoc_read(offset: int) -> Any:
+    """Every input id gets one association: the id plus ``offset``."""
+    def body(req: Any) -> dict[str, Any]:
+        return {"status": "COMPLETE", "results": [
+            {"from": {"id": i["id"]}, "to": [{"toObjectId": int(i["id"]) + offset,
+                                              "associationTypes": []}]}
+            for i in req.body["inputs"]]}
+    return body
+
+
+def _assoc_inputs(replay: Replay) -> list[int]:
+    return [len(q.body["inputs"]) for q in replay.requests if q.path.endswith("/batch/read")]
+
+
+def test_given_1000_contacts_when_full_read_then_one_association_call_for_ten_list_pages(replay: Replay) -> None:
+    replay.add("GET", PROPS, body="properties_contacts.json")
+    for _ in range(10):
+        replay.add("GET", OBJECTS.format("contacts"), body=_list_page(1000, 100))
+    replay.add("POST", ASSOC.format("contacts", "companies"), body=_assoc_read(1))
+    conn, _ = make(replay)
+
+    pages = list(conn.read_pages(ObjectType.CONTACT))
+
+    assert [len(p) for p in pages] == [100] * 10
+    assert _assoc_inputs(replay) == [1000]  # page by page it took 10 calls
+    recs = [r for p in pages for r in p]
+    assert len({r.remote_id for r in recs}) == 1000
+    assert all(r.associations == {"account": (str(int(r.remote_id) + 1),)} for r in recs)
+    # pages still come in listing order, each one sorted by (modstamp, id)
+    assert [p[0].remote_id for p in pages] == [str(5000 + 100 * k) for k in range(10)]
+
+
+def test_given_1001_contacts_when_full_read_then_groups_stay_within_1000_and_yield_lazily(replay: Replay) -> None:
+    replay.add("GET", PROPS, body="properties_contacts.json")
+    for _ in range(10):
+        replay.add("GET", OBJECTS.format("contacts"), body=_list_page(1001, 100))
+    replay.add("POST", ASSOC.format("contacts", "companies"), body=_assoc_read(7))
+    replay.add("GET", OBJECTS.format("contacts"), body=_list_page(1001, 100), query={"after": "1000"})
+    replay.add("POST", ASSOC.format("contacts", "companies"), body=_assoc_read(7))
+    conn, _ = make(replay)
+
+    pages = conn.read_pages(ObjectType.CONTACT)
+    first = next(pages)
+    # the first page is out before the 11th list page is fetched (memory stays ~1,000)
+    assert len(replay.requests) == 1 + 10 + 1
+    rest = list(pages)
+
+    assert [len(p) for p in [first, *rest]] == [100] * 10 + [1]
+    assert _assoc_inputs(replay) == [1000, 1]
+    assert rest[-1][0].associations == {"account": (str(6000 + 7),)}
+
+
+def test_given_1000_deals_when_incremental_read_then_one_call_per_association_pair(replay: Replay) -> None:
+    replay.add("GET", PROPS, body="properties_deals.json")
+    for _ in range(5):
+        replay.add("POST", SEARCH.format("deals"), body=_search_page(1000, 200))
+    replay.add("POST", ASSOC.format("deals", "companies"), body=_assoc_read(1))
+    replay.add("POST", ASSOC.format("deals", "contacts"), body=_assoc_read(2))
+    conn, _ = make(replay)
+
+    pages = list(conn.read_pages(ObjectType.OPPORTUNITY, since=Cursor(datetime(2024, 5, 1, tzinfo=UTC))))
+
+    assert [len(p) for p in pages] == [200] * 5
+    assert _assoc_inputs(replay) == [1000, 1000]  # page by page it took 10 calls
+    rec = pages[3][17]
+    assert rec.associations == {"account": (str(int(rec.remote_id) + 1),),
+                                "contact": (str(int(rec.remote_id) + 2),)}
+
+
+def test_given_companies_when_full_read_then_no_association_call(replay: Replay) -> None:
+    replay.add("GET", PROPS, body="properties_companies.json")
+    for _ in range(3):
+        replay.add("GET", OBJECTS.format("companies"), body=_list_page(250, 100))
+    conn, _ = make(replay)
+
+    pages = conn.read_pages(ObjectType.ACCOUNT)
+    assert len(next(pages)) == 100
+    assert len(replay.requests) == 2  # companies are not grouped: page by page, lazily
+    assert [len(p) for p in pages] == [100, 50]
