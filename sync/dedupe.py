@@ -135,7 +135,7 @@ def match_records(
         table = session.register(rows, "records")
         linker = session.linker([table], model_json or _settings(spec, len(rows)))
         if model_json is None and _should_train(opts.train, len(rows)):
-            _train(linker, spec, len(rows), opts.seed)
+            linker = session.linker([table], _train(linker, spec, len(rows), opts.seed))
         predictions = linker.inference.predict(
             threshold_match_probability=opts.review_from, warning_mode="never"
         )
@@ -155,8 +155,7 @@ def train_model(
     try:
         table = session.register(rows, "records")
         linker = session.linker([table], _settings(spec, len(rows)))
-        _train(linker, spec, len(rows), seed)
-        return _model_json(linker)
+        return _train(linker, spec, len(rows), seed)
     finally:
         session.close()
 
@@ -318,12 +317,16 @@ def _should_train(train: Train, n: int) -> bool:
     return train == "always" or (train == "auto" and n >= MIN_TRAIN_RECORDS)
 
 
-def _train(linker: Linker, spec: ModelSpec, n: int, seed: int) -> None:
-    """u by random sampling, λ from deterministic rules, m by EM on each training rule."""
+def _train(linker: Linker, spec: ModelSpec, n: int, seed: int) -> str:
+    """u by random sampling, λ from deterministic rules, m by EM; returns the model JSON.
+
+    The u sample is a random set of pairs, some of which are matches: at λ·m they
+    inflate u for the rare agreement levels (the bias shrinks as the data grows, so
+    the same model would link differently at different sizes). ``_debias_u`` removes it.
+    """
     possible = n * (n - 1) / 2
-    linker.training.estimate_u_using_random_sampling(
-        max_pairs=float(min(U_SAMPLE_PAIRS, max(possible, 1))) + 0.5, seed=seed
-    )
+    sampled = float(min(U_SAMPLE_PAIRS, max(possible, 1)))
+    linker.training.estimate_u_using_random_sampling(max_pairs=sampled + 0.5, seed=seed)
     linker.training.estimate_probability_two_random_records_match(
         list(spec.deterministic_rules), recall=spec.deterministic_recall
     )
@@ -333,6 +336,29 @@ def _train(linker: Linker, spec: ModelSpec, n: int, seed: int) -> None:
             estimate_without_term_frequencies=True,
             max_pairs=EM_MAX_PAIRS if n > EM_MAX_PAIRS else None,
         )
+    return _debias_u(_model_json(linker), sampled)
+
+
+def _debias_u(model_json: str, sampled_pairs: float) -> str:
+    """u ← max(u - λ·m, floor) per agreement level; the else level takes up the rest.
+
+    ``floor`` is half a pair in the u sample: a level never seen among non-matches.
+    """
+    model = json.loads(model_json)
+    lam = float(model["probability_two_random_records_match"])
+    floor = 0.5 / max(sampled_pairs, 1.0)
+    for comparison in model["comparisons"]:
+        levels = [lv for lv in comparison["comparison_levels"] if not lv.get("is_null_level")]
+        agreeing = [lv for lv in levels if lv["sql_condition"].strip().upper() != "ELSE"]
+        for lv in agreeing:
+            m, u = lv.get("m_probability"), lv.get("u_probability")
+            if m is not None and u is not None:
+                lv["u_probability"] = max(float(u) - lam * float(m), min(float(u), floor))
+        rest = 1.0 - sum(float(lv.get("u_probability") or 0.0) for lv in agreeing)
+        for lv in levels:
+            if lv not in agreeing:
+                lv["u_probability"] = max(rest, floor)
+    return json.dumps(model, sort_keys=True)
 
 
 def _model_json(linker: Linker) -> str:

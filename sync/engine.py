@@ -205,6 +205,8 @@ class Engine:
                                                cids if f == "contact_ids" else cids[0]))
             current = _row_entity(ot, row, opp_contacts.get(row.id, ()))
             decisions = decide_all(fields, claims, policy, {f: getattr(current, f) for f in fields})
+            if "contact_ids" in decisions:
+                decisions["contact_ids"] = _union(claims["contact_ids"])
             extras = self._merge_extras(live, policy)
             changed = self._apply(s, ot, row, decisions, extras, now)
             if changed:
@@ -498,8 +500,10 @@ class Engine:
                     view = dict(ref.canonical_fields or {})
                     view.update({k: v for k, v in written.items() if v is not None and k != "extras"})
                     ref.canonical_fields = view
-                    merged = dict(ref.associations or {})
-                    merged.update(assoc)
+                    # association writes only add links, so the record now has the union
+                    merged = {k: list(v) for k, v in (ref.associations or {}).items()}
+                    for k, v in assoc.items():
+                        merged[k] = sorted(set(merged.get(k, [])) | set(v))
                     ref.associations = merged
                 digest = _view_hash(ref.canonical_fields or {}, ref.associations or {})
                 ref.last_written_hash = ref.last_seen_hash = digest
@@ -520,6 +524,16 @@ class Engine:
     def pending(self) -> dict[tuple[str, str], int]:
         with self.store.session() as s:
             return st.pending_counts(s)
+
+
+def _union(claims: Sequence[Claim]) -> Decision:
+    """An opportunity's contacts: every contact any linked record names (links are
+    only ever added, never removed, so the union is the stable answer)."""
+    ids = sorted({cid for c in claims for cid in (c.value or ())})
+    systems = sorted({c.system for c in claims if c.value})
+    distinct = {tuple(sorted(c.value)) for c in claims if c.value}
+    return Decision("contact_ids", tuple(ids) or None, "union", system=",".join(systems) or None,
+                    conflict=len(distinct) > 1)
 
 
 def _json(fields: Mapping[str, Any]) -> dict[str, Any]:

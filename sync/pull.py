@@ -244,10 +244,12 @@ class Puller:
             ref = existing.get(m.rec.remote_id)
             if ref is not None:
                 ref.last_seen_at = now
+                if ref.last_seen_hash == m.digest and ref.deleted_at is None:
+                    # Unchanged, or the echo of our own write. The modstamp is left as it
+                    # was: our own write must not make this record "the latest" edit.
+                    continue
                 if m.rec.modstamp is not None:
                     ref.remote_modstamp = m.rec.modstamp
-                if ref.last_seen_hash == m.digest and ref.deleted_at is None:
-                    continue  # unchanged, or the echo of our own write
                 ref.canonical_fields = m.view
                 ref.associations = {k: list(v) for k, v in m.rec.associations.items()}
                 ref.last_seen_hash = m.digest
