@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from sqlalchemy import select
 
@@ -17,8 +15,9 @@ from tests.sync.fakes import Clock, FakeConnector
 
 
 @pytest.fixture
-def world(tmp_path: Path):
-    url = f"sqlite:///{tmp_path / 'e.db'}"
+def world(db_url: str):
+    """SQLite always; PostgreSQL too when REVSYNC_TEST_POSTGRES_URL is set (CI)."""
+    url = db_url
     upgrade(url)
     clock = Clock()
     sf, hs = FakeConnector("salesforce", clock), FakeConnector("hubspot", clock)
