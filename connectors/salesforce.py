@@ -30,7 +30,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, TypeVar
-from urllib.parse import urlencode
+from urllib.parse import quote_plus, urlencode
 
 import requests
 from simple_salesforce import Salesforce, format_soql
@@ -53,7 +53,6 @@ from connectors.base import (
     ResyncRequired,
     RetriableError,
     RetryPolicy,
-    chunked,
     retrying,
 )
 from connectors.salesforce_auth import SalesforceAuth, build_session, meter_session
@@ -98,11 +97,11 @@ DEFAULT_BULK_THRESHOLD = 10_000
 BULK_QUERY_PAGE = 10_000
 # Seconds between Bulk job status polls.
 DEFAULT_BULK_POLL = 5.0
-# Longest request URI Salesforce accepts (longer: HTTP 414); a query is sent in the URL.
+# Longest request URI Salesforce accepts (longer: HTTP 414); a query is sent in the URL,
+# so an ``IN (...)`` list of Ids holds as many as fit (about 590 18-character Ids; the
+# 100,000-character SOQL statement limit is never the tighter one).
 # https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/api_rest_limits.htm
 MAX_URI_BYTES = 16_384
-# Ids per ``IN (...)`` clause (SOQL statements are limited to 100,000 characters).
-SOQL_IN_IDS = 300
 # getDeleted works at minute granularity; end must lie after start.
 # https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_getdeleted.htm
 GET_DELETED_MIN_SPAN = timedelta(minutes=1)
@@ -421,17 +420,32 @@ class SalesforceConnector(SalesforceWriter, Connector):
 
     # ------------------------------------------------------------------ reads
 
+    def _query_headers(self) -> dict[str, str]:
+        return {"Sforce-Query-Options": f"batchSize={self.page_size}"}
+
+    def _query_first(self, soql: str, *, what: str, include_deleted: bool = False) -> dict[str, Any]:
+        """The first batch of one SOQL query (``totalSize``, ``done``, ``nextRecordsUrl``).
+
+        https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_query.htm
+        https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_queryall.htm
+        """
+        headers = self._query_headers()
+        result: dict[str, Any] = self._call(
+            lambda: self.client.query(soql, include_deleted=include_deleted, headers=headers),
+            what=what,
+        )
+        return result
+
     def _query_pages(
         self, soql: str, *, what: str, include_deleted: bool = False
     ) -> Iterator[list[dict[str, Any]]]:
         """Raw record pages of one SOQL query (query, then queryMore by nextRecordsUrl)."""
-        headers = {"Sforce-Query-Options": f"batchSize={self.page_size}"}
-        # https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_query.htm
-        # https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_queryall.htm
-        result = self._call(
-            lambda: self.client.query(soql, include_deleted=include_deleted, headers=headers),
-            what=what,
-        )
+        first = self._query_first(soql, what=what, include_deleted=include_deleted)
+        yield from self._follow(first, what=what)
+
+    def _follow(self, result: dict[str, Any], *, what: str) -> Iterator[list[dict[str, Any]]]:
+        """The records of ``result`` and of every batch after it (queryMore)."""
+        headers = self._query_headers()
         seen: set[str] = set()
         while True:
             records = [
@@ -480,21 +494,27 @@ class SalesforceConnector(SalesforceWriter, Connector):
                 f"be a {uri}-byte URL (Salesforce's limit: {MAX_URI_BYTES}); list the fields "
                 f"to sync in the connection's 'fields' option"
             )
-        if since is None and self._expect_bulk(native, where):
-            pages: Iterator[list[dict[str, Any]]] = self._bulk_query_pages(native, soql)
+        what = f"read {native}"
+        pages: Iterator[list[dict[str, Any]]]
+        if since is None and self.bulk_threshold > 0:
+            pages = self._rest_or_bulk(native, soql, what=what)
         else:
-            pages = self._query_pages(soql, what=f"read {native}")
+            pages = self._query_pages(soql, what=what)
         for raw in pages:
             yield self._to_records(object_type, native, raw)
 
-    def _expect_bulk(self, native: str, where: str) -> bool:
-        """Whether a read is big enough for Bulk API 2.0 (a ``SELECT COUNT()`` first)."""
-        if self.bulk_threshold <= 0:
-            return False
-        soql = format_soql("SELECT COUNT() FROM {:literal}{:literal}", native, where)
-        # https://developer.salesforce.com/docs/atlas.en-us.soql_sosl.meta/soql_sosl/sforce_api_calls_soql_select_count.htm
-        result = self._call(lambda: self.client.query(soql), what=f"count {native}")
-        return int(result.get("totalSize", 0)) > self.bulk_threshold
+    def _rest_or_bulk(self, native: str, soql: str, *, what: str) -> Iterator[list[dict[str, Any]]]:
+        """A full read: the REST query's first batch tells the size (``totalSize``); over
+        ``bulk_threshold`` the REST cursor is dropped and a Bulk API 2.0 job reads it all,
+        else the REST pages go on. No separate ``SELECT COUNT()`` call."""
+        first = self._query_first(soql, what=what)
+        total = int(first.get("totalSize") or 0)
+        if total > self.bulk_threshold:
+            log.info("%s: %d %s records (over %d): reading through Bulk API 2.0",
+                     self.connection, total, native, self.bulk_threshold)
+            yield from self._bulk_query_pages(native, soql)
+        else:
+            yield from self._follow(first, what=what)
 
     def _bulk_query_pages(self, native: str, soql: str) -> Iterator[list[dict[str, Any]]]:
         """Pages of a Bulk API 2.0 query job, values typed by describe.
@@ -563,15 +583,35 @@ class SalesforceConnector(SalesforceWriter, Connector):
             )
         return out
 
+    def _in_queries(self, template: str, ids: Sequence[str]) -> Iterator[str]:
+        """``template`` (one ``{}`` for an ``IN`` list) filled with ``ids`` in as few
+        statements as the URL limit allows: each query URL stays ≤ ``MAX_URI_BYTES``."""
+        fixed = (
+            len(self.client.base_url) + len("query/?")
+            + len(urlencode({"q": format_soql(template, [])}))
+        )
+        chunk: list[str] = []
+        size = fixed
+        for rid in ids:
+            cost = len(quote_plus(format_soql("{}", rid))) + (len(quote_plus(",")) if chunk else 0)
+            if chunk and size + cost > MAX_URI_BYTES:
+                yield format_soql(template, chunk)
+                chunk, size = [], fixed
+                cost = len(quote_plus(format_soql("{}", rid)))
+            chunk.append(rid)
+            size += cost
+        if chunk:
+            yield format_soql(template, chunk)
+
     def _opportunity_contacts(self, opp_ids: list[str]) -> dict[str, list[str]]:
-        """Opportunity Id → contact Ids, from OpportunityContactRole (primary first)."""
+        """Opportunity Id → contact Ids, from OpportunityContactRole (primary first);
+        as many Ids a query as the URL limit allows."""
         out: dict[str, list[str]] = {}
-        for ids in chunked(opp_ids, SOQL_IN_IDS):
-            soql = format_soql(
-                "SELECT OpportunityId, ContactId, IsPrimary FROM OpportunityContactRole "
-                "WHERE OpportunityId IN {} ORDER BY OpportunityId, IsPrimary DESC, ContactId",
-                ids,
-            )
+        template = (
+            "SELECT OpportunityId, ContactId, IsPrimary FROM OpportunityContactRole "
+            "WHERE OpportunityId IN {} ORDER BY OpportunityId, IsPrimary DESC, ContactId"
+        )
+        for soql in self._in_queries(template, list(dict.fromkeys(opp_ids))):
             for page in self._query_pages(soql, what="opportunity contact roles"):
                 for row in page:
                     lst = out.setdefault(str(row["OpportunityId"]), [])

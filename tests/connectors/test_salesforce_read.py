@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qs, quote_plus, unquote_plus, urlsplit
 
 import pytest
+import requests
 import responses
 from responses import matchers
 
 from connectors.base import Cursor, FatalError, ResyncRequired
+from connectors.salesforce import MAX_URI_BYTES
 from mapping.canonical import ObjectType
 from tests.connectors.test_salesforce_support import (
     ACCOUNT_FIELDS,
@@ -30,7 +36,7 @@ def test_given_three_pages_with_relative_next_url_when_read_then_yields_page_by_
     full_soql = f"SELECT {ACCOUNT_FIELDS} FROM Account ORDER BY SystemModstamp, Id"
     with mock() as rsps:
         add_describe(rsps, "Account")
-        add_query(rsps, load("count_account_small.json"), "SELECT COUNT() FROM Account")
+        # no SELECT COUNT(): the first batch's totalSize (5) is under bulk_threshold
         add_query(rsps, load("query_account_page1.json"), full_soql)
         add_users(rsps)
         rsps.add(responses.GET, f"{API}/query/01gRO0000016PIAYA2-2000", json=load("query_account_page2.json"))
@@ -39,7 +45,7 @@ def test_given_three_pages_with_relative_next_url_when_read_then_yields_page_by_
         pages = conn.read_pages(ObjectType.ACCOUNT)
         first = next(pages)
         # Lazy: only the first page (and the owner lookup) has been fetched so far.
-        assert len(rsps.calls) == 4
+        assert len(rsps.calls) == 3
         rest = list(pages)
         calls = list(rsps.calls)
 
@@ -56,8 +62,10 @@ def test_given_three_pages_with_relative_next_url_when_read_then_yields_page_by_
         "ada@example.com", "ada@example.com", "Grace@Example.com", "ada@example.com", None,
     ]
     # queryMore went to the instance host + the relative nextRecordsUrl.
-    assert calls[4].request.url == f"{INSTANCE}/services/data/v59.0/query/01gRO0000016PIAYA2-2000"
-    assert calls[2].request.headers["Sforce-Query-Options"] == "batchSize=2000"
+    assert len(calls) == 5  # describe, query, users, queryMore x2
+    assert calls[3].request.url == f"{INSTANCE}/services/data/v59.0/query/01gRO0000016PIAYA2-2000"
+    assert calls[1].request.headers["Sforce-Query-Options"] == "batchSize=2000"
+    assert not any("COUNT" in str(c.request.url) for c in calls)
 
 
 def test_given_since_when_read_then_inclusive_bound_ordered_by_modstamp_and_id() -> None:
@@ -179,7 +187,9 @@ def test_given_more_records_than_threshold_when_full_read_then_bulk_query_pages(
     job = "7505g00000BulkQ01AAA"
     with mock() as rsps:
         add_describe(rsps, "Account")
-        add_query(rsps, load("count_account.json"), "SELECT COUNT() FROM Account")
+        # the REST query's first batch says 12,000 records: its cursor is dropped (never
+        # followed by queryMore) and a Bulk API 2.0 job reads everything
+        add_query(rsps, load("query_account_big_page1.json"), soql)
         rsps.add(responses.POST, f"{API}/jobs/query", json=load("bulk_query_create.json"),
                  match=[matchers.json_params_matcher(
                      {"operation": "query", "query": soql, "columnDelimiter": "COMMA", "lineEnding": "LF"}
@@ -195,7 +205,10 @@ def test_given_more_records_than_threshold_when_full_read_then_bulk_query_pages(
                  content_type="text/csv",
                  match=[matchers.query_param_matcher({"maxRecords": "10000", "locator": "MTAwMDA"})])
         pages = list(conn.read_pages(ObjectType.ACCOUNT))
+        calls = list(rsps.calls)
 
+    assert len(calls) == 7  # describe, query, create, poll, results, users, results
+    assert not any("PIBULK" in str(c.request.url) for c in calls)
     assert [len(p) for p in pages] == [2, 1]
     first, second = pages[0][0], pages[0][1]
     assert first.remote_id == "0015g00000Acc001AAA"
@@ -256,3 +269,76 @@ def test_given_describe_too_wide_for_a_url_when_read_then_fatal_error_names_fiel
         rsps.add(responses.GET, f"{API}/sobjects/Account/describe", json=wide)
         with pytest.raises(FatalError, match="'fields' option"):
             list(conn.read_pages(ObjectType.ACCOUNT))
+
+
+# --------------------------------------------------------------------------- contact-role chunks
+
+
+def _roles_responder(seen: list[list[str]]) -> Any:
+    """OpportunityContactRole rows for every Id in the query's IN list (one contact each)."""
+    def reply(request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
+        assert len(str(request.url)) <= MAX_URI_BYTES, len(str(request.url))
+        soql = parse_qs(urlsplit(str(request.url)).query)["q"][0]
+        ids = re.findall(r"'(006[0-9A-Za-z]+)'", soql)
+        seen.append(ids)
+        rows = [{"attributes": {"type": "OpportunityContactRole"}, "OpportunityId": i,
+                 "ContactId": "003" + i[3:], "IsPrimary": True} for i in ids]
+        return 200, {}, json.dumps({"totalSize": len(rows), "done": True, "records": rows})
+    return reply
+
+
+def _opp_ids(n: int) -> list[str]:
+    return [f"0065g{i:010d}AAA" for i in range(n)]
+
+
+def test_given_2000_opportunities_when_contact_roles_read_then_4_url_sized_queries_not_7() -> None:
+    conn = make_connector()
+    ids = _opp_ids(2000)
+    seen: list[list[str]] = []
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
+        rsps.add_callback(responses.GET, f"{API}/query/", callback=_roles_responder(seen))
+        roles = conn._opportunity_contacts(ids)
+        urls = [str(c.request.url) for c in rsps.calls]
+
+    assert len(seen) == 4  # 300 Ids a query took 7
+    assert [i for chunk in seen for i in chunk] == ids  # each Id once, in order
+    # every query but the last is full: one more Id would pass the URL limit
+    per_id = len(quote_plus("'0065g0000000000AAA',"))
+    assert all(len(u) + per_id > MAX_URI_BYTES for u in urls[:-1])
+    assert roles["0065g0000001999AAA"] == ["0035g0000001999AAA"]
+    assert len(roles) == 2000
+
+
+def test_given_a_2000_opportunity_page_when_read_then_contact_roles_take_4_queries() -> None:
+    conn = make_connector(opportunity_contacts=True, fields={"Opportunity": ["Name"]})
+    ids = _opp_ids(2000)
+    page = {"totalSize": 2000, "done": True, "records": [
+        {"attributes": {"type": "Opportunity"}, "Id": i, "Name": f"Opp {i}",
+         "SystemModstamp": "2024-06-01T00:00:00.000+0000"} for i in ids]}
+    seen: list[list[str]] = []
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
+        add_describe(rsps, "Opportunity")
+        rsps.add_callback(
+            responses.GET, f"{API}/query/",
+            callback=lambda req: (200, {}, json.dumps(page)) if "FROM Opportunity " in unquote_plus(
+                str(req.url)) else _roles_responder(seen)(req),
+        )
+        opps = list(conn.read(ObjectType.OPPORTUNITY, since=Cursor(datetime(2024, 6, 1, tzinfo=UTC))))
+        calls = len(rsps.calls)
+
+    assert calls == 1 + 1 + 4  # describe, the page, contact roles
+    assert len(opps) == 2000
+    assert all(o.associations["contact"] == ("003" + o.remote_id[3:],) for o in opps)
+
+
+def test_given_total_size_at_threshold_when_full_read_then_rest_pages_continue() -> None:
+    conn = make_connector(bulk_threshold=5)  # query_account_page1.json: totalSize 5
+    full_soql = f"SELECT {ACCOUNT_FIELDS} FROM Account ORDER BY SystemModstamp, Id"
+    with mock() as rsps:
+        add_describe(rsps, "Account")
+        add_query(rsps, load("query_account_page1.json"), full_soql)
+        add_users(rsps)
+        rsps.add(responses.GET, f"{API}/query/01gRO0000016PIAYA2-2000", json=load("query_account_page2.json"))
+        rsps.add(responses.GET, f"{API}/query/01gRO0000016PIAYA2-4000", json=load("query_account_page3.json"))
+        records = list(conn.read(ObjectType.ACCOUNT))
+    assert len(records) == 5

@@ -7,6 +7,7 @@ import io
 import json
 import logging
 from typing import Any
+from urllib.parse import unquote_plus
 
 import pytest
 import requests
@@ -356,3 +357,37 @@ def test_given_bulk_update_row_locked_when_write_then_row_retried_through_collec
     assert [(r.success, r.remote_id) for r in results] == [
         (True, "0015g00000Acc001AAA"), (True, "0015g00000Acc002AAA"),
     ]
+
+
+def test_given_700_opportunity_links_when_write_then_existing_roles_read_in_2_queries_not_3() -> None:
+    conn = make_connector()
+    opps = [f"0065g{i:010d}AAA" for i in range(700)]
+    # link-only updates: no field PATCH, one contact role each (the even ones exist already)
+    ops = [WriteOp(OpKind.UPDATE, ObjectType.OPPORTUNITY, key=_key(i), remote_id=opp,
+                   associations={"contact": ("003" + opp[3:],)}) for i, opp in enumerate(opps)]
+    queried: list[int] = []
+
+    def roles(request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
+        soql = unquote_plus(str(request.url))
+        ids = [i for i in soql.split("'") if i.startswith("006")]
+        queried.append(len(ids))
+        rows = [{"OpportunityId": i, "ContactId": "003" + i[3:], "IsPrimary": True}
+                for i in ids if int(i[5:15]) % 2 == 0]
+        return 200, {}, json.dumps({"totalSize": len(rows), "done": True, "records": rows})
+
+    def created(request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
+        records = json.loads(request.body or "{}")["records"]
+        return 200, {}, json.dumps([{"id": f"00K{i}", "success": True, "errors": []} for i, _ in enumerate(records)])
+
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
+        add_describe(rsps, "Opportunity")
+        rsps.add_callback(responses.GET, f"{API}/query/", callback=roles)
+        rsps.add_callback(responses.POST, COLLECTION, callback=created)
+        results = conn.write(ObjectType.OPPORTUNITY, ops)
+        posted = [json_body(c) for c in rsps.calls if c.request.method == "POST"]
+
+    assert len(queried) == 2 and sum(queried) == 700  # 300 Ids a query took 3
+    assert all(r.success for r in results)
+    sent = [(r["OpportunityId"], r["ContactId"]) for body in posted for r in body["records"]]
+    assert sent == [(o, "003" + o[3:]) for o in opps if int(o[5:15]) % 2 == 1]
+    assert [len(b["records"]) for b in posted] == [200, 150]
