@@ -66,7 +66,7 @@ def _clean(value: Any) -> str | None:
     return text or None
 
 
-def _febrl_comparisons() -> list[Any]:
+def _febrl_comparisons(tf: bool = True) -> list[Any]:
     return [
         cl.ForenameSurnameComparison("given_name", "surname"),
         cl.DamerauLevenshteinAtThresholds("dob", [1, 2]),

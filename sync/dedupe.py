@@ -300,7 +300,7 @@ def _prior_match_rate(spec: ModelSpec, n: int) -> float:
 
 
 def _settings(spec: ModelSpec, n: int) -> SettingsCreator:
-    comparisons: list[Any] = list(spec.comparisons())
+    comparisons: list[Any] = list(spec.comparisons(n >= MIN_TRAIN_RECORDS))
     rules: list[Any] = list(spec.blocking_rules)
     return SettingsCreator(
         link_type="dedupe_only",

@@ -48,7 +48,9 @@ class ModelSpec:
     name: str
     features: Callable[[Mapping[str, Any]], dict[str, Any]]
     columns: tuple[Column, ...]
-    comparisons: Callable[[], list[ComparisonCreator]]
+    # comparisons(tf): tf=False leaves out term-frequency adjustments (too few records
+    # for frequencies to mean anything: every copy of a duplicate counts).
+    comparisons: Callable[[bool], list[ComparisonCreator]]
     blocking_rules: tuple[str, ...]
     training_rules: tuple[str, ...]
     deterministic_rules: tuple[str, ...]
@@ -111,13 +113,13 @@ def _fuzzy(col: str, threshold: float, m: tuple[float, float], u: tuple[float, f
 _NICK = "len(list_intersect(first_forms_l, first_forms_r)) > 0"
 
 
-def contact_comparisons() -> list[ComparisonCreator]:
+def contact_comparisons(tf: bool = True) -> list[ComparisonCreator]:
     """Name (joint first/last), email key, phone, company, title."""
     name = cl.CustomComparison(
         output_column_name="name",
         comparison_levels=[
             _null("last_name_l IS NULL OR last_name_r IS NULL"),
-            _lvl("full_name_l = full_name_r", "first and last exact", 0.70, 2e-5, tf="full_name"),
+            _lvl("full_name_l = full_name_r", "first and last exact", 0.70, 2e-5, tf="full_name" if tf else None),
             _lvl(
                 "first_name_l = last_name_r AND last_name_l = first_name_r",
                 "first and last swapped",
@@ -154,7 +156,7 @@ def contact_comparisons() -> list[ComparisonCreator]:
         name,
         _exact("email", 0.85, 1e-6),
         _exact("phone", 0.70, 1e-5),
-        _fuzzy("company", 0.9, (0.85, 0.05), (1e-3, 1e-3), tf=True),
+        _fuzzy("company", 0.9, (0.85, 0.05), (1e-3, 1e-3), tf=tf),
         _fuzzy("title", 0.88, (0.75, 0.05), (0.04, 0.02)),
     ]
 
@@ -198,7 +200,7 @@ CONTACT_SPEC = ModelSpec(
 # --------------------------------------------------------------------------- accounts
 
 
-def account_comparisons() -> list[ComparisonCreator]:
+def account_comparisons(tf: bool = True) -> list[ComparisonCreator]:
     """Name and domain (joint), phone, address (street + postcode joint), industry, country."""
     jw = "jaro_winkler_similarity(name_l, name_r) >= 0.92"
     dom_eq = "domain_l = domain_r"
