@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from cli import make_runner, sandbox_settings
 from connectors.base import ApiBudget, RecordError, RemoteRecord, RetryPolicy
@@ -99,15 +99,30 @@ def no_wait_retry() -> RetryPolicy:
     return RetryPolicy(attempts=8, sleep=lambda _s: None)
 
 
+def pending_ops(world: World) -> int:
+    """Outbox rows still waiting to be written (deferred by a failed batch, or new)."""
+    with world.store.session() as s:
+        return sum(st.pending_counts(s).values())
+
+
+def release_backoff(world: World) -> None:
+    """Make deferred outbox rows due now (a test's fast-forward over the push backoff)."""
+    with world.store.session() as s:
+        s.execute(update(st.OutboxRow).where(st.OutboxRow.state == "pending").values(next_attempt_at=None))
+
+
 def sync_until_quiet(world: World, max_cycles: int = MAX_CYCLES) -> list[CycleReport]:
-    """Run cycles (the first forced past the caps) until one writes nothing."""
+    """Run cycles (the first forced past the caps) until one writes nothing and leaves
+    nothing pending. Deferred writes are made due before each further cycle."""
     reports: list[CycleReport] = []
     for i in range(max_cycles):
+        if i:
+            release_backoff(world)
         report = world.runner.run_cycle(force=i == 0)
         reports.append(report)
         if report.status == "failed":
             break
-        if i > 0 and report.writes == 0 and not report.messages:
+        if i > 0 and report.writes == 0 and not report.messages and pending_ops(world) == 0:
             break
     world.reports.extend(reports)
     return reports
