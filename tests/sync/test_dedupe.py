@@ -165,3 +165,22 @@ def test_accounts_shared_domain_alone_is_not_a_link() -> None:
     assert _key("s1", "s2") in links
     assert _key("p1", "p2") not in links
     assert result.clusters == [["s1", "s2"]]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["contact", "account"])
+def test_quality_holds_at_ten_times_the_size(kind: str) -> None:
+    """Same model, same thresholds, sandbox data at n and 10n records: the trained
+    model's precision and recall must not degrade with size (correlated evidence and
+    u estimates polluted by matches are what would make them drift)."""
+    from bench.match_quality import _sandbox, score
+    from sync.dedupe import match_records
+    from sync.dedupe_models import SPECS
+
+    options = MatchOptions(train="always")
+    for size in (1_000, 10_000):
+        records, truth = _sandbox(kind, size, seed=3)
+        result = match_records(records, SPECS[kind], options=options)
+        quality = score(result, {r["id"]: truth[r["id"]] for r in records})
+        assert quality["precision"] >= 0.999, (size, quality)
+        assert quality["recall"] >= 0.95, (size, quality)
