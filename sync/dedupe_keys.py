@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 from connectors.base import RecordError
@@ -39,16 +40,24 @@ PLACEHOLDER_DOMAINS: frozenset[str] = frozenset(
 )
 
 
+# Already-normalised values (what the store holds) skip the full parse: it dominates a
+# million-record run otherwise.
+_PLAIN_EMAIL = re.compile(r"^[a-z0-9._%+'-]+@[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,}$")
+_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+
+
 def email_key(value: Any) -> str | None:
     """The email match key (lowercase, trimmed, plus-tag and Gmail dots folded), or None.
 
     Role mailboxes (info@, noreply@, sales@ …) and placeholders (test@test.com,
     anything @example.com) are never keys: many people share them.
     """
-    try:
-        email = normalize_email(value)
-    except (RecordError, ValueError):
-        return None
+    email: str | None = value.strip().lower() if isinstance(value, str) else None
+    if email is None or not _PLAIN_EMAIL.match(email) or ".." in email:
+        try:
+            email = normalize_email(value)
+        except (RecordError, ValueError):
+            return None
     if email is None:
         return None
     try:
@@ -64,13 +73,19 @@ def email_key(value: Any) -> str | None:
 
 
 def phone_key(value: Any, *, region: str | None = None) -> str | None:
-    """The phone number in E.164 (``+14155550100``), or None when it cannot be read."""
+    """The phone number in E.164 (``+14155550100``), or None when it cannot be read.
+
+    A value already in E.164 is taken as it is (the store holds phones normalised).
+    """
+    if isinstance(value, str) and _E164.match(value):
+        return value
     try:
         return normalize_phone(value, region=region)
     except (RecordError, ValueError):
         return None
 
 
+@lru_cache(maxsize=1 << 16)
 def company_domain(website: Any = None, email: Any = None) -> str | None:
     """A company's registrable domain from its website, else from an email address.
 
@@ -93,6 +108,7 @@ def company_domain(website: Any = None, email: Any = None) -> str | None:
     return domain
 
 
+@lru_cache(maxsize=1 << 16)
 def company_key(name: Any) -> str | None:
     """A company name folded for matching (legal suffixes, case, accents dropped), or None."""
     if not isinstance(name, str) or not name.strip():
@@ -103,6 +119,7 @@ def company_key(name: Any) -> str | None:
 _SPACES = re.compile(r"\s+")
 
 
+@lru_cache(maxsize=1 << 16)
 def text_key(value: Any) -> str | None:
     """Free text folded for comparison: accents dropped, casefolded, spaces collapsed."""
     if not isinstance(value, str):
@@ -113,6 +130,7 @@ def text_key(value: Any) -> str | None:
     return text or None
 
 
+@lru_cache(maxsize=1 << 16)
 def person_name_key(value: Any) -> str | None:
     """A first or last name folded to letters only (``"O'Neil"`` → ``"oneil"``), or None."""
     if not isinstance(value, str):
@@ -120,6 +138,7 @@ def person_name_key(value: Any) -> str | None:
     return fold_name(value) or None
 
 
+@lru_cache(maxsize=1 << 16)
 def first_name_block(value: Any) -> str | None:
     """A blocking key under which a nickname and its formal name meet (Bob, Robert → robert)."""
     key = person_name_key(value)
@@ -129,6 +148,7 @@ def first_name_block(value: Any) -> str | None:
     return min(formal) if formal else key
 
 
+@lru_cache(maxsize=1 << 16)
 def postcode_key(value: Any) -> str | None:
     """A postal code without spaces or punctuation, uppercased."""
     if value is None:
