@@ -160,7 +160,7 @@ def _sandbox_records(out: Path, objects: set[tuple[str, str]], kind: str) -> Ite
         for raw in _load(out / system / f"{obj}.json"):
             fields = dict(raw["properties"]) if system == "hubspot" else dict(raw)
             entity = to_entity(system, obj, fields)
-            values = {f: getattr(entity, f) for f in entity.business_fields()}
+            values = {f: getattr(entity, f) for f in _MATCH_FIELDS[kind] if getattr(entity, f, None) is not None}
             rid = {"salesforce": "Id", "hubspot": "id", "planhat": "_id"}[system]
             rid = raw[rid]
             if system == "salesforce" and obj in ("Contact", "Lead"):
@@ -169,8 +169,14 @@ def _sandbox_records(out: Path, objects: set[tuple[str, str]], kind: str) -> Ite
                 values["company"] = fields.get("company")
             elif system == "planhat" and kind == "contact":
                 values["company"] = company_names.get(("planhat", raw.get("companyId") or ""))
-            values.pop("account_id", None)
             yield {"id": f"{system}:{rid}", **values}
+
+
+# The canonical fields the models read (the rest is left out to keep 1M records small).
+_MATCH_FIELDS: dict[str, tuple[str, ...]] = {
+    "contact": ("first_name", "last_name", "email", "phone", "title"),
+    "account": ("name", "domain", "website", "phone", "billing_street", "billing_postal_code", "industry", "country"),
+}
 
 
 # --------------------------------------------------------------------------- scoring
@@ -241,6 +247,8 @@ def main(argv: list[str] | None = None) -> int:
             report["incremental_seconds"] = round(time.perf_counter() - t0, 3)
             report["incremental_records"] = len(held)
             report["incremental_links"] = len(inc.links)
+            right = sum(truth.get(p.left, p.left) == truth.get(p.right, p.right) for p in inc.links)
+            report["incremental_precision"] = round(right / len(inc.links), 5) if inc.links else 1.0
     report["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     print(json.dumps(report))
     return 0

@@ -130,12 +130,14 @@ def match_records(
     """
     opts = options or MatchOptions()
     rows = _feature_rows(records, spec)
+    n = len(rows)
     session = _Session(spec)
     try:
         table = session.register(rows, "records")
-        linker = session.linker([table], model_json or _settings(spec, len(rows)))
-        if model_json is None and _should_train(opts.train, len(rows)):
-            linker = session.linker([table], _train(linker, spec, len(rows), opts.seed))
+        del rows  # DuckDB holds its own copy
+        linker = session.linker([table], model_json or _settings(spec, n))
+        if model_json is None and _should_train(opts.train, n):
+            linker = session.linker([table], _train(linker, spec, n, opts.seed))
         predictions = linker.inference.predict(
             threshold_match_probability=opts.review_from, warning_mode="never"
         )
@@ -282,14 +284,28 @@ def _decide(scored: list[Pair], opts: MatchOptions, model_json: str) -> MatchRes
 # --------------------------------------------------------------------------- splink plumbing
 
 
-def _feature_rows(records: Iterable[Mapping[str, Any]], spec: ModelSpec) -> list[dict[str, Any]]:
-    rows = [spec.features(r) for r in records]
-    seen: set[str] = set()
-    for row in rows:
-        if row["unique_id"] in seen:
-            raise ValueError(f"duplicate record id {row['unique_id']!r}")
-        seen.add(row["unique_id"])
-    return rows
+class _Columns:
+    """Feature columns built record by record (no per-record dicts kept: 1M records)."""
+
+    def __init__(self, records: Iterable[Mapping[str, Any]], spec: ModelSpec) -> None:
+        names = [c.name for c in spec.columns]
+        self.data: dict[str, list[Any]] = {name: [] for name in names}
+        seen: set[str] = set()
+        for record in records:
+            row = spec.features(record)
+            uid = row["unique_id"]
+            if uid in seen:
+                raise ValueError(f"duplicate record id {uid!r}")
+            seen.add(uid)
+            for name in names:
+                self.data[name].append(row.get(name))
+
+    def __len__(self) -> int:
+        return len(self.data["unique_id"])
+
+
+def _feature_rows(records: Iterable[Mapping[str, Any]], spec: ModelSpec) -> _Columns:
+    return _Columns(records, spec)
 
 
 def _prior_match_rate(spec: ModelSpec, n: int) -> float:
@@ -410,9 +426,8 @@ class _Session:
             ]
         )
 
-    def register(self, rows: list[dict[str, Any]], name: str) -> SplinkDataFrame:
-        columns = {c.name: [row.get(c.name) for row in rows] for c in self.spec.columns}
-        table = pa.table(columns, schema=self._schema)
+    def register(self, rows: _Columns, name: str) -> SplinkDataFrame:
+        table = pa.table(rows.data, schema=self._schema)
         return self.db_api.register(table, table_name=name)
 
     def linker(self, tables: list[SplinkDataFrame], settings: SettingsCreator | str) -> Linker:
