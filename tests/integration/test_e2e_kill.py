@@ -1,0 +1,175 @@
+"""End-to-end: ``revsync sync`` killed with SIGKILL at random points, then re-run.
+
+The subprocess uses a ``revsync.toml`` written for the sandbox (secrets through the
+environment variables named in ``[connections.X.secrets]``, ``ca_bundle`` = the
+sandbox CA). After 4 seeded kills it is run until a cycle writes nothing; the end
+state must equal a clean in-process run's, with no duplicate created anywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from cli import make_runner, sandbox_settings
+from connectors.base import WriteOp, WriteResult
+from mapping.canonical import ObjectType
+from sync import store as st
+from tests.integration import e2e_support as E
+from tests.integration.test_e2e_demo import ROOT, revsync
+
+ACCOUNTS, SEED = 30, 21
+KILLS, KILL_SEED = 4, 1234
+#: SIGKILL this many seconds (seeded) after the run has started (its sync_run row exists)
+KILL_AFTER = (0.0, 3.0)
+SECRET_ENV = {
+    "salesforce": {"client_id": "E2E_SF_CLIENT_ID", "client_secret": "E2E_SF_CLIENT_SECRET",
+                   "refresh_token": "E2E_SF_REFRESH_TOKEN"},
+    "hubspot": {"access_token": "E2E_HUBSPOT_TOKEN"},
+    "planhat": {"api_token": "E2E_PLANHAT_TOKEN"},
+}
+
+
+def _toml_str(v: str) -> str:
+    return json.dumps(v)  # a JSON string is a valid TOML basic string
+
+
+def write_config(info: dict[str, Any], db_url: str, path: Path) -> dict[str, str]:
+    """revsync.toml for the sandbox ``info``; returns the environment with the secrets."""
+    urls = {
+        "salesforce": {"instance_url": info["salesforce"],
+                       "token_url": f"{info['salesforce']}/services/oauth2/token"},
+        "hubspot": {"host": info["hubspot"]},
+        "planhat": {"base_url": info["planhat"]},
+    }
+    lines = ["[database]", f"url = {_toml_str(db_url)}", ""]
+    env: dict[str, str] = {}
+    for name, opts in urls.items():
+        lines.append(f"[connections.{name}]")
+        lines.append(f'kind = "{name}"')
+        for k, v in {**opts, "ca_bundle": info["ca_cert"]}.items():
+            lines.append(f"{k} = {_toml_str(v)}")
+        lines.append(f"[connections.{name}.secrets]")
+        for key, var in SECRET_ENV[name].items():
+            lines.append(f'{key} = "{var}"')
+            env[var] = info["credentials"][name][key]
+        lines.append("")
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return env
+
+
+def test_sigkill_at_random_points_then_rerun_gives_the_clean_end_state(make_sandbox: Any, tmp_path: Path) -> None:
+    clean_sb = make_sandbox(accounts=ACCOUNTS, seed=SEED)
+    clean = E.open_world(clean_sb, tmp_path / "clean")
+    clean_reports = E.sync_until_quiet(clean)
+    assert clean_reports[-1].writes == 0, E.summarize(clean_reports)
+
+    sb = make_sandbox(accounts=ACCOUNTS, seed=SEED)
+    work = tmp_path / "killed"
+    work.mkdir()
+    db_url = f"sqlite:///{work / 'revsync.db'}"
+    config = work / "revsync.toml"
+    env = write_config(sb.info, db_url, config)
+    up = revsync("--config", str(config), "db", "upgrade", "--json", cwd=work, env=env)
+    assert up.returncode == 0, up.stderr[-2000:]
+
+    store = st.Store.from_url(db_url)
+
+    def runs() -> int:
+        with store.session() as s:
+            return s.scalar(select(func.count()).select_from(st.SyncRunRow)) or 0
+
+    rng = random.Random(KILL_SEED)
+    killed = 0
+    # each kill lands somewhere in pull, reconcile or push of a cycle (SIGKILL: no cleanup)
+    for _ in range(KILLS):
+        delay = rng.uniform(*KILL_AFTER)
+        started = runs()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cli", "--config", str(config), "sync", "--json", "--force"],
+            cwd=work, env={**os.environ, "PYTHONPATH": str(ROOT), **env},
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 60
+        while runs() == started and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(delay)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            killed += 1
+        proc.wait(60)
+    assert killed >= 3, "the kills must land while a sync is running"
+    with store.session() as s:
+        interrupted = s.scalar(select(func.count()).select_from(st.SyncRunRow).where(st.SyncRunRow.status == "running"))
+    assert interrupted is not None and interrupted >= 3, "the kills must interrupt started runs"
+
+    outputs: list[dict[str, Any]] = []
+    for _ in range(E.MAX_CYCLES + 1):
+        out = revsync("--config", str(config), "sync", "--json", "--force", cwd=work, env=env)
+        assert out.returncode == 0, out.stderr[-3000:]
+        report = json.loads(out.stdout.strip().splitlines()[-1])
+        outputs.append(report)
+        if sum(report["written"].values()) == 0 and not report["messages"] and len(outputs) > 1:
+            break
+    assert sum(outputs[-1]["written"].values()) == 0, [o["written"] for o in outputs]
+
+    world = E.World(sb, db_url, make_runner(sandbox_settings(sb.info, db_url)))
+    assert E.pending_ops(world) == 0
+    assert E.duplicate_external_ids(E.read_remote(world)) == {}
+    assert E.remote_counts(sb) == E.remote_counts(clean_sb)
+    # do_not_contact None vs False: see test_crash_after_a_remote_create_before_it_is_recorded
+    a, b = E.stable_state(clean, false_is_blank=True), E.stable_state(world, false_is_blank=True)
+    assert E.diff_states(a, b) == []
+    assert a == b
+    mismatches, _ = E.agreement_mismatches(world)
+    assert mismatches == [], "\n".join(map(str, mismatches[:20]))
+
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "bug: a contact only in Planhat is created in Salesforce/HubSpot; in a clean run its canonical "
+    "do_not_contact stays None (the read-back is an echo, never re-resolved) while the created "
+    "records hold False (to_entity reads an absent/false HasOptedOutOfEmail / hs_email_optout as "
+    "False). If the process dies after the remote create and before the result is recorded, the "
+    "next run links the record by its external id, re-resolves, and the canonical value becomes "
+    "False: the end state depends on where the crash fell"))
+def test_crash_after_a_remote_create_before_it_is_recorded(make_sandbox: Any, tmp_path: Path) -> None:
+    clean_sb = make_sandbox(accounts=ACCOUNTS, seed=SEED)
+    clean = E.open_world(clean_sb, tmp_path / "clean")
+    E.sync_until_quiet(clean)
+
+    sb = make_sandbox(accounts=ACCOUNTS, seed=SEED)
+    crashed = E.open_world(sb, tmp_path / "crashed")
+    connector = crashed.runner.connections["salesforce"].connector
+    real_write = connector.write
+
+    def write_then_die(object_type: ObjectType, ops: Sequence[WriteOp]) -> list[WriteResult]:
+        results = real_write(object_type, ops)
+        if object_type is not ObjectType.CONTACT:
+            return results
+        raise SimulatedKill(f"killed after writing {len(ops)} {object_type.value} ops")
+
+    connector.write = write_then_die  # type: ignore[method-assign]
+    with pytest.raises(SimulatedKill):
+        crashed.runner.run_cycle(force=True)
+    world = E.World(sb, crashed.db_url, make_runner(sandbox_settings(sb.info, crashed.db_url)))
+    reports = E.sync_until_quiet(world)
+    assert reports[-1].writes == 0, E.summarize(reports)
+    assert E.duplicate_external_ids(E.read_remote(world)) == {}
+    assert E.remote_counts(sb) == E.remote_counts(clean_sb)
+    assert E.diff_states(E.stable_state(clean), E.stable_state(world)) == []
+
+
+class SimulatedKill(BaseException):
+    """Stands for SIGKILL: not an Exception, so nothing on the way up handles it."""
