@@ -50,6 +50,9 @@ U_SAMPLE_PAIRS = 2_000_000
 # EM pairs per training rule at most (deterministically sampled by splink).
 EM_MAX_PAIRS = 2_000_000
 SEED = 42
+# A comparison level never seen among sampled non-matches is taken to occur in at most
+# this many non-matching pairs per record (see ``_debias_u``).
+UNSEEN_COLLISIONS_PER_RECORD = 1e-3
 
 Train = Literal["auto", "always", "never"]
 
@@ -341,7 +344,7 @@ def _train(linker: Linker, spec: ModelSpec, n: int, seed: int) -> str:
     the same model would link differently at different sizes). ``_debias_u`` removes it.
     """
     possible = n * (n - 1) / 2
-    sampled = float(min(U_SAMPLE_PAIRS, max(possible, 1)))
+    sampled = float(min(U_SAMPLE_PAIRS, max(possible, 1.0)))
     linker.training.estimate_u_using_random_sampling(max_pairs=sampled + 0.5, seed=seed)
     linker.training.estimate_probability_two_random_records_match(
         list(spec.deterministic_rules), recall=spec.deterministic_recall
@@ -352,17 +355,20 @@ def _train(linker: Linker, spec: ModelSpec, n: int, seed: int) -> str:
             estimate_without_term_frequencies=True,
             max_pairs=EM_MAX_PAIRS if n > EM_MAX_PAIRS else None,
         )
-    return _debias_u(_model_json(linker), sampled)
+    return _debias_u(_model_json(linker), n)
 
 
-def _debias_u(model_json: str, sampled_pairs: float) -> str:
+def _debias_u(model_json: str, n: int) -> str:
     """u ← max(u - λ·m, floor) per agreement level; the else level takes up the rest.
 
-    ``floor`` is half a pair in the u sample: a level never seen among non-matches.
+    ``floor`` is for a level the u sample never saw among non-matches (exact email,
+    phone, domain). The sample cannot resolve it, so it is set by size: at most
+    ``UNSEEN_COLLISIONS_PER_RECORD`` non-matching pairs per record agree on it. Like λ
+    it falls as 1/n, so the link decision does not drift with the data size.
     """
     model = json.loads(model_json)
     lam = float(model["probability_two_random_records_match"])
-    floor = 0.5 / max(sampled_pairs, 1.0)
+    floor = 2 * UNSEEN_COLLISIONS_PER_RECORD / max(n - 1, 1)
     for comparison in model["comparisons"]:
         levels = [lv for lv in comparison["comparison_levels"] if not lv.get("is_null_level")]
         agreeing = [lv for lv in levels if lv["sql_condition"].strip().upper() != "ELSE"]

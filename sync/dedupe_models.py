@@ -221,8 +221,11 @@ def account_comparisons(tf: bool = True) -> list[ComparisonCreator]:
     address = cl.CustomComparison(
         output_column_name="address",
         comparison_levels=[
-            _null("postcode_l IS NULL OR postcode_r IS NULL"),
+            _null(
+                "(street_l IS NULL OR street_r IS NULL) AND (postcode_l IS NULL OR postcode_r IS NULL)"
+            ),
             _lvl("postcode_l = postcode_r AND street_l = street_r", "street and postcode exact", 0.75, 1e-5),
+            _lvl("street_l = street_r", "street exact", 0.05, 1e-5),
             _lvl(
                 "postcode_l = postcode_r AND jaro_winkler_similarity(street_l, street_r) >= 0.9",
                 "postcode exact, street similar",
@@ -230,7 +233,7 @@ def account_comparisons(tf: bool = True) -> list[ComparisonCreator]:
                 1e-4,
             ),
             _lvl("postcode_l = postcode_r", "postcode exact only", 0.07, 2e-3),
-            _else(0.10, 0.99789),
+            _else(0.05, 0.99788),
         ],
     )
     return [
