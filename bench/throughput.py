@@ -1,0 +1,196 @@
+"""Throughput benchmark: a full sync of a seeded sandbox, then a no-change cycle.
+
+    .venv/bin/python -m bench.throughput --accounts 1000 [--seed 42] [--profile top.txt]
+
+Seed data is generated once per (accounts, seed) into ``bench/out/`` (gitignored) and
+reused. The sandbox runs in a SUBPROCESS (``revsync sandbox serve --data DIR --tier
+off --port 0``, its JSON ready line read from stdout), so ``peak_rss_mb`` is revsync's
+own: pull, mapping, reconcile, plan, push and the SQLite store. Prints ONE JSON object:
+``records`` (remote records pulled in the first cycle), ``seconds``, ``records_per_s``,
+``peak_rss_mb``, ``api_calls`` per system (the sandbox's own counters), the cycle's
+``written``/``failed``/``entities``, and ``second_cycle`` {seconds, api_calls, written}.
+With ``--profile FILE`` the first cycle runs under cProfile and the top functions (by
+cumulative and by own time) are written to FILE.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import pstats
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "bench" / "out"
+READY_TIMEOUT = 900.0  # seconds to wait for the sandbox to load its data
+PROFILE_TOP = 40
+
+T = TypeVar("T")
+
+
+def data_dir(accounts: int, seed: int, out: Path = OUT) -> Path:
+    """The cached seed data for (accounts, seed), generated on first use (in a subprocess)."""
+    target = out / f"data-a{accounts}-s{seed}"
+    if (target / "manifest.json").is_file():
+        return target
+    tmp = out / f".tmp-a{accounts}-s{seed}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    out.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [sys.executable, "-m", "cli", "sandbox", "generate", "--accounts", str(accounts), "--seed", str(seed),
+         "--out", str(tmp)],
+        cwd=ROOT, check=True, stdout=subprocess.DEVNULL,
+    )
+    tmp.rename(target)
+    return target
+
+
+@contextmanager
+def sandbox_process(data: Path, ca_dir: Path) -> Iterator[dict[str, Any]]:
+    """``revsync sandbox serve`` in a subprocess; yields its ready line (``Sandbox.info``)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cli", "sandbox", "serve", "--data", str(data), "--tier", "off", "--port", "0",
+         "--ca-dir", str(ca_dir)],
+        cwd=ROOT, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line: list[str] = []
+        reader = threading.Thread(target=lambda: line.append(proc.stdout.readline() if proc.stdout else ""))
+        reader.start()
+        reader.join(READY_TIMEOUT)
+        if not line or not line[0].strip():
+            raise RuntimeError(f"the sandbox did not start (exit code {proc.poll()})")
+        yield json.loads(line[0])
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+class SandboxStats:
+    """The sandbox's call counters (control routes: never counted, never faulted)."""
+
+    def __init__(self, info: dict[str, Any]) -> None:
+        self.url = info["stats"]
+        self.session = requests.Session()
+        self.session.trust_env = False
+        self.session.verify = info["ca_cert"]
+
+    def reset(self) -> None:
+        self.session.post(self.url.replace("/stats", "/stats/reset"), timeout=60).raise_for_status()
+
+    def calls(self) -> dict[str, int]:
+        resp = self.session.get(self.url, timeout=60)
+        resp.raise_for_status()
+        return {system: int(v.get("calls", 0)) for system, v in sorted(resp.json().items())}
+
+
+def timed(fn: Callable[[], T]) -> tuple[T, float]:
+    start = time.perf_counter()
+    result = fn()
+    return result, round(time.perf_counter() - start, 3)
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process (Linux reports ru_maxrss in KiB)."""
+    kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(kib / 1024, 1)
+
+
+def profile_summary(prof: cProfile.Profile) -> str:
+    out = io.StringIO()
+    stats = pstats.Stats(prof, stream=out).strip_dirs()
+    out.write("== by cumulative time ==\n")
+    stats.sort_stats("cumulative").print_stats(PROFILE_TOP)
+    out.write("== by own time ==\n")
+    stats.sort_stats("tottime").print_stats(PROFILE_TOP)
+    return out.getvalue()
+
+
+def run(accounts: int, seed: int, profile: Path | None = None, out: Path = OUT) -> dict[str, Any]:
+    """Generate (or reuse) data, serve it, sync twice; the benchmark's JSON result."""
+    sys.path.insert(0, str(ROOT))
+    from cli import make_runner, sandbox_settings
+    from sync.migrate import upgrade
+
+    data = data_dir(accounts, seed, out)
+    work = Path(tempfile.mkdtemp(prefix="revsync-bench-"))
+    try:
+        db_url = f"sqlite:///{work / 'bench.db'}"
+        started = time.perf_counter()
+        with sandbox_process(data, work / "ca") as info:
+            load_s = round(time.perf_counter() - started, 3)
+            upgrade(db_url)
+            runner = make_runner(sandbox_settings(info, db_url))
+            stats = SandboxStats(info)
+            stats.reset()
+            prof = cProfile.Profile() if profile else None
+            if prof:
+                prof.enable()
+            first, seconds = timed(lambda: runner.run_cycle(force=True))
+            if prof:
+                prof.disable()
+                profile.write_text(profile_summary(prof), encoding="utf-8")  # type: ignore[union-attr]
+            calls_1 = stats.calls()
+            stats.reset()
+            second, seconds_2 = timed(runner.run_cycle)
+            calls_2 = stats.calls()
+        records = sum(first.pulled.values())
+        return {
+            "accounts": accounts,
+            "seed": seed,
+            "records": records,
+            "seconds": seconds,
+            "records_per_s": round(records / seconds, 1) if seconds else None,
+            "peak_rss_mb": peak_rss_mb(),
+            "api_calls": calls_1,
+            "status": first.status,
+            "written": first.written,
+            "failed": first.failed,
+            "entities": first.entities,
+            "sandbox_start_seconds": load_s,
+            "second_cycle": {
+                "seconds": seconds_2,
+                "api_calls": calls_2,
+                "written": second.written,
+                "pulled": second.pulled,
+                "status": second.status,
+            },
+        }
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--accounts", type=int, required=True, help="real companies in the seed data")
+    parser.add_argument("--seed", type=int, default=42, help="generator seed (default 42)")
+    parser.add_argument("--profile", type=Path, default=None, help="write a cProfile summary of cycle 1 here")
+    args = parser.parse_args(argv)
+    if args.accounts < 1:
+        parser.error("--accounts must be at least 1")
+    result = run(args.accounts, args.seed, args.profile)
+    sys.stdout.write(json.dumps(result, sort_keys=True) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

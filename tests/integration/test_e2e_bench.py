@@ -1,0 +1,25 @@
+"""The throughput benchmark runs end to end at a tiny size and reports sane numbers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench import throughput
+
+
+def test_throughput_reports_one_consistent_result(tmp_path: Path) -> None:
+    result = throughput.run(12, 3, profile=tmp_path / "prof.txt", out=tmp_path / "out")
+    assert result["status"] == "ok"
+    assert result["records"] > 12 * 3
+    assert result["records_per_s"] == round(result["records"] / result["seconds"], 1)
+    assert set(result["api_calls"]) == {"salesforce", "hubspot", "planhat"}
+    assert all(n > 0 for n in result["api_calls"].values())
+    assert result["peak_rss_mb"] > 10
+    second = result["second_cycle"]
+    assert second["written"] == {} and second["status"] == "ok"
+    # cycle 2 reads but writes nothing; cycle 1's counters were reset before it
+    assert 0 < sum(second["api_calls"].values()) < sum(result["api_calls"].values())
+    assert "by cumulative time" in (tmp_path / "prof.txt").read_text()
+    # the generated data is cached: a second call reuses the same directory
+    cached = throughput.data_dir(12, 3, tmp_path / "out")
+    assert cached == tmp_path / "out" / "data-a12-s3" and (cached / "manifest.json").is_file()
