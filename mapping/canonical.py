@@ -202,10 +202,15 @@ def entity_to_json(entity: Any, fields: Any = None) -> dict[str, Any]:
     return {n: encode_value(getattr(entity, n)) for n in names}
 
 
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
 def _hints(cls: type) -> dict[str, Any]:
     import typing
 
-    return typing.get_type_hints(cls)
+    if cls not in _HINTS:
+        _HINTS[cls] = typing.get_type_hints(cls)
+    return _HINTS[cls]
 
 
 def entity_from_json(object_type: ObjectType | str, data: dict[str, Any], **extra: Any) -> Any:

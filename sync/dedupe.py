@@ -278,6 +278,8 @@ def _decide(scored: list[Pair], opts: MatchOptions, model_json: str) -> MatchRes
     links = [p for p in scored if p.probability >= opts.auto_link]
     review = [p for p in scored if p.probability < opts.auto_link]
     clusters, refused, warnings = cluster_pairs(links, opts.max_cluster_size)
+    for warning in warnings:
+        log.warning("dedupe: %s", warning)
     refused_keys = {(p.left, p.right) for p in refused}
     kept = [p for p in links if (p.left, p.right) not in refused_keys]
     review = sorted([*review, *refused], key=lambda p: -p.probability)

@@ -28,8 +28,8 @@ from splink.internals.comparison_level_creator import ComparisonLevelCreator
 
 from sync.dedupe_keys import account_features, contact_features
 
-# A pair needs this many matching records to train a model by EM; below it the curated
-# priors are used as they are (EM on a handful of pairs overfits).
+# Below this many records the curated priors are used as they are (EM on a handful of
+# pairs overfits) and term-frequency adjustments are left out.
 MIN_TRAIN_RECORDS = 2_000
 
 

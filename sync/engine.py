@@ -148,7 +148,8 @@ class Engine:
                 if not rows:
                     break
                 after = rows[-1].id
-                self._resolve_batch(s, ot, rows, targets, stats)
+                with s.no_autoflush:  # one flush per batch: inserts go out in bulk
+                    self._resolve_batch(s, ot, rows, targets, stats)
             if on_batch:
                 on_batch(len(rows))
         return stats
@@ -167,8 +168,11 @@ class Engine:
                         assoc_rids[obj].extend(rids)
         translate = {obj: st.refs_for_remote_ids_any_system(s, obj, rids) for obj, rids in assoc_rids.items() if rids}
         opp_contacts = st.opportunity_contacts(s, ids) if ot == "opportunity" else {}
+        st.delete_pending_ops(s, ot, ids, targets)  # this batch's plan replaces any older one
+        provenance = st.provenance_for(s, ot, ids)
         cls = ENTITY_CLASSES[ObjectType(ot)]
         fields = list(cls.business_fields())
+        to_plan: list[tuple[Any, list[Any], dict[str, Decision]]] = []
         for row in rows:
             stats.entities += 1
             row.dirty = False
@@ -208,12 +212,16 @@ class Engine:
             if "contact_ids" in decisions:
                 decisions["contact_ids"] = _union(claims["contact_ids"])
             extras = self._merge_extras(live, policy)
-            changed = self._apply(s, ot, row, decisions, extras, now)
+            changed = self._apply(s, ot, row, decisions, extras, now, provenance.get(row.id, {}),
+                                  opp_contacts.get(row.id, ()))
             if changed:
                 stats.changed += 1
             stats.conflicts += sum(1 for d in decisions.values() if d.conflict)
             desired = _row_entity(ot, row, decisions["contact_ids"].value or () if "contact_ids" in decisions else ())
-            self._plan_entity(s, ot, desired, live, targets, decisions, stats, translate)
+            to_plan.append((desired, live, decisions))
+        reach = self._reach_map(s, [self._desired_associations(ot, d) for d, _, _ in to_plan], targets)
+        for desired, live, decisions in to_plan:
+            self._plan_entity(s, ot, desired, live, targets, decisions, stats, translate, reach)
 
     def _merge_extras(self, live: list[Any], policy: FieldPolicy) -> dict[str, Any]:
         rank = {sname: i for i, sname in enumerate(policy.source_priority)}
@@ -223,12 +231,14 @@ class Engine:
         return out
 
     def _apply(self, s: Any, ot: str, row: Any, decisions: Mapping[str, Decision],
-               extras: dict[str, Any], now: datetime) -> bool:
+               extras: dict[str, Any], now: datetime, existing: Mapping[str, Any],
+               current_contacts: Sequence[str] = ()) -> bool:
         changed = False
         prov = []
         for f, d in decisions.items():
             if f == "contact_ids":
-                st.set_opportunity_contacts(s, row.id, list(d.value or ()))
+                if tuple(sorted(d.value or ())) != tuple(sorted(current_contacts)):
+                    st.set_opportunity_contacts(s, row.id, list(d.value or ()))
             elif getattr(row, f) != d.value:
                 setattr(row, f, d.value)
                 changed = True
@@ -246,14 +256,15 @@ class Engine:
             row.email_key = _email_key({"email": row.email})
         if changed:
             row.updated_at = now
-        st.upsert_provenance(s, ot, row.id, prov)
+        st.upsert_provenance(s, ot, row.id, prov, existing)
         return changed
 
     # ------------------------------------------------------------------ plan
 
     def _plan_entity(self, s: Any, ot: str, desired: Any, live: list[Any], targets: list[str],
                      decisions: Mapping[str, Decision], stats: ResolveStats,
-                     translate: Mapping[str, Mapping[tuple[str, str], str]]) -> None:
+                     translate: Mapping[str, Mapping[tuple[str, str], str]],
+                     reach: Mapping[tuple[str, str], set[str]]) -> None:
         policy = self.policy(ot)
         want_assoc = self._desired_associations(ot, desired)
         for name in targets:
@@ -262,8 +273,8 @@ class Engine:
             if not natives:
                 continue
             in_system = [r for r in live if r.system == name]
-            st.replace_pending_ops(s, name, ot, desired.id)
-            reachable = self._reachable(s, name, want_assoc)
+            reachable = {obj: kept for obj, cids in want_assoc.items()
+                         if (kept := [c for c in cids if c in reach.get((name, obj), set())])}
             try:
                 if in_system:
                     for ref in in_system:
@@ -309,16 +320,19 @@ class Engine:
         return {k: v for k, v in assoc.items() if v and (allowed is None or k in allowed)}
 
     @staticmethod
-    def _reachable(s: Any, system: str, want: dict[str, list[str]]) -> dict[str, list[str]]:
-        """Only associations to entities that exist in ``system`` (or are being created there)."""
-        out: dict[str, list[str]] = {}
-        for obj, cids in want.items():
-            present = {cid for (cid, sys_name) in st.remote_ids_for(s, obj, cids, NOT_ASSOCIABLE)
-                       if sys_name == system}
-            present |= st.pending_create_ids(s, system, obj, cids)
-            kept = [c for c in cids if c in present]
-            if kept:
-                out[obj] = kept
+    def _reach_map(s: Any, wants: list[dict[str, list[str]]], systems: list[str]) -> dict[tuple[str, str], set[str]]:
+        """(system, object) → the wanted canonical ids that exist in that system (or are
+        being created there): associations can only point at those."""
+        by_obj: dict[str, set[str]] = {}
+        for want in wants:
+            for obj, cids in want.items():
+                by_obj.setdefault(obj, set()).update(cids)
+        out: dict[tuple[str, str], set[str]] = {}
+        for obj, wanted in by_obj.items():
+            for (cid, sys_name) in st.remote_ids_for(s, obj, sorted(wanted), NOT_ASSOCIABLE):
+                out.setdefault((sys_name, obj), set()).add(cid)
+            for system in systems:
+                out.setdefault((system, obj), set()).update(st.pending_create_ids(s, system, obj, sorted(wanted)))
         return out
 
     @staticmethod
@@ -452,15 +466,16 @@ class Engine:
         now = self.now()
         if len(results) != len(items):
             raise RuntimeError(f"{conn.name}: connector returned {len(results)} results for {len(items)} ops")
-        with self.store.session() as s:
+        with self.store.session() as s, s.no_autoflush:
             existing = st.refs_by_remote_id(
                 s, conn.name, native, [r.remote_id for r in results if r.remote_id]
             )
             by_cid = st.refs_for_entities(s, ot, sorted({it[3] for it in items}))
+            outbox = st.outbox_rows(s, [it[0] for it in items])
             ok_cids: list[str] = []
             for it, res, sent in zip(items, results, sent_assoc, strict=True):
                 oid, kind, _native, cid, remote_id, payload = it
-                row = s.get(st.OutboxRow, oid)
+                row = outbox.get(oid)
                 if row is None:
                     continue
                 if not res.success:

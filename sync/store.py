@@ -637,15 +637,25 @@ def remote_ids_for(
     return out
 
 
-def upsert_provenance(s: Session, object_type: str, entity_id: str, rows: list[dict[str, Any]]) -> None:
-    existing = {
-        p.field: p
+def provenance_for(s: Session, object_type: str, ids: list[str]) -> dict[str, dict[str, FieldProvenanceRow]]:
+    """entity id → field → provenance row, for a batch of entities."""
+    out: dict[str, dict[str, FieldProvenanceRow]] = {}
+    for i in range(0, len(ids), 500):
         for p in s.scalars(
             select(FieldProvenanceRow).where(
-                FieldProvenanceRow.object_type == object_type, FieldProvenanceRow.entity_id == entity_id
+                FieldProvenanceRow.object_type == object_type, FieldProvenanceRow.entity_id.in_(ids[i : i + 500])
             )
-        )
-    }
+        ):
+            out.setdefault(p.entity_id, {})[p.field] = p
+    return out
+
+
+def upsert_provenance(
+    s: Session, object_type: str, entity_id: str, rows: list[dict[str, Any]],
+    existing: Any = None,
+) -> None:
+    if existing is None:
+        existing = provenance_for(s, object_type, [entity_id]).get(entity_id, {})
     for r in rows:
         p = existing.get(r["field"])
         if p is None:
@@ -886,13 +896,34 @@ def find_entity(s: Session, ref: str) -> tuple[str, str] | None:
 
 def pending_create_ids(s: Session, system: str, object_type: str, ids: list[str]) -> set[str]:
     """Which of ``ids`` have a create pending in the outbox for ``system``."""
-    if not ids:
-        return set()
-    return set(
-        s.scalars(
+    out: set[str] = set()
+    uniq = sorted(set(ids))
+    for i in range(0, len(uniq), 500):
+        out.update(s.scalars(
             select(OutboxRow.canonical_id).where(
                 OutboxRow.system == system, OutboxRow.object_type == object_type, OutboxRow.kind == "create",
-                OutboxRow.state == "pending", OutboxRow.canonical_id.in_(sorted(set(ids))[:500]),
+                OutboxRow.state == "pending", OutboxRow.canonical_id.in_(uniq[i : i + 500]),
             )
+        ))
+    return out
+
+
+def delete_pending_ops(s: Session, object_type: str, ids: list[str], systems: list[str]) -> None:
+    """Drop the pending ops of these entities in these systems (a new plan replaces them)."""
+    from sqlalchemy import delete
+
+    for i in range(0, len(ids), 500):
+        s.execute(
+            delete(OutboxRow).where(
+                OutboxRow.object_type == object_type, OutboxRow.canonical_id.in_(ids[i : i + 500]),
+                OutboxRow.system.in_(systems), OutboxRow.state == "pending",
+            ).execution_options(synchronize_session=False)
         )
-    )
+
+
+def outbox_rows(s: Session, ids: list[int]) -> dict[int, OutboxRow]:
+    out: dict[int, OutboxRow] = {}
+    for i in range(0, len(ids), 500):
+        for r in s.scalars(select(OutboxRow).where(OutboxRow.id.in_(ids[i : i + 500]))):
+            out[r.id] = r
+    return out
