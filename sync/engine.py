@@ -54,6 +54,11 @@ UNIQUE_FIELDS: dict[tuple[str, str], frozenset[str]] = {
 #: native objects that can never be the target of an association (a Salesforce
 #: Lead cannot be an opportunity's contact role, nor anyone's account)
 NOT_ASSOCIABLE: frozenset[str] = frozenset({"Lead"})
+#: native fields sent along with a changed field even when unchanged themselves:
+#: Salesforce resets Probability to the stage's default when StageName changes alone
+WRITE_WITH: dict[tuple[str, str], dict[str, tuple[str, ...]]] = {
+    ("salesforce", "Opportunity"): {"StageName": ("Probability",)},
+}
 #: associations each connector writes, per (kind, native object); unknown pairs: all
 WRITABLE_ASSOCIATIONS: dict[tuple[str, str], frozenset[str]] = {
     ("salesforce", "Contact"): frozenset({"account"}),
@@ -355,8 +360,13 @@ class Engine:
         fields: dict[str, Any] = {}
         if diff:
             modified = current.replace(**{f: getattr(desired, f) for f in diff})
-            fields = native_diff(from_entity(conn.kind, ref.native_type, modified),
-                                 from_entity(conn.kind, ref.native_type, current))
+            new_native = from_entity(conn.kind, ref.native_type, modified)
+            fields = native_diff(new_native, from_entity(conn.kind, ref.native_type, current))
+            for trigger, companions in WRITE_WITH.get((conn.kind, ref.native_type), {}).items():
+                if trigger in fields:
+                    for companion in companions:
+                        if companion in new_native:
+                            fields.setdefault(companion, new_native[companion])
         have = {
             obj: {c for rid in rids if (c := translate.get(obj, {}).get((conn.name, rid)))}
             for obj, rids in (ref.associations or {}).items()
@@ -526,13 +536,20 @@ class Engine:
 
     @staticmethod
     def _written_view(kind: str, native: str, fields: Mapping[str, Any]) -> dict[str, Any]:
+        """The canonical values a write set: only fields whose native field was sent
+        (a partial update says nothing about the others, even where a transform
+        would read an absent field as a value, e.g. an opt-out flag as false)."""
         from connectors.base import RemoteRecord
         from sync.pull import map_record
 
         try:
-            return map_record(kind, RemoteRecord(kind, ObjectType.ACCOUNT, "", None, fields, native_type=native))
+            view = map_record(kind, RemoteRecord(kind, ObjectType.ACCOUNT, "", None, fields, native_type=native))
         except RecordError:
             return {}
+        sent = {k.split(".")[0] for k in fields}
+        written = {r.canonical for r in get_field_map(kind, native).read_rules
+                   if r.extras_key is None and r.native.split(".")[0] in sent}
+        return {k: v for k, v in view.items() if k in written}
 
     # ------------------------------------------------------------------ queries
 

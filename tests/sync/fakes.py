@@ -131,6 +131,13 @@ class FakeConnector(Connector):
                                        message=f"bad value for {bad}", field=bad))
                 continue
             fields = {k: v for k, v in op.fields.items()}
+            if self.kind == "salesforce" and native == "Opportunity" and "StageName" in fields \
+                    and "Probability" not in fields:
+                # like Salesforce: a stage change alone resets Probability to the stage default
+                from mapping.values import STAGE_PROBABILITY, STAGES, to_canonical
+
+                stage = to_canonical(STAGES, "salesforce", str(fields["StageName"]))
+                fields["Probability"] = STAGE_PROBABILITY.get(stage or "", 0)
             assoc = {k: tuple(v) for k, v in op.associations.items()}
             if op.kind is OpKind.DELETE:
                 self.delete(native, op.remote_id or "")

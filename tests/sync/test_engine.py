@@ -259,3 +259,31 @@ def test_duplicates_in_one_system_keep_their_unique_email(world) -> None:
     with store.session() as s:
         refs = s.scalars(select(st.ExternalRefRow).where(st.ExternalRefRow.system == "hubspot")).all()
         assert len({r.canonical_id for r in refs}) == 1  # both linked to one person
+
+
+def test_a_partial_update_does_not_assume_values_it_did_not_send(world) -> None:
+    store, clock, sf, hs, runner = world
+    c_sf = sf.add("Contact", {"LastName": "Opt", "Email": "opt@acme.com", "Title": "CEO", "HasOptedOutOfEmail": True})
+    clock.tick(60)
+    hs.add("contacts", {"email": "opt@acme.com", "lastname": "Opt", "jobtitle": "Founder"})
+    r1 = runner().run_cycle()
+    assert sf.live("Contact")[c_sf]["Title"] == "Founder"  # only the title was sent
+    assert sf.live("Contact")[c_sf]["HasOptedOutOfEmail"] is True
+    assert r1.writes == 2
+    clock.tick(60)
+    assert runner().run_cycle().writes == 0  # the echo matches what we recorded
+
+
+def test_a_stage_change_sends_the_probability_along(world) -> None:
+    store, clock, sf, hs, runner = world
+    acct = sf.add("Account", {"Name": "Gamma", "Website": "gamma.io"})
+    opp = sf.add("Opportunity", {"Name": "G1", "StageName": "Prospecting", "CloseDate": "2026-12-01",
+                                 "Probability": 15, "AccountId": acct}, assoc={"account": (acct,)})
+    comp = hs.add("companies", {"name": "Gamma", "domain": "gamma.io"})
+    clock.tick(60)
+    hs.add("deals", {"dealname": "G1", "dealstage": "qualifiedtobuy", "closedate": "2026-12-01"},
+           assoc={"account": (comp,)})
+    runner().run_cycle()
+    sent = sf.live("Opportunity")[opp]
+    assert sent["StageName"] == "Qualification"
+    assert sent["Probability"] == 15  # sent with the stage, so Salesforce keeps it
