@@ -29,7 +29,7 @@ from mapping.fieldmap import from_entity, get_field_map
 from sandbox.schema import SCHEMAS
 from sandbox.server import Sandbox
 from sync import store as st
-from sync.engine import UNIQUE_FIELDS, _row_entity
+from sync.engine import UNIQUE_FIELDS, WRITABLE_ASSOCIATIONS, _row_entity
 from sync.jobs import CycleReport, Runner, build_connections
 from sync.migrate import upgrade
 from sync.pull import EXTERNAL_ID_FIELDS, map_record
@@ -41,6 +41,8 @@ OBJECTS = (ObjectType.ACCOUNT, ObjectType.CONTACT, ObjectType.OPPORTUNITY)
 MAX_CYCLES = 4
 #: association fields are compared elsewhere (they are remote ids, not values)
 ASSOC_FIELDS = frozenset({"account_id", "contact_ids"})
+#: native objects that can never be an association target (a Lead is not a Contact)
+ASSOC_TARGET_EXCLUDED = frozenset({"Lead"})
 #: canonical fields derived from the stage (never written on their own)
 DERIVED_FIELDS = frozenset({"is_closed", "is_won"})
 
@@ -286,7 +288,9 @@ def agreement_mismatches(world: World) -> tuple[list[Mismatch], Counter[str]]:
     a lossy native representation (a picklist with fewer values) is not a mismatch.
     Skipped: fields the system does not write (no write rule, read-only in the
     schema, policy direction), and ``UNIQUE_FIELDS`` on an entity with several
-    records in that system (only one of them may hold the value).
+    records in that system (only one of them may hold the value). Associations the
+    system writes (``WRITABLE_ASSOCIATIONS``): the remote record must point at one of
+    the records of the canonical account (and of each canonical contact) there.
     Returns the mismatches and how many (system/native, field) pairs were checked.
     """
     remote = read_remote(world)
@@ -294,7 +298,15 @@ def agreement_mismatches(world: World) -> tuple[list[Mismatch], Counter[str]]:
     policies = world.policies
     checked: Counter[str] = Counter()
     out: list[Mismatch] = []
-    for ot, entities in canonical_state(world).items():
+    state = canonical_state(world)
+    # (object, canonical id, system) → live remote ids there (for association checks)
+    where: dict[tuple[str, str, str], set[str]] = {}
+    for ot, entities in state.items():
+        for cid, (_e, refs) in entities.items():
+            for r in refs:
+                if r.live and r.native not in ASSOC_TARGET_EXCLUDED:
+                    where.setdefault((ot, cid, r.system), set()).add(r.remote_id)
+    for ot, entities in state.items():
         policy = policies.get(ot) or FieldPolicy()
         for cid, (entity, refs) in entities.items():
             live = [r for r in refs if r.live]
@@ -321,6 +333,21 @@ def agreement_mismatches(world: World) -> tuple[list[Mismatch], Counter[str]]:
                     if not _same(want.get(f), got.get(f)):
                         out.append(Mismatch(ot, cid, ref.system, ref.native, ref.remote_id, f,
                                             want.get(f), got.get(f)))
+                allowed = WRITABLE_ASSOCIATIONS.get((ref.system, ref.native), frozenset())
+                for f, obj, targets in (("account_id", "account", [entity.account_id] if getattr(
+                        entity, "account_id", None) else []),
+                                        ("contact_ids", "contact", list(getattr(entity, "contact_ids", ()) or ()))):
+                    if obj not in allowed or not policy.writes_to(ref.system, f):
+                        continue
+                    have = set(rec.associations.get(obj, ()))
+                    for target in targets:
+                        rids = where.get((obj, target, ref.system))
+                        if not rids:
+                            continue  # the target entity has no record in this system
+                        checked[f"{ref.system}/{ref.native}.{f}"] += 1
+                        if not rids & have:
+                            out.append(Mismatch(ot, cid, ref.system, ref.native, ref.remote_id, f,
+                                                sorted(rids), sorted(have)))
     return out, checked
 
 
@@ -427,14 +454,13 @@ def _value(v: Any) -> Any:
     return encode_value(v)
 
 
-def stable_state(world: World, *, false_is_blank: bool = False) -> dict[str, Any]:
+def stable_state(world: World) -> dict[str, Any]:
     """The end state keyed by what two runs share: seeded remote ids, not canonical UUIDs.
 
     Each entity is keyed by the sorted seeded (system, id) pairs of its live records;
     its value is its business fields, with associations (canonical ids) replaced by the
     key of the entity they point to. Entities without a seeded record are listed by
-    count only. ``false_is_blank`` reads a boolean False as unset (to look past the
-    known None/False divergence of ``do_not_contact``, see test_e2e_kill).
+    count only.
     """
     seeded = seeded_ids(world.sb)
     state = canonical_state(world)
@@ -460,7 +486,7 @@ def stable_state(world: World, *, false_is_blank: bool = False) -> dict[str, Any
                     v = keys.get(("account", v)) if v else None
                 elif f == "contact_ids":
                     v = sorted(keys.get(("contact", c), "?") for c in v or ())
-                values[f] = None if false_is_blank and v is False else _value(v)
+                values[f] = _value(v)
             values["extras"] = json.loads(json.dumps(entity.extras, sort_keys=True, default=str))
             values["systems"] = sorted(Counter(f"{r.system}/{r.native}" for r in refs if r.live).items())
             assert key not in per, f"two {ot} entities share the seeded records {key}"
