@@ -283,7 +283,10 @@ class SalesforceConnector(SalesforceWriter, Connector):
                 raise self._translate(exc, what) from exc
             except SalesforceOperationError as exc:
                 raise FatalError(f"{self.connection}: {what}: {exc}") from exc
-            except requests.exceptions.SSLError as exc:  # a ConnectionError, but never transient
+            except requests.exceptions.SSLError as exc:
+                if not _is_cert_failure(exc):
+                    # e.g. SSLEOFError: a connection reset during TLS is transient
+                    raise RetriableError(f"{self.connection}: {what}: {type(exc).__name__}") from exc
                 raise FatalError(
                     f"{self.connection}: {what}: TLS verification failed; check the instance URL "
                     "and the 'ca_bundle' option"
@@ -734,3 +737,25 @@ class SalesforceConnector(SalesforceWriter, Connector):
             "daily_api_max": daily.get("Max"),
             "daily_api_remaining": daily.get("Remaining"),
         }
+
+
+def _is_cert_failure(exc: BaseException) -> bool:
+    """True when an SSLError chain holds a certificate verification failure (fatal);
+    other TLS errors (EOF, reset mid-handshake) are transient."""
+    import ssl
+
+    seen: set[int] = set()
+    stack: list[BaseException | None] = [exc]
+    while stack:
+        e = stack.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, ssl.SSLCertVerificationError):
+            return True
+        stack.extend([e.__cause__, e.__context__, *(a for a in getattr(e, "args", ()) if isinstance(a, BaseException))])
+        reason = getattr(e, "reason", None)
+        if isinstance(reason, BaseException):
+            stack.append(reason)
+    text = str(exc).lower()
+    return "certificate_verify_failed" in text or "certificate verify failed" in text

@@ -511,7 +511,8 @@ class Engine:
                 ref = existing.get(rid) or next(
                     (r for r in by_cid.get(cid, []) if r.system == conn.name and r.remote_id == rid), None
                 )
-                written = self._written_view(conn.kind, native, payload.get("fields") or {})
+                written = self._written_view(conn.kind, native, payload.get("fields") or {},
+                                             partial=kind != "create")
                 assoc = {k: list(v) for k, v in sent.items()}
                 if ref is None:
                     ref = st.ExternalRefRow(
@@ -535,10 +536,12 @@ class Engine:
             st.resolve_errors(s, system=conn.name, object_type=ot, direction="write", canonical_ids=ok_cids)
 
     @staticmethod
-    def _written_view(kind: str, native: str, fields: Mapping[str, Any]) -> dict[str, Any]:
-        """The canonical values a write set: only fields whose native field was sent
-        (a partial update says nothing about the others, even where a transform
-        would read an absent field as a value, e.g. an opt-out flag as false)."""
+    def _written_view(kind: str, native: str, fields: Mapping[str, Any], *, partial: bool = True) -> dict[str, Any]:
+        """The canonical values a write set. For an update, only fields whose native
+        field was sent (it says nothing about the others, even where a transform reads
+        an absent field as a value, e.g. an opt-out flag as false). For a create, the
+        absent fields are what the system starts with, which the mapping reads the
+        same way (an unset flag is false)."""
         from connectors.base import RemoteRecord
         from sync.pull import map_record
 
@@ -546,6 +549,8 @@ class Engine:
             view = map_record(kind, RemoteRecord(kind, ObjectType.ACCOUNT, "", None, fields, native_type=native))
         except RecordError:
             return {}
+        if not partial:
+            return view
         sent = {k.split(".")[0] for k in fields}
         written = {r.canonical for r in get_field_map(kind, native).read_rules
                    if r.extras_key is None and r.native.split(".")[0] in sent}

@@ -55,6 +55,15 @@ def test_given_tls_failure_when_read_then_fatal_error_without_retry() -> None:
             list(conn.list_ids(ObjectType.ACCOUNT))
 
 
+def test_given_tls_eof_from_a_reset_then_200_when_read_then_retried() -> None:
+    conn = make_connector(retry=RetryPolicy(sleep=lambda s: None))
+    with mock() as rsps:
+        eof = requests.exceptions.SSLError("EOF occurred in violation of protocol (_ssl.c:2427)")
+        rsps.add(responses.GET, f"{API}/query/", body=eof)
+        add_query(rsps, load("query_account_ids.json"), IDS_SOQL)
+        assert len(list(conn.list_ids(ObjectType.ACCOUNT))) == 2
+
+
 def test_given_503_with_retry_after_then_200_when_read_then_waits_as_told() -> None:
     sleeps: list[float] = []
     conn = make_connector(retry=RetryPolicy(sleep=sleeps.append))
