@@ -359,6 +359,7 @@ class TruthScore:
     clusters: dict[str, int] = field(default_factory=dict)  # kind → clusters in the ground truth
     split: dict[str, int] = field(default_factory=dict)  # kind → clusters spread over >1 entity
     unlinked: dict[str, int] = field(default_factory=dict)  # kind → clusters with a record not in the store
+    merged: dict[str, int] = field(default_factory=dict)  # kind → entities holding records of >1 cluster
     samples: Counter[str] = field(default_factory=Counter)  # "kind.field" → scored values
     agree: Counter[str] = field(default_factory=Counter)
     mismatches: list[str] = field(default_factory=list)
@@ -369,7 +370,8 @@ class TruthScore:
     def table(self) -> str:
         lines = [f"{k:40} {self.agree[k]:4}/{self.samples[k]:<4} {self.rate(k):.3f}" for k in sorted(self.samples)]
         lines += [f"{kind}: {self.clusters[kind]} clusters, {self.split.get(kind, 0)} split over several "
-                  f"entities, {self.unlinked.get(kind, 0)} with a record not in the store"
+                  f"entities, {self.unlinked.get(kind, 0)} with a record not in the store, "
+                  f"{self.merged.get(kind, 0)} entities wrongly merging clusters"
                   for kind in sorted(self.clusters)]
         return "\n".join(lines)
 
@@ -412,6 +414,12 @@ def score_ground_truth(world: World) -> TruthScore:
             for system, rid, cid in rows:
                 if (system, rid) in pairs:
                     owner[(system, rid)] = cid
+            clusters_of: dict[str, set[str]] = {}
+            for c in clusters:
+                for r in c["records"]:
+                    if (cid_ := owner.get((r["system"], r["id"]))) is not None:
+                        clusters_of.setdefault(cid_, set()).add(c["entity"])
+            score.merged[kind] = sum(1 for v in clusters_of.values() if len(v) > 1)
             for c in clusters:
                 cids = {owner.get((r["system"], r["id"])) for r in c["records"]}
                 if None in cids:
@@ -541,3 +549,47 @@ def stale_views(world: World) -> list[Mismatch]:
                                         ref.remote_id, f, view.get(f), got.get(f)))
     return out
 
+
+
+def changed_seed_values(world: World, kind: str, fields: Sequence[str]) -> list[str]:
+    """Seeded records of ``kind`` whose ``fields`` now read differently from the seed,
+    though the ground truth records no conflict on that field for their entity (so
+    nothing should have changed them)."""
+    truth = load_ground_truth(world.sb)
+    data = world.sb.data_dir
+    assert data is not None
+    seeded: dict[tuple[str, str], dict[str, Any]] = {}
+    for c in truth["entities"][kind]:
+        for r in c["records"]:
+            seeded[(r["system"], r["id"])] = {"cluster": c["entity"], "expected": c["expected"]}
+    seed_fields: dict[tuple[str, str], dict[str, Any]] = {}
+    for system, native, id_key in (("salesforce", "Opportunity", "Id"), ("hubspot", "deals", "id"),
+                                   ("salesforce", "Contact", "Id"), ("salesforce", "Account", "Id"),
+                                   ("hubspot", "contacts", "id"), ("hubspot", "companies", "id")):
+        path = data / system / f"{native}.json"
+        if not path.is_file():
+            continue
+        for row in json.loads(path.read_text(encoding="utf-8")):
+            key = (system, str(row[id_key]))
+            if key in seeded:
+                native_fields = row.get("properties", row) if system == "hubspot" else row
+                rec = RemoteRecord(system, ObjectType(kind), key[1], None, native_fields, native_type=native)
+                try:
+                    seed_fields[key] = map_record(system, rec)
+                except RecordError:
+                    continue
+    out: list[str] = []
+    for (system, native), recs in read_remote(world).items():
+        for rec in recs:
+            key = (system, rec.remote_id)
+            if key not in seed_fields:
+                continue
+            now = map_record(system, rec)
+            for f in fields:
+                before, after = seed_fields[key].get(f), now.get(f)
+                if f in seeded[key]["expected"] or is_blank(before):
+                    continue
+                if not _same(before, after):
+                    out.append(f"{seeded[key]['cluster']} {system}/{native} {rec.remote_id} {f}: "
+                               f"{before!r} -> {after!r}")
+    return sorted(out)

@@ -49,9 +49,9 @@ def test_first_cycle_syncs_all_three_systems(synced: Synced) -> None:
     # every seeded entity record was read (and the users/owners are not entities)
     assert sum(r1.pulled.values()) >= sum(seeded.values())
     assert r1.failed == {}, E.summarize([r1])
-    # each true entity is at most one canonical entity: tier-1 linking may split, never over-merge
+    # tier-1 linking may leave true duplicates apart (more entities), never fewer entities
     for kind, n in r1.entities.items():
-        assert n >= len(truth["entities"][kind]) * 0.9, (kind, n)
+        assert n >= len(truth["entities"][kind]), (kind, n)
     assert r1.writes > 0
 
 
@@ -115,11 +115,18 @@ def test_no_duplicates_written(synced: Synced) -> None:
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "bug: after a create, the ref's view (sync/engine.py Engine._record_results) holds only what "
-    "was sent; the created Salesforce Contact / HubSpot contact reads back do_not_contact=False "
-    "(the system's default for HasOptedOutOfEmail / hs_email_optout), so the identity map is "
-    "stale until cycle 2 re-pulls the record, and canonical do_not_contact flips None -> False "
-    "in cycle 2"))
+    "bug: sync/pull.py tier-1 link rule 3 (opportunity: same canonical account and same name) "
+    "joins DIFFERENT real opportunities of one account that share a name (e.g. two "
+    "'Lumen Pioneer - Expansion' deals, one Closed Won 423,036, one in negotiation 69,000), and "
+    "the engine then writes one deal's amount/close date/stage over the others in Salesforce "
+    "and HubSpot: customer data is overwritten"))
+def test_distinct_opportunities_sharing_a_name_stay_apart(synced: Synced) -> None:
+    score = E.score_ground_truth(synced.world)
+    damaged = E.changed_seed_values(synced.world, "opportunity", ("amount", "close_date"))
+    assert score.merged == {"account": 0, "contact": 0, "opportunity": 0}, score.table()
+    assert damaged == [], "\n".join(damaged[:20])
+
+
 def test_identity_map_views_match_the_remote_records_after_the_first_push(synced: Synced) -> None:
     stale = synced.stale_after_first
     assert stale == [], "\n".join(map(str, stale[:20]))
