@@ -49,6 +49,8 @@ MAX_CLUSTER_SIZE = 12
 U_SAMPLE_PAIRS = 2_000_000
 # EM pairs per training rule at most (deterministically sampled by splink).
 EM_MAX_PAIRS = 2_000_000
+# ... once the input has at least this many records.
+EM_SAMPLE_FROM = 100_000
 SEED = 42
 # A comparison level never seen among sampled non-matches is taken to occur in at most
 # this many non-matching pairs per record (see ``_debias_u``).
@@ -355,7 +357,8 @@ def _train(linker: Linker, spec: ModelSpec, n: int, seed: int) -> str:
         linker.training.estimate_parameters_using_expectation_maximisation(
             rule,
             estimate_without_term_frequencies=True,
-            max_pairs=EM_MAX_PAIRS if n > EM_MAX_PAIRS else None,
+            # name blocks grow as n²: sample them down on large inputs
+            max_pairs=EM_MAX_PAIRS if n > EM_SAMPLE_FROM else None,
         )
     return _debias_u(_model_json(linker), n)
 

@@ -180,7 +180,7 @@ CONTACT_SPEC = ModelSpec(
     blocking_rules=(
         "l.email = r.email",
         "l.phone = r.phone",
-        "l.first_block = r.first_block AND l.last_name = r.last_name",
+        # No block on the name alone: common names make blocks that grow with n², not n.
         "l.company = r.company AND l.last_name = r.last_name",
         "l.company = r.company AND l.first_block = r.first_block",
         "l.first_name = r.last_name AND l.last_name = r.first_name",
