@@ -20,7 +20,8 @@ import logging
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from decimal import Decimal
 from typing import Any, Protocol
 
 from connectors.base import Connector, Cursor, RecordError, RemoteRecord
@@ -39,6 +40,8 @@ EXTERNAL_ID_FIELDS: dict[str, str] = {
 }
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 DEFAULT_LOOKBACK = timedelta(seconds=60)
+#: how far apart two systems' close dates may be for one opportunity (account + name key)
+OPP_CLOSE_WINDOW_DAYS = 120
 #: cursor rows for delete checks are keyed "<native>#deletes"
 DELETES_SUFFIX = "#deletes"
 
@@ -310,7 +313,7 @@ class _Linker:
         self.xref = st.refs_for_remote_ids_any_system(s, ot, [v for v in ext_values if v and not UUID_RE.match(v)])
         self.email: dict[str, str] = {}
         self.domain: dict[str, str] = {}
-        self.opps: dict[str, list[tuple[str, str | None]]] = {}
+        self.opps: dict[str, list[dict[str, Any]]] = {}
         self.account_of: dict[tuple[str, str], str] = {}
         if object_type is ObjectType.CONTACT:
             self.email = st.contacts_by_email_key(s, [k for m in fresh if (k := _email_key(m.view))])
@@ -352,22 +355,56 @@ class _Linker:
             if dom:
                 self.domain[dom] = cid
             return cid, "new"
-        # opportunity: same canonical account and same name
+        # opportunity: same canonical account and same name, from another system (two
+        # records of one system sharing a name are usually distinct deals), close dates
+        # within OPP_CLOSE_WINDOW; the nearest close date and amount win
         name_key = _name_key(m.view.get("name"))
         account_cid = next(
             (self.account_of[(p.name, rid)] for rid in m.rec.associations.get("account", ())
              if (p.name, rid) in self.account_of),
             None,
         )
+        close = _as_date(m.view.get("close_date"))
+        amount = _as_decimal(m.view.get("amount"))
         if account_cid and name_key:
-            for oid, oname in self.opps.get(account_cid, []):
-                if _name_key(oname) == name_key:
-                    return oid, "account_name"
+            best = None
+            for cand in self.opps.get(account_cid, []):
+                if _name_key(cand["name"]) != name_key or p.name in cand["systems"]:
+                    continue
+                days = abs((close - cand["close_date"]).days) if close and cand["close_date"] else 0
+                if days > OPP_CLOSE_WINDOW_DAYS:
+                    continue
+                gap = abs(amount - cand["amount"]) / max(abs(amount), 1) if amount is not None and \
+                    cand["amount"] is not None else Decimal(0)
+                score = (days, gap)
+                if best is None or score < best[0]:
+                    best = (score, cand)
+            if best is not None:
+                best[1]["systems"].add(p.name)
+                return best[1]["id"], "account_name"
         cid = new_id()
-        st.add_entity(self.s, ot.value, cid, self.now, name=m.view.get("name"), account_id=account_cid)
+        st.add_entity(self.s, ot.value, cid, self.now, name=m.view.get("name"), account_id=account_cid,
+                      close_date=close, amount=amount)
         if account_cid:
-            self.opps.setdefault(account_cid, []).append((cid, m.view.get("name")))
+            self.opps.setdefault(account_cid, []).append(
+                {"id": cid, "name": m.view.get("name"), "close_date": close, "amount": amount, "systems": {p.name}})
         return cid, "new"
+
+
+def _as_date(value: Any) -> date | None:
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(str(value)[:10]) if value else None
+    except ValueError:
+        return None
+
+
+def _as_decimal(value: Any) -> Decimal | None:
+    try:
+        return Decimal(str(value)) if value not in (None, "") else None
+    except ArithmeticError:
+        return None
 
 
 def _email_key(view: Mapping[str, Any]) -> str | None:

@@ -561,18 +561,32 @@ def accounts_by_domain(s: Session, domains: list[str]) -> dict[str, str]:
     return out
 
 
-def opportunities_by_account(s: Session, account_ids: list[str]) -> dict[str, list[tuple[str, str | None]]]:
-    """account id → [(opportunity id, name)] (for the account+name deterministic key)."""
-    out: dict[str, list[tuple[str, str | None]]] = {}
+def opportunities_by_account(s: Session, account_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """account id → its opportunities as {id, name, close_date, amount, systems}
+    (for the account+name deterministic key; ``systems``: where it has live records)."""
+    out: dict[str, list[dict[str, Any]]] = {}
     uniq = sorted(set(account_ids))
+    by_id: dict[str, dict[str, Any]] = {}
     for i in range(0, len(uniq), 500):
-        for aid, oid, name in s.execute(
-            select(OpportunityRow.account_id, OpportunityRow.id, OpportunityRow.name).where(
+        for aid, oid, name, close, amount in s.execute(
+            select(OpportunityRow.account_id, OpportunityRow.id, OpportunityRow.name, OpportunityRow.close_date,
+                   OpportunityRow.amount).where(
                 OpportunityRow.account_id.in_(uniq[i : i + 500]), OpportunityRow.merged_into.is_(None)
             )
         ):
             if aid:
-                out.setdefault(aid, []).append((oid, name))
+                item: dict[str, Any] = {"id": oid, "name": name, "close_date": close, "amount": amount, "systems": set()}
+                out.setdefault(aid, []).append(item)
+                by_id[oid] = item
+    ids = sorted(by_id)
+    for i in range(0, len(ids), 500):
+        for cid, system in s.execute(
+            select(ExternalRefRow.canonical_id, ExternalRefRow.system).where(
+                ExternalRefRow.object_type == "opportunity", ExternalRefRow.canonical_id.in_(ids[i : i + 500]),
+                ExternalRefRow.deleted_at.is_(None),
+            )
+        ):
+            by_id[cid]["systems"].add(system)
     return out
 
 

@@ -287,3 +287,27 @@ def test_a_stage_change_sends_the_probability_along(world) -> None:
     sent = sf.live("Opportunity")[opp]
     assert sent["StageName"] == "Qualification"
     assert sent["Probability"] == 15  # sent with the stage, so Salesforce keeps it
+
+
+def test_opportunities_sharing_a_name_link_across_systems_not_within_one(world) -> None:
+    store, clock, sf, hs, runner = world
+    acct = sf.add("Account", {"Name": "Lumen", "Website": "lumen.io"})
+    comp = hs.add("companies", {"name": "Lumen", "domain": "lumen.io"})
+    won = sf.add("Opportunity", {"Name": "Lumen - Expansion", "StageName": "Closed Won", "CloseDate": "2026-03-01",
+                                 "Amount": 423036}, assoc={"account": (acct,)})
+    open_ = sf.add("Opportunity", {"Name": "Lumen - Expansion", "StageName": "Negotiation/Review",
+                                   "CloseDate": "2026-11-15", "Amount": 69000}, assoc={"account": (acct,)})
+    # HubSpot's copy of the open deal (same name, close date near the open one)
+    hs.add("deals", {"dealname": "Lumen - Expansion", "dealstage": "decisionmakerboughtin",
+                     "closedate": "2026-11-20", "amount": "69000"}, assoc={"account": (comp,)})
+    r = runner().run_cycle()
+    assert r.entities["opportunity"] == 2
+    assert sf.live("Opportunity")[won]["Amount"] == 423036  # never overwritten by the other deal
+    assert sf.live("Opportunity")[open_]["Amount"] == 69000
+    with store.session() as s:
+        refs = s.scalars(select(st.ExternalRefRow).where(st.ExternalRefRow.object_type == "opportunity")).all()
+        by_entity: dict[str, set[str]] = {}
+        for ref in refs:
+            by_entity.setdefault(ref.canonical_id, set()).add(ref.remote_id)
+    assert any(open_ in ids and len(ids) == 2 for ids in by_entity.values())  # linked to HubSpot's copy
+    assert any(won in ids for ids in by_entity.values())
