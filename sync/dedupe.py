@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -135,6 +136,7 @@ def match_records(
     """
     opts = options or MatchOptions()
     rows = _feature_rows(records, spec)
+    rows.blank_common(spec)
     n = len(rows)
     session = _Session(spec)
     try:
@@ -158,6 +160,7 @@ def train_model(
 ) -> str:
     """Train ``spec``'s model on ``records`` (always) and return splink's model JSON."""
     rows = _feature_rows(records, spec)
+    rows.blank_common(spec)
     session = _Session(spec)
     try:
         table = session.register(rows, "records")
@@ -188,6 +191,8 @@ class IncrementalMatcher:
         self.model_json = model_json
         self._session = _Session(self.spec)
         rows = _feature_rows(existing_records, self.spec)
+        self._counts = rows.counts
+        rows.blank_common(self.spec)
         self._existing = self._session.register(rows, "existing")
         self._linker = self._session.linker([self._existing], model_json)
         for column in _tf_columns(model_json):
@@ -197,6 +202,7 @@ class IncrementalMatcher:
     def match(self, new_records: Iterable[Mapping[str, Any]]) -> MatchResult:
         """Score new records against the stored ones and among themselves."""
         rows = _feature_rows(new_records, self.spec)
+        rows.blank_common(self.spec, self._counts)
         self._batches += 1
         new = self._session.register(rows, f"new_{self._batches}")
         opts = self.options
@@ -306,6 +312,16 @@ class _Columns:
             seen.add(uid)
             for name in names:
                 self.data[name].append(row.get(name))
+        self.counts: dict[str, Counter[str]] = {}
+        for column, _ in spec.rare_only:
+            self.counts[column] = Counter(v for v in self.data[column] if v is not None)
+
+    def blank_common(self, spec: ModelSpec, extra: Mapping[str, Counter[str]] | None = None) -> None:
+        """Blank ``spec.rare_only`` values more common than their cap (``extra`` adds counts)."""
+        for column, cap in spec.rare_only:
+            counts = self.counts[column] + (extra or {}).get(column, Counter())
+            values = self.data[column]
+            self.data[column] = [v if v is not None and counts[v] <= cap else None for v in values]
 
     def __len__(self) -> int:
         return len(self.data["unique_id"])

@@ -177,6 +177,7 @@ def contact_features(record: Mapping[str, Any]) -> dict[str, Any]:
         "first_forms": list(name_forms(first)) if first else None,
         "first_block": first_name_block(first),
         "full_name": f"{first} {last}" if first and last else None,
+        "name_block": f"{first_name_block(first)} {last}" if first and last else None,
         "email": email,
         "phone": phone_key(record.get("phone"), region=_opt_str(record.get("country"))),
         "company": company,

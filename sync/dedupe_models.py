@@ -31,6 +31,8 @@ from sync.dedupe_keys import account_features, contact_features
 # Below this many records the curated priors are used as they are (EM on a handful of
 # pairs overfits) and term-frequency adjustments are left out.
 MIN_TRAIN_RECORDS = 2_000
+# A first+last name shared by more records than this is not a blocking key on its own.
+RARE_NAME_MAX = 10
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,9 @@ class ModelSpec:
     deterministic_recall: float
     # Untrained prior: expected duplicate pairs per record.
     prior_pairs_per_record: float = 0.2
+    # (column, max count): the column is blanked where its value is that common in the
+    # input, so a blocking rule on it stays linear (common names make n² blocks).
+    rare_only: tuple[tuple[str, int], ...] = ()
 
 
 def _lvl(sql: str, label: str, m: float, u: float, *, tf: str | None = None) -> cll.CustomLevel:
@@ -171,6 +176,7 @@ CONTACT_SPEC = ModelSpec(
         Column("first_forms", "list<string>"),
         Column("first_block"),
         Column("full_name"),
+        Column("name_block"),
         Column("email"),
         Column("phone"),
         Column("company"),
@@ -180,7 +186,8 @@ CONTACT_SPEC = ModelSpec(
     blocking_rules=(
         "l.email = r.email",
         "l.phone = r.phone",
-        # No block on the name alone: common names make blocks that grow with n², not n.
+        # The name alone blocks only where it is rare (see rare_only).
+        "l.name_block = r.name_block",
         "l.company = r.company AND l.last_name = r.last_name",
         "l.company = r.company AND l.first_block = r.first_block",
         "l.first_name = r.last_name AND l.last_name = r.first_name",
@@ -194,6 +201,7 @@ CONTACT_SPEC = ModelSpec(
         "l.full_name = r.full_name AND l.company = r.company",
     ),
     deterministic_recall=0.9,
+    rare_only=(("name_block", RARE_NAME_MAX),),
 )
 
 

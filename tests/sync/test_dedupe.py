@@ -184,3 +184,17 @@ def test_quality_holds_at_ten_times_the_size(kind: str) -> None:
         quality = score(result, {r["id"]: truth[r["id"]] for r in records})
         assert quality["precision"] >= 0.999, (size, quality)
         assert quality["recall"] >= 0.95, (size, quality)
+
+
+def test_a_common_name_is_not_a_blocking_key_on_its_own() -> None:
+    """Twelve John Smiths with nothing else in common: the name block is dropped (it
+    would grow as n²), so they are never compared; two rare-name records still are."""
+    smiths = [{"id": f"s{i}", "first_name": "John", "last_name": "Smith", "title": f"t{i}"} for i in range(12)]
+    rare = [
+        {"id": "q1", "first_name": "Quentin", "last_name": "Zwolinski", "company": "Lumen Foods"},
+        {"id": "q2", "first_name": "Quentin", "last_name": "Zwolinski", "company": "Orchid Biotech"},
+    ]
+    result = match_contacts([*smiths, *rare], options=MatchOptions(review_from=0.01, auto_link=0.999999))
+    judged = {_key(p.left, p.right) for p in result.links + result.review}
+    assert ("q1", "q2") in judged
+    assert not any(a.startswith("s") for a, _ in judged)

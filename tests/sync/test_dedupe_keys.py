@@ -100,6 +100,7 @@ def test_feature_rows_use_the_keys() -> None:
         "first_forms": ["bob", "robert"],
         "first_block": "robert",
         "full_name": "bob oneil",
+        "name_block": "robert oneil",
         "email": "bob@acme.com",
         "phone": "+14155550100",
         "company": "acme",
