@@ -206,9 +206,10 @@ class IncrementalMatcher:
         self._batches += 1
         new = self._session.register(rows, f"new_{self._batches}")
         opts = self.options
+        candidates = self._candidates(new, self._batches)
         try:
             between = self._linker.inference.predict_between(
-                new, self._existing, threshold_match_probability=opts.review_from, warning_mode="never"
+                new, candidates, threshold_match_probability=opts.review_from, warning_mode="never"
             )
             scored = self._session.pairs(between, self.model_json, opts.review_from)
             if len(rows) > 1:
@@ -218,7 +219,28 @@ class IncrementalMatcher:
                 scored += self._session.pairs(within, self.model_json, opts.review_from)
         finally:
             new.drop_table_from_database_and_remove_from_cache(force_non_splink_table=True)
+            candidates.drop_table_from_database_and_remove_from_cache(force_non_splink_table=True)
         return _decide(scored, opts, self.model_json)
+
+    def _candidates(self, new: SplinkDataFrame, batch: int) -> SplinkDataFrame:
+        """The stored records sharing a blocking key with a new one.
+
+        splink rebuilds each side of ``predict_between`` on every call; narrowing the
+        stored side first keeps a batch's cost independent of how much is stored. Term
+        frequencies still come from all stored records (computed once, at start).
+        """
+        rules = [r["blocking_rule"] for r in json.loads(self.model_json)["blocking_rules_to_generate_predictions"]]
+        matched = " UNION ".join(
+            f"SELECT r.unique_id FROM {new.physical_name} AS l "
+            f"JOIN {self._existing.physical_name} AS r ON {rule}"
+            for rule in rules
+        )
+        name = f"candidates_{batch}"
+        self._session.con.execute(
+            f"CREATE TABLE {name} AS SELECT * FROM {self._existing.physical_name} "
+            f"WHERE unique_id IN ({matched})"
+        )
+        return self._session.db_api.register(name, table_name=f"{name}_input")
 
     def close(self) -> None:
         """Free the scratch database."""
