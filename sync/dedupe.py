@@ -14,7 +14,17 @@ Batch (backfill)::
 Incremental (one cycle's new records against the stored entities)::
 
     matcher = IncrementalMatcher(model_json, stored_records, object_type="contact")
-    result = matcher.match(new_records)   # new↔stored and new↔new pairs
+    result = matcher.match(new_records)   # new↔stored and new↔new pairs only
+    matcher.close()
+
+Records are mappings with an ``id`` (any str-able, unique per call) and canonical
+fields: contacts ``first_name, last_name, email, phone, title`` plus ``company`` (the
+account's name) or ``account_id`` (the canonical account id, used as the company when
+no name is given) and optionally ``country`` (phone region); accounts ``name, domain
+or website, phone, billing_street, billing_postal_code, industry, country``. Values may
+be raw or already normalised. ``Pair.left < Pair.right``; incremental clusters can
+contain stored ids (map them to their canonical ids). Under ``MIN_TRAIN_RECORDS`` the
+curated priors are used untrained.
 
 Tier 1 (deterministic keys) lives in ``sync.dedupe_keys``.
 splink docs: https://moj-analytical-services.github.io/splink/
