@@ -304,8 +304,9 @@ def _print_report(report: Any, title: str) -> None:
                   str(d["failed"].get(sname, 0)), planned, str(d["api_calls"].get(sname, 0)))
     console.print(t)
     console.print("entities  " + ", ".join(f"{k}: {v}" for k, v in d["entities"].items()))
-    console.print(f"links made {d['links']}, new entities {d['new_entities']}, conflicts decided {d['conflicts']}, "
-                  f"deletes flagged {d['deleted']}, errors {d['errors']}")
+    console.print(f"links made {d['links']} by key, {d['matched_links']} by the matcher "
+                  f"({d['review_queued']} pairs queued for review); new entities {d['new_entities']}, "
+                  f"conflicts decided {d['conflicts']}, deletes flagged {d['deleted']}, errors {d['errors']}")
     for m in d["skipped"] + d["messages"]:
         console.print(f"[yellow]note:[/] {m}", highlight=False)
 
@@ -510,6 +511,142 @@ def serve() -> None:
     scheduler.serve(settings, config_path=str(settings.path) if settings.path else None)
 
 
+# --------------------------------------------------------------------------- dedupe
+
+dedupe_app = typer.Typer(help="Find and link duplicates; review doubtful pairs; undo links.",
+                         invoke_without_command=True)
+app.add_typer(dedupe_app, name="dedupe")
+
+
+def _deduper(settings: cfg.Settings) -> Any:
+    from sync.jobs import utcnow
+    from sync.matching import Deduper
+
+    return Deduper(_store(settings), settings.dedupe, now=utcnow)
+
+
+@dedupe_app.callback()
+def dedupe(
+    ctx: typer.Context,
+    obj: Annotated[list[str] | None, typer.Option("--object", "-o", help="account or contact (default both).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the clusters, link nothing.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Batch-match every live account and contact: link sure duplicates, queue doubtful pairs."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from sync.matching import MATCHED_OBJECTS
+
+    objects = obj or list(MATCHED_OBJECTS)
+    bad = [o for o in objects if o not in MATCHED_OBJECTS]
+    if bad:
+        raise _fail(f"--object: {bad[0]!r} has no match model (use {', '.join(MATCHED_OBJECTS)})")
+    settings = load_settings()
+    deduper = _deduper(settings)
+    with err_console.status("matching…", spinner="dots") if not as_json and err_console.is_terminal else _null():
+        reports = [deduper.run_batch(o, dry_run=dry_run).as_dict() for o in objects]
+    if as_json:
+        print_json({"dry_run": dry_run, "objects": reports})
+        return
+    t = Table(title="dedupe (dry run)" if dry_run else "dedupe")
+    for col in ("object", "records", "clusters", "links made" if not dry_run else "links planned",
+                "review queued", "review open"):
+        t.add_column(col)
+    for r in reports:
+        t.add_row(r["object_type"], str(r["records"]), str(r["clusters"]), str(r["links"]),
+                  str(r["review_added"]), str(r["review_open"]))
+    console.print(t)
+    for r in reports:
+        for w in r["warnings"]:
+            console.print(f"[yellow]warning:[/] {r['object_type']}: {w}", highlight=False)
+
+
+class _null:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+@dedupe_app.command("review")
+def dedupe_review(
+    accept: Annotated[list[int] | None, typer.Option("--accept", help="Link this pair (repeatable).")] = None,
+    reject: Annotated[list[int] | None, typer.Option("--reject", help="Never link this pair (repeatable).")] = None,
+    obj: Annotated[str | None, typer.Option("--object", "-o", help="Only this object.")] = None,
+    limit: Annotated[int, typer.Option("--limit", help="Show at most this many pairs.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """List doubtful pairs with their evidence, or accept/reject them (recorded)."""
+    from sync import store as st
+
+    settings = load_settings()
+    deduper = _deduper(settings)
+    if accept or reject:
+        done = []
+        for rid, ok in [*((i, True) for i in accept or []), *((i, False) for i in reject or [])]:
+            try:
+                done.append(deduper.decide(rid, ok))
+            except (LookupError, ValueError) as e:
+                raise _fail(str(e)) from None
+        if as_json:
+            print_json({"decided": done})
+        else:
+            for d in done:
+                extra = f" (merge {d['merge_id']})" if d["merge_id"] else ""
+                console.print(f"review {d['id']}: {d['state']}{extra}")
+        return
+    with deduper.store.session() as s:
+        rows = st.review_rows(s, obj, "open", limit=limit)
+        pairs: list[dict[str, Any]] = []
+        for r in rows:
+            left = st.entity_row(s, r.object_type, r.left_id)
+            right = st.entity_row(s, r.object_type, r.right_id)
+            pairs.append({"id": r.id, "object": r.object_type, "probability": round(float(r.probability), 4),
+                          "left": _summary(r.object_type, left), "right": _summary(r.object_type, right),
+                          "evidence": r.evidence})
+    if as_json:
+        print_json({"open": len(pairs), "pairs": pairs})
+        return
+    if not pairs:
+        console.print("the review queue is empty")
+        return
+    t = Table(title=f"{len(pairs)} pair(s) to review (accept with --accept ID, reject with --reject ID)")
+    for col in ("id", "object", "p", "left", "right", "evidence"):
+        t.add_column(col)
+    for p in pairs:
+        ev = ", ".join(f"{k}: {v}" for k, v in p["evidence"].items())
+        t.add_row(str(p["id"]), p["object"], f"{p['probability']:.3f}", p["left"], p["right"], ev)
+    console.print(t)
+
+
+def _summary(object_type: str, row: Any) -> str:
+    if row is None:
+        return "(gone)"
+    if object_type == "contact":
+        return " ".join(str(x) for x in (row.first_name, row.last_name, f"<{row.email}>" if row.email else "") if x)
+    return " ".join(str(x) for x in (row.name, row.domain) if x)
+
+
+@dedupe_app.command("undo")
+def dedupe_undo(
+    merge_id: Annotated[int, typer.Argument(help="The merge-ledger id (shown by `revsync dedupe --json`).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """Undo a link: the entities and their remote records are separated again, and the
+    pair is never linked automatically afterwards."""
+    settings = load_settings()
+    try:
+        out = _deduper(settings).undo(merge_id)
+    except (LookupError, ValueError) as e:
+        raise _fail(str(e)) from None
+    if as_json:
+        print_json(out)
+    else:
+        console.print(f"merge {merge_id} undone: {len(out['restored'])} {out['object']}(s) restored "
+                      "(their values are re-decided at the next sync)")
+
+
 # --------------------------------------------------------------------------- sandbox and demo
 
 
@@ -535,7 +672,8 @@ def sandbox_settings(info: dict[str, Any], database_url: str, *, limits: Any = N
 def _cycle_summary(report: Any) -> dict[str, Any]:
     d = report.as_dict()
     return {k: d[k] for k in ("run_id", "status", "pulled", "written", "failed", "planned", "entities", "links",
-                              "new_entities", "conflicts", "errors", "deleted", "api_calls", "seconds", "messages")}
+                              "matched_links", "review_queued", "new_entities", "conflicts", "errors", "deleted",
+                              "api_calls", "seconds", "messages")}
 
 
 @app.command()

@@ -297,8 +297,26 @@ def parse(data: Mapping[str, Any], *, path: Path | None = None, resolve_secrets:
         limits=Limits(**lim_raw),
         schedule=Schedule(**sch_raw),
         mapping=_expect(data.get("mapping", {}), dict, "mapping", "a table"),
-        dedupe=_expect(data.get("dedupe", {}), dict, "dedupe", "a table"),
+        dedupe=_dedupe(_expect(data.get("dedupe", {}), dict, "dedupe", "a table")),
     )
+
+
+def _dedupe(table: Mapping[str, Any]) -> dict[str, Any]:
+    _check_keys(table, ("enabled", "auto_link", "review_from", "max_cluster_size"), "dedupe")
+    if "enabled" in table:
+        _expect(table["enabled"], bool, "dedupe.enabled", "true or false")
+    for k in ("auto_link", "review_from"):
+        if k in table:
+            v = _expect(table[k], (int, float), f"dedupe.{k}", "a probability")
+            if not 0 < v <= 1:
+                raise ConfigError(f"dedupe.{k}: must be in (0, 1] (got {v})")
+    if table.get("review_from", 0.8) > table.get("auto_link", 0.99):
+        raise ConfigError("dedupe.review_from: must not be above dedupe.auto_link")
+    if "max_cluster_size" in table:
+        v = _expect(table["max_cluster_size"], int, "dedupe.max_cluster_size", "a whole number")
+        if v < 2:
+            raise ConfigError(f"dedupe.max_cluster_size: must be at least 2 (got {v})")
+    return dict(table)
 
 
 def load(path: Path | None = None, *, resolve_secrets: bool = True) -> Settings:

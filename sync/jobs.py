@@ -75,6 +75,8 @@ class CycleReport:
     planned: dict[str, dict[str, int]] = field(default_factory=dict)
     entities: dict[str, int] = field(default_factory=dict)
     links: int = 0
+    matched_links: int = 0  # tier 2: entities folded into another by the matcher
+    review_queued: int = 0
     new_entities: int = 0
     conflicts: int = 0
     errors: int = 0
@@ -217,6 +219,7 @@ class Runner:
                     if (name, ot) not in leased:
                         continue
                     self._pull_one(report, name, ot, since=since, until=until)
+            self._match_new(report, objs, started)
             engine = self._engine(report.run_id)
             for ot in objs:
                 rs = engine.resolve(ot, write_to=names, on_batch=self._tick(f"reconcile {ot.value}s"))
@@ -256,6 +259,25 @@ class Runner:
         finally:
             self._release(report, leased)
         return self._finish(report, started, calls_before, error)
+
+    def _match_new(self, report: CycleReport, objs: Sequence[ObjectType], started: datetime) -> None:
+        """Tier 2 inside the cycle: the entities this cycle created, against the stored ones."""
+        from sync.matching import MATCHED_OBJECTS, Deduper
+
+        deduper = Deduper(self.store, self.settings.dedupe, now=self.now, run_id=report.run_id)
+        if not deduper.enabled:
+            return
+        for ot in objs:
+            if ot.value not in MATCHED_OBJECTS:
+                continue
+            with self.store.session() as s:
+                new_ids = st.entity_ids_created_since(s, ot.value, started)
+            if not new_ids:
+                continue
+            dr = deduper.run_incremental(ot.value, new_ids)
+            report.matched_links += dr.links
+            report.review_queued += dr.review_added
+            report.messages.extend(f"dedupe {ot.value}: {w}" for w in dr.warnings)
 
     def _pull_one(self, report: CycleReport, name: str, ot: ObjectType, *, since: datetime | None,
                   until: datetime | None) -> None:

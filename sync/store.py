@@ -21,6 +21,7 @@ from sqlalchemy import (
     Boolean,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -314,6 +315,37 @@ class MergeLedgerRow(Base):
     run_id: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime]
     undone_at: Mapped[datetime | None]
+
+
+class MatchReviewRow(Base):
+    """Doubtful duplicate pairs waiting for an admin (and decided ones, kept so a
+    rejected pair is never linked automatically)."""
+
+    __tablename__ = "match_review"
+    __table_args__ = (UniqueConstraint("object_type", "left_id", "right_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    object_type: Mapped[str] = mapped_column(String(20))
+    left_id: Mapped[str] = mapped_column(ID)
+    right_id: Mapped[str] = mapped_column(ID)
+    probability: Mapped[float] = mapped_column(Float)
+    evidence: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    state: Mapped[str] = mapped_column(String(10), default="open", index=True)  # open | accepted | rejected
+    run_id: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime]
+    decided_at: Mapped[datetime | None]
+    merge_id: Mapped[int | None] = mapped_column(Integer)
+
+
+class MatchModelRow(Base):
+    """The trained match model per object type (splink model JSON)."""
+
+    __tablename__ = "match_model"
+
+    object_type: Mapped[str] = mapped_column(String(20), primary_key=True)
+    model_json: Mapped[str] = mapped_column(Text)
+    records: Mapped[int] = mapped_column(Integer)
+    trained_at: Mapped[datetime]
 
 
 class LeaseRow(Base):
@@ -941,3 +973,172 @@ def outbox_rows(s: Session, ids: list[int]) -> dict[int, OutboxRow]:
         for r in s.scalars(select(OutboxRow).where(OutboxRow.id.in_(ids[i : i + 500]))):
             out[r.id] = r
     return out
+
+
+# --------------------------------------------------------------------------- dedupe
+
+
+def dedupe_records(s: Session, object_type: str, ids: Any = None) -> list[dict[str, Any]]:
+    """Live canonical entities as match records (canonical fields + ``id``); contacts
+    carry their account's name as ``company``. ``ids`` limits them."""
+    t = ENTITY_TABLES[object_type]
+    q = select(t).where(t.deleted_at.is_(None), t.merged_into.is_(None))
+    rows: list[Any] = []
+    if ids is not None:
+        uniq = sorted(set(ids))
+        for i in range(0, len(uniq), 500):
+            rows.extend(s.scalars(q.where(t.id.in_(uniq[i : i + 500]))))
+    else:
+        rows = list(s.scalars(q.order_by(t.id)))
+    if object_type == "contact":
+        names = dict(s.execute(select(AccountRow.id, AccountRow.name)).all())
+        return [{"id": r.id, "first_name": r.first_name, "last_name": r.last_name, "email": r.email,
+                 "phone": r.phone, "title": r.title, "account_id": r.account_id,
+                 "company": names.get(r.account_id) if r.account_id else None} for r in rows]
+    if object_type == "account":
+        return [{"id": r.id, "name": r.name, "domain": r.domain, "website": r.website, "phone": r.phone,
+                 "billing_street": r.billing_street, "billing_postal_code": r.billing_postal_code,
+                 "industry": r.industry, "country": r.country} for r in rows]
+    raise ValueError(f"no match model for {object_type}")
+
+
+def entity_ids_created_since(s: Session, object_type: str, since: datetime) -> list[str]:
+    t = ENTITY_TABLES[object_type]
+    return list(s.scalars(select(t.id).where(t.created_at >= since, t.deleted_at.is_(None),
+                                             t.merged_into.is_(None))))
+
+
+def decided_pairs(s: Session, object_type: str) -> dict[tuple[str, str], str]:
+    """(left, right) → state for every review pair (open, accepted, rejected)."""
+    return {(a, b): st for a, b, st in s.execute(
+        select(MatchReviewRow.left_id, MatchReviewRow.right_id, MatchReviewRow.state)
+        .where(MatchReviewRow.object_type == object_type))}
+
+
+def add_review_pairs(s: Session, object_type: str, pairs: list[Any], run_id: int | None, now: datetime) -> int:
+    known = decided_pairs(s, object_type)
+    n = 0
+    for p in pairs:
+        key = (min(p.left, p.right), max(p.left, p.right))
+        if key in known:
+            continue
+        s.add(MatchReviewRow(object_type=object_type, left_id=key[0], right_id=key[1],
+                             probability=float(p.probability), evidence=dict(p.evidence), state="open",
+                             run_id=run_id, created_at=now))
+        known[key] = "open"
+        n += 1
+    return n
+
+
+def review_rows(s: Session, object_type: str | None = None, state: str | None = "open",
+                limit: int = 500) -> list[MatchReviewRow]:
+    q = select(MatchReviewRow)
+    if object_type:
+        q = q.where(MatchReviewRow.object_type == object_type)
+    if state:
+        q = q.where(MatchReviewRow.state == state)
+    return list(s.scalars(q.order_by(MatchReviewRow.probability.desc(), MatchReviewRow.id).limit(limit)))
+
+
+def _image(row: Any) -> dict[str, Any]:
+    from mapping.canonical import encode_value
+
+    cols = [c.key for c in row.__table__.columns]
+    return {c: encode_value(getattr(row, c)) for c in cols}
+
+
+def _mark_dependents_dirty(s: Session, object_type: str, ids: list[str]) -> None:
+    from sqlalchemy import update
+
+    if object_type == "account":
+        for t in (ContactRow, OpportunityRow):
+            s.execute(update(t).where(t.account_id.in_(ids)).values(dirty=True))
+    elif object_type == "contact":
+        opp_ids = list(s.scalars(select(OpportunityContactRow.opportunity_id)
+                                 .where(OpportunityContactRow.contact_id.in_(ids))))
+        if opp_ids:
+            s.execute(update(OpportunityRow).where(OpportunityRow.id.in_(opp_ids)).values(dirty=True))
+
+
+def link_entities(
+    s: Session, object_type: str, ids: list[str], *, evidence: dict[str, Any], run_id: int | None,
+    now: datetime,
+) -> int | None:
+    """Fold the entities ``ids`` into one (policy ``link``): the oldest survives, the
+    others' remote records point at it, and before-images go to the merge ledger."""
+    t = ENTITY_TABLES[object_type]
+    rows: list[Any] = list(s.scalars(select(t).where(t.id.in_(ids), t.merged_into.is_(None))))
+    if len(rows) < 2:
+        return None
+    rows.sort(key=lambda r: (r.created_at, r.id))
+    survivor, losers = rows[0], rows[1:]
+    loser_ids = [r.id for r in losers]
+    refs = list(s.scalars(select(ExternalRefRow).where(ExternalRefRow.object_type == object_type,
+                                                       ExternalRefRow.canonical_id.in_(loser_ids))))
+    before = {r.id: {"entity": _image(r), "refs": [x.id for x in refs if x.canonical_id == r.id]} for r in losers}
+    before[survivor.id] = {"entity": _image(survivor), "refs": []}
+    for x in refs:
+        x.canonical_id = survivor.id
+    for r in losers:
+        r.merged_into, r.dirty, r.updated_at = survivor.id, False, now
+    survivor.dirty, survivor.updated_at = True, now
+    _mark_dependents_dirty(s, object_type, loser_ids)
+    entry = MergeLedgerRow(object_type=object_type, survivor_id=survivor.id, merged_ids=loser_ids, policy="link",
+                           evidence=evidence, before_images=before, remote_results={}, run_id=run_id,
+                           created_at=now)
+    s.add(entry)
+    s.flush()
+    return entry.id
+
+
+def undo_link(s: Session, merge_id: int, now: datetime) -> MergeLedgerRow:
+    """Restore the entities of a merge-ledger entry (refs back to their entities); the
+    pairs it joined are recorded as rejected so they are never linked again."""
+    from sqlalchemy import update
+
+    entry = s.get(MergeLedgerRow, merge_id)
+    if entry is None:
+        raise LookupError(f"no merge {merge_id}")
+    if entry.undone_at is not None:
+        raise ValueError(f"merge {merge_id} was already undone at {entry.undone_at.isoformat()}")
+    t = ENTITY_TABLES[entry.object_type]
+    for loser_id in entry.merged_ids:
+        image = entry.before_images.get(loser_id, {})
+        ref_ids = image.get("refs", [])
+        if ref_ids:
+            s.execute(update(ExternalRefRow).where(ExternalRefRow.id.in_(ref_ids)).values(canonical_id=loser_id))
+        row: Any = s.get(t, loser_id)
+        if row is not None:
+            row.merged_into, row.dirty, row.updated_at = None, True, now
+        key = (min(loser_id, entry.survivor_id), max(loser_id, entry.survivor_id))
+        existing = s.scalars(select(MatchReviewRow).where(
+            MatchReviewRow.object_type == entry.object_type, MatchReviewRow.left_id == key[0],
+            MatchReviewRow.right_id == key[1])).first()
+        if existing is None:
+            s.add(MatchReviewRow(object_type=entry.object_type, left_id=key[0], right_id=key[1], probability=1.0,
+                                 evidence={"undo": str(merge_id)}, state="rejected", created_at=now,
+                                 decided_at=now, merge_id=merge_id))
+        else:
+            existing.state, existing.decided_at = "rejected", now
+    survivor: Any = s.get(t, entry.survivor_id)
+    if survivor is not None:
+        survivor.dirty, survivor.updated_at = True, now
+    _mark_dependents_dirty(s, entry.object_type, [entry.survivor_id, *entry.merged_ids])
+    entry.undone_at = now
+    return entry
+
+
+def merges(s: Session, limit: int = 200) -> list[MergeLedgerRow]:
+    return list(s.scalars(select(MergeLedgerRow).order_by(MergeLedgerRow.id.desc()).limit(limit)))
+
+
+def get_match_model(s: Session, object_type: str) -> MatchModelRow | None:
+    return s.get(MatchModelRow, object_type)
+
+
+def save_match_model(s: Session, object_type: str, model_json: str, records: int, now: datetime) -> None:
+    row = s.get(MatchModelRow, object_type)
+    if row is None:
+        s.add(MatchModelRow(object_type=object_type, model_json=model_json, records=records, trained_at=now))
+    else:
+        row.model_json, row.records, row.trained_at = model_json, records, now

@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cli import app
+from sync.migrate import head_revision
 
 SECRET = "tok-VERY-secret-123"
 runner = CliRunner()
@@ -41,13 +42,13 @@ def test_init_upgrade_status_json(workdir: Path, monkeypatch: pytest.MonkeyPatch
 
     r = runner.invoke(app, ["db", "upgrade", "--json"])
     assert r.exit_code == 0, r.output
-    assert json.loads(r.stdout)["revision"] == "0001"
+    assert json.loads(r.stdout)["revision"] == head_revision()
     assert (workdir / "revsync.db").exists()
 
     r = runner.invoke(app, ["status", "--json"])
     assert r.exit_code == 0, r.output
     data = json.loads(r.stdout)
-    assert data["schema_revision"] == data["schema_head"] == "0001"
+    assert data["schema_revision"] == data["schema_head"] == head_revision()
     assert data["entities"] == {"account": 0, "contact": 0, "opportunity": 0}
     hubspot = next(c for c in data["connections"] if c["name"] == "hubspot")
     assert hubspot["secrets_set"] == ["access_token"]
@@ -55,7 +56,7 @@ def test_init_upgrade_status_json(workdir: Path, monkeypatch: pytest.MonkeyPatch
 
     r = runner.invoke(app, ["status"])
     assert r.exit_code == 0
-    assert "0001" in r.output and SECRET not in r.output
+    assert head_revision() in r.output and SECRET not in r.output
 
 
 def test_broken_config_is_one_readable_error_not_a_traceback(workdir: Path) -> None:

@@ -142,3 +142,25 @@ def test_cli_errors_for_bad_input(make_sandbox, tmp_path, monkeypatch) -> None:
     assert r.exit_code == 2 and "no entity" in r.output
     r = runner.invoke(app, ["--config", str(cfg), "retry"])
     assert r.exit_code == 2 and "--id N" in r.output
+
+
+def test_cli_dedupe_review_undo(make_sandbox, tmp_path, monkeypatch) -> None:
+    sb = make_sandbox(accounts=12, seed=5)
+    cfg = write_config(tmp_path, sb.info, monkeypatch)
+    run(cfg, "db", "upgrade", "--json")
+    run(cfg, "sync", "--json")
+    dry = run(cfg, "dedupe", "--dry-run", "--json")
+    assert dry["dry_run"] is True and {o["object_type"] for o in dry["objects"]} == {"account", "contact"}
+    assert all(o["records"] > 0 and o["merge_ids"] == [] for o in dry["objects"])
+    out = run(cfg, "dedupe", "--object", "contact", "--json")
+    assert out["objects"][0]["records"] > 0
+    review = run(cfg, "dedupe", "review", "--json")
+    assert review["open"] == len(review["pairs"])
+    for p in review["pairs"]:
+        assert p["evidence"] and 0 < p["probability"] < 1
+    r = runner.invoke(app, ["--config", str(cfg), "dedupe", "undo", "999"])
+    assert r.exit_code == 2 and "no merge 999" in r.output
+    r = runner.invoke(app, ["--config", str(cfg), "dedupe", "review", "--accept", "999"])
+    assert r.exit_code == 2 and "no review entry 999" in r.output
+    r = runner.invoke(app, ["--config", str(cfg), "dedupe", "--object", "opportunity"])
+    assert r.exit_code == 2 and "has no match model" in r.output

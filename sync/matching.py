@@ -1,0 +1,176 @@
+"""Tier-2 matching inside revsync: run the matcher (``sync.dedupe``) over the
+canonical store and act on what it finds.
+
+- Pairs at or above the auto-link threshold are linked (policy ``link``): the
+  entities are folded into one canonical id, the remote records untouched until the
+  next plan writes the agreed values; every link is a merge-ledger entry with
+  before-images, so ``revsync dedupe undo ID`` restores the entities.
+- Pairs in the doubtful band go to the review queue (``revsync dedupe review``).
+- A pair an admin rejected (or a link that was undone) is never linked again.
+
+Batch mode (``revsync dedupe``) scores every live entity and trains the model (kept
+in the store); incremental mode (inside each sync cycle) scores only the entities
+the cycle created against the stored ones with the kept model.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sync import store as st
+
+log = logging.getLogger(__name__)
+
+MATCHED_OBJECTS = ("account", "contact")
+
+
+@dataclass
+class DedupeReport:
+    object_type: str
+    mode: str  # batch | incremental
+    records: int = 0
+    clusters: int = 0
+    links: int = 0  # entities folded into another
+    review_added: int = 0
+    review_open: int = 0
+    skipped_rejected: int = 0
+    warnings: list[str] = field(default_factory=list)
+    merge_ids: list[int] = field(default_factory=list)
+    planned_clusters: list[list[str]] = field(default_factory=list)  # dry run
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _options(cfg: Mapping[str, Any]) -> Any:
+    from sync.dedupe import MatchOptions
+
+    return MatchOptions(
+        auto_link=float(cfg.get("auto_link", 0.99)),
+        review_from=float(cfg.get("review_from", 0.80)),
+        max_cluster_size=int(cfg.get("max_cluster_size", 12)),
+    )
+
+
+class Deduper:
+    """Applies the matcher's decisions to the store."""
+
+    def __init__(self, store: st.Store, config: Mapping[str, Any] | None = None, *,
+                 now: Callable[[], datetime], run_id: int | None = None) -> None:
+        self.store, self.cfg, self.now, self.run_id = store, dict(config or {}), now, run_id
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.cfg.get("enabled", True))
+
+    def run_batch(self, object_type: str, *, dry_run: bool = False) -> DedupeReport:
+        """Score every live entity of ``object_type``; link, queue, and keep the model."""
+        from sync.dedupe import match_records
+        from sync.dedupe_models import SPECS
+
+        report = DedupeReport(object_type, "batch")
+        with self.store.session() as s:
+            records = st.dedupe_records(s, object_type)
+        report.records = len(records)
+        if len(records) < 2:
+            return report
+        result = match_records(records, SPECS[object_type], options=_options(self.cfg))
+        if not dry_run:
+            with self.store.session() as s:
+                st.save_match_model(s, object_type, result.model_json, len(records), self.now())
+        self._apply(object_type, result, report, dry_run=dry_run)
+        return report
+
+    def run_incremental(self, object_type: str, new_ids: Sequence[str]) -> DedupeReport:
+        """Score the entities ``new_ids`` (made this cycle) against the stored ones."""
+        from sync.dedupe import IncrementalMatcher
+
+        report = DedupeReport(object_type, "incremental")
+        if not new_ids:
+            return report
+        with self.store.session() as s:
+            model = st.get_match_model(s, object_type)
+            new = st.dedupe_records(s, object_type, new_ids)
+            if model is None:
+                stored_count = None
+            else:
+                new_set = set(new_ids)
+                stored = [r for r in st.dedupe_records(s, object_type) if r["id"] not in new_set]
+                stored_count = len(stored)
+        report.records = len(new)
+        if model is None or not stored_count:
+            # nothing trained yet (first sync) or nothing stored: one batch run does both
+            return self.run_batch(object_type)
+        with IncrementalMatcher(model.model_json, stored, object_type=object_type,
+                                options=_options(self.cfg)) as matcher:
+            result = matcher.match(new)
+        self._apply(object_type, result, report, dry_run=False)
+        return report
+
+    def _apply(self, object_type: str, result: Any, report: DedupeReport, *, dry_run: bool) -> None:
+        from sync.dedupe import cluster_pairs
+
+        opts = _options(self.cfg)
+        with self.store.session() as s:
+            decided = st.decided_pairs(s, object_type)
+        links = []
+        for p in result.links:
+            if decided.get((min(p.left, p.right), max(p.left, p.right))) == "rejected":
+                report.skipped_rejected += 1
+                continue
+            links.append(p)
+        clusters, refused, warnings = cluster_pairs(links, opts.max_cluster_size)
+        report.warnings.extend([*result.warnings, *warnings])
+        report.clusters = len(clusters)
+        if dry_run:
+            report.planned_clusters = clusters
+            report.links = sum(len(c) - 1 for c in clusters)
+            report.review_added = len(result.review) + len(refused)
+            return
+        evidence_of: dict[frozenset[str], Any] = {frozenset((p.left, p.right)): p for p in links}
+        now = self.now()
+        with self.store.session() as s:
+            for cluster in clusters:
+                ev = {f"{a}~{b}": {"probability": round(p.probability, 6), **dict(p.evidence)}
+                      for a in cluster for b in cluster if a < b
+                      and (p := evidence_of.get(frozenset((a, b)))) is not None}
+                merge_id = st.link_entities(s, object_type, list(cluster), evidence=ev, run_id=self.run_id, now=now)
+                if merge_id is not None:
+                    report.merge_ids.append(merge_id)
+                    report.links += len(cluster) - 1
+            report.review_added = st.add_review_pairs(s, object_type, [*result.review, *refused], self.run_id, now)
+            report.review_open = len(st.review_rows(s, object_type, "open", limit=1_000_000))
+        for w in report.warnings:
+            log.warning("dedupe %s: %s", object_type, w)
+
+    # ------------------------------------------------------------------ review
+
+    def decide(self, review_id: int, accept: bool) -> dict[str, Any]:
+        """Accept (link the pair now) or reject (never link it) one review entry."""
+        now = self.now()
+        with self.store.session() as s:
+            row = s.get(st.MatchReviewRow, review_id)
+            if row is None:
+                raise LookupError(f"no review entry {review_id}")
+            if row.state != "open":
+                raise ValueError(f"review entry {review_id} is already {row.state}")
+            row.state, row.decided_at = ("accepted" if accept else "rejected"), now
+            merge_id = None
+            if accept:
+                merge_id = st.link_entities(
+                    s, row.object_type, [row.left_id, row.right_id], run_id=self.run_id, now=now,
+                    evidence={f"{row.left_id}~{row.right_id}": {"probability": row.probability,
+                                                               "accepted_by": "review", **dict(row.evidence)}},
+                )
+                row.merge_id = merge_id
+            return {"id": review_id, "state": row.state, "merge_id": merge_id}
+
+    def undo(self, merge_id: int) -> dict[str, Any]:
+        with self.store.session() as s:
+            entry = st.undo_link(s, merge_id, self.now())
+            return {"merge_id": merge_id, "object": entry.object_type, "survivor": entry.survivor_id,
+                    "restored": list(entry.merged_ids)}

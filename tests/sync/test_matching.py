@@ -1,0 +1,174 @@
+"""Tier 2 inside revsync: links with before-images, the review queue, undo, and the
+matcher inside the cycle. The matcher itself is tested in test_dedupe*.py; here its
+decisions are given, so what the store does with them is exact."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+import sync.dedupe as dd
+from mapping.canonical import ObjectType
+from sync import store as st
+from sync.config import parse
+from sync.engine import Connection
+from sync.jobs import Runner
+from sync.matching import Deduper
+from sync.migrate import upgrade
+from tests.sync.fakes import Clock, FakeConnector
+
+
+@pytest.fixture
+def world(tmp_path):
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    upgrade(url)
+    clock = Clock()
+    sf, hs = FakeConnector("salesforce", clock), FakeConnector("hubspot", clock)
+    store = st.Store.from_url(url)
+    settings = parse({})
+
+    def runner() -> Runner:
+        conns = {"salesforce": Connection("salesforce", "salesforce", sf),
+                 "hubspot": Connection("hubspot", "hubspot", hs)}
+        return Runner(store, conns, settings, now=clock)
+
+    sf.add("Contact", {"FirstName": "Robert", "LastName": "Smith", "Email": "rob@acme.com", "Phone": "+14155550132"})
+    hs.add("contacts", {"email": "bsmith@acme.com", "firstname": "Bob", "lastname": "Smith", "phone": "415 555 0132"})
+    hs.add("contacts", {"email": "carol@acme.com", "firstname": "Carol", "lastname": "Jones"})
+    return store, clock, sf, hs, runner
+
+
+def _ids(store, email):
+    with store.session() as s:
+        return s.scalars(select(st.ContactRow.id).where(st.ContactRow.email == email)).one()
+
+
+def fixed_matcher(monkeypatch, links=(), review=()):
+    """The matcher's decisions, given as pairs of canonical ids."""
+
+    def pair(a: str, b: str, p: float) -> dd.Pair:
+        return dd.Pair(min(a, b), max(a, b), p, {"name": "nickname", "phone": "exact"})
+
+    def fake(records, spec, *, options=None, model_json=None):
+        return dd.MatchResult(links=[pair(a, b, 0.995) for a, b in links],
+                              review=[pair(a, b, 0.9) for a, b in review],
+                              clusters=[], warnings=[], model_json='{"model": "x"}')
+
+    monkeypatch.setattr(dd, "match_records", fake)
+
+
+def test_a_link_folds_two_entities_and_undo_restores_them(world, monkeypatch) -> None:
+    store, clock, sf, hs, runner = world
+    monkeypatch.setattr("sync.matching.Deduper.enabled", property(lambda self: False))
+    runner().run_cycle()
+    rob, bob = _ids(store, "rob@acme.com"), _ids(store, "bsmith@acme.com")
+    fixed_matcher(monkeypatch, links=[(rob, bob)])
+    d = Deduper(store, {}, now=clock)
+    report = d.run_batch("contact")
+    assert report.links == 1 and report.clusters == 1 and len(report.merge_ids) == 1
+    with store.session() as s:
+        rows = {r.id: r for r in s.scalars(select(st.ContactRow).where(st.ContactRow.id.in_([rob, bob])))}
+        merged = [r for r in rows.values() if r.merged_into]
+        assert len(merged) == 1
+        loser, survivor = merged[0].id, merged[0].merged_into
+        refs = s.scalars(select(st.ExternalRefRow).where(st.ExternalRefRow.object_type == "contact")).all()
+        assert {r.canonical_id for r in refs if r.remote_id in sf.live("Contact") | hs.live("contacts")
+                and r.canonical_id in (rob, bob)} == {survivor}
+        entry = s.get(st.MergeLedgerRow, report.merge_ids[0])
+        assert entry.merged_ids == [loser] and entry.policy == "link"
+        assert entry.before_images[loser]["refs"] and entry.evidence
+    # the next cycle writes the agreed values to both remote records
+    clock.tick(60)
+    r = runner().run_cycle()
+    assert r.entities["contact"] == 2
+    bob_record = next(v for v in hs.live("contacts").values() if v["email"] == "bsmith@acme.com")
+    assert bob_record["firstname"] == "Robert"  # one person now: Salesforce's first name wins everywhere
+
+    out = d.undo(report.merge_ids[0])
+    assert out["restored"] == [loser]
+    with store.session() as s:
+        assert s.get(st.ContactRow, loser).merged_into is None
+        assert st.decided_pairs(s, "contact")[(min(rob, bob), max(rob, bob))] == "rejected"
+        assert s.get(st.MergeLedgerRow, report.merge_ids[0]).undone_at is not None
+    with pytest.raises(ValueError, match="already undone"):
+        d.undo(report.merge_ids[0])
+    # an undone pair is never linked again automatically
+    again = d.run_batch("contact")
+    assert again.links == 0 and again.skipped_rejected == 1
+
+
+def test_review_queue_accept_and_reject(world, monkeypatch) -> None:
+    store, clock, sf, hs, runner = world
+    monkeypatch.setattr("sync.matching.Deduper.enabled", property(lambda self: False))
+    runner().run_cycle()
+    rob, bob, carol = (_ids(store, e) for e in ("rob@acme.com", "bsmith@acme.com", "carol@acme.com"))
+    fixed_matcher(monkeypatch, review=[(rob, bob), (carol, rob)])
+    d = Deduper(store, {}, now=clock)
+    rep = d.run_batch("contact")
+    assert rep.links == 0 and rep.review_added == 2 and rep.review_open == 2
+    assert d.run_batch("contact").review_added == 0  # a pair is queued once
+    with store.session() as s:
+        rows = st.review_rows(s, "contact")
+        first, second = rows[0].id, rows[1].id
+    accepted = d.decide(first, True)
+    assert accepted["state"] == "accepted" and accepted["merge_id"]
+    assert d.decide(second, False)["state"] == "rejected"
+    with pytest.raises(ValueError, match="already accepted"):
+        d.decide(first, False)
+    with pytest.raises(LookupError):
+        d.decide(9999, True)
+    with store.session() as s:
+        assert st.review_rows(s, "contact") == []
+        assert st.entity_counts(s)["contact"] == 2
+
+
+def test_dry_run_links_nothing(world, monkeypatch) -> None:
+    store, clock, sf, hs, runner = world
+    monkeypatch.setattr("sync.matching.Deduper.enabled", property(lambda self: False))
+    runner().run_cycle()
+    fixed_matcher(monkeypatch, links=[(_ids(store, "rob@acme.com"), _ids(store, "bsmith@acme.com"))])
+    rep = Deduper(store, {}, now=clock).run_batch("contact", dry_run=True)
+    assert rep.links == 1 and len(rep.planned_clusters) == 1 and rep.merge_ids == []
+    with store.session() as s:
+        assert st.entity_counts(s)["contact"] == 3 and st.get_match_model(s, "contact") is None
+
+
+def test_the_cycle_runs_the_real_matcher_and_keeps_its_model(world) -> None:
+    store, clock, sf, hs, runner = world
+    r = runner().run_cycle()
+    assert r.status == "ok"
+    with store.session() as s:
+        assert st.get_match_model(s, "contact") is not None  # first cycle: a batch run
+    clock.tick(60)
+    hs.add("contacts", {"email": "dan@acme.com", "firstname": "Dan", "lastname": "Brown"})
+    r2 = runner().run_cycle()  # incremental: only Dan is scored against the stored contacts
+    assert r2.status == "ok" and r2.new_entities == 1
+
+
+def test_dedupe_can_be_switched_off(world) -> None:
+    store, clock, sf, hs, runner = world
+    r = runner()
+    r.settings = parse({"dedupe": {"enabled": False}})
+    r.run_cycle()
+    with store.session() as s:
+        assert st.get_match_model(s, "contact") is None
+
+
+def test_dedupe_config_is_validated() -> None:
+    from sync.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"dedupe\.review_from: must not be above"):
+        parse({"dedupe": {"auto_link": 0.9, "review_from": 0.95}})
+    with pytest.raises(ConfigError, match=r"dedupe\.threshold: unknown key"):
+        parse({"dedupe": {"threshold": 0.9}})
+
+
+def test_link_marks_dependents_dirty(world, monkeypatch) -> None:
+    store, clock, sf, hs, runner = world
+    monkeypatch.setattr("sync.matching.Deduper.enabled", property(lambda self: False))
+    runner().run_cycle()
+    with store.session() as s:
+        ids = [r.id for r in s.scalars(select(st.ContactRow))][:2]
+        merge_id = st.link_entities(s, ObjectType.CONTACT.value, ids, evidence={}, run_id=None, now=clock())
+        assert merge_id is not None
+        assert st.count_dirty(s, "contact") == 1  # the survivor is re-decided next cycle
