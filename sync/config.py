@@ -171,7 +171,8 @@ def _policies(raw: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
         if obj not in KNOWN_OBJECTS:
             raise ConfigError(f"{key}: unknown object (expected one of: {', '.join(KNOWN_OBJECTS)})")
         _expect(table, dict, key, "a table")
-        _check_keys(table, ("default", "source_priority", "never_blank", "fields", "direction", "deletes", "merges"), key)
+        _check_keys(table, ("default", "source_priority", "never_blank", "fields", "direction", "deletes", "merges",
+                           "create_in"), key)
         target = policies[obj]
         if "default" in table:
             target["default"] = _check_rule(table["default"], f"{key}.default")
@@ -199,9 +200,17 @@ def _policies(raw: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
                 raise ConfigError(f"{key}.deletes: must be 'flag' or 'propagate' (got {table['deletes']!r})")
             target["deletes"] = table["deletes"]
         if "merges" in table:
-            if table["merges"] not in ("link", "merge"):
-                raise ConfigError(f"{key}.merges: must be 'link' or 'merge' (got {table['merges']!r})")
+            if table["merges"] == "merge":
+                raise ConfigError(f"{key}.merges: 'merge' (calling the systems' merge APIs) is not available "
+                                  "yet; use 'link'")
+            if table["merges"] != "link":
+                raise ConfigError(f"{key}.merges: must be 'link' (got {table['merges']!r})")
             target["merges"] = table["merges"]
+        if "create_in" in table:
+            ci = _expect(table["create_in"], list, f"{key}.create_in", "a list of connection names")
+            for i, name in enumerate(ci):
+                _expect(name, str, f"{key}.create_in[{i}]", "a connection name")
+            target["create_in"] = list(ci)
     return policies
 
 

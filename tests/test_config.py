@@ -131,3 +131,12 @@ def test_sandbox_secrets_file_feeds_the_starter_config(tmp_path: Path) -> None:
 def test_a_missing_secrets_file_is_not_fatal(tmp_path: Path) -> None:
     s = cfg.load(write(tmp_path, cfg.STARTER))
     assert s.connections["hubspot"].secrets == {}
+
+
+def test_merge_policy_is_refused_until_it_exists_and_create_in_is_validated(tmp_path: Path) -> None:
+    with pytest.raises(cfg.ConfigError, match=r"'merge' .* is not available yet"):
+        cfg.load(write(tmp_path, "[policies.contact]\nmerges = 'merge'\n"))
+    with pytest.raises(cfg.ConfigError, match=r"policies\.account\.create_in: must be a list"):
+        cfg.load(write(tmp_path, "[policies.account]\ncreate_in = 'hubspot'\n"))
+    s = cfg.load(write(tmp_path, "[policies.account]\ncreate_in = ['hubspot']\n"))
+    assert s.policies["account"]["create_in"] == ["hubspot"]

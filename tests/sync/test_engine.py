@@ -311,3 +311,11 @@ def test_opportunities_sharing_a_name_link_across_systems_not_within_one(world) 
             by_entity.setdefault(ref.canonical_id, set()).add(ref.remote_id)
     assert any(open_ in ids and len(ids) == 2 for ids in by_entity.values())  # linked to HubSpot's copy
     assert any(won in ids for ids in by_entity.values())
+
+
+def test_create_in_limits_where_new_records_are_made(world) -> None:
+    store, clock, sf, hs, runner = world
+    hs.add("contacts", {"email": "only@hs.com", "lastname": "Only"})
+    settings = parse({"policies": {"contact": {"create_in": ["hubspot"]}}})
+    runner(settings).run_cycle()
+    assert sf.live("Contact") == {}  # Salesforce gets no contacts created
