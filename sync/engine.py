@@ -483,6 +483,7 @@ class Engine:
             by_cid = st.refs_for_entities(s, ot, sorted({it[3] for it in items}))
             outbox = st.outbox_rows(s, [it[0] for it in items])
             ok_cids: list[str] = []
+            created_cids: list[str] = []
             for it, res, sent in zip(items, results, sent_assoc, strict=True):
                 oid, kind, _native, cid, remote_id, payload = it
                 row = outbox.get(oid)
@@ -514,6 +515,10 @@ class Engine:
                 written = self._written_view(conn.kind, native, payload.get("fields") or {},
                                              partial=kind != "create")
                 assoc = {k: list(v) for k, v in sent.items()}
+                if kind == "create":
+                    # the new record's own values (system defaults included) become claims:
+                    # re-decide the entity next time, as a re-run after a crash would
+                    created_cids.append(cid)
                 if ref is None:
                     ref = st.ExternalRefRow(
                         canonical_id=cid, system=conn.name, object_type=ot, native_type=native, remote_id=rid,
@@ -534,6 +539,7 @@ class Engine:
                 digest = _view_hash(ref.canonical_fields or {}, ref.associations or {})
                 ref.last_written_hash = ref.last_seen_hash = digest
             st.resolve_errors(s, system=conn.name, object_type=ot, direction="write", canonical_ids=ok_cids)
+            st.mark_dirty(s, ot, created_cids)
 
     @staticmethod
     def _written_view(kind: str, native: str, fields: Mapping[str, Any], *, partial: bool = True) -> dict[str, Any]:

@@ -240,6 +240,11 @@ class Puller:
         if not mapped:
             return
         existing = st.refs_by_remote_id(s, self.name, native, [m.rec.remote_id for m in mapped])
+        # ops we sent but never recorded (a crash between the API call and our commit):
+        # reading their result back is our own echo, not somebody's edit
+        unrecorded = st.pending_payloads_for_remote(
+            s, self.name, native, [m.rec.remote_id for m in mapped if m.rec.remote_id in existing]
+        )
         dirty: list[str] = []
         fresh = [m for m in mapped if m.rec.remote_id not in existing]
         linker = _Linker(self, s, object_type, fresh, now) if fresh else None
@@ -251,7 +256,8 @@ class Puller:
                     # Unchanged, or the echo of our own write. The modstamp is left as it
                     # was: our own write must not make this record "the latest" edit.
                     continue
-                if m.rec.modstamp is not None:
+                if m.rec.modstamp is not None and not self._is_unrecorded_echo(
+                        native, m, unrecorded.get(m.rec.remote_id, ())):
                     ref.remote_modstamp = m.rec.modstamp
                 ref.canonical_fields = m.view
                 ref.associations = {k: list(v) for k, v in m.rec.associations.items()}
@@ -279,6 +285,15 @@ class Puller:
             dirty.append(cid)
         s.flush()
         st.mark_dirty(s, object_type.value, dirty)
+
+    def _is_unrecorded_echo(self, native: str, m: _Mapped, payloads: Sequence[Mapping[str, Any]]) -> bool:
+        from sync.engine import Engine
+
+        for payload in payloads:
+            written = Engine._written_view(self.kind, native, payload.get("fields") or {})
+            if written and all(m.view.get(k) == v for k, v in written.items()):
+                return True
+        return False
 
     # ------------------------------------------------------------------ deletes
 

@@ -1142,3 +1142,18 @@ def save_match_model(s: Session, object_type: str, model_json: str, records: int
         s.add(MatchModelRow(object_type=object_type, model_json=model_json, records=records, trained_at=now))
     else:
         row.model_json, row.records, row.trained_at = model_json, records, now
+
+
+def pending_payloads_for_remote(s: Session, system: str, native_type: str, remote_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """remote id → payloads of its pending (not yet recorded) update ops."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for i in range(0, len(remote_ids), 500):
+        for rid, payload in s.execute(
+            select(OutboxRow.remote_id, OutboxRow.payload).where(
+                OutboxRow.system == system, OutboxRow.native_type == native_type, OutboxRow.state == "pending",
+                OutboxRow.kind == "update", OutboxRow.remote_id.in_(remote_ids[i : i + 500]),
+            )
+        ):
+            if rid:
+                out.setdefault(rid, []).append(payload or {})
+    return out
