@@ -261,7 +261,7 @@ class Runner:
         return self._finish(report, started, calls_before, error)
 
     def _match_new(self, report: CycleReport, objs: Sequence[ObjectType], started: datetime) -> None:
-        """Tier 2 inside the cycle: the entities this cycle created, against the stored ones."""
+        """Tier 2 inside the cycle: entities not matched yet, against the stored ones."""
         from sync.matching import MATCHED_OBJECTS, Deduper
 
         deduper = Deduper(self.store, self.settings.dedupe, now=self.now, run_id=report.run_id)
@@ -270,11 +270,7 @@ class Runner:
         for ot in objs:
             if ot.value not in MATCHED_OBJECTS:
                 continue
-            with self.store.session() as s:
-                new_ids = st.entity_ids_created_since(s, ot.value, started)
-            if not new_ids:
-                continue
-            dr = deduper.run_incremental(ot.value, new_ids)
+            dr = deduper.run_pending(ot.value)
             report.matched_links += dr.links
             report.review_queued += dr.review_added
             report.messages.extend(f"dedupe {ot.value}: {w}" for w in dr.warnings)

@@ -73,6 +73,7 @@ class Deduper:
         from sync.dedupe_models import SPECS
 
         report = DedupeReport(object_type, "batch")
+        started = self.now()
         with self.store.session() as s:
             records = st.dedupe_records(s, object_type)
         report.records = len(records)
@@ -81,12 +82,28 @@ class Deduper:
         result = match_records(records, SPECS[object_type], options=_options(self.cfg))
         if not dry_run:
             with self.store.session() as s:
-                st.save_match_model(s, object_type, result.model_json, len(records), self.now())
+                st.save_match_model(s, object_type, result.model_json, len(records), self.now(), started)
         self._apply(object_type, result, report, dry_run=dry_run)
         return report
 
+    def run_pending(self, object_type: str) -> DedupeReport:
+        """Match what has not been matched yet: everything (batch, training the model)
+        the first time, then the entities created since the last match run — so a run
+        that died before matching leaves nothing unmatched."""
+        started = self.now()
+        with self.store.session() as s:
+            model = st.get_match_model(s, object_type)
+            since = model.matched_until if model is not None else None
+            new_ids = st.entity_ids_created_since(s, object_type, since) if since is not None else None
+        if new_ids is None:
+            return self.run_batch(object_type)
+        report = self.run_incremental(object_type, new_ids)
+        with self.store.session() as s:
+            st.set_matched_until(s, object_type, started)
+        return report
+
     def run_incremental(self, object_type: str, new_ids: Sequence[str]) -> DedupeReport:
-        """Score the entities ``new_ids`` (made this cycle) against the stored ones."""
+        """Score the entities ``new_ids`` against the stored ones."""
         from sync.dedupe import IncrementalMatcher
 
         report = DedupeReport(object_type, "incremental")

@@ -346,6 +346,8 @@ class MatchModelRow(Base):
     model_json: Mapped[str] = mapped_column(Text)
     records: Mapped[int] = mapped_column(Integer)
     trained_at: Mapped[datetime]
+    # entities created before this instant have been matched (batch or incremental)
+    matched_until: Mapped[datetime]
 
 
 class LeaseRow(Base):
@@ -1136,12 +1138,20 @@ def get_match_model(s: Session, object_type: str) -> MatchModelRow | None:
     return s.get(MatchModelRow, object_type)
 
 
-def save_match_model(s: Session, object_type: str, model_json: str, records: int, now: datetime) -> None:
+def save_match_model(s: Session, object_type: str, model_json: str, records: int, now: datetime,
+                     matched_until: datetime) -> None:
     row = s.get(MatchModelRow, object_type)
     if row is None:
-        s.add(MatchModelRow(object_type=object_type, model_json=model_json, records=records, trained_at=now))
+        s.add(MatchModelRow(object_type=object_type, model_json=model_json, records=records, trained_at=now,
+                            matched_until=matched_until))
     else:
-        row.model_json, row.records, row.trained_at = model_json, records, now
+        row.model_json, row.records, row.trained_at, row.matched_until = model_json, records, now, matched_until
+
+
+def set_matched_until(s: Session, object_type: str, when: datetime) -> None:
+    row = s.get(MatchModelRow, object_type)
+    if row is not None and when > row.matched_until:
+        row.matched_until = when
 
 
 def pending_payloads_for_remote(s: Session, system: str, native_type: str, remote_ids: list[str]) -> dict[str, list[dict[str, Any]]]:

@@ -26,6 +26,7 @@ def upgrade() -> None:
     sa.Column('model_json', sa.Text(), nullable=False),
     sa.Column('records', sa.Integer(), nullable=False),
     sa.Column('trained_at', sync.store.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('matched_until', sync.store.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('object_type', name=op.f('pk_match_model'))
     )
     op.create_table('match_review',

@@ -175,3 +175,19 @@ def test_link_marks_dependents_dirty(world, monkeypatch) -> None:
         survivor = next(r for r in rows.values() if r.merged_into is None)
         loser = next(r for r in rows.values() if r.merged_into is not None)
         assert survivor.dirty and not loser.dirty  # the survivor is re-decided next cycle
+
+
+def test_run_pending_matches_whatever_a_dead_run_left_unmatched(world, monkeypatch) -> None:
+    store, clock, sf, hs, runner = world
+    monkeypatch.setattr("sync.matching.Deduper.enabled", property(lambda self: False))
+    runner().run_cycle()  # as if the run died before matching: entities exist, no model
+    d = Deduper(store, {}, now=clock)
+    first = d.run_pending("contact")
+    assert first.mode == "batch" and first.records == 3
+    clock.tick(60)
+    hs.add("contacts", {"email": "eve@acme.com", "firstname": "Eve", "lastname": "Stone"})
+    runner().run_cycle()
+    second = d.run_pending("contact")
+    assert second.mode == "incremental" and second.records == 1  # only what is new since
+    clock.tick(60)
+    assert d.run_pending("contact").records == 0
