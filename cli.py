@@ -720,7 +720,8 @@ def demo(
             console.print("[bold green]cycle 2 wrote nothing:[/] all three systems agree with the canonical store")
         else:
             console.print(f"[bold yellow]cycle 2 wrote {second.writes} change(s)[/]")
-        console.print(f"explore it: .venv/bin/revsync --config /dev/null status  (with REVSYNC_DATABASE_URL={db_url})")
+        console.print(f"explore it:  REVSYNC_DATABASE_URL={db_url} .venv/bin/revsync status   "
+                      "(also: plan, errors, explain, dedupe review)", highlight=False, soft_wrap=True)
     if first.status == "failed" or second.status == "failed" or second.writes:
         raise typer.Exit(1)
 
