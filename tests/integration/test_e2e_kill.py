@@ -80,10 +80,6 @@ def write_config(info: dict[str, Any], db_url: str, path: Path) -> dict[str, str
     return env
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "fails whenever a kill lands in a window shown deterministically by "
-    "test_crash_at_a_fixed_point_then_rerun_gives_the_clean_end_state (kill timing varies with "
-    "machine load, so not strict); remove once those pass"))
 def test_sigkill_at_random_points_then_rerun_gives_the_clean_end_state(
     make_sandbox: Any, tmp_path: Path, clean: E.World,
 ) -> None:
@@ -120,12 +116,10 @@ def test_sigkill_at_random_points_then_rerun_gives_the_clean_end_state(
         time.sleep(delay)
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
-            killed += 1
+            if runs() > started:
+                killed += 1  # killed inside a run it had started
         proc.wait(60)
-    assert killed >= 3, "the kills must land while a sync is running"
-    with store.session() as s:
-        interrupted = s.scalar(select(func.count()).select_from(st.SyncRunRow).where(st.SyncRunRow.status == "running"))
-    assert interrupted is not None and interrupted >= 3, "the kills must interrupt started runs"
+    assert killed >= 3, "the kills must land while a sync run is under way"
 
     outputs: list[dict[str, Any]] = []
     for _ in range(E.MAX_CYCLES + 1):
@@ -149,20 +143,8 @@ def test_sigkill_at_random_points_then_rerun_gives_the_clean_end_state(
 
 
 
-SPLIT_REASON = (
-    "bug: killed after Salesforce accounts and HubSpot companies are pulled and before Planhat "
-    "companies are (first cycle), the re-run ends with HubSpot company 5000463523 split from the "
-    "entity of Salesforce account 0015g0000uesAuUAAU + Planhat company 65a3b1c4c7c097da808354e1 "
-    "(one entity in the clean run), so an extra Account is created in Salesforce and an extra "
-    "company in HubSpot (seed 21, 30 accounts); the same when killed before Salesforce contacts "
-    "are pulled. The Salesforce account has no Website; in the clean run its ref and the HubSpot "
-    "company's both say link_rule 'new' yet share one canonical id, so they are joined later in "
-    "the cycle (not by a pull rule), and that join depends on the order of events in one cycle")
-
-
 @pytest.mark.parametrize(("when", "system", "object_type"), [
-    pytest.param("before_read", "planhat", ObjectType.ACCOUNT, id="before-planhat-companies-read",
-                 marks=pytest.mark.xfail(strict=True, reason=SPLIT_REASON)),
+    pytest.param("before_read", "planhat", ObjectType.ACCOUNT, id="before-planhat-companies-read"),
     pytest.param("after_write", "hubspot", ObjectType.ACCOUNT, id="after-hubspot-companies-written"),
     pytest.param("after_write", "salesforce", ObjectType.CONTACT, id="after-salesforce-contacts-written"),
 ])
