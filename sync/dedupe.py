@@ -43,6 +43,7 @@ from typing import Any, Literal
 import duckdb
 import pyarrow as pa
 from splink import DuckDBAPI, Linker, SettingsCreator
+from splink.internals.exceptions import EMTrainingException
 from splink.internals.splink_dataframe import SplinkDataFrame
 
 from sync.dedupe_models import ACCOUNT_SPEC, CONTACT_SPEC, MIN_TRAIN_RECORDS, SPECS, ModelSpec
@@ -398,16 +399,32 @@ def _train(linker: Linker, spec: ModelSpec, n: int, seed: int) -> str:
     possible = n * (n - 1) / 2
     sampled = float(min(U_SAMPLE_PAIRS, max(possible, 1.0)))
     linker.training.estimate_u_using_random_sampling(max_pairs=sampled + 0.5, seed=seed)
-    linker.training.estimate_probability_two_random_records_match(
-        list(spec.deterministic_rules), recall=spec.deterministic_recall
-    )
-    for rule in spec.training_rules:
-        linker.training.estimate_parameters_using_expectation_maximisation(
-            rule,
-            estimate_without_term_frequencies=True,
-            # name blocks grow as n²: sample them down on large inputs
-            max_pairs=EM_MAX_PAIRS if n > EM_SAMPLE_FROM else None,
+    settings = linker._settings_obj  # splink keeps λ here (training.py sets it the same way)
+    prior = settings._probability_two_random_records_match
+    try:
+        linker.training.estimate_probability_two_random_records_match(
+            list(spec.deterministic_rules), recall=spec.deterministic_recall
         )
+    except Exception as exc:  # e.g. no record pair shares a deterministic key
+        log.warning("match model: keeping the prior match rate (%s)", exc)
+    lam = settings._probability_two_random_records_match
+    if not 0 < lam < 1:
+        # no pair shares a deterministic key (tier 1 already joined them all): λ = 0 would
+        # make every prediction log(0); keep the prior
+        log.warning("match model: estimated match rate %s unusable, keeping the prior %s", lam, prior)
+        settings._probability_two_random_records_match = prior
+    for rule in spec.training_rules:
+        try:
+            linker.training.estimate_parameters_using_expectation_maximisation(
+                rule,
+                estimate_without_term_frequencies=True,
+                # name blocks grow as n²: sample them down on large inputs
+                max_pairs=EM_MAX_PAIRS if n > EM_SAMPLE_FROM else None,
+            )
+        except EMTrainingException as exc:
+            # A training block with no record pairs (tier-1 keys already joined every
+            # record sharing that key): nothing to learn from it; keep the priors.
+            log.warning("match model: training block %r skipped (%s)", rule, exc)
     return _debias_u(_model_json(linker), n)
 
 
