@@ -82,6 +82,7 @@ class CycleReport:
     errors: int = 0
     deleted: int = 0
     api_calls: dict[str, int] = field(default_factory=dict)
+    pending: int = 0  # ops left in the outbox after the push (deferred or waiting)
     skipped: list[str] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -222,7 +223,10 @@ class Runner:
             self._match_new(report, objs, started)
             engine = self._engine(report.run_id)
             for ot in objs:
-                rs = engine.resolve(ot, write_to=names, on_batch=self._tick(f"reconcile {ot.value}s"))
+                holders = [n for n in names if (n, ot) in leased]
+                if not holders:
+                    continue  # another job holds every connection for this object
+                rs = engine.resolve(ot, write_to=holders, on_batch=self._tick(f"reconcile {ot.value}s"))
                 report.conflicts += rs.conflicts
                 report.errors += rs.errors
                 report.deleted += rs.deleted
@@ -243,6 +247,11 @@ class Runner:
                         report.errors += n
                     for system, why in ps.deferred.items():
                         report.messages.append(f"{system}: writes deferred to the next cycle ({why})")
+                with self.store.session() as s:
+                    report.pending = sum(st.pending_counts(s).values())
+                if report.pending:
+                    report.messages.append(f"{report.pending} write(s) still pending (retried next cycle; "
+                                           "see `revsync plan`)")
             report.status = "partial" if report.messages or report.skipped else "ok"
         except PlanTooLarge as e:
             report.status = "stopped"

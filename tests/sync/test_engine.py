@@ -319,3 +319,23 @@ def test_create_in_limits_where_new_records_are_made(world) -> None:
     settings = parse({"policies": {"contact": {"create_in": ["hubspot"]}}})
     runner(settings).run_cycle()
     assert sf.live("Contact") == {}  # Salesforce gets no contacts created
+
+
+def test_deferred_writes_are_reported_and_sent_later(world, monkeypatch) -> None:
+    from connectors.base import RetriableError
+
+    store, clock, sf, hs, runner = world
+    _seed(sf, hs, clock)
+    real = sf.write
+
+    def down(object_type, ops):
+        raise RetriableError("503 Service Unavailable")
+
+    monkeypatch.setattr(sf, "write", down)
+    r = runner().run_cycle()
+    assert r.status == "partial" and r.pending > 0
+    assert any("deferred" in m for m in r.messages) and any("still pending" in m for m in r.messages)
+    monkeypatch.setattr(sf, "write", real)
+    clock.tick(3600)  # past the back-off
+    r2 = runner().run_cycle()
+    assert r2.written.get("salesforce", 0) > 0 and r2.pending == 0
