@@ -305,9 +305,23 @@ def parse(data: Mapping[str, Any], *, path: Path | None = None, resolve_secrets:
         policies=policies,
         limits=Limits(**lim_raw),
         schedule=Schedule(**sch_raw),
-        mapping=_expect(data.get("mapping", {}), dict, "mapping", "a table"),
+        mapping=_mapping(_expect(data.get("mapping", {}), dict, "mapping", "a table")),
         dedupe=_dedupe(_expect(data.get("dedupe", {}), dict, "dedupe", "a table")),
     )
+
+
+def _mapping(table: Mapping[str, Any]) -> dict[str, Any]:
+    """``[mapping."<system>.<native object>"]`` overrides of the default field maps."""
+    if not table:
+        return {}
+    from mapping.fieldmap import FieldMapError, build_field_maps
+
+    try:
+        build_field_maps(table)
+    except FieldMapError as e:
+        key = getattr(e, "key", None)
+        raise ConfigError(f"mapping{'.' + str(key) if key else ''}: {e}") from None
+    return dict(table)
 
 
 def _dedupe(table: Mapping[str, Any]) -> dict[str, Any]:

@@ -123,9 +123,14 @@ class Engine:
         *,
         now: Callable[[], datetime],
         run_id: int | None = None,
+        fieldmaps: Mapping[tuple[str, str], Any] | None = None,
     ) -> None:
         self.store, self.connections, self.now, self.run_id = store, connections, now, run_id
+        self.fieldmaps = fieldmaps
         self.policies = {ot: FieldPolicy.from_config(p) for ot, p in policies.items()}
+
+    def _fm(self, kind: str, native: str) -> Any:
+        return self.fieldmaps.get((kind, native)) if self.fieldmaps else None
 
     def policy(self, object_type: str) -> FieldPolicy:
         return self.policies.get(object_type) or FieldPolicy()
@@ -291,7 +296,7 @@ class Engine:
                             self._queue(s, op, stats)
                 elif name in self.create_in(ot) and desired.deleted_at is None:
                     native = natives[0]
-                    fields = from_entity(conn.kind, native, desired)
+                    fields = from_entity(conn.kind, native, desired, fieldmap=self._fm(conn.kind, native))
                     changes = tuple(
                         FieldChange(f, None, getattr(desired, f), decisions[f].rule)
                         for f in decisions if f not in ASSOC_FIELDS and not is_blank(getattr(desired, f))
@@ -353,15 +358,15 @@ class Engine:
     def _plan_update(self, ot: str, conn: Connection, ref: Any, desired: Any, want_assoc: dict[str, list[str]],
                      translate: Mapping[str, Mapping[tuple[str, str], str]], policy: FieldPolicy,
                      decisions: Mapping[str, Decision], skip: frozenset[str] = frozenset()) -> PlannedWrite | None:
-        fm = get_field_map(conn.kind, ref.native_type)
+        fm = self._fm(conn.kind, ref.native_type) or get_field_map(conn.kind, ref.native_type)
         candidates = {r.canonical for r in fm.write_rules if r.extras_key is None} - skip
         current = _decoded(ot, ref.canonical_fields)
         diff = changed_fields(desired, current, sorted(candidates - set(ASSOC_FIELDS)), policy, conn.name)
         fields: dict[str, Any] = {}
         if diff:
             modified = current.replace(**{f: getattr(desired, f) for f in diff})
-            new_native = from_entity(conn.kind, ref.native_type, modified)
-            fields = native_diff(new_native, from_entity(conn.kind, ref.native_type, current))
+            new_native = from_entity(conn.kind, ref.native_type, modified, fieldmap=fm)
+            fields = native_diff(new_native, from_entity(conn.kind, ref.native_type, current, fieldmap=fm))
             for trigger, companions in WRITE_WITH.get((conn.kind, ref.native_type), {}).items():
                 if trigger in fields:
                     for companion in companions:
@@ -513,7 +518,7 @@ class Engine:
                     (r for r in by_cid.get(cid, []) if r.system == conn.name and r.remote_id == rid), None
                 )
                 written = self._written_view(conn.kind, native, payload.get("fields") or {},
-                                             partial=kind != "create")
+                                             partial=kind != "create", fieldmaps=self.fieldmaps)
                 assoc = {k: list(v) for k, v in sent.items()}
                 if kind == "create":
                     # the new record's own values (system defaults included) become claims:
@@ -542,7 +547,8 @@ class Engine:
             st.mark_dirty(s, ot, created_cids)
 
     @staticmethod
-    def _written_view(kind: str, native: str, fields: Mapping[str, Any], *, partial: bool = True) -> dict[str, Any]:
+    def _written_view(kind: str, native: str, fields: Mapping[str, Any], *, partial: bool = True,
+                      fieldmaps: Mapping[tuple[str, str], Any] | None = None) -> dict[str, Any]:
         """The canonical values a write set. For an update, only fields whose native
         field was sent (it says nothing about the others, even where a transform reads
         an absent field as a value, e.g. an opt-out flag as false). For a create, the
@@ -552,13 +558,15 @@ class Engine:
         from sync.pull import map_record
 
         try:
-            view = map_record(kind, RemoteRecord(kind, ObjectType.ACCOUNT, "", None, fields, native_type=native))
+            view = map_record(kind, RemoteRecord(kind, ObjectType.ACCOUNT, "", None, fields, native_type=native),
+                              fieldmaps)
         except RecordError:
             return {}
         if not partial:
             return view
         sent = {k.split(".")[0] for k in fields}
-        written = {r.canonical for r in get_field_map(kind, native).read_rules
+        fm = (fieldmaps or {}).get((kind, native)) or get_field_map(kind, native)
+        written = {r.canonical for r in fm.read_rules
                    if r.extras_key is None and r.native.split(".")[0] in sent}
         return {k: v for k, v in view.items() if k in written}
 

@@ -128,6 +128,10 @@ class Runner:
         self.budget = budget or ApiBudget()
         self.now, self.link_hook, self.progress = now, link_hook, progress
         self.should_stop = should_stop or (lambda: False)
+        from mapping.fieldmap import build_field_maps
+
+        # the default field maps with revsync.toml's [mapping] overrides (validated at load)
+        self.fieldmaps = build_field_maps(settings.mapping) if settings.mapping else None
 
     # ------------------------------------------------------------------ helpers
 
@@ -183,13 +187,15 @@ class Runner:
                 st.release_lease(s, name, ot.value, holder)
 
     def _engine(self, run_id: int) -> Engine:
-        return Engine(self.store, self.connections, self.settings.policies, now=self.now, run_id=run_id)
+        return Engine(self.store, self.connections, self.settings.policies, now=self.now, run_id=run_id,
+                      fieldmaps=self.fieldmaps)
 
     def _puller(self, name: str, run_id: int) -> Puller:
         conn = self.connections[name]
         opts = self.settings.connections[name].options if name in self.settings.connections else {}
         return Puller(self.store, name, conn.kind, conn.connector, now=self.now, run_id=run_id,
-                      link_hook=self.link_hook, external_id_field=opts.get("external_id_field"))
+                      link_hook=self.link_hook, external_id_field=opts.get("external_id_field"),
+                      fieldmaps=self.fieldmaps)
 
     # ------------------------------------------------------------------ jobs
 

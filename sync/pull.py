@@ -76,9 +76,12 @@ def _view_hash(view: Mapping[str, Any], assoc: Mapping[str, Sequence[str]]) -> s
     return content_hash(payload, payload.keys())
 
 
-def map_record(kind: str, rec: RemoteRecord) -> dict[str, Any]:
-    """The record's values in canonical form (JSON-compatible). Raises RecordError."""
-    ent = to_entity(kind, rec.native_type, rec.fields)
+def map_record(kind: str, rec: RemoteRecord, fieldmaps: Mapping[tuple[str, str], Any] | None = None) -> dict[str, Any]:
+    """The record's values in canonical form (JSON-compatible). Raises RecordError.
+
+    ``fieldmaps``: the field maps in force (defaults with revsync.toml's overrides)."""
+    fm = fieldmaps.get((kind, rec.native_type)) if fieldmaps else None
+    ent = to_entity(kind, rec.native_type, rec.fields, fieldmap=fm)
     view = entity_to_json(ent)
     view.pop("account_id", None)
     view.pop("contact_ids", None)
@@ -102,10 +105,12 @@ class Puller:
         lookback: timedelta = DEFAULT_LOOKBACK,
         link_hook: LinkHook | None = None,
         external_id_field: str | None = None,
+        fieldmaps: Mapping[tuple[str, str], Any] | None = None,
     ) -> None:
         self.store, self.name, self.kind, self.connector = store, name, kind, connector
         self.now, self.run_id, self.lookback, self.link_hook = now, run_id, lookback, link_hook
         self.ext_field = external_id_field or EXTERNAL_ID_FIELDS.get(kind, "")
+        self.fieldmaps = fieldmaps
 
     # ------------------------------------------------------------------ reading
 
@@ -207,7 +212,7 @@ class Puller:
                 deleted.append(rec)
                 continue
             try:
-                view = map_record(self.kind, rec)
+                view = map_record(self.kind, rec, self.fieldmaps)
             except RecordError as e:
                 bad.append((rec, e))
                 continue
@@ -290,7 +295,8 @@ class Puller:
         from sync.engine import Engine
 
         for payload in payloads:
-            written = Engine._written_view(self.kind, native, payload.get("fields") or {})
+            written = Engine._written_view(self.kind, native, payload.get("fields") or {},
+                                           fieldmaps=self.fieldmaps)
             if written and all(m.view.get(k) == v for k, v in written.items()):
                 return True
         return False

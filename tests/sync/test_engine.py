@@ -339,3 +339,27 @@ def test_deferred_writes_are_reported_and_sent_later(world, monkeypatch) -> None
     clock.tick(3600)  # past the back-off
     r2 = runner().run_cycle()
     assert r2.written.get("salesforce", 0) > 0 and r2.pending == 0
+
+
+def test_field_map_overrides_from_config_carry_a_custom_field_across(world) -> None:
+    store, clock, sf, hs, runner = world
+    c = sf.add("Contact", {"LastName": "Kim", "Email": "kim@acme.com", "Score__c": 42, "Title": "CEO"})
+    settings = parse({"mapping": {
+        "salesforce.Contact": {"fields": {"Score__c": "extras.score", "Title": None}},
+        "hubspot.contacts": {"fields": {"revsync_score": "extras.score"}},
+    }})
+    runner(settings).run_cycle()
+    created = next(v for v in hs.live("contacts").values() if v.get("email") == "kim@acme.com")
+    assert created.get("revsync_score") == "42"  # the custom field, as HubSpot's string
+    assert "jobtitle" not in created  # Title is unmapped for Salesforce contacts by the override
+    with store.session() as s:
+        row = s.scalars(select(st.ContactRow).where(st.ContactRow.email == "kim@acme.com")).one()
+        assert row.extras == {"score": 42} and row.title is None
+    assert c in sf.live("Contact")
+
+
+def test_a_bad_field_map_override_is_a_config_error() -> None:
+    from sync.config import ConfigError
+
+    with pytest.raises(ConfigError, match="mapping"):
+        parse({"mapping": {"salesforce.Nope": {"fields": {}}}})
