@@ -363,3 +363,22 @@ def test_a_bad_field_map_override_is_a_config_error() -> None:
 
     with pytest.raises(ConfigError, match="mapping"):
         parse({"mapping": {"salesforce.Nope": {"fields": {}}}})
+
+
+def test_a_stop_request_ends_the_run_after_the_page_in_flight(world) -> None:
+    store, clock, sf, hs, runner = world
+    for i in range(7):
+        hs.add("contacts", {"email": f"s{i}@acme.com", "lastname": str(i)})
+    hs.page_size = 3
+    pages: list[int] = []
+    r = runner()
+    r.should_stop = lambda: len(pages) >= 1
+    r.progress = lambda label, n: pages.append(n) if label.startswith("pull hubspot contacts") else None
+    rep = r.run_cycle(systems=["hubspot"], objects=[ObjectType.CONTACT])
+    assert rep.status == "stopped" and any("stop requested" in m for m in rep.messages)
+    assert pages == [3]  # the first page was committed, nothing after it
+    with store.session() as s:
+        assert st.entity_counts(s)["contact"] == 3
+    # the next run picks up where it stopped (a first full read sets its cursor at the end)
+    rep2 = runner().run_cycle(systems=["hubspot"], objects=[ObjectType.CONTACT])
+    assert rep2.status == "ok" and rep2.entities["contact"] == 7
