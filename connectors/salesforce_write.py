@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from simple_salesforce import Salesforce
 
@@ -64,26 +64,21 @@ class SalesforceWriter:
     #: native bodies of the ops of the current ``write`` call, by ``id(op)``
     _bodies: dict[int, dict[str, Any]]
 
-    def _call(self, fn: Callable[[], T], what: str) -> T:
-        raise NotImplementedError
+    if TYPE_CHECKING:  # provided by SalesforceConnector; declared here for the type checker
 
-    def describe(self, native: str) -> dict[str, Mapping[str, Any]]:
-        raise NotImplementedError
+        def _call(self, fn: Callable[[], T], what: str) -> T: ...
 
-    def _native(self, object_type: ObjectType, native: str | None) -> str:
-        raise NotImplementedError
+        def describe(self, native: str) -> dict[str, Mapping[str, Any]]: ...
 
-    def _owner_id(self, email: Any) -> str | None:
-        raise NotImplementedError
+        def _native(self, object_type: ObjectType, native: str | None) -> str: ...
 
-    def _warn_missing(self, native: str, name: str, why: str) -> None:
-        raise NotImplementedError
+        def _owner_id(self, email: Any) -> str | None: ...
 
-    def _bulk2(self, native: str) -> Any:
-        raise NotImplementedError
+        def _warn_missing(self, native: str, name: str, why: str) -> None: ...
 
-    def _opportunity_contacts(self, opp_ids: list[str]) -> dict[str, list[str]]:
-        raise NotImplementedError
+        def _bulk2(self, native: str) -> Any: ...
+
+        def _opportunity_contacts(self, opp_ids: list[str]) -> dict[str, list[str]]: ...
 
     def _op_native(self, object_type: ObjectType, op: WriteOp) -> str:
         """The sObject an op writes to: ``op.native_type``, else the Id's key prefix

@@ -67,7 +67,7 @@ class FakeConnector(Connector):
     @classmethod
     def from_settings(cls, settings: ConnectionSettings, *, budget: ApiBudget,
                       retry: RetryPolicy | None = None) -> Connector:
-        raise NotImplementedError("tests build FakeConnector directly")
+        raise TypeError("tests build FakeConnector directly")
 
     # -- test helpers
     def add(self, native: str, fields: dict[str, Any], *, rid: str | None = None,
