@@ -27,7 +27,8 @@ COMPANIES: tuple[Row, ...] = (
     ("website", "website", "url", "both"),
     ("phone", "phone", "phone", "both"),
     ("country", "country", "country", "both"),
-    ("status", "customer_status", "customer_status", "both"),
+    # Planhat computes a company's status itself ("status (auto)"): read it, never write it
+    ("status", "customer_status", "customer_status", "read"),
     ("h", "health", "decimal", "read"),
     ("arr", "arr", "decimal", "read"),
     ("renewalDate", "renewal_date", "date", "read"),

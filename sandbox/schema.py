@@ -198,7 +198,7 @@ PLANHAT: dict[str, tuple[FieldSpec, ...]] = {
         _f("sourceId", "string", unique=True),
         _f("domains", "string"),  # a JSON array of domain strings
         _f("phase", "picklist"),
-        _f("status", "picklist"),  # prospect | coming | customer | canceled | lost
+        _f("status", "picklist", updateable=False),  # auto: prospect | coming | customer | canceled | lost
         _f("h", "double", updateable=False),  # health score, computed by Planhat
         _f("arr", "double", updateable=False),  # computed from licenses
         _f("mrr", "double", updateable=False),

@@ -56,8 +56,13 @@ UNIQUE_FIELDS: dict[tuple[str, str], frozenset[str]] = {
 NOT_ASSOCIABLE: frozenset[str] = frozenset({"Lead"})
 #: native fields sent along with a changed field even when unchanged themselves:
 #: Salesforce resets Probability to the stage's default when StageName changes alone
+#: and a national-format phone is read with the record's country as its region, so a
+#: country change is written with the phone in E.164 (else the phone's meaning moves)
 WRITE_WITH: dict[tuple[str, str], dict[str, tuple[str, ...]]] = {
     ("salesforce", "Opportunity"): {"StageName": ("Probability",)},
+    ("salesforce", "Account"): {"BillingCountry": ("Phone",)},
+    ("hubspot", "companies"): {"country": ("phone",)},
+    ("planhat", "companies"): {"country": ("phone",)},
 }
 #: associations each connector writes, per (kind, native object); unknown pairs: all
 WRITABLE_ASSOCIATIONS: dict[tuple[str, str], frozenset[str]] = {

@@ -382,3 +382,16 @@ def test_a_stop_request_ends_the_run_after_the_page_in_flight(world) -> None:
     # the next run picks up where it stopped (a first full read sets its cursor at the end)
     rep2 = runner().run_cycle(systems=["hubspot"], objects=[ObjectType.CONTACT])
     assert rep2.status == "ok" and rep2.entities["contact"] == 7
+
+
+def test_a_country_change_is_written_with_the_phone_in_e164(world) -> None:
+    store, clock, sf, hs, runner = world
+    acct = sf.add("Account", {"Name": "Delta", "Website": "delta.io", "Phone": "(303) 614-1507"})
+    clock.tick(60)
+    hs.add("companies", {"name": "Delta", "domain": "delta.io", "country": "United Kingdom"})
+    runner().run_cycle()
+    sent = sf.live("Account")[acct]
+    assert sent["BillingCountry"] == "United Kingdom"
+    assert sent["Phone"] == "+13036141507"  # keeps meaning the US number once the country says UK
+    clock.tick(60)
+    assert runner().run_cycle().writes == 0
