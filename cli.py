@@ -304,8 +304,9 @@ def _print_report(report: Any, title: str) -> None:
                   str(d["failed"].get(sname, 0)), planned, str(d["api_calls"].get(sname, 0)))
     console.print(t)
     console.print("entities  " + ", ".join(f"{k}: {v}" for k, v in d["entities"].items()))
-    console.print(f"links made {d['links']} by key, {d['matched_links']} by the matcher "
-                  f"({d['review_queued']} pairs queued for review); new entities {d['new_entities']}, "
+    console.print(f"links made {d['links']} by key, {d['matched_links']} by the matcher"
+                  + (f", {d['remote_merges']} following merges made in the systems" if d.get("remote_merges") else "")
+                  + f" ({d['review_queued']} pairs queued for review); new entities {d['new_entities']}, "
                   f"conflicts decided {d['conflicts']}, deletes flagged {d['deleted']}, errors {d['errors']}")
     for m in d["skipped"] + d["messages"]:
         console.print(f"[yellow]note:[/] {m}", highlight=False)
@@ -522,7 +523,7 @@ def _deduper(settings: cfg.Settings) -> Any:
     from sync.jobs import utcnow
     from sync.matching import Deduper
 
-    return Deduper(_store(settings), settings.dedupe, now=utcnow)
+    return Deduper(_store(settings), settings.dedupe, now=utcnow, policies=settings.policies)
 
 
 @dedupe_app.callback()
@@ -645,6 +646,9 @@ def dedupe_undo(
     else:
         console.print(f"merge {merge_id} undone: {len(out['restored'])} {out['object']}(s) restored "
                       "(their values are re-decided at the next sync)")
+        for notes in out["remote"].values():
+            for note in notes:
+                console.print(f"  [yellow]{note}[/yellow]")
 
 
 # --------------------------------------------------------------------------- sandbox and demo
@@ -672,7 +676,7 @@ def sandbox_settings(info: dict[str, Any], database_url: str, *, limits: Any = N
 def _cycle_summary(report: Any) -> dict[str, Any]:
     d = report.as_dict()
     return {k: d[k] for k in ("run_id", "status", "pulled", "written", "failed", "planned", "entities", "links",
-                              "matched_links", "review_queued", "new_entities", "conflicts", "errors", "deleted",
+                              "matched_links", "remote_merges", "review_queued", "new_entities", "conflicts", "errors", "deleted",
                               "api_calls", "seconds", "messages")}
 
 

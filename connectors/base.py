@@ -342,6 +342,9 @@ class Connector(abc.ABC):
     name: ClassVar[str]
     #: canonical object type → native object name(s) read for it
     objects: ClassVar[Mapping[ObjectType, tuple[str, ...]]]
+    #: native objects whose duplicates ``write`` can merge (``OpKind.MERGE``); the
+    #: engine plans merges (policy ``merges = "merge"``) only for these
+    mergeable: ClassVar[frozenset[str]] = frozenset()
 
     @abc.abstractmethod
     def read_pages(

@@ -118,6 +118,9 @@ class HubSpotConnector(Connector):
         ObjectType.CONTACT: ("contacts",),
         ObjectType.OPPORTUNITY: ("deals",),
     }
+    # POST /crm/v3/objects/{type}/merge (connectors/hubspot_write.py). Deals could be
+    # merged too, but revsync only finds duplicate contacts and companies.
+    mergeable: ClassVar[frozenset[str]] = frozenset({"contacts", "companies"})
     # class attributes so tests can shrink them
     LIST_PAGE: ClassVar[int] = HUBSPOT_LIST_PAGE
     SEARCH_PAGE: ClassVar[int] = HUBSPOT_SEARCH_PAGE

@@ -200,11 +200,11 @@ def _policies(raw: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
                 raise ConfigError(f"{key}.deletes: must be 'flag' or 'propagate' (got {table['deletes']!r})")
             target["deletes"] = table["deletes"]
         if "merges" in table:
-            if table["merges"] == "merge":
-                raise ConfigError(f"{key}.merges: 'merge' (calling the systems' merge APIs) is not available "
-                                  "yet; use 'link'")
-            if table["merges"] != "link":
-                raise ConfigError(f"{key}.merges: must be 'link' (got {table['merges']!r})")
+            if table["merges"] not in ("link", "merge"):
+                raise ConfigError(f"{key}.merges: must be 'link' or 'merge' (got {table['merges']!r})")
+            if table["merges"] == "merge" and obj not in ("account", "contact"):
+                raise ConfigError(f"{key}.merges: 'merge' is available for account and contact only "
+                                  "(revsync finds duplicates of those)")
             target["merges"] = table["merges"]
         if "create_in" in table:
             ci = _expect(table["create_in"], list, f"{key}.create_in", "a list of connection names")

@@ -185,16 +185,19 @@ class Engine:
         opp_contacts = st.opportunity_contacts(s, ids) if ot == "opportunity" else {}
         st.delete_pending_ops(s, ot, ids, targets)  # this batch's plan replaces any older one
         provenance = st.provenance_for(s, ot, ids)
+        merge_entries = st.merge_entries_for(s, ot, ids) if policy.merges == "merge" else {}
         cls = ENTITY_CLASSES[ObjectType(ot)]
         fields = list(cls.business_fields())
-        to_plan: list[tuple[Any, list[Any], dict[str, Decision]]] = []
+        to_plan: list[tuple[Any, list[Any], dict[str, Decision], list[Any]]] = []
         for row in rows:
             stats.entities += 1
             row.dirty = False
             entity_refs = refs.get(row.id, [])
             live = [r for r in entity_refs if r.deleted_at is None]
             if not live:
-                if entity_refs and row.deleted_at is None:
+                # every record deleted → the entity is; every record merged away (into a
+                # record of another entity, kept apart by an undo) → it lives on here
+                if entity_refs and row.deleted_at is None and not all(r.merged_into for r in entity_refs):
                     row.deleted_at = now
                     stats.deleted += 1
                 continue
@@ -233,10 +236,10 @@ class Engine:
                 stats.changed += 1
             stats.conflicts += sum(1 for d in decisions.values() if d.conflict)
             desired = _row_entity(ot, row, decisions["contact_ids"].value or () if "contact_ids" in decisions else ())
-            to_plan.append((desired, live, decisions))
-        reach = self._reach_map(s, [self._desired_associations(ot, d) for d, _, _ in to_plan], targets)
-        for desired, live, decisions in to_plan:
-            self._plan_entity(s, ot, desired, live, targets, decisions, stats, translate, reach)
+            to_plan.append((desired, entity_refs, decisions, merge_entries.get(row.id, [])))
+        reach = self._reach_map(s, [self._desired_associations(ot, d) for d, _, _, _ in to_plan], targets)
+        for desired, entity_refs, decisions, entries in to_plan:
+            self._plan_entity(s, ot, desired, entity_refs, targets, decisions, stats, translate, reach, entries)
 
     def _merge_extras(self, live: list[Any], policy: FieldPolicy) -> dict[str, Any]:
         rank = {sname: i for i, sname in enumerate(policy.source_priority)}
@@ -276,21 +279,30 @@ class Engine:
 
     # ------------------------------------------------------------------ plan
 
-    def _plan_entity(self, s: Any, ot: str, desired: Any, live: list[Any], targets: list[str],
+    def _plan_entity(self, s: Any, ot: str, desired: Any, entity_refs: list[Any], targets: list[str],
                      decisions: Mapping[str, Decision], stats: ResolveStats,
                      translate: Mapping[str, Mapping[tuple[str, str], str]],
-                     reach: Mapping[tuple[str, str], set[str]]) -> None:
+                     reach: Mapping[tuple[str, str], set[str]], merge_entries: Sequence[Any] = ()) -> None:
         policy = self.policy(ot)
         want_assoc = self._desired_associations(ot, desired)
+        live = [r for r in entity_refs if r.deleted_at is None]
         for name in targets:
             conn = self.connections[name]
             natives = conn.connector.objects.get(ObjectType(ot), ())
             if not natives:
                 continue
             in_system = [r for r in live if r.system == name]
+            # a record of this entity merged away in this system (by a user, or by us and
+            # then undone, which the system cannot do): never re-create it there
+            merged_away = any(r.system == name and r.merged_into for r in entity_refs)
             reachable = {obj: kept for obj, cids in want_assoc.items()
                          if (kept := [c for c in cids if c in reach.get((name, obj), set())])}
             try:
+                merge = self._plan_merge(ot, conn, desired, in_system, merge_entries) if merge_entries else None
+                if merge is not None:
+                    # the merged record gets a new id: its updates are planned next cycle
+                    self._queue(s, merge, stats)
+                    continue
                 if in_system:
                     for ref in in_system:
                         assoc_here = self._writable_assoc(conn.kind, ref.native_type, reachable)
@@ -299,7 +311,7 @@ class Engine:
                                                skip)
                         if op is not None:
                             self._queue(s, op, stats)
-                elif name in self.create_in(ot) and desired.deleted_at is None:
+                elif name in self.create_in(ot) and desired.deleted_at is None and not merged_away:
                     native = natives[0]
                     fields = from_entity(conn.kind, native, desired, fieldmap=self._fm(conn.kind, native))
                     changes = tuple(
@@ -314,6 +326,47 @@ class Engine:
                                 canonical_id=desired.id, direction="write", category=e.category.value,
                                 message=f"{ot} {desired.id}: {e}", field=e.field, payload=None,
                                 now=self.now(), run_id=self.run_id)
+
+    @staticmethod
+    def _plan_merge(ot: str, conn: Connection, desired: Any, in_system: list[Any],
+                    entries: Sequence[Any]) -> PlannedWrite | None:
+        """Policy ``merge``: one merge op for the records of this entity in ``conn`` that
+        a merge-policy ledger entry joined (plus the entity's own record), if the
+        connector can merge that object. The primary is the record holding the value
+        of a unique field (HubSpot keeps the primary's email), else the entity's own
+        record, else the oldest."""
+        moved = {ref_id: e.id for e in entries for img in (e.before_images or {}).values()
+                 for ref_id in img.get("refs", [])}
+        for native in conn.connector.objects.get(ObjectType(ot), ()):
+            if native not in conn.connector.mergeable:
+                continue
+            refs = [r for r in in_system if r.native_type == native]
+            joined = [r for r in refs if r.id in moved]
+            if not joined or len(refs) < 2:
+                continue
+            own = sorted((r for r in refs if r.id not in moved), key=lambda r: (r.first_seen_at, r.id))
+            fuse = joined + own[:1]
+            if len(fuse) < 2:
+                continue
+            unique = UNIQUE_FIELDS.get((conn.kind, native), frozenset())
+
+            def rank(r: Any, unique: frozenset[str] = unique) -> tuple[bool, bool, Any, int]:
+                holds = any(not is_blank(getattr(desired, f, None))
+                            and (r.canonical_fields or {}).get(f) == encode_value(getattr(desired, f))
+                            for f in unique)
+                return (not holds, r.id in moved, r.first_seen_at, r.id)
+
+            fuse.sort(key=rank)
+            primary, others = fuse[0], fuse[1:]
+            before = {r.remote_id: {"native_type": r.native_type, "fields": r.canonical_fields,
+                                    "associations": r.associations, "link_rule": r.link_rule,
+                                    "modstamp": encode_value(r.remote_modstamp)} for r in fuse}
+            return PlannedWrite(
+                conn.name, ot, native, "merge", desired.id, primary.remote_id, {},
+                merge_from=tuple(r.remote_id for r in others),
+                merge_ids=tuple(sorted({moved[r.id] for r in fuse if r.id in moved})), before=before,
+            )
+        return None
 
     @staticmethod
     def _unique_skip(kind: str, ref: Any, in_system: list[Any], desired: Any) -> frozenset[str]:
@@ -397,7 +450,9 @@ class Engine:
             run_id=self.run_id, system=op.system, object_type=op.object_type, native_type=op.native_type,
             kind=op.kind, canonical_id=op.canonical_id, remote_id=op.remote_id,
             payload={"fields": _json(op.fields), "associations": op.associations,
-                     "changes": [c.as_json() for c in op.changes]},
+                     "changes": [c.as_json() for c in op.changes],
+                     **({"merge_from": list(op.merge_from), "merge_ids": list(op.merge_ids),
+                         "before": dict(op.before)} if op.kind == "merge" else {})},
             state="pending", attempts=0, created_at=now, updated_at=now,
         ))
         per = stats.planned.setdefault(op.system, {})
@@ -458,7 +513,8 @@ class Engine:
     @staticmethod
     def _write_op(object_type: ObjectType, native: str, item: Any, remote: Mapping[tuple[str, str], str]) -> WriteOp:
         _oid, kind, _native, cid, remote_id, payload = item
-        op_kind = {"create": OpKind.UPSERT, "update": OpKind.UPDATE, "delete": OpKind.DELETE}[kind]
+        op_kind = {"create": OpKind.UPSERT, "update": OpKind.UPDATE, "delete": OpKind.DELETE,
+                   "merge": OpKind.MERGE}[kind]
         assoc: dict[str, tuple[str, ...]] = {}
         for obj, cids in (payload.get("associations") or {}).items():
             rids = tuple(remote[(obj, c)] for c in cids if (obj, c) in remote)
@@ -467,6 +523,7 @@ class Engine:
         return WriteOp(
             kind=op_kind, object_type=object_type, key=cid, fields=dict(payload.get("fields") or {}),
             remote_id=remote_id, associations=assoc, native_type=native,
+            merge_from=tuple(str(x) for x in payload.get("merge_from") or ()),
         )
 
     def _defer(self, items: list[Any], err: Exception) -> None:
@@ -516,6 +573,10 @@ class Engine:
                     if ref is not None:
                         ref.deleted_at = now
                     continue
+                if kind == "merge":
+                    self._merged(s, conn, ot, native, cid, remote_id, payload, res, by_cid.get(cid, []), now)
+                    created_cids.append(cid)  # re-decide against the merged record next cycle
+                    continue
                 rid = res.remote_id or remote_id
                 if not rid:
                     continue
@@ -550,6 +611,47 @@ class Engine:
                 ref.last_written_hash = ref.last_seen_hash = digest
             st.resolve_errors(s, system=conn.name, object_type=ot, direction="write", canonical_ids=ok_cids)
             st.mark_dirty(s, ot, created_cids)
+
+    def _merged(self, s: Any, conn: Connection, ot: str, native: str, cid: str, primary: str | None,
+                payload: Mapping[str, Any], res: WriteResult, refs: list[Any], now: datetime) -> None:
+        """A merge went through: the records merged are gone (merged into the result,
+        which HubSpot gives a new id), the result is this entity's record, and the
+        merge-ledger entries that joined them get the remote before-images."""
+        into = res.remote_id or primary
+        if not into:
+            return
+        merged_ids = [primary, *[str(x) for x in payload.get("merge_from") or ()]]
+        gone = [r for r in refs if r.system == conn.name and r.native_type == native and r.remote_id in merged_ids]
+        view: dict[str, Any] = {}
+        assoc: dict[str, list[str]] = {}
+        for r in sorted(gone, key=lambda r: r.remote_id != primary):  # the primary's values first
+            for k, v in (r.canonical_fields or {}).items():
+                if view.get(k) in (None, "", [], {}):
+                    view[k] = v
+            for k, v in (r.associations or {}).items():
+                assoc[k] = sorted(set(assoc.get(k, [])) | set(v))
+        result = next((r for r in gone if r.remote_id == into), None)
+        for r in gone:
+            if r is not result:
+                r.deleted_at, r.merged_into = now, into
+        if result is None:
+            s.flush()  # the old rows' state first: (system, native, remote id) is unique
+            s.add(st.ExternalRefRow(
+                canonical_id=cid, system=conn.name, object_type=ot, native_type=native, remote_id=into,
+                canonical_fields=view, associations=assoc, link_rule="merged", first_seen_at=now,
+                last_seen_at=now,
+            ))
+        else:
+            result.canonical_fields, result.associations, result.last_seen_hash = view, assoc, None
+        record = {"system": conn.name, "native_type": native, "primary": primary,
+                  "merged": merged_ids[1:], "into": into, "at": now.isoformat(),
+                  "before": payload.get("before") or {}}
+        for merge_id in payload.get("merge_ids") or ():
+            entry = s.get(st.MergeLedgerRow, int(merge_id))
+            if entry is not None:
+                results = dict(entry.remote_results or {})
+                results[conn.name] = [*results.get(conn.name, []), record]
+                entry.remote_results = results  # a new object: JSON columns track assignment
 
     @staticmethod
     def _written_view(kind: str, native: str, fields: Mapping[str, Any], *, partial: bool = True,

@@ -76,6 +76,7 @@ class CycleReport:
     entities: dict[str, int] = field(default_factory=dict)
     links: int = 0
     matched_links: int = 0  # tier 2: entities folded into another by the matcher
+    remote_merges: int = 0  # entities linked because a system merged their records
     review_queued: int = 0
     new_entities: int = 0
     conflicts: int = 0
@@ -279,7 +280,11 @@ class Runner:
         """Tier 2 inside the cycle: entities not matched yet, against the stored ones."""
         from sync.matching import MATCHED_OBJECTS, Deduper
 
-        deduper = Deduper(self.store, self.settings.dedupe, now=self.now, run_id=report.run_id)
+        deduper = Deduper(self.store, self.settings.dedupe, now=self.now, run_id=report.run_id,
+                          policies=self.settings.policies)
+        for ot in objs:
+            # merges made in the systems themselves: always followed (not fuzzy matching)
+            report.remote_merges += deduper.follow_remote_merges(ot.value)
         if not deduper.enabled:
             return
         for ot in objs:

@@ -7,6 +7,13 @@ canonical store and act on what it finds.
   before-images, so ``revsync dedupe undo ID`` restores the entities.
 - Pairs in the doubtful band go to the review queue (``revsync dedupe review``).
 - A pair an admin rejected (or a link that was undone) is never linked again.
+- Policy ``merge`` (``[policies.contact] merges = "merge"``): the link is recorded as
+  a merge, and the next plan also calls the merge API of each system that has one
+  (HubSpot) for the records the link put under one entity (``Engine._plan_merge``).
+  Salesforce stays on ``link``: its merge is SOAP-only and cannot be undone.
+- A merge made *in* a system (a user merging two HubSpot contacts, Salesforce
+  merging accounts or converting a Lead) links the two entities here too
+  (``follow_remote_merges``), so revsync never re-creates the merged-away record.
 
 Batch mode (``revsync dedupe``) scores every live entity and trains the model (kept
 in the store); incremental mode (inside each sync cycle) scores only the entities
@@ -60,8 +67,40 @@ class Deduper:
     """Applies the matcher's decisions to the store."""
 
     def __init__(self, store: st.Store, config: Mapping[str, Any] | None = None, *,
-                 now: Callable[[], datetime], run_id: int | None = None) -> None:
+                 now: Callable[[], datetime], run_id: int | None = None,
+                 policies: Mapping[str, Mapping[str, Any]] | None = None) -> None:
         self.store, self.cfg, self.now, self.run_id = store, dict(config or {}), now, run_id
+        self.policies = policies or {}
+
+    def _policy(self, object_type: str) -> str:
+        """What a link records: ``merge`` when the object's policy says so, else ``link``."""
+        return "merge" if (self.policies.get(object_type) or {}).get("merges") == "merge" else "link"
+
+    def follow_remote_merges(self, object_type: str) -> int:
+        """Link the entities of records a system merged (see ``st.remote_merge_pairs``);
+        a pair an admin rejected or undid stays apart. Returns the links made."""
+        now = self.now()
+        made = 0
+        with self.store.session() as s:
+            decided = st.decided_pairs(s, object_type)
+            for item in st.remote_merge_pairs(s, object_type):
+                a, b = item["survivor"], item["merged"]
+                if decided.get((min(a, b), max(a, b))) == "rejected":
+                    continue
+                evidence = {f"{min(a, b)}~{max(a, b)}": {
+                    "merged_in": item["system"],
+                    "record": f"{item['native_type']}/{item['remote_id']}",
+                    "into": f"{item['into_native_type']}/{item['into_remote_id']}",
+                }}
+                # the system already merged them: nothing left to merge remotely
+                merge_id = st.link_entities(s, object_type, [a, b], evidence=evidence, run_id=self.run_id,
+                                            now=now, survivor_id=a, policy="link")
+                if merge_id is not None:
+                    made += 1
+                    log.info("%s %s merged into %s in %s: linked (merge %s)", object_type, b, a,
+                             item["system"], merge_id)
+                s.flush()
+        return made
 
     @property
     def enabled(self) -> bool:
@@ -155,7 +194,8 @@ class Deduper:
                 ev = {f"{a}~{b}": {"probability": round(p.probability, 6), **dict(p.evidence)}
                       for a in cluster for b in cluster if a < b
                       and (p := evidence_of.get(frozenset((a, b)))) is not None}
-                merge_id = st.link_entities(s, object_type, list(cluster), evidence=ev, run_id=self.run_id, now=now)
+                merge_id = st.link_entities(s, object_type, list(cluster), evidence=ev, run_id=self.run_id, now=now,
+                                            policy=self._policy(object_type))
                 if merge_id is not None:
                     report.merge_ids.append(merge_id)
                     report.links += len(cluster) - 1
@@ -180,6 +220,7 @@ class Deduper:
             if accept:
                 merge_id = st.link_entities(
                     s, row.object_type, [row.left_id, row.right_id], run_id=self.run_id, now=now,
+                    policy=self._policy(row.object_type),
                     evidence={f"{row.left_id}~{row.right_id}": {"probability": row.probability,
                                                                "accepted_by": "review", **dict(row.evidence)}},
                 )
@@ -187,7 +228,16 @@ class Deduper:
             return {"id": review_id, "state": row.state, "merge_id": merge_id}
 
     def undo(self, merge_id: int) -> dict[str, Any]:
+        """Restore the entities of a ledger entry. Records a system merged stay merged
+        there (HubSpot has no unmerge): the entity keeps living in the store and in the
+        systems where it still has records, and is not re-created where it was merged
+        away; their before-images stay in the ledger."""
         with self.store.session() as s:
             entry = st.undo_link(s, merge_id, self.now())
+            remote = {
+                system: [f"{r['native_type']} {', '.join(r['merged'])} stay merged into {r['into']} "
+                         f"({system} cannot unmerge; before-images in merge ledger {merge_id})" for r in records]
+                for system, records in (entry.remote_results or {}).items()
+            }
             return {"merge_id": merge_id, "object": entry.object_type, "survivor": entry.survivor_id,
-                    "restored": list(entry.merged_ids)}
+                    "restored": list(entry.merged_ids), "policy": entry.policy, "remote": remote}

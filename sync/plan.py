@@ -34,12 +34,17 @@ class PlannedWrite:
     system: str
     object_type: str
     native_type: str
-    kind: str  # create | update | delete
+    kind: str  # create | update | delete | merge
     canonical_id: str
     remote_id: str | None
     fields: Mapping[str, Any]
     changes: tuple[FieldChange, ...] = ()
     associations: Mapping[str, list[str]] = field(default_factory=dict)
+    # merge: the records merged into ``remote_id`` (the primary), the merge-ledger
+    # entries that joined them, and their last-seen images (kept in the ledger)
+    merge_from: tuple[str, ...] = ()
+    merge_ids: tuple[int, ...] = ()
+    before: Mapping[str, Any] = field(default_factory=dict)
 
 
 def changed_fields(

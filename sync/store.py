@@ -1064,15 +1064,19 @@ def _mark_dependents_dirty(s: Session, object_type: str, ids: list[str]) -> None
 
 def link_entities(
     s: Session, object_type: str, ids: list[str], *, evidence: dict[str, Any], run_id: int | None,
-    now: datetime,
+    now: datetime, survivor_id: str | None = None, policy: str = "link",
 ) -> int | None:
-    """Fold the entities ``ids`` into one (policy ``link``): the oldest survives, the
-    others' remote records point at it, and before-images go to the merge ledger."""
+    """Fold the entities ``ids`` into one: the oldest (or ``survivor_id``) survives, the
+    others' remote records point at it, and before-images go to the merge ledger.
+
+    ``policy`` is what the ledger entry records: ``link`` (remote records untouched) or
+    ``merge`` (the plan will also call the systems' merge APIs for the records that
+    now share one entity; see ``remote_merge_candidates``)."""
     t = ENTITY_TABLES[object_type]
     rows: list[Any] = list(s.scalars(select(t).where(t.id.in_(ids), t.merged_into.is_(None))))
     if len(rows) < 2:
         return None
-    rows.sort(key=lambda r: (r.created_at, r.id))
+    rows.sort(key=lambda r: (r.id != survivor_id, r.created_at, r.id))
     survivor, losers = rows[0], rows[1:]
     loser_ids = [r.id for r in losers]
     refs = list(s.scalars(select(ExternalRefRow).where(ExternalRefRow.object_type == object_type,
@@ -1085,7 +1089,7 @@ def link_entities(
         r.merged_into, r.dirty, r.updated_at = survivor.id, False, now
     survivor.dirty, survivor.updated_at = True, now
     _mark_dependents_dirty(s, object_type, loser_ids)
-    entry = MergeLedgerRow(object_type=object_type, survivor_id=survivor.id, merged_ids=loser_ids, policy="link",
+    entry = MergeLedgerRow(object_type=object_type, survivor_id=survivor.id, merged_ids=loser_ids, policy=policy,
                            evidence=evidence, before_images=before, remote_results={}, run_id=run_id,
                            created_at=now)
     s.add(entry)
@@ -1126,8 +1130,60 @@ def undo_link(s: Session, merge_id: int, now: datetime) -> MergeLedgerRow:
     if survivor is not None:
         survivor.dirty, survivor.updated_at = True, now
     _mark_dependents_dirty(s, entry.object_type, [entry.survivor_id, *entry.merged_ids])
+    # a remote merge this entry planned and that has not gone out yet is withdrawn
+    for op in s.scalars(select(OutboxRow).where(
+            OutboxRow.object_type == entry.object_type, OutboxRow.canonical_id == entry.survivor_id,
+            OutboxRow.kind == "merge", OutboxRow.state != "done")):
+        if merge_id in (op.payload or {}).get("merge_ids", []):
+            s.delete(op)
     entry.undone_at = now
     return entry
+
+
+def remote_merge_pairs(s: Session, object_type: str) -> list[dict[str, Any]]:
+    """Records a system reports merged into a record of *another* live entity.
+
+    A user merging two records in HubSpot or Salesforce (or Salesforce converting a
+    Lead into a Contact) says the two entities are one: each item names the entity
+    holding the surviving record (``survivor``), the entity of the merged-away record
+    (``merged``) and the records, for ``Deduper.follow_remote_merges`` to link.
+    """
+    from sqlalchemy.orm import aliased
+
+    t = ENTITY_TABLES[object_type]
+    gone, kept = aliased(ExternalRefRow), aliased(ExternalRefRow)
+    ge, ke = aliased(t), aliased(t)
+    q = (
+        select(kept.canonical_id, gone.canonical_id, gone.system, gone.native_type, gone.remote_id,
+               kept.native_type, kept.remote_id)
+        .join(kept, (kept.system == gone.system) & (kept.object_type == gone.object_type)
+              & (kept.remote_id == gone.merged_into))
+        .join(ge, ge.id == gone.canonical_id)
+        .join(ke, ke.id == kept.canonical_id)
+        .where(gone.object_type == object_type, gone.merged_into.is_not(None), gone.deleted_at.is_not(None),
+               kept.deleted_at.is_(None), kept.canonical_id != gone.canonical_id,
+               ge.merged_into.is_(None), ke.merged_into.is_(None), ge.deleted_at.is_(None),
+               ke.deleted_at.is_(None))
+        .order_by(gone.system, gone.remote_id)
+    )
+    return [
+        {"survivor": a, "merged": b, "system": system, "native_type": gnat, "remote_id": grid,
+         "into_native_type": knat, "into_remote_id": krid}
+        for a, b, system, gnat, grid, knat, krid in s.execute(q)
+    ]
+
+
+def merge_entries_for(s: Session, object_type: str, survivor_ids: list[str]) -> dict[str, list[MergeLedgerRow]]:
+    """Live (not undone) ``merge``-policy ledger entries per survivor entity."""
+    out: dict[str, list[MergeLedgerRow]] = {}
+    for i in range(0, len(survivor_ids), 500):
+        q = select(MergeLedgerRow).where(
+            MergeLedgerRow.object_type == object_type, MergeLedgerRow.policy == "merge",
+            MergeLedgerRow.undone_at.is_(None), MergeLedgerRow.survivor_id.in_(survivor_ids[i:i + 500]),
+        ).order_by(MergeLedgerRow.id)
+        for row in s.scalars(q):
+            out.setdefault(row.survivor_id, []).append(row)
+    return out
 
 
 def merges(s: Session, limit: int = 200) -> list[MergeLedgerRow]:

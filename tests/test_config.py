@@ -133,9 +133,14 @@ def test_a_missing_secrets_file_is_not_fatal(tmp_path: Path) -> None:
     assert s.connections["hubspot"].secrets == {}
 
 
-def test_merge_policy_is_refused_until_it_exists_and_create_in_is_validated(tmp_path: Path) -> None:
-    with pytest.raises(cfg.ConfigError, match=r"'merge' .* is not available yet"):
-        cfg.load(write(tmp_path, "[policies.contact]\nmerges = 'merge'\n"))
+def test_merge_policy_is_validated_and_create_in_is_validated(tmp_path: Path) -> None:
+    s = cfg.load(write(tmp_path, "[policies.contact]\nmerges = 'merge'\n"))
+    assert s.policies["contact"]["merges"] == "merge"
+    assert s.policies["account"].get("merges", "link") == "link"
+    with pytest.raises(cfg.ConfigError, match=r"policies\.opportunity\.merges: 'merge' is available for account and contact only"):
+        cfg.load(write(tmp_path, "[policies.opportunity]\nmerges = 'merge'\n"))
+    with pytest.raises(cfg.ConfigError, match=r"policies\.account\.merges: must be 'link' or 'merge' \(got 'fuse'\)"):
+        cfg.load(write(tmp_path, "[policies.account]\nmerges = 'fuse'\n"))
     with pytest.raises(cfg.ConfigError, match=r"policies\.account\.create_in: must be a list"):
         cfg.load(write(tmp_path, "[policies.account]\ncreate_in = 'hubspot'\n"))
     s = cfg.load(write(tmp_path, "[policies.account]\ncreate_in = ['hubspot']\n"))
