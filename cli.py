@@ -385,7 +385,10 @@ def plan(
                 "native": r.native_type, "kind": r.kind, "remote_id": r.remote_id,
                 "changes": [{"field": c[0], "old": c[1], "new": c[2], "rule": c[3]}
                             for c in (r.payload or {}).get("changes", [])],
-                "associations": (r.payload or {}).get("associations", {})} for r in rows]
+                "associations": (r.payload or {}).get("associations", {}),
+                **({"merge_from": (r.payload or {}).get("merge_from", []),
+                    "merge_ids": (r.payload or {}).get("merge_ids", [])} if r.kind == "merge" else {})}
+               for r in rows]
     if as_json:
         print_json({"pending": len(ops), "ops": ops[:limit]})
         return
@@ -396,7 +399,13 @@ def plan(
     for col in ("entity", "system", "kind", "field", "old → new", "rule"):
         t.add_column(col)
     for op in ops[:limit]:
-        changes = op["changes"] or [{"field": "(associations)", "old": None, "new": op["associations"], "rule": None}]
+        if op["kind"] == "merge":
+            changes = [{"field": f"(records {', '.join(op['merge_from'])})", "old": None,
+                        "new": f"merged into {op['remote_id']}",
+                        "rule": "merge ledger " + ", ".join(str(i) for i in op["merge_ids"])}]
+        else:
+            changes = op["changes"] or [{"field": "(associations)", "old": None, "new": op["associations"],
+                                         "rule": None}]
         for c in changes:
             t.add_row(f"{op['object']} {op['entity'][:8]}", op["system"], op["kind"], c["field"],
                       f"{c['old']!s} → {c['new']!s}", c["rule"] or "-")

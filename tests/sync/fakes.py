@@ -63,6 +63,7 @@ class FakeConnector(Connector):
         self.read_calls = 0
         self.fail_fields: dict[str, Any] = {}  # native field → value that the remote rejects
         self.full_read_by_id = False  # like HubSpot's list endpoint: a full read comes in id order
+        self.merges: list[tuple[str, str, tuple[str, ...]]] = []  # (native, primary, merged)
 
     @classmethod
     def from_settings(cls, settings: ConnectionSettings, *, budget: ApiBudget,
@@ -142,6 +143,17 @@ class FakeConnector(Connector):
             if op.kind is OpKind.DELETE:
                 self.delete(native, op.remote_id or "")
                 out.append(WriteResult(op, True, op.remote_id))
+                continue
+            if op.kind is OpKind.MERGE:  # as HubSpot: the merged record gets a new id
+                self.merges.append((native, op.remote_id or "", tuple(op.merge_from)))
+                ids = [op.remote_id or "", *op.merge_from]
+                merged: dict[str, Any] = {}
+                for rid in reversed(ids):  # the primary's values win
+                    merged.update({k: v for k, v in self.data[native][rid].items() if v not in (None, "")})
+                new = self.add(native, merged)
+                for rid in ids:
+                    self.delete(native, rid, merged_into=new)
+                out.append(WriteResult(op, True, new))
                 continue
             if op.kind is OpKind.UPDATE and op.remote_id in self.data[native]:
                 self.edit(native, op.remote_id, **fields)
