@@ -164,3 +164,24 @@ def test_cli_dedupe_review_undo(make_sandbox, tmp_path, monkeypatch) -> None:
     assert r.exit_code == 2 and "no review entry 999" in r.output
     r = runner.invoke(app, ["--config", str(cfg), "dedupe", "--object", "opportunity"])
     assert r.exit_code == 2 and "has no match model" in r.output
+
+
+def test_cli_merge_policy_plan_shows_the_merge_and_undo_reports_it(make_sandbox, tmp_path, monkeypatch) -> None:
+    from tests.integration.test_e2e_merge import BOB, ROB, _create_contact, _link_pairs
+
+    sb = make_sandbox(accounts=4, seed=5)
+    rob, bob = _create_contact(sb, ROB), _create_contact(sb, BOB)
+    _link_pairs(monkeypatch, [(ROB["email"], BOB["email"])])
+    cfg = write_config(tmp_path, sb.info, monkeypatch)
+    cfg.write_text(cfg.read_text(encoding="utf-8") + '[policies.contact]\nmerges = "merge"\n', encoding="utf-8")
+    run(cfg, "db", "upgrade", "--json")
+    run(cfg, "sync", "--dry-run", "--json")
+    plan = run(cfg, "plan", "--system", "hubspot", "--json")
+    [merge] = [op for op in plan["ops"] if op["kind"] == "merge"]
+    assert {merge["remote_id"], *merge["merge_from"]} == {rob, bob} and merge["merge_ids"]
+    r = runner.invoke(app, ["--config", str(cfg), "plan", "--system", "hubspot"], env={"COLUMNS": "300"})
+    assert r.exit_code == 0 and f"merged into {merge['remote_id']}" in r.output
+    out = run(cfg, "sync", "--json")
+    assert out["status"] == "ok" and out["written"]["hubspot"] >= 1
+    undo = run(cfg, "dedupe", "undo", str(merge["merge_ids"][0]), "--json")
+    assert undo["policy"] == "merge" and "cannot unmerge" in undo["remote"]["hubspot"][0]
