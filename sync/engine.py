@@ -474,12 +474,14 @@ class Engine:
                     batch = [(r.id, r.kind, r.native_type, r.canonical_id, r.remote_id, r.payload) for r in rows]
                 if not batch:
                     break
-                by_native: dict[str, list[Any]] = {}
+                # merges go in calls of their own, after the rest: one that keeps failing
+                # defers only the merges
+                by_native: dict[tuple[bool, str], list[Any]] = {}
                 for item in batch:
-                    by_native.setdefault(item[2], []).append(item)
+                    by_native.setdefault((item[1] == "merge", item[2]), []).append(item)
                 remote = self._remote_associations(name, batch)
                 stop = False
-                for native, items in by_native.items():
+                for (_merges, native), items in sorted(by_native.items()):
                     ops = [self._write_op(object_type, native, it, remote) for it in items]
                     try:
                         results = conn.connector.write(object_type, ops)

@@ -77,11 +77,12 @@ def _entity(world: E.World, email: str) -> str:
         return s.scalars(select(st.ContactRow.id).where(st.ContactRow.email == email)).one()
 
 
-def _link_pairs(monkeypatch: pytest.MonkeyPatch, pairs: list[tuple[str, str]]) -> None:
-    """The matcher links exactly these email pairs (the scoring is tested elsewhere)."""
+def _link_pairs(monkeypatch: pytest.MonkeyPatch, pairs: list[tuple[str, str]], *, key: str = "email",
+                object_type: str = "contact") -> None:
+    """The matcher links exactly these pairs of ``key`` values (the scoring is tested elsewhere)."""
 
     def fake(records: Any, spec: Any, *, options: Any = None, model_json: Any = None) -> dd.MatchResult:
-        ids = {str(r.get("email")): str(r["id"]) for r in records if spec.name == "contact"}
+        ids = {str(r.get(key)): str(r["id"]) for r in records if spec.name == object_type}
         links = [dd.Pair(min(ids[a], ids[b]), max(ids[a], ids[b]), 0.999, {"name": "nickname", "phone": "exact"})
                  for a, b in pairs if a in ids and b in ids]
         clusters = [sorted((p.left, p.right)) for p in links]
@@ -90,13 +91,23 @@ def _link_pairs(monkeypatch: pytest.MonkeyPatch, pairs: list[tuple[str, str]]) -
     monkeypatch.setattr(dd, "match_records", fake)
 
 
-def _open(sb: Sandbox, tmp: Path, *, merges: str) -> E.World:
+def _open(sb: Sandbox, tmp: Path, *, merges: str, object_type: str = "contact") -> E.World:
     tmp.mkdir(parents=True, exist_ok=True)
     db_url = f"sqlite:///{tmp / 'merge.db'}"
     upgrade(db_url)
     settings = sandbox_settings(sb.info, db_url)
-    settings.policies["contact"]["merges"] = merges
+    settings.policies[object_type]["merges"] = merges
     return E.World(sb, db_url, make_runner(settings))
+
+
+def _create(sb: Sandbox, obj: str, props: Mapping[str, str], assoc_company: str | None = None) -> str:
+    body: dict[str, Any] = {"properties": dict(props)}
+    if assoc_company:
+        body["associations"] = [{"to": {"id": assoc_company},
+                                 "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 1}]}]
+    r = _hs(sb).post(f"{sb.info['hubspot']}/crm/v3/objects/{obj}", json=body)
+    assert r.status_code == 201, r.text
+    return str(r.json()["id"])
 
 
 @pytest.fixture
@@ -206,3 +217,58 @@ def test_a_merge_made_in_hubspot_links_the_entities_and_nothing_is_recreated(
     assert ANNE["email"] not in emails or ANN["email"] not in emails, "the merged-away record was not re-created"
     # Salesforce is on link: its two records stay, both now carry the one entity's values
     assert E.remote_counts(sb)["salesforce"] == sf_before
+
+
+def test_policy_merge_for_companies_keeps_the_contacts_on_the_merged_company(
+    make_sandbox: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sb = make_sandbox(accounts=6, seed=13)
+    one = _create(sb, "companies", {"name": "Zephyr Gadgets Inc", "domain": "zephyr-gadgets.com"})
+    two = _create(sb, "companies", {"name": "Zephyr Gadgets", "domain": "zephyrgadgets.io"})
+    c1 = _create(sb, "contacts", {"email": "kim@zephyr-gadgets.com", "firstname": "Kim", "lastname": "Ode"}, one)
+    c2 = _create(sb, "contacts", {"email": "lou@zephyrgadgets.io", "firstname": "Lou", "lastname": "Ray"}, two)
+    _link_pairs(monkeypatch, [("Zephyr Gadgets Inc", "Zephyr Gadgets")], key="name", object_type="account")
+    world = _open(sb, tmp_path, merges="merge", object_type="account")
+    reports = E.sync_until_quiet(world)
+    assert reports[0].planned["hubspot"].get("merge") == 1, E.summarize(reports)
+    assert reports[-1].writes == 0 and E.pending_ops(world) == 0
+    r = _hs(sb).get(f"{sb.info['hubspot']}/crm/v3/objects/companies/{one}")
+    into = str(r.json()["id"])
+    assert into not in (one, two)
+    # HubSpot moved both contacts to the merged company; revsync agrees
+    for contact in (c1, c2):
+        r = _hs(sb).get(f"{sb.info['hubspot']}/crm/v4/objects/contacts/{contact}/associations/companies")
+        assert [str(x["toObjectId"]) for x in r.json()["results"]] == [into]
+    with world.store.session() as s:
+        entry = s.scalars(select(st.MergeLedgerRow)).one()
+        accounts = {r.account_id for r in s.scalars(select(st.ContactRow).where(
+            st.ContactRow.email.in_(["kim@zephyr-gadgets.com", "lou@zephyrgadgets.io"])))}
+        assert accounts == {entry.survivor_id}
+        assert entry.remote_results["hubspot"][0]["into"] == into
+
+
+def test_a_merge_call_that_keeps_failing_is_deferred_then_done(
+    make_sandbox: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sb = make_sandbox(accounts=4, seed=14)
+    _create_contact(sb, ROB)
+    _create_contact(sb, BOB)
+    _link_pairs(monkeypatch, [(ROB["email"], BOB["email"])])
+    world = E.open_world(sb, tmp_path, retry=E.no_wait_retry())
+    world.runner.settings.policies["contact"]["merges"] = "merge"
+    sb.ctx.faults.set_spec({"script": [{"system": "hubspot", "endpoint": "crm.merge", "nth": 1, "count": 50,
+                                        "kind": "server_error"}]})
+    first = world.runner.run_cycle(force=True)
+    assert first.written.get("hubspot", 0) > 0 and any("deferred" in m for m in first.messages)
+    with world.store.session() as s:
+        # only the merge waits: the other HubSpot writes went out in calls of their own
+        assert [r.kind for r in st.list_pending(s)] == ["merge"]
+        entry = s.scalars(select(st.MergeLedgerRow)).one()
+        assert entry.remote_results == {}
+    sb.ctx.faults.set_spec(None)
+    reports = E.sync_until_quiet(world)
+    assert reports[-1].writes == 0 and E.pending_ops(world) == 0, E.summarize(reports)
+    with world.store.session() as s:
+        assert s.scalars(select(st.MergeLedgerRow)).one().remote_results["hubspot"]
+    emails = _live_hubspot_emails(world)
+    assert emails.count(ROB["email"]) + emails.count(BOB["email"]) == 1
