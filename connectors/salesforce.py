@@ -63,6 +63,7 @@ from connectors.salesforce_errors import (
     category_for,
     error_code,
 )
+from connectors.salesforce_soap import MERGEABLE
 from connectors.salesforce_write import KEY_PREFIXES, SF_COLLECTION, SalesforceWriter
 from mapping.canonical import ObjectType
 
@@ -131,6 +132,9 @@ class SalesforceConnector(SalesforceWriter, Connector):
         ObjectType.CONTACT: ("Contact", "Lead"),
         ObjectType.OPPORTUNITY: ("Opportunity",),
     }
+    # SOAP merge() (connectors/salesforce_soap.py); policy merge uses it only where
+    # merge_in names the connection
+    mergeable: ClassVar[frozenset[str]] = MERGEABLE
 
     def __init__(
         self,

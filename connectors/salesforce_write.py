@@ -19,13 +19,26 @@ from simple_salesforce import Salesforce
 from connectors.base import (
     ErrorCategory,
     OpKind,
+    QuotaExhausted,
+    RetriableError,
     RetryPolicy,
     WriteOp,
     WriteResult,
     chunked,
 )
 from connectors.salesforce_bulk import BulkRow, parse_results, read_csv, to_csv_value
-from connectors.salesforce_errors import SalesforceApiError, category_for
+from connectors.salesforce_errors import SalesforceApiError, SessionExpired, category_for
+from connectors.salesforce_soap import (
+    MAX_REQUESTS,
+    MERGEABLE,
+    MergeRequest,
+    MergeResult,
+    SoapFault,
+    merge_envelope,
+    parse_fault,
+    parse_merge_response,
+    requests_for,
+)
 from mapping.canonical import ObjectType
 
 log = logging.getLogger("connectors.salesforce")
@@ -143,12 +156,10 @@ class SalesforceWriter:
     def _write(self, object_type: ObjectType, ops: Sequence[WriteOp]) -> list[WriteResult]:
         results: list[WriteResult | None] = [None] * len(ops)
         groups: dict[tuple[str, str], list[int]] = {}
+        merges: list[int] = []
         for i, op in enumerate(ops):
             if op.kind is OpKind.MERGE:
-                results[i] = self._fail(
-                    op, "UNSUPPORTED", "Salesforce has no REST merge (SOAP merge() only); "
-                    "merges are linked, not written", ErrorCategory.UNKNOWN,
-                )
+                merges.append(i)
                 continue
             if op.kind is OpKind.DELETE and not op.remote_id:
                 results[i] = self._fail(
@@ -171,10 +182,64 @@ class SalesforceWriter:
                 done = self._collections_write(action, native, group)
             for i, res in zip(idxs, done, strict=True):
                 results[i] = res
+        if merges:
+            for i, res in zip(merges, self._merge(object_type, [ops[i] for i in merges]), strict=True):
+                results[i] = res
         final = [r for r in results if r is not None]
         if object_type is ObjectType.OPPORTUNITY:
             final = self._link_contact_roles(final)
         return final
+
+    # ------------------------------------------------------------------ merge (SOAP)
+
+    def _merge(self, object_type: ObjectType, ops: Sequence[WriteOp]) -> list[WriteResult]:
+        """Merge each op's ``merge_from`` records into its ``remote_id`` (the master
+        keeps its Id and its values; children are re-parented; the others end deleted
+        with ``MasterRecordId`` set). One result per op: failed if any request failed."""
+        fails: dict[int, WriteResult] = {}
+        reqs: list[tuple[int, MergeRequest]] = []
+        for j, op in enumerate(ops):
+            native = self._op_native(object_type, op) if op.remote_id else ""
+            if native not in MERGEABLE or not op.remote_id or not op.merge_from:
+                fails[j] = self._fail(op, "INVALID_OPERATION", f"merge() takes Account, Contact or Lead "
+                                      f"records and a master Id (got {native or 'none'})", ErrorCategory.VALIDATION)
+                continue
+            reqs.extend((j, r) for r in requests_for(native, op.remote_id, op.merge_from))
+        for chunk in chunked(reqs, MAX_REQUESTS):
+            answers = self._call(lambda c=chunk: self._soap_merge([r for _, r in c]),  # type: ignore[misc]
+                                 what=f"merge {chunk[0][1].native}")
+            for n, (j, req) in enumerate(chunk):
+                res = answers[n] if n < len(answers) else MergeResult(False, None, errors=(
+                    ("UNKNOWN_EXCEPTION", "no result for this merge request", ()),))
+                if res.success or j in fails:
+                    continue
+                code, message, fields = res.errors[0] if res.errors else ("UNKNOWN_EXCEPTION", "merge failed", ())
+                fails[j] = self._fail(ops[j], code, f"merge of {', '.join(req.victims)} into {req.master}: "
+                                      f"{message}", field=fields[0] if fields else None)
+        return [fails.get(j) or WriteResult(op=op, success=True, remote_id=op.remote_id)
+                for j, op in enumerate(ops)]
+
+    def _soap_merge(self, requests: list[MergeRequest]) -> list[MergeResult]:
+        """One SOAP ``merge`` call on the client's session (see ``connectors.salesforce_soap``)."""
+        base = self.client.base_url.split("/services/data/")[0]
+        resp = self.client.session.post(
+            f"{base}/services/Soap/u/{self.client.sf_version}",
+            data=merge_envelope(str(self.client.session_id), requests).encode("utf-8"),
+            headers={"Content-Type": "text/xml; charset=UTF-8", "SOAPAction": '""'},
+        )
+        if resp.status_code == 200:
+            return parse_merge_response(resp.text)
+        raise self._soap_error(parse_fault(resp.text, resp.status_code))
+
+    def _soap_error(self, fault: SoapFault) -> Exception:
+        where = f"{self.connection}: merge"
+        if fault.code == "INVALID_SESSION_ID":
+            return SessionExpired(f"{where}: session expired or invalid")
+        if fault.code == "REQUEST_LIMIT_EXCEEDED":
+            return QuotaExhausted(f"{where}: Salesforce API request limit exceeded ({fault.message})")
+        if fault.status >= 500 and fault.code in ("", "UNKNOWN_EXCEPTION", "SERVER_UNAVAILABLE"):
+            return RetriableError(f"{where}: HTTP {fault.status} {fault.code}".rstrip())
+        return SalesforceApiError(f"{where}: {fault}", code=fault.code or str(fault.status), status=fault.status)
 
     def _link_contact_roles(self, results: list[WriteResult]) -> list[WriteResult]:
         """Create the OpportunityContactRole rows an op's ``contact`` association asks for

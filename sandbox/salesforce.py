@@ -30,6 +30,7 @@ from typing import Any, ClassVar
 
 from werkzeug.wrappers import Request, Response
 
+from sandbox import salesforce_soap
 from sandbox.core import Emulator, Fault, RateWindow, SandboxContext, json_response
 from sandbox.salesforce_soql import (
     REFERENCES,
@@ -210,6 +211,8 @@ class SalesforceEmulator(Emulator):
             return "oauth"
         if path.rstrip("/") == "/services/data":
             return "versions"
+        if path.startswith("/services/Soap/u/"):
+            return "soap.merge"
         m = _DATA.match(path)
         if m is None:
             return "other"
@@ -273,6 +276,8 @@ class SalesforceEmulator(Emulator):
                     for v, label in API_VERSIONS
                 ]
             )
+        if path.startswith("/services/Soap/u/"):
+            return salesforce_soap.handle(self, request, fault)
         m = _DATA.match(path)
         if m is None:
             raise not_found()
@@ -352,6 +357,14 @@ class SalesforceEmulator(Emulator):
         if scheme.lower() not in ("bearer", "oauth") or token not in self.tokens:
             raise SfError(401, "INVALID_SESSION_ID", "Session expired or invalid")
         return token
+
+    def spend_soap(self) -> bool:
+        """Count a SOAP call against the daily allocation; False once it is used up."""
+        try:
+            self._spend()
+        except SfError:
+            return False
+        return True
 
     def _spend(self) -> None:
         self.calls_made += 1

@@ -829,24 +829,31 @@ def _new_record(org: Org, rng: Any, obj: str) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def merge_into(org: Org, obj: str, master: str, victim: str, now: str) -> list[str]:
+    """Salesforce merge(): the victim's children move to the master (re-parented), the
+    victim goes to the recycle bin with ``MasterRecordId`` = master; the master keeps
+    its own values. Returns the ids of the re-parented children."""
+    moved: list[str] = []
+    children = {
+        "Account": [("Contact", "AccountId"), ("Opportunity", "AccountId")],
+        "Contact": [("OpportunityContactRole", "ContactId")],
+    }.get(obj, [])
+    for child_obj, ref in children:
+        for cid, child in list(org.records[child_obj].items()):
+            if child.get(ref) == victim and not child.get("IsDeleted"):
+                org.update_values(child_obj, cid, {ref: master}, now)
+                moved.append(cid)
+    org.soft_delete(obj, victim, now, master=master)
+    return moved
+
+
 def _merge(org: Org, rng: Any, obj: str, now: str) -> dict[str, Any] | None:
     winner = _pick_live(org, rng, obj)
     loser = _pick_live(org, rng, obj)
     if winner is None or loser is None or winner["Id"] == loser["Id"]:
         return None
     wid, lid = winner["Id"], loser["Id"]
-    moved: list[str] = []
-    children = (
-        [("Contact", "AccountId"), ("Opportunity", "AccountId")]
-        if obj == "Account"
-        else [("OpportunityContactRole", "ContactId")]
-    )
-    for child_obj, ref in children:
-        for cid, child in list(org.records[child_obj].items()):
-            if child.get(ref) == lid and not child.get("IsDeleted"):
-                org.update_values(child_obj, cid, {ref: wid}, now)
-                moved.append(cid)
-    org.soft_delete(obj, lid, now, master=wid)
+    moved = merge_into(org, obj, wid, lid, now)
     return {"system": "salesforce", "object": obj, "id": lid, "kind": "merge",
             "fields": {"IsDeleted": True, "MasterRecordId": wid}, "winner": wid, "reparented": moved}  # fmt: skip
 

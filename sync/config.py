@@ -172,7 +172,7 @@ def _policies(raw: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
             raise ConfigError(f"{key}: unknown object (expected one of: {', '.join(KNOWN_OBJECTS)})")
         _expect(table, dict, key, "a table")
         _check_keys(table, ("default", "source_priority", "never_blank", "fields", "direction", "deletes", "merges",
-                           "create_in"), key)
+                           "create_in", "merge_in"), key)
         target = policies[obj]
         if "default" in table:
             target["default"] = _check_rule(table["default"], f"{key}.default")
@@ -206,6 +206,11 @@ def _policies(raw: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
                 raise ConfigError(f"{key}.merges: 'merge' is available for account and contact only "
                                   "(revsync finds duplicates of those)")
             target["merges"] = table["merges"]
+        if "merge_in" in table:
+            mi = _expect(table["merge_in"], list, f"{key}.merge_in", "a list of connection names")
+            for i, name in enumerate(mi):
+                _expect(name, str, f"{key}.merge_in[{i}]", "a connection name")
+            target["merge_in"] = list(mi)
         if "create_in" in table:
             ci = _expect(table["create_in"], list, f"{key}.create_in", "a list of connection names")
             for i, name in enumerate(ci):

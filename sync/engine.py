@@ -146,6 +146,14 @@ class Engine:
             return p.create_in
         return tuple(n for n, c in self.connections.items() if c.kind in ("salesforce", "hubspot"))
 
+    def merge_in(self, object_type: str) -> tuple[str, ...]:
+        """Connections whose merge API policy ``merge`` calls: ``merge_in``, else the
+        HubSpot ones (a Salesforce merge cannot be undone: it is opt-in)."""
+        p = self.policy(object_type)
+        if p.merge_in is not None:
+            return p.merge_in
+        return tuple(n for n, c in self.connections.items() if c.kind == "hubspot")
+
     # ------------------------------------------------------------------ resolve
 
     def resolve(
@@ -298,7 +306,8 @@ class Engine:
             reachable = {obj: kept for obj, cids in want_assoc.items()
                          if (kept := [c for c in cids if c in reach.get((name, obj), set())])}
             try:
-                merge = self._plan_merge(ot, conn, desired, in_system, merge_entries) if merge_entries else None
+                merge = (self._plan_merge(ot, conn, desired, in_system, merge_entries)
+                         if merge_entries and name in self.merge_in(ot) else None)
                 if merge is not None:
                     # the merged record gets a new id: its updates are planned next cycle
                     self._queue(s, merge, stats)

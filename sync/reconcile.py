@@ -62,10 +62,13 @@ class FieldPolicy:
     deletes: str = "flag"
     merges: str = "link"
     create_in: tuple[str, ...] | None = None
+    # merges = "merge": the connections whose merge API is called (None: HubSpot ones)
+    merge_in: tuple[str, ...] | None = None
 
     @classmethod
     def from_config(cls, table: Mapping[str, Any]) -> FieldPolicy:
         create_in = table.get("create_in")
+        merge_in = table.get("merge_in")
         return cls(
             default=table.get("default", "source_priority"),
             source_priority=tuple(table.get("source_priority", cls.source_priority)),
@@ -75,6 +78,7 @@ class FieldPolicy:
             deletes=table.get("deletes", "flag"),
             merges=table.get("merges", "link"),
             create_in=tuple(create_in) if create_in is not None else None,
+            merge_in=tuple(merge_in) if merge_in is not None else None,
         )
 
     def rule_for(self, field: str) -> str:

@@ -141,6 +141,10 @@ def test_merge_policy_is_validated_and_create_in_is_validated(tmp_path: Path) ->
         cfg.load(write(tmp_path, "[policies.opportunity]\nmerges = 'merge'\n"))
     with pytest.raises(cfg.ConfigError, match=r"policies\.account\.merges: must be 'link' or 'merge' \(got 'fuse'\)"):
         cfg.load(write(tmp_path, "[policies.account]\nmerges = 'fuse'\n"))
+    with pytest.raises(cfg.ConfigError, match=r"policies\.account\.merge_in: must be a list of connection names"):
+        cfg.load(write(tmp_path, "[policies.account]\nmerge_in = 'salesforce'\n"))
+    s = cfg.load(write(tmp_path, "[policies.account]\nmerges = 'merge'\nmerge_in = ['salesforce', 'hubspot']\n"))
+    assert s.policies["account"]["merge_in"] == ["salesforce", "hubspot"]
     with pytest.raises(cfg.ConfigError, match=r"policies\.account\.create_in: must be a list"):
         cfg.load(write(tmp_path, "[policies.account]\ncreate_in = 'hubspot'\n"))
     s = cfg.load(write(tmp_path, "[policies.account]\ncreate_in = ['hubspot']\n"))

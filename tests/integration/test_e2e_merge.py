@@ -46,17 +46,21 @@ def _create_contact(sb: Sandbox, props: Mapping[str, str]) -> str:
     return str(r.json()["id"])
 
 
-def _create_sf_contact(sb: Sandbox, props: Mapping[str, str]) -> str:
+def _create_sf(sb: Sandbox, obj: str, fields: Mapping[str, Any]) -> str:
     session = E.https(sb)
     creds = sb.info["credentials"]["salesforce"]
     tok = session.post(f"{sb.info['salesforce']}/services/oauth2/token", data={
         "grant_type": "refresh_token", "client_id": creds["client_id"], "client_secret": creds["client_secret"],
         "refresh_token": creds["refresh_token"]}).json()
-    r = session.post(f"{tok['instance_url']}/services/data/v59.0/sobjects/Contact",
-                     headers={"Authorization": f"Bearer {tok['access_token']}"},
-                     json={"FirstName": props["firstname"], "LastName": props["lastname"], "Email": props["email"]})
+    r = session.post(f"{tok['instance_url']}/services/data/v59.0/sobjects/{obj}",
+                     headers={"Authorization": f"Bearer {tok['access_token']}"}, json=dict(fields))
     assert r.status_code == 201, r.text
     return str(r.json()["id"])
+
+
+def _create_sf_contact(sb: Sandbox, props: Mapping[str, str]) -> str:
+    return _create_sf(sb, "Contact", {"FirstName": props["firstname"], "LastName": props["lastname"],
+                                      "Email": props["email"]})
 
 
 def _contact(sb: Sandbox, rid: str) -> dict[str, Any]:
@@ -127,6 +131,8 @@ def test_policy_merge_merges_the_duplicates_in_hubspot_and_keeps_before_images(m
     first = reports[0]
     assert first.status == "ok", E.summarize(reports)
     assert first.planned["hubspot"].get("merge") == 1 and first.matched_links == 1
+    # Salesforce is not in the default merge_in (its merge cannot be undone): linked only
+    assert "merge" not in first.planned["salesforce"]
     # HubSpot: both records merged into ONE new record, which revsync now follows
     for rid in rids.values():
         body = _contact(world.sb, rid)  # GET by an old id answers with the merged record
@@ -272,3 +278,44 @@ def test_a_merge_call_that_keeps_failing_is_deferred_then_done(
         assert s.scalars(select(st.MergeLedgerRow)).one().remote_results["hubspot"]
     emails = _live_hubspot_emails(world)
     assert emails.count(ROB["email"]) + emails.count(BOB["email"]) == 1
+
+
+def test_salesforce_merge_when_opted_in_reparents_children_and_keeps_the_master(
+    make_sandbox: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sb = make_sandbox(accounts=6, seed=15)
+    one = _create_sf(sb, "Account", {"Name": "Brightwater Labs Inc", "Website": "https://brightwater-labs.com"})
+    two = _create_sf(sb, "Account", {"Name": "Brightwater Labs", "Website": "https://brightwaterlabs.io"})
+    kid = _create_sf(sb, "Contact", {"LastName": "Ode", "FirstName": "Kim", "Email": "kim@brightwaterlabs.io",
+                                     "AccountId": two})
+    _link_pairs(monkeypatch, [("Brightwater Labs Inc", "Brightwater Labs")], key="name", object_type="account")
+    world = _open(sb, tmp_path, merges="merge", object_type="account")
+    world.runner.settings.policies["account"]["merge_in"] = ["salesforce"]
+    reports = E.sync_until_quiet(world)
+    assert reports[0].planned["salesforce"].get("merge") == 1, E.summarize(reports)
+    assert "merge" not in reports[0].planned.get("hubspot", {})
+    assert reports[-1].writes == 0 and E.pending_ops(world) == 0, E.summarize(reports)
+    client = world.runner.connections["salesforce"].connector.client
+    rows = {r["Id"]: r for r in client.query_all(
+        f"SELECT Id, IsDeleted, MasterRecordId FROM Account WHERE Id IN ('{one}', '{two}')",
+        include_deleted=True)["records"]}
+    with world.store.session() as s:
+        entry = s.scalars(select(st.MergeLedgerRow)).one()
+        [remote] = entry.remote_results["salesforce"]
+        master, victim = remote["into"], remote["merged"][0]
+        assert {master, victim} == {one, two} and remote["primary"] == master
+        # the survivor's refs: the master live, the victim merged into it
+        refs = {r.remote_id: r for r in s.scalars(select(st.ExternalRefRow).where(
+            st.ExternalRefRow.system == "salesforce", st.ExternalRefRow.object_type == "account",
+            st.ExternalRefRow.remote_id.in_([one, two])))}
+        assert refs[master].deleted_at is None and refs[victim].merged_into == master
+        assert {r.canonical_id for r in refs.values()} == {entry.survivor_id}
+        contact = s.scalars(select(st.ContactRow).where(st.ContactRow.email == "kim@brightwaterlabs.io")).one()
+        assert contact.account_id == entry.survivor_id
+    assert rows[master]["IsDeleted"] is False
+    assert rows[victim]["IsDeleted"] is True and rows[victim]["MasterRecordId"] == master
+    kid_row = client.query(f"SELECT AccountId FROM Contact WHERE Id = '{kid}'")["records"][0]
+    assert kid_row["AccountId"] == master, "Salesforce re-parented the victim's contact"
+    # one company in HubSpot for the two Salesforce accounts
+    names = [r.fields.get("name") for r in E.read_remote(world)[("hubspot", "companies")]]
+    assert sum(1 for n in names if str(n).startswith("Brightwater Labs")) == 1

@@ -238,3 +238,40 @@ def test_server_drawn_lock_fault_fails_some_collection_items(sb: Sandbox) -> Non
     codes = [r["errors"][0]["statusCode"] for r in result if not r["success"]]
     assert codes == ["UNABLE_TO_LOCK_ROW", "UNABLE_TO_LOCK_ROW"]
     assert sum(r["success"] for r in result) == 2
+
+
+def test_soap_merge_reparents_and_reports_errors_per_request(sb: Sandbox) -> None:
+    from connectors.salesforce_soap import (
+        MergeRequest,
+        merge_envelope,
+        parse_fault,
+        parse_merge_response,
+    )
+
+    session = https_session(sb)
+    tok = token(sb, session)
+    sf = Salesforce(instance_url=tok["instance_url"], session_id=tok["access_token"], session=session)
+    url = f"{tok['instance_url']}/services/Soap/u/59.0"
+    a = sf.Account.create({"Name": "Merge Master"})["id"]
+    b = sf.Account.create({"Name": "Merge Victim"})["id"]
+    c = sf.Account.create({"Name": "Merge Gone"})["id"]
+    kid = sf.Contact.create({"LastName": "Child", "AccountId": b})["id"]
+    sf.Account.delete(c)
+    reqs = [MergeRequest("Account", a, (b,)), MergeRequest("Account", a, (c,)),
+            MergeRequest("Account", a, ("001000000000000AAA",)), MergeRequest("Opportunity", a, (b,)),
+            MergeRequest("Account", a, (a,))]
+    resp = session.post(url, data=merge_envelope(tok["access_token"], reqs), headers={"Content-Type": "text/xml"})
+    assert resp.status_code == 200, resp.text
+    results = parse_merge_response(resp.text)
+    assert results[0].success and results[0].merged == (b,) and results[0].related == (kid,)
+    assert [r.errors[0][0] for r in results[1:]] == [
+        "ENTITY_IS_DELETED", "INVALID_CROSS_REFERENCE_KEY", "INVALID_TYPE", "INVALID_OPERATION"]
+    victim = sf.query_all(f"SELECT Id, IsDeleted, MasterRecordId FROM Account WHERE Id = '{b}'",
+                          include_deleted=True)["records"][0]
+    assert victim["IsDeleted"] is True and victim["MasterRecordId"] == a
+    assert sf.Contact.get(kid)["AccountId"] == a
+    # a bad session is a SOAP fault, as Salesforce sends it
+    resp = session.post(url, data=merge_envelope("not-a-session", reqs[:1]), headers={"Content-Type": "text/xml"})
+    fault = parse_fault(resp.text, resp.status_code)
+    assert resp.status_code == 500 and fault.code == "INVALID_SESSION_ID"
+    assert emulator(sb).ctx.stats.snapshot()["salesforce"]["by_endpoint"]["soap.merge"] >= 2
