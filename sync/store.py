@@ -182,6 +182,9 @@ class ExternalRefRow(Base):
     __table_args__ = (
         UniqueConstraint("system", "native_type", "remote_id"),
         Index("ix_external_ref_canonical", "object_type", "canonical_id"),
+        # a record merged into another, whatever its native type (a converted Lead
+        # into a Contact): found by system and id (remote_merge_pairs)
+        Index("ix_external_ref_remote", "system", "remote_id"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)

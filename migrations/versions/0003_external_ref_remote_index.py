@@ -1,0 +1,26 @@
+"""external_ref index on (system, remote_id): following merges made in the systems
+
+Revision ID: 0003
+Revises: 0002
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from alembic import op
+
+revision: str = '0003'
+down_revision: str | None = '0002'
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table('external_ref', schema=None) as batch_op:
+        batch_op.create_index('ix_external_ref_remote', ['system', 'remote_id'], unique=False)
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('external_ref', schema=None) as batch_op:
+        batch_op.drop_index('ix_external_ref_remote')
