@@ -643,8 +643,10 @@ def dedupe_undo(
     merge_id: Annotated[int, typer.Argument(help="The merge-ledger id (shown by `revsync dedupe --json`).")],
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
-    """Undo a link: the entities and their remote records are separated again, and the
-    pair is never linked automatically afterwards."""
+    """Undo a link or merge: the entities are separated again (their records point at
+    their own entities) and the pair is never linked automatically afterwards. Records
+    a system already merged stay merged there (neither HubSpot nor Salesforce can
+    unmerge): the output says which."""
     settings = load_settings()
     try:
         out = _deduper(settings).undo(merge_id)
