@@ -569,6 +569,9 @@ def dedupe(
     for r in reports:
         for w in r["warnings"]:
             console.print(f"[yellow]warning:[/] {r['object_type']}: {w}", highlight=False)
+        if r["policy"] == "merge" and r["links"] and not dry_run:
+            console.print(f"{r['object_type']}: policy merge — the systems' merges are planned at the next "
+                          "sync (`revsync plan` shows them first)")
 
 
 class _null:

@@ -39,6 +39,7 @@ MATCHED_OBJECTS = ("account", "contact")
 class DedupeReport:
     object_type: str
     mode: str  # batch | incremental
+    policy: str = "link"  # what the links are recorded as: link | merge
     records: int = 0
     clusters: int = 0
     links: int = 0  # entities folded into another
@@ -111,7 +112,7 @@ class Deduper:
         from sync.dedupe import match_records
         from sync.dedupe_models import SPECS
 
-        report = DedupeReport(object_type, "batch")
+        report = DedupeReport(object_type, "batch", self._policy(object_type))
         started = self.now()
         with self.store.session() as s:
             records = st.dedupe_records(s, object_type)
@@ -145,7 +146,7 @@ class Deduper:
         """Score the entities ``new_ids`` against the stored ones."""
         from sync.dedupe import IncrementalMatcher
 
-        report = DedupeReport(object_type, "incremental")
+        report = DedupeReport(object_type, "incremental", self._policy(object_type))
         if not new_ids:
             return report
         with self.store.session() as s:

@@ -151,7 +151,7 @@ def test_cli_dedupe_review_undo(make_sandbox, tmp_path, monkeypatch) -> None:
     run(cfg, "sync", "--json")
     dry = run(cfg, "dedupe", "--dry-run", "--json")
     assert dry["dry_run"] is True and {o["object_type"] for o in dry["objects"]} == {"account", "contact"}
-    assert all(o["records"] > 0 and o["merge_ids"] == [] for o in dry["objects"])
+    assert all(o["records"] > 0 and o["merge_ids"] == [] and o["policy"] == "link" for o in dry["objects"])
     out = run(cfg, "dedupe", "--object", "contact", "--json")
     assert out["objects"][0]["records"] > 0
     review = run(cfg, "dedupe", "review", "--json")
