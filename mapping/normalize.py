@@ -428,8 +428,11 @@ def company_match_key(name: str) -> str:
     suffixes (Inc, LLC, GmbH, Pty Ltd …) from the end and collapses spaces. A name made
     only of a legal form keeps it (``"Co"`` stays ``"co"``).
     """
-    decomposed = unicodedata.normalize("NFKD", name)
-    text = "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+    if name.isascii():  # nothing to decompose (most names: a million-record run)
+        text = name.lower()
+    else:
+        decomposed = unicodedata.normalize("NFKD", name)
+        text = "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
     text = text.replace("&", " and ").replace("+", " and ")
     # "S.A." → "sa", "C.V." → "cv": dotted abbreviations become one word first.
     text = _DOTTED.sub(lambda m: m.group(0).replace(".", ""), text)

@@ -32,16 +32,18 @@ splink docs: https://moj-analytical-services.github.io/splink/
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
-import math
-from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Literal
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 from splink import DuckDBAPI, Linker, SettingsCreator
 from splink.internals.exceptions import EMTrainingException
 from splink.internals.splink_dataframe import SplinkDataFrame
@@ -146,13 +148,16 @@ def match_records(
     priors, trained on these records when ``options.train`` says so.
     """
     opts = options or MatchOptions()
-    rows = _feature_rows(records, spec)
-    rows.blank_common(spec)
-    n = len(rows)
+    with _gc_paused():
+        return _match_records(records, spec, opts, model_json)
+
+
+def _match_records(
+    records: Iterable[Mapping[str, Any]], spec: ModelSpec, opts: MatchOptions, model_json: str | None
+) -> MatchResult:
     session = _Session(spec)
     try:
-        table = session.register(rows, "records")
-        del rows  # DuckDB holds its own copy
+        table, n = session.register(records, "records")
         linker = session.linker([table], model_json or _settings(spec, n))
         if model_json is None and _should_train(opts.train, n):
             linker = session.linker([table], _train(linker, spec, n, opts.seed))
@@ -170,15 +175,14 @@ def train_model(
     records: Iterable[Mapping[str, Any]], spec: ModelSpec, *, seed: int = SEED
 ) -> str:
     """Train ``spec``'s model on ``records`` (always) and return splink's model JSON."""
-    rows = _feature_rows(records, spec)
-    rows.blank_common(spec)
-    session = _Session(spec)
-    try:
-        table = session.register(rows, "records")
-        linker = session.linker([table], _settings(spec, len(rows)))
-        return _train(linker, spec, len(rows), seed)
-    finally:
-        session.close()
+    with _gc_paused():
+        session = _Session(spec)
+        try:
+            table, n = session.register(records, "records")
+            linker = session.linker([table], _settings(spec, n))
+            return _train(linker, spec, n, seed)
+        finally:
+            session.close()
 
 
 class IncrementalMatcher:
@@ -201,10 +205,8 @@ class IncrementalMatcher:
         self.options = options or MatchOptions()
         self.model_json = model_json
         self._session = _Session(self.spec)
-        rows = _feature_rows(existing_records, self.spec)
-        self._counts = rows.counts
-        rows.blank_common(self.spec)
-        self._existing = self._session.register(rows, "existing")
+        with _gc_paused():
+            self._existing, _ = self._session.register(existing_records, "existing", keep_counts=True)
         self._linker = self._session.linker([self._existing], model_json)
         for column in _tf_columns(model_json):
             self._linker.table_management.compute_tf_table(column)
@@ -212,10 +214,14 @@ class IncrementalMatcher:
 
     def match(self, new_records: Iterable[Mapping[str, Any]]) -> MatchResult:
         """Score new records against the stored ones and among themselves."""
-        rows = _feature_rows(new_records, self.spec)
-        rows.blank_common(self.spec, self._counts)
+        with _gc_paused():
+            return self._match(new_records)
+
+    def _match(self, new_records: Iterable[Mapping[str, Any]]) -> MatchResult:
         self._batches += 1
-        new = self._session.register(rows, f"new_{self._batches}")
+        new, n_new = self._session.register(
+            new_records, f"new_{self._batches}", counts_from="existing"
+        )
         opts = self.options
         candidates = self._candidates(new, self._batches)
         try:
@@ -223,7 +229,7 @@ class IncrementalMatcher:
                 new, candidates, threshold_match_probability=opts.review_from, warning_mode="never"
             )
             scored = self._session.pairs(between, self.model_json, opts.review_from)
-            if len(rows) > 1:
+            if n_new > 1:
                 within = self._linker.inference.predict_within(
                     new, threshold_match_probability=opts.review_from, warning_mode="never"
                 )
@@ -275,36 +281,62 @@ def cluster_pairs(
     Returns (clusters of >= 2 ids, refused pairs, warnings). A refused pair is a chain
     of weak links about to fuse records that may be unrelated: it goes to review.
     """
-    parent: dict[str, str] = {}
-    size: dict[str, int] = {}
+    if not links:
+        return [], [], []
+    with _gc_paused():
+        return _cluster_pairs(links, max_size)
 
-    def find(x: str) -> str:
+
+def _cluster_pairs(
+    links: Sequence[Pair], max_size: int
+) -> tuple[list[list[str]], list[Pair], list[str]]:
+    # ids → ints and the strongest-first order, computed column-wise (a million links)
+    lefts = pa.array([p.left for p in links], type=pa.string())
+    rights = pa.array([p.right for p in links], type=pa.string())
+    encoded = pc.dictionary_encode(pa.concat_arrays([lefts, rights]))
+    codes = encoded.indices.to_pylist()  # lefts, then rights
+    ids: list[str] = encoded.dictionary.to_pylist()
+    order = pc.sort_indices(
+        pa.table({"p": pa.array([p.probability for p in links], type=pa.float64()), "l": lefts, "r": rights}),
+        sort_keys=[("p", "descending"), ("l", "ascending"), ("r", "ascending")],
+    ).to_pylist()
+    m = len(links)
+    parent = list(range(len(ids)))
+    size = [1] * len(ids)
+
+    def find(x: int) -> int:
         root = x
-        while parent.get(root, root) != root:
+        while parent[root] != root:
             root = parent[root]
-        while parent.get(x, x) != root:  # path compression
+        while parent[x] != root:  # path compression
             parent[x], x = root, parent[x]
         return root
 
     refused: list[Pair] = []
-    for pair in sorted(links, key=lambda p: (-p.probability, p.left, p.right)):
-        a, b = find(pair.left), find(pair.right)
+    for i in order:
+        a, b = codes[i], codes[m + i]
+        if parent[a] != a:  # (inlined: most ids are roots)
+            a = find(a)
+        if parent[b] != b:
+            b = find(b)
         if a == b:
             continue
-        sa, sb = size.get(a, 1), size.get(b, 1)
+        sa, sb = size[a], size[b]
         if sa + sb > max_size:
-            refused.append(pair)
+            refused.append(links[i])
             continue
         if sa < sb:
             a, b = b, a
         parent[b] = a
         size[a] = sa + sb
-    groups: dict[str, list[str]] = {}
-    for node in parent:
-        groups.setdefault(find(node), []).append(node)
-    for root in list(groups):
-        groups[root].append(root)
-    clusters = sorted((sorted(set(ids)) for ids in groups.values()), key=lambda c: c[0])
+    groups: dict[int, list[str]] = {}
+    for node, name in enumerate(ids):
+        root = parent[node]
+        if parent[root] != root:
+            root = find(node)
+        if size[root] > 1:
+            groups.setdefault(root, []).append(name)
+    clusters = sorted((sorted(group) for group in groups.values()), key=lambda c: c[0])
     warnings = []
     if refused:
         sample = ", ".join(f"{p.left}~{p.right}" for p in refused[:5])
@@ -330,38 +362,49 @@ def _decide(scored: list[Pair], opts: MatchOptions, model_json: str) -> MatchRes
 # --------------------------------------------------------------------------- splink plumbing
 
 
-class _Columns:
-    """Feature columns built record by record (no per-record dicts kept: 1M records)."""
-
-    def __init__(self, records: Iterable[Mapping[str, Any]], spec: ModelSpec) -> None:
-        names = [c.name for c in spec.columns]
-        self.data: dict[str, list[Any]] = {name: [] for name in names}
-        seen: set[str] = set()
-        for record in records:
-            row = spec.features(record)
-            uid = row["unique_id"]
-            if uid in seen:
-                raise ValueError(f"duplicate record id {uid!r}")
-            seen.add(uid)
-            for name in names:
-                self.data[name].append(row.get(name))
-        self.counts: dict[str, Counter[str]] = {}
-        for column, _ in spec.rare_only:
-            self.counts[column] = Counter(v for v in self.data[column] if v is not None)
-
-    def blank_common(self, spec: ModelSpec, extra: Mapping[str, Counter[str]] | None = None) -> None:
-        """Blank ``spec.rare_only`` values more common than their cap (``extra`` adds counts)."""
-        for column, cap in spec.rare_only:
-            counts = self.counts[column] + (extra or {}).get(column, Counter())
-            values = self.data[column]
-            self.data[column] = [v if v is not None and counts[v] <= cap else None for v in values]
-
-    def __len__(self) -> int:
-        return len(self.data["unique_id"])
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a run allocates millions of acyclic objects
+    (records, pairs): its full passes cost a third of the run. Restored on exit."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
-def _feature_rows(records: Iterable[Mapping[str, Any]], spec: ModelSpec) -> _Columns:
-    return _Columns(records, spec)
+def _python_feature_table(
+    con: duckdb.DuckDBPyConnection, records: Sequence[Mapping[str, Any]], spec: ModelSpec, name: str
+) -> None:
+    """``spec.features`` record by record into table ``name`` (for specs without a
+    column-wise builder), with ``rn`` like ``ModelSpec.feature_table``."""
+    names = [c.name for c in spec.columns]
+    data: dict[str, list[Any]] = {column: [] for column in names}
+    for record in records:
+        row = spec.features(record)
+        for column in names:
+            data[column].append(row.get(column))
+    fields = [
+        pa.field(c.name, pa.list_(pa.string()) if c.kind == "list<string>" else pa.string())
+        for c in spec.columns
+    ]
+    table = pa.table(
+        {"rn": pa.array(range(len(records)), type=pa.int64()), **data},
+        schema=pa.schema([pa.field("rn", pa.int64()), *fields]),
+    )
+    con.register(f"{name}_arrow", table)
+    try:
+        con.execute(f"CREATE TABLE {name} AS SELECT * FROM {name}_arrow ORDER BY rn")
+    finally:
+        con.unregister(f"{name}_arrow")
+    duplicate = con.execute(
+        f"SELECT unique_id FROM {name} GROUP BY unique_id HAVING count(*) > 1 LIMIT 1"
+    ).fetchone()
+    if duplicate is not None:
+        con.execute(f"DROP TABLE {name}")
+        raise ValueError(f"duplicate record id {duplicate[0]!r}")
 
 
 def _prior_match_rate(spec: ModelSpec, n: int) -> float:
@@ -495,16 +538,53 @@ class _Session:
         self.spec = spec
         self.con = duckdb.connect(":memory:")
         self.db_api = DuckDBAPI(connection=self.con)
-        self._schema = pa.schema(
-            [
-                pa.field(c.name, pa.list_(pa.string()) if c.kind == "list<string>" else pa.string())
-                for c in spec.columns
-            ]
-        )
 
-    def register(self, rows: _Columns, name: str) -> SplinkDataFrame:
-        table = pa.table(rows.data, schema=self._schema)
-        return self.db_api.register(table, table_name=name)
+    def register(
+        self,
+        records: Iterable[Mapping[str, Any]],
+        name: str,
+        *,
+        keep_counts: bool = False,
+        counts_from: str | None = None,
+    ) -> tuple[SplinkDataFrame, int]:
+        """The records' features as splink input table ``name``; returns it and its size.
+
+        ``spec.rare_only`` values more common than their cap are blanked. ``keep_counts``
+        keeps this table's value counts (as ``<name>_counts_<column>``) so a later
+        ``counts_from=name`` adds them to its own.
+        """
+        rows = records if isinstance(records, Sequence) else list(records)
+        raw = f"{name}_features"
+        if self.spec.feature_table is not None:
+            self.spec.feature_table(self.con, rows, raw)
+        else:
+            _python_feature_table(self.con, rows, self.spec, raw)
+        n = len(rows)
+        del rows
+        exprs = {c.name: f"t.{c.name}" for c in self.spec.columns}
+        joins = []
+        for column, cap in self.spec.rare_only:
+            counts = f"{name}_counts_{column}"
+            self.con.execute(
+                f"CREATE OR REPLACE TABLE {counts} AS SELECT {column} AS value, count(*) AS n "
+                f"FROM {raw} WHERE {column} IS NOT NULL GROUP BY ALL"
+            )
+            joins.append(f"LEFT JOIN {counts} ON {counts}.value = t.{column}")
+            total = f"{counts}.n"
+            if counts_from is not None:
+                before = f"{counts_from}_counts_{column}"
+                joins.append(f"LEFT JOIN {before} ON {before}.value = t.{column}")
+                total += f" + coalesce({before}.n, 0)"
+            exprs[column] = f"CASE WHEN {total} <= {int(cap)} THEN t.{column} END"
+        select = ", ".join(f"{expr} AS {column}" for column, expr in exprs.items())
+        self.con.execute(
+            f"CREATE TABLE {name} AS SELECT {select} FROM {raw} AS t {' '.join(joins)} ORDER BY t.rn"
+        )
+        self.con.execute(f"DROP TABLE {raw}")
+        if not keep_counts:
+            for column, _ in self.spec.rare_only:
+                self.con.execute(f"DROP TABLE {name}_counts_{column}")
+        return self.db_api.register(name, table_name=f"{name}_input"), n
 
     def linker(self, tables: list[SplinkDataFrame], settings: SettingsCreator | str) -> Linker:
         source: SettingsCreator | dict[str, Any] = (
@@ -513,24 +593,34 @@ class _Session:
         return Linker(tables if len(tables) > 1 else tables[0], source, log_level=None)
 
     def pairs(self, predictions: SplinkDataFrame, model_json: str, floor: float) -> list[Pair]:
+        """The scored pairs at or above ``floor``, read column-wise (a million pairs).
+
+        Pairs with the same comparison levels share one read-only evidence mapping.
+        """
         labels = _evidence_labels(model_json)
         gammas = ", ".join(f'"gamma_{name}"' for name, _ in labels)
+        # ids are compared as UTF-8 bytes: the same order as Python's str comparison
         sql = (
-            f"SELECT unique_id_l, unique_id_r, match_probability, {gammas} "
-            f"FROM {predictions.physical_name} WHERE match_probability >= ?"
+            f"SELECT least(unique_id_l::VARCHAR, unique_id_r::VARCHAR) AS l, "
+            f"greatest(unique_id_l::VARCHAR, unique_id_r::VARCHAR) AS r, "
+            f"match_probability::DOUBLE AS p, {gammas} "
+            f"FROM {predictions.physical_name} "
+            f"WHERE match_probability >= {float(floor)!r} AND NOT isnan(match_probability)"
         )
-        out = []
-        for row in self.con.execute(sql, [floor]).fetchall():
-            left, right, prob = str(row[0]), str(row[1]), float(row[2])
-            if math.isnan(prob):
-                continue
-            evidence = {
-                name: table.get(int(g), str(g)) for (name, table), g in zip(labels, row[3:], strict=True)
-            }
-            if right < left:
-                left, right = right, left
-            out.append(Pair(left, right, prob, evidence))
+        table = self.con.sql(sql).to_arrow_table()
         predictions.drop_table_from_database_and_remove_from_cache()
+        columns = [table.column(i).to_pylist() for i in range(table.num_columns)]
+        del table
+        evidence: dict[tuple[Any, ...], Mapping[str, str]] = {}
+        out = []
+        for left, right, prob, *levels in zip(*columns, strict=True):
+            key = tuple(levels)
+            shared = evidence.get(key)
+            if shared is None:
+                shared = evidence[key] = MappingProxyType(
+                    {name: table_.get(int(g), str(g)) for (name, table_), g in zip(labels, key, strict=True)}
+                )
+            out.append(Pair(left, right, prob, shared))
         return out
 
     def close(self) -> None:

@@ -26,7 +26,13 @@ import splink.comparison_library as cl
 from splink.internals.comparison_creator import ComparisonCreator
 from splink.internals.comparison_level_creator import ComparisonLevelCreator
 
-from sync.dedupe_keys import account_features, contact_features
+from sync.dedupe_keys import (
+    FeatureTable,
+    account_feature_table,
+    account_features,
+    contact_feature_table,
+    contact_features,
+)
 
 # Below this many records the curated priors are used as they are (EM on a handful of
 # pairs overfits) and term-frequency adjustments are left out.
@@ -63,6 +69,9 @@ class ModelSpec:
     # (column, max count): the column is blanked where its value is that common in the
     # input, so a blocking rule on it stays linear (common names make n² blocks).
     rare_only: tuple[tuple[str, int], ...] = ()
+    # The same features built column-wise for a whole input (much faster at scale);
+    # None: ``features`` is called record by record.
+    feature_table: FeatureTable | None = None
 
 
 def _lvl(sql: str, label: str, m: float, u: float, *, tf: str | None = None) -> cll.CustomLevel:
@@ -202,6 +211,7 @@ CONTACT_SPEC = ModelSpec(
     ),
     deterministic_recall=0.9,
     rare_only=(("name_block", RARE_NAME_MAX),),
+    feature_table=contact_feature_table,
 )
 
 
@@ -277,6 +287,7 @@ ACCOUNT_SPEC = ModelSpec(
     deterministic_rules=("l.name = r.name AND l.domain = r.domain",),
     deterministic_recall=0.7,
     prior_pairs_per_record=0.1,
+    feature_table=account_feature_table,
 )
 
 SPECS: dict[str, ModelSpec] = {"contact": CONTACT_SPEC, "account": ACCOUNT_SPEC}
