@@ -403,13 +403,48 @@ LEGAL_SUFFIXES: frozenset[str] = frozenset(
         "sa", "sas", "sarl", "srl", "spa", "bv", "nv", "corp", "corporation", "co",
         "company", "plc", "pty", "pte", "oy", "oyj", "ab", "as", "asa", "aps", "kg",
         "kgaa", "se", "ug", "kk", "sl", "sau", "lda", "ltda", "sro", "sp z oo", "zoo",
-        "holdings", "group",
+        "holdings", "group", "gesmbh", "ohg", "ev", "eg", "sprl", "bvba", "cv", "kft",
+        "bhd", "sdn", "pvt",
+        # spelled out in one word
+        "aktiengesellschaft", "kommanditgesellschaft", "aktiebolag", "aktieselskab",
+        "anpartsselskab", "osakeyhtio", "proprietary",
     }
 )  # fmt: skip
-# Legal forms of several words ("S A", "Sp. z o.o."); "Pty Ltd", "GmbH & Co. KG" are
-# handled by stripping one suffix word at a time.
+# Legal forms of several words, abbreviated ("S A", "Sp. z o.o.") or spelled out
+# ("Gesellschaft mit beschränkter Haftung", "Société Anonyme"); "Pty Ltd", "GmbH & Co.
+# KG" are handled by stripping one suffix word at a time.
 _DOTTED = re.compile(r"\b(?:\w\.){2,}")
 _MULTI_SUFFIXES: tuple[tuple[str, ...], ...] = (
+    # legal forms spelled out (accents already dropped)
+    ("gesellschaft", "mit", "beschrankter", "haftung"),
+    ("gesellschaft", "mit", "beschraenkter", "haftung"),
+    ("gesellschaft", "burgerlichen", "rechts"),
+    ("offene", "handelsgesellschaft"),
+    ("eingetragener", "verein"),
+    ("eingetragene", "genossenschaft"),
+    ("kommanditgesellschaft", "auf", "aktien"),
+    ("societe", "anonyme"),
+    ("societe", "par", "actions", "simplifiee"),
+    ("societe", "a", "responsabilite", "limitee"),
+    ("societe", "en", "nom", "collectif"),
+    ("besloten", "vennootschap"),
+    ("naamloze", "vennootschap"),
+    ("commanditaire", "vennootschap"),
+    ("sociedad", "anonima"),
+    ("sociedad", "limitada"),
+    ("sociedad", "de", "responsabilidad", "limitada"),
+    ("sociedade", "anonima"),
+    ("sociedade", "limitada"),
+    ("societa", "per", "azioni"),
+    ("societa", "a", "responsabilita", "limitata"),
+    ("limited", "liability", "company"),
+    ("limited", "liability", "partnership"),
+    ("limited", "partnership"),
+    ("public", "limited", "company"),
+    ("private", "limited"),
+    ("spolka", "z", "ograniczona", "odpowiedzialnoscia"),
+    ("spolka", "akcyjna"),
+    ("ges", "mbh"),
     ("sa", "de", "cv"),
     ("s", "a"),
     ("b", "v"),

@@ -38,7 +38,6 @@ import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import Any, Literal
 
 import duckdb
@@ -595,7 +594,7 @@ class _Session:
     def pairs(self, predictions: SplinkDataFrame, model_json: str, floor: float) -> list[Pair]:
         """The scored pairs at or above ``floor``, read column-wise (a million pairs).
 
-        Pairs with the same comparison levels share one read-only evidence mapping.
+        Evidence labels are worked out once per combination of comparison levels.
         """
         labels = _evidence_labels(model_json)
         gammas = ", ".join(f'"gamma_{name}"' for name, _ in labels)
@@ -611,16 +610,16 @@ class _Session:
         predictions.drop_table_from_database_and_remove_from_cache()
         columns = [table.column(i).to_pylist() for i in range(table.num_columns)]
         del table
-        evidence: dict[tuple[Any, ...], Mapping[str, str]] = {}
+        evidence: dict[tuple[Any, ...], dict[str, str]] = {}
         out = []
         for left, right, prob, *levels in zip(*columns, strict=True):
             key = tuple(levels)
             shared = evidence.get(key)
             if shared is None:
-                shared = evidence[key] = MappingProxyType(
-                    {name: table_.get(int(g), str(g)) for (name, table_), g in zip(labels, key, strict=True)}
-                )
-            out.append(Pair(left, right, prob, shared))
+                shared = evidence[key] = {
+                    name: table_.get(int(g), str(g)) for (name, table_), g in zip(labels, key, strict=True)
+                }
+            out.append(Pair(left, right, prob, dict(shared)))  # a copy: callers may edit it
         return out
 
     def close(self) -> None:

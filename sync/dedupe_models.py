@@ -219,7 +219,8 @@ CONTACT_SPEC = ModelSpec(
 
 
 def account_comparisons(tf: bool = True) -> list[ComparisonCreator]:
-    """Name and domain (joint), phone, address (street + postcode joint), industry, country."""
+    """Name and domain (joint), phone (exact or same block), address (street + postcode
+    joint), industry, country."""
     jw = "jaro_winkler_similarity(name_l, name_r) >= 0.92"
     dom_eq = "domain_l = domain_r"
     dom_null = "(domain_l IS NULL OR domain_r IS NULL)"
@@ -254,9 +255,21 @@ def account_comparisons(tf: bool = True) -> list[ComparisonCreator]:
             _else(0.05, 0.99788),
         ],
     )
+    # A company's numbers share their block (one switchboard, direct lines from one
+    # range): a number differing only in its last four digits is weak evidence for.
+    block = "length(phone_l) >= 11 AND length(phone_l) = length(phone_r) AND left(phone_l, -4) = left(phone_r, -4)"
+    phone = cl.CustomComparison(
+        output_column_name="phone",
+        comparison_levels=[
+            _null("phone_l IS NULL OR phone_r IS NULL"),
+            _lvl("phone_l = phone_r", "exact", 0.70, 1e-5),
+            _lvl(block, "same number block (all but the last 4 digits)", 0.10, 1e-4),
+            _else(0.20, 1 - 1e-5 - 1e-4),
+        ],
+    )
     return [
         name_domain,
-        _exact("phone", 0.70, 1e-5),
+        phone,
         address,
         _exact("industry", 0.80, 0.08),
         _exact("country", 0.95, 0.2),

@@ -290,6 +290,46 @@ def test_company_match_key_keeps_different_companies_apart() -> None:
     assert n.company_match_key("Acme Widgets") != n.company_match_key("Acme Gadgets")
 
 
+@pytest.mark.parametrize(
+    ("long", "short"),
+    [
+        ("Siemens Aktiengesellschaft", "Siemens AG"),
+        ("Müller Gesellschaft mit beschränkter Haftung", "Müller GmbH"),
+        ("Müller Gesellschaft mit beschraenkter Haftung", "Muller"),
+        ("Globex Incorporated", "Globex Inc."),
+        ("Initech Corporation", "Initech Corp"),
+        ("Tesco Public Limited Company", "Tesco PLC"),
+        ("Hooli Limited Liability Company", "Hooli, L.L.C."),
+        ("Danone Société Anonyme", "Danone S.A."),
+        ("Capgemini Société par Actions Simplifiée", "Capgemini S.A.S."),
+        ("Booking Besloten Vennootschap", "Booking B.V."),
+        ("Philips Naamloze Vennootschap", "Philips N.V."),
+        ("Atlassian Proprietary Limited", "Atlassian Pty. Ltd."),
+        ("Red Bull Ges.m.b.H.", "Red Bull GesmbH"),
+        ("Ferrari Società per Azioni", "Ferrari S.p.A."),
+        ("Telefónica Sociedad Anónima", "Telefonica SA"),
+        ("Volvo Aktiebolag", "Volvo AB"),
+        ("Tata Private Limited", "Tata Pvt Ltd"),
+    ],
+)
+def test_company_match_key_drops_spelled_out_legal_forms(long: str, short: str) -> None:
+    assert n.company_match_key(long) == n.company_match_key(short)
+
+
+@pytest.mark.parametrize(
+    ("name", "key"),
+    [
+        ("Müller Gesellschaft mit beschränkter Haftung", "muller"),
+        ("Limited Editions Ltd", "limited editions"),  # the form only at the end
+        ("Gesellschaft für Informatik e.V.", "gesellschaft fur informatik"),
+        ("Société Générale", "societe generale"),  # not a legal form
+        ("Aktiengesellschaft", "aktiengesellschaft"),  # only a legal form: kept
+    ],
+)
+def test_company_match_key_strips_forms_only_at_the_end(name: str, key: str) -> None:
+    assert n.company_match_key(name) == key
+
+
 # --------------------------------------------------------------------------- dates
 
 
