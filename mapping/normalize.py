@@ -414,6 +414,7 @@ LEGAL_SUFFIXES: frozenset[str] = frozenset(
 # ("Gesellschaft mit beschränkter Haftung", "Société Anonyme"); "Pty Ltd", "GmbH & Co.
 # KG" are handled by stripping one suffix word at a time.
 _DOTTED = re.compile(r"\b(?:\w\.){2,}")
+_NOT_WORD = re.compile(r"[^\w\s]|_")
 _MULTI_SUFFIXES: tuple[tuple[str, ...], ...] = (
     # legal forms spelled out (accents already dropped)
     ("gesellschaft", "mit", "beschrankter", "haftung"),
@@ -454,6 +455,8 @@ _MULTI_SUFFIXES: tuple[tuple[str, ...], ...] = (
     ("co", "kg"),
     ("gmbh", "co", "kg"),
 )
+# Last words of the multi-word forms: a name ending otherwise skips the scan.
+_MULTI_LAST: frozenset[str] = frozenset(multi[-1] for multi in _MULTI_SUFFIXES)
 
 
 def company_match_key(name: str) -> str:
@@ -470,15 +473,16 @@ def company_match_key(name: str) -> str:
         text = "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
     text = text.replace("&", " and ").replace("+", " and ")
     # "S.A." → "sa", "C.V." → "cv": dotted abbreviations become one word first.
-    text = _DOTTED.sub(lambda m: m.group(0).replace(".", ""), text)
-    text = re.sub(r"[^\w\s]|_", " ", text)
+    if "." in text:
+        text = _DOTTED.sub(lambda m: m.group(0).replace(".", ""), text)
+    text = _NOT_WORD.sub(" ", text)
     words = text.split()
     if words and words[0] == "the" and len(words) > 1:
         words = words[1:]
     changed = True
     while changed and len(words) > 1:
         changed = False
-        for multi in _MULTI_SUFFIXES:
+        for multi in _MULTI_SUFFIXES if words[-1] in _MULTI_LAST else ():
             n = len(multi)
             if len(words) > n and tuple(words[-n:]) == multi:
                 words = words[:-n]

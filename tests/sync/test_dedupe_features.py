@@ -58,7 +58,11 @@ def _contacts(n: int) -> list[dict[str, Any]]:
 
 
 ACCOUNT_NAMES = ["ACME, Inc.", "Acme Aktiengesellschaft", "Brightwave Pty. Ltd.", "", None, "S.A.S."]
-SITES = ["https://www.acme.com/x", "acme.co.uk", "http://gmail.com", "localhost", "", None, "example.com", 5]
+SITES = [
+    "https://www.acme.com/x", "acme.co.uk", "http://gmail.com", "localhost", "", None, "example.com",
+    "HTTPS://WWW.Acme.com/", "https://app.acme.io", "www.acme.de/", "acme.com.", "http://co.uk",
+    "ftp://files.acme.com", "https://user@acme.com:8443/x?y", "  acme.com ", "bücher.de", "https://",
+]  # fmt: skip
 STREETS = ["1 Main St.", "1 main st", "Königstraße 5", "", None]
 POSTCODES = ["SW1A 1AA", "sw1a-1aa", 10115, "", None]
 INDUSTRIES = ["Software", "software ", "Bio-Tech", None]
@@ -76,7 +80,7 @@ def _accounts(n: int) -> list[dict[str, Any]]:
             "billing_postal_code": POSTCODES[(i * 11) % len(POSTCODES)],
             "industry": INDUSTRIES[(i * 13) % len(INDUSTRIES)],
         }
-        site = SITES[(i * 17) % len(SITES)]
+        site = SITES[(i * 7) % len(SITES)]
         record["domain" if i % 2 else "website"] = site
         out.append(record)
     return out
@@ -97,8 +101,9 @@ def _table(build: Any, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     [
         (contact_feature_table, contact_features, _contacts(600)),
         (account_feature_table, account_features, _accounts(300)),
+        (account_feature_table, account_features, [*_accounts(40), {"id": "n", "website": 5}]),
     ],
-    ids=["contacts", "accounts"],
+    ids=["contacts", "accounts", "accounts-non-str-site"],
 )
 def test_feature_table_equals_the_per_record_features(build: Any, reference: Any, records: list[dict[str, Any]]) -> None:
     expected = [reference(r) for r in records]
