@@ -69,6 +69,8 @@ SEED = 42
 # A comparison level never seen among sampled non-matches is taken to occur in at most
 # this many non-matching pairs per record (see ``_debias_u``).
 UNSEEN_COLLISIONS_PER_RECORD = 1e-3
+# No comparison level is taken to occur in fewer matching pairs than this (see ``_floor_m``).
+MIN_M_PROBABILITY = 1e-3
 
 Train = Literal["auto", "always", "never"]
 
@@ -497,7 +499,8 @@ def _train(linker: Linker, spec: ModelSpec, n: int, seed: int) -> str:
 
 
 def _debias_u(model_json: str, n: int) -> str:
-    """u ← max(u - λ·m, floor) per agreement level; the else level takes up the rest.
+    """u ← max(u - λ·m, floor) per agreement level; the else level takes up the rest;
+    then m floored (``_floor_m``).
 
     ``floor`` is for a level the u sample never saw among non-matches (exact email,
     phone, domain). The sample cannot resolve it, so it is set by size: at most
@@ -518,7 +521,26 @@ def _debias_u(model_json: str, n: int) -> str:
         for lv in levels:
             if lv not in agreeing:
                 lv["u_probability"] = max(rest, floor)
+        _floor_m(levels)
     return json.dumps(model, sort_keys=True)
+
+
+def _floor_m(levels: list[dict[str, Any]]) -> None:
+    """m ← at least ``MIN_M_PROBABILITY`` per level (the most likely level gives way).
+
+    EM gives m = 0 to a level no matching pair in the training data shows (no seed
+    data has a company at two addresses): such a level would veto any link, however
+    strong the rest of the evidence. Real data has moves, branches and typos.
+    """
+    if any(lv.get("m_probability") is None for lv in levels):
+        return
+    ms = [float(lv["m_probability"]) for lv in levels]
+    floored = [max(m, MIN_M_PROBABILITY) for m in ms]
+    # the mass added comes from the most likely level, so the rest keep their weights
+    top = max(range(len(ms)), key=ms.__getitem__)
+    floored[top] -= sum(floored) - sum(ms)
+    for lv, m in zip(levels, floored, strict=True):
+        lv["m_probability"] = m
 
 
 def _model_json(linker: Linker) -> str:
