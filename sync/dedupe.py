@@ -171,10 +171,12 @@ def _match_records(
         )
         phases.done("predict")
         trained = _model_json(linker)
-        scored = session.pairs(predictions, trained, opts.review_from)
-        phases.done("pairs", len(scored))
+        table = session.scored(predictions, trained, opts.review_from)
     finally:
-        session.close()
+        session.close()  # frees DuckDB's memory before the pairs become Python objects
+    scored = _to_pairs(table, trained)
+    del table
+    phases.done("pairs", len(scored))
     result = _decide(scored, opts, trained)
     phases.done("clustering", len(result.clusters))
     return result
@@ -578,6 +580,27 @@ def _evidence_labels(model_json: str) -> list[tuple[str, dict[int, str]]]:
     return out
 
 
+def _to_pairs(table: pa.Table, model_json: str) -> list[Pair]:
+    """``Session.scored``'s table as Pairs, a batch at a time (a million pairs).
+
+    Evidence labels are worked out once per combination of comparison levels.
+    """
+    labels = _evidence_labels(model_json)
+    evidence: dict[tuple[Any, ...], dict[str, str]] = {}
+    out = []
+    for batch in table.to_batches(max_chunksize=100_000):
+        columns = [column.to_pylist() for column in batch.columns]
+        for left, right, prob, *levels in zip(*columns, strict=True):
+            key = tuple(levels)
+            shared = evidence.get(key)
+            if shared is None:
+                shared = evidence[key] = {
+                    name: table_.get(int(g), str(g)) for (name, table_), g in zip(labels, key, strict=True)
+                }
+            out.append(Pair(left, right, prob, dict(shared)))  # a copy: callers may edit it
+    return out
+
+
 class _Session:
     """One in-memory DuckDB connection and its splink API, closed after use."""
 
@@ -640,12 +663,13 @@ class _Session:
         return Linker(tables if len(tables) > 1 else tables[0], source, log_level=None)
 
     def pairs(self, predictions: SplinkDataFrame, model_json: str, floor: float) -> list[Pair]:
-        """The scored pairs at or above ``floor``, read column-wise (a million pairs).
+        """The scored pairs at or above ``floor`` (``scored`` then ``_to_pairs``)."""
+        return _to_pairs(self.scored(predictions, model_json, floor), model_json)
 
-        Evidence labels are worked out once per combination of comparison levels.
-        """
-        labels = _evidence_labels(model_json)
-        gammas = ", ".join(f'"gamma_{name}"' for name, _ in labels)
+    def scored(self, predictions: SplinkDataFrame, model_json: str, floor: float) -> pa.Table:
+        """The scored pairs at or above ``floor`` as Arrow columns l, r, p, gammas …
+        (``l < r``); the predictions table is dropped."""
+        gammas = ", ".join(f'"gamma_{name}"' for name, _ in _evidence_labels(model_json))
         # ids are compared as UTF-8 bytes: the same order as Python's str comparison
         sql = (
             f"SELECT least(unique_id_l::VARCHAR, unique_id_r::VARCHAR) AS l, "
@@ -656,19 +680,7 @@ class _Session:
         )
         table = self.con.sql(sql).to_arrow_table()
         predictions.drop_table_from_database_and_remove_from_cache()
-        columns = [table.column(i).to_pylist() for i in range(table.num_columns)]
-        del table
-        evidence: dict[tuple[Any, ...], dict[str, str]] = {}
-        out = []
-        for left, right, prob, *levels in zip(*columns, strict=True):
-            key = tuple(levels)
-            shared = evidence.get(key)
-            if shared is None:
-                shared = evidence[key] = {
-                    name: table_.get(int(g), str(g)) for (name, table_), g in zip(labels, key, strict=True)
-                }
-            out.append(Pair(left, right, prob, dict(shared)))  # a copy: callers may edit it
-        return out
+        return table
 
     def close(self) -> None:
         self.con.close()
