@@ -171,11 +171,11 @@ def _match_records(
         )
         phases.done("predict")
         trained = _model_json(linker)
-        table = session.scored(predictions, trained, opts.review_from)
+        scored_table = session.scored(predictions, trained, opts.review_from)
     finally:
         session.close()  # frees DuckDB's memory before the pairs become Python objects
-    scored = _to_pairs(table, trained)
-    del table
+    scored = _to_pairs(scored_table, trained)
+    del scored_table
     phases.done("pairs", len(scored))
     result = _decide(scored, opts, trained)
     phases.done("clustering", len(result.clusters))
