@@ -88,6 +88,7 @@ from sandbox.hubspot_store import (
     read_json_array,
     record_from_seed,
     to_int,
+    validation_error,
 )
 
 _AUTH_MISSING = (
@@ -746,14 +747,7 @@ class HubSpotEmulator(Emulator):
         body = self._json(request)
         values, problems = self._check_props(obj, body.get("properties"), fault)
         if problems:
-            err = problems_error(problems)
-            raise StoreError(
-                400,
-                "VALIDATION_ERROR",
-                err["message"],
-                context=err["context"],
-                errors=err["errors"],
-            )
+            raise validation_error(problems)
         existing = self._conflict(obj, values)
         if existing is not None:
             raise self._conflict_error(obj, existing)
@@ -772,14 +766,7 @@ class HubSpotEmulator(Emulator):
                              context={"id": [params["id"]]})  # fmt: skip
         values, problems = self._check_props(obj, self._json(request).get("properties"), fault)
         if problems:
-            err = problems_error(problems)
-            raise StoreError(
-                400,
-                "VALIDATION_ERROR",
-                err["message"],
-                context=err["context"],
-                errors=err["errors"],
-            )
+            raise validation_error(problems)
         other = self._conflict(obj, values, exclude=rec.id)
         if other is not None:
             raise self._conflict_error(obj, other)

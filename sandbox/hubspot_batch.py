@@ -13,10 +13,20 @@ from werkzeug.wrappers import Request, Response
 from sandbox.core import Fault
 from sandbox.hubspot_assoc import apply_create_assocs, parse_create_assocs
 from sandbox.hubspot_common import BATCH_HISTORY_MAX, BATCH_MAX, item_error, no_duplicates
-from sandbox.hubspot_store import SINGULAR, StoreError, fold, problems_error
+from sandbox.hubspot_store import SINGULAR, StoreError, fold, validation_error
 
 if TYPE_CHECKING:
     from sandbox.hubspot import HubSpotEmulator
+
+
+def not_found_item(obj: str, missing: list[str]) -> dict[str, Any]:
+    """The 207 ``errors[]`` entry for ids a batch call could not find."""
+    return item_error(
+        "OBJECT_NOT_FOUND",
+        f"Could not get some {SINGULAR[obj]} objects, they may be deleted or not exist. "
+        "Check that ids are valid.",
+        {"ids": missing},
+    )
 
 
 def batch_read(
@@ -61,14 +71,7 @@ def batch_read(
         results.append(out)
     errors = []
     if missing:
-        errors.append(
-            item_error(
-                "OBJECT_NOT_FOUND",
-                f"Could not get some {SINGULAR[obj]} objects, they may be deleted or not exist. "
-                "Check that ids are valid.",
-                {"ids": missing},
-            )
-        )
+        errors.append(not_found_item(obj, missing))
     emu.ctx.stats.served(emu.system, len(results))
     return emu._batch_response(results, errors, started, 200)
 
@@ -160,14 +163,7 @@ def batch_update(
         table.set_values(rec, values, now)
         results.append(table.render(rec, emu._written_props(obj, rec)))
     if missing:
-        errors.append(
-            item_error(
-                "OBJECT_NOT_FOUND",
-                f"Could not get some {SINGULAR[obj]} objects, they may be deleted or not exist. "
-                "Check that ids are valid.",
-                {"ids": missing},
-            )
-        )
+        errors.append(not_found_item(obj, missing))
     emu.ctx.stats.written(emu.system, len(results))
     return emu._batch_response(results, errors, started, 200)
 
@@ -194,14 +190,7 @@ def batch_upsert(
     if obj == "contacts" and any(p for _, ip, _, p in checked if ip == "email"):
         # "Partial upserts are not supported when using email as the idProperty" (contacts guide).
         problems = [p for _, ip, _, ps in checked if ip == "email" for p in ps]
-        err = problems_error(problems)
-        raise StoreError(
-            400,
-            "VALIDATION_ERROR",
-            err["message"],
-            context=err["context"],
-            errors=err["errors"],
-        )
+        raise validation_error(problems)
     victims = emu._partial_victims(fault, len(checked))
     results, errors = [], []
     now = emu._now()

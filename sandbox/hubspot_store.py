@@ -521,6 +521,12 @@ def normalize_value(
     return text
 
 
+def validation_error(problems: list[ValueProblem]) -> StoreError:
+    """A whole request refused with HubSpot's 400 VALIDATION_ERROR for ``problems``."""
+    err = problems_error(problems)
+    return StoreError(400, "VALIDATION_ERROR", err["message"], context=err["context"], errors=err["errors"])
+
+
 def problems_error(problems: list[ValueProblem]) -> dict[str, Any]:
     """HubSpot's VALIDATION_ERROR body for invalid property values."""
     listing = [
