@@ -136,15 +136,26 @@ def normalize_email(value: Any, *, field: str | None = None) -> str | None:
     named = _DISPLAY_NAME.match(text)  # "Jane Doe <jane@acme.com>" → the address
     if named:
         text = named.group(1).strip()
+    email, problem = _checked_email(text)
+    if email is None:
+        raise RecordError(
+            f"{field or 'email'}: {text!r} is not a valid email address ({problem})",
+            category=ErrorCategory.VALIDATION,
+            field=field,
+        )
+    return email
+
+
+# Validation (IDNA, Unicode checks) costs far more than a lookup, and the same
+# addresses come back often (owners; a record read again after our own write).
+@lru_cache(maxsize=1 << 16)
+def _checked_email(text: str) -> tuple[str | None, str]:
+    """(normalized address, "") or (None, why it is not valid)."""
     try:
         checked = validate_email(text, check_deliverability=False)
     except EmailNotValidError as exc:
-        raise RecordError(
-            f"{field or 'email'}: {text!r} is not a valid email address ({exc})",
-            category=ErrorCategory.VALIDATION,
-            field=field,
-        ) from None
-    return str(checked.normalized).lower()
+        return None, str(exc)
+    return str(checked.normalized).lower(), ""
 
 
 def _split_email(email: str) -> tuple[str, str]:
@@ -249,12 +260,23 @@ def normalize_phone(
     text = normalize_string(value, field=field)
     if text is None:
         return None
-    try:
-        number = phonenumbers.parse(text, (region or DEFAULT_PHONE_REGION).upper())
-    except phonenumbers.NumberParseException:
-        raise _bad(field, "a phone number", value) from None
-    if not phonenumbers.is_possible_number(number) or not phonenumbers.is_valid_number(number):
+    e164 = _e164(text, (region or DEFAULT_PHONE_REGION).upper())
+    if e164 is None:
         raise _bad(field, "a phone number", value)
+    return e164
+
+
+# Parsing with phonenumbers is slow; a number read back after our own write (or
+# shared by records) is parsed once.
+@lru_cache(maxsize=1 << 16)
+def _e164(text: str, region: str) -> str | None:
+    """``text`` in E.164, or None when it is not a valid phone number."""
+    try:
+        number = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_possible_number(number) or not phonenumbers.is_valid_number(number):
+        return None
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 

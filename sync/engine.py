@@ -197,6 +197,7 @@ class Engine:
         cls = ENTITY_CLASSES[ObjectType(ot)]
         fields = list(cls.business_fields())
         to_plan: list[tuple[Any, list[Any], dict[str, Decision], list[Any]]] = []
+        new_prov: list[dict[str, Any]] = []  # provenance rows to insert, in one go
         for row in rows:
             stats.entities += 1
             row.dirty = False
@@ -239,12 +240,13 @@ class Engine:
                 decisions["contact_ids"] = _union(claims["contact_ids"])
             extras = self._merge_extras(live, policy)
             changed = self._apply(s, ot, row, decisions, extras, now, provenance.get(row.id, {}),
-                                  opp_contacts.get(row.id, ()))
+                                  opp_contacts.get(row.id, ()), new_prov)
             if changed:
                 stats.changed += 1
             stats.conflicts += sum(1 for d in decisions.values() if d.conflict)
             desired = _row_entity(ot, row, decisions["contact_ids"].value or () if "contact_ids" in decisions else ())
             to_plan.append((desired, entity_refs, decisions, merge_entries.get(row.id, [])))
+        st.insert_provenance(s, new_prov)
         reach = self._reach_map(s, [self._desired_associations(ot, d) for d, _, _, _ in to_plan], targets)
         for desired, entity_refs, decisions, entries in to_plan:
             self._plan_entity(s, ot, desired, entity_refs, targets, decisions, stats, translate, reach, entries)
@@ -258,7 +260,7 @@ class Engine:
 
     def _apply(self, s: Any, ot: str, row: Any, decisions: Mapping[str, Decision],
                extras: dict[str, Any], now: datetime, existing: Mapping[str, Any],
-               current_contacts: Sequence[str] = ()) -> bool:
+               current_contacts: Sequence[str] = (), new_prov: list[dict[str, Any]] | None = None) -> bool:
         changed = False
         prov = []
         for f, d in decisions.items():
@@ -282,7 +284,7 @@ class Engine:
             row.email_key = _email_key({"email": row.email})
         if changed:
             row.updated_at = now
-        st.upsert_provenance(s, ot, row.id, prov, existing)
+        st.upsert_provenance(s, ot, row.id, prov, existing, new_prov)
         return changed
 
     # ------------------------------------------------------------------ plan

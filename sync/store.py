@@ -33,6 +33,7 @@ from sqlalchemy import (
     create_engine,
     event,
     func,
+    insert,
     select,
 )
 from sqlalchemy.engine import Engine
@@ -703,17 +704,29 @@ def provenance_for(s: Session, object_type: str, ids: list[str]) -> dict[str, di
 
 def upsert_provenance(
     s: Session, object_type: str, entity_id: str, rows: list[dict[str, Any]],
-    existing: Any = None,
+    existing: Any = None, new_rows: list[dict[str, Any]] | None = None,
 ) -> None:
+    """Record each row's decision. Fields without a provenance row yet get one: added
+    to the session, or, given ``new_rows``, appended there as plain dicts for one bulk
+    ``insert_provenance`` later (far cheaper than ORM objects, one per field)."""
     if existing is None:
         existing = provenance_for(s, object_type, [entity_id]).get(entity_id, {})
     for r in rows:
         p = existing.get(r["field"])
         if p is None:
-            s.add(FieldProvenanceRow(object_type=object_type, entity_id=entity_id, **r))
+            if new_rows is not None:
+                new_rows.append({"object_type": object_type, "entity_id": entity_id, **r})
+            else:
+                s.add(FieldProvenanceRow(object_type=object_type, entity_id=entity_id, **r))
         elif (p.value, p.system, p.remote_id, p.rule) != (r["value"], r["system"], r["remote_id"], r["rule"]):
             for k, v in r.items():
                 setattr(p, k, v)
+
+
+def insert_provenance(s: Session, rows: list[dict[str, Any]]) -> None:
+    """Insert new provenance rows (dicts from ``upsert_provenance``) in one executemany."""
+    if rows:
+        s.execute(insert(metadata.tables[FieldProvenanceRow.__tablename__]), rows)
 
 
 def provenance(s: Session, object_type: str, entity_id: str) -> list[FieldProvenanceRow]:
