@@ -198,6 +198,8 @@ class Engine:
         fields = list(cls.business_fields())
         to_plan: list[tuple[Any, list[Any], dict[str, Decision], list[Any]]] = []
         new_prov: list[dict[str, Any]] = []  # provenance rows to insert, in one go
+        views: dict[int, Any] = {}  # id(ref) → its decoded view, which the plan reads again
+        opp_links: dict[str, list[str]] = {}  # opportunity id → its new contact ids
         for row in rows:
             stats.entities += 1
             row.dirty = False
@@ -219,7 +221,7 @@ class Engine:
                 continue
             claims: dict[str, list[Claim]] = {f: [] for f in fields}
             for r in live:
-                view = _decoded(ot, r.canonical_fields)
+                view = views[id(r)] = _decoded(ot, r.canonical_fields)
                 for f in fields:
                     if f in ASSOC_FIELDS:
                         continue
@@ -240,16 +242,18 @@ class Engine:
                 decisions["contact_ids"] = _union(claims["contact_ids"])
             extras = self._merge_extras(live, policy)
             changed = self._apply(s, ot, row, decisions, extras, now, provenance.get(row.id, {}),
-                                  opp_contacts.get(row.id, ()), new_prov)
+                                  opp_contacts.get(row.id, ()), new_prov, opp_links)
             if changed:
                 stats.changed += 1
             stats.conflicts += sum(1 for d in decisions.values() if d.conflict)
             desired = _row_entity(ot, row, decisions["contact_ids"].value or () if "contact_ids" in decisions else ())
             to_plan.append((desired, entity_refs, decisions, merge_entries.get(row.id, [])))
         st.insert_provenance(s, new_prov)
+        st.replace_opportunity_contacts(s, opp_links)
         reach = self._reach_map(s, [self._desired_associations(ot, d) for d, _, _, _ in to_plan], targets)
         for desired, entity_refs, decisions, entries in to_plan:
-            self._plan_entity(s, ot, desired, entity_refs, targets, decisions, stats, translate, reach, entries)
+            self._plan_entity(s, ot, desired, entity_refs, targets, decisions, stats, translate, reach, entries,
+                              views)
 
     def _merge_extras(self, live: list[Any], policy: FieldPolicy) -> dict[str, Any]:
         rank = {sname: i for i, sname in enumerate(policy.source_priority)}
@@ -260,13 +264,17 @@ class Engine:
 
     def _apply(self, s: Any, ot: str, row: Any, decisions: Mapping[str, Decision],
                extras: dict[str, Any], now: datetime, existing: Mapping[str, Any],
-               current_contacts: Sequence[str] = (), new_prov: list[dict[str, Any]] | None = None) -> bool:
+               current_contacts: Sequence[str] = (), new_prov: list[dict[str, Any]] | None = None,
+               opp_links: dict[str, list[str]] | None = None) -> bool:
         changed = False
         prov = []
         for f, d in decisions.items():
             if f == "contact_ids":
                 if tuple(sorted(d.value or ())) != tuple(sorted(current_contacts)):
-                    st.set_opportunity_contacts(s, row.id, list(d.value or ()))
+                    if opp_links is not None:
+                        opp_links[row.id] = list(d.value or ())
+                    else:
+                        st.set_opportunity_contacts(s, row.id, list(d.value or ()))
             elif getattr(row, f) != d.value:
                 setattr(row, f, d.value)
                 changed = True
@@ -292,7 +300,8 @@ class Engine:
     def _plan_entity(self, s: Any, ot: str, desired: Any, entity_refs: list[Any], targets: list[str],
                      decisions: Mapping[str, Decision], stats: ResolveStats,
                      translate: Mapping[str, Mapping[tuple[str, str], str]],
-                     reach: Mapping[tuple[str, str], set[str]], merge_entries: Sequence[Any] = ()) -> None:
+                     reach: Mapping[tuple[str, str], set[str]], merge_entries: Sequence[Any] = (),
+                     views: Mapping[int, Any] | None = None) -> None:
         policy = self.policy(ot)
         want_assoc = self._desired_associations(ot, desired)
         live = [r for r in entity_refs if r.deleted_at is None]
@@ -319,7 +328,7 @@ class Engine:
                         assoc_here = self._writable_assoc(conn.kind, ref.native_type, reachable)
                         skip = self._unique_skip(conn.kind, ref, in_system, desired)
                         op = self._plan_update(ot, conn, ref, desired, assoc_here, translate, policy, decisions,
-                                               skip)
+                                               skip, (views or {}).get(id(ref)))
                         if op is not None:
                             self._queue(s, op, stats)
                 elif name in self.create_in(ot) and desired.deleted_at is None and not merged_away:
@@ -426,10 +435,12 @@ class Engine:
 
     def _plan_update(self, ot: str, conn: Connection, ref: Any, desired: Any, want_assoc: dict[str, list[str]],
                      translate: Mapping[str, Mapping[tuple[str, str], str]], policy: FieldPolicy,
-                     decisions: Mapping[str, Decision], skip: frozenset[str] = frozenset()) -> PlannedWrite | None:
+                     decisions: Mapping[str, Decision], skip: frozenset[str] = frozenset(),
+                     current: Any = None) -> PlannedWrite | None:
         fm = self._fm(conn.kind, ref.native_type) or get_field_map(conn.kind, ref.native_type)
         candidates = {r.canonical for r in fm.write_rules if r.extras_key is None} - skip
-        current = _decoded(ot, ref.canonical_fields)
+        if current is None:  # the resolve pass decoded it already, usually
+            current = _decoded(ot, ref.canonical_fields)
         diff = changed_fields(desired, current, sorted(candidates - set(ASSOC_FIELDS)), policy, conn.name)
         fields: dict[str, Any] = {}
         if diff:
