@@ -198,6 +198,7 @@ class Engine:
         fields = list(cls.business_fields())
         to_plan: list[tuple[Any, list[Any], dict[str, Decision], list[Any]]] = []
         new_prov: list[dict[str, Any]] = []  # provenance rows to insert, in one go
+        changed_prov: list[dict[str, Any]] = []  # … and to update
         views: dict[int, Any] = {}  # id(ref) → its decoded view, which the plan reads again
         opp_links: dict[str, list[str]] = {}  # opportunity id → its new contact ids
         for row in rows:
@@ -242,13 +243,13 @@ class Engine:
                 decisions["contact_ids"] = _union(claims["contact_ids"])
             extras = self._merge_extras(live, policy)
             changed = self._apply(s, ot, row, decisions, extras, now, provenance.get(row.id, {}),
-                                  opp_contacts.get(row.id, ()), new_prov, opp_links)
+                                  opp_contacts.get(row.id, ()), new_prov, opp_links, changed_prov)
             if changed:
                 stats.changed += 1
             stats.conflicts += sum(1 for d in decisions.values() if d.conflict)
             desired = _row_entity(ot, row, decisions["contact_ids"].value or () if "contact_ids" in decisions else ())
             to_plan.append((desired, entity_refs, decisions, merge_entries.get(row.id, [])))
-        st.insert_provenance(s, new_prov)
+        st.insert_provenance(s, new_prov, changed_prov)
         st.replace_opportunity_contacts(s, opp_links)
         reach = self._reach_map(s, [self._desired_associations(ot, d) for d, _, _, _ in to_plan], targets)
         for desired, entity_refs, decisions, entries in to_plan:
@@ -265,7 +266,8 @@ class Engine:
     def _apply(self, s: Any, ot: str, row: Any, decisions: Mapping[str, Decision],
                extras: dict[str, Any], now: datetime, existing: Mapping[str, Any],
                current_contacts: Sequence[str] = (), new_prov: list[dict[str, Any]] | None = None,
-               opp_links: dict[str, list[str]] | None = None) -> bool:
+               opp_links: dict[str, list[str]] | None = None,
+               changed_prov: list[dict[str, Any]] | None = None) -> bool:
         changed = False
         prov = []
         for f, d in decisions.items():
@@ -292,7 +294,7 @@ class Engine:
             row.email_key = _email_key({"email": row.email})
         if changed:
             row.updated_at = now
-        st.upsert_provenance(s, ot, row.id, prov, existing, new_prov)
+        st.upsert_provenance(s, ot, row.id, prov, existing, new_prov, changed_prov)
         return changed
 
     # ------------------------------------------------------------------ plan

@@ -8,7 +8,7 @@ embedded default) and PostgreSQL.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
 from decimal import Decimal
@@ -689,12 +689,18 @@ def remote_ids_for(
     return out
 
 
-def provenance_for(s: Session, object_type: str, ids: list[str]) -> dict[str, dict[str, FieldProvenanceRow]]:
-    """entity id → field → provenance row, for a batch of entities."""
-    out: dict[str, dict[str, FieldProvenanceRow]] = {}
+_PROVENANCE_KEY = (FieldProvenanceRow.id, FieldProvenanceRow.entity_id, FieldProvenanceRow.field,
+                   FieldProvenanceRow.value, FieldProvenanceRow.system, FieldProvenanceRow.remote_id,
+                   FieldProvenanceRow.rule)
+
+
+def provenance_for(s: Session, object_type: str, ids: list[str]) -> dict[str, dict[str, Any]]:
+    """entity id → field → the provenance row's (id, entity_id, field, value, system,
+    remote_id, rule), read as plain rows (not ORM objects: a batch has thousands)."""
+    out: dict[str, dict[str, Any]] = {}
     for i in range(0, len(ids), 500):
-        for p in s.scalars(
-            select(FieldProvenanceRow).where(
+        for p in s.execute(
+            select(*_PROVENANCE_KEY).where(
                 FieldProvenanceRow.object_type == object_type, FieldProvenanceRow.entity_id.in_(ids[i : i + 500])
             )
         ):
@@ -705,28 +711,37 @@ def provenance_for(s: Session, object_type: str, ids: list[str]) -> dict[str, di
 def upsert_provenance(
     s: Session, object_type: str, entity_id: str, rows: list[dict[str, Any]],
     existing: Any = None, new_rows: list[dict[str, Any]] | None = None,
+    changed_rows: list[dict[str, Any]] | None = None,
 ) -> None:
-    """Record each row's decision. Fields without a provenance row yet get one: added
-    to the session, or, given ``new_rows``, appended there as plain dicts for one bulk
-    ``insert_provenance`` later (far cheaper than ORM objects, one per field)."""
+    """Record each row's decision (``existing``: this entity's ``provenance_for``).
+
+    Given ``new_rows`` and ``changed_rows``, the inserts and updates are appended there
+    as plain dicts for one bulk ``insert_provenance`` later (far cheaper than ORM
+    objects, one per field); otherwise they are written now."""
     if existing is None:
         existing = provenance_for(s, object_type, [entity_id]).get(entity_id, {})
+    inserts = [] if new_rows is None else new_rows
+    updates = [] if changed_rows is None else changed_rows
     for r in rows:
         p = existing.get(r["field"])
         if p is None:
-            if new_rows is not None:
-                new_rows.append({"object_type": object_type, "entity_id": entity_id, **r})
-            else:
-                s.add(FieldProvenanceRow(object_type=object_type, entity_id=entity_id, **r))
+            inserts.append({"object_type": object_type, "entity_id": entity_id, **r})
         elif (p.value, p.system, p.remote_id, p.rule) != (r["value"], r["system"], r["remote_id"], r["rule"]):
-            for k, v in r.items():
-                setattr(p, k, v)
+            updates.append({"id": p.id, **r})
+    if new_rows is None or changed_rows is None:
+        insert_provenance(s, inserts if new_rows is None else [], updates if changed_rows is None else [])
 
 
-def insert_provenance(s: Session, rows: list[dict[str, Any]]) -> None:
-    """Insert new provenance rows (dicts from ``upsert_provenance``) in one executemany."""
+def insert_provenance(s: Session, rows: list[dict[str, Any]], changed: Sequence[dict[str, Any]] = ()) -> None:
+    """Insert new provenance rows and update changed ones (by id), each in one
+    executemany (the dicts ``upsert_provenance`` collects)."""
+    from sqlalchemy import update
+
+    table = metadata.tables[FieldProvenanceRow.__tablename__]
     if rows:
-        s.execute(insert(metadata.tables[FieldProvenanceRow.__tablename__]), rows)
+        s.execute(insert(table), rows)
+    if changed:
+        s.execute(update(FieldProvenanceRow), list(changed))
 
 
 def provenance(s: Session, object_type: str, entity_id: str) -> list[FieldProvenanceRow]:
