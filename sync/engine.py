@@ -37,7 +37,7 @@ from mapping.canonical import (
 from mapping.fieldmap import from_entity, get_field_map, to_entity
 from sync import store as st
 from sync.plan import FieldChange, PlannedWrite, changed_fields, native_diff
-from sync.pull import _view_hash
+from sync.pull import _view_hash, gc_paused
 from sync.reconcile import Claim, Decision, FieldPolicy, decide_all, is_blank
 
 log = logging.getLogger(__name__)
@@ -166,7 +166,7 @@ class Engine:
         targets = [n for n in self.connections if write_to is None or n in write_to]
         after = ""
         while True:
-            with self.store.session() as s:
+            with gc_paused(), self.store.session() as s:
                 rows = st.dirty_entities(s, ot, RESOLVE_BATCH, after)
                 if not rows:
                     break
@@ -569,7 +569,7 @@ class Engine:
         now = self.now()
         if len(results) != len(items):
             raise RuntimeError(f"{conn.name}: connector returned {len(results)} results for {len(items)} ops")
-        with self.store.session() as s, s.no_autoflush:
+        with gc_paused(), self.store.session() as s, s.no_autoflush:
             existing = st.refs_by_remote_id(
                 s, conn.name, native, [r.remote_id for r in results if r.remote_id]
             )
