@@ -132,6 +132,8 @@ class Engine:
     ) -> None:
         self.store, self.connections, self.now, self.run_id = store, connections, now, run_id
         self.fieldmaps = fieldmaps
+        # while a resolve batch runs: the outbox rows it plans, inserted together at its end
+        self._outbox: list[dict[str, Any]] | None = None
         self.policies = {ot: FieldPolicy.from_config(p) for ot, p in policies.items()}
 
     def _fm(self, kind: str, native: str) -> Any:
@@ -172,7 +174,12 @@ class Engine:
                     break
                 after = rows[-1].id
                 with s.no_autoflush:  # one flush per batch: inserts go out in bulk
-                    self._resolve_batch(s, ot, rows, targets, stats)
+                    self._outbox = []
+                    try:
+                        self._resolve_batch(s, ot, rows, targets, stats)
+                        st.insert_outbox(s, self._outbox)
+                    finally:
+                        self._outbox = None
             if on_batch:
                 on_batch(len(rows))
         return stats
@@ -470,15 +477,20 @@ class Engine:
 
     def _queue(self, s: Any, op: PlannedWrite, stats: ResolveStats) -> None:
         now = self.now()
-        s.add(st.OutboxRow(
-            run_id=self.run_id, system=op.system, object_type=op.object_type, native_type=op.native_type,
-            kind=op.kind, canonical_id=op.canonical_id, remote_id=op.remote_id,
-            payload={"fields": _json(op.fields), "associations": op.associations,
-                     "changes": [c.as_json() for c in op.changes],
-                     **({"merge_from": list(op.merge_from), "merge_ids": list(op.merge_ids),
-                         "before": dict(op.before)} if op.kind == "merge" else {})},
-            state="pending", attempts=0, created_at=now, updated_at=now,
-        ))
+        row = {
+            "run_id": self.run_id, "system": op.system, "object_type": op.object_type,
+            "native_type": op.native_type, "kind": op.kind, "canonical_id": op.canonical_id,
+            "remote_id": op.remote_id,
+            "payload": {"fields": _json(op.fields), "associations": op.associations,
+                        "changes": [c.as_json() for c in op.changes],
+                        **({"merge_from": list(op.merge_from), "merge_ids": list(op.merge_ids),
+                            "before": dict(op.before)} if op.kind == "merge" else {})},
+            "state": "pending", "attempts": 0, "created_at": now, "updated_at": now,
+        }
+        if self._outbox is not None:
+            self._outbox.append(row)
+        else:
+            s.add(st.OutboxRow(**row))
         per = stats.planned.setdefault(op.system, {})
         per[op.kind] = per.get(op.kind, 0) + 1
 

@@ -754,6 +754,12 @@ def provenance(s: Session, object_type: str, entity_id: str) -> list[FieldProven
     )
 
 
+def insert_outbox(s: Session, rows: list[dict[str, Any]]) -> None:
+    """Add outbox rows (column name → value dicts), in order, in one executemany."""
+    if rows:
+        s.execute(insert(metadata.tables[OutboxRow.__tablename__]), rows)
+
+
 def replace_pending_ops(s: Session, system: str, object_type: str, canonical_id: str) -> None:
     from sqlalchemy import delete
 
