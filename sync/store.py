@@ -183,9 +183,10 @@ class ExternalRefRow(Base):
     __table_args__ = (
         UniqueConstraint("system", "native_type", "remote_id"),
         Index("ix_external_ref_canonical", "object_type", "canonical_id"),
-        # a record merged into another, whatever its native type (a converted Lead
-        # into a Contact): found by system and id (remote_merge_pairs)
-        Index("ix_external_ref_remote", "system", "remote_id"),
+        # lookups by remote id whatever the system or native type: associations
+        # translated to canonical ids (refs_for_remote_ids_any_system) and a record
+        # merged into another (remote_merge_pairs; a converted Lead into a Contact)
+        Index("ix_external_ref_remote", "remote_id", "object_type"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
@@ -259,7 +260,11 @@ class OutboxRow(Base):
     """Pending write operations, drained by push in batches."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_pending", "state", "system", "native_type"),)
+    __table_args__ = (
+        Index("ix_outbox_pending", "state", "system", "native_type"),
+        # a batch's plan replaces the entities' pending ops (delete_pending_ops)
+        Index("ix_outbox_entity", "object_type", "canonical_id"),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     run_id: Mapped[int | None] = mapped_column(Integer)
@@ -1009,13 +1014,16 @@ def delete_pending_ops(s: Session, object_type: str, ids: list[str], systems: li
     """Drop the pending ops of these entities in these systems (a new plan replaces them)."""
     from sqlalchemy import delete
 
+    wanted = set(systems)
     for i in range(0, len(ids), 500):
-        s.execute(
-            delete(OutboxRow).where(
-                OutboxRow.object_type == object_type, OutboxRow.canonical_id.in_(ids[i : i + 500]),
-                OutboxRow.system.in_(systems), OutboxRow.state == "pending",
-            ).execution_options(synchronize_session=False)
-        )
+        # the entities' rows by ix_outbox_entity, then by primary key: with state and
+        # system in the same WHERE, SQLite walked every pending row of the system per batch
+        rows = s.execute(select(OutboxRow.id, OutboxRow.system, OutboxRow.state).where(
+            OutboxRow.object_type == object_type, OutboxRow.canonical_id.in_(ids[i : i + 500])))
+        gone = [oid for oid, system, state in rows if system in wanted and state == "pending"]
+        if gone:
+            s.execute(delete(OutboxRow).where(OutboxRow.id.in_(gone)).execution_options(
+                synchronize_session=False))
 
 
 def outbox_rows(s: Session, ids: list[int]) -> dict[int, OutboxRow]:

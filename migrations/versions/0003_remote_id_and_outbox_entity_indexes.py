@@ -1,4 +1,4 @@
-"""external_ref index on (system, remote_id): following merges made in the systems
+"""indexes for lookups by remote id and for replacing an entity's pending ops
 
 Revision ID: 0003
 Revises: 0002
@@ -18,9 +18,13 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     with op.batch_alter_table('external_ref', schema=None) as batch_op:
-        batch_op.create_index('ix_external_ref_remote', ['system', 'remote_id'], unique=False)
+        batch_op.create_index('ix_external_ref_remote', ['remote_id', 'object_type'], unique=False)
+    with op.batch_alter_table('outbox', schema=None) as batch_op:
+        batch_op.create_index('ix_outbox_entity', ['object_type', 'canonical_id'], unique=False)
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('outbox', schema=None) as batch_op:
+        batch_op.drop_index('ix_outbox_entity')
     with op.batch_alter_table('external_ref', schema=None) as batch_op:
         batch_op.drop_index('ix_external_ref_remote')
