@@ -29,12 +29,32 @@ err_console = Console(stderr=True)
 log = logging.getLogger("revsync")
 
 
+def _flag_help_without_type() -> None:
+    """Typer's help shows ``<bool>`` beside on/off flags (``--verbose -v <bool>``), which
+    reads as if the flag took a value: show no type for flags. Checked by a CLI test."""
+    from typer.core import TyperOption
+
+    shown = TyperOption.display_type_rich
+
+    def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
+        return None if self.is_flag else shown(self, ctx)
+
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_flag_help_without_type()
+
+
 class State:
     config_path: Path | None = None
 
 
+#: exit code of a run that did nothing because another run holds every scope
+EXIT_SKIPPED = 3
+
+
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)  # one line, never wrapped
     return typer.Exit(code)
 
 
@@ -330,6 +350,10 @@ def sync(
         print_json(report.as_dict())
     else:
         _print_report(report, "dry run" if dry_run else "sync")
+    if report.status == "skipped":
+        raise _fail("skipped: another run holds every scope's lease (" + "; ".join(report.skipped[:3])
+                    + (", …" if len(report.skipped) > 3 else "") + "); nothing was pulled or written",
+                    code=EXIT_SKIPPED)
     if report.status in ("stopped", "failed"):
         raise typer.Exit(1)
 
@@ -372,9 +396,14 @@ def _store(settings: cfg.Settings) -> Any:
 def plan(
     system: Annotated[str | None, typer.Option("--system", "-s", help="Only ops for this connection.")] = None,
     limit: Annotated[int, typer.Option("--limit", help="Show at most this many ops.")] = 200,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the ops as JSON.")] = False,
+    show_all: Annotated[bool, typer.Option("--all", help="Show every pending op (no --limit).")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the ops as JSON (all of them with --all).")] = False,
 ) -> None:
-    """Pending field-level changes per system (entity, system, field: old → new, rule)."""
+    """Pending field-level changes per system (entity, system, field: old → new, rule).
+
+    On a terminal the plan is a table; in a pipe or a file it is plain tab-separated
+    text, one change per line, never cut. The first column is the entity's short id:
+    `revsync explain` takes it."""
     from sync import store as st
 
     settings = load_settings()
@@ -389,16 +418,17 @@ def plan(
                 **({"merge_from": (r.payload or {}).get("merge_from", []),
                     "merge_ids": (r.payload or {}).get("merge_ids", [])} if r.kind == "merge" else {})}
                for r in rows]
+    if limit < 1 and not show_all:
+        raise _fail("--limit must be at least 1 (or use --all)")
+    shown_ops = ops if show_all else ops[:limit]
     if as_json:
-        print_json({"pending": len(ops), "ops": ops[:limit]})
+        print_json({"pending": len(ops), "shown": len(shown_ops), "ops": shown_ops})
         return
     if not ops:
         console.print("nothing pending: the systems agree with the canonical store")
         return
-    t = Table(title=f"{len(ops)} pending op(s)")
-    for col in ("entity", "system", "kind", "field", "old → new", "rule"):
-        t.add_column(col)
-    for op in ops[:limit]:
+    lines: list[tuple[str, str, str, str, str, str]] = []
+    for op in shown_ops:
         if op["kind"] == "merge":
             changes = [{"field": f"(records {', '.join(op['merge_from'])})", "old": None,
                         "new": f"merged into {op['remote_id']}",
@@ -406,10 +436,27 @@ def plan(
         else:
             changes = op["changes"] or [{"field": "(associations)", "old": None, "new": op["associations"],
                                          "rule": None}]
-        for c in changes:
-            t.add_row(f"{op['object']} {op['entity'][:8]}", op["system"], op["kind"], c["field"],
-                      f"{c['old']!s} → {c['new']!s}", c["rule"] or "-")
-    console.print(t)
+        lines.extend((f"{op['object']} {op['entity'][:8]}", str(op["system"]), str(op["kind"]), str(c["field"]),
+                      f"{c['old']!s} → {c['new']!s}", c["rule"] or "-") for c in changes)
+    header = ("entity", "system", "kind", "field", "old → new", "rule")
+    shown = (f"{len(ops)} pending op(s)" if len(shown_ops) == len(ops)
+             else f"{len(ops)} pending op(s), {len(shown_ops)} shown")
+    if console.is_terminal:
+        t = Table(title=shown)
+        for col in header:
+            t.add_column(col, overflow="fold")
+        for line in lines:
+            t.add_row(*line)
+        console.print(t)
+    else:
+        # a pipe or a file: plain text, full width, nothing cut
+        sys.stdout.write("# " + shown + "\n" + "\t".join(header) + "\n")
+        sys.stdout.writelines("\t".join(x.replace("\t", " ").replace("\n", " ") for x in line) + "\n"
+                              for line in lines)
+        sys.stdout.flush()
+    if len(shown_ops) < len(ops):
+        err_console.print(f"showing {len(shown_ops)} of {len(ops)} pending ops: --all shows every one, "
+                          "--limit N more or fewer, --json prints them for scripts", highlight=False)
 
 
 @app.command()
@@ -429,6 +476,7 @@ def errors(
                  "category": e.category, "field": e.field, "message": e.message, "attempts": e.attempts,
                  "first_seen": e.first_seen_at.isoformat(), "last_seen": e.last_seen_at.isoformat()}
                 for e in st.list_errors(s, category=category, limit=limit)]
+        _add_sources(s, rows)
     if as_json:
         print_json({"errors": rows})
         return
@@ -439,9 +487,33 @@ def errors(
     for col in ("id", "system", "record", "dir", "category", "field", "message", "tries"):
         t.add_column(col)
     for e in rows:
-        t.add_row(str(e["id"]), e["system"], f"{e['native'] or e['object']} {e['remote_id'] or e['entity'] or ''}",
-                  e["direction"], e["category"], e["field"] or "-", e["message"], str(e["attempts"]))
+        record = (f"{e['native'] or e['object']} {e['remote_id']}" if e["remote_id"]
+                  else f"{e['native'] or e['object']} (not created yet; from {e['source']})" if e.get("source")
+                  else f"{e['native'] or e['object']} {e['entity'] or ''}")
+        t.add_row(str(e["id"]), e["system"], record, e["direction"], e["category"], e["field"] or "-",
+                  e["message"], str(e["attempts"]))
     console.print(t)
+
+
+def _add_sources(s: Any, rows: list[dict[str, Any]]) -> None:
+    """A failed create has no record in its own system yet: name the records it comes
+    from (system, remote id, name) instead of the internal canonical id."""
+    from sync import store as st
+
+    want: dict[str, list[str]] = {}
+    for e in rows:
+        if not e["remote_id"] and e["entity"] and e["object"] in st.SEARCH_COLUMNS:
+            want.setdefault(e["object"], []).append(e["entity"])
+    for ot, ids in want.items():
+        refs = st.refs_for_entities(s, ot, ids)
+        for e in rows:
+            if e["object"] != ot or e["remote_id"] or not e["entity"]:
+                continue
+            row = st.entity_row(s, ot, e["entity"])
+            label = _entity_label(ot, row) if row is not None else None
+            srcs = [f"{x.system}:{x.remote_id}" for x in refs.get(e["entity"], []) if x.remote_id]
+            if srcs:
+                e["source"] = ", ".join(srcs) + (f" {label!r}" if label else "")
 
 
 @app.command()
@@ -464,7 +536,9 @@ def retry(
 
 @app.command()
 def explain(
-    entity: Annotated[str, typer.Argument(help="A canonical id, or SYSTEM:REMOTE_ID (e.g. hubspot:512).")],
+    entity: Annotated[str, typer.Argument(
+        help="A canonical id or its first characters (as `revsync plan` prints them), or SYSTEM:REMOTE_ID "
+             "(e.g. salesforce:0015g0000lXFtYKAA1); `revsync find` looks one up by name, email or domain.")],
     field: Annotated[str | None, typer.Argument(help="Only this field.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
@@ -474,9 +548,13 @@ def explain(
     settings = load_settings()
     store = _store(settings)
     with store.session() as s:
-        found = st.find_entity(s, entity)
+        try:
+            found = st.find_entity(s, entity)
+        except st.AmbiguousEntity as e:
+            raise _fail(str(e)) from None
         if found is None:
-            raise _fail(f"no entity {entity!r} (give a canonical id or SYSTEM:REMOTE_ID)")
+            raise _fail(f"no entity {entity!r} (give a canonical id, its first characters or SYSTEM:REMOTE_ID; "
+                        "`revsync find TEXT` searches by name, email, domain or remote id)")
         object_type, cid = found
         prov = [p for p in st.provenance(s, object_type, cid) if field is None or p.field == field]
         refs = st.refs_for_entities(s, object_type, [cid]).get(cid, [])
@@ -504,6 +582,51 @@ def explain(
     for p in data["fields"]:
         t.add_row(p["field"], str(p["value"]), f"{p['system'] or '-'} {p['remote_id'] or ''}", p["rule"],
                   p["remote_modstamp"] or "-", str(p["run"]))
+    console.print(t)
+
+
+def _entity_label(object_type: str, row: Any) -> str:
+    if object_type == "contact":
+        name = " ".join(x for x in (row.first_name, row.last_name) if x)
+        return f"{name} <{row.email}>" if row.email else name or "(no name)"
+    if object_type == "account":
+        return " ".join(x for x in (row.name, f"({row.domain})" if row.domain else None) if x) or "(no name)"
+    return row.name or "(no name)"
+
+
+@app.command()
+def find(
+    text: Annotated[str, typer.Argument(help="Part of a name, an email, a domain, or a remote record id.")],
+    obj: Annotated[str | None, typer.Option("--object", "-o", help="Only account, contact or opportunity.")] = None,
+    limit: Annotated[int, typer.Option("--limit", help="Show at most this many.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """Find entities by name, email, domain or remote id (then `revsync explain ID`)."""
+    from sync import store as st
+
+    if obj is not None and obj not in st.SEARCH_COLUMNS:
+        raise _fail(f"--object: {obj!r} is not one of {', '.join(st.SEARCH_COLUMNS)}")
+    if not text.strip():
+        raise _fail("give some text to look for (a name, an email, a domain or a remote id)")
+    settings = load_settings()
+    store = _store(settings)
+    with store.session() as s:
+        hits = st.search_entities(s, text, object_types=[obj] if obj else None, limit=limit)
+        refs = {ot: st.refs_for_entities(s, ot, [r.id for o, r in hits if o == ot]) for ot in {o for o, _ in hits}}
+        found = [{"entity": row.id, "object": ot, "label": _entity_label(ot, row),
+                  "records": [f"{x.system}:{x.remote_id}" for x in refs[ot].get(row.id, []) if x.remote_id]}
+                 for ot, row in hits]
+    if as_json:
+        print_json({"query": text, "found": found})
+        return
+    if not found:
+        console.print(f"nothing matches {text!r}", highlight=False)
+        return
+    t = Table(title=f"{len(found)} match(es) for {text!r}" + (" (limit reached)" if len(found) >= limit else ""))
+    for col in ("id", "object", "name", "records"):
+        t.add_column(col, overflow="fold")
+    for f in found:
+        t.add_row(f["entity"][:8], f["object"], f["label"], ", ".join(f["records"]))
     console.print(t)
 
 
@@ -607,7 +730,8 @@ def dedupe_review(
         else:
             for d in done:
                 extra = f" (merge {d['merge_id']})" if d["merge_id"] else ""
-                console.print(f"review {d['id']}: {d['state']}{extra}")
+                note = f": {d['note']}" if d.get("note") else ""
+                console.print(f"review {d['id']}: {d['state']}{extra}{note}", highlight=False)
         return
     with deduper.store.session() as s:
         rows = st.review_rows(s, obj, "open", limit=limit)
@@ -701,8 +825,10 @@ def demo(
     workdir: Annotated[Path, typer.Option("--dir", help="Where the SQLite file and CA go.")] = Path(".revsync/demo"),
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")] = False,
 ) -> None:
-    """Start the sandbox, run a full sync of all three systems into SQLite, then a second
-    cycle that must write nothing."""
+    """Sandbox demo: a full sync of all three systems into SQLite, then a quiet second cycle.
+
+    Starts the local sandbox, runs a full sync into an SQLite file, then a second cycle
+    that must write nothing."""
     import shutil
 
     from sandbox.server import Sandbox

@@ -259,7 +259,10 @@ class Runner:
                 if report.pending:
                     report.messages.append(f"{report.pending} write(s) still pending (retried next cycle; "
                                            "see `revsync plan`)")
-            report.status = "partial" if report.messages or report.skipped else "ok"
+            if names and objs and not leased:
+                report.status = "skipped"  # another run holds every scope: this one did nothing
+            else:
+                report.status = "partial" if report.messages or report.skipped else "ok"
         except PlanTooLarge as e:
             report.status = "stopped"
             report.messages.append(f"plan stopped: {e}")

@@ -216,17 +216,34 @@ class Deduper:
                 raise LookupError(f"no review entry {review_id}")
             if row.state != "open":
                 raise ValueError(f"review entry {review_id} is already {row.state}")
-            row.state, row.decided_at = ("accepted" if accept else "rejected"), now
-            merge_id = None
+            merge_id, note = None, None
             if accept:
-                merge_id = st.link_entities(
-                    s, row.object_type, [row.left_id, row.right_id], run_id=self.run_id, now=now,
-                    policy=self._policy(row.object_type),
-                    evidence={f"{row.left_id}~{row.right_id}": {"probability": row.probability,
-                                                               "accepted_by": "review", **dict(row.evidence)}},
-                )
+                # a side may have been linked elsewhere since the pair was queued: link
+                # the entities the two records belong to now, and say so
+                left, right = (st.current_entity(s, row.object_type, i) for i in (row.left_id, row.right_id))
+                gone = [i for i, cur in ((row.left_id, left), (row.right_id, right)) if cur is None]
+                if gone:
+                    raise ValueError(f"review entry {review_id}: {row.object_type} {gone[0]} no longer exists "
+                                     "(deleted); reject the pair instead")
+                assert left is not None and right is not None
+                if left == right:
+                    note = f"already one entity ({left}): nothing to link"
+                else:
+                    merge_id = st.link_entities(
+                        s, row.object_type, [left, right], run_id=self.run_id, now=now,
+                        policy=self._policy(row.object_type),
+                        evidence={f"{row.left_id}~{row.right_id}": {"probability": row.probability,
+                                                                   "accepted_by": "review", **dict(row.evidence)}},
+                    )
+                    if merge_id is None:
+                        raise ValueError(f"review entry {review_id}: {left} and {right} could not be linked")
+                    moved = [f"{i} is now part of {cur}" for i, cur in ((row.left_id, left), (row.right_id, right))
+                             if cur != i]
+                    if moved:
+                        note = "linked the entities the pair now belongs to (" + "; ".join(moved) + ")"
                 row.merge_id = merge_id
-            return {"id": review_id, "state": row.state, "merge_id": merge_id}
+            row.state, row.decided_at = ("accepted" if accept else "rejected"), now
+            return {"id": review_id, "state": row.state, "merge_id": merge_id, "note": note}
 
     def undo(self, merge_id: int) -> dict[str, Any]:
         """Restore the entities of a ledger entry. Records a system merged stay merged

@@ -925,6 +925,20 @@ def entity_row(s: Session, object_type: str, entity_id: str) -> Any:
     return s.get(ENTITY_TABLES[object_type], entity_id)
 
 
+def current_entity(s: Session, object_type: str, entity_id: str) -> str | None:
+    """The live entity ``entity_id`` now belongs to (following links made since), or None
+    when it is gone or deleted."""
+    t: Any = ENTITY_TABLES[object_type]
+    seen: set[str] = set()
+    row: Any = s.get(t, entity_id)
+    while row is not None and row.merged_into and row.id not in seen:
+        seen.add(row.id)
+        row = s.get(t, row.merged_into)
+    if row is None or row.deleted_at is not None:
+        return None
+    return str(row.id)
+
+
 def set_opportunity_contacts(s: Session, opportunity_id: str, contact_ids: list[str]) -> None:
     from sqlalchemy import delete
 
@@ -982,8 +996,24 @@ def requeue_failed(s: Session, error_ids: Any, now: datetime) -> int:
     return len(rows)
 
 
+class AmbiguousEntity(LookupError):
+    """A short id that is the prefix of more than one canonical id."""
+
+    def __init__(self, ref: str, matches: list[tuple[str, str]]) -> None:
+        shown = ", ".join(f"{o} {i}" for o, i in matches[:5])
+        super().__init__(f"{ref!r} is the start of {len(matches)} ids ({shown}{', …' if len(matches) > 5 else ''}):"
+                         " give more characters")
+        self.matches = matches
+
+
+#: the shortest id prefix accepted (``revsync plan`` prints 8 characters)
+MIN_ID_PREFIX = 4
+
+
 def find_entity(s: Session, ref: str) -> tuple[str, str] | None:
-    """(object type, canonical id) for a canonical id or ``SYSTEM:REMOTE_ID``."""
+    """(object type, canonical id) for a canonical id, a unique prefix of one (at least
+    ``MIN_ID_PREFIX`` characters, as ``revsync plan`` prints them) or ``SYSTEM:REMOTE_ID``.
+    Raises ``AmbiguousEntity`` when a prefix names several entities."""
     if ":" in ref:
         system, rid = ref.split(":", 1)
         row = s.scalars(
@@ -993,7 +1023,65 @@ def find_entity(s: Session, ref: str) -> tuple[str, str] | None:
     for name, t in ENTITY_TABLES.items():
         if s.get(t, ref) is not None:
             return name, ref
-    return None
+    ref = ref.strip().lower()
+    if len(ref) < MIN_ID_PREFIX or not all(c in "0123456789abcdef-" for c in ref):
+        return None
+    matches: list[tuple[str, str]] = []
+    for name, t in ENTITY_TABLES.items():
+        matches.extend((name, i) for i in s.scalars(select(t.id).where(t.id.startswith(ref)).limit(6)))
+    if len(matches) > 1:
+        raise AmbiguousEntity(ref, matches)
+    return matches[0] if matches else None
+
+
+#: the columns ``search_entities`` looks in, per object
+SEARCH_COLUMNS: dict[str, tuple[str, ...]] = {
+    "account": ("name", "domain", "website"),
+    "contact": ("email", "first_name", "last_name"),
+    "opportunity": ("name",),
+}
+
+
+def search_entities(
+    s: Session, text: str, *, object_types: Sequence[str] | None = None, limit: int = 50,
+) -> list[tuple[str, Any]]:
+    """Live entities whose name, email, domain or a remote record id matches ``text``
+    (case-insensitive substring; a contact's full name "First Last" too), as
+    ``(object type, row)``, remote-id matches first."""
+    from sqlalchemy import func, or_
+
+    needle = text.strip().lower()
+    if not needle:
+        return []
+    objects = list(object_types or ENTITY_TABLES)
+    out: list[tuple[str, Any]] = []
+    seen: set[str] = set()
+    by_ref = s.execute(
+        select(ExternalRefRow.object_type, ExternalRefRow.canonical_id)
+        .where(func.lower(ExternalRefRow.remote_id) == needle, ExternalRefRow.object_type.in_(objects)).limit(limit)
+    ).all()
+    for ot, cid in by_ref:
+        row: Any = s.get(ENTITY_TABLES[ot], cid)
+        while row is not None and row.merged_into:
+            row = s.get(ENTITY_TABLES[ot], row.merged_into)
+        if row is not None and row.id not in seen:
+            seen.add(row.id)
+            out.append((ot, row))
+    pattern = f"%{needle}%"
+    for ot in objects:
+        t: Any = ENTITY_TABLES[ot]
+        conds = [func.lower(getattr(t, c)).like(pattern) for c in SEARCH_COLUMNS[ot]]
+        if ot == "contact":
+            conds.append(func.lower(func.coalesce(t.first_name, "") + " " + func.coalesce(t.last_name, "")).like(pattern))
+        q = (select(t).where(t.merged_into.is_(None), t.deleted_at.is_(None), or_(*conds))
+             .order_by(t.id).limit(max(limit - len(out), 0)))
+        for row in s.scalars(q):
+            if row.id not in seen:
+                seen.add(row.id)
+                out.append((ot, row))
+        if len(out) >= limit:
+            break
+    return out[:limit]
 
 
 def pending_create_ids(s: Session, system: str, object_type: str, ids: list[str]) -> set[str]:
