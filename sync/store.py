@@ -925,15 +925,20 @@ def entity_row(s: Session, object_type: str, entity_id: str) -> Any:
     return s.get(ENTITY_TABLES[object_type], entity_id)
 
 
-def current_entity(s: Session, object_type: str, entity_id: str) -> str | None:
-    """The live entity ``entity_id`` now belongs to (following links made since), or None
-    when it is gone or deleted."""
+def _follow_merges(s: Session, object_type: str, row: Any) -> Any:
+    """The row an entity was (transitively) folded into, or the row itself."""
     t: Any = ENTITY_TABLES[object_type]
     seen: set[str] = set()
-    row: Any = s.get(t, entity_id)
     while row is not None and row.merged_into and row.id not in seen:
         seen.add(row.id)
         row = s.get(t, row.merged_into)
+    return row
+
+
+def current_entity(s: Session, object_type: str, entity_id: str) -> str | None:
+    """The live entity ``entity_id`` now belongs to (following links made since), or None
+    when it is gone or deleted."""
+    row = _follow_merges(s, object_type, s.get(ENTITY_TABLES[object_type], entity_id))
     if row is None or row.deleted_at is not None:
         return None
     return str(row.id)
@@ -1061,9 +1066,7 @@ def search_entities(
         .where(func.lower(ExternalRefRow.remote_id) == needle, ExternalRefRow.object_type.in_(objects)).limit(limit)
     ).all()
     for ot, cid in by_ref:
-        row: Any = s.get(ENTITY_TABLES[ot], cid)
-        while row is not None and row.merged_into:
-            row = s.get(ENTITY_TABLES[ot], row.merged_into)
+        row = _follow_merges(s, ot, s.get(ENTITY_TABLES[ot], cid))
         if row is not None and row.id not in seen:
             seen.add(row.id)
             out.append((ot, row))
