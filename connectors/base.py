@@ -285,7 +285,7 @@ def retrying(fn: Callable[[], T], *, policy: RetryPolicy, what: str) -> T:
 
     def before_sleep(state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
-        log.warning("%s: attempt %d failed (%s); retrying", what, state.attempt_number, exc)
+        log.info("%s: attempt %d failed (%s); retrying", what, state.attempt_number, exc)
 
     r = Retrying(
         retry=retry_if_exception_type(RetriableError),
