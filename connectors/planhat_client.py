@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 # https://docs.planhat.com — default host; regional tenants use api-<region>.planhat.com.
 DEFAULT_BASE_URL = "https://api.planhat.com"
 DEFAULT_TIMEOUT = 60.0
+# The per-item lists of a bulk upsert answer (200, 206, and 400 / 403 as well).
+PER_ITEM_KEYS = ("createdErrors", "updatedErrors", "permissionErrors")
 
 
 class PlanhatBadRequest(FatalError):
@@ -103,8 +105,17 @@ class PlanhatClient:
     # ------------------------------------------------------------------ transport
 
     def _request(
-        self, method: str, path: str, *, params: Mapping[str, Any] | None = None, body: Any = None
+        self, method: str, path: str, *, params: Mapping[str, Any] | None = None, body: Any = None,
+        per_item: bool = False,
     ) -> tuple[int, Any]:
+        """One call → (status, parsed body); errors raised as connector error families.
+
+        ``per_item`` (bulk upsert): a 400 or 403 whose body carries the per-item lists
+        (``createdErrors`` / ``updatedErrors`` / ``permissionErrors``) is an answer,
+        not an error: Planhat says 400 when every item failed and 403 when some items
+        lacked permission (the others went through).
+        https://www.planhat.com/developers/api/http-response-codes
+        """
         url = f"{self.base_url}/{path.lstrip('/')}"
         try:
             resp = self.session.request(
@@ -122,6 +133,15 @@ class PlanhatClient:
                 raise RetriableError(f"planhat {method} {path}: HTTP {status} with a body that is not JSON") from None
         if status == 204:
             return status, None
+        if per_item and status in (400, 403):
+            try:
+                parsed = resp.json()
+            except ValueError:
+                parsed = None
+            if isinstance(parsed, Mapping) and any(
+                isinstance(parsed.get(k), list) for k in PER_ITEM_KEYS
+            ):
+                return status, parsed
         msg = f"planhat {method} {path}: {_message(resp)}"
         if status == 429 or status >= 500:
             raise RetriableError(msg, retry_after=retry_after_seconds(resp.headers.get("Retry-After")))
@@ -129,7 +149,7 @@ class PlanhatClient:
             # Service-account tokens never expire: a 401 means a wrong or revoked token.
             raise AuthError(msg)
         if status == 403:
-            raise FatalError(f"{msg} (the service account lacks permission)")
+            raise AuthError(f"{msg} (the service account lacks permission)")
         if status == 404:
             raise PlanhatNotFound(msg)
         if status == 400:
@@ -176,9 +196,12 @@ class PlanhatClient:
         return dict(body)
 
     def bulk_upsert(self, model: str, items: Sequence[Mapping[str, Any]]) -> tuple[int, dict[str, Any]]:
-        """``PUT /{model}`` with a JSON array → (200 or 206, the upsert summary)."""
+        """``PUT /{model}`` with a JSON array → (200, 206, 400 or 403, the upsert summary).
+
+        400 (every item failed) and 403 (some items lacked permission) come back with
+        the same summary as 206; any other 400 raises ``PlanhatBadRequest``."""
         # https://www.planhat.com/developers/api/bulk-upsert
-        status, body = self._request("PUT", model, body=[dict(i) for i in items])
+        status, body = self._request("PUT", model, body=[dict(i) for i in items], per_item=True)
         if not isinstance(body, Mapping):
             raise FatalError(f"planhat PUT {model}: unexpected bulk response {json.dumps(body)[:200]}")
         return status, dict(body)
