@@ -123,6 +123,9 @@ class PlanhatConnector(Connector):
     """Planhat over ``PlanhatClient`` (requests)."""
 
     name: ClassVar[str] = SYSTEM
+    option_keys: ClassVar[frozenset[str] | None] = frozenset({
+        "base_url", "ca_bundle", "timeout", "page_size", "bulk_size"
+    })
     objects: ClassVar[Mapping[ObjectType, tuple[str, ...]]] = {
         ObjectType.ACCOUNT: ("companies",),
         ObjectType.CONTACT: ("endusers",),

@@ -18,7 +18,7 @@ from typing import Any
 
 import requests
 
-from connectors.base import AuthError, FatalError, RetriableError
+from connectors.base import AuthError, FatalError, RetriableError, Unreachable, unreachable_cause
 
 log = logging.getLogger(__name__)
 
@@ -123,8 +123,13 @@ class PlanhatClient:
                 verify=self.verify if self.verify is not True else None,
             )
         except (requests.Timeout, requests.ConnectionError) as e:
+            cause = unreachable_cause(e)
+            if cause:  # refused / unknown host: deferred after a few tries
+                raise Unreachable(f"planhat {method} {path}: {cause} ({self.base_url})") from None
             # ConnectTimeout/ReadTimeout/ConnectionError (incl. resets): try again later.
             raise RetriableError(f"planhat {method} {path}: {type(e).__name__}: {str(e)[:200]}") from None
+        except OSError as e:  # e.g. a CA bundle that cannot be read
+            raise FatalError(f"planhat {method} {path}: {e}") from None
         status = resp.status_code
         if status in (200, 201, 206):
             try:

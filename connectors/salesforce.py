@@ -53,7 +53,9 @@ from connectors.base import (
     ResyncRequired,
     RetriableError,
     RetryPolicy,
+    Unreachable,
     retrying,
+    unreachable_cause,
 )
 from connectors.salesforce_auth import SalesforceAuth, build_session, meter_session
 from connectors.salesforce_bulk import typed_rows
@@ -127,6 +129,11 @@ class SalesforceConnector(SalesforceWriter, Connector):
     """Salesforce through simple-salesforce; see the module docstring."""
 
     name: ClassVar[str] = SYSTEM
+    option_keys: ClassVar[frozenset[str] | None] = frozenset({
+        "instance_url", "token_url", "ca_bundle", "timeout", "api_version", "fields",
+        "external_id_field", "bulk_threshold", "bulk_poll_seconds", "create_contacts_as",
+        "opportunity_contacts", "page_size",
+    })
     objects: ClassVar[Mapping[ObjectType, tuple[str, ...]]] = {
         ObjectType.ACCOUNT: ("Account",),
         ObjectType.CONTACT: ("Contact", "Lead"),
@@ -300,6 +307,9 @@ class SalesforceConnector(SalesforceWriter, Connector):
                 requests.ConnectionError,
                 requests.exceptions.ChunkedEncodingError,
             ) as exc:
+                cause = unreachable_cause(exc)
+                if cause:
+                    raise Unreachable(f"{self.connection}: {what}: {cause}") from exc
                 raise RetriableError(f"{self.connection}: {what}: {type(exc).__name__}") from exc
 
         try:

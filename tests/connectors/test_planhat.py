@@ -22,6 +22,7 @@ from connectors.base import (
     OpKind,
     RetriableError,
     RetryPolicy,
+    Unreachable,
     WriteOp,
 )
 from connectors.planhat import PLANHAT_BULK, PlanhatConnector, parse_modstamp
@@ -413,3 +414,26 @@ def test_given_206_with_errors_without_keys_when_write_then_only_unconfirmed_ops
     assert res[0].remote_id == "64b7f1d3b2e5f4c3d2b10200"
     assert res[1].category == ErrorCategory.UNKNOWN and res[1].message == "Validation failed"
     assert res[3].remote_id == "64b7f1d3b2e5f4c3d2b10002"
+
+
+def test_given_connection_refused_when_read_then_unreachable_after_fewer_tries(
+    api: responses.RequestsMock, sleeps: Sleeps
+) -> None:
+    """A host that refuses connections is deferred after ``unreachable_attempts`` tries,
+    not after the full retry budget meant for 429/5xx."""
+    refused = requests.ConnectionError("Failed to establish a new connection: [Errno 111] Connection refused")
+    for _ in range(3):
+        api.get(f"{BASE}/endusers", body=refused)
+    with pytest.raises(Unreachable, match="connection refused"):
+        list(connector(sleeps).read(ObjectType.CONTACT))
+    assert len(api.calls) == 3 and len(sleeps) == 2
+
+
+def test_unreachable_cause_reads_wrapped_errors() -> None:
+    from connectors.base import unreachable_cause
+
+    dns = requests.ConnectionError(OSError("[Errno -2] Name or service not known"))
+    assert unreachable_cause(dns) == "unknown host"
+    assert unreachable_cause(requests.ConnectionError(ConnectionRefusedError(111, "refused"))) == "connection refused"
+    assert unreachable_cause(requests.ReadTimeout("read timed out")) is None
+    assert unreachable_cause(requests.ConnectionError("Connection reset by peer")) is None
