@@ -391,6 +391,7 @@ class Runner:
         report.errors += ps.errors
         if ds is not None:
             report.deleted += ds.deleted
+            report.messages.extend(ds.notes)
 
     def _check_caps(self, report: CycleReport, force: bool) -> None:
         if force:
