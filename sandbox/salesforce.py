@@ -142,6 +142,9 @@ class Call:
         return self.request.method
 
 
+MERGEABLE_OBJECTS = frozenset({"Account", "Contact", "Lead"})
+
+
 class SalesforceEmulator(Emulator):
     """An in-memory Salesforce org behind the REST and Bulk 2.0 APIs."""
 
@@ -623,6 +626,8 @@ class SalesforceEmulator(Emulator):
             "labelPlural": f"{obj}s",
             "keyPrefix": KEY_PREFIXES[obj],
             "custom": False,
+            # SOAP merge() takes Lead, Contact and Account (API_NOTES A9)
+            "mergeable": obj in MERGEABLE_OBJECTS,
             "createable": obj != "User",
             "updateable": True,
             "deletable": obj != "User",
@@ -695,11 +700,29 @@ class SalesforceEmulator(Emulator):
                         }
                         for v in picks
                     ],
+                    "nameField": spec.name == "Name",
                     "referenceTo": [target] if target else [],
                     "relationshipName": ref[0] if ref else None,
                 }
             )
-        return {**self._object_summary(obj, version), "fields": fields}
+        return {**self._object_summary(obj, version), "fields": fields,
+                "childRelationships": self._child_relationships(obj)}
+
+    def _child_relationships(self, obj: str) -> list[dict[str, Any]]:
+        """describe's ``childRelationships``: the lookups of other objects that point here."""
+        out = []
+        for child, specs in self.org.schema.items():
+            for spec in specs.values():
+                ref = REFERENCES.get(spec.name)
+                if ref is None or (ref[1] or child) != obj or spec.name == "MasterRecordId":
+                    continue
+                out.append({
+                    "childSObject": child, "field": spec.name,
+                    "relationshipName": None if child == "User" else f"{child}s",
+                    "cascadeDelete": obj == "Account" and child in ("Contact", "Opportunity"),
+                    "deprecatedAndHidden": False, "restrictedDelete": False,
+                })
+        return out
 
     def _record_json(
         self, obj: str, rec: Mapping[str, Any], version: str, only: list[str] | None

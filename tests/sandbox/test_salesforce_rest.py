@@ -789,3 +789,16 @@ def test_compound_name_of_contact_and_lead_is_queryable_and_read_only(h: Harness
     assert status == 400, body
     status, body, _ = h.call("GET", "/query", query={"q": "SELECT Id, Nickname FROM Contact"})
     assert status == 400 and body[0]["errorCode"] == "INVALID_FIELD"
+
+
+def test_describe_carries_mergeable_child_relationships_and_name_field(h: Harness) -> None:
+    _, acc, _ = h.call("GET", "/sobjects/Account/describe")
+    assert acc["mergeable"] is True
+    children = {(c["childSObject"], c["field"]) for c in acc["childRelationships"]}
+    assert {("Contact", "AccountId"), ("Opportunity", "AccountId")} <= children
+    assert [f["name"] for f in acc["fields"] if f["nameField"]] == ["Name"]
+    _, opp, _ = h.call("GET", "/sobjects/Opportunity/describe")
+    assert opp["mergeable"] is False
+    assert ("OpportunityContactRole", "OpportunityId") in {(c["childSObject"], c["field"]) for c in opp["childRelationships"]}
+    _, con, _ = h.call("GET", "/sobjects/Contact/describe")
+    assert [f["name"] for f in con["fields"] if f["nameField"]] == ["Name"]
