@@ -275,6 +275,10 @@ class SalesforceConnector(SalesforceWriter, Connector):
             return AuthError(f"{where}: {code or 'unauthorized'}: {message}")
         if code == "REQUEST_LIMIT_EXCEEDED":
             return QuotaExhausted(f"{where}: Salesforce API request limit exceeded ({message})")
+        if status == 403:
+            # the user may not do this at all (API disabled, no object permission):
+            # ends Salesforce's part of the run like refused credentials
+            return AuthError(f"{where}: HTTP 403 {code or 'FORBIDDEN'}: {message}")
         if code == "UNABLE_TO_LOCK_ROW":
             return RetriableError(f"{where}: {code}: {message}")
         if status == 429 or status >= 500:
