@@ -57,6 +57,8 @@ def cycle_job(config_path: str | None) -> None:
     """Scheduled incremental cycle."""
     report = _runner(config_path).run_cycle()
     log.info("cycle %s: %s, pulled %s, written %s", report.run_id, report.status, report.pulled, report.written)
+    for line in (*report.failed_systems.values(), *report.deferred_systems.values()):
+        log.warning("cycle %s: %s", report.run_id, line)
 
 
 def sweep_job(config_path: str | None) -> None:

@@ -324,7 +324,9 @@ def retrying(fn: Callable[[], T], *, policy: RetryPolicy, what: str) -> T:
 
     def before_sleep(state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
-        log.warning("%s: attempt %d failed (%s); retrying", what, state.attempt_number, exc)
+        # INFO: a retry that then succeeds is routine; one that never does is reported
+        # by the run (one line per system), not by a warning per attempt
+        log.info("%s: attempt %d failed (%s); retrying", what, state.attempt_number, exc)
 
     base_stop = stop_after_attempt(policy.attempts) | stop_after_delay(policy.max_delay)
 

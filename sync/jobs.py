@@ -367,7 +367,7 @@ class Runner:
         how, line = system_problem(name, e)
         (report.failed_systems if how == "failed" else report.deferred_systems)[name] = line
         report.messages.append(line)
-        log.warning("%s", line)
+        log.info("%s", line)  # the caller reports it (CLI: one error line; scheduler: a warning)
 
     def _pull_one(self, report: CycleReport, name: str, ot: ObjectType, *, since: datetime | None,
                   until: datetime | None) -> None:

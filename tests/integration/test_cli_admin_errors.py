@@ -157,6 +157,8 @@ def test_cli_subprocess_wrong_token_and_unreachable_salesforce(
     assert "Traceback" not in proc.stderr
     lines = error_lines(proc.stderr)
     assert len(lines) == 2, proc.stderr
+    # nothing else on stderr: no retry chatter, no log lines, no traceback
+    assert [x for x in proc.stderr.splitlines() if x.strip()] == lines
     assert any(x.startswith("error: salesforce: cannot reach the system") for x in lines)
     assert any(x.startswith("error: hubspot: credentials refused") for x in lines)
 
