@@ -46,6 +46,7 @@ from connectors.planhat_client import (
     DEFAULT_TIMEOUT,
     PlanhatBadRequest,
     PlanhatClient,
+    PlanhatForbidden,
     PlanhatNotFound,
 )
 from mapping.canonical import ObjectType
@@ -361,6 +362,9 @@ class PlanhatConnector(Connector):
         except PlanhatBadRequest as e:
             return WriteResult(op=op, success=False, remote_id=op.remote_id,
                                category=categorize(str(e)), message=str(e))
+        except PlanhatForbidden as e:  # this record only (Planhat permissions are per item)
+            return WriteResult(op=op, success=False, remote_id=op.remote_id,
+                               category=ErrorCategory.PERMISSION, message=str(e))
         return WriteResult(op=op, success=True, remote_id=op.remote_id)
 
     def _bulk(self, model: str, chunk: list[tuple[int, WriteOp]]) -> list[tuple[int, WriteResult]]:

@@ -41,6 +41,11 @@ class PlanhatNotFound(FatalError):
     """HTTP 404 on a single-record call."""
 
 
+class PlanhatForbidden(AuthError):
+    """HTTP 403: the service account may not do this (a whole listing: the run's part
+    ends; one record's write: that record fails with a permission error)."""
+
+
 def retry_after_seconds(value: str | None, *, now: datetime | None = None) -> float | None:
     """``Retry-After`` as seconds: delta-seconds or an HTTP date; None if absent/bad."""
     if not value:
@@ -154,7 +159,7 @@ class PlanhatClient:
             # Service-account tokens never expire: a 401 means a wrong or revoked token.
             raise AuthError(msg)
         if status == 403:
-            raise AuthError(f"{msg} (the service account lacks permission)")
+            raise PlanhatForbidden(f"{msg} (the service account lacks permission)")
         if status == 404:
             raise PlanhatNotFound(msg)
         if status == 400:

@@ -604,6 +604,8 @@ class PlanhatEmulator(Emulator):
             # https://docs.planhat.com/#create_company
             if not isinstance(body, dict):
                 return self._error(request, endpoint, 400, "Body must be an object")
+            if "*" in self._denied[model]:
+                return self._error(request, endpoint, 403, f"the service account has no permission to create {model}")
             try:
                 if fault is not None and fault.kind == "validation" and self._validation_hit(body, fault):
                     self.ctx.stats.fault(SYSTEM, "validation")
@@ -630,6 +632,8 @@ class PlanhatEmulator(Emulator):
             return self._json(request, endpoint, 200, snapshot)
         if model not in WRITABLE:
             return self._error(request, endpoint, 405, "Method not allowed")
+        if _id is not None and _id in self._denied[model] and request.method in ("PUT", "DELETE"):
+            return self._error(request, endpoint, 403, f"the service account has no permission to change this {model[:-1]}")
         if request.method == "DELETE":
             # https://docs.planhat.com/#delete_company → {"n","ok","deletedCount"}
             with self._lock:

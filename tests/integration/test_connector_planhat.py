@@ -187,6 +187,12 @@ def test_given_records_without_permission_when_bulk_write_then_403_maps_only_the
     assert (emu.get("companies", ids[0]) or {})["name"] == "Renamed 0"
     assert (emu.get("companies", ids[1]) or {})["name"] != "Renamed 1"
     assert results[3].created and emu.counts()["companies"] == 41
+    # a delete the account may not make fails for that record only
+    [gone, kept] = conn.write(ObjectType.ACCOUNT, [
+        WriteOp(OpKind.DELETE, ObjectType.ACCOUNT, "c-0", remote_id=ids[0]),
+        WriteOp(OpKind.DELETE, ObjectType.ACCOUNT, "c-1", remote_id=ids[1])])
+    assert gone.success and not kept.success and kept.category == ErrorCategory.PERMISSION
+    assert emu.get("companies", ids[1]) is not None
 
 
 def test_given_the_same_key_twice_when_bulk_write_then_no_400_and_last_value_wins(ph: Sandbox) -> None:

@@ -382,3 +382,10 @@ def test_given_items_without_permission_when_bulk_then_403_and_the_others_saved(
     h.emu.deny("companies")  # no creates at all
     status, body, _ = h.call("PUT", "/companies", [{"sourceId": "s-2", "name": "Two"}])
     assert status == 403 and body["created"] == 0 and len(body["permissionErrors"]) == 1
+    # single-record calls on a denied record are a plain 403
+    status, body, _ = h.call("PUT", f"/companies/{b}", {"name": "B again"})
+    assert status == 403 and "permission" in body["error"]
+    status, _, _ = h.call("DELETE", f"/companies/{b}")
+    assert status == 403 and got(h.emu, "companies", b)["name"] == "Co 1"
+    status, _, _ = h.call("POST", "/companies", {"name": "Nope"})
+    assert status == 403
