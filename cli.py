@@ -213,10 +213,14 @@ def status(
         console.print(t)
     if data["last_runs"]:
         t = Table(title="last runs")
-        for col in ("id", "kind", "status", "started", "finished"):
+        for col in ("id", "kind", "status", "started", "finished", "systems"):
             t.add_column(col)
         for r in data["last_runs"]:
-            t.add_row(str(r["id"]), r["kind"], r["status"], r["started_at"], r["finished_at"] or "-")
+            counts = r.get("counts") or {}
+            down = [f"{n} failed" for n in counts.get("failed_systems") or {}]
+            down += [f"{n} deferred" for n in counts.get("deferred_systems") or {}]
+            t.add_row(str(r["id"]), r["kind"], r["status"], r["started_at"], r["finished_at"] or "-",
+                      ", ".join(down) or "-")
         console.print(t)
     console.print("outbox    " + (", ".join(f"{k}: {v}" for k, v in data["outbox"].items()) or "empty"))
     console.print("errors    " + (", ".join(f"{k}: {v}" for k, v in data["errors_open"].items()) or "none open"))

@@ -77,6 +77,9 @@ def test_wrong_hubspot_token_fails_hubspot_only_with_one_line_and_exit_2(
     assert report["status"] == "partial"
     run = last_run(cfg)
     assert run["status"] == "partial"
+    assert list(run["counts"]["failed_systems"]) == ["hubspot"]  # recorded as failed for hubspot
+    human = runner.invoke(app, ["--config", str(cfg), "status"])
+    assert human.exit_code == 0 and "hubspot failed" in human.stdout
 
 
 def test_wrong_planhat_token_fails_planhat_only(
@@ -133,7 +136,8 @@ def test_unreachable_system_is_deferred_with_one_line_and_the_others_go_on(
     assert set(report["deferred_systems"]) == {"planhat"} and not report["failed_systems"]
     assert report["status"] == "partial"  # deferred, not a failed cycle
     assert report["pulled"].get("salesforce", 0) > 0 and report["pulled"].get("hubspot", 0) > 0
-    assert last_run(cfg)["status"] == "partial"
+    run = last_run(cfg)
+    assert run["status"] == "partial" and list(run["counts"]["deferred_systems"]) == ["planhat"]
 
 
 def test_cli_subprocess_wrong_token_and_unreachable_salesforce(
