@@ -11,10 +11,27 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperGroup
 
 from sync import config as cfg
 
+
+class _Group(TyperGroup):
+    """The top-level command group: an error from a connector or the config that reaches
+    this far is one ``error:`` line and exit 2, never a traceback."""
+
+    def invoke(self, ctx: Any) -> Any:
+        from connectors.base import ConnectorError
+
+        try:
+            return super().invoke(ctx)
+        except (ConnectorError, cfg.ConfigError) as e:
+            _error_line(str(e) or type(e).__name__)
+            raise typer.Exit(2) from None
+
+
 app = typer.Typer(
+    cls=_Group,
     name="revsync",
     help="Keep Salesforce, HubSpot and Planhat in agreement.",
     no_args_is_help=True,
@@ -53,8 +70,16 @@ class State:
 EXIT_SKIPPED = 3
 
 
+def _error_line(message: str) -> None:
+    """``error: …`` on stderr as ONE line, however long (never wrapped, markup-safe)."""
+    from rich.markup import escape
+
+    err_console.print(f"[bold red]error:[/] {escape(' '.join(message.split()))}", highlight=False,
+                      soft_wrap=True)
+
+
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)  # one line, never wrapped
+    _error_line(message)
     return typer.Exit(code)
 
 
@@ -208,10 +233,14 @@ def status(
         console.print(t)
     if data["last_runs"]:
         t = Table(title="last runs")
-        for col in ("id", "kind", "status", "started", "finished"):
+        for col in ("id", "kind", "status", "started", "finished", "systems"):
             t.add_column(col)
         for r in data["last_runs"]:
-            t.add_row(str(r["id"]), r["kind"], r["status"], r["started_at"], r["finished_at"] or "-")
+            counts = r.get("counts") or {}
+            down = [f"{n} failed" for n in counts.get("failed_systems") or {}]
+            down += [f"{n} deferred" for n in counts.get("deferred_systems") or {}]
+            t.add_row(str(r["id"]), r["kind"], r["status"], r["started_at"], r["finished_at"] or "-",
+                      ", ".join(down) or "-")
         console.print(t)
     console.print("outbox    " + (", ".join(f"{k}: {v}" for k, v in data["outbox"].items()) or "empty"))
     console.print("errors    " + (", ".join(f"{k}: {v}" for k, v in data["errors_open"].items()) or "none open"))
@@ -255,7 +284,7 @@ def _parse_date(value: str | None, option: str) -> Any:
 def make_runner(settings: cfg.Settings, *, systems: list[str] | None = None, progress: Any = None) -> Any:
     """A Runner with the configured connectors (credentials checked, errors made readable)."""
     from connectors.base import ApiBudget, ConnectorError, UnknownConnectorError
-    from sync.jobs import Runner, build_connections
+    from sync.jobs import Runner, build_connections, system_problem
     from sync.store import Store
 
     if systems:
@@ -267,14 +296,30 @@ def make_runner(settings: cfg.Settings, *, systems: list[str] | None = None, pro
         raise _fail("no connections configured (run `revsync init`, or see the README)")
     budget = ApiBudget({n: c.options["budget"]["calls_per_day"] for n, c in settings.connections.items()
                         if isinstance(c.options.get("budget"), dict) and c.options["budget"].get("calls_per_day")})
-    try:
-        conns = build_connections(settings, budget=budget)
-    except (ConnectorError, UnknownConnectorError) as e:
-        raise _fail(str(e)) from None
     store = Store.from_url(settings.database_url)
     if store.schema_revision() is None:
         raise _fail(f"database {cfg.redact_url(settings.database_url)} has no schema (run `revsync db upgrade`)")
-    return Runner(store, conns, settings, budget=budget, progress=progress)
+    # a connection that cannot be built (credentials refused, host unreachable, CA
+    # bundle missing) is reported by the run, one line, while the others go on
+    failures: dict[str, ConnectorError] = {}
+    try:
+        conns = build_connections(settings, budget=budget, only=systems or None, failures=failures)
+    except UnknownConnectorError as e:
+        raise _fail(str(e)) from None
+    if failures and not conns:
+        for name, exc in failures.items():
+            _error_line(system_problem(name, exc)[1])
+        raise typer.Exit(2)
+    return Runner(store, conns, settings, budget=budget, progress=progress, unavailable=failures)
+
+
+def _exit_for_systems(report: Any) -> None:
+    """One line per system that failed (auth/config) or could not be reached; exit 2."""
+    lines = [*report.failed_systems.values(), *report.deferred_systems.values()]
+    for line in lines:
+        _error_line(line)
+    if lines:
+        raise typer.Exit(2)
 
 
 class _Bars:
@@ -328,8 +373,10 @@ def _print_report(report: Any, title: str) -> None:
                   + (f", {d['remote_merges']} following merges made in the systems" if d.get("remote_merges") else "")
                   + f" ({d['review_queued']} pairs queued for review); new entities {d['new_entities']}, "
                   f"conflicts decided {d['conflicts']}, deletes flagged {d['deleted']}, errors {d['errors']}")
+    down = set(d.get("failed_systems", {}).values()) | set(d.get("deferred_systems", {}).values())
     for m in d["skipped"] + d["messages"]:
-        console.print(f"[yellow]note:[/] {m}", highlight=False)
+        if m not in down:  # those get their own error line on stderr
+            console.print(f"[yellow]note:[/] {m}", highlight=False)
 
 
 @app.command()
@@ -350,6 +397,7 @@ def sync(
         print_json(report.as_dict())
     else:
         _print_report(report, "dry run" if dry_run else "sync")
+    _exit_for_systems(report)
     if report.status == "skipped":
         raise _fail("skipped: another run holds every scope's lease (" + "; ".join(report.skipped[:3])
                     + (", …" if len(report.skipped) > 3 else "") + "); nothing was pulled or written",
@@ -379,6 +427,7 @@ def backfill(
         print_json(report.as_dict())
     else:
         _print_report(report, f"backfill {system}")
+    _exit_for_systems(report)
     if report.status in ("stopped", "failed"):
         raise typer.Exit(1)
 
@@ -461,13 +510,17 @@ def plan(
 
 @app.command()
 def errors(
-    category: Annotated[str | None, typer.Option("--category", help="Only this category (validation, duplicate, …).")] = None,
+    category: Annotated[str | None, typer.Option("--category", help="Only this category (validation, duplicate, bad_value, …).")] = None,
     limit: Annotated[int, typer.Option("--limit", help="Show at most this many.")] = 200,
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
     """Open entries of the error ledger: which record, which field, what went wrong."""
+    from connectors.base import ErrorCategory
     from sync import store as st
 
+    known = [c.value for c in ErrorCategory]
+    if category is not None and category not in known:
+        raise _fail(f"--category: unknown category {category!r} (one of: {', '.join(known)})")
     settings = load_settings()
     store = _store(settings)
     with store.session() as s:

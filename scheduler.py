@@ -47,15 +47,18 @@ def _runner(config_path: str | None) -> Any:
     budget = ApiBudget({n: c.options.get("budget", {}).get("calls_per_day")
                         for n, c in settings.connections.items()
                         if c.options.get("budget", {}).get("calls_per_day")})
-    conns = build_connections(settings, budget=budget)
+    failures: dict[str, Any] = {}  # a system that cannot be built is reported by the run
+    conns = build_connections(settings, budget=budget, failures=failures)
     return Runner(Store.from_url(settings.database_url), conns, settings, budget=budget,
-                  should_stop=STOP.is_set)
+                  should_stop=STOP.is_set, unavailable=failures)
 
 
 def cycle_job(config_path: str | None) -> None:
     """Scheduled incremental cycle."""
     report = _runner(config_path).run_cycle()
     log.info("cycle %s: %s, pulled %s, written %s", report.run_id, report.status, report.pulled, report.written)
+    for line in (*report.failed_systems.values(), *report.deferred_systems.values()):
+        log.warning("cycle %s: %s", report.run_id, line)
 
 
 def sweep_job(config_path: str | None) -> None:

@@ -58,6 +58,42 @@ class RetriableError(ConnectorError):
         self.retry_after = retry_after
 
 
+class Unreachable(RetriableError):
+    """The system cannot be reached at all (connection refused, unknown host).
+
+    Retried like any ``RetriableError``, but only ``RetryPolicy.unreachable_attempts``
+    times: the run defers that system to the next cycle instead of waiting out an outage.
+    """
+
+
+_UNREACHABLE_NAMES = frozenset({
+    "NewConnectionError", "NameResolutionError", "ConnectionRefusedError", "gaierror",
+    "NoRouteToHostError",
+})
+
+
+def unreachable_cause(exc: BaseException) -> str | None:
+    """"connection refused" / "unknown host" when ``exc`` (or what it wraps) says the
+    host could not be reached at all; None for timeouts, resets and the rest."""
+    seen: set[int] = set()
+    todo: list[BaseException] = [exc]
+    while todo:
+        e = todo.pop()
+        if id(e) in seen:
+            continue
+        seen.add(id(e))
+        name = type(e).__name__
+        text = str(e)
+        if name in ("NameResolutionError", "gaierror") or "Name or service not known" in text \
+                or "nodename nor servname" in text or "Temporary failure in name resolution" in text:
+            return "unknown host"
+        if name in _UNREACHABLE_NAMES or "Connection refused" in text:
+            return "connection refused"
+        nexts = (getattr(e, "reason", None), e.__cause__, e.__context__, *getattr(e, "args", ()))
+        todo.extend(n for n in nexts if isinstance(n, BaseException))
+    return None
+
+
 class QuotaExhausted(ConnectorError):
     """A daily (or other long-window) quota is used up: end the run cleanly, resume later."""
 
@@ -79,7 +115,8 @@ class ResyncRequired(ConnectorError):
 
 
 class ErrorCategory(StrEnum):
-    """Categories recorded in the error ledger."""
+    """Categories recorded in the error ledger (the one list: ``revsync errors
+    --category`` accepts exactly these)."""
 
     VALIDATION = "validation"
     DUPLICATE = "duplicate"
@@ -91,6 +128,7 @@ class ErrorCategory(StrEnum):
     SERVER = "server"
     AUTH = "auth"
     MAPPING = "mapping"
+    BAD_VALUE = "bad_value"
     UNKNOWN = "unknown"
 
 
@@ -259,6 +297,7 @@ class RetryPolicy:
 
     attempts: int = 6
     max_delay: float = 120.0  # total seconds spent waiting, across attempts
+    unreachable_attempts: int = 3  # an unreachable host is deferred sooner
     base: float = 0.5
     cap: float = 30.0
     sleep: Callable[[float], None] = time.sleep
@@ -285,11 +324,21 @@ def retrying(fn: Callable[[], T], *, policy: RetryPolicy, what: str) -> T:
 
     def before_sleep(state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
+        # INFO: a retry that then succeeds is routine; one that never does is reported
+        # by the run (one line per system), not by a warning per attempt
         log.info("%s: attempt %d failed (%s); retrying", what, state.attempt_number, exc)
+
+    base_stop = stop_after_attempt(policy.attempts) | stop_after_delay(policy.max_delay)
+
+    def stop(state: RetryCallState) -> bool:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, Unreachable) and state.attempt_number >= policy.unreachable_attempts:
+            return True
+        return bool(base_stop(state))
 
     r = Retrying(
         retry=retry_if_exception_type(RetriableError),
-        stop=stop_after_attempt(policy.attempts) | stop_after_delay(policy.max_delay),
+        stop=stop,
         wait=_wait(policy),
         sleep=policy.sleep,
         before_sleep=before_sleep,
@@ -334,6 +383,9 @@ class ConnectionSettings:
 
 # --------------------------------------------------------------------------- the contract
 
+#: option keys of every connection (read by the engine, not the connector)
+COMMON_OPTIONS = frozenset({"budget", "external_id_field"})
+
 
 class Connector(abc.ABC):
     """One external system. Subclasses declare ``name`` and ``objects``."""
@@ -345,6 +397,10 @@ class Connector(abc.ABC):
     #: native objects whose duplicates ``write`` can merge (``OpKind.MERGE``); the
     #: engine plans merges (policy ``merges = "merge"``) only for these
     mergeable: ClassVar[frozenset[str]] = frozenset()
+    #: the ``[connections.NAME]`` option keys this connector reads (besides the ones
+    #: every connection has, ``COMMON_OPTIONS``); config rejects any other key.
+    #: ``None``: not declared (a third-party connector), every key is accepted.
+    option_keys: ClassVar[frozenset[str] | None] = None
 
     @abc.abstractmethod
     def read_pages(

@@ -113,6 +113,9 @@ class HubSpotConnector(Connector):
     """HubSpot companies, contacts and deals."""
 
     name: ClassVar[str] = "hubspot"
+    option_keys: ClassVar[frozenset[str] | None] = frozenset({
+        "host", "ca_bundle", "timeout", "properties"
+    })
     objects: ClassVar[Mapping[ObjectType, tuple[str, ...]]] = {
         ObjectType.ACCOUNT: ("companies",),
         ObjectType.CONTACT: ("contacts",),

@@ -34,7 +34,9 @@ from connectors.base import (
     RecordError,
     RetriableError,
     RetryPolicy,
+    Unreachable,
     retrying,
+    unreachable_cause,
 )
 
 log = logging.getLogger(__name__)
@@ -186,6 +188,9 @@ def translate(exc: BaseException, what: str) -> ConnectorError:
         text = f"{type(reason).__name__}: {reason}"
         if "CERTIFICATE_VERIFY_FAILED" in text:
             return FatalError(f"{what}: TLS certificate check failed ({type(reason).__name__})")
+        cause = unreachable_cause(exc)
+        if cause:
+            return Unreachable(f"{what}: {cause}")
         return RetriableError(f"{what}: network error ({type(reason).__name__})")
     if not is_api_exception(exc):
         return FatalError(f"{what}: unexpected {type(exc).__name__}: {exc}")
@@ -206,7 +211,8 @@ def translate(exc: BaseException, what: str) -> ConnectorError:
     if info.status == 401:
         return TokenExpired(label)
     if info.status == 403:
-        return FatalError(label)
+        # MISSING_SCOPES and the like: the token may not do this (ends HubSpot's part)
+        return AuthError(label)
     if info.status in (400, 404, 409, 413, 422):
         return BatchRejected(label, status=info.status, body=info.body or {})
     return FatalError(label)

@@ -10,7 +10,12 @@ derives from their licenses, so licenses are not read separately.
 Writes go through the bulk upsert ``PUT /{model}`` (≤ ``PLANHAT_BULK`` items): creates
 carry ``sourceId`` = the canonical id (so a retried create updates instead of
 duplicating), updates carry ``_id``. Results are mapped op by op from ``insertsKeys`` /
-``updatesKeys`` and ``createdErrors`` / ``updatedErrors`` (HTTP 206).
+``updatesKeys`` and ``createdErrors`` / ``updatedErrors`` / ``permissionErrors``: Planhat
+answers 206 when some items failed, 400 when every item failed and 403 when some
+items lacked permission (the others went through), all with that same body. A key
+repeated inside one request is a 400 for the whole request, so no chunk ever carries
+the same ``sourceId`` or ``_id`` twice. A 400 with no per-item detail is split in
+halves until the bad item is alone (it fails; the others are written).
 """
 
 from __future__ import annotations
@@ -34,7 +39,6 @@ from connectors.base import (
     RetryPolicy,
     WriteOp,
     WriteResult,
-    chunked,
     retrying,
 )
 from connectors.planhat_client import (
@@ -42,6 +46,7 @@ from connectors.planhat_client import (
     DEFAULT_TIMEOUT,
     PlanhatBadRequest,
     PlanhatClient,
+    PlanhatForbidden,
     PlanhatNotFound,
 )
 from mapping.canonical import ObjectType
@@ -119,6 +124,9 @@ class PlanhatConnector(Connector):
     """Planhat over ``PlanhatClient`` (requests)."""
 
     name: ClassVar[str] = SYSTEM
+    option_keys: ClassVar[frozenset[str] | None] = frozenset({
+        "base_url", "ca_bundle", "timeout", "page_size", "bulk_size"
+    })
     objects: ClassVar[Mapping[ObjectType, tuple[str, ...]]] = {
         ObjectType.ACCOUNT: ("companies",),
         ObjectType.CONTACT: ("endusers",),
@@ -317,13 +325,32 @@ class PlanhatConnector(Connector):
                     op=op, success=False, remote_id=op.remote_id, category=ErrorCategory.UNKNOWN,
                     message=f"planhat has no {op.kind.value} API",
                 )
-        for chunk in chunked(upserts, self.bulk_size):
+        for chunk in self._chunks(model, upserts):
             for i, res in self._bulk(model, chunk):
                 results[i] = res
         missing = [i for i, r in enumerate(results) if r is None]
         if missing:  # pragma: no cover - every branch above fills its slots
             raise AssertionError(f"planhat write left ops without a result: {missing}")
         return [r for r in results if r is not None]
+
+    def _chunks(self, model: str, upserts: list[tuple[int, WriteOp]]) -> Iterator[list[tuple[int, WriteOp]]]:
+        """Chunks of at most ``bulk_size`` in which no key (``_id`` / ``sourceId``) repeats:
+        Planhat refuses a request that carries a key twice. A repeat waits for the next
+        chunk, so a later op on the same record is applied after the earlier one."""
+        pending = list(upserts)
+        while pending:
+            chunk: list[tuple[int, WriteOp]] = []
+            keys: set[str] = set()
+            later: list[tuple[int, WriteOp]] = []
+            for i, op in pending:
+                key = op.remote_id or f"srcid-{op.key}"
+                if key in keys or len(chunk) >= self.bulk_size:
+                    later.append((i, op))
+                    continue
+                keys.add(key)
+                chunk.append((i, op))
+            yield chunk
+            pending = later
 
     def _delete(self, model: str, op: WriteOp) -> WriteResult:
         key = op.remote_id or f"srcid-{op.key}"
@@ -335,6 +362,9 @@ class PlanhatConnector(Connector):
         except PlanhatBadRequest as e:
             return WriteResult(op=op, success=False, remote_id=op.remote_id,
                                category=categorize(str(e)), message=str(e))
+        except PlanhatForbidden as e:  # this record only (Planhat permissions are per item)
+            return WriteResult(op=op, success=False, remote_id=op.remote_id,
+                               category=ErrorCategory.PERMISSION, message=str(e))
         return WriteResult(op=op, success=True, remote_id=op.remote_id)
 
     def _bulk(self, model: str, chunk: list[tuple[int, WriteOp]]) -> list[tuple[int, WriteResult]]:
@@ -351,12 +381,15 @@ class PlanhatConnector(Connector):
     def _bad_request(
         self, model: str, chunk: list[tuple[int, WriteOp]], items: list[dict[str, Any]], e: PlanhatBadRequest
     ) -> list[tuple[int, WriteResult]]:
-        """A 400 on a bulk: one item's failure when attributable, else a FatalError."""
+        """A 400 without per-item lists: one item's failure when attributable, else the
+        chunk is split in halves until the bad item is alone (never the whole batch lost)."""
         pos = self._position(e.body, chunk, items) if e.body is not None else None
         if pos is None and len(chunk) == 1:
             pos = 0
         if pos is None:
-            raise FatalError(f"planhat bulk upsert {model} rejected the whole batch: {e}") from None
+            mid = len(chunk) // 2
+            log.info("planhat bulk upsert %s: 400 for %d items without detail; splitting", model, len(chunk))
+            return self._bulk(model, chunk[:mid]) + self._bulk(model, chunk[mid:])
         i, op = chunk[pos]
         out = [(i, WriteResult(op=op, success=False, remote_id=op.remote_id,
                                category=categorize(str(e)), message=str(e)))]

@@ -18,13 +18,15 @@ from typing import Any
 
 import requests
 
-from connectors.base import AuthError, FatalError, RetriableError
+from connectors.base import AuthError, FatalError, RetriableError, Unreachable, unreachable_cause
 
 log = logging.getLogger(__name__)
 
 # https://docs.planhat.com — default host; regional tenants use api-<region>.planhat.com.
 DEFAULT_BASE_URL = "https://api.planhat.com"
 DEFAULT_TIMEOUT = 60.0
+# The per-item lists of a bulk upsert answer (200, 206, and 400 / 403 as well).
+PER_ITEM_KEYS = ("createdErrors", "updatedErrors", "permissionErrors")
 
 
 class PlanhatBadRequest(FatalError):
@@ -37,6 +39,11 @@ class PlanhatBadRequest(FatalError):
 
 class PlanhatNotFound(FatalError):
     """HTTP 404 on a single-record call."""
+
+
+class PlanhatForbidden(AuthError):
+    """HTTP 403: the service account may not do this (a whole listing: the run's part
+    ends; one record's write: that record fails with a permission error)."""
 
 
 def retry_after_seconds(value: str | None, *, now: datetime | None = None) -> float | None:
@@ -103,8 +110,17 @@ class PlanhatClient:
     # ------------------------------------------------------------------ transport
 
     def _request(
-        self, method: str, path: str, *, params: Mapping[str, Any] | None = None, body: Any = None
+        self, method: str, path: str, *, params: Mapping[str, Any] | None = None, body: Any = None,
+        per_item: bool = False,
     ) -> tuple[int, Any]:
+        """One call → (status, parsed body); errors raised as connector error families.
+
+        ``per_item`` (bulk upsert): a 400 or 403 whose body carries the per-item lists
+        (``createdErrors`` / ``updatedErrors`` / ``permissionErrors``) is an answer,
+        not an error: Planhat says 400 when every item failed and 403 when some items
+        lacked permission (the others went through).
+        https://www.planhat.com/developers/api/http-response-codes
+        """
         url = f"{self.base_url}/{path.lstrip('/')}"
         try:
             resp = self.session.request(
@@ -112,8 +128,13 @@ class PlanhatClient:
                 verify=self.verify if self.verify is not True else None,
             )
         except (requests.Timeout, requests.ConnectionError) as e:
+            cause = unreachable_cause(e)
+            if cause:  # refused / unknown host: deferred after a few tries
+                raise Unreachable(f"planhat {method} {path}: {cause} ({self.base_url})") from None
             # ConnectTimeout/ReadTimeout/ConnectionError (incl. resets): try again later.
             raise RetriableError(f"planhat {method} {path}: {type(e).__name__}: {str(e)[:200]}") from None
+        except OSError as e:  # e.g. a CA bundle that cannot be read
+            raise FatalError(f"planhat {method} {path}: {e}") from None
         status = resp.status_code
         if status in (200, 201, 206):
             try:
@@ -122,6 +143,15 @@ class PlanhatClient:
                 raise RetriableError(f"planhat {method} {path}: HTTP {status} with a body that is not JSON") from None
         if status == 204:
             return status, None
+        if per_item and status in (400, 403):
+            try:
+                parsed = resp.json()
+            except ValueError:
+                parsed = None
+            if isinstance(parsed, Mapping) and any(
+                isinstance(parsed.get(k), list) for k in PER_ITEM_KEYS
+            ):
+                return status, parsed
         msg = f"planhat {method} {path}: {_message(resp)}"
         if status == 429 or status >= 500:
             raise RetriableError(msg, retry_after=retry_after_seconds(resp.headers.get("Retry-After")))
@@ -129,7 +159,7 @@ class PlanhatClient:
             # Service-account tokens never expire: a 401 means a wrong or revoked token.
             raise AuthError(msg)
         if status == 403:
-            raise FatalError(f"{msg} (the service account lacks permission)")
+            raise PlanhatForbidden(f"{msg} (the service account lacks permission)")
         if status == 404:
             raise PlanhatNotFound(msg)
         if status == 400:
@@ -176,9 +206,12 @@ class PlanhatClient:
         return dict(body)
 
     def bulk_upsert(self, model: str, items: Sequence[Mapping[str, Any]]) -> tuple[int, dict[str, Any]]:
-        """``PUT /{model}`` with a JSON array → (200 or 206, the upsert summary)."""
+        """``PUT /{model}`` with a JSON array → (200, 206, 400 or 403, the upsert summary).
+
+        400 (every item failed) and 403 (some items lacked permission) come back with
+        the same summary as 206; any other 400 raises ``PlanhatBadRequest``."""
         # https://www.planhat.com/developers/api/bulk-upsert
-        status, body = self._request("PUT", model, body=[dict(i) for i in items])
+        status, body = self._request("PUT", model, body=[dict(i) for i in items], per_item=True)
         if not isinstance(body, Mapping):
             raise FatalError(f"planhat PUT {model}: unexpected bulk response {json.dumps(body)[:200]}")
         return status, dict(body)

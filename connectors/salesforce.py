@@ -53,7 +53,9 @@ from connectors.base import (
     ResyncRequired,
     RetriableError,
     RetryPolicy,
+    Unreachable,
     retrying,
+    unreachable_cause,
 )
 from connectors.salesforce_auth import SalesforceAuth, build_session, meter_session
 from connectors.salesforce_bulk import typed_rows
@@ -129,6 +131,11 @@ class SalesforceConnector(SalesforceWriter, Connector):
     """Salesforce through simple-salesforce; see the module docstring."""
 
     name: ClassVar[str] = SYSTEM
+    option_keys: ClassVar[frozenset[str] | None] = frozenset({
+        "instance_url", "token_url", "ca_bundle", "timeout", "api_version", "fields",
+        "external_id_field", "bulk_threshold", "bulk_poll_seconds", "create_contacts_as",
+        "opportunity_contacts", "page_size",
+    })
     objects: ClassVar[Mapping[ObjectType, tuple[str, ...]]] = {
         ObjectType.ACCOUNT: ("Account",),
         ObjectType.CONTACT: ("Contact", "Lead"),
@@ -270,6 +277,10 @@ class SalesforceConnector(SalesforceWriter, Connector):
             return AuthError(f"{where}: {code or 'unauthorized'}: {message}")
         if code == "REQUEST_LIMIT_EXCEEDED":
             return QuotaExhausted(f"{where}: Salesforce API request limit exceeded ({message})")
+        if status == 403:
+            # the user may not do this at all (API disabled, no object permission):
+            # ends Salesforce's part of the run like refused credentials
+            return AuthError(f"{where}: HTTP 403 {code or 'FORBIDDEN'}: {message}")
         if code == "UNABLE_TO_LOCK_ROW":
             return RetriableError(f"{where}: {code}: {message}")
         if status == 429 or status >= 500:
@@ -302,6 +313,9 @@ class SalesforceConnector(SalesforceWriter, Connector):
                 requests.ConnectionError,
                 requests.exceptions.ChunkedEncodingError,
             ) as exc:
+                cause = unreachable_cause(exc)
+                if cause:
+                    raise Unreachable(f"{self.connection}: {what}: {cause}") from exc
                 raise RetriableError(f"{self.connection}: {what}: {type(exc).__name__}") from exc
 
         try:

@@ -14,7 +14,14 @@ from typing import Any
 import requests
 from requests.adapters import BaseAdapter, HTTPAdapter
 
-from connectors.base import AuthError, ConnectionSettings, FatalError, RetriableError
+from connectors.base import (
+    AuthError,
+    ConnectionSettings,
+    FatalError,
+    RetriableError,
+    Unreachable,
+    unreachable_cause,
+)
 
 DEFAULT_TOKEN_URL = "https://login.salesforce.com/services/oauth2/token"  # noqa: S105
 DEFAULT_TIMEOUT = 60.0
@@ -159,9 +166,16 @@ class SalesforceAuth:
                 self.token_url, data=self._form(), headers={"Accept": "application/json"}
             )
         except (requests.Timeout, requests.ConnectionError) as exc:
+            cause = unreachable_cause(exc)
+            if cause:
+                raise Unreachable(
+                    f"connection {self.connection!r}: token request to {self.token_url}: {cause}"
+                ) from exc
             raise RetriableError(
                 f"connection {self.connection!r}: token request failed ({type(exc).__name__})"
             ) from exc
+        except OSError as exc:  # e.g. a CA bundle that cannot be read
+            raise FatalError(f"connection {self.connection!r}: token request failed: {exc}") from exc
         if resp.status_code == 429 or resp.status_code >= 500:
             retry_after = resp.headers.get("Retry-After")
             raise RetriableError(

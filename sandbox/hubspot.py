@@ -598,13 +598,6 @@ class HubSpotEmulator(Emulator):
             category, str(fault.get("message", "Property values were not valid")), context
         )
 
-    @staticmethod
-    def _problem_item(problems: list[ValueProblem], context: Mapping[str, Any]) -> dict[str, Any]:
-        body = problems_error(problems)
-        return item_error(
-            "VALIDATION_ERROR", body["message"], {**body["context"], **context}, body["errors"]
-        )
-
     def _batch_response(
         self,
         results: list[dict[str, Any]],

@@ -1,7 +1,11 @@
 """HubSpot CRM v3 batch endpoints (``/crm/v3/objects/{type}/batch/...``) of the emulator.
 
 https://developers.hubspot.com/docs/api/crm/contacts (Batch): ≤100 inputs, 200/201,
-207 multi-status with ``errors[]``, 409 when a create hits an existing unique value.
+409 when a create hits an existing unique value. One invalid property value in any
+input fails the whole create/update/upsert call with a 400 ``VALIDATION_ERROR``
+(HubSpot's CRM OpenAPI specs and live behaviour: nothing is written; the caller
+isolates the bad input by splitting). 207 multi-status with ``errors[]`` is kept for
+per-item outcomes: ids not found, conflicts, and the injected ``partial`` fault.
 """
 
 from __future__ import annotations
@@ -83,11 +87,14 @@ def batch_create(
     started = emu._now()
     obj, table = emu._table(params["obj"])
     inputs = emu._inputs(emu._json(request), BATCH_MAX)
+    checks = [emu._check_props(obj, (item or {}).get("properties"), fault) for item in inputs]
+    bad = [p for _values, problems in checks for p in problems]
+    if bad:
+        raise validation_error(bad)
     checked = []
     claimed: dict[tuple[str, str], int] = {}
-    for n, item in enumerate(inputs):
+    for n, (item, (values, _problems)) in enumerate(zip(inputs, checks, strict=True)):
         item = item or {}
-        values, problems = emu._check_props(obj, item.get("properties"), fault)
         existing = emu._conflict(obj, values)
         if existing is not None:
             raise emu._conflict_error(obj, existing)
@@ -102,16 +109,13 @@ def batch_create(
                     )  # fmt: skip
                 claimed[key] = n
         assocs = parse_create_assocs(emu, obj, item.get("associations"))
-        checked.append((item, values, problems, assocs))
+        checked.append((item, values, assocs))
     victims = emu._partial_victims(fault, len(checked))
     results, errors = [], []
-    for n, (item, values, problems, assocs) in enumerate(checked):
+    for n, (item, values, assocs) in enumerate(checked):
         ctx: dict[str, Any] = {}
         if item.get("objectWriteTraceId"):
             ctx["objectWriteTraceId"] = [str(item["objectWriteTraceId"])]
-        if problems:
-            errors.append(emu._problem_item(problems, ctx))
-            continue
         if n in victims and fault is not None:
             errors.append(emu._partial_error(fault, ctx))
             continue
@@ -134,19 +138,19 @@ def batch_update(
         (item or {}, *emu._check_props(obj, (item or {}).get("properties"), fault))
         for item in inputs
     ]
+    bad = [p for _item, _values, problems in checked for p in problems]
+    if bad:
+        raise validation_error(bad)
     victims = emu._partial_victims(fault, len(checked))
     results, errors, missing = [], [], []
     now = emu._now()
-    for n, (item, values, problems) in enumerate(checked):
+    for n, (item, values, _problems) in enumerate(checked):
         key = str(item.get("id", ""))
         rec = emu._locate(obj, key, item.get("idProperty"))
         if rec is None or not rec.live:
             missing.append(key)
             continue
         ctx = {"ids": [key]}
-        if problems:
-            errors.append(emu._problem_item(problems, ctx))
-            continue
         if n in victims and fault is not None:
             errors.append(emu._partial_error(fault, ctx))
             continue
@@ -187,19 +191,17 @@ def batch_upsert(
             )  # fmt: skip
         values, problems = emu._check_props(obj, item.get("properties"), fault)
         checked.append((item, id_prop, values, problems))
-    if obj == "contacts" and any(p for _, ip, _, p in checked if ip == "email"):
-        # "Partial upserts are not supported when using email as the idProperty" (contacts guide).
-        problems = [p for _, ip, _, ps in checked if ip == "email" for p in ps]
-        raise validation_error(problems)
+    bad = [p for _, _ip, _, ps in checked for p in ps]
+    if bad:
+        # One invalid value fails the whole call (and "partial upserts are not
+        # supported when using email as the idProperty", contacts guide).
+        raise validation_error(bad)
     victims = emu._partial_victims(fault, len(checked))
     results, errors = [], []
     now = emu._now()
-    for n, (item, id_prop, values, problems) in enumerate(checked):
+    for n, (item, id_prop, values, _problems) in enumerate(checked):
         key = str(item.get("id", ""))
         ctx = {"ids": [key]}
-        if problems:
-            errors.append(emu._problem_item(problems, ctx))
-            continue
         if n in victims and fault is not None:
             errors.append(emu._partial_error(fault, ctx))
             continue

@@ -114,7 +114,9 @@ def _coerce(kind: str, raw: Any, prop: str) -> Any:
     text = str(raw).strip()
     try:
         if kind == "id":
-            n = to_int(text)
+            # ``hs_object_id GT "0"`` is the usual start of paging by id: ids are
+            # positive, so 0 is a valid bound even though no record has it.
+            n = 0 if text == "0" else to_int(text)
             if n is None:
                 raise ValueError(text)
             return n

@@ -12,7 +12,13 @@ Endpoints (per model ``m`` in companies, endusers, licenses; users is read-only)
 - ``GET /m?limit=&offset=&sort=&select=`` → JSON array
 - ``GET|PUT|DELETE /m/{id}`` where ``id`` may be ``extid-{externalId}`` or ``srcid-{sourceId}``
 - ``POST /m`` create one
-- ``PUT /m`` bulk upsert of a JSON array (≤ ``BULK_MAX`` items), 200 or 206
+- ``PUT /m`` bulk upsert of a JSON array (≤ ``BULK_MAX`` items): 200 when every item
+  is saved, 206 when some fail, **400 when every item fails** (the per-item entries in
+  ``createdErrors`` / ``updatedErrors``), **400 when a ``sourceId`` appears twice in one
+  request** (duplicated key, nothing saved), **403 with ``permissionErrors``** when the
+  service account may not write some items (the others go through).
+  https://www.planhat.com/developers/api/http-response-codes ,
+  https://www.planhat.com/developers/api/bulk-upsert
 """
 
 from __future__ import annotations
@@ -109,6 +115,8 @@ class PlanhatEmulator(Emulator):
         self._version = 0
         self._counter = 0
         self._fault_rng = random.Random(ctx.seed)
+        # what the service account may not write (tests): model → _ids; "*" = no creates
+        self._denied: dict[str, set[str]] = {m: set() for m in MODELS}
         self._rate: RateWindow | None = (
             None if ctx.tier == "off" else RateWindow(RATE_PER_MINUTE, 60.0, ctx.clock)
         )
@@ -148,6 +156,12 @@ class PlanhatEmulator(Emulator):
             if model == "licenses" and d.get("companyId"):
                 self._derive_company(str(d["companyId"]), touch=False)
             return d
+
+    def deny(self, model: str, remote_id: str | None = None) -> None:
+        """Take the service account's write permission away for one record, or (no id)
+        for creating records of ``model`` (tests of the documented 403)."""
+        with self._lock:
+            self._denied[model].add(remote_id or "*")
 
     def get(self, model: str, remote_id: str) -> dict[str, Any] | None:
         """The live document (tests), or None."""
@@ -381,6 +395,13 @@ class PlanhatEmulator(Emulator):
                     continue
                 _id = self._match(model, item)
                 errors = out["createdErrors"] if _id is None else out["updatedErrors"]
+                if (_id or "*") in self._denied[model]:
+                    what = "create" if _id is None else "update"
+                    out["permissionErrors"].append({
+                        "item": self._keys(item, _id), "index": index, "field": None,
+                        "error": f"the service account has no permission to {what} this {model[:-1]}",
+                    })
+                    continue
                 try:
                     if _id is None and item.get("_id"):
                         # an _id names an existing record: Planhat never inserts with it
@@ -407,6 +428,41 @@ class PlanhatEmulator(Emulator):
                 except ItemError as e:
                     errors.append({"item": self._keys(item), "index": index, "error": str(e), "field": e.field})
         return out
+
+    @staticmethod
+    def bulk_status(out: Mapping[str, Any]) -> int:
+        """The status of a bulk upsert: 403 when items lacked permission (the others
+        went through), 400 when every item failed, 206 when some did, else 200."""
+        if out["permissionErrors"]:
+            return 403
+        failed = len(out["createdErrors"]) + len(out["updatedErrors"])
+        if not failed:
+            return 200
+        saved = out["created"] + out["updated"] + out["nonupdates"]
+        return 206 if saved else 400
+
+    def duplicated_keys(self, items: Sequence[Any]) -> dict[str, Any] | None:
+        """The 400 body when a ``sourceId`` repeats inside one request, else None.
+
+        Planhat refuses the request ("a required key is missing or it's duplicated");
+        every item carrying a repeated key is listed in ``createdErrors``."""
+        seen: dict[str, list[int]] = {}
+        for index, item in enumerate(items):
+            if isinstance(item, Mapping) and item.get("sourceId"):
+                seen.setdefault(str(item["sourceId"]), []).append(index)
+        repeated = {k: v for k, v in seen.items() if len(v) > 1}
+        if not repeated:
+            return None
+        entries = [
+            {"item": {"sourceId": key}, "index": index, "field": "sourceId",
+             "error": f"sourceId {key} is duplicated in the request"}
+            for key, positions in repeated.items() for index in positions
+        ]
+        return {
+            "created": 0, "createdErrors": entries, "insertsKeys": [],
+            "updated": 0, "updatedErrors": [], "updatesKeys": [],
+            "nonupdates": 0, "modified": [], "upsertedIds": [], "permissionErrors": [],
+        }
 
     @staticmethod
     def _validation_hit(item: Mapping[str, Any], fault: Fault) -> bool:
@@ -535,17 +591,21 @@ class PlanhatEmulator(Emulator):
                 return self._error(request, endpoint, 400, "Body must be an array of objects")
             if len(body) > BULK_MAX:
                 return self._error(request, endpoint, 400, f"Too many items: max {BULK_MAX} per request")
+            dupes = self.duplicated_keys(body)
+            if dupes:
+                return self._json(request, endpoint, 400, dupes)
             use = fault if fault is not None and fault.kind in ("partial", "validation") else None
             if use is not None:
                 self.ctx.stats.fault(SYSTEM, use.kind)
             out = self.bulk_upsert(model, body, use)
             self.ctx.stats.written(SYSTEM, out["created"] + out["updated"])
-            partial = bool(out["createdErrors"] or out["updatedErrors"])
-            return self._json(request, endpoint, 206 if partial else 200, out)
+            return self._json(request, endpoint, self.bulk_status(out), out)
         if request.method == "POST":
             # https://docs.planhat.com/#create_company
             if not isinstance(body, dict):
                 return self._error(request, endpoint, 400, "Body must be an object")
+            if "*" in self._denied[model]:
+                return self._error(request, endpoint, 403, f"the service account has no permission to create {model}")
             try:
                 if fault is not None and fault.kind == "validation" and self._validation_hit(body, fault):
                     self.ctx.stats.fault(SYSTEM, "validation")
@@ -572,6 +632,8 @@ class PlanhatEmulator(Emulator):
             return self._json(request, endpoint, 200, snapshot)
         if model not in WRITABLE:
             return self._error(request, endpoint, 405, "Method not allowed")
+        if _id is not None and _id in self._denied[model] and request.method in ("PUT", "DELETE"):
+            return self._error(request, endpoint, 403, f"the service account has no permission to change this {model[:-1]}")
         if request.method == "DELETE":
             # https://docs.planhat.com/#delete_company → {"n","ok","deletedCount"}
             with self._lock:

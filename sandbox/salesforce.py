@@ -37,6 +37,7 @@ from sandbox.salesforce_soql import (
     CompiledQuery,
     SoqlError,
     compile_soql,
+    field_value,
     parse_sf_datetime,
     sf_datetime,
     sort_records,
@@ -141,10 +142,16 @@ class Call:
         return self.request.method
 
 
+MERGEABLE_OBJECTS = frozenset({"Account", "Contact", "Lead"})
+
+
 class SalesforceEmulator(Emulator):
     """An in-memory Salesforce org behind the REST and Bulk 2.0 APIs."""
 
     system: ClassVar[str] = SYSTEM
+    #: getDeleted with a start older than the log: "answer" 200 with a later
+    #: earliestDateAvailable, or "error" INVALID_REPLICATION_DATE (both are seen)
+    deleted_too_old: str = "answer"
 
     def __init__(self, ctx: SandboxContext) -> None:
         super().__init__(ctx)
@@ -619,6 +626,8 @@ class SalesforceEmulator(Emulator):
             "labelPlural": f"{obj}s",
             "keyPrefix": KEY_PREFIXES[obj],
             "custom": False,
+            # SOAP merge() takes Lead, Contact and Account (API_NOTES A9)
+            "mergeable": obj in MERGEABLE_OBJECTS,
             "createable": obj != "User",
             "updateable": True,
             "deletable": obj != "User",
@@ -691,11 +700,29 @@ class SalesforceEmulator(Emulator):
                         }
                         for v in picks
                     ],
+                    "nameField": spec.name == "Name",
                     "referenceTo": [target] if target else [],
                     "relationshipName": ref[0] if ref else None,
                 }
             )
-        return {**self._object_summary(obj, version), "fields": fields}
+        return {**self._object_summary(obj, version), "fields": fields,
+                "childRelationships": self._child_relationships(obj)}
+
+    def _child_relationships(self, obj: str) -> list[dict[str, Any]]:
+        """describe's ``childRelationships``: the lookups of other objects that point here."""
+        out = []
+        for child, specs in self.org.schema.items():
+            for spec in specs.values():
+                ref = REFERENCES.get(spec.name)
+                if ref is None or (ref[1] or child) != obj or spec.name == "MasterRecordId":
+                    continue
+                out.append({
+                    "childSObject": child, "field": spec.name,
+                    "relationshipName": None if child == "User" else f"{child}s",
+                    "cascadeDelete": obj == "Account" and child in ("Contact", "Opportunity"),
+                    "deprecatedAndHidden": False, "restrictedDelete": False,
+                })
+        return out
 
     def _record_json(
         self, obj: str, rec: Mapping[str, Any], version: str, only: list[str] | None
@@ -713,7 +740,7 @@ class SalesforceEmulator(Emulator):
             else [s.name for s in schema.values()]
         )
         for name in names:
-            out[name] = rec.get(name)
+            out[name] = field_value(obj, rec, name)
         return out
 
     def _fields_param(self, call: Call, obj: str) -> list[str] | None:
@@ -891,7 +918,12 @@ class SalesforceEmulator(Emulator):
         )
 
     # ------------------------------------------------------------------ getUpdated / getDeleted
-    def _window(self, call: Call, days: int) -> tuple[datetime, datetime, datetime]:
+    def _window(
+        self, call: Call, days: int, *, clamp: bool = False
+    ) -> tuple[datetime, datetime, datetime]:
+        """(start, end, now) of a getUpdated/getDeleted call. A start further back than
+        ``days`` is refused with INVALID_REPLICATION_DATE, or with ``clamp`` moved up to
+        the oldest date kept (getDeleted then says so in ``earliestDateAvailable``)."""
         args = call.request.args
         try:
             start = parse_sf_datetime(args["start"]).replace(second=0, microsecond=0)
@@ -901,6 +933,8 @@ class SalesforceEmulator(Emulator):
                 400, "MALFORMED_QUERY", "start and end must be ISO-8601 datetimes"
             ) from None
         now = self.ctx.clock.now()
+        if start < now - timedelta(days=days) and clamp:
+            start = (now - timedelta(days=days)).replace(second=0, microsecond=0)
         if start < now - timedelta(days=days):
             raise SfError(
                 400, "INVALID_REPLICATION_DATE", f"startDate cannot be more than {days} days ago"
@@ -926,8 +960,15 @@ class SalesforceEmulator(Emulator):
         return {"ids": ids, "latestDateCovered": sf_datetime(latest)}
 
     def _deleted(self, call: Call, obj: str) -> dict[str, Any]:
-        """GET /sobjects/{T}/deleted/?start=&end= (the delete log, 15 days)."""
-        start, end, now = self._window(call, DELETED_WINDOW_DAYS)
+        """GET /sobjects/{T}/deleted/?start=&end= (the delete log, 15 days).
+
+        A start older than the log reaches is answered 200 with a later
+        ``earliestDateAvailable`` (what Salesforce does), or, with
+        ``deleted_too_old = "error"``, refused with INVALID_REPLICATION_DATE (also seen).
+        """
+        start, end, now = self._window(
+            call, DELETED_WINDOW_DAYS, clamp=self.deleted_too_old == "answer"
+        )
         latest = min(end, now.replace(second=0, microsecond=0))
         lo, hi = sf_datetime(start), sf_datetime(latest)
         log = self.org.delete_log[obj]
@@ -937,11 +978,10 @@ class SalesforceEmulator(Emulator):
             for when, rid in log
             if lo <= when < hi and rid in store and store[rid].get("IsDeleted")
         ]
-        earliest = self.org.earliest_deleted.get(obj)
-        if earliest is None:
-            earliest = (
-                parse_sf_datetime(log[0][0]) if log else now - timedelta(days=DELETED_WINDOW_DAYS)
-            )
+        # "Timestamp of the last physically deleted object": the log reaches back to the
+        # last purge (set_earliest_deleted), never further than the retention window.
+        retained = now - timedelta(days=DELETED_WINDOW_DAYS)
+        earliest = max(self.org.earliest_deleted.get(obj) or retained, retained)
         return {
             "deletedRecords": rows,
             "earliestDateAvailable": sf_datetime(earliest.replace(second=0, microsecond=0)),

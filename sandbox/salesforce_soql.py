@@ -57,6 +57,21 @@ class SoqlError(Exception):
         self.message = message
 
 
+# Compound name fields Salesforce computes from their parts: Contact and Lead ``Name``
+# (FirstName + LastName) is read-only and queryable, e.g. ``SELECT Id, Name FROM
+# Contact``. https://developer.salesforce.com/docs/atlas.en-us.object_reference.meta/object_reference/compound_fields_names.htm
+COMPOUND_NAME = FieldSpec("Name", "string", label="Full Name", length=121, updateable=False)
+COMPOUND_NAME_OBJECTS = frozenset({"Contact", "Lead"})
+
+
+def field_value(obj: str, rec: Mapping[str, Any], name: str) -> Any:
+    """The value of field ``name`` of a stored record, computing compound fields."""
+    if name == "Name" and obj in COMPOUND_NAME_OBJECTS:
+        parts = [str(v) for v in (rec.get("FirstName"), rec.get("LastName")) if v]
+        return " ".join(parts) or None
+    return rec.get(name)
+
+
 class SchemaView(Protocol):
     """What the compiler needs from the emulator: fields and parent lookups."""
 
@@ -214,7 +229,7 @@ class CompiledQuery:
         out: dict[str, Any] = {"attributes": _attributes(self.obj, rec.get("Id"), version)}
         for col in self.columns:
             if col.relationship is None:
-                out[col.field] = rec.get(col.field)
+                out[col.field] = col.getter(rec)
                 continue
             if col.relationship not in out:
                 ref = col.parent(rec) if col.parent is not None else None
@@ -394,9 +409,10 @@ class _Parser:
             if spec is None:
                 raise _no_such_column(name, self.obj)
             fname = spec.name
+            obj = self.obj
 
             def plain(rec: dict[str, Any]) -> Any:
-                return rec.get(fname)
+                return field_value(obj, rec, fname)
 
             return Column(fname, plain, None, None, fname)
         if len(parts) != 2:
@@ -434,7 +450,7 @@ class _Parser:
 
         def getter(rec: dict[str, Any]) -> Any:
             parent = find_parent(rec)
-            return parent.get(sub_name) if parent is not None else None
+            return field_value(target, parent, sub_name) if parent is not None else None
 
         return Column(f"{rel}.{sub_name}", getter, rel, target, sub_name, find_parent)
 

@@ -36,6 +36,8 @@ from mapping.values import (
     to_canonical,
 )
 from sandbox.salesforce_soql import (
+    COMPOUND_NAME,
+    COMPOUND_NAME_OBJECTS,
     REFERENCES,
     parse_sf_datetime,
     sf_datetime,
@@ -213,6 +215,8 @@ class Org:
         self.schema: dict[str, dict[str, FieldSpec]] = {
             obj: {f.name.lower(): f for f in fields} for obj, fields in SALESFORCE.items()
         }
+        for obj in COMPOUND_NAME_OBJECTS:  # computed, read-only: see field_value
+            self.schema[obj].setdefault("name", COMPOUND_NAME)
         self.objects = {obj.lower(): obj for obj in SALESFORCE}
         self.records: dict[str, dict[str, dict[str, Any]]] = {obj: {} for obj in SALESFORCE}
         self.ext_index: dict[str, dict[str, list[str]]] = {obj: {} for obj in SALESFORCE}

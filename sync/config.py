@@ -155,16 +155,30 @@ def _read_secrets_file(path: Path) -> dict[str, str]:
     return out
 
 
-def _check_rule(rule: Any, key: str) -> str:
+def _check_system(name: str, key: str, systems: Iterable[str]) -> str:
+    """``name`` must be a configured connection (or a built-in system kind)."""
+    known = sorted(set(systems))
+    if name not in known:
+        raise ConfigError(f"{key}: unknown system {name!r} (known: {', '.join(known)})")
+    return name
+
+
+def _check_rule(rule: Any, key: str, systems: Iterable[str] = KNOWN_KINDS) -> str:
     _expect(rule, str, key, "a rule name")
-    if rule in RULE_NAMES or any(rule.startswith(p) and rule[len(p):] for p in RULE_PREFIXES):
+    if rule in RULE_NAMES:
         return str(rule)
+    for prefix in RULE_PREFIXES:
+        if rule.startswith(prefix) and rule[len(prefix):]:
+            _check_system(rule[len(prefix):], key, systems)
+            return str(rule)
     raise ConfigError(
         f"{key}: unknown rule {rule!r} (expected source_priority, latest, prefer:<system> or always:<system>)"
     )
 
 
-def _policies(raw: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+def _policies(raw: Mapping[str, Any], systems: Iterable[str] = KNOWN_KINDS) -> dict[str, dict[str, Any]]:
+    """``[policies.*]`` over the defaults; every system named must be a known one."""
+    systems = tuple(systems)
     policies = copy.deepcopy(DEFAULT_POLICIES)
     for obj, table in raw.items():
         key = f"policies.{obj}"
@@ -175,18 +189,20 @@ def _policies(raw: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
                            "create_in", "merge_in"), key)
         target = policies[obj]
         if "default" in table:
-            target["default"] = _check_rule(table["default"], f"{key}.default")
+            target["default"] = _check_rule(table["default"], f"{key}.default", systems)
         if "source_priority" in table:
             sp = _expect(table["source_priority"], list, f"{key}.source_priority", "a list of system names")
             for i, s in enumerate(sp):
                 _expect(s, str, f"{key}.source_priority[{i}]", "a system name")
+                _check_system(s, f"{key}.source_priority[{i}]", systems)
             target["source_priority"] = list(sp)
         if "never_blank" in table:
             target["never_blank"] = _expect(table["never_blank"], bool, f"{key}.never_blank", "true or false")
         for fname, rule in _expect(table.get("fields", {}), dict, f"{key}.fields", "a table").items():
-            target.setdefault("fields", {})[fname] = _check_rule(rule, f"{key}.fields.{fname}")
+            target.setdefault("fields", {})[fname] = _check_rule(rule, f"{key}.fields.{fname}", systems)
         directions = _expect(table.get("direction", {}), dict, f"{key}.direction", "a table")
         for system, per_field in directions.items():
+            _check_system(system, f"{key}.direction.{system}", systems)
             _expect(per_field, dict, f"{key}.direction.{system}", "a table of field = direction")
             for fname, d in per_field.items():
                 if d not in DIRECTIONS:
@@ -210,11 +226,13 @@ def _policies(raw: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
             mi = _expect(table["merge_in"], list, f"{key}.merge_in", "a list of connection names")
             for i, name in enumerate(mi):
                 _expect(name, str, f"{key}.merge_in[{i}]", "a connection name")
+                _check_system(name, f"{key}.merge_in[{i}]", systems)
             target["merge_in"] = list(mi)
         if "create_in" in table:
             ci = _expect(table["create_in"], list, f"{key}.create_in", "a list of connection names")
             for i, name in enumerate(ci):
                 _expect(name, str, f"{key}.create_in[{i}]", "a connection name")
+                _check_system(name, f"{key}.create_in[{i}]", systems)
             target["create_in"] = list(ci)
     return policies
 
@@ -247,16 +265,33 @@ def _connection(
         if value is not None:
             secrets[sk] = value
     options = {k: v for k, v in table.items() if k not in ("kind", "secrets")}
-    if isinstance(options.get("ca_bundle"), str) and base is not None:
-        # a relative CA bundle path is relative to the config file, like the secrets file
-        ca = Path(options["ca_bundle"])
-        options["ca_bundle"] = str(ca if ca.is_absolute() else base / ca)
+    allowed = _option_keys(kind)
+    if allowed is not None:
+        _check_keys(table, allowed | {"kind", "secrets"}, key)
+    if "ca_bundle" in options:
+        ca = Path(_expect(options["ca_bundle"], str, f"{key}.ca_bundle", "a path to a PEM file"))
+        if base is not None and not ca.is_absolute():
+            # relative to the config file's directory (like the secrets file), not to
+            # the working directory: `--config other/dir/revsync.toml` finds it
+            ca = base / ca
+        options["ca_bundle"] = str(ca.absolute())
     if "budget" in options:
         budget = _expect(options["budget"], dict, f"{key}.budget", "a table")
         _check_keys(budget, ("calls_per_day",), f"{key}.budget")
         if "calls_per_day" in budget:
             _expect(budget["calls_per_day"], int, f"{key}.budget.calls_per_day", "a whole number")
     return ConnectionSettings(name=name, kind=kind, options=options, secrets=secrets)
+
+
+def _option_keys(kind: str) -> frozenset[str] | None:
+    """The option keys a connector of ``kind`` declares (None: it declares none)."""
+    from connectors.base import COMMON_OPTIONS, load_connector_class
+
+    try:
+        cls = load_connector_class(kind)
+    except (LookupError, ImportError, TypeError):
+        return None
+    return None if cls.option_keys is None else cls.option_keys | COMMON_OPTIONS
 
 
 def parse(data: Mapping[str, Any], *, path: Path | None = None, resolve_secrets: bool = True) -> Settings:
@@ -284,7 +319,8 @@ def parse(data: Mapping[str, Any], *, path: Path | None = None, resolve_secrets:
         n: _connection(n, t, secrets_file, resolve_secrets, base=path.parent if path else None)
         for n, t in conns_raw.items()
     }
-    policies = _policies(_expect(data.get("policies", {}), dict, "policies", "a table"))
+    policies = _policies(_expect(data.get("policies", {}), dict, "policies", "a table"),
+                         systems=(*KNOWN_KINDS, *connections))
 
     lim_raw = _expect(data.get("limits", {}), dict, "limits", "a table")
     _check_keys(lim_raw, Limits.__dataclass_fields__, "limits")

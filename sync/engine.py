@@ -102,6 +102,7 @@ class PushStats:
     written: dict[str, int] = field(default_factory=dict)  # system → ops succeeded
     failed: dict[str, int] = field(default_factory=dict)
     deferred: dict[str, str] = field(default_factory=dict)  # system → why it stopped
+    stopped_by: dict[str, Exception] = field(default_factory=dict)  # system → the error itself
 
 
 def _decoded(object_type: str, view: Mapping[str, Any] | None) -> Any:
@@ -524,6 +525,7 @@ class Engine:
                     except (RetriableError, QuotaExhausted, AuthError, FatalError) as e:
                         self._defer(items, e)
                         stats.deferred[name] = f"{type(e).__name__}: {e}"
+                        stats.stopped_by[name] = e
                         stop = True
                         break
                     self._record_results(conn, ot, native, items, results, stats,

@@ -5,6 +5,12 @@ dirty entities → check the blast-radius caps → push the outbox, object by ob
 (accounts, then contacts, then opportunities, so associations can point at records
 created earlier in the same cycle). A lease per (connection, object) keeps a
 backfill and a scheduled cycle from working on the same scope at once.
+
+A system that cannot be used ends only its own part of the run, with one line:
+credentials refused (401/403 after the one token refresh) or a configuration or
+permission problem mark it *failed* for this run; a host that cannot be reached (or
+an outage that outlasts the retries) marks it *deferred* to the next cycle. Its
+planned writes stay in the outbox; the other systems go on.
 """
 
 from __future__ import annotations
@@ -19,9 +25,14 @@ from typing import Any
 
 from connectors.base import (
     ApiBudget,
+    AuthError,
+    ConnectorError,
+    FatalError,
     QuotaExhausted,
     ResyncRequired,
+    RetriableError,
     RetryPolicy,
+    Unreachable,
     load_connector_class,
 )
 from mapping.canonical import ObjectType
@@ -84,6 +95,8 @@ class CycleReport:
     deleted: int = 0
     api_calls: dict[str, int] = field(default_factory=dict)
     pending: int = 0  # ops left in the outbox after the push (deferred or waiting)
+    failed_systems: dict[str, str] = field(default_factory=dict)  # auth/config: one line each
+    deferred_systems: dict[str, str] = field(default_factory=dict)  # unreachable/outage
     skipped: list[str] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -96,17 +109,46 @@ class CycleReport:
         return sum(self.written.values())
 
 
+def system_problem(name: str, e: BaseException) -> tuple[str, str]:
+    """("failed" | "deferred", one line naming the cause) for an error that ends a
+    system's part of a run."""
+    text = str(e).strip() or type(e).__name__
+    if isinstance(e, Unreachable):
+        return "deferred", f"{name}: cannot reach the system ({text}); deferred to the next cycle"
+    if isinstance(e, RetriableError):
+        return "deferred", f"{name}: still failing after retries ({text}); deferred to the next cycle"
+    if isinstance(e, AuthError):
+        return "failed", f"{name}: credentials refused ({text}); check the connection's token or secrets"
+    return "failed", f"{name}: {text}"
+
+
 def build_connections(
     settings: Settings, *, budget: ApiBudget, retry: RetryPolicy | None = None,
-    only: Sequence[str] | None = None,
+    only: Sequence[str] | None = None, failures: dict[str, ConnectorError] | None = None,
 ) -> dict[str, Connection]:
-    """Instantiate every configured connector (through the entry points)."""
+    """Instantiate every configured connector (through the entry points).
+
+    With ``failures``, a connection that cannot be built (refused credentials, host
+    unreachable, CA bundle missing…) is recorded there and left out; without it the
+    error propagates.
+    """
     out: dict[str, Connection] = {}
     for name, cs in settings.connections.items():
         if only is not None and name not in only:
             continue
         cls = load_connector_class(cs.kind)
-        out[name] = Connection(name, cs.kind, cls.from_settings(cs, budget=budget, retry=retry))
+        try:
+            ca = cs.options.get("ca_bundle")
+            if ca and not os.path.isfile(str(ca)):
+                raise FatalError(
+                    f"connection {name!r}: ca_bundle {ca} does not exist (a relative path is "
+                    "resolved against the config file's directory)"
+                )
+            out[name] = Connection(name, cs.kind, cls.from_settings(cs, budget=budget, retry=retry))
+        except ConnectorError as e:
+            if failures is None:
+                raise
+            failures[name] = e
     return out
 
 
@@ -124,8 +166,12 @@ class Runner:
         link_hook: LinkHook | None = None,
         progress: Progress | None = None,
         should_stop: Callable[[], bool] | None = None,
+        unavailable: Mapping[str, ConnectorError] | None = None,
     ) -> None:
         self.store, self.connections, self.settings = store, dict(connections), settings
+        #: connections that could not be built (see ``build_connections(failures=)``):
+        #: every run reports them failed or deferred and goes on without them
+        self.unavailable = dict(unavailable or {})
         self.budget = budget or ApiBudget()
         self.now, self.link_hook, self.progress = now, link_hook, progress
         self.should_stop = should_stop or (lambda: False)
@@ -219,12 +265,15 @@ class Runner:
         report = self._start(kind, {"systems": names, "objects": [o.value for o in objs], "dry_run": dry_run,
                                     "since": since.isoformat() if since else None,
                                     "until": until.isoformat() if until else None})
+        for name, exc in self.unavailable.items():
+            if systems is None or name in systems:
+                self._system_down(report, name, exc)
         leased = self._leases(report, names, objs)
         error: str | None = None
         try:
             for ot in objs:
                 for name in names:
-                    if (name, ot) not in leased:
+                    if (name, ot) not in leased or self._is_down(report, name):
                         continue
                     self._pull_one(report, name, ot, since=since, until=until)
             self._match_new(report, objs, started)
@@ -246,6 +295,8 @@ class Runner:
                 self._check_caps(report, force)
                 writable = [n for n in names if any((n, o) in leased for o in objs)]
                 for ot in objs:
+                    # a system that failed or is out of reach keeps its writes in the outbox
+                    writable = [n for n in writable if not self._is_down(report, n)]
                     ps = engine.push(ot, systems=writable, on_batch=self._tick(f"push {ot.value}s"))
                     for system, n in ps.written.items():
                         report.written[system] = report.written.get(system, 0) + n
@@ -253,7 +304,11 @@ class Runner:
                         report.failed[system] = report.failed.get(system, 0) + n
                         report.errors += n
                     for system, why in ps.deferred.items():
-                        report.messages.append(f"{system}: writes deferred to the next cycle ({why})")
+                        stopped = ps.stopped_by.get(system)
+                        if isinstance(stopped, (AuthError, FatalError, Unreachable)):
+                            self._system_down(report, system, stopped)
+                        else:
+                            report.messages.append(f"{system}: writes deferred to the next cycle ({why})")
                 with self.store.session() as s:
                     report.pending = sum(st.pending_counts(s).values())
                 if report.pending:
@@ -263,6 +318,11 @@ class Runner:
                 report.status = "skipped"  # another run holds every scope: this one did nothing
             else:
                 report.status = "partial" if report.messages or report.skipped else "ok"
+            if report.failed_systems:
+                error = "; ".join(report.failed_systems.values())
+                # failed for the systems named; the run as a whole fails only if none got through
+                if all(self._is_down(report, n) for n in names) and not report.deferred_systems:
+                    report.status = "failed"
         except PlanTooLarge as e:
             report.status = "stopped"
             report.messages.append(f"plan stopped: {e}")
@@ -298,6 +358,20 @@ class Runner:
             report.review_queued += dr.review_added
             report.messages.extend(f"dedupe {ot.value}: {w}" for w in dr.warnings)
 
+    @staticmethod
+    def _is_down(report: CycleReport, name: str) -> bool:
+        return name in report.failed_systems or name in report.deferred_systems
+
+    @staticmethod
+    def _system_down(report: CycleReport, name: str, e: BaseException) -> None:
+        """End ``name``'s part of this run: one line, failed (auth/config) or deferred."""
+        if name in report.failed_systems or name in report.deferred_systems:
+            return
+        how, line = system_problem(name, e)
+        (report.failed_systems if how == "failed" else report.deferred_systems)[name] = line
+        report.messages.append(line)
+        log.info("%s", line)  # the caller reports it (CLI: one error line; scheduler: a warning)
+
     def _pull_one(self, report: CycleReport, name: str, ot: ObjectType, *, since: datetime | None,
                   until: datetime | None) -> None:
         puller = self._puller(name, report.run_id)
@@ -311,12 +385,16 @@ class Runner:
         except ResyncRequired as e:
             report.messages.append(f"{name}/{ot.value}: {e}")
             return
+        except (AuthError, FatalError, RetriableError) as e:
+            self._system_down(report, name, e)
+            return
         report.pulled[name] = report.pulled.get(name, 0) + ps.pulled
         report.links += ps.links
         report.new_entities += ps.new_entities
         report.errors += ps.errors
         if ds is not None:
             report.deleted += ds.deleted
+            report.messages.extend(ds.notes)
 
     def _check_caps(self, report: CycleReport, force: bool) -> None:
         if force:
@@ -346,15 +424,23 @@ class Runner:
         started = self.now()
         calls_before = {k: v["calls"] for k, v in self.budget.snapshot().items()}
         report = self._start("sweep", {})
+        for name, exc in self.unavailable.items():
+            self._system_down(report, name, exc)
         leased = self._leases(report, list(self.connections), list(ORDER))
         try:
             for name, ot in leased:
-                ds = self._puller(name, report.run_id).pull_deleted(ot, full_listing=True)
+                if self._is_down(report, name):
+                    continue
+                try:
+                    ds = self._puller(name, report.run_id).pull_deleted(ot, full_listing=True)
+                except (AuthError, FatalError, RetriableError, QuotaExhausted) as e:
+                    self._system_down(report, name, e)
+                    continue
                 report.deleted += ds.deleted
             engine = self._engine(report.run_id)
             for ot in ORDER:
                 engine.resolve(ot, write_to=[])
-            report.status = "ok"
+            report.status = "partial" if report.messages else "ok"
         finally:
             self._release(report, leased)
         return self._finish(report, started, calls_before)

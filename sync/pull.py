@@ -26,7 +26,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
 
-from connectors.base import Connector, Cursor, RecordError, RemoteRecord
+from connectors.base import Connector, Cursor, RecordError, RemoteRecord, ResyncRequired
 from mapping import normalize
 from mapping.canonical import ObjectType, entity_to_json, new_id
 from mapping.fieldmap import content_hash, to_entity
@@ -63,6 +63,7 @@ class PullStats:
     errors: int = 0
     deleted: int = 0
     link_rules: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # worth a line in the run report
 
 
 @dataclass
@@ -185,20 +186,50 @@ class Puller:
                 # The first sync asks for none (it reads everything live) and starts the clock.
                 key = f"{native}{DELETES_SUFFIX}"
                 checked_at = self.now()
+                restart_at = checked_at
                 with self.store.session() as s:
                     row = st.get_cursor(s, self.name, key)
                     since = row.modstamp if row is not None else None
                 if since is None:
                     recs = []
                 else:
-                    recs = list(self.connector.read_deleted(object_type, since=Cursor(since - self.lookback),
-                                                            native=native))
+                    try:
+                        recs = list(self.connector.read_deleted(object_type, since=Cursor(since - self.lookback),
+                                                                native=native))
+                    except ResyncRequired as e:
+                        recs = self._resync_deletes(object_type, native, e)
+                        # the sweep covered everything up to checked_at: the next call
+                        # starts exactly there (the look-back would reach before it)
+                        restart_at = checked_at + self.lookback
+                        stats.notes.append(
+                            f"{self.name}/{native}: {e}; swept {len(recs)} delete(s) from a full id "
+                            "listing instead and restarted the delete feed from now"
+                        )
             if recs:
                 self._apply_deletes(object_type, native, recs, stats)
             if not full_listing:
                 with self.store.session() as s:
-                    st.set_cursor(s, self.name, key, checked_at, None, len(recs), checked_at)
+                    st.set_cursor(s, self.name, key, restart_at, None, len(recs), checked_at)
         return stats
+
+    def _resync_deletes(self, object_type: ObjectType, native: str, why: ResyncRequired) -> list[RemoteRecord]:
+        """The delete feed cannot answer from our position (e.g. Salesforce purged its
+        delete log): read what the system still reports without a start (soft deletes
+        and merges in its recycle bin), then diff a full id listing against the
+        identity map for the rest. The caller then restarts the feed from now, so the
+        next cycle is incremental again instead of repeating the same refusal."""
+        log.warning("%s/%s: %s; sweeping deletes from a full listing", self.name, native, why)
+        recs: dict[str, RemoteRecord] = {}
+        try:
+            for rec in self.connector.read_deleted(object_type, since=None, native=native):
+                recs.setdefault(rec.remote_id, rec)
+        except ResyncRequired:
+            pass  # nothing but the id listing then
+        live = set(self.connector.list_ids(object_type, native=native))
+        for rid in self._absent_ids(native, live):
+            recs.setdefault(rid, RemoteRecord(self.name, object_type, rid, None, {}, native_type=native,
+                                              deleted=True))
+        return list(recs.values())
 
     def _absent_ids(self, native: str, live: set[str]) -> list[str]:
         from sqlalchemy import select

@@ -70,3 +70,30 @@ def test_broken_config_is_one_readable_error_not_a_traceback(workdir: Path) -> N
 def test_explicit_missing_config_path(workdir: Path) -> None:
     r = runner.invoke(app, ["--config", "nowhere.toml", "status"])
     assert r.exit_code == 2 and "no such config file" in r.output
+
+
+def test_errors_rejects_an_unknown_category_and_accepts_every_ledger_category(workdir: Path) -> None:
+    from connectors.base import ErrorCategory
+
+    (workdir / "revsync.toml").write_text(f"[database]\nurl = 'sqlite:///{workdir / 'x.db'}'\n")
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
+    r = runner.invoke(app, ["errors", "--category", "validaton"])
+    assert r.exit_code == 2
+    assert "--category: unknown category 'validaton'" in r.output and "bad_value" in r.output
+    assert "Traceback" not in r.output
+    for cat in ErrorCategory:
+        r = runner.invoke(app, ["errors", "--category", cat.value, "--json"])
+        assert r.exit_code == 0, (cat, r.output)
+        assert json.loads(r.stdout) == {"errors": []}
+
+
+def test_unknown_connection_key_and_unknown_policy_system_are_one_line_exit_2(workdir: Path) -> None:
+    (workdir / "revsync.toml").write_text(
+        "[connections.hubspot]\nkind = 'hubspot'\nhost = 'https://127.0.0.1:1'\ntimout = 5\n")
+    r = runner.invoke(app, ["status"])
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    assert "connections.hubspot.timout: unknown key" in r.output
+    assert len([x for x in r.stderr.splitlines() if x.strip()]) == 1
+    (workdir / "revsync.toml").write_text("[policies.account.fields]\nhealth = 'prefer:plnhat'\n")
+    r = runner.invoke(app, ["status"])
+    assert r.exit_code == 2 and "policies.account.fields.health: unknown system 'plnhat'" in r.output

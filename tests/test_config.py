@@ -53,6 +53,20 @@ def test_environment_overrides_database_url(tmp_path: Path, monkeypatch: pytest.
         ("[schedule]\nsweep_cron = 'nightly'\n", "schedule.sweep_cron: 'nightly' is not a 5-field crontab"),
         ("[databse]\nurl = 'sqlite://'\n", "databse: unknown key"),
         ("[database\nurl = 'x'\n", "not valid TOML"),
+        # an unknown key inside a connection names the key and what it may be
+        ("[connections.hubspot]\nkind = 'hubspot'\nhots = 'https://x'\n", "connections.hubspot.hots: unknown key"),
+        ("[connections.cs]\nkind = 'planhat'\nbase_ulr = 'https://x'\n", "connections.cs.base_ulr: unknown key"),
+        ("[connections.crm]\nkind = 'salesforce'\ninstance_uri = 'https://x'\n",
+         "connections.crm.instance_uri: unknown key"),
+        ("[connections.crm]\nkind = 'salesforce'\nca_bundle = 3\n", "connections.crm.ca_bundle: must be a path"),
+        # a rule or list naming a system that does not exist
+        ("[policies.account.fields]\nhealth = 'prefer:plnhat'\n",
+         "policies.account.fields.health: unknown system 'plnhat'"),
+        ("[policies.account]\ndefault = 'always:hubspt'\n", "policies.account.default: unknown system 'hubspt'"),
+        ("[policies.contact]\nsource_priority = ['salesforce', 'hubsopt']\n",
+         "policies.contact.source_priority[1]: unknown system 'hubsopt'"),
+        ("[policies.contact.direction.plnhat]\nemail = 'read'\n", "policies.contact.direction.plnhat: unknown system"),
+        ("[policies.account]\ncreate_in = ['crm']\n", "policies.account.create_in[0]: unknown system 'crm'"),
     ],
 )
 def test_bad_config_gives_one_clear_message_naming_the_key(tmp_path: Path, text: str, message: str) -> None:
@@ -149,3 +163,37 @@ def test_merge_policy_is_validated_and_create_in_is_validated(tmp_path: Path) ->
         cfg.load(write(tmp_path, "[policies.account]\ncreate_in = 'hubspot'\n"))
     s = cfg.load(write(tmp_path, "[policies.account]\ncreate_in = ['hubspot']\n"))
     assert s.policies["account"]["create_in"] == ["hubspot"]
+
+
+def test_rules_may_name_a_connection_by_its_own_name(tmp_path: Path) -> None:
+    p = write(tmp_path, """
+[connections.crm]
+kind = "salesforce"
+[connections.marketing]
+kind = "hubspot"
+host = "https://127.0.0.1:1"
+[policies.account]
+source_priority = ["crm", "marketing"]
+create_in = ["crm"]
+[policies.account.fields]
+name = "prefer:marketing"
+phone = "always:crm"
+""")
+    settings = cfg.load(p, resolve_secrets=False)
+    assert settings.policies["account"]["fields"]["name"] == "prefer:marketing"
+    assert settings.policies["account"]["source_priority"] == ["crm", "marketing"]
+
+
+def test_relative_ca_bundle_resolves_against_the_config_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    p = write(conf, """
+[connections.hubspot]
+kind = "hubspot"
+ca_bundle = "certs/ca.pem"
+""")
+    monkeypatch.chdir(tmp_path)
+    settings = cfg.load(Path("conf") / p.name, resolve_secrets=False)
+    assert settings.connections["hubspot"].options["ca_bundle"] == str(conf / "certs" / "ca.pem")

@@ -178,11 +178,12 @@ def test_given_bad_refresh_token_when_refreshing_then_auth_error_without_secrets
     assert "csecret" not in str(info.value) and "rtoken" not in str(info.value)
 
 
-def test_given_missing_scopes_403_when_read_then_fatal(replay: Replay) -> None:
+def test_given_missing_scopes_403_when_read_then_auth_error(replay: Replay) -> None:
+    """A 403 (the token lacks a scope) ends HubSpot's part of the run like a 401."""
     replay.add("GET", PROPS, 403, "error_403_missing_scopes.json")
     conn, sleeps = make(replay)
 
-    with pytest.raises(FatalError, match="MISSING_SCOPES"):
+    with pytest.raises(AuthError, match="MISSING_SCOPES"):
         list(conn.read(ObjectType.ACCOUNT))
     assert sleeps == []
 

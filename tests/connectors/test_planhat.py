@@ -22,6 +22,7 @@ from connectors.base import (
     OpKind,
     RetriableError,
     RetryPolicy,
+    Unreachable,
     WriteOp,
 )
 from connectors.planhat import PLANHAT_BULK, PlanhatConnector, parse_modstamp
@@ -164,10 +165,12 @@ def test_given_401_when_read_then_auth_error_without_retry(api: responses.Reques
     assert sleeps == []
 
 
-def test_given_403_when_check_then_fatal_error(api: responses.RequestsMock, sleeps: Sleeps) -> None:
+def test_given_403_when_check_then_auth_error(api: responses.RequestsMock, sleeps: Sleeps) -> None:
+    """A 403 for the whole call: the token may not do this (ends Planhat's part of a run)."""
     api.get(f"{BASE}/companies", status=403, json=fixture("error_403.json"))
-    with pytest.raises(FatalError, match="permission"):
+    with pytest.raises(AuthError, match="permission"):
         connector(sleeps).check()
+    assert sleeps == []
 
 
 def test_given_ids_when_list_ids_then_select_id_only(api: responses.RequestsMock, sleeps: Sleeps) -> None:
@@ -282,11 +285,71 @@ def test_given_bad_record_400_on_single_item_batch_when_write_then_record_failur
     assert "name is required" in (res.message or "")
 
 
-def test_given_unattributable_400_on_batch_when_write_then_fatal(api: responses.RequestsMock, sleeps: Sleeps) -> None:
-    api.put(f"{BASE}/companies", status=400, json=fixture("error_400_name.json"))
-    ops = [WriteOp(OpKind.CREATE, ObjectType.ACCOUNT, k, fields={"name": k}) for k in (K1, K2)]
-    with pytest.raises(FatalError, match="whole batch"):
-        connector(sleeps).write(ObjectType.ACCOUNT, ops)
+def test_given_400_without_detail_on_batch_when_write_then_split_until_the_bad_item_is_alone(
+    api: responses.RequestsMock, sleeps: Sleeps
+) -> None:
+    good = {"created": 1, "createdErrors": [], "updated": 0, "updatedErrors": [], "updatesKeys": [],
+            "insertsKeys": [{"_id": "64b7f1d3b2e5f4c3d2b10100", "sourceId": K1}],
+            "nonupdates": 0, "modified": [], "upsertedIds": [], "permissionErrors": []}
+    api.put(f"{BASE}/companies", status=400, json=fixture("error_400_name.json"))  # [K1, K2]
+    api.put(f"{BASE}/companies", json=good, match=[matchers.json_params_matcher([{"name": K1, "sourceId": K1}])])
+    api.put(f"{BASE}/companies", status=400, json=fixture("error_400_name.json"),
+            match=[matchers.json_params_matcher([{"phone": "1", "sourceId": K2}])])
+    ops = [WriteOp(OpKind.CREATE, ObjectType.ACCOUNT, K1, fields={"name": K1}),
+           WriteOp(OpKind.CREATE, ObjectType.ACCOUNT, K2, fields={"phone": "1"})]
+    ok, bad = connector(sleeps).write(ObjectType.ACCOUNT, ops)
+    assert ok.success and ok.created and ok.remote_id == "64b7f1d3b2e5f4c3d2b10100"
+    assert not bad.success and bad.category == ErrorCategory.VALIDATION and "name is required" in (bad.message or "")
+
+
+def test_given_every_item_failed_400_when_write_then_per_record_results_not_an_abort(
+    api: responses.RequestsMock, sleeps: Sleeps
+) -> None:
+    """Planhat answers 400 when every item of a bulk upsert failed, with the entries in
+    createdErrors / updatedErrors: each op gets its own failure, nothing is raised."""
+    api.put(f"{BASE}/companies", status=400, json=fixture("bulk_companies_400_all_failed.json"))
+    ops = [WriteOp(OpKind.CREATE, ObjectType.ACCOUNT, K2, fields={"phone": "+1 555 0102"}),
+           WriteOp(OpKind.UPDATE, ObjectType.ACCOUNT, "c-2", fields={"externalId": "nw-001"},
+                   remote_id="64b7f1d3b2e5f4c3d2b10002")]
+    create, update = connector(sleeps).write(ObjectType.ACCOUNT, ops)
+    assert (create.success, create.category, create.field) == (False, ErrorCategory.VALIDATION, "name")
+    assert (update.success, update.category, update.field) == (False, ErrorCategory.DUPLICATE, "externalId")
+    assert update.remote_id == "64b7f1d3b2e5f4c3d2b10002"
+    assert sleeps == []
+
+
+def test_given_403_with_permission_errors_when_write_then_only_those_ops_fail(
+    api: responses.RequestsMock, sleeps: Sleeps
+) -> None:
+    api.put(f"{BASE}/companies", status=403, json=fixture("bulk_companies_403_permission.json"))
+    ops = [WriteOp(OpKind.CREATE, ObjectType.ACCOUNT, K1, fields={"name": "Globex"}),
+           WriteOp(OpKind.UPDATE, ObjectType.ACCOUNT, "c-1", fields={"name": "Northwind"},
+                   remote_id="64b7f1d3b2e5f4c3d2b10001")]
+    created, denied = connector(sleeps).write(ObjectType.ACCOUNT, ops)
+    assert created.success and created.created and created.remote_id == "64b7f1d3b2e5f4c3d2b10100"
+    assert not denied.success and denied.category == ErrorCategory.PERMISSION
+    assert "permission" in (denied.message or "")
+
+
+def test_given_two_ops_with_the_same_key_when_write_then_never_in_one_request(
+    api: responses.RequestsMock, sleeps: Sleeps
+) -> None:
+    """Planhat refuses a request carrying a sourceId twice: the second op goes in the next call."""
+    def echo(ks: list[str]) -> dict[str, Any]:
+        return {"created": 0, "createdErrors": [], "updated": len(ks), "updatedErrors": [], "insertsKeys": [],
+                "updatesKeys": [{"_id": f"{n:024x}", "sourceId": k} for n, k in enumerate(ks, 1)],
+                "nonupdates": 0, "modified": [], "upsertedIds": [], "permissionErrors": []}
+
+    api.put(f"{BASE}/companies", json=echo([K1, K2]), match=[matchers.json_params_matcher(
+        [{"name": "A", "sourceId": K1}, {"name": "B", "sourceId": K2}])])
+    api.put(f"{BASE}/companies", json=echo([K1]), match=[matchers.json_params_matcher(
+        [{"name": "A2", "sourceId": K1}])])
+    ops = [WriteOp(OpKind.UPSERT, ObjectType.ACCOUNT, K1, fields={"name": "A"}),
+           WriteOp(OpKind.UPSERT, ObjectType.ACCOUNT, K1, fields={"name": "A2"}),
+           WriteOp(OpKind.UPSERT, ObjectType.ACCOUNT, K2, fields={"name": "B"})]
+    res = connector(sleeps).write(ObjectType.ACCOUNT, ops)
+    assert [r.success for r in res] == [True, True, True]
+    assert [r.op for r in res] == ops
 
 
 def test_given_more_ops_than_bulk_size_when_write_then_chunked_calls(api: responses.RequestsMock, sleeps: Sleeps) -> None:
@@ -351,3 +414,26 @@ def test_given_206_with_errors_without_keys_when_write_then_only_unconfirmed_ops
     assert res[0].remote_id == "64b7f1d3b2e5f4c3d2b10200"
     assert res[1].category == ErrorCategory.UNKNOWN and res[1].message == "Validation failed"
     assert res[3].remote_id == "64b7f1d3b2e5f4c3d2b10002"
+
+
+def test_given_connection_refused_when_read_then_unreachable_after_fewer_tries(
+    api: responses.RequestsMock, sleeps: Sleeps
+) -> None:
+    """A host that refuses connections is deferred after ``unreachable_attempts`` tries,
+    not after the full retry budget meant for 429/5xx."""
+    refused = requests.ConnectionError("Failed to establish a new connection: [Errno 111] Connection refused")
+    for _ in range(3):
+        api.get(f"{BASE}/endusers", body=refused)
+    with pytest.raises(Unreachable, match="connection refused"):
+        list(connector(sleeps).read(ObjectType.CONTACT))
+    assert len(api.calls) == 3 and len(sleeps) == 2
+
+
+def test_unreachable_cause_reads_wrapped_errors() -> None:
+    from connectors.base import unreachable_cause
+
+    dns = requests.ConnectionError(OSError("[Errno -2] Name or service not known"))
+    assert unreachable_cause(dns) == "unknown host"
+    assert unreachable_cause(requests.ConnectionError(ConnectionRefusedError(111, "refused"))) == "connection refused"
+    assert unreachable_cause(requests.ReadTimeout("read timed out")) is None
+    assert unreachable_cause(requests.ConnectionError("Connection reset by peer")) is None

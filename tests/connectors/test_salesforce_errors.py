@@ -214,3 +214,11 @@ def test_given_revoked_refresh_token_when_from_settings_then_auth_error() -> Non
 
 def test_given_entry_point_when_loaded_then_salesforce_connector() -> None:
     assert load_connector_class("salesforce") is SalesforceConnector
+
+
+def test_given_403_api_disabled_when_read_then_auth_error_without_retry() -> None:
+    conn = make_connector()
+    with mock() as rsps:  # one response only: no retry
+        add_query(rsps, load("error_api_disabled.json"), IDS_SOQL, status=403)
+        with pytest.raises(AuthError, match="API_DISABLED_FOR_ORG"):
+            list(conn.list_ids(ObjectType.ACCOUNT))

@@ -108,6 +108,34 @@ def test_given_new_records_when_upserted_twice_then_created_once_and_linked(hs: 
     assert all(r.associations.get("account") == (company.remote_id,) for r in created.values())
 
 
+def test_given_one_invalid_value_when_batch_writing_then_split_isolates_it_and_the_rest_land(hs: Sandbox) -> None:
+    """HubSpot refuses a whole batch (400 VALIDATION_ERROR) for one invalid value: the
+    connector splits until the bad op is alone; the good ones land, the bad one is a
+    per-record validation error on its field."""
+    conn = connect(hs)
+    before = emulator(hs).counts()["deals"]
+    deals = list(conn.read(ObjectType.OPPORTUNITY))[:5]
+    creates = [WriteOp(OpKind.UPSERT, ObjectType.OPPORTUNITY, f"canon-deal-{i}",
+                       fields={"dealname": f"Split {i}", "amount": "lots" if i == 3 else str(100 + i)})
+               for i in range(6)]
+    updates = [WriteOp(OpKind.UPDATE, ObjectType.OPPORTUNITY, f"canon-upd-{i}", remote_id=d.remote_id,
+                       fields={"amount": "n/a" if i == 1 else str(7000 + i)})
+               for i, d in enumerate(deals)]
+
+    made = conn.write(ObjectType.OPPORTUNITY, creates)
+    changed = conn.write(ObjectType.OPPORTUNITY, updates)
+
+    assert [r.success for r in made] == [True, True, True, False, True, True]
+    assert made[3].category is not None and made[3].category.value == "validation"
+    assert made[3].field == "amount"
+    assert emulator(hs).counts()["deals"] == before + 5
+    assert [r.success for r in changed] == [True, False, True, True, True]
+    assert changed[1].field == "amount" and changed[1].remote_id == deals[1].remote_id
+    now = {r.remote_id: r.fields.get("amount") for r in conn.read(ObjectType.OPPORTUNITY)}
+    assert now[deals[0].remote_id] == "7000" and now[deals[4].remote_id] == "7004"
+    assert now[deals[1].remote_id] == deals[1].fields.get("amount")  # the bad value never landed
+
+
 def test_given_key_already_on_another_contact_when_upserting_then_links_to_it(hs: Sandbox) -> None:
     conn = connect(hs)
     a, b = list(conn.read(ObjectType.CONTACT))[:2]

@@ -158,3 +158,49 @@ def test_given_delete_between_pages_when_read_then_no_live_record_skipped(ph: Sa
     seen = [r.remote_id for r in first] + rest
     assert len(seen) == len(set(seen)) == 80  # 78 live records + the 2 read before the delete
     assert set(seen) - {op.remote_id for op in gone} == set(conn.list_ids(ObjectType.CONTACT))
+
+
+def test_given_every_item_invalid_when_bulk_write_then_each_op_fails_alone_and_nothing_raised(ph: Sandbox) -> None:
+    """Planhat answers 400 when every item fails (entries in createdErrors/updatedErrors):
+    each op gets its own failure; the run goes on."""
+    conn = connect(ph)
+    ops = [WriteOp(OpKind.CREATE, ObjectType.ACCOUNT, f"9f0c0000-0000-4000-8000-{i:012d}",
+                   fields={"phone": f"+1 415 555 01{i:02d}"}) for i in range(3)]  # no name: all invalid
+    results = conn.write(ObjectType.ACCOUNT, ops)
+    assert [r.success for r in results] == [False, False, False]
+    assert all(r.category == ErrorCategory.VALIDATION and r.field == "name" for r in results)
+    assert emulator(ph).counts()["companies"] == 40
+
+
+def test_given_records_without_permission_when_bulk_write_then_403_maps_only_them(ph: Sandbox) -> None:
+    conn = connect(ph)
+    emu = emulator(ph)
+    ids = list(conn.list_ids(ObjectType.ACCOUNT))[:3]
+    emu.deny("companies", ids[1])
+    ops = [WriteOp(OpKind.UPDATE, ObjectType.ACCOUNT, f"c-{i}", remote_id=rid, fields={"name": f"Renamed {i}"})
+           for i, rid in enumerate(ids)]
+    ops.append(WriteOp(OpKind.CREATE, ObjectType.ACCOUNT, "9f0c0000-0000-4000-8000-000000000777",
+                       fields={"name": "Allowed create"}))
+    results = conn.write(ObjectType.ACCOUNT, ops)
+    assert [r.success for r in results] == [True, False, True, True]
+    assert results[1].category == ErrorCategory.PERMISSION
+    assert (emu.get("companies", ids[0]) or {})["name"] == "Renamed 0"
+    assert (emu.get("companies", ids[1]) or {})["name"] != "Renamed 1"
+    assert results[3].created and emu.counts()["companies"] == 41
+    # a delete the account may not make fails for that record only
+    [gone, kept] = conn.write(ObjectType.ACCOUNT, [
+        WriteOp(OpKind.DELETE, ObjectType.ACCOUNT, "c-0", remote_id=ids[0]),
+        WriteOp(OpKind.DELETE, ObjectType.ACCOUNT, "c-1", remote_id=ids[1])])
+    assert gone.success and not kept.success and kept.category == ErrorCategory.PERMISSION
+    assert emu.get("companies", ids[1]) is not None
+
+
+def test_given_the_same_key_twice_when_bulk_write_then_no_400_and_last_value_wins(ph: Sandbox) -> None:
+    conn = connect(ph)
+    key = "9f0c0000-0000-4000-8000-000000000888"
+    ops = [WriteOp(OpKind.UPSERT, ObjectType.ACCOUNT, key, fields={"name": "First"}),
+           WriteOp(OpKind.UPSERT, ObjectType.ACCOUNT, key, fields={"name": "Second"})]
+    first, second = conn.write(ObjectType.ACCOUNT, ops)
+    assert first.success and second.success and first.remote_id == second.remote_id
+    assert (emulator(ph).get("companies", first.remote_id or "") or {})["name"] == "Second"
+    assert emulator(ph).counts()["companies"] == 41

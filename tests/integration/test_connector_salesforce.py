@@ -198,8 +198,7 @@ def test_given_deletes_and_merges_when_read_deleted_then_tombstones(sf: Sandbox)
     conn = connect(sf)
     emu = emulator(sf)
     since = Cursor(emu.ctx.clock.now() - timedelta(minutes=5))
-    # The delete log is complete from a day back (the emulator otherwise reports its
-    # first entry as earliestDateAvailable, which would look like a purge).
+    # The delete log reaches a day back of the cursor (a purge further back).
     for obj in ("Account", "Contact", "Lead", "Opportunity"):
         emu.set_earliest_deleted(obj, since.modstamp - timedelta(days=1))
     edits = emu.apply_edits(random.Random(3), 8, ["delete", "merge"])

@@ -141,12 +141,13 @@ def test_207_is_returned_normally_with_errors(make_sandbox: MakeSandbox, tmp_pat
     assert [r.id for r in read.results] == ["100"]
     assert read.num_errors == 1 and read.errors[0].category == "OBJECT_NOT_FOUND"
     assert read.errors[0].context == {"ids": ["555555"]}
-    upd = hs.crm.deals.batch_api.update(
-        batch_input_simple_public_object_batch_input=DealBatchInput(
-            inputs=[DealBatchItem(id="900", properties={"amount": "lots"})]
+    with pytest.raises(DealsApiException) as bad_value:  # one invalid value fails the call
+        hs.crm.deals.batch_api.update(
+            batch_input_simple_public_object_batch_input=DealBatchInput(
+                inputs=[DealBatchItem(id="900", properties={"amount": "lots"})]
+            )
         )
-    )
-    assert upd.results == [] and upd.errors[0].category == "VALIDATION_ERROR"
+    assert bad_value.value.status == 400 and '"VALIDATION_ERROR"' in bad_value.value.body
     with pytest.raises(DealsApiException) as info:  # an unknown property fails the call
         hs.crm.deals.batch_api.update(
             batch_input_simple_public_object_batch_input=DealBatchInput(inputs=[DealBatchItem(id="900", properties={"nope": "1"})])

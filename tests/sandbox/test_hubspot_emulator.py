@@ -212,7 +212,9 @@ def test_batch_read_unknown_ids_give_207_with_object_not_found(emu: HubSpotEmula
     assert set(err) >= {"status", "category", "message", "context", "links", "errors"}
 
 
-def test_batch_update_bad_amount_is_a_per_item_validation_error(emu: HubSpotEmulator) -> None:
+def test_batch_update_with_one_bad_amount_fails_the_whole_call_with_400(emu: HubSpotEmulator) -> None:
+    """HubSpot: one invalid property value refuses the whole batch (400
+    VALIDATION_ERROR), nothing is written; 207 is only for per-item outcomes."""
     d1 = emu.add("deals", {"properties": {"dealname": "A", "amount": "10"}})
     d2 = emu.add("deals", {"properties": {"dealname": "B", "amount": "20"}})
     r = call(emu, "POST", "/crm/v3/objects/deals/batch/update", {"inputs": [
@@ -220,16 +222,35 @@ def test_batch_update_bad_amount_is_a_per_item_validation_error(emu: HubSpotEmul
         {"id": d2, "properties": {"amount": "25", "dealstage": "closedwon"}},
         {"id": "777777", "properties": {"amount": "1"}},
     ]})  # fmt: skip
-    assert r.status == 207
-    assert [x["id"] for x in r.body["results"]] == [d2]
-    cats = sorted(e["category"] for e in r.body["errors"])
-    assert cats == ["OBJECT_NOT_FOUND", "VALIDATION_ERROR"]
-    bad = next(e for e in r.body["errors"] if e["category"] == "VALIDATION_ERROR")
-    assert bad["context"]["ids"] == [d1] and bad["errors"][0]["code"] == "INVALID_FLOAT"
+    assert r.status == 400 and r.body["category"] == "VALIDATION_ERROR"
+    assert set(r.body) >= {"status", "message", "correlationId", "category"}
+    assert r.body["errors"][0]["code"] == "INVALID_FLOAT"
+    assert r.body["errors"][0]["context"] == {"propertyName": ["amount"]}
     stage = call(emu, "POST", "/crm/v3/objects/deals/batch/update", {"inputs": [{"id": d1, "properties": {"dealstage": "nope"}}]})
-    assert stage.status == 207 and stage.body["errors"][0]["errors"][0]["code"] == "INVALID_OPTION"
-    got = call(emu, "GET", f"/crm/v3/objects/deals/{d1}").body["properties"]
-    assert got["amount"] == "10"
+    assert stage.status == 400 and stage.body["errors"][0]["code"] == "INVALID_OPTION"
+    assert call(emu, "GET", f"/crm/v3/objects/deals/{d1}").body["properties"]["amount"] == "10"
+    assert call(emu, "GET", f"/crm/v3/objects/deals/{d2}").body["properties"]["amount"] == "20"
+    # valid values with an unknown id: 207 per item, the good one written
+    r = call(emu, "POST", "/crm/v3/objects/deals/batch/update", {"inputs": [
+        {"id": d2, "properties": {"amount": "25"}}, {"id": "777777", "properties": {"amount": "1"}},
+    ]})  # fmt: skip
+    assert r.status == 207 and [x["id"] for x in r.body["results"]] == [d2]
+    (err,) = r.body["errors"]
+    assert err["category"] == "OBJECT_NOT_FOUND" and set(err) >= {"links", "errors", "context"}
+
+
+def test_batch_create_and_upsert_with_one_bad_value_are_refused_whole(emu: HubSpotEmulator) -> None:
+    before = emu.counts()["deals"]
+    for path, inputs in (
+        ("create", [{"properties": {"dealname": "Good"}}, {"properties": {"dealname": "Bad", "amount": "lots"}}]),
+        ("upsert", [{"id": "k1", "idProperty": "revsync_id", "properties": {"dealname": "Good"}},
+                    {"id": "k2", "idProperty": "revsync_id", "properties": {"dealname": "Bad", "amount": "lots"}}]),
+    ):
+        r = call(emu, "POST", f"/crm/v3/objects/deals/batch/{path}", {"inputs": inputs})
+        assert r.status == 400, path
+        assert r.body["category"] == "VALIDATION_ERROR"
+        assert r.body["context"] == {"propertyName": ["amount"]}
+    assert emu.counts()["deals"] == before
 
 
 def test_upsert_by_email_creates_and_updates_with_new_flags(emu: HubSpotEmulator) -> None:
@@ -425,9 +446,12 @@ def test_validation_fault_fails_matching_items(emu: HubSpotEmulator) -> None:
         {"properties": {"email": "a@example.com", "firstname": "Bad"}},
         {"properties": {"email": "b@example.com", "firstname": "Good"}},
     ]}, fault=fault)  # fmt: skip
-    assert r.status == 207
-    assert [x["properties"]["email"] for x in r.body["results"]] == ["b@example.com"]
-    assert r.body["errors"][0]["category"] == "VALIDATION_ERROR"
+    # like a real invalid value: the whole batch is refused with a 400
+    assert r.status == 400 and r.body["category"] == "VALIDATION_ERROR"
+    assert emu.counts()["contacts"] == 0
+    alone = call(emu, "POST", "/crm/v3/objects/contacts/batch/create", {"inputs": [
+        {"properties": {"email": "b@example.com", "firstname": "Good"}}]}, fault=fault)  # fmt: skip
+    assert alone.status == 201 and alone.body["results"][0]["properties"]["email"] == "b@example.com"
     single = call(emu, "POST", "/crm/v3/objects/contacts", {"properties": {"email": "c@example.com", "firstname": "Bad"}}, fault=fault)
     assert single.status == 400
 

@@ -253,3 +253,23 @@ def _in_range(op: str, ms: int, lo: int, hi: int) -> bool:
         "GTE": ms >= lo, "GT": ms > lo, "LTE": ms <= lo, "LT": ms < lo,
         "BETWEEN": lo <= ms <= hi, "EQ": ms == lo,
     }[op]  # fmt: skip
+
+
+def test_hs_object_id_gt_zero_is_accepted_as_the_start_of_id_paging(
+    deals: tuple[HubSpotEmulator, list[str]],
+) -> None:
+    """HubSpot's search guide pages by id from ``hs_object_id GT "0"``: every record."""
+    emu, d = deals
+    body = {
+        "filterGroups": [{"filters": [f("hs_object_id", "GT", value="0")]}],
+        "sorts": [{"propertyName": "hs_object_id", "direction": "ASCENDING"}],
+        "properties": ["dealname"],
+        "limit": 100,
+    }
+    status, page = search(emu, "deals", body)
+    assert status == 200
+    assert page["total"] == len(d)
+    assert ids(page) == sorted(d, key=int)
+    # a negative bound is still refused
+    status, err = search(emu, "deals", {"filterGroups": [{"filters": [f("hs_object_id", "GT", value="-1")]}]})
+    assert status == 400 and err["category"] == "VALIDATION_ERROR"

@@ -139,9 +139,9 @@ def test_given_bulk_when_upsert_then_matches_id_then_source_then_external_else_i
     # precedence, seen through uniqueness: the item matches by _id (then sourceId), so
     # the other keyable it carries would be taken from another record and fails
     status, body, _ = h.call("PUT", "/companies", [{"_id": a, "sourceId": "src-1"}])
-    assert status == 206 and f"sourceId must be unique: src-1 is used by {b}" in body["updatedErrors"][0]["error"]
+    assert status == 400 and f"sourceId must be unique: src-1 is used by {b}" in body["updatedErrors"][0]["error"]
     status, body, _ = h.call("PUT", "/companies", [{"sourceId": "src-1", "externalId": "ext-2"}])
-    assert status == 206 and f"externalId must be unique: ext-2 is used by {c}" in body["updatedErrors"][0]["error"]
+    assert status == 400 and f"externalId must be unique: ext-2 is used by {c}" in body["updatedErrors"][0]["error"]
     assert set(body) >= {"createdErrors", "updatedErrors", "nonupdates", "modified", "permissionErrors"}
 
 
@@ -339,6 +339,53 @@ def make_and_edit(tmp_path: Path) -> list[dict[str, Any]]:
 
 def test_given_unknown_id_when_bulk_then_updated_error_and_nothing_inserted(h: Harness) -> None:
     status, body, _ = h.call("PUT", "/companies", [{"_id": "f" * 24, "name": "Ghost"}])
-    assert status == 206
+    assert status == 400  # every item failed
     assert body["created"] == 0 and "not found" in body["updatedErrors"][0]["error"]
     assert h.emu.counts()["companies"] == 0
+
+
+def test_given_every_item_fails_when_bulk_then_400_with_per_item_entries(h: Harness) -> None:
+    """Planhat: 400 "usually a required key is missing or it's duplicated. Check the
+    createdErrors/updatedErrors section" — the entries are inside those lists."""
+    [a] = seed_companies(h.emu, 1)
+    status, body, _ = h.call("PUT", "/companies", [{"sourceId": "n1"}, {"_id": a, "name": ""}])
+    assert status == 400
+    assert body["created"] == 0 and body["updated"] == 0
+    assert [e["index"] for e in body["createdErrors"]] == [0]
+    assert body["createdErrors"][0]["item"] == {"sourceId": "n1"}
+    assert [e["item"]["_id"] for e in body["updatedErrors"]] == [a]
+    assert "item" not in body and "index" not in body
+    assert h.emu.counts()["companies"] == 1
+
+
+def test_given_same_source_id_twice_when_bulk_then_400_and_nothing_saved(h: Harness) -> None:
+    items = [{"sourceId": "dup", "name": "First"}, {"sourceId": "other", "name": "Fine"},
+             {"sourceId": "dup", "name": "Second"}]
+    status, body, _ = h.call("PUT", "/companies", items)
+    assert status == 400
+    assert sorted(e["index"] for e in body["createdErrors"]) == [0, 2]
+    assert all(e["item"] == {"sourceId": "dup"} and e["field"] == "sourceId" for e in body["createdErrors"])
+    assert h.emu.counts()["companies"] == 0
+
+
+def test_given_items_without_permission_when_bulk_then_403_and_the_others_saved(h: Harness) -> None:
+    a, b = seed_companies(h.emu, 2)
+    h.emu.deny("companies", b)
+    items = [{"_id": a, "name": "A renamed"}, {"_id": b, "name": "B renamed"}, {"sourceId": "s-new", "name": "New"}]
+    status, body, _ = h.call("PUT", "/companies", items)
+    assert status == 403
+    assert [e["index"] for e in body["permissionErrors"]] == [1]
+    assert body["permissionErrors"][0]["item"]["_id"] == b
+    assert body["updated"] == 1 and body["created"] == 1
+    assert got(h.emu, "companies", a)["name"] == "A renamed"
+    assert got(h.emu, "companies", b)["name"] == "Co 1"
+    h.emu.deny("companies")  # no creates at all
+    status, body, _ = h.call("PUT", "/companies", [{"sourceId": "s-2", "name": "Two"}])
+    assert status == 403 and body["created"] == 0 and len(body["permissionErrors"]) == 1
+    # single-record calls on a denied record are a plain 403
+    status, body, _ = h.call("PUT", f"/companies/{b}", {"name": "B again"})
+    assert status == 403 and "permission" in body["error"]
+    status, _, _ = h.call("DELETE", f"/companies/{b}")
+    assert status == 403 and got(h.emu, "companies", b)["name"] == "Co 1"
+    status, _, _ = h.call("POST", "/companies", {"name": "Nope"})
+    assert status == 403

@@ -621,7 +621,8 @@ def test_get_updated_and_deleted() -> None:
         "GET", "/sobjects/Account/deleted/", query={"start": start, "end": end}
     )
     assert body["deletedRecords"] == [{"id": ids[1], "deletedDate": "2026-03-01T13:00:00.000+0000"}]
-    assert body["earliestDateAvailable"] == "2026-03-01T13:00:00.000+0000"
+    # nothing purged: the log reaches back over the whole 15-day retention window
+    assert body["earliestDateAvailable"] == "2026-02-14T14:00:00.000+0000"
     h.emu.set_earliest_deleted("Account", T0 + timedelta(minutes=90))
     _, body, _ = h.call("GET", "/sobjects/Account/deleted/", query={"start": start, "end": end})
     assert (
@@ -631,8 +632,18 @@ def test_get_updated_and_deleted() -> None:
     status, body, _ = h.call("GET", "/sobjects/Account/updated/", query={"start": old, "end": end})
     assert status == 400 and body[0]["errorCode"] == "INVALID_REPLICATION_DATE"
     old15 = (T0 - timedelta(days=16)).strftime("%Y-%m-%dT%H:%M:%S+00:00")
-    assert h.call("GET", "/sobjects/Account/deleted/", query={"start": old15, "end": end})[0] == 400
     assert h.call("GET", "/sobjects/Account/updated/", query={"start": old15, "end": end})[0] == 200
+    # getDeleted further back than the log: 200 with a later earliestDateAvailable …
+    h.emu.set_earliest_deleted("Account", T0 - timedelta(days=30))
+    status, body, _ = h.call("GET", "/sobjects/Account/deleted/", query={"start": old15, "end": end})
+    assert status == 200
+    assert body["earliestDateAvailable"] == "2026-02-14T14:00:00.000+0000"  # now - 15 days > start
+    assert [r["id"] for r in body["deletedRecords"]] == [ids[1]]
+    assert set(body) == {"deletedRecords", "earliestDateAvailable", "latestDateCovered"}
+    # … or, as some orgs answer, INVALID_REPLICATION_DATE
+    h.emu.deleted_too_old = "error"
+    status, body, _ = h.call("GET", "/sobjects/Account/deleted/", query={"start": old15, "end": end})
+    assert status == 400 and body[0]["errorCode"] == "INVALID_REPLICATION_DATE"
 
 
 # --------------------------------------------------------------------------- loading, edits, stats
@@ -753,3 +764,41 @@ def test_versions_list_needs_no_token(h: Harness) -> None:
     status, body, _ = h.call("GET", "/services/data/", headers={"Authorization": ""})
     assert status == 200
     assert {"label": "Winter '24", "url": "/services/data/v59.0", "version": "59.0"} in body
+
+
+def test_compound_name_of_contact_and_lead_is_queryable_and_read_only(h: Harness) -> None:
+    """Salesforce SOQL selects any field of the object: Contact's and Lead's compound
+    ``Name`` (FirstName + LastName) included, in SELECT, WHERE, ORDER BY and parent paths."""
+    acc = h.emu.add("Account", {"Name": "Acme"})["Id"]
+    ada = h.emu.add("Contact", {"FirstName": "Ada", "LastName": "Lovelace", "AccountId": acc})["Id"]
+    h.emu.add("Contact", {"LastName": "Solo"})
+    h.emu.add("Lead", {"FirstName": "Grace", "LastName": "Hopper", "Company": "Navy"})
+    status, body, _ = h.call("GET", "/query", query={"q": "SELECT Id, Name FROM Contact ORDER BY Name"})
+    assert status == 200, body
+    assert [r["Name"] for r in body["records"]] == ["Ada Lovelace", "Solo"]
+    _, body, _ = h.call("GET", "/query", query={"q": "SELECT Id FROM Contact WHERE Name = 'Ada Lovelace'"})
+    assert [r["Id"] for r in body["records"]] == [ada]
+    _, body, _ = h.call("GET", "/query", query={"q": "SELECT Name FROM Lead"})
+    assert body["records"][0]["Name"] == "Grace Hopper"
+    status, body, _ = h.call("GET", f"/sobjects/Contact/{ada}")
+    assert status == 200 and body["Name"] == "Ada Lovelace"
+    _, desc, _ = h.call("GET", "/sobjects/Contact/describe")
+    name = next(f for f in desc["fields"] if f["name"] == "Name")
+    assert name["updateable"] is False and name["createable"] is False
+    status, body, _ = h.call("PATCH", f"/sobjects/Contact/{ada}", {"Name": "Someone Else"})
+    assert status == 400, body
+    status, body, _ = h.call("GET", "/query", query={"q": "SELECT Id, Nickname FROM Contact"})
+    assert status == 400 and body[0]["errorCode"] == "INVALID_FIELD"
+
+
+def test_describe_carries_mergeable_child_relationships_and_name_field(h: Harness) -> None:
+    _, acc, _ = h.call("GET", "/sobjects/Account/describe")
+    assert acc["mergeable"] is True
+    children = {(c["childSObject"], c["field"]) for c in acc["childRelationships"]}
+    assert {("Contact", "AccountId"), ("Opportunity", "AccountId")} <= children
+    assert [f["name"] for f in acc["fields"] if f["nameField"]] == ["Name"]
+    _, opp, _ = h.call("GET", "/sobjects/Opportunity/describe")
+    assert opp["mergeable"] is False
+    assert ("OpportunityContactRole", "OpportunityId") in {(c["childSObject"], c["field"]) for c in opp["childRelationships"]}
+    _, con, _ = h.call("GET", "/sobjects/Contact/describe")
+    assert [f["name"] for f in con["fields"] if f["nameField"]] == ["Name"]
