@@ -103,6 +103,19 @@ def _read_owner_email(value: Any, ctx: Context) -> str | None:
     return n.normalize_email(text, field=ctx.field)
 
 
+def _read_url(value: Any, ctx: Context) -> str | None:
+    """A website, kept as written (stripped), when its host is a registrable domain.
+
+    ``"n/a"``, ``"see LinkedIn"``, ``http://localhost`` → ``RecordError``: a website
+    that names no domain is unreadable (and never written to another system).
+    """
+    text = n.normalize_string(value, field=ctx.field)
+    if text is None:
+        return None
+    n.domain_from_url(text, field=ctx.field)
+    return text
+
+
 def _read_domain(value: Any, ctx: Context) -> str | None:
     return n.domain_from_url(value, field=ctx.field)
 
@@ -317,7 +330,7 @@ TRANSFORMS: dict[str, Transform] = {
         Transform("string", _read_string, _same),
         Transform("email", _read_email, _same),
         Transform("owner_email", _read_owner_email, _same),
-        Transform("url", _read_string, _same),
+        Transform("url", _read_url, _same),
         Transform("domain", _read_domain, _same),
         Transform("domains", _read_domains, _write_domains),
         Transform("phone", _read_phone, _same),
