@@ -875,11 +875,11 @@ def sync_bad_values(
     rids = sorted(found)
     held: dict[tuple[str, str | None], ErrorLedgerRow] = {}
     for i in range(0, len(rids), 500):
-        for row in s.scalars(select(ErrorLedgerRow).where(
+        for found_row in s.scalars(select(ErrorLedgerRow).where(
                 ErrorLedgerRow.state == "open", ErrorLedgerRow.category == BAD_VALUE,
                 ErrorLedgerRow.system == system, ErrorLedgerRow.native_type == native_type,
                 ErrorLedgerRow.remote_id.in_(rids[i : i + 500]))):
-            held[(row.remote_id or "", row.field)] = row
+            held[(found_row.remote_id or "", found_row.field)] = found_row
     opened = resolved = 0
     for rid, fields in found.items():
         for name, (raw, reason) in fields.items():
@@ -896,8 +896,8 @@ def sync_bad_values(
             elif row.payload != payload:
                 row.message, row.payload, row.last_seen_at, row.run_id = message, payload, now, run_id
                 row.canonical_id = canonical_ids.get(rid, row.canonical_id)
-    for row in held.values():
-        row.state, row.last_seen_at = "resolved", now
+    for gone in held.values():
+        gone.state, gone.last_seen_at = "resolved", now
         resolved += 1
     return opened, resolved
 
