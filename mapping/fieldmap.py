@@ -509,10 +509,10 @@ CANONICAL_RANGES: dict[str, tuple[Decimal, Decimal]] = {
 }
 
 
-def _in_range(canonical: str, value: Any) -> None:
-    bounds = CANONICAL_RANGES.get(canonical)
+def _in_range(rule: FieldRule, value: Any) -> None:
+    bounds = CANONICAL_RANGES.get(rule.canonical)
     if bounds is not None and isinstance(value, Decimal) and not bounds[0] <= value <= bounds[1]:
-        raise ValueError(f"{canonical} {value} is outside {bounds[0]}..{bounds[1]}")
+        raise ValueError(f"{rule.native}: {rule.canonical} {value} is outside {bounds[0]}..{bounds[1]}")
 
 
 # What a transform may raise on a value it cannot read besides ``RecordError``
@@ -556,7 +556,7 @@ def read_entity(
         try:
             clean, note = n.sanitize(raw, field=rule.native)
             value = get_transform(rule.transform).read(clean, ctx)
-            _in_range(rule.canonical, value)
+            _in_range(rule, value)
         except _READ_ERRORS as exc:
             unreadable.append(Unreadable(rule.canonical, rule.native, n.printable(raw), _reason(exc)))
             continue
