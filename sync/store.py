@@ -111,18 +111,20 @@ class _EntityColumns:
 
 class AccountRow(_EntityColumns, Base):
     __tablename__ = "account"
+    # free text is TEXT: a CRM may hold a 300-character name; a target's own limit is a
+    # write error there, never a reason to lose the record here (migration 0004)
 
-    name: Mapped[str | None] = mapped_column(String(255))
+    name: Mapped[str | None] = mapped_column(Text)
     domain: Mapped[str | None] = mapped_column(String(255), index=True)
-    website: Mapped[str | None] = mapped_column(String(255))
+    website: Mapped[str | None] = mapped_column(Text)
     industry: Mapped[str | None] = mapped_column(String(80))
     employees: Mapped[int | None] = mapped_column(Integer)
     annual_revenue: Mapped[Decimal | None]
     phone: Mapped[str | None] = mapped_column(String(40))
-    billing_street: Mapped[str | None] = mapped_column(String(255))
-    billing_city: Mapped[str | None] = mapped_column(String(80))
-    billing_state: Mapped[str | None] = mapped_column(String(80))
-    billing_postal_code: Mapped[str | None] = mapped_column(String(20))
+    billing_street: Mapped[str | None] = mapped_column(Text)
+    billing_city: Mapped[str | None] = mapped_column(Text)
+    billing_state: Mapped[str | None] = mapped_column(Text)
+    billing_postal_code: Mapped[str | None] = mapped_column(Text)
     country: Mapped[str | None] = mapped_column(String(2))
     owner_email: Mapped[str | None] = mapped_column(String(255))
     lifecycle_stage: Mapped[str | None] = mapped_column(String(40))
@@ -138,9 +140,9 @@ class ContactRow(_EntityColumns, Base):
     email: Mapped[str | None] = mapped_column(String(255))
     # email folded for matching (lowercase, plus-tags and Gmail dots removed)
     email_key: Mapped[str | None] = mapped_column(String(255), index=True)
-    first_name: Mapped[str | None] = mapped_column(String(80))
-    last_name: Mapped[str | None] = mapped_column(String(120))
-    title: Mapped[str | None] = mapped_column(String(255))
+    first_name: Mapped[str | None] = mapped_column(Text)
+    last_name: Mapped[str | None] = mapped_column(Text)
+    title: Mapped[str | None] = mapped_column(Text)
     phone: Mapped[str | None] = mapped_column(String(40))
     account_id: Mapped[str | None] = mapped_column(ID, index=True)
     lifecycle_stage: Mapped[str | None] = mapped_column(String(40))
@@ -152,7 +154,7 @@ class ContactRow(_EntityColumns, Base):
 class OpportunityRow(_EntityColumns, Base):
     __tablename__ = "opportunity"
 
-    name: Mapped[str | None] = mapped_column(String(255))
+    name: Mapped[str | None] = mapped_column(Text)
     account_id: Mapped[str | None] = mapped_column(ID, index=True)
     amount: Mapped[Decimal | None]
     currency: Mapped[str | None] = mapped_column(String(3))

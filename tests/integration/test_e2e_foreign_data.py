@@ -18,11 +18,14 @@ from dataclasses import dataclass
 import pytest
 from sqlalchemy import select
 
+from cli import make_runner, sandbox_settings
 from connectors.base import RemoteRecord
 from mapping import normalize
 from sandbox.server import Sandbox
 from sync import store as st
 from sync.jobs import CycleReport
+from sync.migrate import upgrade
+from tests.conftest import _pg_database
 from tests.integration import e2e_support as E
 from tests.integration.foreign_seed import ForeignSeed, build
 
@@ -42,12 +45,20 @@ class Synced:
     remote: dict[tuple[str, str], list[RemoteRecord]]
 
 
-@pytest.fixture(scope="module")
-def synced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synced]:
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def synced(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synced]:
+    """The seed synced into a SQLite store, and into PostgreSQL when configured (it refuses
+    NUL in text and lone surrogates in JSON: nothing of the kind may reach the store)."""
     tmp = tmp_path_factory.mktemp("foreign")
     seed = build(tmp / "seed")
+    pg = _pg_database() if request.param == "postgres" else None
     with Sandbox(seed.data_dir, tier="off", ca_dir=tmp / "ca") as sb:
-        world = E.open_world(sb, tmp)
+        if pg is None:
+            world = E.open_world(sb, tmp)
+        else:
+            url = next(pg)
+            upgrade(url)
+            world = E.World(sb, url, make_runner(sandbox_settings(sb.info, url)))
         reports, calls, failed = [], [], []
         for i in range(3):
             before = E.fetch_stats(sb)
@@ -59,6 +70,9 @@ def synced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synced]:
                                if e.direction == "write" and e.run_id == report.run_id})
         remote = E.read_remote(world)
         yield Synced(seed, world, reports, calls, failed, remote)
+        world.store.engine.dispose()
+    if pg is not None:
+        pg.close()  # drops the database
 
 
 def _refs(world: E.World) -> list[st.ExternalRefRow]:

@@ -114,3 +114,27 @@ def test_a_record_whose_every_value_is_unreadable_is_still_in_the_store(world) -
     with store.session() as s:
         assert hs_id in st.refs_by_remote_id(s, "hubspot", "contacts", [hs_id])
     assert _open_bad_values(store) == {("hubspot", hs_id, f) for f in ("email", "firstname", "phone")}
+
+
+def test_long_and_hostile_values_store_on_every_database(world) -> None:
+    """300-character names, NUL, control characters, lone surrogates: the cycle runs, the
+    record is stored (PostgreSQL refuses NUL in text and lone surrogates in JSON, and
+    would refuse a name longer than its column), the too-long value is a write error."""
+    store, _clock, sf, hs, runner = world
+    long_name = ("Handels- und Vertriebsgesellschaft " * 10)[:300]
+    comp = hs.add("companies", {"name": long_name, "domain": "handel-vertrieb.de", "city": "K\x00öln",
+                                "address": "Ring\udc80 1", "phone": "+49 221 \x07 123456"})
+    cont = hs.add("contacts", {"email": "lang@handel-vertrieb.de", "firstname": long_name,
+                               "lastname": long_name, "jobtitle": long_name, "company": "x\udc80"},
+                  assoc={"account": (comp,)})
+    report = runner().run_cycle()
+    assert report.status == "ok", report
+    acct = _entity(store, "hubspot", "companies", comp)
+    person = _entity(store, "hubspot", "contacts", cont)
+    assert acct.name == long_name and acct.billing_city == "Köln" and acct.billing_street is None
+    assert acct.phone == "+49221123456"
+    assert person.first_name == person.last_name == person.title == long_name
+    assert _open_bad_values(store) == {("hubspot", comp, "address"), ("hubspot", cont, "company")}
+    with store.session() as s:
+        too_long = {(e.system, e.canonical_id) for e in st.list_errors(s, category="too_long")}
+    assert ("salesforce", acct.id) in too_long and ("salesforce", person.id) in too_long
