@@ -131,6 +131,13 @@ def unreadable_fields(view: Mapping[str, Any] | None) -> dict[str, Any]:
     return dict((view or {}).get(UNREADABLE_KEY) or {})
 
 
+def _ext_value(fields: Mapping[str, Any], name: str) -> str:
+    """The external-id field's value as text; "" when it is hostile text (NUL, control
+    characters, a lone surrogate): no id of ours, and no database would take it."""
+    text = str(fields.get(name) or "")
+    return "" if normalize.safe_text(text, limit=len(text) + 1) != text else text
+
+
 def _bad_by_native(view: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
     """native field → (raw, reason): one ledger entry per native field (``Website`` feeds
     both ``website`` and ``domain``)."""
@@ -402,7 +409,7 @@ class _Linker:
     def __init__(self, p: Puller, s: Any, object_type: ObjectType, fresh: list[_Mapped], now: datetime) -> None:
         self.p, self.s, self.object_type, self.now = p, s, object_type, now
         ot = object_type.value
-        ext_values = [str(m.rec.fields.get(p.ext_field) or "") for m in fresh]
+        ext_values = [_ext_value(m.rec.fields, p.ext_field) for m in fresh]
         self.explicit = st.live_entity_ids(s, ot, [v for v in ext_values if UUID_RE.match(v)])
         self.xref = st.refs_for_remote_ids_any_system(s, ot, [v for v in ext_values if v and not UUID_RE.match(v)])
         self.email: dict[str, str] = {}
@@ -420,7 +427,7 @@ class _Linker:
 
     def link(self, m: _Mapped) -> tuple[str, str]:
         p, ot = self.p, self.object_type
-        ext = str(m.rec.fields.get(p.ext_field) or "")
+        ext = _ext_value(m.rec.fields, p.ext_field)
         if ext in self.explicit:
             return ext, "external_id"
         if ext and not UUID_RE.match(ext):

@@ -138,3 +138,12 @@ def test_long_and_hostile_values_store_on_every_database(world) -> None:
     with store.session() as s:
         too_long = {(e.system, e.canonical_id) for e in st.list_errors(s, category="too_long")}
     assert ("salesforce", acct.id) in too_long and ("salesforce", person.id) in too_long
+
+
+def test_hostile_text_in_the_external_id_field_is_no_id(world) -> None:
+    store, _clock, _sf, hs, runner = world
+    rid = hs.add("contacts", {"email": "ext@example.org", "lastname": "Ext", "revsync_id": "\udc80\x00"})
+    report = runner().run_cycle()
+    assert report.status == "ok"
+    with store.session() as s:
+        assert st.refs_by_remote_id(s, "hubspot", "contacts", [rid])[rid].link_rule == "new"
