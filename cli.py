@@ -439,7 +439,7 @@ def errors(
         return
     t = Table(title=f"{len(rows)} open error(s)")
     for col in ("id", "system", "record", "dir", "category", "field", "message", "tries"):
-        t.add_column(col)
+        t.add_column(col, overflow="fold" if col == "message" else "ellipsis")  # a raw value is never cut short
     for e in rows:
         t.add_row(str(e["id"]), e["system"], f"{e['native'] or e['object']} {e['remote_id'] or e['entity'] or ''}",
                   e["direction"], e["category"], e["field"] or "-", Text(e["message"]), str(e["attempts"]))

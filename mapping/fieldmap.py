@@ -40,6 +40,7 @@ __all__ = [
     "FIELD_MAPS",
     "OWNER_FIELDS",
     "OWNER_PSEUDO_FIELD",
+    "Cleaned",
     "Direction",
     "FieldMap",
     "FieldMapError",

@@ -2,7 +2,8 @@
 
 A field map names a transform per field (``"phone"``, ``"stage"``, ``"decimal"`` …).
 ``read`` turns the native value into the canonical one (``None`` for empty) and
-raises ``RecordError`` naming the native field when it cannot; ``write`` turns a
+raises ``RecordError`` naming the native field when it cannot (``fieldmap.read_entity``
+makes that one unreadable field, not a lost record); ``write`` turns a
 canonical value into a *typed* native value (``str``, ``int``, ``Decimal``, ``date``,
 ``datetime``, ``bool``, ``list``). The system's serializer in ``mapping.fieldmap``
 then puts typed values into the shape the API wants (HubSpot strings, Salesforce

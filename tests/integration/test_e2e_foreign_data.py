@@ -52,11 +52,11 @@ def synced(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     tmp = tmp_path_factory.mktemp("foreign")
     seed = build(tmp / "seed")
     pg = _pg_database() if request.param == "postgres" else None
+    url = next(pg) if pg is not None else None  # skips here when PostgreSQL is not configured
     with Sandbox(seed.data_dir, tier="off", ca_dir=tmp / "ca") as sb:
-        if pg is None:
+        if url is None:
             world = E.open_world(sb, tmp)
         else:
-            url = next(pg)
             upgrade(url)
             world = E.World(sb, url, make_runner(sandbox_settings(sb.info, url)))
         reports, calls, failed = [], [], []
