@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 from typer.core import TyperGroup
 
 from sync import config as cfg
@@ -527,7 +528,8 @@ def errors(
         rows: list[dict[str, Any]] = [{"id": e.id, "system": e.system, "object": e.object_type, "native": e.native_type,
                  "remote_id": e.remote_id, "entity": e.canonical_id, "direction": e.direction,
                  "category": e.category, "field": e.field, "message": e.message, "attempts": e.attempts,
-                 "first_seen": e.first_seen_at.isoformat(), "last_seen": e.last_seen_at.isoformat()}
+                 "first_seen": e.first_seen_at.isoformat(), "last_seen": e.last_seen_at.isoformat(),
+                 **_bad_value_detail(e)}
                 for e in st.list_errors(s, category=category, limit=limit)]
         _add_sources(s, rows)
     if as_json:
@@ -538,13 +540,13 @@ def errors(
         return
     t = Table(title=f"{len(rows)} open error(s)")
     for col in ("id", "system", "record", "dir", "category", "field", "message", "tries"):
-        t.add_column(col)
+        t.add_column(col, overflow="fold" if col == "message" else "ellipsis")  # a raw value is never cut short
     for e in rows:
         record = (f"{e['native'] or e['object']} {e['remote_id']}" if e["remote_id"]
                   else f"{e['native'] or e['object']} (not created yet; from {e['source']})" if e.get("source")
                   else f"{e['native'] or e['object']} {e['entity'] or ''}")
         t.add_row(str(e["id"]), e["system"], record, e["direction"], e["category"], e["field"] or "-",
-                  e["message"], str(e["attempts"]))
+                  Text(e["message"]), str(e["attempts"]))
     console.print(t)
 
 
@@ -567,6 +569,13 @@ def _add_sources(s: Any, rows: list[dict[str, Any]]) -> None:
             srcs = [f"{x.system}:{x.remote_id}" for x in refs.get(e["entity"], []) if x.remote_id]
             if srcs:
                 e["source"] = ", ".join(srcs) + (f" {label!r}" if label else "")
+
+
+def _bad_value_detail(e: Any) -> dict[str, Any]:
+    """``raw`` and ``reason`` of a ``bad_value`` ledger entry (nothing for other entries)."""
+    if e.category != "bad_value" or not isinstance(e.payload, dict):
+        return {}
+    return {"raw": e.payload.get("raw"), "reason": e.payload.get("reason")}
 
 
 @app.command()
@@ -619,8 +628,20 @@ def explain(
             "fields": [{"field": p.field, "value": p.value, "system": p.system, "remote_id": p.remote_id,
                         "rule": p.rule, "remote_modstamp": p.remote_modstamp.isoformat() if p.remote_modstamp else None,
                         "run": p.run_id, "decided_at": p.decided_at.isoformat()} for p in prov],
+            # values a record holds that could not be read (no claim: never written, never a blank)
+            "unreadable": [{"field": name, "native": u.get("field"), "system": r.system, "remote_id": r.remote_id,
+                            "raw": u.get("raw"), "reason": u.get("reason")}
+                           for r in refs for name, u in sorted(((r.canonical_fields or {}).get("_unreadable")
+                                                                or {}).items())
+                           if field is None or field in (name, u.get("field"))],
+            # values read after removing characters (control characters, NUL)
+            "cleaned": [{"field": name, "native": c.get("field"), "system": r.system, "remote_id": r.remote_id,
+                         "raw": c.get("raw"), "note": c.get("note")}
+                        for r in refs for name, c in sorted(((r.canonical_fields or {}).get("_cleaned")
+                                                             or {}).items())
+                        if field is None or field in (name, c.get("field"))],
         }
-    if field is not None and not data["fields"]:
+    if field is not None and not (data["fields"] or data["unreadable"] or data["cleaned"]):
         raise _fail(f"{object_type} {cid} has no decided value for {field!r}")
     if as_json:
         print_json(data)
@@ -636,6 +657,22 @@ def explain(
         t.add_row(p["field"], str(p["value"]), f"{p['system'] or '-'} {p['remote_id'] or ''}", p["rule"],
                   p["remote_modstamp"] or "-", str(p["run"]))
     console.print(t)
+    if data["unreadable"]:
+        u = Table(title="unreadable values (not used, never written elsewhere)")
+        for col in ("field", "record", "native field", "raw value", "reason"):
+            u.add_column(col)
+        for b in data["unreadable"]:
+            u.add_row(b["field"], f"{b['system']} {b['remote_id']}", b["native"] or "-",
+                      Text(b["raw"] or ""), Text(b["reason"] or ""))
+        console.print(u)
+    if data["cleaned"]:
+        c = Table(title="cleaned values (read after removing characters)")
+        for col in ("field", "record", "native field", "raw value", "note"):
+            c.add_column(col)
+        for b in data["cleaned"]:
+            c.add_row(b["field"], f"{b['system']} {b['remote_id']}", b["native"] or "-",
+                      Text(b["raw"] or ""), Text(b["note"] or ""))
+        console.print(c)
 
 
 def _entity_label(object_type: str, row: Any) -> str:

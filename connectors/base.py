@@ -128,7 +128,7 @@ class ErrorCategory(StrEnum):
     SERVER = "server"
     AUTH = "auth"
     MAPPING = "mapping"
-    BAD_VALUE = "bad_value"
+    BAD_VALUE = "bad_value"  # one unreadable value on read: the field, not the record
     UNKNOWN = "unknown"
 
 

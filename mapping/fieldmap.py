@@ -5,7 +5,10 @@ native field ↔ canonical field, the transform that converts the value, and the
 direction. The defaults live in ``mapping/salesforce.py``, ``hubspot.py`` and
 ``planhat.py``; ``FieldMap.with_overrides`` applies a user's ``revsync.toml`` table.
 
-``to_entity`` reads a native record (``RemoteRecord.fields``) into a canonical entity;
+``read_entity`` reads a native record (``RemoteRecord.fields``) into a canonical entity
+field by field: a value that cannot be read makes that field *unreadable* (raw value
+and reason reported, the field left empty), never the record. ``to_entity`` is the
+strict form (any unreadable value → ``RecordError``);
 ``from_entity`` writes an entity back to native fields ready for the API.
 ``content_hash`` fingerprints the mapped native fields for change detection and echo
 suppression. Everything is pure: no I/O, inputs never mutated.
@@ -37,16 +40,20 @@ __all__ = [
     "FIELD_MAPS",
     "OWNER_FIELDS",
     "OWNER_PSEUDO_FIELD",
+    "Cleaned",
     "Direction",
     "FieldMap",
     "FieldMapError",
     "FieldRule",
+    "ReadResult",
+    "Unreadable",
     "build_field_maps",
     "content_hash",
     "derive_stage_flags",
     "from_entity",
     "get_field_map",
     "mapped_native_fields",
+    "read_entity",
     "to_account",
     "to_contact",
     "to_entity",
@@ -434,7 +441,8 @@ def _region(fm: FieldMap, fields: Mapping[str, Any]) -> str | None:
     for rule in fm.read_rules:
         if rule.canonical == "country":
             try:
-                return n.normalize_country(_get_path(fields, rule.native), field=rule.native)
+                raw, _ = n.sanitize(_get_path(fields, rule.native), field=rule.native)
+                return n.normalize_country(raw, field=rule.native)
             except RecordError:
                 return None  # the country rule itself reports it
     return None
@@ -460,24 +468,83 @@ def derive_stage_flags(stage: str | None) -> tuple[bool | None, bool | None]:
     return stage in ("closed_won", "closed_lost"), stage == "closed_won"
 
 
-def to_entity(
+@dataclass(frozen=True)
+class Unreadable:
+    """One value that could not be read: the field is left empty, the record goes on.
+
+    ``canonical`` is the canonical field (or ``extras.<name>``), ``native`` the native
+    field it came from, ``raw`` the value as safe text (``normalize.printable``: escaped,
+    cut to ``normalize.RAW_LIMIT``) and ``reason`` why it was refused.
+    """
+
+    canonical: str
+    native: str
+    raw: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Cleaned:
+    """A value read after cleaning that lost characters (control characters, NUL)."""
+
+    canonical: str
+    native: str
+    raw: str
+    note: str
+
+
+@dataclass(frozen=True)
+class ReadResult:
+    """What ``read_entity`` made of one record."""
+
+    entity: Account | Contact | Opportunity
+    unreadable: tuple[Unreadable, ...] = ()
+    cleaned: tuple[Cleaned, ...] = ()
+
+
+#: canonical numbers outside these bounds are unreadable (a percent past 100, a health
+#: score the store's NUMERIC(8, 2) cannot hold)
+CANONICAL_RANGES: dict[str, tuple[Decimal, Decimal]] = {
+    "probability": (Decimal(0), Decimal(100)),
+    "health": (Decimal(-999_999), Decimal(999_999)),
+}
+
+
+def _in_range(rule: FieldRule, value: Any) -> None:
+    bounds = CANONICAL_RANGES.get(rule.canonical)
+    if bounds is not None and isinstance(value, Decimal) and not bounds[0] <= value <= bounds[1]:
+        raise ValueError(f"{rule.native}: {rule.canonical} {value} is outside {bounds[0]}..{bounds[1]}")
+
+
+# What a transform may raise on a value it cannot read besides ``RecordError``
+# (a library refusing odd input); anything else is a bug and propagates.
+_READ_ERRORS = (RecordError, ValueError, TypeError, ArithmeticError, UnicodeError, OverflowError)
+
+
+def read_entity(
     system: str,
     native_type: str,
     fields: Mapping[str, Any],
     *,
     fieldmap: FieldMap | None = None,
-) -> Account | Contact | Opportunity:
-    """Map a native record to its canonical entity.
+) -> ReadResult:
+    """Map a native record to its canonical entity, each field read on its own.
 
     ``fields`` is ``RemoteRecord.fields`` (with ``_owner_email`` resolved by the
     connector). The canonical id is left empty and associations (account_id,
     contact_ids) unset: the engine sets them. Opportunity ``is_closed``/``is_won``
-    follow the stage. Any unreadable value → ``RecordError`` naming the native field.
+    follow the stage. Every raw value first passes ``normalize.sanitize`` (control
+    characters and NUL removed: reported in ``cleaned``; lone surrogates and non-UTF-8
+    bytes refused); a value its transform cannot read is reported in ``unreadable`` and
+    its field stays empty. A phone's extension is kept in
+    ``extras["<field>_extension"]`` (E.164 has no place for it).
     """
     fm = fieldmap or get_field_map(system, native_type)
     region = _region(fm, fields)
     values: dict[str, Any] = {}
     extras: dict[str, Any] = {}
+    unreadable: list[Unreadable] = []
+    cleaned: list[Cleaned] = []
     for rule in fm.read_rules:
         ctx = Context(
             system=system,
@@ -486,17 +553,56 @@ def to_entity(
             region=region,
             aliases=fm.value_aliases.get(rule.native, {}),
         )
-        value = get_transform(rule.transform).read(_get_path(fields, rule.native), ctx)
+        raw = _get_path(fields, rule.native)
+        try:
+            clean, note = n.sanitize(raw, field=rule.native)
+            value = get_transform(rule.transform).read(clean, ctx)
+            _in_range(rule, value)
+        except _READ_ERRORS as exc:
+            unreadable.append(Unreadable(rule.canonical, rule.native, n.printable(raw), _reason(exc)))
+            continue
+        if note is not None:
+            cleaned.append(Cleaned(rule.canonical, rule.native, n.printable(raw), note))
         key = rule.extras_key
         if key is not None:
             if value is not None:
                 extras[key] = _json_safe(value)
         elif values.get(rule.canonical) is None:  # first rule with a value wins
             values[rule.canonical] = value
+            if rule.transform == "phone" and value is not None:
+                ext = n.phone_extension(clean, region=region)
+                if ext:
+                    extras[f"{rule.canonical}_extension"] = ext
     cls = ENTITY_CLASSES[fm.object_type]
     if cls is Opportunity:
         values["is_closed"], values["is_won"] = derive_stage_flags(values.get("stage"))
-    return cls(id="", extras=extras, **values)
+    entity = cls(id="", extras=extras, **values)
+    return ReadResult(entity, tuple(unreadable), tuple(cleaned))
+
+
+def _reason(exc: BaseException) -> str:
+    """A short, safe reason (the message may quote the raw value)."""
+    return n.safe_text(str(exc) or type(exc).__name__, limit=400)
+
+
+def to_entity(
+    system: str,
+    native_type: str,
+    fields: Mapping[str, Any],
+    *,
+    fieldmap: FieldMap | None = None,
+) -> Account | Contact | Opportunity:
+    """``read_entity``, strict: any unreadable value → ``RecordError`` naming the native
+    field (for callers that want all or nothing: golden tests, benchmarks)."""
+    result = read_entity(system, native_type, fields, fieldmap=fieldmap)
+    if result.unreadable:
+        bad = result.unreadable[0]
+        raise RecordError(
+            f"{system} {native_type}.{bad.native}: {bad.reason}",
+            category=ErrorCategory.MAPPING,
+            field=bad.native,
+        )
+    return result.entity
 
 
 def to_account(
@@ -704,4 +810,5 @@ def content_hash(fields: Mapping[str, Any], names: Iterable[str]) -> str:
     """
     picked = {name: _canonical_json(_get_path(fields, name)) for name in sorted(set(names))}
     text = json.dumps(picked, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    # surrogatepass: a lone surrogate in a raw value (a JSON escape) hashes, never crashes
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()

@@ -2,7 +2,10 @@
 
 Each normalizer takes a raw native value and returns the canonical form, ``None`` for
 an empty value, or raises ``RecordError`` naming ``field`` when the value cannot be
-understood (bad data goes to the error ledger; it is never guessed at or dropped).
+understood. The field map turns that into an *unreadable field* (raw value and reason
+kept, the rest of the record read as usual): a bad value is never guessed at, and it
+never costs its record. ``clean_text`` is the text hygiene every value passes first
+(control characters removed, lone surrogates and undecodable bytes refused).
 Everything here is pure and offline: the public-suffix list is the snapshot bundled
 with ``tldextract`` (never fetched), country names come from a compact alias table
 plus the locale names bundled with ``phonenumbers``.
@@ -27,6 +30,7 @@ __all__ = [
     "FREE_MAIL_DOMAINS",
     "ROLE_LOCAL_PARTS",
     "blank",
+    "clean_text",
     "company_match_key",
     "country_name",
     "domain_from_email",
@@ -44,7 +48,11 @@ __all__ = [
     "normalize_phone",
     "normalize_string",
     "offline_extractor",
+    "phone_extension",
     "plain_decimal",
+    "printable",
+    "safe_text",
+    "sanitize",
 ]
 
 DEFAULT_PHONE_REGION = "US"
@@ -69,6 +77,93 @@ def blank(value: Any) -> bool:
     if isinstance(value, list | tuple | dict | set):
         return not value
     return False
+
+
+# --------------------------------------------------------------------------- text hygiene
+
+# C0 controls except tab, newline and carriage return; DEL; C1 controls; the byte-order
+# mark (a stray U+FEFF at the start of a CSV export's first cell).
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufeff]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+_UNSAFE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufeff\ud800-\udfff]")
+#: raw values kept in the ledger and the store are cut to this many characters
+RAW_LIMIT = 200
+
+
+def clean_text(text: str, *, field: str | None = None) -> tuple[str, str | None]:
+    """``(clean text, note)``: control characters and NUL removed (``note`` says how
+    many; None when nothing changed). A lone UTF-16 surrogate (``"\\udc80"``, e.g. from a
+    JSON escape, or an undecodable byte kept by ``surrogateescape``) cannot be stored
+    or sent anywhere as UTF-8 → ``RecordError``; a surrogate *pair* is joined into the
+    character it encodes."""
+    if not _UNSAFE.search(text):
+        return text, None
+    if _SURROGATE.search(text):
+        try:
+            text = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le")
+        except UnicodeDecodeError:
+            lone = _SURROGATE.search(text)
+            code = f"U+{ord(lone.group(0)):04X}" if lone else "a surrogate"
+            raise RecordError(
+                f"{field or 'value'}: {printable(text)} holds a lone surrogate ({code}): "
+                "not valid Unicode text",
+                category=ErrorCategory.VALIDATION,
+                field=field,
+            ) from None
+    cleaned, removed = _CONTROL.subn("", text)
+    if not removed:
+        return cleaned, None
+    return cleaned, f"removed {removed} control character(s)"
+
+
+def sanitize(value: Any, *, field: str | None = None) -> tuple[Any, str | None]:
+    """``clean_text`` for any raw value: text, bytes (must be UTF-8) and the text
+    inside lists and objects. Returns ``(value, note)``; raises ``RecordError``."""
+    if isinstance(value, str):
+        return clean_text(value, field=field)
+    if isinstance(value, bytes | bytearray):
+        try:
+            text = bytes(value).decode("utf-8")
+        except UnicodeDecodeError:
+            raise RecordError(
+                f"{field or 'value'}: {printable(value)} is not UTF-8 text",
+                category=ErrorCategory.VALIDATION,
+                field=field,
+            ) from None
+        return clean_text(text, field=field)
+    notes: list[str] = []
+    if isinstance(value, list | tuple):
+        items = []
+        for item in value:
+            clean, note = sanitize(item, field=field)
+            items.append(clean)
+            if note:
+                notes.append(note)
+        return type(value)(items), "; ".join(notes) or None
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            clean_key, key_note = sanitize(key, field=field) if isinstance(key, str) else (key, None)
+            clean, note = sanitize(item, field=field)
+            out[clean_key] = clean
+            notes.extend(x for x in (key_note, note) if x)
+        return out, "; ".join(notes) or None
+    return value, None
+
+
+def safe_text(text: str, limit: int = RAW_LIMIT) -> str:
+    """``text`` with control characters, NUL and lone surrogates as ``\\uXXXX`` escapes
+    (so it encodes as UTF-8 and stores in any database), cut to ``limit`` characters."""
+    if _UNSAFE.search(text):
+        text = _UNSAFE.sub(lambda m: f"\\u{ord(m.group(0)):04x}", text)
+    if len(text) > limit:
+        text = f"{text[:limit]}… ({len(text)} chars)"
+    return text
+
+
+def printable(value: Any, limit: int = RAW_LIMIT) -> str:
+    """A raw value as safe text to keep and show: its ``repr`` through ``safe_text``."""
+    return safe_text(repr(value), limit)
 
 
 def normalize_string(value: Any, *, field: str | None = None) -> str | None:
@@ -126,6 +221,10 @@ def normalize_email(value: Any, *, field: str | None = None) -> str | None:
 
     Plus-tags are kept (``Jane+news@x.com`` → ``jane+news@x.com``); use
     ``email_match_key`` to compare addresses. Deliverability is not checked (no DNS).
+    Read leniently, as mail servers do: RFC 5322 quoted local parts
+    (``"quote\\"probe"@x.com``) and internationalised addresses (SMTPUTF8) pass; a
+    trailing dot after the domain (its DNS root) is dropped; a local part whose dots
+    only a quoted form allows (``jane.@docomo.ne.jp``) is kept in that quoted form.
     """
     text = normalize_string(value, field=field)
     if text is None:
@@ -151,11 +250,33 @@ def normalize_email(value: Any, *, field: str | None = None) -> str | None:
 @lru_cache(maxsize=1 << 16)
 def _checked_email(text: str) -> tuple[str | None, str]:
     """(normalized address, "") or (None, why it is not valid)."""
+    local, sep, domain = text.rpartition("@")
+    if sep and domain.endswith(".") and not domain.endswith(".."):
+        text = f"{local}@{domain[:-1]}"  # "jane@acme.com." : the DNS root, not a typo
     try:
-        checked = validate_email(text, check_deliverability=False)
+        checked = _validate_email(text)
     except EmailNotValidError as exc:
-        return None, str(exc)
+        problem = str(exc)
+        # "jane.@x.jp", "a..b@x.com": dots a dot-atom refuses but a quoted local part
+        # allows, and mail providers (Japanese carriers) hand out
+        if not (sep and "period" in problem and local and '"' not in local and " " not in local):
+            return None, problem
+        try:
+            checked = _validate_email(f'"{local}"@{text.rpartition("@")[2]}')
+        except EmailNotValidError:
+            return None, problem
     return str(checked.normalized).lower(), ""
+
+
+def _validate_email(text: str) -> Any:
+    return validate_email(
+        text,
+        check_deliverability=False,
+        allow_quoted_local=True,
+        allow_smtputf8=True,
+        allow_display_name=False,
+        allow_domain_literal=False,
+    )
 
 
 def _split_email(email: str) -> tuple[str, str]:
@@ -251,33 +372,48 @@ def normalize_phone(
     value: Any, *, region: str | None = None, field: str | None = None
 ) -> str | None:
     """Phone → E.164 (``+14155550100``); ``region`` (ISO alpha-2, default US) reads
-    national numbers. Empty → None; unparseable or impossible → ``RecordError``.
+    national numbers. Empty → None; junk → ``RecordError``.
 
-    Extensions are dropped: E.164 has no place for them.
+    Read leniently: a number ``phonenumbers`` finds *possible* (its length fits the
+    country's plan) but not *valid* (an unassigned area code such as 823, a range newer
+    than the library's metadata) is kept in E.164 all the same. Only text that is not
+    a phone number, or whose length cannot be one, is unreadable. The extension is not
+    part of E.164: ``phone_extension`` reads it.
     """
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
     text = normalize_string(value, field=field)
     if text is None:
         return None
-    e164 = _e164(text, (region or DEFAULT_PHONE_REGION).upper())
+    e164, _ext = _parse_phone(text, (region or DEFAULT_PHONE_REGION).upper())
     if e164 is None:
         raise _bad(field, "a phone number", value)
     return e164
 
 
+def phone_extension(value: Any, *, region: str | None = None) -> str | None:
+    """The extension of a phone number (``"555.123.4567 x204"`` → ``"204"``), if any."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return None
+    if not isinstance(value, str) or not value.strip():
+        return None
+    return _parse_phone(value.strip(), (region or DEFAULT_PHONE_REGION).upper())[1]
+
+
 # Parsing with phonenumbers is slow; a number read back after our own write (or
 # shared by records) is parsed once.
 @lru_cache(maxsize=1 << 16)
-def _e164(text: str, region: str) -> str | None:
-    """``text`` in E.164, or None when it is not a valid phone number."""
+def _parse_phone(text: str, region: str) -> tuple[str | None, str | None]:
+    """(E.164 or None when it cannot be a phone number, extension or None)."""
     try:
         number = phonenumbers.parse(text, region)
     except phonenumbers.NumberParseException:
-        return None
-    if not phonenumbers.is_possible_number(number) or not phonenumbers.is_valid_number(number):
-        return None
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+        return None, None
+    reason = phonenumbers.is_possible_number_with_reason(number)
+    if reason != phonenumbers.ValidationResult.IS_POSSIBLE and not phonenumbers.is_valid_number(number):
+        return None, None
+    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return e164, (number.extension or None)
 
 
 # --------------------------------------------------------------------------- country
@@ -572,6 +708,10 @@ def normalize_date(value: Any, *, field: str | None = None) -> date | None:
 
 # --------------------------------------------------------------------------- numbers, booleans
 
+#: numbers of this many integer digits or more are unreadable: no CRM holds them (money
+#: fields take 16 digits before the point, Salesforce 18 in all) and the store's
+#: NUMERIC(18, 2) columns would refuse them
+MAX_DIGITS = 16
 _MONEY_JUNK = re.compile(r"[\s,$€£¥]")
 
 
@@ -599,8 +739,8 @@ def normalize_decimal(value: Any, *, field: str | None = None) -> Decimal | None
             raise _bad(field, "a number", value) from None
     else:
         raise _bad(field, "a number", value)
-    if not result.is_finite():
-        raise _bad(field, "a number", value)
+    if not result.is_finite() or result.adjusted() >= MAX_DIGITS:
+        raise _bad(field, f"a number below 10^{MAX_DIGITS}", value)
     return plain_decimal(result)
 
 

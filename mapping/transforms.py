@@ -2,7 +2,8 @@
 
 A field map names a transform per field (``"phone"``, ``"stage"``, ``"decimal"`` …).
 ``read`` turns the native value into the canonical one (``None`` for empty) and
-raises ``RecordError`` naming the native field when it cannot; ``write`` turns a
+raises ``RecordError`` naming the native field when it cannot (``fieldmap.read_entity``
+makes that one unreadable field, not a lost record); ``write`` turns a
 canonical value into a *typed* native value (``str``, ``int``, ``Decimal``, ``date``,
 ``datetime``, ``bool``, ``list``). The system's serializer in ``mapping.fieldmap``
 then puts typed values into the shape the API wants (HubSpot strings, Salesforce
@@ -101,6 +102,19 @@ def _read_owner_email(value: Any, ctx: Context) -> str | None:
     if text is not None and text.lower().endswith(SANDBOX_EMAIL_SUFFIX):
         text = text[: -len(SANDBOX_EMAIL_SUFFIX)]
     return n.normalize_email(text, field=ctx.field)
+
+
+def _read_url(value: Any, ctx: Context) -> str | None:
+    """A website, kept as written (stripped), when its host is a registrable domain.
+
+    ``"n/a"``, ``"see LinkedIn"``, ``http://localhost`` → ``RecordError``: a website
+    that names no domain is unreadable (and never written to another system).
+    """
+    text = n.normalize_string(value, field=ctx.field)
+    if text is None:
+        return None
+    n.domain_from_url(text, field=ctx.field)
+    return text
 
 
 def _read_domain(value: Any, ctx: Context) -> str | None:
@@ -317,7 +331,7 @@ TRANSFORMS: dict[str, Transform] = {
         Transform("string", _read_string, _same),
         Transform("email", _read_email, _same),
         Transform("owner_email", _read_owner_email, _same),
-        Transform("url", _read_string, _same),
+        Transform("url", _read_url, _same),
         Transform("domain", _read_domain, _same),
         Transform("domains", _read_domains, _write_domains),
         Transform("phone", _read_phone, _same),

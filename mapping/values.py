@@ -3,8 +3,10 @@
 Each table maps a canonical value to the native value each system stores. The
 native values are the vendors' defaults: Salesforce's standard ``StageName`` and
 ``Industry`` picklists, HubSpot's default sales pipeline stage ids and industry
-enumeration, Planhat's company ``status``. An unknown native value is a
-``RecordError`` (see ``mapping.transforms``), never a silent drop.
+enumeration, Planhat's company ``status``. An unknown native value (an org's custom
+stage, a custom lifecycle stage) is a ``RecordError`` in ``mapping.transforms``, which
+the field map records as an unreadable field (raw value and reason in the ledger),
+never a silent drop and never a lost record.
 """
 
 from __future__ import annotations

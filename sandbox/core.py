@@ -226,9 +226,16 @@ class SandboxContext:
 def json_response(
     body: Any, status: int = 200, headers: Mapping[str, str] | None = None
 ) -> Response:
-    """A JSON werkzeug Response (compact separators, UTF-8)."""
+    """A JSON werkzeug Response (compact separators, UTF-8).
+
+    Text holding a lone surrogate (stored from a ``\\udc80`` escape) cannot be UTF-8:
+    such a body goes out ASCII-escaped, as the vendors send it."""
     payload = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
-    resp = Response(payload, status=status, mimetype="application/json")
+    try:
+        data = payload.encode("utf-8")
+    except UnicodeEncodeError:
+        data = json.dumps(body, separators=(",", ":")).encode("ascii")
+    resp = Response(data, status=status, mimetype="application/json")
     if headers:
         for key, value in headers.items():
             resp.headers[key] = value

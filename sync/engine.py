@@ -37,7 +37,7 @@ from mapping.canonical import (
 from mapping.fieldmap import from_entity, get_field_map, to_entity
 from sync import store as st
 from sync.plan import FieldChange, PlannedWrite, changed_fields, native_diff
-from sync.pull import _view_hash, gc_paused
+from sync.pull import _view_hash, gc_paused, unreadable_fields
 from sync.reconcile import Claim, Decision, FieldPolicy, decide_all, is_blank
 
 log = logging.getLogger(__name__)
@@ -231,8 +231,9 @@ class Engine:
             claims: dict[str, list[Claim]] = {f: [] for f in fields}
             for r in live:
                 view = views[id(r)] = _decoded(ot, r.canonical_fields)
+                unreadable = unreadable_fields(r.canonical_fields)  # no claim, never a blank one
                 for f in fields:
-                    if f in ASSOC_FIELDS:
+                    if f in ASSOC_FIELDS or (f in unreadable and is_blank(getattr(view, f))):
                         continue
                     claims[f].append(Claim(r.system, r.remote_id, r.remote_modstamp, getattr(view, f)))
                 for f, obj in ASSOC_FIELDS.items():
@@ -448,6 +449,8 @@ class Engine:
                      decisions: Mapping[str, Decision], skip: frozenset[str] = frozenset(),
                      current: Any = None) -> PlannedWrite | None:
         fm = self._fm(conn.kind, ref.native_type) or get_field_map(conn.kind, ref.native_type)
+        # a value this record holds but we could not read stays as it is there
+        skip = skip | frozenset(unreadable_fields(ref.canonical_fields))
         candidates = {r.canonical for r in fm.write_rules if r.extras_key is None} - skip
         if current is None:  # the resolve pass decoded it already, usually
             current = _decoded(ot, ref.canonical_fields)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -26,10 +27,17 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
 
-from connectors.base import Connector, Cursor, RecordError, RemoteRecord, ResyncRequired
+from connectors.base import (
+    Connector,
+    Cursor,
+    ErrorCategory,
+    RecordError,
+    RemoteRecord,
+    ResyncRequired,
+)
 from mapping import normalize
 from mapping.canonical import ObjectType, entity_to_json, new_id
-from mapping.fieldmap import content_hash, to_entity
+from mapping.fieldmap import content_hash, read_entity
 from sync import store as st
 
 log = logging.getLogger(__name__)
@@ -62,6 +70,7 @@ class PullStats:
     links: int = 0  # new records linked to an existing entity by a key
     errors: int = 0
     deleted: int = 0
+    bad_values: int = 0  # unreadable values newly entered in the ledger (category bad_value)
     link_rules: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # worth a line in the run report
 
@@ -94,18 +103,56 @@ def _view_hash(view: Mapping[str, Any], assoc: Mapping[str, Sequence[str]]) -> s
     return content_hash(payload, payload.keys())
 
 
-def map_record(kind: str, rec: RemoteRecord, fieldmaps: Mapping[tuple[str, str], Any] | None = None) -> dict[str, Any]:
-    """The record's values in canonical form (JSON-compatible). Raises RecordError.
+#: keys of a record's view (``ExternalRefRow.canonical_fields``) that are not fields:
+#: canonical field → {"field": native field, "raw": safe text, "reason" / "note"}
+UNREADABLE_KEY = "_unreadable"
+CLEANED_KEY = "_cleaned"
 
+
+def map_record(kind: str, rec: RemoteRecord, fieldmaps: Mapping[tuple[str, str], Any] | None = None) -> dict[str, Any]:
+    """The record's values in canonical form (JSON-compatible), each field read on its own.
+
+    A value that cannot be read leaves its field empty and is listed under
+    ``view["_unreadable"]`` (reconcile takes it as no claim from this record, plan never
+    writes that field to this record); a value read after removing control characters
+    is listed under ``view["_cleaned"]``. Both keys are absent when there is nothing to say.
     ``fieldmaps``: the field maps in force (defaults with revsync.toml's overrides)."""
     fm = fieldmaps.get((kind, rec.native_type)) if fieldmaps else None
-    ent = to_entity(kind, rec.native_type, rec.fields, fieldmap=fm)
+    result = read_entity(kind, rec.native_type, rec.fields, fieldmap=fm)
+    ent = result.entity
     view = entity_to_json(ent)
     view.pop("account_id", None)
     view.pop("contact_ids", None)
     if ent.extras:
         view["extras"] = ent.extras
+    if result.unreadable:
+        view[UNREADABLE_KEY] = {u.canonical: {"field": u.native, "raw": u.raw, "reason": u.reason}
+                                for u in result.unreadable}
+    if result.cleaned:
+        view[CLEANED_KEY] = {c.canonical: {"field": c.native, "raw": c.raw, "note": c.note}
+                             for c in result.cleaned}
     return view
+
+
+def unreadable_fields(view: Mapping[str, Any] | None) -> dict[str, Any]:
+    """canonical field → {"field", "raw", "reason"} for the values of a view that could not be read."""
+    return dict((view or {}).get(UNREADABLE_KEY) or {})
+
+
+def _ext_value(fields: Mapping[str, Any], name: str) -> str:
+    """The external-id field's value as text; "" when it is hostile text (NUL, control
+    characters, a lone surrogate): no id of ours, and no database would take it."""
+    text = str(fields.get(name) or "")
+    return "" if normalize.safe_text(text, limit=len(text) + 1) != text else text
+
+
+def _bad_by_native(view: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
+    """native field → (raw, reason): one ledger entry per native field (``Website`` feeds
+    both ``website`` and ``domain``)."""
+    out: dict[str, tuple[str, str]] = {}
+    for entry in unreadable_fields(view).values():
+        out.setdefault(entry["field"], (entry["raw"], entry["reason"]))
+    return out
 
 
 class Puller:
@@ -271,6 +318,11 @@ class Puller:
             except RecordError as e:
                 bad.append((rec, e))
                 continue
+            except Exception as e:  # a mapping bug must cost one record, never the cycle
+                log.exception("%s %s %s: cannot map", self.name, native, rec.remote_id)
+                bad.append((rec, RecordError(f"cannot map the record: {type(e).__name__}: {e}",
+                                             category=ErrorCategory.MAPPING)))
+                continue
             mapped.append(_Mapped(rec, view, _view_hash(view, rec.associations)))
         last = max(
             ((r.modstamp, r.remote_id) for r in page if r.modstamp is not None), default=None
@@ -281,10 +333,19 @@ class Puller:
                 st.record_error(
                     s, system=self.name, object_type=object_type.value, native_type=native,
                     remote_id=rec.remote_id, canonical_id=None, direction="read",
-                    category=err.category.value, message=f"{native} {rec.remote_id}: {err}",
+                    category=err.category.value,
+                    message=normalize.safe_text(f"{native} {rec.remote_id}: {err}", limit=2000),
                     field=err.field, payload=_jsonable(rec.fields), now=now, run_id=self.run_id,
                 )
-            self._upsert(s, object_type, native, mapped, stats, now)
+            refs = self._upsert(s, object_type, native, mapped, stats, now)
+            if mapped:
+                opened, _ = st.sync_bad_values(
+                    s, system=self.name, object_type=object_type.value, native_type=native,
+                    found={m.rec.remote_id: _bad_by_native(m.view) for m in mapped},
+                    canonical_ids={rid: ref.canonical_id for rid, ref in refs.items()},
+                    now=now, run_id=self.run_id)
+                stats.bad_values += opened
+                stats.errors += opened
             if deleted:
                 self._apply_deletes_in(s, object_type, native, deleted, stats, now)
             st.resolve_errors(s, system=self.name, object_type=object_type.value, direction="read",
@@ -296,9 +357,10 @@ class Puller:
     def _upsert(
         self, s: Any, object_type: ObjectType, native: str, mapped: list[_Mapped], stats: PullStats,
         now: datetime,
-    ) -> None:
+    ) -> dict[str, Any]:
+        """Store the page's records; returns remote id → its ``ExternalRefRow``."""
         if not mapped:
-            return
+            return {}
         existing = st.refs_by_remote_id(s, self.name, native, [m.rec.remote_id for m in mapped])
         # ops we sent but never recorded (a crash between the API call and our commit):
         # reading their result back is our own echo, not somebody's edit
@@ -345,6 +407,7 @@ class Puller:
             dirty.append(cid)
         s.flush()
         st.mark_dirty(s, object_type.value, dirty)
+        return dict(existing)
 
     def _is_unrecorded_echo(self, native: str, m: _Mapped, payloads: Sequence[Mapping[str, Any]]) -> bool:
         from sync.engine import Engine
@@ -384,7 +447,7 @@ class _Linker:
     def __init__(self, p: Puller, s: Any, object_type: ObjectType, fresh: list[_Mapped], now: datetime) -> None:
         self.p, self.s, self.object_type, self.now = p, s, object_type, now
         ot = object_type.value
-        ext_values = [str(m.rec.fields.get(p.ext_field) or "") for m in fresh]
+        ext_values = [_ext_value(m.rec.fields, p.ext_field) for m in fresh]
         self.explicit = st.live_entity_ids(s, ot, [v for v in ext_values if UUID_RE.match(v)])
         self.xref = st.refs_for_remote_ids_any_system(s, ot, [v for v in ext_values if v and not UUID_RE.match(v)])
         self.email: dict[str, str] = {}
@@ -402,7 +465,7 @@ class _Linker:
 
     def link(self, m: _Mapped) -> tuple[str, str]:
         p, ot = self.p, self.object_type
-        ext = str(m.rec.fields.get(p.ext_field) or "")
+        ext = _ext_value(m.rec.fields, p.ext_field)
         if ext in self.explicit:
             return ext, "external_id"
         if ext and not UUID_RE.match(ext):
@@ -509,9 +572,24 @@ def _name_key(name: Any) -> str | None:
 
 
 def _jsonable(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """The raw fields as JSON any store takes: text with NUL, control characters or lone
+    surrogates escaped (PostgreSQL refuses them in JSON), other values as text."""
     import json
 
-    return dict(json.loads(json.dumps(dict(fields), default=str)))
+    def safe(value: Any) -> Any:
+        if isinstance(value, str):
+            return normalize.safe_text(value, limit=10_000)
+        if isinstance(value, Mapping):
+            return {safe(str(k)): safe(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [safe(v) for v in value]
+        if isinstance(value, float) and not math.isfinite(value):
+            return str(value)  # NaN and infinities are not JSON
+        if value is None or isinstance(value, bool | int | float):
+            return value
+        return safe(str(value))
+
+    return dict(json.loads(json.dumps(safe(dict(fields)))))
 
 
 def uniq(items: Iterable[str]) -> list[str]:

@@ -111,18 +111,20 @@ class _EntityColumns:
 
 class AccountRow(_EntityColumns, Base):
     __tablename__ = "account"
+    # free text is TEXT: a CRM may hold a 300-character name; a target's own limit is a
+    # write error there, never a reason to lose the record here (migration 0004)
 
-    name: Mapped[str | None] = mapped_column(String(255))
+    name: Mapped[str | None] = mapped_column(Text)
     domain: Mapped[str | None] = mapped_column(String(255), index=True)
-    website: Mapped[str | None] = mapped_column(String(255))
+    website: Mapped[str | None] = mapped_column(Text)
     industry: Mapped[str | None] = mapped_column(String(80))
     employees: Mapped[int | None] = mapped_column(Integer)
     annual_revenue: Mapped[Decimal | None]
     phone: Mapped[str | None] = mapped_column(String(40))
-    billing_street: Mapped[str | None] = mapped_column(String(255))
-    billing_city: Mapped[str | None] = mapped_column(String(80))
-    billing_state: Mapped[str | None] = mapped_column(String(80))
-    billing_postal_code: Mapped[str | None] = mapped_column(String(20))
+    billing_street: Mapped[str | None] = mapped_column(Text)
+    billing_city: Mapped[str | None] = mapped_column(Text)
+    billing_state: Mapped[str | None] = mapped_column(Text)
+    billing_postal_code: Mapped[str | None] = mapped_column(Text)
     country: Mapped[str | None] = mapped_column(String(2))
     owner_email: Mapped[str | None] = mapped_column(String(255))
     lifecycle_stage: Mapped[str | None] = mapped_column(String(40))
@@ -138,9 +140,9 @@ class ContactRow(_EntityColumns, Base):
     email: Mapped[str | None] = mapped_column(String(255))
     # email folded for matching (lowercase, plus-tags and Gmail dots removed)
     email_key: Mapped[str | None] = mapped_column(String(255), index=True)
-    first_name: Mapped[str | None] = mapped_column(String(80))
-    last_name: Mapped[str | None] = mapped_column(String(120))
-    title: Mapped[str | None] = mapped_column(String(255))
+    first_name: Mapped[str | None] = mapped_column(Text)
+    last_name: Mapped[str | None] = mapped_column(Text)
+    title: Mapped[str | None] = mapped_column(Text)
     phone: Mapped[str | None] = mapped_column(String(40))
     account_id: Mapped[str | None] = mapped_column(ID, index=True)
     lifecycle_stage: Mapped[str | None] = mapped_column(String(40))
@@ -152,7 +154,7 @@ class ContactRow(_EntityColumns, Base):
 class OpportunityRow(_EntityColumns, Base):
     __tablename__ = "opportunity"
 
-    name: Mapped[str | None] = mapped_column(String(255))
+    name: Mapped[str | None] = mapped_column(Text)
     account_id: Mapped[str | None] = mapped_column(ID, index=True)
     amount: Mapped[Decimal | None]
     currency: Mapped[str | None] = mapped_column(String(3))
@@ -821,6 +823,7 @@ def record_error(
     )
     q = q.where(ErrorLedgerRow.remote_id == remote_id) if remote_id else q.where(ErrorLedgerRow.remote_id.is_(None))
     q = q.where(ErrorLedgerRow.canonical_id == canonical_id) if canonical_id else q
+    q = q.where(ErrorLedgerRow.category != BAD_VALUE)  # per-field entries: sync_bad_values
     row = s.scalars(q.limit(1)).first()
     if row is None:
         s.add(ErrorLedgerRow(system=system, object_type=object_type, native_type=native_type,
@@ -834,6 +837,8 @@ def record_error(
 
 def resolve_errors(s: Session, *, system: str, object_type: str, direction: str,
                    remote_ids: list[str] | None = None, canonical_ids: list[str] | None = None) -> int:
+    """Resolve the open entries of these records (never ``bad_value`` ones: those are
+    per field, and only a readable value clears them, see ``sync_bad_values``)."""
     from sqlalchemy import update
 
     n = 0
@@ -846,11 +851,57 @@ def resolve_errors(s: Session, *, system: str, object_type: str, direction: str,
                 update(ErrorLedgerRow)
                 .where(ErrorLedgerRow.system == system, ErrorLedgerRow.object_type == object_type,
                        ErrorLedgerRow.direction == direction, ErrorLedgerRow.state == "open",
-                       col.in_(uniq[i : i + 500]))
+                       ErrorLedgerRow.category != BAD_VALUE, col.in_(uniq[i : i + 500]))
                 .values(state="resolved")
             )
             n += getattr(res, "rowcount", 0) or 0
     return n
+
+
+#: error-ledger category of one unreadable value (one entry per record and native field)
+BAD_VALUE = "bad_value"
+
+
+def sync_bad_values(
+    s: Session, *, system: str, object_type: str, native_type: str,
+    found: Mapping[str, Mapping[str, tuple[str, str]]], canonical_ids: Mapping[str, str],
+    now: datetime, run_id: int | None,
+) -> tuple[int, int]:
+    """Make the open ``bad_value`` entries of these records match what was just read.
+
+    ``found``: remote id → native field → (raw value as safe text, reason), for every
+    record read (an empty table when all its values read). A new unreadable value opens
+    an entry; a changed one updates it; a field that reads now resolves its entry.
+    Returns (opened, resolved).
+    """
+    rids = sorted(found)
+    held: dict[tuple[str, str | None], ErrorLedgerRow] = {}
+    for i in range(0, len(rids), 500):
+        for found_row in s.scalars(select(ErrorLedgerRow).where(
+                ErrorLedgerRow.state == "open", ErrorLedgerRow.category == BAD_VALUE,
+                ErrorLedgerRow.system == system, ErrorLedgerRow.native_type == native_type,
+                ErrorLedgerRow.remote_id.in_(rids[i : i + 500]))):
+            held[(found_row.remote_id or "", found_row.field)] = found_row
+    opened = resolved = 0
+    for rid, fields in found.items():
+        for name, (raw, reason) in fields.items():
+            row = held.pop((rid, name)) if (rid, name) in held else None
+            payload = {"raw": raw, "reason": reason}
+            message = f"{native_type} {rid}.{name}: unreadable value {raw} ({reason})"
+            if row is None:
+                opened += 1
+                s.add(ErrorLedgerRow(system=system, object_type=object_type, native_type=native_type,
+                                     remote_id=rid, canonical_id=canonical_ids.get(rid), direction="read",
+                                     category=BAD_VALUE, field=name, message=message, payload=payload,
+                                     first_seen_at=now, last_seen_at=now, attempts=1, state="open",
+                                     run_id=run_id))
+            elif row.payload != payload:
+                row.message, row.payload, row.last_seen_at, row.run_id = message, payload, now, run_id
+                row.canonical_id = canonical_ids.get(rid, row.canonical_id)
+    for gone in held.values():
+        gone.state, gone.last_seen_at = "resolved", now
+        resolved += 1
+    return opened, resolved
 
 
 def list_errors(s: Session, *, category: str | None = None, state: str = "open", limit: int = 200) -> list[ErrorLedgerRow]:

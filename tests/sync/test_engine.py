@@ -158,7 +158,7 @@ def test_bad_record_goes_to_the_error_ledger_and_the_batch_goes_on(world) -> Non
         assert st.list_errors(s) == []
 
 
-def test_unmappable_record_names_record_and_field(world) -> None:
+def test_an_unreadable_value_names_record_and_field_and_the_record_syncs(world) -> None:
     store, clock, sf, hs, runner = world
     _seed(sf, hs, clock)
     rid = sf.add("Opportunity", {"Name": "Big deal", "StageName": "Mystery Stage", "CloseDate": "2026-12-01"})
@@ -166,8 +166,16 @@ def test_unmappable_record_names_record_and_field(world) -> None:
     assert r.errors >= 1
     with store.session() as s:
         errs = [e for e in st.list_errors(s) if e.remote_id == rid]
-    assert errs and errs[0].field == "StageName" and "Mystery Stage" in errs[0].message
-    assert errs[0].direction == "read"
+        refs = st.refs_by_remote_id(s, "salesforce", "Opportunity", [rid])
+        assert rid in refs and refs[rid].canonical_fields["name"] == "Big deal"
+        assert refs[rid].canonical_fields["_unreadable"]["stage"]["field"] == "StageName"
+    assert len(errs) == 1 and errs[0].field == "StageName" and "Mystery Stage" in errs[0].message
+    assert errs[0].direction == "read" and errs[0].category == "bad_value"
+    assert errs[0].payload == {"raw": "'Mystery Stage'",
+                               "reason": "salesforce Opportunity.StageName: unknown stage value 'Mystery Stage'"}
+    # the opportunity was created in HubSpot without a stage: the unreadable value went nowhere
+    [deal] = [f for f in hs.data["deals"].values() if f.get("dealname") == "Big deal"]
+    assert not deal.get("dealstage")
 
 
 def test_a_crash_mid_push_then_rerun_creates_no_duplicates(world, monkeypatch) -> None:
