@@ -37,7 +37,7 @@ from mapping.canonical import (
 from mapping.fieldmap import from_entity, get_field_map, to_entity
 from sync import store as st
 from sync.plan import FieldChange, PlannedWrite, changed_fields, native_diff
-from sync.pull import _view_hash, gc_paused
+from sync.pull import STAMP_FIELDS, _view_hash, gc_paused
 from sync.reconcile import Claim, Decision, FieldPolicy, decide_all, is_blank
 
 log = logging.getLogger(__name__)
@@ -266,7 +266,9 @@ class Engine:
     def _merge_extras(self, live: list[Any], policy: FieldPolicy) -> dict[str, Any]:
         rank = {sname: i for i, sname in enumerate(policy.source_priority)}
         out: dict[str, Any] = {}
-        for r in sorted(live, key=lambda r: -rank.get(r.system, len(rank))):
+        # records of one system: in remote-id order, so a store rebuilt from the
+        # systems (which reads them in another order) decides the same
+        for r in sorted(live, key=lambda r: (-rank.get(r.system, len(rank)), r.remote_id)):
             out.update((r.canonical_fields or {}).get("extras") or {})
         return out
 
@@ -333,11 +335,14 @@ class Engine:
                     self._queue(s, merge, stats)
                     continue
                 if in_system:
+                    stamp_field = self._stamp_field(conn)
+                    stamp = self._stamp_targets(in_system, desired.id) if stamp_field else set()
                     for ref in in_system:
                         assoc_here = self._writable_assoc(conn.kind, ref.native_type, reachable)
                         skip = self._unique_skip(conn.kind, ref, in_system, desired)
                         op = self._plan_update(ot, conn, ref, desired, assoc_here, translate, policy, decisions,
-                                               skip, (views or {}).get(id(ref)))
+                                               skip, (views or {}).get(id(ref)),
+                                               stamp_field if id(ref) in stamp else None)
                         if op is not None:
                             self._queue(s, op, stats)
                 elif name in self.create_in(ot) and desired.deleted_at is None and not merged_away:
@@ -398,6 +403,29 @@ class Engine:
         return None
 
     @staticmethod
+    def _stamp_field(conn: Connection) -> str | None:
+        """The native field ``conn``'s records carry the revsync id in (None: the
+        connector has none we know of)."""
+        if conn.kind == "salesforce":
+            return str(getattr(conn.connector, "external_id_field", None) or STAMP_FIELDS["salesforce"])
+        return STAMP_FIELDS.get(conn.kind)
+
+    @staticmethod
+    def _stamp_targets(in_system: list[Any], cid: str) -> set[int]:
+        """The records (``id()`` of their refs) to write the entity's id into: per
+        native object, the first record, unless one already carries it (the field is
+        unique in every system: duplicates kept under policy "link" cannot all hold it).
+        So identity lives in the systems and survives the store."""
+        by_native: dict[str, list[Any]] = {}
+        for r in in_system:
+            by_native.setdefault(r.native_type, []).append(r)
+        out: set[int] = set()
+        for refs in by_native.values():
+            if not any(r.revsync_id == cid for r in refs):
+                out.add(id(refs[0]))
+        return out
+
+    @staticmethod
     def _unique_skip(kind: str, ref: Any, in_system: list[Any], desired: Any) -> frozenset[str]:
         unique = UNIQUE_FIELDS.get((kind, ref.native_type), frozenset())
         if not unique or len(in_system) < 2:
@@ -445,7 +473,7 @@ class Engine:
     def _plan_update(self, ot: str, conn: Connection, ref: Any, desired: Any, want_assoc: dict[str, list[str]],
                      translate: Mapping[str, Mapping[tuple[str, str], str]], policy: FieldPolicy,
                      decisions: Mapping[str, Decision], skip: frozenset[str] = frozenset(),
-                     current: Any = None) -> PlannedWrite | None:
+                     current: Any = None, stamp: str | None = None) -> PlannedWrite | None:
         fm = self._fm(conn.kind, ref.native_type) or get_field_map(conn.kind, ref.native_type)
         candidates = {r.canonical for r in fm.write_rules if r.extras_key is None} - skip
         if current is None:  # the resolve pass decoded it already, usually
@@ -470,6 +498,8 @@ class Engine:
             assoc.pop("contact", None)
         if not policy.writes_to(conn.name, "account_id"):
             assoc.pop("account", None)
+        if stamp:
+            fields[stamp] = desired.id
         if not fields and not assoc:
             return None
         changes = tuple(FieldChange(f, getattr(current, f), getattr(desired, f), decisions[f].rule) for f in diff)
@@ -647,6 +677,9 @@ class Engine:
                     ref.associations = merged
                 digest = _view_hash(ref.canonical_fields or {}, ref.associations or {})
                 ref.last_written_hash = ref.last_seen_hash = digest
+                stamp = self._stamp_field(conn)
+                if kind == "create" or (stamp and (payload.get("fields") or {}).get(stamp) == cid):
+                    ref.revsync_id = cid
             st.resolve_errors(s, system=conn.name, object_type=ot, direction="write", canonical_ids=ok_cids)
             st.mark_dirty(s, ot, created_cids)
 

@@ -209,6 +209,10 @@ class ExternalRefRow(Base):
     last_seen_at: Mapped[datetime]
     deleted_at: Mapped[datetime | None]
     merged_into: Mapped[str | None] = mapped_column(String(64))
+    # The revsync id the record carries in its external-id field (None: none, or not
+    # known); plan writes the entity's id where it is missing, so identity survives
+    # the store (a lost store, an old backup, a move to PostgreSQL)
+    revsync_id: Mapped[str | None] = mapped_column(ID)
 
 
 class FieldProvenanceRow(Base):
@@ -304,8 +308,10 @@ class ErrorLedgerRow(Base):
     first_seen_at: Mapped[datetime]
     last_seen_at: Mapped[datetime]
     attempts: Mapped[int] = mapped_column(Integer, default=1)
-    state: Mapped[str] = mapped_column(String(10), default="open")  # open | resolved | ignored
+    state: Mapped[str] = mapped_column(String(10), default="open")  # open | resolved | ignored | parked
     run_id: Mapped[int | None] = mapped_column(Integer)
+    # a write failure: when the following sync cycles retry it (backoff); None once parked
+    next_attempt_at: Mapped[datetime | None]
 
 
 class MergeLedgerRow(Base):
@@ -574,6 +580,81 @@ def live_entity_ids(s: Session, object_type: str, ids: list[str]) -> set[str]:
     for i in range(0, len(uniq), 500):
         found.update(s.scalars(select(t.id).where(t.id.in_(uniq[i : i + 500]), t.merged_into.is_(None))))
     return found
+
+
+def resolve_entity_ids(s: Session, object_type: str, ids: list[str]) -> dict[str, str]:
+    """id → the entity holding it now: itself, or the survivor it was merged into
+    (followed to the end of the chain). Ids the store does not know are left out."""
+    t = ENTITY_TABLES[object_type]
+    merged: dict[str, str | None] = {}
+    todo = sorted(set(ids))
+    for _ in range(16):  # merge chains are short; a cycle would be a bug, not data
+        todo = [i for i in todo if i not in merged]
+        if not todo:
+            break
+        for i in range(0, len(todo), 500):
+            merged.update((eid, into) for eid, into in s.execute(
+                select(t.id, t.merged_into).where(t.id.in_(todo[i : i + 500]))))
+        todo = [into for into in merged.values() if into]
+    out: dict[str, str] = {}
+    for eid in set(ids):
+        cur: str | None = eid
+        seen: set[str] = set()
+        while cur is not None and cur in merged and merged[cur] and cur not in seen:
+            seen.add(cur)
+            cur = merged[cur]
+        if cur is not None and cur in merged:
+            out[eid] = cur
+    return out
+
+
+def entity_is_unanchored_since(s: Session, object_type: str, entity_id: str, since: datetime) -> bool:
+    """True if the entity was made at or after ``since`` and none of its records
+    carries its id (so renaming it to an id a record carries loses nothing)."""
+    t: Any = ENTITY_TABLES[object_type]
+    row = s.get(t, entity_id)
+    if row is None or row.created_at < since or row.merged_into:
+        return False
+    anchored = s.scalar(select(func.count()).select_from(ExternalRefRow).where(
+        ExternalRefRow.object_type == object_type, ExternalRefRow.canonical_id == entity_id,
+        ExternalRefRow.revsync_id == entity_id))
+    return not anchored
+
+
+def rename_entity(s: Session, object_type: str, old: str, new: str) -> None:
+    """Give entity ``old`` the id ``new`` (which no entity has), with everything that
+    points at it: its records, associations, provenance, outbox and ledger rows."""
+    from sqlalchemy import update
+
+    t = ENTITY_TABLES[object_type]
+    s.flush()
+    row = s.get(t, old)
+    if row is None:
+        return
+    values = {c.key: getattr(row, c.key) for c in t.__mapper__.column_attrs}
+    values["id"] = new
+    s.add(t(**values))  # the new row first: the opportunity's contacts reference it
+    s.flush()
+    s.execute(update(ExternalRefRow).where(ExternalRefRow.object_type == object_type,
+                                           ExternalRefRow.canonical_id == old).values(canonical_id=new)
+              .execution_options(synchronize_session="fetch"))
+    s.execute(update(FieldProvenanceRow).where(FieldProvenanceRow.object_type == object_type,
+                                               FieldProvenanceRow.entity_id == old).values(entity_id=new))
+    for tbl in (OutboxRow, ErrorLedgerRow):
+        s.execute(update(tbl).where(tbl.object_type == object_type, tbl.canonical_id == old)
+                  .values(canonical_id=new))
+    s.execute(update(t).where(t.merged_into == old).values(merged_into=new))
+    if object_type == "account":
+        for child in (ContactRow, OpportunityRow):
+            s.execute(update(child).where(child.account_id == old).values(account_id=new))
+    elif object_type == "contact":
+        s.execute(update(OpportunityContactRow).where(OpportunityContactRow.contact_id == old)
+                  .values(contact_id=new))
+    else:
+        s.execute(update(OpportunityContactRow).where(OpportunityContactRow.opportunity_id == old)
+                  .values(opportunity_id=new))
+    s.delete(row)
+    s.flush()
 
 
 def contacts_by_email_key(s: Session, keys: list[str]) -> dict[str, str]:
