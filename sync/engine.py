@@ -356,10 +356,11 @@ class Engine:
                                                 self._writable_assoc(conn.kind, native, reachable)), stats)
             except RecordError as e:
                 stats.errors += 1
-                st.record_error(s, system=name, object_type=ot, native_type=natives[0], remote_id=None,
-                                canonical_id=desired.id, direction="write", category=e.category.value,
-                                message=f"{ot} {desired.id}: {e}", field=e.field, payload=None,
-                                now=self.now(), run_id=self.run_id)
+                err = st.record_error(s, system=name, object_type=ot, native_type=natives[0], remote_id=None,
+                                      canonical_id=desired.id, direction="write", category=e.category.value,
+                                      message=f"{ot} {desired.id}: {e}", field=e.field, payload=None,
+                                      now=self.now(), run_id=self.run_id)
+                st.schedule_write_retry(err, self.now())
 
     @staticmethod
     def _plan_merge(ot: str, conn: Connection, desired: Any, in_system: list[Any],
@@ -548,7 +549,19 @@ class Engine:
                 remote = self._remote_associations(name, batch)
                 stop = False
                 for (_merges, native), items in sorted(by_native.items()):
-                    ops = [self._write_op(object_type, native, it, remote) for it in items]
+                    # associations whose target has no record here yet wait: the op is
+                    # written without them, and they stay in the outbox (see _record_results)
+                    missing: list[dict[str, list[str]]] = []
+                    ops = [self._write_op(object_type, native, it, remote, missing) for it in items]
+                    idle = [i for i, op in enumerate(ops)
+                            if op.kind is OpKind.UPDATE and not op.fields and not op.associations]
+                    if idle:  # only waiting associations, none of whose targets exists yet
+                        self._still_waiting(conn, ot, native, [items[i] for i in idle], [missing[i] for i in idle])
+                        keep = [i for i in range(len(ops)) if i not in set(idle)]
+                        items, ops, missing = [items[i] for i in keep], [ops[i] for i in keep], \
+                            [missing[i] for i in keep]
+                        if not ops:
+                            continue
                     try:
                         results = conn.connector.write(object_type, ops)
                     except (RetriableError, QuotaExhausted, AuthError, FatalError) as e:
@@ -557,7 +570,7 @@ class Engine:
                         stop = True
                         break
                     self._record_results(conn, ot, native, items, results, stats,
-                                         [dict(op.associations) for op in ops])
+                                         [dict(op.associations) for op in ops], missing)
                     if on_batch:
                         on_batch(len(items))
                 if stop:
@@ -579,15 +592,23 @@ class Engine:
         return out
 
     @staticmethod
-    def _write_op(object_type: ObjectType, native: str, item: Any, remote: Mapping[tuple[str, str], str]) -> WriteOp:
+    def _write_op(object_type: ObjectType, native: str, item: Any, remote: Mapping[tuple[str, str], str],
+                  missing: list[dict[str, list[str]]] | None = None) -> WriteOp:
+        """The connector op for an outbox row. Association targets without a record in
+        the system yet are left out of it and appended to ``missing`` (one dict per op)."""
         _oid, kind, _native, cid, remote_id, payload = item
         op_kind = {"create": OpKind.UPSERT, "update": OpKind.UPDATE, "delete": OpKind.DELETE,
                    "merge": OpKind.MERGE}[kind]
         assoc: dict[str, tuple[str, ...]] = {}
+        waiting: dict[str, list[str]] = {}
         for obj, cids in (payload.get("associations") or {}).items():
             rids = tuple(remote[(obj, c)] for c in cids if (obj, c) in remote)
             if rids:
                 assoc[obj] = rids
+            if absent := [c for c in cids if (obj, c) not in remote]:
+                waiting[obj] = absent
+        if missing is not None:
+            missing.append(waiting)
         return WriteOp(
             kind=op_kind, object_type=object_type, key=cid, fields=dict(payload.get("fields") or {}),
             remote_id=remote_id, associations=assoc, native_type=native,
@@ -607,8 +628,10 @@ class Engine:
 
     def _record_results(self, conn: Connection, ot: str, native: str, items: list[Any],
                         results: list[WriteResult], stats: PushStats,
-                        sent_assoc: list[dict[str, tuple[str, ...]]]) -> None:
+                        sent_assoc: list[dict[str, tuple[str, ...]]],
+                        missing: Sequence[Mapping[str, list[str]]] = ()) -> None:
         now = self.now()
+        waiting = list(missing) or [{} for _ in items]
         if len(results) != len(items):
             raise RuntimeError(f"{conn.name}: connector returned {len(results)} results for {len(items)} ops")
         with gc_paused(), self.store.session() as s, s.no_autoflush:
@@ -619,7 +642,7 @@ class Engine:
             outbox = st.outbox_rows(s, [it[0] for it in items])
             ok_cids: list[str] = []
             created_cids: list[str] = []
-            for it, res, sent in zip(items, results, sent_assoc, strict=True):
+            for it, res, sent, wait in zip(items, results, sent_assoc, waiting, strict=True):
                 oid, kind, _native, cid, remote_id, payload = it
                 row = outbox.get(oid)
                 if row is None:
@@ -627,13 +650,16 @@ class Engine:
                 if not res.success:
                     stats.failed[conn.name] = stats.failed.get(conn.name, 0) + 1
                     row.state, row.attempts, row.last_error, row.updated_at = "failed", row.attempts + 1, res.message, now
-                    st.record_error(s, system=conn.name, object_type=ot, native_type=native,
-                                    remote_id=res.remote_id or remote_id, canonical_id=cid, direction="write",
-                                    category=(res.category.value if res.category else "unknown"),
-                                    message=f"{native} {res.remote_id or remote_id or cid}: {res.message}",
-                                    field=res.field, payload=payload, now=now, run_id=self.run_id)
+                    err = st.record_error(s, system=conn.name, object_type=ot, native_type=native,
+                                          remote_id=res.remote_id or remote_id, canonical_id=cid, direction="write",
+                                          category=(res.category.value if res.category else "unknown"),
+                                          message=f"{native} {res.remote_id or remote_id or cid}: {res.message}",
+                                          field=res.field, payload=payload, now=now, run_id=self.run_id)
+                    st.schedule_write_retry(err, now)  # the following cycles try it again
                     continue
                 stats.written[conn.name] = stats.written.get(conn.name, 0) + 1
+                if wait and kind in ("create", "update") and (res.remote_id or remote_id):
+                    self._wait_for_targets(s, conn, ot, native, row, res.remote_id or remote_id or "", wait, now)
                 ok_cids.append(cid)
                 s.delete(row)
                 if kind == "delete":
@@ -682,6 +708,44 @@ class Engine:
                     ref.revsync_id = cid
             st.resolve_errors(s, system=conn.name, object_type=ot, direction="write", canonical_ids=ok_cids)
             st.mark_dirty(s, ot, created_cids)
+
+    def _still_waiting(self, conn: Connection, ot: str, native: str, items: list[Any],
+                       missing: list[dict[str, list[str]]]) -> None:
+        now = self.now()
+        with self.store.session() as s:
+            rows = st.outbox_rows(s, [it[0] for it in items])
+            for it, wait in zip(items, missing, strict=True):
+                row = rows.get(it[0])
+                if row is not None:
+                    if wait:
+                        self._wait_for_targets(s, conn, ot, native, row, it[4] or "", wait, now)
+                    s.delete(row)
+
+    def _wait_for_targets(self, s: Any, conn: Connection, ot: str, native: str, row: Any, remote_id: str,
+                          wait: Mapping[str, list[str]], now: datetime) -> None:
+        """The op went through without the associations whose target has no record in
+        the system yet (its create failed, or waits for a retry): they stay in the
+        outbox as an association-only update, tried again with backoff, written once the
+        target exists. After RETRY_CAP tries it fails like any write (ledger, retries)."""
+        attempts = row.attempts + 1
+        left = dict(wait)
+        waiting = st.OutboxRow(
+            run_id=self.run_id, system=conn.name, object_type=ot, native_type=native, kind="update",
+            canonical_id=row.canonical_id, remote_id=remote_id,
+            payload={"fields": {}, "associations": left, "changes": []},
+            state="pending", attempts=attempts, created_at=now, updated_at=now,
+            last_error="waiting for " + ", ".join(f"{o} {c}" for o, cs in sorted(left.items()) for c in cs),
+            next_attempt_at=now + min(st.RETRY_MAX_DELAY, st.RETRY_BASE * 2 ** (attempts - 1)),
+        )
+        if attempts >= st.RETRY_CAP:
+            waiting.state, waiting.next_attempt_at = "failed", None
+            err = st.record_error(s, system=conn.name, object_type=ot, native_type=native, remote_id=remote_id,
+                                  canonical_id=row.canonical_id, direction="write", category="not_found",
+                                  message=f"{native} {remote_id}: association target not in {conn.name}: "
+                                          f"{waiting.last_error}", field=None, payload=waiting.payload,
+                                  now=now, run_id=self.run_id)
+            st.schedule_write_retry(err, now)
+        s.add(waiting)
 
     def _merged(self, s: Any, conn: Connection, ot: str, native: str, cid: str, primary: str | None,
                 payload: Mapping[str, Any], res: WriteResult, refs: list[Any], now: datetime) -> None:

@@ -84,6 +84,7 @@ class CycleReport:
     deleted: int = 0
     api_calls: dict[str, int] = field(default_factory=dict)
     pending: int = 0  # ops left in the outbox after the push (deferred or waiting)
+    retried: int = 0  # entities whose failed writes this cycle planned again
     skipped: list[str] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -228,6 +229,7 @@ class Runner:
                         continue
                     self._pull_one(report, name, ot, since=since, until=until)
             self._match_new(report, objs, started)
+            self._retry_due(report, objs)
             engine = self._engine(report.run_id)
             for ot in objs:
                 holders = [n for n in names if (n, ot) in leased]
@@ -295,6 +297,19 @@ class Runner:
             report.review_queued += dr.review_added
             report.messages.extend(f"dedupe {ot.value}: {w}" for w in dr.warnings)
 
+    def _retry_due(self, report: CycleReport, objs: Sequence[ObjectType]) -> None:
+        """Failed writes whose backoff has passed: their entities are planned again, from
+        the current canonical state (a stale payload is never resent)."""
+        with self.store.session() as s:
+            due = st.due_write_retries(s, self.now())
+            n = 0
+            for ot in objs:
+                ids = due.get(ot.value, [])
+                st.mark_dirty(s, ot.value, ids)
+                n += len(set(ids))
+        if n:
+            report.retried += n
+
     def _pull_one(self, report: CycleReport, name: str, ot: ObjectType, *, since: datetime | None,
                   until: datetime | None) -> None:
         puller = self._puller(name, report.run_id)
@@ -357,20 +372,19 @@ class Runner:
         return self._finish(report, started, calls_before)
 
     def run_retry(self, *, ids: Sequence[int] | None = None, push: bool = True) -> CycleReport:
-        """Re-queue failed outbox ops (all, or the error-ledger ids given) and push them."""
-        started = self.now()
-        calls_before = {k: v["calls"] for k, v in self.budget.snapshot().items()}
-        report = self._start("retry", {"ids": list(ids) if ids else None})
+        """Failed writes (all, or the error-ledger ids given, parked ones too) are due now;
+        a cycle then pulls, plans their entities again from the current canonical state
+        (so a value fixed at the source is what is sent) and pushes. ``push=False``:
+        only make them due (the next cycle retries them)."""
         with self.store.session() as s:
-            n = st.requeue_failed(s, ids, self.now())
-        report.messages.append(f"re-queued {n} failed write(s)")
-        if push and n:
-            engine = self._engine(report.run_id)
-            for ot in ORDER:
-                ps = engine.push(ot)
-                for system, k in ps.written.items():
-                    report.written[system] = report.written.get(system, 0) + k
-                for system, k in ps.failed.items():
-                    report.failed[system] = report.failed.get(system, 0) + k
-        report.status = "ok" if not report.failed else "partial"
-        return self._finish(report, started, calls_before)
+            n = st.reopen_write_errors(s, ids, self.now())
+        if not push or not n:
+            report = self._start("retry", {"ids": list(ids) if ids else None})
+            report.messages.append(f"{n} failed write(s) due for retry")
+            report.status = "ok"
+            return self._finish(report, self.now(), {k: v["calls"] for k, v in self.budget.snapshot().items()})
+        report = self.run_cycle(kind="retry")
+        report.messages.insert(0, f"retried {n} failed write(s)")
+        if report.status == "ok" and report.failed:
+            report.status = "partial"
+        return report

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -892,7 +892,7 @@ def record_error(
     s: Session, *, system: str, object_type: str, native_type: str | None, remote_id: str | None,
     canonical_id: str | None, direction: str, category: str, message: str, field: str | None,
     payload: dict[str, Any] | None, now: datetime, run_id: int | None,
-) -> None:
+) -> ErrorLedgerRow:
     """Add to the error ledger, or bump the open entry for the same record and direction."""
     q = select(ErrorLedgerRow).where(
         ErrorLedgerRow.system == system,
@@ -904,13 +904,61 @@ def record_error(
     q = q.where(ErrorLedgerRow.canonical_id == canonical_id) if canonical_id else q
     row = s.scalars(q.limit(1)).first()
     if row is None:
-        s.add(ErrorLedgerRow(system=system, object_type=object_type, native_type=native_type,
+        row = ErrorLedgerRow(system=system, object_type=object_type, native_type=native_type,
                              remote_id=remote_id, canonical_id=canonical_id, direction=direction,
                              category=category, field=field, message=message, payload=payload,
-                             first_seen_at=now, last_seen_at=now, attempts=1, state="open", run_id=run_id))
+                             first_seen_at=now, last_seen_at=now, attempts=1, state="open", run_id=run_id)
+        s.add(row)
     else:
         row.category, row.field, row.message, row.payload = category, field, message, payload
         row.last_seen_at, row.attempts, row.run_id = now, row.attempts + 1, run_id
+    return row
+
+
+#: a failed write is retried by the following sync cycles at most this many times in
+#: all, RETRY_BASE after the first failure and twice as long after each next one (at
+#: most RETRY_MAX_DELAY), then parked with its reason until `revsync retry`
+RETRY_CAP = 6
+RETRY_BASE = timedelta(minutes=1)
+RETRY_MAX_DELAY = timedelta(hours=6)
+
+
+def schedule_write_retry(row: ErrorLedgerRow, now: datetime, cap: int = RETRY_CAP) -> None:
+    """After a failed write: when the cycles retry it next, or parked once ``cap`` tries failed."""
+    if row.attempts >= cap:
+        row.state, row.next_attempt_at = "parked", None
+        return
+    row.next_attempt_at = now + min(RETRY_MAX_DELAY, RETRY_BASE * 2 ** max(0, row.attempts - 1))
+
+
+def due_write_retries(s: Session, now: datetime) -> dict[str, list[str]]:
+    """object → entities with a failed write due for another try (taken: their
+    schedule is cleared; a new failure schedules the next one)."""
+    from sqlalchemy import update
+
+    rows = s.execute(select(ErrorLedgerRow.id, ErrorLedgerRow.object_type, ErrorLedgerRow.canonical_id).where(
+        ErrorLedgerRow.state == "open", ErrorLedgerRow.direction == "write",
+        ErrorLedgerRow.canonical_id.is_not(None), ErrorLedgerRow.next_attempt_at <= now)).all()
+    out: dict[str, list[str]] = {}
+    for _id, ot, cid in rows:
+        out.setdefault(ot, []).append(str(cid))
+    ids = [r[0] for r in rows]
+    for i in range(0, len(ids), 500):
+        s.execute(update(ErrorLedgerRow).where(ErrorLedgerRow.id.in_(ids[i : i + 500])).values(next_attempt_at=None))
+    return out
+
+
+def reopen_write_errors(s: Session, error_ids: Any, now: datetime) -> int:
+    """Failed writes (all open or parked ones, or the ledger ids given) due now again."""
+    q = select(ErrorLedgerRow).where(ErrorLedgerRow.direction == "write",
+                                     ErrorLedgerRow.state.in_(("open", "parked")),
+                                     ErrorLedgerRow.canonical_id.is_not(None))
+    if error_ids:
+        q = q.where(ErrorLedgerRow.id.in_(list(error_ids)))
+    rows = list(s.scalars(q))
+    for r in rows:
+        r.state, r.next_attempt_at = "open", now
+    return len(rows)
 
 
 def resolve_errors(s: Session, *, system: str, object_type: str, direction: str,
@@ -934,8 +982,11 @@ def resolve_errors(s: Session, *, system: str, object_type: str, direction: str,
     return n
 
 
-def list_errors(s: Session, *, category: str | None = None, state: str = "open", limit: int = 200) -> list[ErrorLedgerRow]:
-    q = select(ErrorLedgerRow).where(ErrorLedgerRow.state == state)
+def list_errors(s: Session, *, category: str | None = None, state: str | None = None,
+                limit: int = 200) -> list[ErrorLedgerRow]:
+    """Ledger entries in ``state`` (default: the unresolved ones, open or parked)."""
+    q = select(ErrorLedgerRow).where(
+        ErrorLedgerRow.state.in_(("open", "parked")) if state is None else ErrorLedgerRow.state == state)
     if category:
         q = q.where(ErrorLedgerRow.category == category)
     return list(s.scalars(q.order_by(ErrorLedgerRow.id).limit(limit)))
@@ -1049,20 +1100,6 @@ def entity_counts(s: Session) -> dict[str, int]:
     }
 
 
-def requeue_failed(s: Session, error_ids: Any, now: datetime) -> int:
-    """Failed outbox ops back to pending (all, or those of the given error-ledger ids)."""
-    q = select(OutboxRow).where(OutboxRow.state == "failed")
-    if error_ids:
-        errs = list(s.scalars(select(ErrorLedgerRow).where(ErrorLedgerRow.id.in_(list(error_ids)))))
-        keys = {(e.system, e.object_type, e.canonical_id) for e in errs if e.canonical_id}
-        rows = [r for r in s.scalars(q) if (r.system, r.object_type, r.canonical_id) in keys]
-    else:
-        rows = list(s.scalars(q))
-    for r in rows:
-        r.state, r.next_attempt_at, r.updated_at = "pending", None, now
-    return len(rows)
-
-
 def find_entity(s: Session, ref: str) -> tuple[str, str] | None:
     """(object type, canonical id) for a canonical id or ``SYSTEM:REMOTE_ID``."""
     if ":" in ref:
@@ -1078,21 +1115,23 @@ def find_entity(s: Session, ref: str) -> tuple[str, str] | None:
 
 
 def pending_create_ids(s: Session, system: str, object_type: str, ids: list[str]) -> set[str]:
-    """Which of ``ids`` have a create pending in the outbox for ``system``."""
+    """Which of ``ids`` have a create pending in the outbox for ``system`` (or failed:
+    the cycles retry it, and associations to it wait for it)."""
     out: set[str] = set()
     uniq = sorted(set(ids))
     for i in range(0, len(uniq), 500):
         out.update(s.scalars(
             select(OutboxRow.canonical_id).where(
                 OutboxRow.system == system, OutboxRow.object_type == object_type, OutboxRow.kind == "create",
-                OutboxRow.state == "pending", OutboxRow.canonical_id.in_(uniq[i : i + 500]),
+                OutboxRow.state.in_(("pending", "failed")), OutboxRow.canonical_id.in_(uniq[i : i + 500]),
             )
         ))
     return out
 
 
 def delete_pending_ops(s: Session, object_type: str, ids: list[str], systems: list[str]) -> None:
-    """Drop the pending ops of these entities in these systems (a new plan replaces them)."""
+    """Drop the pending and failed ops of these entities in these systems (a new plan,
+    from the current canonical state, replaces them)."""
     from sqlalchemy import delete
 
     wanted = set(systems)
@@ -1101,7 +1140,7 @@ def delete_pending_ops(s: Session, object_type: str, ids: list[str], systems: li
         # system in the same WHERE, SQLite walked every pending row of the system per batch
         rows = s.execute(select(OutboxRow.id, OutboxRow.system, OutboxRow.state).where(
             OutboxRow.object_type == object_type, OutboxRow.canonical_id.in_(ids[i : i + 500])))
-        gone = [oid for oid, system, state in rows if system in wanted and state == "pending"]
+        gone = [oid for oid, system, state in rows if system in wanted and state in ("pending", "failed")]
         if gone:
             s.execute(delete(OutboxRow).where(OutboxRow.id.in_(gone)).execution_options(
                 synchronize_session=False))
