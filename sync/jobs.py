@@ -222,15 +222,21 @@ class Runner:
                                     "until": until.isoformat() if until else None})
         leased = self._leases(report, names, objs)
         error: str | None = None
+        held: set[ObjectType] = set()  # objects not reconciled this cycle (a pull did not finish)
+        stalled: set[str] = set()  # connections whose pull stopped (quota): read again next cycle
         try:
             for ot in objs:
                 for name in names:
-                    if (name, ot) not in leased:
+                    if (name, ot) not in leased or name in stalled:
                         continue
-                    self._pull_one(report, name, ot, since=since, until=until)
+                    if not self._pull_one(report, name, ot, since=since, until=until):
+                        # its later objects link through this one's records: read them next cycle
+                        stalled.add(name)
+                        held = self._hold_after(report, held, ot)
             self._match_new(report, objs, started)
             self._retry_due(report, objs)
             engine = self._engine(report.run_id)
+            objs = [o for o in objs if o not in held]
             for ot in objs:
                 holders = [n for n in names if (n, ot) in leased]
                 if not holders:
@@ -297,6 +303,17 @@ class Runner:
             report.review_queued += dr.review_added
             report.messages.extend(f"dedupe {ot.value}: {w}" for w in dr.warnings)
 
+    @staticmethod
+    def _hold_after(report: CycleReport, held: set[ObjectType], ot: ObjectType) -> set[ObjectType]:
+        """A pull of ``ot`` did not finish (API quota used up): ``ot`` and the objects after it
+        are neither planned nor written this cycle (their entities stay dirty), so nothing
+        is created in a system before what it already holds has been read."""
+        later = {o for o in ORDER if ORDER.index(o) >= ORDER.index(ot)}
+        if not later <= held:
+            report.messages.append(f"{', '.join(o.value for o in ORDER if o in later - held)}: "
+                                   "not reconciled this cycle (a pull did not finish)")
+        return held | later
+
     def _retry_due(self, report: CycleReport, objs: Sequence[ObjectType]) -> None:
         """Failed writes whose backoff has passed: their entities are planned again, from
         the current canonical state (a stale payload is never resent)."""
@@ -311,7 +328,7 @@ class Runner:
             report.retried += n
 
     def _pull_one(self, report: CycleReport, name: str, ot: ObjectType, *, since: datetime | None,
-                  until: datetime | None) -> None:
+                  until: datetime | None) -> bool:
         puller = self._puller(name, report.run_id)
         try:
             ps = puller.pull(ot, since=since, until=until, move_cursor=since is None,
@@ -319,16 +336,17 @@ class Runner:
             ds = puller.pull_deleted(ot) if since is None else None
         except QuotaExhausted as e:
             report.messages.append(f"{name}: {e}; resuming next cycle")
-            return
+            return False
         except ResyncRequired as e:
             report.messages.append(f"{name}/{ot.value}: {e}")
-            return
+            return True  # the records were read; only the delete feed needs a resync
         report.pulled[name] = report.pulled.get(name, 0) + ps.pulled
         report.links += ps.links
         report.new_entities += ps.new_entities
         report.errors += ps.errors
         if ds is not None:
             report.deleted += ds.deleted
+        return True
 
     def _check_caps(self, report: CycleReport, force: bool) -> None:
         if force:
