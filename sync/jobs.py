@@ -389,13 +389,16 @@ class Runner:
             self._release(report, leased)
         return self._finish(report, started, calls_before)
 
-    def run_retry(self, *, ids: Sequence[int] | None = None, push: bool = True) -> CycleReport:
+    def run_retry(self, *, ids: Sequence[int] | None = None, push: bool = True,
+                  scheduled: bool = False) -> CycleReport:
         """Failed writes (all, or the error-ledger ids given, parked ones too) are due now;
         a cycle then pulls, plans their entities again from the current canonical state
         (so a value fixed at the source is what is sent) and pushes. ``push=False``:
-        only make them due (the next cycle retries them)."""
+        only make them due (the next cycle retries them). ``scheduled`` (serve's retry
+        job): nothing is made due; a cycle runs if some failed write's backoff is over."""
         with self.store.session() as s:
-            n = st.reopen_write_errors(s, ids, self.now())
+            n = (st.count_due_write_retries(s, self.now()) if scheduled
+                 else st.reopen_write_errors(s, ids, self.now()))
         if not push or not n:
             report = self._start("retry", {"ids": list(ids) if ids else None})
             report.messages.append(f"{n} failed write(s) due for retry")

@@ -948,6 +948,13 @@ def due_write_retries(s: Session, now: datetime) -> dict[str, list[str]]:
     return out
 
 
+def count_due_write_retries(s: Session, now: datetime) -> int:
+    """Failed writes whose backoff is over (what the next cycle retries)."""
+    return s.scalar(select(func.count()).select_from(ErrorLedgerRow).where(
+        ErrorLedgerRow.state == "open", ErrorLedgerRow.direction == "write",
+        ErrorLedgerRow.canonical_id.is_not(None), ErrorLedgerRow.next_attempt_at <= now)) or 0
+
+
 def reopen_write_errors(s: Session, error_ids: Any, now: datetime) -> int:
     """Failed writes (all open or parked ones, or the ledger ids given) due now again."""
     q = select(ErrorLedgerRow).where(ErrorLedgerRow.direction == "write",
