@@ -515,7 +515,8 @@ def errors(
     limit: Annotated[int, typer.Option("--limit", help="Show at most this many.")] = 200,
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
-    """Open entries of the error ledger: which record, which field, what went wrong."""
+    """Open and parked entries of the error ledger: which record, which field, what went
+    wrong, how many tries (a write parked after its last automatic try says so)."""
     from connectors.base import ErrorCategory
     from sync import store as st
 
@@ -529,6 +530,8 @@ def errors(
                  "remote_id": e.remote_id, "entity": e.canonical_id, "direction": e.direction,
                  "category": e.category, "field": e.field, "message": e.message, "attempts": e.attempts,
                  "first_seen": e.first_seen_at.isoformat(), "last_seen": e.last_seen_at.isoformat(),
+                 "state": e.state,
+                 "next_try": e.next_attempt_at.isoformat() if e.next_attempt_at else None,
                  **_bad_value_detail(e)}
                 for e in st.list_errors(s, category=category, limit=limit)]
         _add_sources(s, rows)
@@ -546,7 +549,8 @@ def errors(
                   else f"{e['native'] or e['object']} (not created yet; from {e['source']})" if e.get("source")
                   else f"{e['native'] or e['object']} {e['entity'] or ''}")
         t.add_row(str(e["id"]), e["system"], record, e["direction"], e["category"], e["field"] or "-",
-                  Text(e["message"]), str(e["attempts"]))
+                  Text(e["message"]),
+                  f"{e['attempts']} (parked)" if e["state"] == "parked" else str(e["attempts"]))
     console.print(t)
 
 
@@ -584,7 +588,7 @@ def retry(
     all_: Annotated[bool, typer.Option("--all", help="Retry every failed write.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the run report as JSON.")] = False,
 ) -> None:
-    """Re-queue failed writes and push them now."""
+    """Try failed writes again now (parked ones too): pull, plan them from the current state, push."""
     if not ids and not all_:
         raise _fail("say which: --id N (repeatable) or --all")
     settings = load_settings()

@@ -5,7 +5,7 @@ Jobs (stored with ``SQLAlchemyJobStore`` in the same database):
 - ``cycle``: an incremental sync cycle every ``schedule.cycle_minutes``;
 - ``sweep``: the nightly reconcile sweep (``schedule.sweep_cron``) that finds hard
   deletes and merges by comparing full id listings with the identity map;
-- ``retry``: re-queues failed writes from the error ledger every ``retry_minutes``.
+- ``retry``: every ``retry_minutes``, a cycle if failed writes are due (their backoff is over).
 
 Every job has ``max_instances=1`` and ``coalesce=True``; on top of that the lease
 rows in the store keep a CLI backfill and a scheduled cycle off the same
@@ -68,8 +68,8 @@ def sweep_job(config_path: str | None) -> None:
 
 
 def retry_job(config_path: str | None) -> None:
-    """Scheduled retry of failed writes."""
-    report = _runner(config_path).run_retry()
+    """Scheduled retry of failed writes whose backoff is over (parked ones stay parked)."""
+    report = _runner(config_path).run_retry(scheduled=True)
     log.info("retry %s: %s, written %s", report.run_id, report.status, report.written)
 
 

@@ -130,7 +130,9 @@ class SalesforceWriter:
                     )
                 elif "OwnerId" in described:
                     body["OwnerId"] = owner
-            elif name.startswith("_") or name in ("Id", "attributes", self.external_id_field):
+            elif name.startswith("_") or name in ("Id", "attributes") or (
+                    # an update may write the revsync id into a record that lacks it
+                    name == self.external_id_field and op.kind is not OpKind.UPDATE):
                 continue
             elif name not in described:
                 self._warn_missing(native, name, "is mapped but not in describe")

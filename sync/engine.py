@@ -37,7 +37,7 @@ from mapping.canonical import (
 from mapping.fieldmap import from_entity, get_field_map, to_entity
 from sync import store as st
 from sync.plan import FieldChange, PlannedWrite, changed_fields, native_diff
-from sync.pull import _view_hash, gc_paused, unreadable_fields
+from sync.pull import STAMP_FIELDS, _view_hash, gc_paused, unreadable_fields
 from sync.reconcile import Claim, Decision, FieldPolicy, decide_all, is_blank
 
 log = logging.getLogger(__name__)
@@ -268,7 +268,9 @@ class Engine:
     def _merge_extras(self, live: list[Any], policy: FieldPolicy) -> dict[str, Any]:
         rank = {sname: i for i, sname in enumerate(policy.source_priority)}
         out: dict[str, Any] = {}
-        for r in sorted(live, key=lambda r: -rank.get(r.system, len(rank))):
+        # records of one system: in remote-id order, so a store rebuilt from the
+        # systems (which reads them in another order) decides the same
+        for r in sorted(live, key=lambda r: (-rank.get(r.system, len(rank)), r.remote_id)):
             out.update((r.canonical_fields or {}).get("extras") or {})
         return out
 
@@ -335,11 +337,14 @@ class Engine:
                     self._queue(s, merge, stats)
                     continue
                 if in_system:
+                    stamp_field = self._stamp_field(conn)
+                    stamp = self._stamp_targets(in_system, desired.id) if stamp_field else set()
                     for ref in in_system:
                         assoc_here = self._writable_assoc(conn.kind, ref.native_type, reachable)
                         skip = self._unique_skip(conn.kind, ref, in_system, desired)
                         op = self._plan_update(ot, conn, ref, desired, assoc_here, translate, policy, decisions,
-                                               skip, (views or {}).get(id(ref)))
+                                               skip, (views or {}).get(id(ref)),
+                                               stamp_field if id(ref) in stamp else None)
                         if op is not None:
                             self._queue(s, op, stats)
                 elif name in self.create_in(ot) and desired.deleted_at is None and not merged_away:
@@ -353,10 +358,11 @@ class Engine:
                                                 self._writable_assoc(conn.kind, native, reachable)), stats)
             except RecordError as e:
                 stats.errors += 1
-                st.record_error(s, system=name, object_type=ot, native_type=natives[0], remote_id=None,
-                                canonical_id=desired.id, direction="write", category=e.category.value,
-                                message=f"{ot} {desired.id}: {e}", field=e.field, payload=None,
-                                now=self.now(), run_id=self.run_id)
+                err = st.record_error(s, system=name, object_type=ot, native_type=natives[0], remote_id=None,
+                                      canonical_id=desired.id, direction="write", category=e.category.value,
+                                      message=f"{ot} {desired.id}: {e}", field=e.field, payload=None,
+                                      now=self.now(), run_id=self.run_id)
+                st.schedule_write_retry(err, self.now())
 
     @staticmethod
     def _plan_merge(ot: str, conn: Connection, desired: Any, in_system: list[Any],
@@ -398,6 +404,29 @@ class Engine:
                 merge_ids=tuple(sorted({moved[r.id] for r in fuse if r.id in moved})), before=before,
             )
         return None
+
+    @staticmethod
+    def _stamp_field(conn: Connection) -> str | None:
+        """The native field ``conn``'s records carry the revsync id in (None: the
+        connector has none we know of)."""
+        if conn.kind == "salesforce":
+            return str(getattr(conn.connector, "external_id_field", None) or STAMP_FIELDS["salesforce"])
+        return STAMP_FIELDS.get(conn.kind)
+
+    @staticmethod
+    def _stamp_targets(in_system: list[Any], cid: str) -> set[int]:
+        """The records (``id()`` of their refs) to write the entity's id into: per
+        native object, the first record, unless one already carries it (the field is
+        unique in every system: duplicates kept under policy "link" cannot all hold it).
+        So identity lives in the systems and survives the store."""
+        by_native: dict[str, list[Any]] = {}
+        for r in in_system:
+            by_native.setdefault(r.native_type, []).append(r)
+        out: set[int] = set()
+        for refs in by_native.values():
+            if not any(r.revsync_id == cid for r in refs):
+                out.add(id(refs[0]))
+        return out
 
     @staticmethod
     def _unique_skip(kind: str, ref: Any, in_system: list[Any], desired: Any) -> frozenset[str]:
@@ -447,7 +476,7 @@ class Engine:
     def _plan_update(self, ot: str, conn: Connection, ref: Any, desired: Any, want_assoc: dict[str, list[str]],
                      translate: Mapping[str, Mapping[tuple[str, str], str]], policy: FieldPolicy,
                      decisions: Mapping[str, Decision], skip: frozenset[str] = frozenset(),
-                     current: Any = None) -> PlannedWrite | None:
+                     current: Any = None, stamp: str | None = None) -> PlannedWrite | None:
         fm = self._fm(conn.kind, ref.native_type) or get_field_map(conn.kind, ref.native_type)
         # a value this record holds but we could not read stays as it is there
         skip = skip | frozenset(unreadable_fields(ref.canonical_fields))
@@ -474,6 +503,8 @@ class Engine:
             assoc.pop("contact", None)
         if not policy.writes_to(conn.name, "account_id"):
             assoc.pop("account", None)
+        if stamp:
+            fields[stamp] = desired.id
         if not fields and not assoc:
             return None
         changes = tuple(FieldChange(f, getattr(current, f), getattr(desired, f), decisions[f].rule) for f in diff)
@@ -522,7 +553,19 @@ class Engine:
                 remote = self._remote_associations(name, batch)
                 stop = False
                 for (_merges, native), items in sorted(by_native.items()):
-                    ops = [self._write_op(object_type, native, it, remote) for it in items]
+                    # associations whose target has no record here yet wait: the op is
+                    # written without them, and they stay in the outbox (see _record_results)
+                    missing: list[dict[str, list[str]]] = []
+                    ops = [self._write_op(object_type, native, it, remote, missing) for it in items]
+                    idle = [i for i, op in enumerate(ops)
+                            if op.kind is OpKind.UPDATE and not op.fields and not op.associations]
+                    if idle:  # only waiting associations, none of whose targets exists yet
+                        self._still_waiting(conn, ot, native, [items[i] for i in idle], [missing[i] for i in idle])
+                        keep = [i for i in range(len(ops)) if i not in set(idle)]
+                        items, ops, missing = [items[i] for i in keep], [ops[i] for i in keep], \
+                            [missing[i] for i in keep]
+                        if not ops:
+                            continue
                     try:
                         results = conn.connector.write(object_type, ops)
                     except (RetriableError, QuotaExhausted, AuthError, FatalError) as e:
@@ -532,7 +575,7 @@ class Engine:
                         stop = True
                         break
                     self._record_results(conn, ot, native, items, results, stats,
-                                         [dict(op.associations) for op in ops])
+                                         [dict(op.associations) for op in ops], missing)
                     if on_batch:
                         on_batch(len(items))
                 if stop:
@@ -554,15 +597,23 @@ class Engine:
         return out
 
     @staticmethod
-    def _write_op(object_type: ObjectType, native: str, item: Any, remote: Mapping[tuple[str, str], str]) -> WriteOp:
+    def _write_op(object_type: ObjectType, native: str, item: Any, remote: Mapping[tuple[str, str], str],
+                  missing: list[dict[str, list[str]]] | None = None) -> WriteOp:
+        """The connector op for an outbox row. Association targets without a record in
+        the system yet are left out of it and appended to ``missing`` (one dict per op)."""
         _oid, kind, _native, cid, remote_id, payload = item
         op_kind = {"create": OpKind.UPSERT, "update": OpKind.UPDATE, "delete": OpKind.DELETE,
                    "merge": OpKind.MERGE}[kind]
         assoc: dict[str, tuple[str, ...]] = {}
+        waiting: dict[str, list[str]] = {}
         for obj, cids in (payload.get("associations") or {}).items():
             rids = tuple(remote[(obj, c)] for c in cids if (obj, c) in remote)
             if rids:
                 assoc[obj] = rids
+            if absent := [c for c in cids if (obj, c) not in remote]:
+                waiting[obj] = absent
+        if missing is not None:
+            missing.append(waiting)
         return WriteOp(
             kind=op_kind, object_type=object_type, key=cid, fields=dict(payload.get("fields") or {}),
             remote_id=remote_id, associations=assoc, native_type=native,
@@ -582,8 +633,10 @@ class Engine:
 
     def _record_results(self, conn: Connection, ot: str, native: str, items: list[Any],
                         results: list[WriteResult], stats: PushStats,
-                        sent_assoc: list[dict[str, tuple[str, ...]]]) -> None:
+                        sent_assoc: list[dict[str, tuple[str, ...]]],
+                        missing: Sequence[Mapping[str, list[str]]] = ()) -> None:
         now = self.now()
+        waiting = list(missing) or [{} for _ in items]
         if len(results) != len(items):
             raise RuntimeError(f"{conn.name}: connector returned {len(results)} results for {len(items)} ops")
         with gc_paused(), self.store.session() as s, s.no_autoflush:
@@ -594,7 +647,7 @@ class Engine:
             outbox = st.outbox_rows(s, [it[0] for it in items])
             ok_cids: list[str] = []
             created_cids: list[str] = []
-            for it, res, sent in zip(items, results, sent_assoc, strict=True):
+            for it, res, sent, wait in zip(items, results, sent_assoc, waiting, strict=True):
                 oid, kind, _native, cid, remote_id, payload = it
                 row = outbox.get(oid)
                 if row is None:
@@ -602,13 +655,16 @@ class Engine:
                 if not res.success:
                     stats.failed[conn.name] = stats.failed.get(conn.name, 0) + 1
                     row.state, row.attempts, row.last_error, row.updated_at = "failed", row.attempts + 1, res.message, now
-                    st.record_error(s, system=conn.name, object_type=ot, native_type=native,
-                                    remote_id=res.remote_id or remote_id, canonical_id=cid, direction="write",
-                                    category=(res.category.value if res.category else "unknown"),
-                                    message=f"{native} {res.remote_id or remote_id or cid}: {res.message}",
-                                    field=res.field, payload=payload, now=now, run_id=self.run_id)
+                    err = st.record_error(s, system=conn.name, object_type=ot, native_type=native,
+                                          remote_id=res.remote_id or remote_id, canonical_id=cid, direction="write",
+                                          category=(res.category.value if res.category else "unknown"),
+                                          message=f"{native} {res.remote_id or remote_id or cid}: {res.message}",
+                                          field=res.field, payload=payload, now=now, run_id=self.run_id)
+                    st.schedule_write_retry(err, now)  # the following cycles try it again
                     continue
                 stats.written[conn.name] = stats.written.get(conn.name, 0) + 1
+                if wait and kind in ("create", "update") and (res.remote_id or remote_id):
+                    self._wait_for_targets(s, conn, ot, native, row, res.remote_id or remote_id or "", wait, now)
                 ok_cids.append(cid)
                 s.delete(row)
                 if kind == "delete":
@@ -652,8 +708,49 @@ class Engine:
                     ref.associations = merged
                 digest = _view_hash(ref.canonical_fields or {}, ref.associations or {})
                 ref.last_written_hash = ref.last_seen_hash = digest
+                stamp = self._stamp_field(conn)
+                if kind == "create" or (stamp and (payload.get("fields") or {}).get(stamp) == cid):
+                    ref.revsync_id = cid
             st.resolve_errors(s, system=conn.name, object_type=ot, direction="write", canonical_ids=ok_cids)
             st.mark_dirty(s, ot, created_cids)
+
+    def _still_waiting(self, conn: Connection, ot: str, native: str, items: list[Any],
+                       missing: list[dict[str, list[str]]]) -> None:
+        now = self.now()
+        with self.store.session() as s:
+            rows = st.outbox_rows(s, [it[0] for it in items])
+            for it, wait in zip(items, missing, strict=True):
+                row = rows.get(it[0])
+                if row is not None:
+                    if wait:
+                        self._wait_for_targets(s, conn, ot, native, row, it[4] or "", wait, now)
+                    s.delete(row)
+
+    def _wait_for_targets(self, s: Any, conn: Connection, ot: str, native: str, row: Any, remote_id: str,
+                          wait: Mapping[str, list[str]], now: datetime) -> None:
+        """The op went through without the associations whose target has no record in
+        the system yet (its create failed, or waits for a retry): they stay in the
+        outbox as an association-only update, tried again with backoff, written once the
+        target exists. After RETRY_CAP tries it fails like any write (ledger, retries)."""
+        attempts = row.attempts + 1
+        left = dict(wait)
+        waiting = st.OutboxRow(
+            run_id=self.run_id, system=conn.name, object_type=ot, native_type=native, kind="update",
+            canonical_id=row.canonical_id, remote_id=remote_id,
+            payload={"fields": {}, "associations": left, "changes": []},
+            state="pending", attempts=attempts, created_at=now, updated_at=now,
+            last_error="waiting for " + ", ".join(f"{o} {c}" for o, cs in sorted(left.items()) for c in cs),
+            next_attempt_at=now + min(st.RETRY_MAX_DELAY, st.RETRY_BASE * 2 ** (attempts - 1)),
+        )
+        if attempts >= st.RETRY_CAP:
+            waiting.state, waiting.next_attempt_at = "failed", None
+            err = st.record_error(s, system=conn.name, object_type=ot, native_type=native, remote_id=remote_id,
+                                  canonical_id=row.canonical_id, direction="write", category="not_found",
+                                  message=f"{native} {remote_id}: association target not in {conn.name}: "
+                                          f"{waiting.last_error}", field=None, payload=waiting.payload,
+                                  now=now, run_id=self.run_id)
+            st.schedule_write_retry(err, now)
+        s.add(waiting)
 
     def _merged(self, s: Any, conn: Connection, ot: str, native: str, cid: str, primary: str | None,
                 payload: Mapping[str, Any], res: WriteResult, refs: list[Any], now: datetime) -> None:

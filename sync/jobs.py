@@ -97,6 +97,7 @@ class CycleReport:
     pending: int = 0  # ops left in the outbox after the push (deferred or waiting)
     failed_systems: dict[str, str] = field(default_factory=dict)  # auth/config: one line each
     deferred_systems: dict[str, str] = field(default_factory=dict)  # unreachable/outage
+    retried: int = 0  # entities whose failed writes this cycle planned again
     skipped: list[str] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -270,14 +271,21 @@ class Runner:
                 self._system_down(report, name, exc)
         leased = self._leases(report, names, objs)
         error: str | None = None
+        held: set[ObjectType] = set()  # objects not reconciled this cycle (a pull did not finish)
+        stalled: set[str] = set()  # connections whose pull stopped (quota): read again next cycle
         try:
             for ot in objs:
                 for name in names:
-                    if (name, ot) not in leased or self._is_down(report, name):
+                    if (name, ot) not in leased or name in stalled or self._is_down(report, name):
                         continue
-                    self._pull_one(report, name, ot, since=since, until=until)
+                    if not self._pull_one(report, name, ot, since=since, until=until):
+                        # its later objects link through this one's records: read them next cycle
+                        stalled.add(name)
+                        held = self._hold_after(report, held, ot)
             self._match_new(report, objs, started)
+            self._retry_due(report, objs)
             engine = self._engine(report.run_id)
+            objs = [o for o in objs if o not in held]
             for ot in objs:
                 holders = [n for n in names if (n, ot) in leased]
                 if not holders:
@@ -372,8 +380,32 @@ class Runner:
         report.messages.append(line)
         log.info("%s", line)  # the caller reports it (CLI: one error line; scheduler: a warning)
 
+    @staticmethod
+    def _hold_after(report: CycleReport, held: set[ObjectType], ot: ObjectType) -> set[ObjectType]:
+        """A pull of ``ot`` did not finish (API quota used up): ``ot`` and the objects after it
+        are neither planned nor written this cycle (their entities stay dirty), so nothing
+        is created in a system before what it already holds has been read."""
+        later = {o for o in ORDER if ORDER.index(o) >= ORDER.index(ot)}
+        if not later <= held:
+            report.messages.append(f"{', '.join(o.value for o in ORDER if o in later - held)}: "
+                                   "not reconciled this cycle (a pull did not finish)")
+        return held | later
+
+    def _retry_due(self, report: CycleReport, objs: Sequence[ObjectType]) -> None:
+        """Failed writes whose backoff has passed: their entities are planned again, from
+        the current canonical state (a stale payload is never resent)."""
+        with self.store.session() as s:
+            due = st.due_write_retries(s, self.now())
+            n = 0
+            for ot in objs:
+                ids = due.get(ot.value, [])
+                st.mark_dirty(s, ot.value, ids)
+                n += len(set(ids))
+        if n:
+            report.retried += n
+
     def _pull_one(self, report: CycleReport, name: str, ot: ObjectType, *, since: datetime | None,
-                  until: datetime | None) -> None:
+                  until: datetime | None) -> bool:
         puller = self._puller(name, report.run_id)
         try:
             ps = puller.pull(ot, since=since, until=until, move_cursor=since is None,
@@ -381,13 +413,13 @@ class Runner:
             ds = puller.pull_deleted(ot) if since is None else None
         except QuotaExhausted as e:
             report.messages.append(f"{name}: {e}; resuming next cycle")
-            return
+            return False
         except ResyncRequired as e:
             report.messages.append(f"{name}/{ot.value}: {e}")
-            return
+            return True  # the records were read; only the delete feed needs a resync
         except (AuthError, FatalError, RetriableError) as e:
             self._system_down(report, name, e)
-            return
+            return True  # down for this run (reported); the other systems go on
         report.pulled[name] = report.pulled.get(name, 0) + ps.pulled
         report.links += ps.links
         report.new_entities += ps.new_entities
@@ -395,6 +427,7 @@ class Runner:
         if ds is not None:
             report.deleted += ds.deleted
             report.messages.extend(ds.notes)
+        return True
 
     def _check_caps(self, report: CycleReport, force: bool) -> None:
         if force:
@@ -445,21 +478,23 @@ class Runner:
             self._release(report, leased)
         return self._finish(report, started, calls_before)
 
-    def run_retry(self, *, ids: Sequence[int] | None = None, push: bool = True) -> CycleReport:
-        """Re-queue failed outbox ops (all, or the error-ledger ids given) and push them."""
-        started = self.now()
-        calls_before = {k: v["calls"] for k, v in self.budget.snapshot().items()}
-        report = self._start("retry", {"ids": list(ids) if ids else None})
+    def run_retry(self, *, ids: Sequence[int] | None = None, push: bool = True,
+                  scheduled: bool = False) -> CycleReport:
+        """Failed writes (all, or the error-ledger ids given, parked ones too) are due now;
+        a cycle then pulls, plans their entities again from the current canonical state
+        (so a value fixed at the source is what is sent) and pushes. ``push=False``:
+        only make them due (the next cycle retries them). ``scheduled`` (serve's retry
+        job): nothing is made due; a cycle runs if some failed write's backoff is over."""
         with self.store.session() as s:
-            n = st.requeue_failed(s, ids, self.now())
-        report.messages.append(f"re-queued {n} failed write(s)")
-        if push and n:
-            engine = self._engine(report.run_id)
-            for ot in ORDER:
-                ps = engine.push(ot)
-                for system, k in ps.written.items():
-                    report.written[system] = report.written.get(system, 0) + k
-                for system, k in ps.failed.items():
-                    report.failed[system] = report.failed.get(system, 0) + k
-        report.status = "ok" if not report.failed else "partial"
-        return self._finish(report, started, calls_before)
+            n = (st.count_due_write_retries(s, self.now()) if scheduled
+                 else st.reopen_write_errors(s, ids, self.now()))
+        if not push or not n:
+            report = self._start("retry", {"ids": list(ids) if ids else None})
+            report.messages.append(f"{n} failed write(s) due for retry")
+            report.status = "ok"
+            return self._finish(report, self.now(), {k: v["calls"] for k, v in self.budget.snapshot().items()})
+        report = self.run_cycle(kind="retry")
+        report.messages.insert(0, f"retried {n} failed write(s)")
+        if report.status == "ok" and report.failed:
+            report.status = "partial"
+        return report

@@ -5,8 +5,10 @@ content hash is unchanged are skipped, which is also how echoes of our own write
 are recognised). Every new remote record is linked to a canonical entity by a
 deterministic key before a new entity is made (tier 1):
 
-1. our external-id field (``Revsync_Id__c`` / ``revsync_id`` / Planhat ``sourceId``)
-   naming a canonical id we wrote;
+1. the revsync id the record carries (``Revsync_Id__c`` / ``revsync_id`` / Planhat
+   ``externalId`` or ``sourceId``): the entity with that id, or the one it was merged
+   into; an id the store does not know (a lost store, an old backup, a new database)
+   is adopted: the entity is made under that id, so identity lives in the systems;
 2. a cross-system id (e.g. Planhat ``sourceId`` holding the Salesforce Id);
 3. contact: email match key (never a role address); account: registrable domain
    (never a free-mail domain); opportunity: same canonical account and same name.
@@ -48,6 +50,16 @@ EXTERNAL_ID_FIELDS: dict[str, str] = {
     "hubspot": "revsync_id",
     "planhat": "sourceId",
 }
+#: where a record may carry its revsync id, per system kind (the first UUID wins):
+#: Planhat records revsync created carry it in ``sourceId``, records it linked (whose
+#: ``sourceId`` may hold another system's id) in ``externalId``
+REVSYNC_ID_FIELDS: dict[str, tuple[str, ...]] = {
+    "salesforce": ("Revsync_Id__c",),
+    "hubspot": ("revsync_id",),
+    "planhat": ("externalId", "sourceId"),
+}
+#: the field plan writes the entity's id into when a linked record lacks it
+STAMP_FIELDS: dict[str, str] = {"salesforce": "Revsync_Id__c", "hubspot": "revsync_id", "planhat": "externalId"}
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 DEFAULT_LOOKBACK = timedelta(seconds=60)
 #: how far apart two systems' close dates may be for one opportunity (account + name key)
@@ -175,7 +187,24 @@ class Puller:
         self.store, self.name, self.kind, self.connector = store, name, kind, connector
         self.now, self.run_id, self.lookback, self.link_hook = now, run_id, lookback, link_hook
         self.ext_field = external_id_field or EXTERNAL_ID_FIELDS.get(kind, "")
+        self.id_fields = (self.ext_field, *(f for f in REVSYNC_ID_FIELDS.get(kind, ()) if f != self.ext_field))
         self.fieldmaps = fieldmaps
+        self._run_started: datetime | None = None
+
+    def carried_id(self, rec: RemoteRecord) -> str | None:
+        """The revsync id ``rec`` carries in one of its external-id fields, if any."""
+        for f in self.id_fields:
+            value = str(rec.fields.get(f) or "").strip().lower()
+            if UUID_RE.match(value):
+                return value
+        return None
+
+    def run_started(self, s: Any) -> datetime | None:
+        """When this puller's run started (entities made since are this run's own)."""
+        if self._run_started is None and self.run_id is not None:
+            run = s.get(st.SyncRunRow, self.run_id)
+            self._run_started = run.started_at if run is not None else None
+        return self._run_started
 
     # ------------------------------------------------------------------ reading
 
@@ -385,6 +414,7 @@ class Puller:
                 ref.associations = {k: list(v) for k, v in m.rec.associations.items()}
                 ref.last_seen_hash = m.digest
                 ref.deleted_at = None
+                ref.revsync_id = self.carried_id(m.rec)
                 dirty.append(ref.canonical_id)
                 stats.changed += 1
                 continue
@@ -392,7 +422,7 @@ class Puller:
             cid, rule = linker.link(m)
             stats.changed += 1
             stats.link_rules[rule] = stats.link_rules.get(rule, 0) + 1
-            if rule == "new":
+            if rule in ("new", "adopted"):
                 stats.new_entities += 1
             else:
                 stats.links += 1
@@ -400,7 +430,7 @@ class Puller:
                 canonical_id=cid, system=self.name, object_type=object_type.value, native_type=native,
                 remote_id=m.rec.remote_id, remote_modstamp=m.rec.modstamp, last_seen_hash=m.digest,
                 canonical_fields=m.view, associations={k: list(v) for k, v in m.rec.associations.items()},
-                link_rule=rule, first_seen_at=now, last_seen_at=now,
+                link_rule=rule, first_seen_at=now, last_seen_at=now, revsync_id=self.carried_id(m.rec),
             )
             s.add(ref)
             existing[m.rec.remote_id] = ref
@@ -447,13 +477,16 @@ class _Linker:
     def __init__(self, p: Puller, s: Any, object_type: ObjectType, fresh: list[_Mapped], now: datetime) -> None:
         self.p, self.s, self.object_type, self.now = p, s, object_type, now
         ot = object_type.value
+        carried = [c for m in fresh if (c := p.carried_id(m.rec))]
+        # carried id → the live entity holding it (itself, or the one it was merged into)
+        self.explicit = st.resolve_entity_ids(s, ot, carried)
         ext_values = [_ext_value(m.rec.fields, p.ext_field) for m in fresh]
-        self.explicit = st.live_entity_ids(s, ot, [v for v in ext_values if UUID_RE.match(v)])
         self.xref = st.refs_for_remote_ids_any_system(s, ot, [v for v in ext_values if v and not UUID_RE.match(v)])
         self.email: dict[str, str] = {}
         self.domain: dict[str, str] = {}
         self.opps: dict[str, list[dict[str, Any]]] = {}
         self.account_of: dict[tuple[str, str], str] = {}
+        self.anchored: set[str] = set()  # entities of this page a record carries the id of
         if object_type is ObjectType.CONTACT:
             self.email = st.contacts_by_email_key(s, [k for m in fresh if (k := _email_key(m.view))])
         elif object_type is ObjectType.ACCOUNT:
@@ -464,45 +497,86 @@ class _Linker:
             self.opps = st.opportunities_by_account(s, list(self.account_of.values()))
 
     def link(self, m: _Mapped) -> tuple[str, str]:
-        p, ot = self.p, self.object_type
+        p = self.p
+        carried = p.carried_id(m.rec)
+        if carried:
+            known = self.explicit.get(carried)
+            if known:
+                return known, "external_id"
+            return self._adopt(m, carried)
         ext = _ext_value(m.rec.fields, p.ext_field)
-        if ext in self.explicit:
-            return ext, "external_id"
         if ext and not UUID_RE.match(ext):
             for (system, rid), cid in self.xref.items():
                 if rid == ext and system != p.name:
                     return cid, "xref"
         if p.link_hook is not None:
-            hooked = p.link_hook(self.s, ot, m.view)
+            hooked = p.link_hook(self.s, self.object_type, m.view)
             if hooked:
                 return hooked, "match"
+        found = self._by_key(m)
+        if found is not None:
+            return found
+        return self._new(m), "new"
+
+    def _adopt(self, m: _Mapped, carried: str) -> tuple[str, str]:
+        """A record carrying a revsync id the store does not know (a lost store, an old
+        backup, a new database): its entity is made under that id. If a record without
+        an id was linked by a key to an entity made in this run that no record carries
+        the id of, that entity takes the carried id (the order records are read in must
+        not decide identity)."""
+        found = self._by_key(m, claim=False)
+        if found is not None and self._renamable(found[0]):
+            old = found[0]
+            st.rename_entity(self.s, self.object_type.value, old, carried)
+            self._renamed(old, carried)
+            self.explicit[carried] = carried
+            self.anchored.add(carried)
+            if self.object_type is ObjectType.OPPORTUNITY:
+                self._by_key(m)  # count this system among the opportunity's
+            return carried, "external_id"
+        self._new(m, carried)
+        self.explicit[carried] = carried
+        self.anchored.add(carried)
+        return carried, "adopted"
+
+    def _renamable(self, cid: str) -> bool:
+        if cid in self.anchored:
+            return False
+        started = self.p.run_started(self.s)
+        return started is not None and st.entity_is_unanchored_since(self.s, self.object_type.value, cid, started)
+
+    def _renamed(self, old: str, new: str) -> None:
+        for index in (self.email, self.domain):
+            for k, v in list(index.items()):
+                if v == old:
+                    index[k] = new
+        for k2, v2 in list(self.account_of.items()):
+            if v2 == old:
+                self.account_of[k2] = new
+        for cands in self.opps.values():
+            for cand in cands:
+                if cand["id"] == old:
+                    cand["id"] = new
+
+    def _by_key(self, m: _Mapped, *, claim: bool = True) -> tuple[str, str] | None:
+        """The entity a deterministic key names, with the key's rule, or None.
+        ``claim``: an opportunity counts this system among its records."""
+        p, ot = self.p, self.object_type
         if ot is ObjectType.CONTACT:
             key = _email_key(m.view)
             if key and key in self.email:
                 return self.email[key], "email"
-            cid = new_id()
-            st.add_entity(self.s, ot.value, cid, self.now, email=m.view.get("email"), email_key=key)
-            if key:
-                self.email[key] = cid
-            return cid, "new"
+            return None
         if ot is ObjectType.ACCOUNT:
             dom = _account_domain(m.view)
             if dom and dom in self.domain:
                 return self.domain[dom], "domain"
-            cid = new_id()
-            st.add_entity(self.s, ot.value, cid, self.now, name=m.view.get("name"), domain=dom)
-            if dom:
-                self.domain[dom] = cid
-            return cid, "new"
+            return None
         # opportunity: same canonical account and same name, from another system (two
         # records of one system sharing a name are usually distinct deals), close dates
         # within OPP_CLOSE_WINDOW; the nearest close date and amount win
         name_key = _name_key(m.view.get("name"))
-        account_cid = next(
-            (self.account_of[(p.name, rid)] for rid in m.rec.associations.get("account", ())
-             if (p.name, rid) in self.account_of),
-            None,
-        )
+        account_cid = self._account_cid(m)
         close = _as_date(m.view.get("close_date"))
         amount = _as_decimal(m.view.get("amount"))
         if account_cid and name_key:
@@ -519,15 +593,44 @@ class _Linker:
                 if best is None or score < best[0]:
                     best = (score, cand)
             if best is not None:
-                best[1]["systems"].add(p.name)
+                if claim:
+                    best[1]["systems"].add(p.name)
                 return best[1]["id"], "account_name"
-        cid = new_id()
+        return None
+
+    def _account_cid(self, m: _Mapped) -> str | None:
+        return next(
+            (self.account_of[(self.p.name, rid)] for rid in m.rec.associations.get("account", ())
+             if (self.p.name, rid) in self.account_of),
+            None,
+        )
+
+    def _new(self, m: _Mapped, cid: str | None = None) -> str:
+        """A new entity for ``m`` (under ``cid``, or a fresh id), findable by its keys."""
+        ot = self.object_type
+        cid = cid or new_id()
+        if ot is ObjectType.CONTACT:
+            key = _email_key(m.view)
+            st.add_entity(self.s, ot.value, cid, self.now, email=m.view.get("email"), email_key=key)
+            if key:
+                self.email.setdefault(key, cid)
+            return cid
+        if ot is ObjectType.ACCOUNT:
+            dom = _account_domain(m.view)
+            st.add_entity(self.s, ot.value, cid, self.now, name=m.view.get("name"), domain=dom)
+            if dom:
+                self.domain.setdefault(dom, cid)
+            return cid
+        account_cid = self._account_cid(m)
+        close = _as_date(m.view.get("close_date"))
+        amount = _as_decimal(m.view.get("amount"))
         st.add_entity(self.s, ot.value, cid, self.now, name=m.view.get("name"), account_id=account_cid,
                       close_date=close, amount=amount)
         if account_cid:
             self.opps.setdefault(account_cid, []).append(
-                {"id": cid, "name": m.view.get("name"), "close_date": close, "amount": amount, "systems": {p.name}})
-        return cid, "new"
+                {"id": cid, "name": m.view.get("name"), "close_date": close, "amount": amount,
+                 "systems": {self.p.name}})
+        return cid
 
 
 def _as_date(value: Any) -> date | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -211,6 +211,10 @@ class ExternalRefRow(Base):
     last_seen_at: Mapped[datetime]
     deleted_at: Mapped[datetime | None]
     merged_into: Mapped[str | None] = mapped_column(String(64))
+    # The revsync id the record carries in its external-id field (None: none, or not
+    # known); plan writes the entity's id where it is missing, so identity survives
+    # the store (a lost store, an old backup, a move to PostgreSQL)
+    revsync_id: Mapped[str | None] = mapped_column(ID)
 
 
 class FieldProvenanceRow(Base):
@@ -306,8 +310,10 @@ class ErrorLedgerRow(Base):
     first_seen_at: Mapped[datetime]
     last_seen_at: Mapped[datetime]
     attempts: Mapped[int] = mapped_column(Integer, default=1)
-    state: Mapped[str] = mapped_column(String(10), default="open")  # open | resolved | ignored
+    state: Mapped[str] = mapped_column(String(10), default="open")  # open | resolved | ignored | parked
     run_id: Mapped[int | None] = mapped_column(Integer)
+    # a write failure: when the following sync cycles retry it (backoff); None once parked
+    next_attempt_at: Mapped[datetime | None]
 
 
 class MergeLedgerRow(Base):
@@ -578,6 +584,81 @@ def live_entity_ids(s: Session, object_type: str, ids: list[str]) -> set[str]:
     return found
 
 
+def resolve_entity_ids(s: Session, object_type: str, ids: list[str]) -> dict[str, str]:
+    """id → the entity holding it now: itself, or the survivor it was merged into
+    (followed to the end of the chain). Ids the store does not know are left out."""
+    t = ENTITY_TABLES[object_type]
+    merged: dict[str, str | None] = {}
+    todo = sorted(set(ids))
+    for _ in range(16):  # merge chains are short; a cycle would be a bug, not data
+        todo = [i for i in todo if i not in merged]
+        if not todo:
+            break
+        for i in range(0, len(todo), 500):
+            merged.update((eid, into) for eid, into in s.execute(
+                select(t.id, t.merged_into).where(t.id.in_(todo[i : i + 500]))))
+        todo = [into for into in merged.values() if into]
+    out: dict[str, str] = {}
+    for eid in set(ids):
+        cur: str | None = eid
+        seen: set[str] = set()
+        while cur is not None and cur in merged and merged[cur] and cur not in seen:
+            seen.add(cur)
+            cur = merged[cur]
+        if cur is not None and cur in merged:
+            out[eid] = cur
+    return out
+
+
+def entity_is_unanchored_since(s: Session, object_type: str, entity_id: str, since: datetime) -> bool:
+    """True if the entity was made at or after ``since`` and none of its records
+    carries its id (so renaming it to an id a record carries loses nothing)."""
+    t: Any = ENTITY_TABLES[object_type]
+    row = s.get(t, entity_id)
+    if row is None or row.created_at < since or row.merged_into:
+        return False
+    anchored = s.scalar(select(func.count()).select_from(ExternalRefRow).where(
+        ExternalRefRow.object_type == object_type, ExternalRefRow.canonical_id == entity_id,
+        ExternalRefRow.revsync_id == entity_id))
+    return not anchored
+
+
+def rename_entity(s: Session, object_type: str, old: str, new: str) -> None:
+    """Give entity ``old`` the id ``new`` (which no entity has), with everything that
+    points at it: its records, associations, provenance, outbox and ledger rows."""
+    from sqlalchemy import update
+
+    t = ENTITY_TABLES[object_type]
+    s.flush()
+    row = s.get(t, old)
+    if row is None:
+        return
+    values = {c.key: getattr(row, c.key) for c in t.__mapper__.column_attrs}
+    values["id"] = new
+    s.add(t(**values))  # the new row first: the opportunity's contacts reference it
+    s.flush()
+    s.execute(update(ExternalRefRow).where(ExternalRefRow.object_type == object_type,
+                                           ExternalRefRow.canonical_id == old).values(canonical_id=new)
+              .execution_options(synchronize_session="fetch"))
+    s.execute(update(FieldProvenanceRow).where(FieldProvenanceRow.object_type == object_type,
+                                               FieldProvenanceRow.entity_id == old).values(entity_id=new))
+    for tbl in (OutboxRow, ErrorLedgerRow):
+        s.execute(update(tbl).where(tbl.object_type == object_type, tbl.canonical_id == old)
+                  .values(canonical_id=new))
+    s.execute(update(t).where(t.merged_into == old).values(merged_into=new))
+    if object_type == "account":
+        for child in (ContactRow, OpportunityRow):
+            s.execute(update(child).where(child.account_id == old).values(account_id=new))
+    elif object_type == "contact":
+        s.execute(update(OpportunityContactRow).where(OpportunityContactRow.contact_id == old)
+                  .values(contact_id=new))
+    else:
+        s.execute(update(OpportunityContactRow).where(OpportunityContactRow.opportunity_id == old)
+                  .values(opportunity_id=new))
+    s.delete(row)
+    s.flush()
+
+
 def contacts_by_email_key(s: Session, keys: list[str]) -> dict[str, str]:
     out: dict[str, str] = {}
     uniq = sorted(set(keys))
@@ -813,7 +894,7 @@ def record_error(
     s: Session, *, system: str, object_type: str, native_type: str | None, remote_id: str | None,
     canonical_id: str | None, direction: str, category: str, message: str, field: str | None,
     payload: dict[str, Any] | None, now: datetime, run_id: int | None,
-) -> None:
+) -> ErrorLedgerRow:
     """Add to the error ledger, or bump the open entry for the same record and direction."""
     q = select(ErrorLedgerRow).where(
         ErrorLedgerRow.system == system,
@@ -826,13 +907,68 @@ def record_error(
     q = q.where(ErrorLedgerRow.category != BAD_VALUE)  # per-field entries: sync_bad_values
     row = s.scalars(q.limit(1)).first()
     if row is None:
-        s.add(ErrorLedgerRow(system=system, object_type=object_type, native_type=native_type,
+        row = ErrorLedgerRow(system=system, object_type=object_type, native_type=native_type,
                              remote_id=remote_id, canonical_id=canonical_id, direction=direction,
                              category=category, field=field, message=message, payload=payload,
-                             first_seen_at=now, last_seen_at=now, attempts=1, state="open", run_id=run_id))
+                             first_seen_at=now, last_seen_at=now, attempts=1, state="open", run_id=run_id)
+        s.add(row)
     else:
         row.category, row.field, row.message, row.payload = category, field, message, payload
         row.last_seen_at, row.attempts, row.run_id = now, row.attempts + 1, run_id
+    return row
+
+
+#: a failed write is retried by the following sync cycles at most this many times in
+#: all, RETRY_BASE after the first failure and twice as long after each next one (at
+#: most RETRY_MAX_DELAY), then parked with its reason until `revsync retry`
+RETRY_CAP = 6
+RETRY_BASE = timedelta(minutes=1)
+RETRY_MAX_DELAY = timedelta(hours=6)
+
+
+def schedule_write_retry(row: ErrorLedgerRow, now: datetime, cap: int = RETRY_CAP) -> None:
+    """After a failed write: when the cycles retry it next, or parked once ``cap`` tries failed."""
+    if row.attempts >= cap:
+        row.state, row.next_attempt_at = "parked", None
+        return
+    row.next_attempt_at = now + min(RETRY_MAX_DELAY, RETRY_BASE * 2 ** max(0, row.attempts - 1))
+
+
+def due_write_retries(s: Session, now: datetime) -> dict[str, list[str]]:
+    """object → entities with a failed write due for another try (taken: their
+    schedule is cleared; a new failure schedules the next one)."""
+    from sqlalchemy import update
+
+    rows = s.execute(select(ErrorLedgerRow.id, ErrorLedgerRow.object_type, ErrorLedgerRow.canonical_id).where(
+        ErrorLedgerRow.state == "open", ErrorLedgerRow.direction == "write",
+        ErrorLedgerRow.canonical_id.is_not(None), ErrorLedgerRow.next_attempt_at <= now)).all()
+    out: dict[str, list[str]] = {}
+    for _id, ot, cid in rows:
+        out.setdefault(ot, []).append(str(cid))
+    ids = [r[0] for r in rows]
+    for i in range(0, len(ids), 500):
+        s.execute(update(ErrorLedgerRow).where(ErrorLedgerRow.id.in_(ids[i : i + 500])).values(next_attempt_at=None))
+    return out
+
+
+def count_due_write_retries(s: Session, now: datetime) -> int:
+    """Failed writes whose backoff is over (what the next cycle retries)."""
+    return s.scalar(select(func.count()).select_from(ErrorLedgerRow).where(
+        ErrorLedgerRow.state == "open", ErrorLedgerRow.direction == "write",
+        ErrorLedgerRow.canonical_id.is_not(None), ErrorLedgerRow.next_attempt_at <= now)) or 0
+
+
+def reopen_write_errors(s: Session, error_ids: Any, now: datetime) -> int:
+    """Failed writes (all open or parked ones, or the ledger ids given) due now again."""
+    q = select(ErrorLedgerRow).where(ErrorLedgerRow.direction == "write",
+                                     ErrorLedgerRow.state.in_(("open", "parked")),
+                                     ErrorLedgerRow.canonical_id.is_not(None))
+    if error_ids:
+        q = q.where(ErrorLedgerRow.id.in_(list(error_ids)))
+    rows = list(s.scalars(q))
+    for r in rows:
+        r.state, r.next_attempt_at = "open", now
+    return len(rows)
 
 
 def resolve_errors(s: Session, *, system: str, object_type: str, direction: str,
@@ -904,8 +1040,11 @@ def sync_bad_values(
     return opened, resolved
 
 
-def list_errors(s: Session, *, category: str | None = None, state: str = "open", limit: int = 200) -> list[ErrorLedgerRow]:
-    q = select(ErrorLedgerRow).where(ErrorLedgerRow.state == state)
+def list_errors(s: Session, *, category: str | None = None, state: str | None = None,
+                limit: int = 200) -> list[ErrorLedgerRow]:
+    """Ledger entries in ``state`` (default: the unresolved ones, open or parked)."""
+    q = select(ErrorLedgerRow).where(
+        ErrorLedgerRow.state.in_(("open", "parked")) if state is None else ErrorLedgerRow.state == state)
     if category:
         q = q.where(ErrorLedgerRow.category == category)
     return list(s.scalars(q.order_by(ErrorLedgerRow.id).limit(limit)))
@@ -1038,20 +1177,6 @@ def entity_counts(s: Session) -> dict[str, int]:
     }
 
 
-def requeue_failed(s: Session, error_ids: Any, now: datetime) -> int:
-    """Failed outbox ops back to pending (all, or those of the given error-ledger ids)."""
-    q = select(OutboxRow).where(OutboxRow.state == "failed")
-    if error_ids:
-        errs = list(s.scalars(select(ErrorLedgerRow).where(ErrorLedgerRow.id.in_(list(error_ids)))))
-        keys = {(e.system, e.object_type, e.canonical_id) for e in errs if e.canonical_id}
-        rows = [r for r in s.scalars(q) if (r.system, r.object_type, r.canonical_id) in keys]
-    else:
-        rows = list(s.scalars(q))
-    for r in rows:
-        r.state, r.next_attempt_at, r.updated_at = "pending", None, now
-    return len(rows)
-
-
 class AmbiguousEntity(LookupError):
     """A short id that is the prefix of more than one canonical id."""
 
@@ -1139,21 +1264,23 @@ def search_entities(
 
 
 def pending_create_ids(s: Session, system: str, object_type: str, ids: list[str]) -> set[str]:
-    """Which of ``ids`` have a create pending in the outbox for ``system``."""
+    """Which of ``ids`` have a create pending in the outbox for ``system`` (or failed:
+    the cycles retry it, and associations to it wait for it)."""
     out: set[str] = set()
     uniq = sorted(set(ids))
     for i in range(0, len(uniq), 500):
         out.update(s.scalars(
             select(OutboxRow.canonical_id).where(
                 OutboxRow.system == system, OutboxRow.object_type == object_type, OutboxRow.kind == "create",
-                OutboxRow.state == "pending", OutboxRow.canonical_id.in_(uniq[i : i + 500]),
+                OutboxRow.state.in_(("pending", "failed")), OutboxRow.canonical_id.in_(uniq[i : i + 500]),
             )
         ))
     return out
 
 
 def delete_pending_ops(s: Session, object_type: str, ids: list[str], systems: list[str]) -> None:
-    """Drop the pending ops of these entities in these systems (a new plan replaces them)."""
+    """Drop the pending and failed ops of these entities in these systems (a new plan,
+    from the current canonical state, replaces them)."""
     from sqlalchemy import delete
 
     wanted = set(systems)
@@ -1162,7 +1289,7 @@ def delete_pending_ops(s: Session, object_type: str, ids: list[str], systems: li
         # system in the same WHERE, SQLite walked every pending row of the system per batch
         rows = s.execute(select(OutboxRow.id, OutboxRow.system, OutboxRow.state).where(
             OutboxRow.object_type == object_type, OutboxRow.canonical_id.in_(ids[i : i + 500])))
-        gone = [oid for oid, system, state in rows if system in wanted and state == "pending"]
+        gone = [oid for oid, system, state in rows if system in wanted and state in ("pending", "failed")]
         if gone:
             s.execute(delete(OutboxRow).where(OutboxRow.id.in_(gone)).execution_options(
                 synchronize_session=False))

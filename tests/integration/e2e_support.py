@@ -15,12 +15,13 @@ import json
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
 import requests
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from cli import make_runner, sandbox_settings
 from connectors.base import ApiBudget, RecordError, RemoteRecord, RetryPolicy
@@ -108,9 +109,20 @@ def pending_ops(world: World) -> int:
 
 
 def release_backoff(world: World) -> None:
-    """Make deferred outbox rows due now (a test's fast-forward over the push backoff)."""
+    """Make deferred outbox rows and scheduled retries of failed writes due now (a
+    test's fast-forward over the backoff; parked failures stay parked)."""
     with world.store.session() as s:
         s.execute(update(st.OutboxRow).where(st.OutboxRow.state == "pending").values(next_attempt_at=None))
+        s.execute(update(st.ErrorLedgerRow).where(st.ErrorLedgerRow.state == "open",
+                                                  st.ErrorLedgerRow.next_attempt_at.is_not(None))
+                  .values(next_attempt_at=datetime(2000, 1, 1, tzinfo=UTC)))
+
+
+def outbox_left(world: World) -> dict[str, int]:
+    """Outbox rows by state (an empty outbox: {})."""
+    with world.store.session() as s:
+        return {state: n for state, n in s.execute(
+            select(st.OutboxRow.state, func.count()).group_by(st.OutboxRow.state))}
 
 
 def sync_until_quiet(world: World, max_cycles: int = MAX_CYCLES) -> list[CycleReport]:
@@ -501,6 +513,59 @@ def stable_state(world: World) -> dict[str, Any]:
             per[key] = values
         out[ot] = {"entities": per, "unseeded": unseeded}
     return out
+
+
+def entity_keys(world: World) -> dict[tuple[str, str], str]:
+    """(object, canonical id) → a run-independent key: its seeded records (or, for an
+    entity without one, "(unseeded)")."""
+    seeded = seeded_ids(world.sb)
+    keys: dict[tuple[str, str], str] = {}
+    for ot, entities in canonical_state(world).items():
+        for cid, (_e, refs) in entities.items():
+            own = sorted(f"{r.system}:{r.remote_id}" for r in refs if r.live and (r.system, r.remote_id) in seeded)
+            keys[(ot, cid)] = "|".join(own) if own else "(unseeded)"
+    return keys
+
+
+def remote_state(world: World) -> dict[str, list[Any]]:
+    """The systems' end state by canonical content, not by remote id: per system/native,
+    every live record as (its entity's key, its values read through the mapping, its
+    associations as entity keys), sorted. A record revsync created is keyed by the
+    revsync id it carries; one the store does not know is "(unknown)" (a duplicate)."""
+    keys = entity_keys(world)
+    with world.store.session() as s:
+        owner = {(r.system, r.remote_id): (r.object_type, r.canonical_id) for r in s.scalars(
+            select(st.ExternalRefRow).where(st.ExternalRefRow.deleted_at.is_(None)))}
+    out: dict[str, list[Any]] = {}
+    for (system, native), recs in read_remote(world).items():
+        rows: list[Any] = []
+        for rec in recs:
+            ot_cid = owner.get((system, rec.remote_id))
+            key = keys.get(ot_cid, "(merged away)") if ot_cid else "(unknown)"
+            try:
+                values = map_record(system, rec)
+            except RecordError as e:
+                values = {"(unreadable)": str(e)}
+            assoc: dict[str, list[str]] = {}
+            for obj, rids in sorted(rec.associations.items()):
+                named = []
+                for rid in rids:
+                    o = owner.get((system, rid))
+                    named.append(keys.get(o, "?") if o else "(unknown)")
+                assoc[obj] = sorted(named)
+            rows.append(json.dumps([key, values, assoc], sort_keys=True, default=str))
+        out[f"{system}/{native}"] = sorted(rows)
+    return out
+
+
+def diff_remote(a: Mapping[str, list[Any]], b: Mapping[str, list[Any]], limit: int = 20) -> list[str]:
+    """Records in one ``remote_state`` and not in the other."""
+    out: list[str] = []
+    for k in sorted(set(a) | set(b)):
+        ca, cb = Counter(a.get(k, [])), Counter(b.get(k, []))
+        out += [f"{k} only in the first: {r}" for r in sorted((ca - cb).elements())]
+        out += [f"{k} only in the second: {r}" for r in sorted((cb - ca).elements())]
+    return out[:limit] + ([f"... {len(out) - limit} more"] if len(out) > limit else [])
 
 
 def diff_states(a: Mapping[str, Any], b: Mapping[str, Any], limit: int = 20) -> list[str]:
