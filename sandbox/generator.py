@@ -415,6 +415,9 @@ class _Company:
     mrr: int | None = None
     renewal: str | None = None
     licenses: list[tuple[str, str, int]] = field(default_factory=list)
+    parent: int | None = None  # the parent company's idx (a subsidiary)
+    parent_sf: str | None = None  # the parent's primary Salesforce Account id
+    sf_account: str | None = None  # the primary Salesforce Account id, once written
 
 
 @dataclass
@@ -442,6 +445,10 @@ class _Opp:
     type: str
     owner: int
     contacts: list[int]  # indexes into the company's people
+
+
+def _slug(name: str) -> str:
+    return "".join(ch for ch in name.lower() if ch.isalnum())
 
 
 def _e164(phone: tuple[str, str]) -> str:
@@ -475,6 +482,8 @@ class _World:
         self.p = profile
         self.ids = _Ids(self.rng)
         self.domains: set[str] = set()
+        self.slugs: set[str] = set()  # company name slugs (= domain labels) in use
+        self.parent_pool: list[_Company] = []
         self.free_emails: set[str] = set()
         self.hs_emails: set[str] = set()
         # "real" noise: recent personal mailboxes (email, last name) a relative may share
@@ -563,14 +572,19 @@ class _World:
         city = rng.choice(self.cities[country])
         industry = rng.choice(self.industries)
         tld = rng.choice(D.TLDS[country])
-        for _ in range(10):
-            base = self._company_base(industry)
-            slug = "".join(ch for ch in base.lower() if ch.isalnum())
+        picked = self._pick_parent(country) if self.p.subsidiary_rate else None
+        parent = picked[0] if picked else None
+        if picked is not None:
+            # a subsidiary: the parent's name plus a region, and a domain of its OWN
+            # (``rocketmind-uk.co.uk``, not the parent's: the domain key must not fuse them)
+            region = picked[1]
+            base = f"{picked[0].name_base} {region}"
+            slug = _slug(base)
+            domain = f"{_slug(picked[0].name_base)}-{_slug(region)}{tld}"
+        else:
+            base, slug = self._unique_base(industry)
             domain = slug + tld
-            if domain not in self.domains:
-                break
-        while domain in self.domains:  # rare: a real company would pick a longer domain
-            domain = f"{slug}{rng.choice(('hq', 'inc', 'group', 'global'))}{rng.randrange(2, 99)}{tld}"
+        self.slugs.add(slug)
         self.domains.add(domain)
         suffix, variants = rng.choice(D.LEGAL_SUFFIXES[country]) if rng.random() < 0.75 else ("", ())
         low, high = rng.choices(_EMPLOYEE_BANDS, _EMPLOYEE_WEIGHTS)[0]
@@ -589,8 +603,50 @@ class _World:
             industry=industry, employees=employees, annual_revenue=revenue, country=country,
             city=city, phone=self._phone(city), street=street,
             postal_code=self._postal(country, city[3]), owner=rng.randrange(len(self.rep_email)),
-            status=status, lifecycle=lifecycle,
+            status=status, lifecycle=lifecycle, parent=parent.idx if parent is not None else None,
+            parent_sf=parent.sf_account if parent is not None else None,
         )  # fmt: skip
+
+    def _unique_base(self, industry: str) -> tuple[str, str]:
+        """A company name (and its slug) no other company has: distinct companies never
+        share a name or a domain label (``rocketmind.com`` / ``rocketmind.co.uk`` would
+        read as one company to anyone). Word-part names first, invented ones after."""
+        for _ in range(10):
+            base = self._company_base(industry)
+            slug = _slug(base)
+            if slug not in self.slugs:
+                return base, slug
+        while True:
+            base = self._brand_name(industry)
+            slug = _slug(base)
+            if slug not in self.slugs:
+                return base, slug
+
+    def _brand_name(self, industry: str) -> str:
+        """An invented brand name: Zenora, Calix Health, Verolanix, …"""
+        rng = self.rng
+        word = "".join(rng.choices(D.NAME_SYLLABLES, k=rng.choice((2, 2, 3)))) + rng.choice(D.NAME_ENDINGS)
+        word = word.capitalize()
+        return f"{word} {rng.choice(D.INDUSTRY_NOUNS[industry])}" if rng.random() < 0.4 else word
+
+    def _pick_parent(self, country: str) -> tuple[_Company, str] | None:
+        """Sometimes (``subsidiary_rate``) an earlier company becomes this one's parent:
+        (parent, the region the subsidiary is named after)."""
+        rng = self.rng
+        if not self.parent_pool or rng.random() >= self.p.subsidiary_rate:
+            return None
+        parent = rng.choice(self.parent_pool)
+        free = [r for r in D.SUBSIDIARY_REGIONS[country] if _slug(f"{parent.name_base} {r}") not in self.slugs]
+        return (parent, rng.choice(free)) if free else None
+
+    def _remember_parent(self, c: _Company) -> None:
+        """A bounded, seeded pool of companies that may get a subsidiary later."""
+        if c.parent is not None:
+            return
+        if len(self.parent_pool) < 1000:
+            self.parent_pool.append(c)
+        else:
+            self.parent_pool[self.rng.randrange(len(self.parent_pool))] = c
 
     def _street(self) -> str:
         rng = self.rng
@@ -938,6 +994,8 @@ class _World:
             link = primary.get("salesforce") if rng.random() < p.sourceid_rate else None
             rec = self._account_record(c, system, copy, stamps.pop(), sf_account_id=link)
             primary[system] = rec.id
+            if system == "salesforce":
+                c.sf_account = rec.id
             recs.append(rec)
             if dup:
                 dcopy = dict(copy)
@@ -948,7 +1006,10 @@ class _World:
         if in_ph:
             for lic in c.licenses:
                 self._license(c, primary["planhat"], lic)
-        self._gt("account", f"A{idx:0{self.width}d}", recs)
+        parent = f"A{c.parent:0{self.width}d}" if c.parent is not None else None
+        self._gt("account", f"A{idx:0{self.width}d}", recs, parent=parent)
+        if self.p.subsidiary_rate:
+            self._remember_parent(c)
 
         local_parts: set[str] = set()
         people: list[_Person] = []
@@ -992,7 +1053,7 @@ class _World:
                 {
                     "Id": rid, "IsDeleted": False, "CreatedDate": sf_datetime(created),
                     "LastModifiedDate": sf_datetime(stamp), "SystemModstamp": sf_datetime(stamp),
-                    "MasterRecordId": None, "Name": self._company_name(c),
+                    "MasterRecordId": None, "Name": self._company_name(c), "ParentId": c.parent_sf,
                     "Website": self._website(c.domain) if rng.random() > self.web_missing else None,
                     "Industry": V.to_native(V.INDUSTRIES, "salesforce", v["industry"]) if v.get("industry") else None,
                     "NumberOfEmployees": v.get("employees"), "AnnualRevenue": v.get("annual_revenue"),
@@ -1076,14 +1137,15 @@ class _World:
         props = {"hs_object_id": rid, "createdate": created_s, modprop: stamp_s, **props}
         return {"id": rid, "properties": props, "createdAt": created_s, "updatedAt": stamp_s, "archived": False}
 
-    def _gt(self, kind: str, entity: str, recs: list[_Rec]) -> None:
-        self.gt[kind].write(
-            {
-                "entity": entity,
-                "records": [{"system": r.system, "object": r.object, "id": r.id} for r in recs],
-                "expected": expected_values(kind, recs),
-            }
-        )
+    def _gt(self, kind: str, entity: str, recs: list[_Rec], *, parent: str | None = None) -> None:
+        item: dict[str, Any] = {
+            "entity": entity,
+            "records": [{"system": r.system, "object": r.object, "id": r.id} for r in recs],
+            "expected": expected_values(kind, recs),
+        }
+        if parent is not None:
+            item["parent"] = parent  # a subsidiary of that (distinct) account entity
+        self.gt[kind].write(item)
 
     # ------------------------------------------------------------------ contacts
 
