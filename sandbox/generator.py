@@ -13,7 +13,14 @@ Ground truth semantics (the engine's end-to-end test compares against this)
 --------------------------------------------------------------------------
 ``entities[kind]`` (kind ∈ account, contact, opportunity) lists one entry per real
 entity: ``{"entity": "A000123", "records": [{"system", "object", "id"}, ...],
-"expected": {field: value}}``.
+"expected": {field: value}}``; a subsidiary account also has ``"parent": "A000042"``
+(a distinct entity: never one cluster with its parent). Top-level ``noise`` names the
+profile (``NOISE_PROFILES``).
+
+Distinct companies never share a name or a domain label (``rocketmind.com`` and
+``rocketmind.co.uk`` would be one company to any reader); a subsidiary carries its
+parent's name plus a region and a domain of its own (``rocketmind-uk.co.uk``), and its
+Salesforce Account's ``ParentId`` is the parent's Account.
 
 - ``records`` is the cluster: every remote record that is this entity, across
   systems and within one (duplicates). Entity objects are Salesforce Account,
@@ -43,7 +50,9 @@ entity: ``{"entity": "A000123", "records": [{"system", "object", "id"}, ...],
   phones E.164; emails stripped and lowercased (plus-tags kept); names and titles
   stripped; countries ISO-3166 alpha-2; dates ``YYYY-MM-DD``; money (amount,
   annual_revenue, arr, health) as decimal strings, to be compared as ``Decimal``;
-  employees as ints; booleans as booleans.
+  employees as ints; booleans as booleans. A phone that ``phonenumbers`` does not
+  call valid (the "real" profile's unassigned area codes) is still its E.164 digits;
+  an extension is not part of the value.
 """
 
 from __future__ import annotations
