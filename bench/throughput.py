@@ -191,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--accounts", type=int, required=True, help="real companies in the seed data")
     parser.add_argument("--seed", type=int, default=42, help="generator seed (default 42)")
     parser.add_argument("--profile", type=Path, default=None, help="write a cProfile summary of cycle 1 here")
-    parser.add_argument("--noise", default=None, help="generator noise profile: classic or real (default classic)")
+    parser.add_argument("--noise", default=None, choices=("classic", "real"), help="generator noise profile: classic or real (default classic)")
     args = parser.parse_args(argv)
     if args.accounts < 1:
         parser.error("--accounts must be at least 1")

@@ -243,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--accounts", type=int, required=True, help="real companies in the seed data")
     parser.add_argument("--seed", type=int, default=42, help="generator seed (default 42)")
-    parser.add_argument("--noise", default=None, help="generator noise profile (default: the generator's)")
+    parser.add_argument("--noise", default=None, choices=("classic", "real"), help="generator noise profile (default: the generator's)")
     parser.add_argument("--data", type=Path, default=None, help="use this generated directory instead")
     parser.add_argument("--keep", type=Path, default=None, help="copy the SQLite store into this directory")
     args = parser.parse_args(argv)
