@@ -1219,6 +1219,9 @@ class _World:
             if rng.random() < 0.02 and not dup:  # the person's private address in marketing
                 local = email.split("@", 1)[0].replace(".", "").replace("_", "")
                 text = f"{local}{rng.randrange(1, 99)}@{rng.choice(D.FREE_MAIL)}"
+                while text in self.free_emails:  # someone else's mailbox: pick another
+                    text = f"{local}{rng.randrange(1, 999)}@{rng.choice(D.FREE_MAIL)}"
+                self.free_emails.add(text)
             if dup or text.lower() in self.hs_emails:
                 local, _, dom = email.partition("@")
                 for tag in ("web", "event", "trial", "old", "2"):
