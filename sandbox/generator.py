@@ -184,6 +184,9 @@ class Profile:
 
 
 DEFAULT_PROFILE = Profile()
+# Subsidiaries start once this many companies exist that may be a parent (so the tiny
+# worlds of the end-to-end tests hold none).
+_MIN_PARENT_POOL = 50
 # Named noise profiles. "classic" is the noise the matcher was first tuned on (the
 # generator's original output, plus the parent/subsidiary modelling). "real" adds the
 # kinds found in CRM data nobody generated (issue #11): shares below, measured in
@@ -496,6 +499,9 @@ class _World:
         self.domains: set[str] = set()
         self.slugs: set[str] = set()  # company name slugs (= domain labels) in use
         self.parent_pool: list[_Company] = []
+        # Company identity (subsidiaries, invented names) draws from its own stream, so
+        # the rest of the world is unchanged until a subsidiary or a name clash happens.
+        self.id_rng = random.Random(f"revsync-sandbox-{seed}-identity")
         self.free_emails: set[str] = set()
         self.hs_emails: set[str] = set()
         # "real" noise: recent personal mailboxes (email, last name) a relative may share
@@ -636,7 +642,7 @@ class _World:
 
     def _brand_name(self, industry: str) -> str:
         """An invented brand name: Zenora, Calix Health, Verolanix, …"""
-        rng = self.rng
+        rng = self.id_rng
         word = "".join(rng.choices(D.NAME_SYLLABLES, k=rng.choice((2, 2, 3)))) + rng.choice(D.NAME_ENDINGS)
         word = word.capitalize()
         return f"{word} {rng.choice(D.INDUSTRY_NOUNS[industry])}" if rng.random() < 0.4 else word
@@ -644,8 +650,8 @@ class _World:
     def _pick_parent(self, country: str) -> tuple[_Company, str] | None:
         """Sometimes (``subsidiary_rate``) an earlier company becomes this one's parent:
         (parent, the region the subsidiary is named after)."""
-        rng = self.rng
-        if not self.parent_pool or rng.random() >= self.p.subsidiary_rate:
+        rng = self.id_rng
+        if len(self.parent_pool) < _MIN_PARENT_POOL or rng.random() >= self.p.subsidiary_rate:
             return None
         parent = rng.choice(self.parent_pool)
         free = [r for r in D.SUBSIDIARY_REGIONS[country] if _slug(f"{parent.name_base} {r}") not in self.slugs]
@@ -658,7 +664,7 @@ class _World:
         if len(self.parent_pool) < 1000:
             self.parent_pool.append(c)
         else:
-            self.parent_pool[self.rng.randrange(len(self.parent_pool))] = c
+            self.parent_pool[self.id_rng.randrange(len(self.parent_pool))] = c
 
     def _street(self) -> str:
         rng = self.rng
