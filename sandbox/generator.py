@@ -68,6 +68,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from mapping import values as V
+from mapping.normalize import company_match_key
 from mapping.transforms import LEAD_STATUS, READ_ALIASES
 from sandbox import gen_data as D
 from sandbox.schema import SCHEMAS
@@ -498,6 +499,7 @@ class _World:
         self.ids = _Ids(self.rng)
         self.domains: set[str] = set()
         self.slugs: set[str] = set()  # company name slugs (= domain labels) in use
+        self.name_keys: set[str] = set()  # company names folded as matchers fold them
         self.parent_pool: list[_Company] = []
         # Company identity (subsidiaries, invented names) draws from its own stream, so
         # the rest of the world is unchanged until a subsidiary or a name clash happens.
@@ -603,6 +605,7 @@ class _World:
             base, slug = self._unique_base(industry)
             domain = slug + tld
         self.slugs.add(slug)
+        self.name_keys.add(company_match_key(base))
         self.domains.add(domain)
         suffix, variants = rng.choice(D.LEGAL_SUFFIXES[country]) if rng.random() < 0.75 else ("", ())
         low, high = rng.choices(_EMPLOYEE_BANDS, _EMPLOYEE_WEIGHTS)[0]
@@ -632,13 +635,18 @@ class _World:
         for _ in range(10):
             base = self._company_base(industry)
             slug = _slug(base)
-            if slug not in self.slugs:
+            if self._is_new_name(base, slug):
                 return base, slug
         while True:
             base = self._brand_name(industry)
             slug = _slug(base)
-            if slug not in self.slugs:
+            if self._is_new_name(base, slug):
                 return base, slug
+
+    def _is_new_name(self, base: str, slug: str) -> bool:
+        """Neither the domain label nor the folded name (legal forms and "Group" dropped:
+        "Harbortide Group" is "Harbortide") belongs to another company yet."""
+        return slug not in self.slugs and company_match_key(base) not in self.name_keys
 
     def _brand_name(self, industry: str) -> str:
         """An invented brand name: Zenora, Calix Health, Verolanix, …"""
@@ -654,7 +662,10 @@ class _World:
         if len(self.parent_pool) < _MIN_PARENT_POOL or rng.random() >= self.p.subsidiary_rate:
             return None
         parent = rng.choice(self.parent_pool)
-        free = [r for r in D.SUBSIDIARY_REGIONS[country] if _slug(f"{parent.name_base} {r}") not in self.slugs]
+        free = [
+            r for r in D.SUBSIDIARY_REGIONS[country]
+            if self._is_new_name(f"{parent.name_base} {r}", _slug(f"{parent.name_base} {r}"))
+        ]
         return (parent, rng.choice(free)) if free else None
 
     def _remember_parent(self, c: _Company) -> None:

@@ -935,7 +935,7 @@ def test_distinct_companies_never_share_a_domain_or_a_name(both: Data) -> None:
             name_owner[key].add(entity)
     shared = [es for es in name_owner.values() if len(es) > 1]
     # only a typo can land on another company's name, and rarely
-    assert len(shared) <= 0.005 * len(names), shared[:5]
+    assert len(shared) <= 0.002 * len(names), shared[:5]
 
 
 def test_subsidiaries_are_modelled_in_the_truth_and_salesforce_hierarchy(tmp_path: Path) -> None:
