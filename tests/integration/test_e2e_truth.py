@@ -71,6 +71,7 @@ def test_truth_benchmark_runs_end_to_end_and_scores_the_store(tmp_path: Path) ->
         assert 0 < scored["records"] and 0 <= scored["f1"] <= 1
     # cycle 2 changes nothing: a no-change cycle writes nothing at all
     assert result["second_cycle"]["written_total"] == 0 and result["second_cycle"]["writes"] == []
+    assert result["second_cycle"]["writes_by"] == {}
 
     # Known cases on the real store: fuse two true accounts, split one record off another.
     db = tmp_path / "keep" / "truth.db"
