@@ -153,7 +153,7 @@ def score_store(truth_path: Path, db_url: str) -> dict[str, dict[str, Any]]:
 
 
 def cycle_write_summary(db_url: str, run_id: int) -> dict[str, int]:
-    """A run's outbox ops counted by ``system/object/kind/what``: what = the changed
+    """A run's ops still in the outbox counted by ``system/object/kind/what``: what = the changed
     canonical fields (sorted, joined by ``+``), or ``associations`` when only links moved."""
     from sqlalchemy import select
 
@@ -177,7 +177,8 @@ def cycle_write_summary(db_url: str, run_id: int) -> dict[str, int]:
 
 
 def cycle_writes(db_url: str, run_id: int, limit: int = SAMPLE_WRITES) -> list[dict[str, Any]]:
-    """The outbox ops a run planned (up to ``limit``): what a no-change cycle should not write."""
+    """A run's ops still in the outbox (up to ``limit``): failed or pending ones (the push
+    deletes the ops it completed; the run's ``written`` counts those)."""
     from sqlalchemy import select
 
     from sync.store import OutboxRow, make_engine
