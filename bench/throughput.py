@@ -42,17 +42,21 @@ PROFILE_TOP = 40
 T = TypeVar("T")
 
 
-def data_dir(accounts: int, seed: int, out: Path = OUT) -> Path:
-    """The cached seed data for (accounts, seed), generated on first use (in a subprocess)."""
-    target = out / f"data-a{accounts}-s{seed}"
+def data_dir(accounts: int, seed: int, out: Path = OUT, *, noise: str | None = None) -> Path:
+    """The cached seed data for (accounts, seed, noise), generated on first use (in a subprocess).
+
+    ``noise`` None is the generator's default profile (cached without a suffix).
+    """
+    tag = f"a{accounts}-s{seed}" + (f"-{noise}" if noise else "")
+    target = out / f"data-{tag}"
     if (target / "manifest.json").is_file():
         return target
-    tmp = out / f".tmp-a{accounts}-s{seed}"
+    tmp = out / f".tmp-{tag}"
     shutil.rmtree(tmp, ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
     subprocess.run(
         [sys.executable, "-m", "cli", "sandbox", "generate", "--accounts", str(accounts), "--seed", str(seed),
-         "--out", str(tmp)],
+         "--out", str(tmp), *(["--noise", noise] if noise else [])],
         cwd=ROOT, check=True, stdout=subprocess.DEVNULL,
     )
     tmp.rename(target)

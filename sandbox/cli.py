@@ -73,6 +73,9 @@ def serve(
     accounts: Annotated[int | None, typer.Option(help="Generate seed data for N accounts first.")] = None,
     seed: Annotated[int, typer.Option(help="Seed for generated data, faults and credentials.")] = 42,
     data: Annotated[Path | None, typer.Option(help="Seed data directory (instead of --accounts).")] = None,
+    noise: Annotated[
+        str | None, typer.Option(help="Noise profile of generated data: classic or real (default classic).")
+    ] = None,
     faults: Annotated[str | None, typer.Option(help="Fault spec (string form, JSON, or @file).")] = None,
     tier: Annotated[str, typer.Option(help=f"Rate-limit tier: {', '.join(TIERS)}.")] = "pro",
     ca_dir: Annotated[Path | None, typer.Option(help="Write the CA bundle here (default: a temp dir).")] = None,
@@ -85,11 +88,14 @@ def serve(
     """Start the sandbox, print one JSON ready line, serve until SIGINT/SIGTERM."""
     if data is not None and accounts is not None:
         raise _fail("give --data or --accounts, not both")
+    if noise is not None and accounts is None:
+        raise _fail("--noise applies to generated data: give it with --accounts")
     try:
         sandbox = Sandbox(
             data,
             accounts=accounts,
             seed=seed,
+            noise=noise,
             faults=_read_faults(faults),
             tier=tier,
             ca_dir=ca_dir,
@@ -125,12 +131,15 @@ def generate(
     accounts: Annotated[int, typer.Option(help="Number of accounts to generate.")],
     out: Annotated[Path, typer.Option(help="Output directory.")],
     seed: Annotated[int, typer.Option(help="Seed: the same seed gives byte-identical files.")] = 42,
+    noise: Annotated[
+        str | None, typer.Option(help="Noise profile: classic or real (default classic).")
+    ] = None,
 ) -> None:
     """Write seeded sandbox data to OUT and print the manifest as JSON."""
     if accounts < 0:
         raise _fail("--accounts must be >= 0")
     try:
-        manifest = run_generator(out, accounts=accounts, seed=seed)
+        manifest = run_generator(out, accounts=accounts, seed=seed, noise=noise)
     except SandboxError as exc:
         raise _fail(str(exc)) from None
     except OSError as exc:

@@ -289,3 +289,27 @@ CONTACT_ROLES: tuple[str, ...] = (
     "Decision Maker", "Economic Buyer", "Technical Buyer", "Evaluator", "Influencer",
     "Business User", "Executive Sponsor",
 )  # fmt: skip
+
+# NANP area codes no carrier has been assigned (yet): numbers on them are *possible*
+# (right length, right shape) but phonenumbers does not call them *valid*. Real CRM
+# data holds many such numbers (typed by hand, test lines, numbers from before a
+# split); the "real" noise profile gives some people and companies one. Checked in
+# tests/sandbox/test_generator.py.
+UNASSIGNED_NANP_AREA_CODES: tuple[str, ...] = (
+    "823", "237", "238", "277", "288", "328", "338", "356", "357", "358", "359", "366",
+    "378", "388", "422", "427", "433", "462", "477", "488", "644", "655", "677", "688",
+    "722", "733", "744", "755", "766", "788", "922", "933", "944", "955", "966", "977",
+    "988",
+)  # fmt: skip
+# How a phone extension is typed after the number.
+PHONE_EXTENSIONS: tuple[str, ...] = (" x{n}", " ext. {n}", " ext {n}", " #{n}", " Ext.{n}")
+# Regions a subsidiary is named after ("Vanguardmark UK", "Lantern Bio Europe").
+SUBSIDIARY_REGIONS: dict[str, tuple[str, ...]] = {
+    "US": ("US", "Americas", "North America", "USA"),
+    "CA": ("Canada",),
+    "GB": ("UK", "Europe", "EMEA"),
+    "DE": ("Deutschland", "Germany", "DACH"),
+    "FR": ("France",),
+    "NL": ("Nederland", "Benelux"),
+    "AU": ("Australia", "APAC"),
+}

@@ -153,9 +153,54 @@ class Profile:
     nickname_rate: float = 0.25
     typo_rate: float = 0.03
     sourceid_rate: float = 0.5  # Planhat companies carrying the Salesforce Account id
+    # Parent / subsidiary: a share of companies are a subsidiary of an earlier one (same
+    # name base plus a region, their OWN registrable domain, Salesforce ParentId, the
+    # truth's ``parent``). Both profiles model it.
+    subsidiary_rate: float = 0.02
+    # ---- the "real" profile's noise kinds (all off in "classic"; see NOISE_PROFILES)
+    noise: str = "classic"
+    alt_email_rate: float = 0.0  # person in >= 2 systems: one copy holds the personal mailbox
+    email_typo_rate: float = 0.0  # copy: one typo in the email's local part
+    email_domain_typo_rate: float = 0.0  # copy: one typo in the email's domain
+    email_missing_rate: float = 0.0  # copy (any system): no email at all
+    unassigned_phone_rate: float = 0.0  # true NANP phone on an unassigned area code (possible, not valid)
+    phone_extension_rate: float = 0.0  # copy: the phone text carries an extension
+    phone_missing_rate: float = 0.0  # copy: no phone (on top of missing_rate)
+    phone_changed_rate: float = 0.0  # person in >= 2 systems: one copy holds an older number
+    namesake_rate: float = 0.0  # person: same first + last name as an earlier colleague
+    namesake_same_title: float = 0.5  # ... and then also the same title
+    shared_mailbox_rate: float = 0.0  # person: uses a relative's personal mailbox (same last name)
+    hq_moved_rate: float = 0.0  # account in >= 2 systems: one copy keeps the old street + postcode
+    website_missing_rate: float | None = None  # copy: no website / domain (None: missing_rate)
 
 
 DEFAULT_PROFILE = Profile()
+# Named noise profiles. "classic" is the noise the matcher was first tuned on (the
+# generator's original output, plus the parent/subsidiary modelling). "real" adds the
+# kinds found in CRM data nobody generated (issue #11): shares below, measured in
+# tests/sandbox/test_generator.py.
+NOISE_PROFILES: dict[str, Profile] = {
+    "classic": DEFAULT_PROFILE,
+    "real": Profile(
+        noise="real",
+        missing_rate=0.12,
+        typo_rate=0.05,
+        alt_email_rate=0.30,
+        email_typo_rate=0.03,
+        email_domain_typo_rate=0.015,
+        email_missing_rate=0.08,
+        unassigned_phone_rate=0.35,
+        phone_extension_rate=0.08,
+        phone_missing_rate=0.15,
+        phone_changed_rate=0.08,
+        namesake_rate=0.03,
+        shared_mailbox_rate=0.01,
+        hq_moved_rate=0.08,
+        website_missing_rate=0.20,
+    ),
+}
+# What ``revsync sandbox generate/serve`` and the benchmarks use without ``--noise``.
+DEFAULT_NOISE = "classic"
 
 _STATUS_WEIGHTS = {"prospect": 55, "customer": 30, "onboarding": 5, "churned": 7, "lost": 3}
 _PROSPECT_LIFECYCLE = ("subscriber", "lead", "mql", "sql", "opportunity")
@@ -432,6 +477,9 @@ class _World:
         self.domains: set[str] = set()
         self.free_emails: set[str] = set()
         self.hs_emails: set[str] = set()
+        # "real" noise: recent personal mailboxes (email, last name) a relative may share
+        self.mailboxes: list[tuple[str, str]] = []
+        self.web_missing = profile.missing_rate if profile.website_missing_rate is None else profile.website_missing_rate
         self.n_contacts = 0
         self.n_opps = 0
         self.width = max(6, len(str(accounts)))
@@ -489,7 +537,11 @@ class _World:
     def _phone(self, city: tuple[str, str, str, str, str, int, str]) -> tuple[str, str]:
         rng = self.rng
         sub = rng.choice(city[6]) + "".join(rng.choices("0123456789", k=city[5] - 1))
-        return D.COUNTRY_CALLING_CODE[city[0]], city[4] + sub
+        cc, area = D.COUNTRY_CALLING_CODE[city[0]], city[4]
+        rate = self.p.unassigned_phone_rate
+        if rate and cc == "1" and rng.random() < rate:
+            area = rng.choice(D.UNASSIGNED_NANP_AREA_CODES)  # possible, not valid
+        return cc, area + sub
 
     def _postal(self, country: str, prefix: str) -> str:
         rng = self.rng
@@ -531,9 +583,7 @@ class _World:
             lifecycle = "other"
         else:
             lifecycle = rng.choice(("lead", "mql", "sql", "opportunity"))
-        street = f"{rng.randrange(1, 9999)} {rng.choice(D.STREET_NAMES)} {rng.choice(D.STREET_TYPES)}"
-        if rng.random() < 0.2:
-            street += f", Suite {rng.randrange(100, 2000)}"
+        street = self._street()
         return _Company(
             idx=idx, name_base=base, suffix=suffix, suffix_variants=variants, domain=domain,
             industry=industry, employees=employees, annual_revenue=revenue, country=country,
@@ -541,6 +591,13 @@ class _World:
             postal_code=self._postal(country, city[3]), owner=rng.randrange(len(self.rep_email)),
             status=status, lifecycle=lifecycle,
         )  # fmt: skip
+
+    def _street(self) -> str:
+        rng = self.rng
+        street = f"{rng.randrange(1, 9999)} {rng.choice(D.STREET_NAMES)} {rng.choice(D.STREET_TYPES)}"
+        if rng.random() < 0.2:
+            street += f", Suite {rng.randrange(100, 2000)}"
+        return street
 
     def _company_base(self, industry: str) -> str:
         """A company name without legal suffix: Brightwave, Harbor Analytics, Blue Summit, …"""
@@ -583,16 +640,22 @@ class _World:
         c.arr = mrr_total * 12
         c.renewal = latest.isoformat() if latest else None
 
-    def _person(self, c: _Company, local_parts: set[str]) -> _Person:
-        rng = self.rng
+    def _person(self, c: _Company, local_parts: set[str], like: _Person | None = None) -> _Person:
+        """A new person at ``c``; ``like`` makes them a namesake of that colleague."""
+        rng, p = self.rng, self.p
         first = rng.choice(self.first_names)
         last = rng.choice(D.LAST_NAMES)
-        if rng.random() < self.p.free_mail_rate:
-            while True:
-                email = f"{first.lower()}{last.lower()}{rng.randrange(1, 999)}@{rng.choice(D.FREE_MAIL)}"
-                if email not in self.free_emails:
-                    break
-            self.free_emails.add(email)
+        title = None
+        if like is not None:  # a namesake: a distinct person with the same name
+            first, last = like.first, like.last
+            title = like.title if rng.random() < p.namesake_same_title else None
+        if p.shared_mailbox_rate and like is None and self.mailboxes and rng.random() < p.shared_mailbox_rate:
+            # a relative of an earlier person: same last name, their personal mailbox
+            email, last = rng.choice(self.mailboxes)
+        elif rng.random() < self.p.free_mail_rate:
+            email = self._free_mail(first, last)
+            if p.shared_mailbox_rate:
+                self._remember_mailbox(email, last)
         else:
             f, lname = first.lower(), last.lower()
             pattern = rng.choice((f"{f}.{lname}", f"{f[0]}{lname}", f"{f}", f"{f}{lname[0]}", f"{f}_{lname}"))
@@ -612,10 +675,53 @@ class _World:
         self.n_contacts += 1
         return _Person(
             idx=self.n_contacts, first=first, last=last, email=email,
-            title=rng.choice(D.TITLES), phone=self._phone(c.city), lifecycle=lifecycle,
+            title=title or rng.choice(D.TITLES), phone=self._phone(c.city), lifecycle=lifecycle,
             owner=c.owner if rng.random() < 0.85 else rng.randrange(len(self.rep_email)),
             lead_source=rng.choice(list(V.LEAD_SOURCES)), dnc=rng.random() < 0.05,
         )  # fmt: skip
+
+    def _free_mail(self, first: str, last: str) -> str:
+        """A personal address no one else has yet (``janesmith123@gmail.com``)."""
+        rng = self.rng
+        while True:
+            email = f"{first.lower()}{last.lower()}{rng.randrange(1, 999)}@{rng.choice(D.FREE_MAIL)}"
+            if email not in self.free_emails:
+                break
+        self.free_emails.add(email)
+        return email
+
+    def _remember_mailbox(self, email: str, last: str) -> None:
+        """Keep a bounded, seeded sample of personal mailboxes relatives may share."""
+        if len(self.mailboxes) < 2000:
+            self.mailboxes.append((email, last))
+        else:
+            self.mailboxes[self.rng.randrange(len(self.mailboxes))] = (email, last)
+
+    def _personal_mailbox(self, person: _Person) -> str:
+        """The person's private address (another one when their main one is private)."""
+        email = self._free_mail(person.first, person.last)
+        if self.p.shared_mailbox_rate:
+            self._remember_mailbox(email, person.last)
+        return email
+
+    def _email_noise(self, email: str | None, *, may_blank: bool) -> str | None:
+        """Real-profile noise on one copy's email: missing, a local-part or a domain typo."""
+        rng, p = self.rng, self.p
+        if email is None:
+            return None
+        if p.email_missing_rate and may_blank and rng.random() < p.email_missing_rate:
+            return None
+        local, _, dom = email.partition("@")
+        if p.email_typo_rate and rng.random() < p.email_typo_rate:
+            local = _typo(rng, local)
+        if p.email_domain_typo_rate and rng.random() < p.email_domain_typo_rate:
+            label, _, tld = dom.partition(".")
+            if rng.random() < 0.6 and len(label) >= 4:
+                label = _typo(rng, label)
+            else:
+                tld = {"com": rng.choice(("con", "cm", "co")), "co.uk": "uk.co"}.get(tld, tld + "m")
+            dom = f"{label}.{tld}"
+        return f"{local}@{dom}"
 
     def _opportunity(self, c: _Company, n_people: int) -> _Opp:
         rng = self.rng
@@ -697,16 +803,20 @@ class _World:
         cc, nsn = phone
         if cc == "1":
             a, b, c = nsn[:3], nsn[3:6], nsn[6:]
-            return rng.choice(
+            text = rng.choice(
                 (f"({a}) {b}-{c}", f"+1 {a} {b} {c}", f"{a}.{b}.{c}", f"{a}-{b}-{c}",
                  f"+1{nsn}", f"1-{a}-{b}-{c}", f"+1 ({a}) {b}-{c}")
             )  # fmt: skip
-        head = len(nsn) - 8 if len(nsn) > 8 else len(nsn) - 7
-        area, sub = nsn[: max(head, 1)], nsn[max(head, 1) :]
-        mid = len(sub) // 2
-        return rng.choice(
-            (f"+{cc} {area} {sub[:mid]} {sub[mid:]}", f"+{cc}{nsn}", f"+{cc}-{area}-{sub}")
-        )
+        else:
+            head = len(nsn) - 8 if len(nsn) > 8 else len(nsn) - 7
+            area, sub = nsn[: max(head, 1)], nsn[max(head, 1) :]
+            mid = len(sub) // 2
+            text = rng.choice(
+                (f"+{cc} {area} {sub[:mid]} {sub[mid:]}", f"+{cc}{nsn}", f"+{cc}-{area}-{sub}")
+            )
+        if self.p.phone_extension_rate and rng.random() < self.p.phone_extension_rate:
+            text += rng.choice(D.PHONE_EXTENSIONS).format(n=rng.randrange(1, 9999))
+        return text
 
     def _country_text(self, country: str, system: str) -> str:
         names = D.COUNTRIES[country][1]
@@ -753,6 +863,8 @@ class _World:
             for fld in _BLANKABLE[kind]:
                 if fld in copy and rng.random() < self.p.missing_rate:
                     copy[fld] = None
+            if self.p.phone_missing_rate and copy.get("phone") and rng.random() < self.p.phone_missing_rate:
+                copy["phone"] = None
         return copies
 
     def _alternative(self, kind: str, fld: str, value: Any) -> Any:
@@ -809,6 +921,13 @@ class _World:
         }  # fmt: skip
         objs = [(s, "Account" if s == "salesforce" else "companies") for s in systems]
         copies = self._copies("account", truth, objs)
+        if p.hq_moved_rate and rng.random() < p.hq_moved_rate:
+            # the company moved; one system still holds the old street and postcode
+            holders = [i for i, so in enumerate(objs) if "billing_street" in _CARRIES[so]]
+            if len(holders) >= 2:
+                i = rng.choice(holders)
+                copies[i]["billing_street"] = self._street()
+                copies[i]["billing_postal_code"] = self._postal(c.country, c.city[3])
         recs: list[_Rec] = []
         primary: dict[str, str] = {}
         dups = [rng.random() < p.dup_rate for _ in objs]
@@ -832,7 +951,10 @@ class _World:
         self._gt("account", f"A{idx:0{self.width}d}", recs)
 
         local_parts: set[str] = set()
-        people = [self._person(c, local_parts) for _ in range(self._n_people())]
+        people: list[_Person] = []
+        for _ in range(self._n_people()):
+            like = rng.choice(people) if p.namesake_rate and people and rng.random() < p.namesake_rate else None
+            people.append(self._person(c, local_parts, like))
         person_ids = [self._emit_person(c, person, primary) for person in people]
         n_opps = rng.choices(range(len(p.opportunity_weights)), p.opportunity_weights)[0]
         for _ in range(n_opps):
@@ -871,7 +993,7 @@ class _World:
                     "Id": rid, "IsDeleted": False, "CreatedDate": sf_datetime(created),
                     "LastModifiedDate": sf_datetime(stamp), "SystemModstamp": sf_datetime(stamp),
                     "MasterRecordId": None, "Name": self._company_name(c),
-                    "Website": self._website(c.domain) if rng.random() > self.p.missing_rate else None,
+                    "Website": self._website(c.domain) if rng.random() > self.web_missing else None,
                     "Industry": V.to_native(V.INDUSTRIES, "salesforce", v["industry"]) if v.get("industry") else None,
                     "NumberOfEmployees": v.get("employees"), "AnnualRevenue": v.get("annual_revenue"),
                     "Phone": self._phone_text(phone) if phone else None,
@@ -891,8 +1013,8 @@ class _World:
             self.w["hubspot", "companies"].write(
                 self._hs(rid, created, stamp, "hs_lastmodifieddate", {
                     "name": self._company_name(c),
-                    "domain": c.domain if rng.random() < 0.9 else f"www.{c.domain}",
-                    "website": self._website(c.domain) if rng.random() > self.p.missing_rate else None,
+                    "domain": self._hs_domain(c.domain),
+                    "website": self._website(c.domain) if rng.random() > self.web_missing else None,
                     "industry": V.to_native(V.INDUSTRIES, "hubspot", v["industry"]) if v.get("industry") else None,
                     "numberofemployees": str(employees) if employees is not None else None,
                     "annualrevenue": str(revenue) if revenue is not None else None,
@@ -928,6 +1050,13 @@ class _World:
             }
         )  # fmt: skip
         return _Rec("planhat", "companies", rid, stamp, canon)
+
+    def _hs_domain(self, domain: str) -> str | None:
+        rng = self.rng
+        text = domain if rng.random() < 0.9 else f"www.{domain}"
+        if self.p.website_missing_rate is not None and rng.random() < self.p.website_missing_rate:
+            return None
+        return text
 
     def _license(self, c: _Company, company_id: str, lic: tuple[str, str, int]) -> None:
         start, end, mrr = lic
@@ -980,6 +1109,17 @@ class _World:
             "do_not_contact": person.dnc,
         }  # fmt: skip
         copies = self._copies("contact", truth, objs)
+        if p.alt_email_rate and len(objs) >= 2 and rng.random() < p.alt_email_rate:
+            # work address in one system, the private one in another
+            copies[rng.randrange(1, len(objs))]["email"] = self._personal_mailbox(person)
+        if p.phone_changed_rate and len(objs) >= 2 and rng.random() < p.phone_changed_rate:
+            i = rng.randrange(len(objs))
+            if copies[i].get("phone"):
+                copies[i]["phone"] = self._alternative("contact", "phone", copies[i]["phone"])
+        if p.noise != "classic":
+            for (system, _obj), copy in zip(objs, copies, strict=True):
+                # a Planhat enduser needs an email (or an external id): never blank there
+                copy["email"] = self._email_noise(copy.get("email"), may_blank=system != "planhat")
         dups = [rng.random() < p.dup_rate for _ in objs]
         stamps = self._stamps(len(objs) + sum(dups))
         recs: list[_Rec] = []
@@ -1024,7 +1164,7 @@ class _World:
         created = self._created(stamp)
         first = self._first_name(v["first_name"])
         last = _typo(rng, v["last_name"]) if rng.random() < self.p.typo_rate else v["last_name"]
-        email = self._contact_email(system, v["email"], dup=dup)
+        email = self._contact_email(system, v["email"], dup=dup) if v.get("email") else None
         if system == "salesforce" and rng.random() < self.p.missing_rate:
             email = None
         phone = v.get("phone")
@@ -1240,15 +1380,24 @@ def _fraction(percent: int) -> str:
 # --------------------------------------------------------------------------- public API
 
 
-def generate(out_dir: Path, *, accounts: int, seed: int, profile: Profile = DEFAULT_PROFILE) -> dict[str, Any]:
+def generate(
+    out_dir: Path, *, accounts: int, seed: int, profile: Profile | None = None, noise: str | None = None,
+) -> dict[str, Any]:
     """Write the seed data set for ``accounts`` companies into ``out_dir``; return the manifest.
 
-    Same ``seed`` (and profile) → byte-identical files. Writes are streamed, so memory
-    stays small whatever the size (about 13 entity records per account). The ground
-    truth's semantics are in the module docstring.
+    ``noise`` names a profile of ``NOISE_PROFILES`` (default ``DEFAULT_NOISE``);
+    ``profile`` gives one explicitly instead. Same ``seed`` (and profile) →
+    byte-identical files. Writes are streamed, so memory stays small whatever the size
+    (about 13 entity records per account). The ground truth's semantics are in the
+    module docstring.
     """
     if accounts < 0:
         raise ValueError("accounts must be >= 0")
+    if profile is None:
+        name = DEFAULT_NOISE if noise is None else noise
+        if name not in NOISE_PROFILES:
+            raise ValueError(f"unknown noise profile {name!r} (known: {', '.join(NOISE_PROFILES)})")
+        profile = NOISE_PROFILES[name]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     world = _World(out_dir, accounts=accounts, seed=seed, profile=profile)
@@ -1256,7 +1405,7 @@ def generate(out_dir: Path, *, accounts: int, seed: int, profile: Profile = DEFA
         world.run()
     finally:
         world.close()
-    _write_ground_truth(out_dir, accounts=accounts, seed=seed)
+    _write_ground_truth(out_dir, accounts=accounts, seed=seed, noise=profile.noise)
     counts: dict[str, dict[str, int]] = {}
     for (system, obj), writer in world.w.items():
         counts.setdefault(system, {})[obj] = writer.count
@@ -1264,6 +1413,7 @@ def generate(out_dir: Path, *, accounts: int, seed: int, profile: Profile = DEFA
         "seed": seed,
         "accounts": accounts,
         "generated_by": GENERATED_BY,
+        "noise": profile.noise,
         "epoch": iso_ms(EPOCH_MS),
         "counts": counts,
         "entities": {kind: writer.count for kind, writer in world.gt.items()},
@@ -1274,7 +1424,7 @@ def generate(out_dir: Path, *, accounts: int, seed: int, profile: Profile = DEFA
     return manifest
 
 
-def _write_ground_truth(out_dir: Path, *, accounts: int, seed: int) -> None:
+def _write_ground_truth(out_dir: Path, *, accounts: int, seed: int, noise: str) -> None:
     """Assemble ``ground_truth.json`` from the streamed per-kind parts (sorted keys)."""
     with (out_dir / "ground_truth.json").open("w", encoding="utf-8") as fh:
         fh.write(f'{{"accounts":{accounts},"entities":{{')
@@ -1285,7 +1435,7 @@ def _write_ground_truth(out_dir: Path, *, accounts: int, seed: int) -> None:
                 shutil.copyfileobj(src, fh, 1 << 20)
             part.unlink()
         fh.write(
-            f'}},"epoch":"{iso_ms(EPOCH_MS)}","policies":{_dumps(DEFAULT_POLICIES)},'
+            f'}},"epoch":"{iso_ms(EPOCH_MS)}","noise":{_dumps(noise)},"policies":{_dumps(DEFAULT_POLICIES)},'
             f'"scored_fields":{_dumps(SCORED_FIELDS)},"seed":{seed}}}\n'
         )
 

@@ -318,6 +318,7 @@ class Sandbox:
         systems: Iterable[str] | None = None,
         clock: Clock | None = None,
         emulators: Mapping[str, type[Emulator]] | None = None,
+        noise: str | None = None,
     ) -> None:
         if tier not in TIERS:
             raise SandboxError(f"unknown tier {tier!r} (use {', '.join(TIERS)})")
@@ -336,6 +337,7 @@ class Sandbox:
         self.systems = tuple(s for s in SYSTEMS if s in chosen)
         self.seed = seed
         self.accounts = accounts
+        self.noise = noise  # the generator's noise profile (with ``accounts``)
         self.port = port
         self.ca_dir = Path(ca_dir) if ca_dir is not None else None
         try:
@@ -394,7 +396,7 @@ class Sandbox:
         data_dir = self._data_dir
         if data_dir is None and self.accounts is not None:
             data_dir = self._tmp / "data"
-            self.manifest = run_generator(data_dir, accounts=self.accounts, seed=self.seed)
+            self.manifest = run_generator(data_dir, accounts=self.accounts, seed=self.seed, noise=self.noise)
             self._data_dir = data_dir
         elif data_dir is not None and (data_dir / "manifest.json").is_file():
             self.manifest = json.loads((data_dir / "manifest.json").read_text())
@@ -548,12 +550,15 @@ def _json_body(request: Request) -> Any:
         return json_response({"error": f"body is not valid JSON: {exc}"}, 400)
 
 
-def run_generator(out_dir: Path, *, accounts: int, seed: int) -> dict[str, Any]:
+def run_generator(out_dir: Path, *, accounts: int, seed: int, noise: str | None = None) -> dict[str, Any]:
     """Call the seed generator, ``sandbox.generator.generate``; return its manifest."""
     try:
         module = importlib.import_module("sandbox.generator")
         generate = module.generate
     except (ImportError, AttributeError) as exc:
         raise SandboxError(f"the seed generator cannot be loaded: {exc}") from exc
-    manifest: dict[str, Any] = generate(Path(out_dir), accounts=accounts, seed=seed)
+    try:
+        manifest: dict[str, Any] = generate(Path(out_dir), accounts=accounts, seed=seed, noise=noise)
+    except ValueError as exc:  # an unknown noise profile
+        raise SandboxError(str(exc)) from None
     return manifest

@@ -26,6 +26,7 @@ from sandbox.schema import HUBSPOT_OWNER_FIELDS, field_names
 from sync.defaults import DEFAULT_POLICIES
 
 ACCOUNTS = 400
+REAL_ACCOUNTS = 1500
 SEED = 11
 
 SF_DT = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.000\+0000$")
@@ -71,6 +72,20 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Data:
     root = tmp_path_factory.mktemp("seed")
     manifest = generate(root, accounts=ACCOUNTS, seed=SEED)
     return Data(root, manifest)
+
+
+@pytest.fixture(scope="module")
+def real(tmp_path_factory: pytest.TempPathFactory) -> Data:
+    """The "real" noise profile (issue #11's kinds), at a size where shares are stable."""
+    root = tmp_path_factory.mktemp("seed-real")
+    manifest = generate(root, accounts=REAL_ACCOUNTS, seed=SEED, noise="real")
+    return Data(root, manifest)
+
+
+@pytest.fixture(params=["classic", "real"])
+def both(request: pytest.FixtureRequest) -> Data:
+    data: Data = request.getfixturevalue("data" if request.param == "classic" else "real")
+    return data
 
 
 def _hashes(root: Path) -> dict[str, str]:
@@ -125,7 +140,8 @@ def test_zero_accounts_writes_empty_arrays(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- counts
 
 
-def test_manifest_counts_are_the_file_lengths(data: Data) -> None:
+def test_manifest_counts_are_the_file_lengths(both: Data) -> None:
+    data = both
     for system, objs in data.manifest["counts"].items():
         for obj, n in objs.items():
             assert len(data.records(system, obj)) == n, (system, obj)
@@ -160,7 +176,8 @@ def test_coverage_per_system_is_roughly_as_configured(data: Data) -> None:
 # --------------------------------------------------------------------------- shapes
 
 
-def test_salesforce_records_have_exactly_the_schema_fields(data: Data) -> None:
+def test_salesforce_records_have_exactly_the_schema_fields(both: Data) -> None:
+    data = both
     for obj in SF_FILES:
         names = set(field_names("salesforce", obj))
         for rec in data.sf[obj]:
@@ -179,7 +196,8 @@ def test_salesforce_records_have_exactly_the_schema_fields(data: Data) -> None:
         assert rec["IsConverted"] is False and rec["Company"] and rec["LastName"]
 
 
-def test_hubspot_records_are_wire_shaped_with_string_properties(data: Data) -> None:
+def test_hubspot_records_are_wire_shaped_with_string_properties(both: Data) -> None:
+    data = both
     modprop = {"companies": "hs_lastmodifieddate", "contacts": "lastmodifieddate", "deals": "hs_lastmodifieddate"}
     for obj in HS_OBJECTS:
         names = set(field_names("hubspot", obj))
@@ -205,7 +223,8 @@ def test_hubspot_records_are_wire_shaped_with_string_properties(data: Data) -> N
     assert len(emails) == len(set(emails)), "HubSpot contact emails are unique per portal"
 
 
-def test_planhat_records_use_only_schema_fields(data: Data) -> None:
+def test_planhat_records_use_only_schema_fields(both: Data) -> None:
+    data = both
     for obj in PH_FILES:
         names = set(field_names("planhat", obj))
         for rec in data.ph[obj]:
@@ -218,7 +237,8 @@ def test_planhat_records_use_only_schema_fields(data: Data) -> None:
         assert user["email"] and user["companyId"]
 
 
-def test_every_seed_timestamp_is_before_the_epoch(data: Data) -> None:
+def test_every_seed_timestamp_is_before_the_epoch(both: Data) -> None:
+    data = both
     limit_sf = EPOCH.strftime("%Y-%m-%dT%H:%M:%S.000+0000")
     limit_iso = EPOCH.strftime("%Y-%m-%dT%H:%M:%S.000Z")
     for obj in SF_FILES:
@@ -239,7 +259,8 @@ def _sf_checksum_ok(rid: str) -> bool:
     return suffix == rid[15:]
 
 
-def test_ids_are_unique_per_system_and_well_formed(data: Data) -> None:
+def test_ids_are_unique_per_system_and_well_formed(both: Data) -> None:
+    data = both
     sf_ids = [r["Id"] for obj in SF_FILES for r in data.sf[obj]]
     assert len(sf_ids) == len(set(sf_ids))
     for obj in SF_FILES:
@@ -269,7 +290,8 @@ def test_known_salesforce_id_checksum() -> None:
 # --------------------------------------------------------------------------- references
 
 
-def test_references_point_at_existing_records(data: Data) -> None:
+def test_references_point_at_existing_records(both: Data) -> None:
+    data = both
     sf_ids = {obj: {r["Id"] for r in data.sf[obj]} for obj in SF_FILES}
     for obj in ("Account", "Contact", "Lead", "Opportunity"):
         for rec in data.sf[obj]:
@@ -333,7 +355,8 @@ def test_planhat_arr_and_renewal_follow_the_licenses(data: Data) -> None:
 # --------------------------------------------------------------------------- clusters and noise
 
 
-def test_clusters_cover_every_entity_record_exactly_once(data: Data) -> None:
+def test_clusters_cover_every_entity_record_exactly_once(both: Data) -> None:
+    data = both
     seen: Counter[tuple[str, str, str]] = Counter()
     for kind, clusters in data.truth["entities"].items():
         for cluster in clusters:
@@ -574,7 +597,8 @@ def _canonical_expected(fld: str, value: Any) -> Any:
     return Decimal(value) if fld in ("amount", "annual_revenue") else value
 
 
-def test_expected_values_match_an_independent_recomputation(data: Data) -> None:
+def test_expected_values_match_an_independent_recomputation(both: Data) -> None:
+    data = both
     reader = Reader(data)
     records = _by_id(data)
     found: Counter[tuple[str, str]] = Counter()
@@ -608,10 +632,12 @@ def test_expected_values_match_an_independent_recomputation(data: Data) -> None:
     assert latest_differs_from_priority > 0, "some `latest` conflicts are won by HubSpot or Planhat"
 
 
-def test_expected_values_are_canonical_and_only_scored_fields(data: Data) -> None:
+def test_expected_values_are_canonical_and_only_scored_fields(both: Data) -> None:
+    data = both
     scored = data.truth["scored_fields"]
     assert data.truth["policies"] == json.loads(json.dumps(DEFAULT_POLICIES))
-    assert data.truth["seed"] == SEED and data.truth["accounts"] == ACCOUNTS
+    assert data.truth["seed"] == SEED and data.truth["accounts"] == data.manifest["accounts"]
+    assert data.truth["noise"] == data.manifest["noise"]
     picklists = {
         "industry": V.INDUSTRIES, "customer_status": V.CUSTOMER_STATUS, "lifecycle_stage": V.LIFECYCLE,
         "lead_source": V.LEAD_SOURCES, "stage": V.STAGES, "type": V.OPPORTUNITY_TYPES,
@@ -709,3 +735,152 @@ def test_typo_changes_exactly_one_character_position() -> None:
             assert typo != word  # no adjacent equal letters: every kind of typo shows
             assert abs(len(typo) - len(word)) <= 1
             assert typo[0] == word[0]
+
+
+# --------------------------------------------------------------------------- "real" noise
+
+
+def _plain(email: str | None) -> str | None:
+    """An address compared as a person's mailbox: lowercased, plus-tag dropped."""
+    if not email:
+        return None
+    local, _, dom = email.strip().lower().partition("@")
+    return local.split("+", 1)[0] + "@" + dom
+
+
+def _email_of(system: str, rec: dict[str, Any]) -> str | None:
+    if system == "salesforce":
+        return rec["Email"]
+    if system == "hubspot":
+        return rec["properties"]["email"]
+    return rec["email"]
+
+
+def _cross_system_email_pairs(data: Data) -> tuple[int, int]:
+    """(pairs of one person's records in two systems, both with an email; of those, different)."""
+    records = _by_id(data)
+    pairs = differ = 0
+    for cluster in data.truth["entities"]["contact"]:
+        refs = [(r["system"], _plain(_email_of(r["system"], records[(r["system"], r["id"])]))) for r in cluster["records"]]
+        for i, (sys_a, a) in enumerate(refs):
+            for sys_b, b in refs[i + 1 :]:
+                if sys_a != sys_b and a and b:
+                    pairs += 1
+                    differ += a != b
+    return pairs, differ
+
+
+def _all_phone_texts(data: Data) -> list[str]:
+    phones = [r["Phone"] for obj in ("Account", "Contact", "Lead") for r in data.sf[obj]]
+    phones += [r["properties"]["phone"] for obj in ("companies", "contacts") for r in data.hs[obj]]
+    phones += [r["phone"] for obj in ("companies", "endusers") for r in data.ph[obj]]
+    return [p for p in phones if p]
+
+
+def test_unassigned_area_codes_give_possible_but_invalid_numbers() -> None:
+    for area in gen_data.UNASSIGNED_NANP_AREA_CODES:
+        for sub in ("2345678", "9876543", "4109921"):
+            number = phonenumbers.parse(f"+1{area}{sub}")
+            assert phonenumbers.is_possible_number(number), area
+            assert not phonenumbers.is_valid_number(number), area
+
+
+def test_real_profile_cross_system_pairs_often_use_different_addresses(real: Data, data: Data) -> None:
+    pairs, differ = _cross_system_email_pairs(real)
+    assert pairs > 1000
+    assert 0.20 <= differ / pairs <= 0.50, (differ, pairs)  # work vs private, typos
+    pairs, differ = _cross_system_email_pairs(data)
+    assert differ / pairs < 0.08  # classic: the noise the matcher was first tuned on
+
+
+def test_real_profile_phones_fail_strict_validation_and_carry_extensions(real: Data) -> None:
+    phones = _all_phone_texts(real)
+    assert len(phones) > 3000
+    parsed = [phonenumbers.parse(text, "US") for text in phones]
+    assert all(phonenumbers.is_possible_number(n) for n in parsed)  # every one is still a number
+    invalid = sum(not phonenumbers.is_valid_number(n) for n in parsed) / len(parsed)
+    assert 0.15 <= invalid <= 0.40, invalid  # NANP numbers on unassigned area codes
+    with_ext = sum(bool(n.extension) for n in parsed) / len(parsed)
+    assert 0.04 <= with_ext <= 0.14, with_ext
+    national = sum(t.startswith("(") or t[:3].isdigit() for t in phones) / len(phones)
+    assert national > 0.2
+
+
+def test_real_profile_missing_fields_are_common(real: Data, data: Data) -> None:
+    def share_blank(d: Data) -> tuple[float, float, float]:
+        contacts = d.sf["Contact"] + d.sf["Lead"]
+        hs = [c["properties"] for c in d.hs["contacts"]]
+        emails = (sum(not r["Email"] for r in contacts) + sum(not p["email"] for p in hs)) / (len(contacts) + len(hs))
+        phones = (sum(not r["Phone"] for r in contacts) + sum(not p["phone"] for p in hs)) / (len(contacts) + len(hs))
+        sites = sum(not r["Website"] for r in d.sf["Account"]) / len(d.sf["Account"])
+        return emails, phones, sites
+
+    emails, phones, sites = share_blank(real)
+    assert 0.06 <= emails <= 0.20, emails
+    assert 0.20 <= phones <= 0.45, phones
+    assert 0.14 <= sites <= 0.28, sites
+    classic = share_blank(data)
+    assert classic[0] < emails and classic[1] < phones and classic[2] < sites
+
+
+def _contacts_by_account(d: Data) -> dict[str, list[tuple[str, dict[str, Any]]]]:
+    """Salesforce Contacts per true account: (contact entity, record)."""
+    entity_of = {
+        (r["system"], r["id"]): c["entity"] for cs in d.truth["entities"].values() for c in cs for r in c["records"]
+    }
+    out: dict[str, list[tuple[str, dict[str, Any]]]] = defaultdict(list)
+    for rec in d.sf["Contact"]:
+        out[entity_of[("salesforce", rec["AccountId"])]].append((entity_of[("salesforce", rec["Id"])], rec))
+    return out
+
+
+def test_real_profile_has_namesakes_at_one_company(real: Data, data: Data) -> None:
+    def namesakes(d: Data) -> int:
+        n = 0
+        for contacts in _contacts_by_account(d).values():
+            by_name: dict[tuple[str, str], set[str]] = defaultdict(set)
+            for entity, rec in contacts:
+                by_name[(rec["FirstName"], rec["LastName"])].add(entity)
+            n += sum(len(es) > 1 for es in by_name.values())
+        return n
+
+    people = len(real.truth["entities"]["contact"])
+    found = namesakes(real)
+    assert 0.003 * people <= found <= 0.05 * people, (found, people)
+    assert namesakes(data) <= 2  # chance alone
+
+
+def test_real_profile_relatives_share_a_personal_mailbox(real: Data, data: Data) -> None:
+    def shared(d: Data) -> list[set[str]]:
+        records = _by_id(d)
+        owners: dict[str, set[str]] = defaultdict(set)
+        for cluster in d.truth["entities"]["contact"]:
+            for r in cluster["records"]:
+                email = _plain(_email_of(r["system"], records[(r["system"], r["id"])]))
+                if email:
+                    owners[email].add(cluster["entity"])
+        return [es for es in owners.values() if len(es) > 1]
+
+    found = shared(real)
+    people = len(real.truth["entities"]["contact"])
+    assert 0.002 * people <= len(found) <= 0.03 * people, (len(found), people)
+    assert all(len(es) >= 2 for es in found)
+    assert shared(data) == []  # classic: one mailbox, one person
+
+
+def test_real_profile_companies_move_headquarters(real: Data) -> None:
+    records = _by_id(real)
+    both_sides = moved = 0
+    for cluster in real.truth["entities"]["account"]:
+        streets: dict[str, set[str]] = defaultdict(set)
+        for r in cluster["records"]:
+            rec = records[(r["system"], r["id"])]
+            street = rec["BillingStreet"] if r["system"] == "salesforce" else rec.get("properties", {}).get("address")
+            if r["system"] != "planhat" and street:
+                streets[r["system"]].add(street)
+        if len(streets) == 2:
+            both_sides += 1
+            moved += streets["salesforce"].isdisjoint(streets["hubspot"])
+            if streets["salesforce"].isdisjoint(streets["hubspot"]):
+                assert "billing_street" in cluster["expected"]  # the truth holds the policy's pick
+    assert 0.04 <= moved / both_sides <= 0.14, (moved, both_sides)

@@ -1,0 +1,260 @@
+"""End-to-end truth benchmark: one full cycle of the sandbox, the store's clusters scored.
+
+    .venv/bin/python -m bench.truth --accounts 10000 [--seed 42] [--noise real|classic]
+        [--data DIR] [--keep DIR]
+
+Seed data is generated once per (accounts, seed, noise) into ``bench/out/`` (gitignored,
+shared with ``bench.throughput``) or read from ``--data``. The sandbox runs in a
+subprocess; cycle 1 (forced past the blast-radius caps: the initial load) and cycle 2
+(no change) run in-process against a fresh SQLite store. Then every remote record of
+``ground_truth.json`` is looked up in the store (``external_ref``: system, native
+object, remote id → canonical id, followed through ``merged_into``) and the store's
+clusters are scored per object against the truth: pairwise precision, recall and F1,
+real entities vs canonical entities. Prints ONE JSON object (see ``bench/README.md``).
+``--keep DIR`` copies the SQLite store there afterwards (to inspect cycle 2's writes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.throughput import OUT, SandboxStats, data_dir, peak_rss_mb, sandbox_process, timed  # noqa: E402
+
+KINDS = ("account", "contact", "opportunity")
+_KIND_BY_PREFIX = {"A": "account", "C": "contact", "O": "opportunity"}
+# One remote record: (system, native object, remote id).
+RecordKey = tuple[str, str, str]
+SAMPLE_WRITES = 25
+
+
+def iter_truth(path: Path) -> Iterator[tuple[str, str, list[RecordKey]]]:
+    """(kind, entity, records) of every entity of a ``ground_truth.json``, streamed.
+
+    The generator writes one entity per line (sorted keys, so ``"entity"`` first); the
+    file is read line by line so that 100,000 accounts (over a million records) never
+    sit in memory as one JSON tree.
+    """
+    with Path(path).open(encoding="utf-8") as fh:
+        for line in fh:
+            text = line.strip().rstrip(",")
+            if not text.startswith('{"entity"'):
+                continue
+            item = json.loads(text)
+            entity = str(item["entity"])
+            kind = _KIND_BY_PREFIX[entity[0]]
+            yield kind, entity, [(r["system"], r["object"], str(r["id"])) for r in item["records"]]
+
+
+def _pairs(n: int) -> int:
+    return n * (n - 1) // 2
+
+
+def score(truth: Iterable[Iterable[RecordKey]], predicted: Mapping[RecordKey, str]) -> dict[str, Any]:
+    """Pairwise precision / recall / F1 of predicted clusters against true ones.
+
+    ``truth`` is the true clusters (every record in exactly one); ``predicted`` maps a
+    record to its cluster label. A record missing from ``predicted`` is a cluster of
+    its own (it never reached the store). Counts are over the truth's records only.
+    """
+    true_pairs = 0
+    cells: Counter[tuple[int, str]] = Counter()
+    labels: Counter[str] = Counter()
+    entities = 0
+    for n, cluster in enumerate(truth):
+        members = list(cluster)
+        entities += 1
+        true_pairs += _pairs(len(members))
+        for rec in members:
+            label = predicted.get(rec)
+            if label is None:
+                label = "\x00missing:" + "|".join(rec)
+            cells[n, label] += 1
+            labels[label] += 1
+    tp = sum(_pairs(c) for c in cells.values())
+    pred_pairs = sum(_pairs(c) for c in labels.values())
+    precision = tp / pred_pairs if pred_pairs else 1.0
+    recall = tp / true_pairs if true_pairs else 1.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {
+        "real_entities": entities,
+        "canonical_entities": len(labels),
+        "records": sum(labels.values()),
+        "missing_records": sum(c for label, c in labels.items() if label.startswith("\x00missing:")),
+        "true_pairs": true_pairs,
+        "predicted_pairs": pred_pairs,
+        "true_positive_pairs": tp,
+        "precision": round(precision, 5),
+        "recall": round(recall, 5),
+        "f1": round(f1, 5),
+    }
+
+
+def store_clusters(db_url: str) -> dict[str, dict[RecordKey, str]]:
+    """Per object type: every remote record the store knows → its live canonical id."""
+    from sqlalchemy import select
+
+    from sync.store import ENTITY_TABLES, ExternalRefRow, make_engine
+
+    engine = make_engine(db_url)
+    out: dict[str, dict[RecordKey, str]] = {kind: {} for kind in KINDS}
+    try:
+        with engine.connect() as conn:
+            for kind in KINDS:
+                table = ENTITY_TABLES[kind]
+                merged = {
+                    row.id: row.merged_into
+                    for row in conn.execute(select(table.id, table.merged_into).where(table.merged_into.is_not(None)))
+                }
+                refs = conn.execute(
+                    select(
+                        ExternalRefRow.system, ExternalRefRow.native_type, ExternalRefRow.remote_id,
+                        ExternalRefRow.canonical_id,
+                    ).where(ExternalRefRow.object_type == kind)
+                )  # fmt: skip
+                for system, native_type, remote_id, canonical_id in refs:
+                    out[kind][system, native_type, remote_id] = _survivor(canonical_id, merged)
+    finally:
+        engine.dispose()
+    return out
+
+
+def _survivor(entity_id: str, merged: Mapping[str, str]) -> str:
+    seen = {entity_id}
+    while entity_id in merged:
+        entity_id = merged[entity_id]
+        if entity_id in seen:  # a cycle would be a store bug; stop rather than spin
+            break
+        seen.add(entity_id)
+    return entity_id
+
+
+def score_store(truth_path: Path, db_url: str) -> dict[str, dict[str, Any]]:
+    """Score the store's clusters per object against ``ground_truth.json``."""
+    predicted = store_clusters(db_url)
+    clusters: dict[str, list[list[RecordKey]]] = {kind: [] for kind in KINDS}
+    for kind, _entity, records in iter_truth(truth_path):
+        clusters[kind].append(records)
+    return {kind: score(clusters[kind], predicted[kind]) for kind in KINDS}
+
+
+def cycle_writes(db_url: str, run_id: int, limit: int = SAMPLE_WRITES) -> list[dict[str, Any]]:
+    """The outbox ops a run planned (up to ``limit``): what a no-change cycle should not write."""
+    from sqlalchemy import select
+
+    from sync.store import OutboxRow, make_engine
+
+    engine = make_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                select(
+                    OutboxRow.system, OutboxRow.native_type, OutboxRow.kind, OutboxRow.canonical_id,
+                    OutboxRow.remote_id, OutboxRow.payload, OutboxRow.state,
+                ).where(OutboxRow.run_id == run_id).order_by(OutboxRow.id).limit(limit)
+            )  # fmt: skip
+            return [
+                {
+                    "system": r.system, "native_type": r.native_type, "kind": r.kind,
+                    "canonical_id": r.canonical_id, "remote_id": r.remote_id, "payload": r.payload,
+                    "state": r.state,
+                }
+                for r in rows
+            ]  # fmt: skip
+    finally:
+        engine.dispose()
+
+
+def run(
+    accounts: int, seed: int, noise: str | None = None, *, data: Path | None = None, keep: Path | None = None,
+    out: Path = OUT,
+) -> dict[str, Any]:
+    """Generate (or reuse) data, serve it, sync twice, score the store; the JSON result."""
+    from cli import make_runner, sandbox_settings
+    from sync.migrate import upgrade
+
+    data = Path(data) if data is not None else data_dir(accounts, seed, out, noise=noise)
+    manifest = json.loads((data / "manifest.json").read_text(encoding="utf-8"))
+    work = Path(tempfile.mkdtemp(prefix="revsync-truth-"))
+    try:
+        db_url = f"sqlite:///{work / 'truth.db'}"
+        with sandbox_process(data, work / "ca") as info:
+            upgrade(db_url)
+            runner = make_runner(sandbox_settings(info, db_url))
+            stats = SandboxStats(info)
+            stats.reset()
+            first, seconds_1 = timed(lambda: runner.run_cycle(force=True))
+            stats.reset()
+            second, seconds_2 = timed(runner.run_cycle)
+            calls_2 = stats.calls()
+        started = time.perf_counter()
+        scores = score_store(data / "ground_truth.json", db_url)
+        score_s = round(time.perf_counter() - started, 3)
+        writes = cycle_writes(db_url, second.run_id) if any(second.written.values()) else []
+        if keep is not None:
+            keep.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(work / "truth.db", keep / "truth.db")
+        return {
+            "accounts": accounts,
+            "seed": seed,
+            "noise": manifest.get("noise", "classic"),
+            "data": str(data.relative_to(ROOT)) if data.is_relative_to(ROOT) else data.name,
+            "objects": scores,
+            "first_cycle": {
+                "seconds": seconds_1,
+                "status": first.status,
+                "written": first.written,
+                "failed": first.failed,
+                "entities": first.entities,
+                "links": first.links,
+                "matched_links": first.matched_links,
+                "review_queued": first.review_queued,
+            },
+            "second_cycle": {
+                "seconds": seconds_2,
+                "status": second.status,
+                "written": second.written,
+                "written_total": sum(second.written.values()),
+                "failed": second.failed,
+                "entities": second.entities,
+                "api_calls": calls_2,
+                "writes": writes,
+            },
+            "score_seconds": score_s,
+            "peak_rss_mb": peak_rss_mb(),
+        }
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--accounts", type=int, required=True, help="real companies in the seed data")
+    parser.add_argument("--seed", type=int, default=42, help="generator seed (default 42)")
+    parser.add_argument("--noise", default=None, help="generator noise profile (default: the generator's)")
+    parser.add_argument("--data", type=Path, default=None, help="use this generated directory instead")
+    parser.add_argument("--keep", type=Path, default=None, help="copy the SQLite store into this directory")
+    args = parser.parse_args(argv)
+    if args.accounts < 1:
+        parser.error("--accounts must be at least 1")
+    if args.data is not None and not (args.data / "ground_truth.json").is_file():
+        parser.error(f"--data {args.data}: no ground_truth.json there")
+    result = run(args.accounts, args.seed, args.noise, data=args.data, keep=args.keep)
+    sys.stdout.write(json.dumps(result, sort_keys=True) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
