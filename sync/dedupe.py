@@ -564,10 +564,10 @@ def _train(linker: Linker, spec: ModelSpec, n: int, seed: int) -> tuple[str, lis
             # record sharing that key): nothing to learn from it; keep the priors.
             log.warning("match model: training block %r skipped (%s)", rule, exc)
             skipped.append(rule)
-    return _debias_u(_model_json(linker), n), skipped
+    return _debias_u(_model_json(linker), n, dict(spec.min_bayes_factor)), skipped
 
 
-def _debias_u(model_json: str, n: int) -> str:
+def _debias_u(model_json: str, n: int, min_bf: Mapping[str, float] | None = None) -> str:
     """u ← max(u - λ·m, floor) per agreement level; the else level takes up the rest;
     then m floored (``_floor_m``).
 
@@ -575,6 +575,8 @@ def _debias_u(model_json: str, n: int) -> str:
     phone, domain). The sample cannot resolve it, so it is set by size: at most
     ``UNSEEN_COLLISIONS_PER_RECORD`` non-matching pairs per record agree on it. Like λ
     it falls as 1/n, so the link decision does not drift with the data size.
+    Levels marked fixed keep their m and u. ``min_bf`` (comparison → least Bayes
+    factor) then raises m where a level weighs more against than real data warrants.
     """
     model = json.loads(model_json)
     lam = float(model["probability_two_random_records_match"])
@@ -584,13 +586,19 @@ def _debias_u(model_json: str, n: int) -> str:
         agreeing = [lv for lv in levels if lv["sql_condition"].strip().upper() != "ELSE"]
         for lv in agreeing:
             m, u = lv.get("m_probability"), lv.get("u_probability")
-            if m is not None and u is not None:
+            if m is not None and u is not None and not lv.get("fix_u_probability"):
                 lv["u_probability"] = max(float(u) - lam * float(m), min(float(u), floor))
         rest = 1.0 - sum(float(lv.get("u_probability") or 0.0) for lv in agreeing)
         for lv in levels:
             if lv not in agreeing:
                 lv["u_probability"] = max(rest, floor)
-        _floor_m(levels)
+        _floor_m([lv for lv in levels if not lv.get("fix_m_probability")])
+        least = (min_bf or {}).get(comparison["output_column_name"])
+        if least is not None:
+            for lv in levels:
+                m, u = lv.get("m_probability"), lv.get("u_probability")
+                if m is not None and u is not None and not lv.get("fix_m_probability"):
+                    lv["m_probability"] = max(float(m), least * float(u))
     return json.dumps(model, sort_keys=True)
 
 
