@@ -564,10 +564,13 @@ def _train(linker: Linker, spec: ModelSpec, n: int, seed: int) -> tuple[str, lis
             # record sharing that key): nothing to learn from it; keep the priors.
             log.warning("match model: training block %r skipped (%s)", rule, exc)
             skipped.append(rule)
-    return _debias_u(_model_json(linker), n, dict(spec.min_bayes_factor)), skipped
+    return _debias_u(_model_json(linker), n, dict(spec.min_bayes_factor), spec.min_odds), skipped
 
 
-def _debias_u(model_json: str, n: int, min_bf: Mapping[str, float] | None = None) -> str:
+def _debias_u(
+    model_json: str, n: int, min_bf: Mapping[str, float] | None = None,
+    min_odds: Sequence[tuple[str, str, float]] = (),
+) -> str:
     """u ← max(u - λ·m, floor) per agreement level; the else level takes up the rest;
     then m floored (``_floor_m``).
 
@@ -576,7 +579,8 @@ def _debias_u(model_json: str, n: int, min_bf: Mapping[str, float] | None = None
     ``UNSEEN_COLLISIONS_PER_RECORD`` non-matching pairs per record agree on it. Like λ
     it falls as 1/n, so the link decision does not drift with the data size.
     Levels marked fixed keep their m and u. ``min_bf`` (comparison → least Bayes
-    factor) then raises m where a level weighs more against than real data warrants.
+    factor) then raises m where a level weighs more against than real data warrants;
+    ``min_odds`` (comparison, level label, odds) raises a level's m to odds / λ · u.
     """
     model = json.loads(model_json)
     lam = float(model["probability_two_random_records_match"])
@@ -599,6 +603,13 @@ def _debias_u(model_json: str, n: int, min_bf: Mapping[str, float] | None = None
                 m, u = lv.get("m_probability"), lv.get("u_probability")
                 if m is not None and u is not None and not lv.get("fix_m_probability"):
                     lv["m_probability"] = max(float(m), least * float(u))
+        for name, label, odds in min_odds:
+            if name != comparison["output_column_name"]:
+                continue
+            for lv in levels:
+                m, u = lv.get("m_probability"), lv.get("u_probability")
+                if lv.get("label_for_charts") == label and m is not None and u is not None and 0 < lam < 1:
+                    lv["m_probability"] = max(float(m), odds * (1 - lam) / lam * float(u))
     return json.dumps(model, sort_keys=True)
 
 

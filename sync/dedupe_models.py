@@ -76,6 +76,11 @@ class ModelSpec:
     # evidence that is only weakly against a match in real data (companies move, people
     # change numbers and titles) although the training data never showed it.
     min_bayes_factor: tuple[tuple[str, float], ...] = ()
+    # (comparison, level label, odds): that level alone makes a pair at least ``odds``
+    # times likelier a match than not (its Bayes factor >= odds / λ). For agreement on a
+    # near-unique identifier the u sample can only bound from above (see
+    # ``dedupe._debias_u``): the floor of u would otherwise keep it under the link.
+    min_odds: tuple[tuple[str, str, float], ...] = ()
 
 
 def _lvl(sql: str, label: str, m: float, u: float, *, tf: str | None = None, fixed: bool = False) -> cll.CustomLevel:
@@ -370,6 +375,9 @@ ACCOUNT_SPEC = ModelSpec(
     feature_table=account_feature_table,
     # companies move (street and postcode change) and change numbers
     min_bayes_factor=(("address", 0.3), ("phone", 0.3), ("industry", 0.3)),
+    # one registrable domain and names a typo apart: one company (a subsidiary sharing
+    # the domain has another name: "domain exact, name different")
+    min_odds=(("name_domain", "name similar, domain exact", 200.0),),
 )
 
 SPECS: dict[str, ModelSpec] = {"contact": CONTACT_SPEC, "account": ACCOUNT_SPEC}
