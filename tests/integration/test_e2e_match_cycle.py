@@ -46,8 +46,9 @@ def _pair_f1(world: Any, truth: dict[str, Any], kind: str) -> dict[str, float]:
     return {"precision": p, "recall": r, "f1": 2 * p * r / (p + r) if p + r else 0.0}
 
 
-def test_first_sync_links_like_a_batch_run(make_sandbox: Any, tmp_path: Path) -> None:
-    sb = make_sandbox(accounts=ACCOUNTS, seed=11)
+@pytest.mark.parametrize("noise", ["classic", "real"])
+def test_first_sync_links_like_a_batch_run(make_sandbox: Any, tmp_path: Path, noise: str) -> None:
+    sb = make_sandbox(accounts=ACCOUNTS, seed=11, noise=noise)
     truth = load_ground_truth(sb)
 
     in_cycle = open_world(sb, tmp_path / "a")
@@ -69,7 +70,7 @@ def test_first_sync_links_like_a_batch_run(make_sandbox: Any, tmp_path: Path) ->
         a, b = _pair_f1(in_cycle, truth, kind), _pair_f1(batch, truth, kind)
         print(f"F1 {kind}: cycle {a} batch {b} tier1 {tier1[kind]}")
         assert abs(a["f1"] - b["f1"]) <= 0.002, (kind, a, b)
-        assert a["precision"] >= 0.99, (kind, a)
+        assert a["precision"] >= (0.99 if noise == "classic" else 0.95), (kind, a)
         assert a["f1"] >= tier1[kind]["f1"], (kind, a, tier1[kind])
     # the contact model trained on the systems' records, not on what tier 1 left
     with in_cycle.store.session() as s:
