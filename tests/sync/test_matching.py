@@ -280,3 +280,17 @@ def dd_report(ot: str):
     from sync.matching import DedupeReport
 
     return DedupeReport(ot, "incremental")
+
+
+def test_thresholds_are_per_object_and_configurable() -> None:
+    from sync.config import ConfigError
+    from sync.matching import _options
+
+    assert (_options({}, "account").review_from, _options({}, "contact").review_from) == (0.90, 0.80)
+    cfg = parse({"dedupe": {"auto_link": 0.995, "contact": {"review_from": 0.7}}}).dedupe
+    assert (_options(cfg, "contact").auto_link, _options(cfg, "contact").review_from) == (0.995, 0.7)
+    assert (_options(cfg, "account").auto_link, _options(cfg, "account").review_from) == (0.995, 0.90)
+    with pytest.raises(ConfigError, match=r"dedupe\.account\.threshold: unknown key"):
+        parse({"dedupe": {"account": {"threshold": 0.9}}})
+    with pytest.raises(ConfigError, match=r"dedupe\.contact\.review_from: must not be above"):
+        parse({"dedupe": {"contact": {"auto_link": 0.9, "review_from": 0.95}}})
