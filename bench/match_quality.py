@@ -40,6 +40,7 @@ from mapping.fieldmap import to_entity
 from sync.dedupe import IncrementalMatcher, MatchOptions, MatchResult, match_records
 from sync.dedupe_keys import person_name_key, postcode_key, text_key
 from sync.dedupe_models import ACCOUNT_SPEC, CONTACT_SPEC, SPECS, Column, ModelSpec
+from sync.matching import _options
 
 # Approximate entity records per generated account (measured on the default profile).
 CONTACT_RECORDS_PER_ACCOUNT = 7.5
@@ -323,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
         kind = "contact" if args.dataset == "sandbox-contacts" else "account"
         records, truth = _sandbox_cached(kind, args.records, args.seed, args.noise, args.lenient_phones)
         spec = CONTACT_SPEC if kind == "contact" else ACCOUNT_SPEC
-        options = MatchOptions()
+        options = _options({}, kind)  # the object's default thresholds, as the engine uses them
     review_from = options.review_from
     if args.bands:
         options = replace(options, review_from=min(BANDS))
