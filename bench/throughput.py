@@ -1,6 +1,6 @@
 """Throughput benchmark: a full sync of a seeded sandbox, then a no-change cycle.
 
-    .venv/bin/python -m bench.throughput --accounts 1000 [--seed 42] [--profile top.txt]
+    .venv/bin/python -m bench.throughput --accounts 1000 [--seed 42] [--noise real] [--profile top.txt]
 
 Seed data is generated once per (accounts, seed) into ``bench/out/`` (gitignored) and
 reused. The sandbox runs in a SUBPROCESS (``revsync sandbox serve --data DIR --tier
@@ -129,13 +129,15 @@ def profile_summary(prof: cProfile.Profile) -> str:
     return out.getvalue()
 
 
-def run(accounts: int, seed: int, profile: Path | None = None, out: Path = OUT) -> dict[str, Any]:
+def run(
+    accounts: int, seed: int, profile: Path | None = None, out: Path = OUT, noise: str | None = None
+) -> dict[str, Any]:
     """Generate (or reuse) data, serve it, sync twice; the benchmark's JSON result."""
     sys.path.insert(0, str(ROOT))
     from cli import make_runner, sandbox_settings
     from sync.migrate import upgrade
 
-    data = data_dir(accounts, seed, out)
+    data = data_dir(accounts, seed, out, noise=noise)
     work = Path(tempfile.mkdtemp(prefix="revsync-bench-"))
     try:
         db_url = f"sqlite:///{work / 'bench.db'}"
@@ -161,6 +163,7 @@ def run(accounts: int, seed: int, profile: Path | None = None, out: Path = OUT) 
         return {
             "accounts": accounts,
             "seed": seed,
+            "noise": noise,
             "records": records,
             "seconds": seconds,
             "records_per_s": round(records / seconds, 1) if seconds else None,
@@ -188,10 +191,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--accounts", type=int, required=True, help="real companies in the seed data")
     parser.add_argument("--seed", type=int, default=42, help="generator seed (default 42)")
     parser.add_argument("--profile", type=Path, default=None, help="write a cProfile summary of cycle 1 here")
+    parser.add_argument("--noise", default=None, choices=("classic", "real"), help="generator noise profile: classic or real (default classic)")
     args = parser.parse_args(argv)
     if args.accounts < 1:
         parser.error("--accounts must be at least 1")
-    result = run(args.accounts, args.seed, args.profile)
+    result = run(args.accounts, args.seed, args.profile, noise=args.noise)
     sys.stdout.write(json.dumps(result, sort_keys=True) + "\n")
     return 0
 

@@ -19,11 +19,13 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import sqlite3
 import sys
 import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -150,6 +152,30 @@ def score_store(truth_path: Path, db_url: str) -> dict[str, dict[str, Any]]:
     return {kind: score(clusters[kind], predicted[kind]) for kind in KINDS}
 
 
+def cycle_write_summary(db_url: str, run_id: int) -> dict[str, int]:
+    """A run's outbox ops counted by ``system/object/kind/what``: what = the changed
+    canonical fields (sorted, joined by ``+``), or ``associations`` when only links moved."""
+    from sqlalchemy import select
+
+    from sync.store import OutboxRow, make_engine
+
+    engine = make_engine(db_url)
+    counts: Counter[str] = Counter()
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                select(OutboxRow.system, OutboxRow.native_type, OutboxRow.kind, OutboxRow.payload)
+                .where(OutboxRow.run_id == run_id)
+            )
+            for system, native, kind, payload in rows:
+                changed = sorted({str(c[0]) for c in (payload or {}).get("changes") or ()})
+                what = "+".join(changed) if changed else "associations"
+                counts[f"{system}/{native}/{kind}/{what}"] += 1
+    finally:
+        engine.dispose()
+    return dict(counts.most_common())
+
+
 def cycle_writes(db_url: str, run_id: int, limit: int = SAMPLE_WRITES) -> list[dict[str, Any]]:
     """The outbox ops a run planned (up to ``limit``): what a no-change cycle should not write."""
     from sqlalchemy import select
@@ -202,10 +228,11 @@ def run(
         started = time.perf_counter()
         scores = score_store(data / "ground_truth.json", db_url)
         score_s = round(time.perf_counter() - started, 3)
-        writes = cycle_writes(db_url, second.run_id) if any(second.written.values()) else []
+        planned_2 = any(second.written.values()) or any(second.failed.values())
+        writes = cycle_writes(db_url, second.run_id) if planned_2 else []
+        summary = cycle_write_summary(db_url, second.run_id) if planned_2 else {}
         if keep is not None:
-            keep.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(work / "truth.db", keep / "truth.db")
+            _backup(work / "truth.db", keep / "truth.db")
         return {
             "accounts": accounts,
             "seed": seed,
@@ -231,6 +258,7 @@ def run(
                 "entities": second.entities,
                 "api_calls": calls_2,
                 "writes": writes,
+                "writes_by": summary,
             },
             "score_seconds": score_s,
             "peak_rss_mb": peak_rss_mb(),
@@ -239,11 +267,19 @@ def run(
         shutil.rmtree(work, ignore_errors=True)
 
 
+def _backup(src: Path, dst: Path) -> None:
+    """Copy a SQLite store with its WAL applied (a file copy would miss the last writes)."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    dst.unlink(missing_ok=True)
+    with closing(sqlite3.connect(src)) as source, closing(sqlite3.connect(dst)) as target:
+        source.backup(target)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--accounts", type=int, required=True, help="real companies in the seed data")
     parser.add_argument("--seed", type=int, default=42, help="generator seed (default 42)")
-    parser.add_argument("--noise", default=None, help="generator noise profile (default: the generator's)")
+    parser.add_argument("--noise", default=None, choices=("classic", "real"), help="generator noise profile (default: the generator's)")
     parser.add_argument("--data", type=Path, default=None, help="use this generated directory instead")
     parser.add_argument("--keep", type=Path, default=None, help="copy the SQLite store into this directory")
     args = parser.parse_args(argv)

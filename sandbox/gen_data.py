@@ -313,3 +313,14 @@ SUBSIDIARY_REGIONS: dict[str, tuple[str, ...]] = {
     "NL": ("Nederland", "Benelux"),
     "AU": ("Australia", "APAC"),
 }
+# Syllables of invented brand names ("Zenora", "Calix Health") for when the word-part
+# names above run out: with 62 syllables, two or three of them and an ending, millions
+# of distinct names, so a million companies never have to share one.
+NAME_SYLLABLES: tuple[str, ...] = (
+    "al", "an", "ar", "as", "be", "bo", "ca", "ce", "co", "da", "de", "di", "do", "el",
+    "en", "er", "fa", "fi", "ga", "ge", "ha", "in", "ka", "ko", "la", "le", "li", "lo",
+    "lu", "ma", "me", "mi", "mo", "na", "ne", "no", "nu", "or", "pa", "pe", "ra", "re",
+    "ri", "ro", "sa", "se", "si", "so", "ta", "te", "ti", "to", "va", "ve", "vi", "vo",
+    "xa", "ya", "za", "ze", "zo", "qua",
+)  # fmt: skip
+NAME_ENDINGS: tuple[str, ...] = ("", "n", "x", "s", "r", "l", "ta", "ra", "io", "ia", "on", "ix")

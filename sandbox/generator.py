@@ -13,7 +13,14 @@ Ground truth semantics (the engine's end-to-end test compares against this)
 --------------------------------------------------------------------------
 ``entities[kind]`` (kind ∈ account, contact, opportunity) lists one entry per real
 entity: ``{"entity": "A000123", "records": [{"system", "object", "id"}, ...],
-"expected": {field: value}}``.
+"expected": {field: value}}``; a subsidiary account also has ``"parent": "A000042"``
+(a distinct entity: never one cluster with its parent). Top-level ``noise`` names the
+profile (``NOISE_PROFILES``).
+
+Distinct companies never share a name or a domain label (``rocketmind.com`` and
+``rocketmind.co.uk`` would be one company to any reader); a subsidiary carries its
+parent's name plus a region and a domain of its own (``rocketmind-uk.co.uk``), and its
+Salesforce Account's ``ParentId`` is the parent's Account.
 
 - ``records`` is the cluster: every remote record that is this entity, across
   systems and within one (duplicates). Entity objects are Salesforce Account,
@@ -43,7 +50,9 @@ entity: ``{"entity": "A000123", "records": [{"system", "object", "id"}, ...],
   phones E.164; emails stripped and lowercased (plus-tags kept); names and titles
   stripped; countries ISO-3166 alpha-2; dates ``YYYY-MM-DD``; money (amount,
   annual_revenue, arr, health) as decimal strings, to be compared as ``Decimal``;
-  employees as ints; booleans as booleans.
+  employees as ints; booleans as booleans. A phone that ``phonenumbers`` does not
+  call valid (the "real" profile's unassigned area codes) is still its E.164 digits;
+  an extension is not part of the value.
 """
 
 from __future__ import annotations
@@ -59,6 +68,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from mapping import values as V
+from mapping.normalize import company_match_key
 from mapping.transforms import LEAD_STATUS, READ_ALIASES
 from sandbox import gen_data as D
 from sandbox.schema import SCHEMAS
@@ -175,6 +185,9 @@ class Profile:
 
 
 DEFAULT_PROFILE = Profile()
+# Subsidiaries start once this many companies exist that may be a parent (so the tiny
+# worlds of the end-to-end tests hold none).
+_MIN_PARENT_POOL = 50
 # Named noise profiles. "classic" is the noise the matcher was first tuned on (the
 # generator's original output, plus the parent/subsidiary modelling). "real" adds the
 # kinds found in CRM data nobody generated (issue #11): shares below, measured in
@@ -200,6 +213,9 @@ NOISE_PROFILES: dict[str, Profile] = {
     ),
 }
 # What ``revsync sandbox generate/serve`` and the benchmarks use without ``--noise``.
+# Still "classic": the mapping rejects a phone that phonenumbers does not call valid
+# (the whole record is unreadable), so the end-to-end tests fail on "real" data until
+# phones are read leniently; switch to "real" then.
 DEFAULT_NOISE = "classic"
 
 _STATUS_WEIGHTS = {"prospect": 55, "customer": 30, "onboarding": 5, "churned": 7, "lost": 3}
@@ -415,6 +431,9 @@ class _Company:
     mrr: int | None = None
     renewal: str | None = None
     licenses: list[tuple[str, str, int]] = field(default_factory=list)
+    parent: int | None = None  # the parent company's idx (a subsidiary)
+    parent_sf: str | None = None  # the parent's primary Salesforce Account id
+    sf_account: str | None = None  # the primary Salesforce Account id, once written
 
 
 @dataclass
@@ -442,6 +461,10 @@ class _Opp:
     type: str
     owner: int
     contacts: list[int]  # indexes into the company's people
+
+
+def _slug(name: str) -> str:
+    return "".join(ch for ch in name.lower() if ch.isalnum())
 
 
 def _e164(phone: tuple[str, str]) -> str:
@@ -475,6 +498,12 @@ class _World:
         self.p = profile
         self.ids = _Ids(self.rng)
         self.domains: set[str] = set()
+        self.slugs: set[str] = set()  # company name slugs (= domain labels) in use
+        self.name_keys: set[str] = set()  # company names folded as matchers fold them
+        self.parent_pool: list[_Company] = []
+        # Company identity (subsidiaries, invented names) draws from its own stream, so
+        # the rest of the world is unchanged until a subsidiary or a name clash happens.
+        self.id_rng = random.Random(f"revsync-sandbox-{seed}-identity")
         self.free_emails: set[str] = set()
         self.hs_emails: set[str] = set()
         # "real" noise: recent personal mailboxes (email, last name) a relative may share
@@ -563,14 +592,20 @@ class _World:
         city = rng.choice(self.cities[country])
         industry = rng.choice(self.industries)
         tld = rng.choice(D.TLDS[country])
-        for _ in range(10):
-            base = self._company_base(industry)
-            slug = "".join(ch for ch in base.lower() if ch.isalnum())
+        picked = self._pick_parent(country) if self.p.subsidiary_rate else None
+        parent = picked[0] if picked else None
+        if picked is not None:
+            # a subsidiary: the parent's name plus a region, and a domain of its OWN
+            # (``rocketmind-uk.co.uk``, not the parent's: the domain key must not fuse them)
+            region = picked[1]
+            base = f"{picked[0].name_base} {region}"
+            slug = _slug(base)
+            domain = f"{_slug(picked[0].name_base)}-{_slug(region)}{tld}"
+        else:
+            base, slug = self._unique_base(industry)
             domain = slug + tld
-            if domain not in self.domains:
-                break
-        while domain in self.domains:  # rare: a real company would pick a longer domain
-            domain = f"{slug}{rng.choice(('hq', 'inc', 'group', 'global'))}{rng.randrange(2, 99)}{tld}"
+        self.slugs.add(slug)
+        self.name_keys.add(company_match_key(base))
         self.domains.add(domain)
         suffix, variants = rng.choice(D.LEGAL_SUFFIXES[country]) if rng.random() < 0.75 else ("", ())
         low, high = rng.choices(_EMPLOYEE_BANDS, _EMPLOYEE_WEIGHTS)[0]
@@ -589,8 +624,58 @@ class _World:
             industry=industry, employees=employees, annual_revenue=revenue, country=country,
             city=city, phone=self._phone(city), street=street,
             postal_code=self._postal(country, city[3]), owner=rng.randrange(len(self.rep_email)),
-            status=status, lifecycle=lifecycle,
+            status=status, lifecycle=lifecycle, parent=parent.idx if parent is not None else None,
+            parent_sf=parent.sf_account if parent is not None else None,
         )  # fmt: skip
+
+    def _unique_base(self, industry: str) -> tuple[str, str]:
+        """A company name (and its slug) no other company has: distinct companies never
+        share a name or a domain label (``rocketmind.com`` / ``rocketmind.co.uk`` would
+        read as one company to anyone). Word-part names first, invented ones after."""
+        for _ in range(10):
+            base = self._company_base(industry)
+            slug = _slug(base)
+            if self._is_new_name(base, slug):
+                return base, slug
+        while True:
+            base = self._brand_name(industry)
+            slug = _slug(base)
+            if self._is_new_name(base, slug):
+                return base, slug
+
+    def _is_new_name(self, base: str, slug: str) -> bool:
+        """Neither the domain label nor the folded name (legal forms and "Group" dropped:
+        "Harbortide Group" is "Harbortide") belongs to another company yet."""
+        return slug not in self.slugs and company_match_key(base) not in self.name_keys
+
+    def _brand_name(self, industry: str) -> str:
+        """An invented brand name: Zenora, Calix Health, Verolanix, …"""
+        rng = self.id_rng
+        word = "".join(rng.choices(D.NAME_SYLLABLES, k=rng.choice((2, 2, 3)))) + rng.choice(D.NAME_ENDINGS)
+        word = word.capitalize()
+        return f"{word} {rng.choice(D.INDUSTRY_NOUNS[industry])}" if rng.random() < 0.4 else word
+
+    def _pick_parent(self, country: str) -> tuple[_Company, str] | None:
+        """Sometimes (``subsidiary_rate``) an earlier company becomes this one's parent:
+        (parent, the region the subsidiary is named after)."""
+        rng = self.id_rng
+        if len(self.parent_pool) < _MIN_PARENT_POOL or rng.random() >= self.p.subsidiary_rate:
+            return None
+        parent = rng.choice(self.parent_pool)
+        free = [
+            r for r in D.SUBSIDIARY_REGIONS[country]
+            if self._is_new_name(f"{parent.name_base} {r}", _slug(f"{parent.name_base} {r}"))
+        ]
+        return (parent, rng.choice(free)) if free else None
+
+    def _remember_parent(self, c: _Company) -> None:
+        """A bounded, seeded pool of companies that may get a subsidiary later."""
+        if c.parent is not None:
+            return
+        if len(self.parent_pool) < 1000:
+            self.parent_pool.append(c)
+        else:
+            self.parent_pool[self.id_rng.randrange(len(self.parent_pool))] = c
 
     def _street(self) -> str:
         rng = self.rng
@@ -938,6 +1023,8 @@ class _World:
             link = primary.get("salesforce") if rng.random() < p.sourceid_rate else None
             rec = self._account_record(c, system, copy, stamps.pop(), sf_account_id=link)
             primary[system] = rec.id
+            if system == "salesforce":
+                c.sf_account = rec.id
             recs.append(rec)
             if dup:
                 dcopy = dict(copy)
@@ -948,7 +1035,10 @@ class _World:
         if in_ph:
             for lic in c.licenses:
                 self._license(c, primary["planhat"], lic)
-        self._gt("account", f"A{idx:0{self.width}d}", recs)
+        parent = f"A{c.parent:0{self.width}d}" if c.parent is not None else None
+        self._gt("account", f"A{idx:0{self.width}d}", recs, parent=parent)
+        if self.p.subsidiary_rate:
+            self._remember_parent(c)
 
         local_parts: set[str] = set()
         people: list[_Person] = []
@@ -992,7 +1082,7 @@ class _World:
                 {
                     "Id": rid, "IsDeleted": False, "CreatedDate": sf_datetime(created),
                     "LastModifiedDate": sf_datetime(stamp), "SystemModstamp": sf_datetime(stamp),
-                    "MasterRecordId": None, "Name": self._company_name(c),
+                    "MasterRecordId": None, "Name": self._company_name(c), "ParentId": c.parent_sf,
                     "Website": self._website(c.domain) if rng.random() > self.web_missing else None,
                     "Industry": V.to_native(V.INDUSTRIES, "salesforce", v["industry"]) if v.get("industry") else None,
                     "NumberOfEmployees": v.get("employees"), "AnnualRevenue": v.get("annual_revenue"),
@@ -1076,14 +1166,15 @@ class _World:
         props = {"hs_object_id": rid, "createdate": created_s, modprop: stamp_s, **props}
         return {"id": rid, "properties": props, "createdAt": created_s, "updatedAt": stamp_s, "archived": False}
 
-    def _gt(self, kind: str, entity: str, recs: list[_Rec]) -> None:
-        self.gt[kind].write(
-            {
-                "entity": entity,
-                "records": [{"system": r.system, "object": r.object, "id": r.id} for r in recs],
-                "expected": expected_values(kind, recs),
-            }
-        )
+    def _gt(self, kind: str, entity: str, recs: list[_Rec], *, parent: str | None = None) -> None:
+        item: dict[str, Any] = {
+            "entity": entity,
+            "records": [{"system": r.system, "object": r.object, "id": r.id} for r in recs],
+            "expected": expected_values(kind, recs),
+        }
+        if parent is not None:
+            item["parent"] = parent  # a subsidiary of that (distinct) account entity
+        self.gt[kind].write(item)
 
     # ------------------------------------------------------------------ contacts
 
@@ -1145,6 +1236,9 @@ class _World:
             if rng.random() < 0.02 and not dup:  # the person's private address in marketing
                 local = email.split("@", 1)[0].replace(".", "").replace("_", "")
                 text = f"{local}{rng.randrange(1, 99)}@{rng.choice(D.FREE_MAIL)}"
+                while text in self.free_emails:  # someone else's mailbox: pick another
+                    text = f"{local}{rng.randrange(1, 999)}@{rng.choice(D.FREE_MAIL)}"
+                self.free_emails.add(text)
             if dup or text.lower() in self.hs_emails:
                 local, _, dom = email.partition("@")
                 for tag in ("web", "event", "trial", "old", "2"):

@@ -54,6 +54,7 @@ SALESFORCE: dict[str, tuple[FieldSpec, ...]] = {
         *_SF_SYSTEM,
         _f("MasterRecordId", "reference", updateable=False),
         _f("Name", "string", length=255, nillable=False),
+        _f("ParentId", "reference"),
         _f("Website", "url", length=255),
         _f("Industry", "picklist", length=255),
         _f("NumberOfEmployees", "int"),

@@ -884,3 +884,90 @@ def test_real_profile_companies_move_headquarters(real: Data) -> None:
             if streets["salesforce"].isdisjoint(streets["hubspot"]):
                 assert "billing_street" in cluster["expected"]  # the truth holds the policy's pick
     assert 0.04 <= moved / both_sides <= 0.14, (moved, both_sides)
+
+
+# --------------------------------------------------------------------------- company identity
+
+
+def _domain_label(value: str | None) -> str | None:
+    """``https://app.rocketmind.co.uk/x`` → ``rocketmind`` (the registrable domain's label)."""
+    from mapping.normalize import domain_from_url
+
+    dom = domain_from_url(value) if value else None
+    return dom.split(".", 1)[0] if dom else None
+
+
+def _account_labels_and_names(d: Data) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+    """Per account entity: the domain labels and the folded names its records carry."""
+    from sync.dedupe_keys import company_key
+
+    records = _by_id(d)
+    labels: dict[str, set[str]] = defaultdict(set)
+    names: dict[str, set[str]] = defaultdict(set)
+    for cluster in d.truth["entities"]["account"]:
+        for r in cluster["records"]:
+            rec = records[(r["system"], r["id"])]
+            if r["system"] == "salesforce":
+                sites, name = [rec["Website"]], rec["Name"]
+            elif r["system"] == "hubspot":
+                sites, name = [rec["properties"]["domain"], rec["properties"]["website"]], rec["properties"]["name"]
+            else:
+                sites, name = [*rec["domains"], rec["website"]], rec["name"]
+            labels[cluster["entity"]].update(lbl for s in sites if (lbl := _domain_label(s)))
+            if key := company_key(name):
+                names[cluster["entity"]].add(key)
+    return labels, names
+
+
+def test_distinct_companies_never_share_a_domain_or_a_name(both: Data) -> None:
+    """Two real companies with one domain label (``rocketmind.com`` and ``rocketmind.co.uk``)
+    or one name would be one company to any reader: the generator never makes them."""
+    labels, names = _account_labels_and_names(both)
+    owner: dict[str, set[str]] = defaultdict(set)
+    for entity, lbls in labels.items():
+        for lbl in lbls:
+            owner[lbl].add(entity)
+    assert all(len(lbls) == 1 for lbls in labels.values() if lbls), "one company, one domain label"
+    assert {lbl: es for lbl, es in owner.items() if len(es) > 1} == {}
+    name_owner: dict[str, set[str]] = defaultdict(set)
+    for entity, keys in names.items():
+        for key in keys:
+            name_owner[key].add(entity)
+    shared = [es for es in name_owner.values() if len(es) > 1]
+    # only a typo can land on another company's name, and rarely
+    assert len(shared) <= 0.002 * len(names), shared[:5]
+
+
+def test_subsidiaries_are_modelled_in_the_truth_and_salesforce_hierarchy(tmp_path: Path) -> None:
+    generate(tmp_path, accounts=1500, seed=SEED)
+    d = Data(tmp_path, read_manifest(tmp_path))
+    accounts = {c["entity"]: c for c in d.truth["entities"]["account"]}
+    subs = [c for c in accounts.values() if "parent" in c]
+    assert 0.01 * len(accounts) <= len(subs) <= 0.04 * len(accounts)
+    records = _by_id(d)
+    entity_of = {(r["system"], r["id"]): e for e, c in accounts.items() for r in c["records"]}
+    labels, _names = _account_labels_and_names(d)
+    sf_parent_links = 0
+    for sub in subs:
+        parent = accounts[sub["parent"]]
+        assert parent["entity"] < sub["entity"] and "parent" not in parent  # one level, parent first
+        assert not labels[sub["entity"]] & labels[parent["entity"]]  # its own domain
+        for r in sub["records"]:
+            rec = records[(r["system"], r["id"])]
+            if r["system"] == "salesforce":
+                assert rec["Name"].casefold().startswith(_sf_name_base(records, parent).casefold()[:4])
+                if rec["ParentId"]:
+                    assert entity_of[("salesforce", rec["ParentId"])] == parent["entity"]
+                    sf_parent_links += 1
+    assert sf_parent_links > 0
+    non_subs = [rec for rec in d.sf["Account"] if entity_of[("salesforce", rec["Id"])] not in {s["entity"] for s in subs}]
+    assert all(rec["ParentId"] is None for rec in non_subs)
+
+
+def _sf_name_base(records: dict[tuple[str, str], dict[str, Any]], cluster: dict[str, Any]) -> str:
+    for r in cluster["records"]:
+        rec = records[(r["system"], r["id"])]
+        name = rec.get("Name") or rec.get("name") or rec.get("properties", {}).get("name")
+        if name:
+            return str(name)
+    return ""

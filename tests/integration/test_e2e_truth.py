@@ -1,0 +1,105 @@
+"""The end-to-end truth benchmark: its scoring on hand-made clusters, and a tiny full run
+whose store is then changed by hand (a known fusion and a known split) and re-scored."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from bench import truth
+from sandbox.generator import generate
+
+
+def _keys(*ids: str) -> list[tuple[str, str, str]]:
+    return [("salesforce", "Account", i) for i in ids]
+
+
+def test_score_of_a_perfect_clustering_is_one() -> None:
+    clusters = [_keys("a", "b", "c"), _keys("d"), _keys("e", "f")]
+    predicted = {k: f"E{n}" for n, c in enumerate(clusters) for k in c}
+    s = truth.score(clusters, predicted)
+    assert (s["precision"], s["recall"], s["f1"]) == (1.0, 1.0, 1.0)
+    assert s["real_entities"] == s["canonical_entities"] == 3
+    assert s["true_pairs"] == s["predicted_pairs"] == s["true_positive_pairs"] == 4
+
+
+def test_score_counts_a_split_against_recall_and_a_fusion_against_precision() -> None:
+    clusters = [_keys("a", "b", "c"), _keys("d"), _keys("e")]
+    # a|b,c split (loses 2 of 3 true pairs); d and e fused (1 wrong pair)
+    predicted = {
+        ("salesforce", "Account", "a"): "X", ("salesforce", "Account", "b"): "Y",
+        ("salesforce", "Account", "c"): "Y", ("salesforce", "Account", "d"): "Z",
+        ("salesforce", "Account", "e"): "Z",
+    }  # fmt: skip
+    s = truth.score(clusters, predicted)
+    assert s["true_pairs"] == 3 and s["predicted_pairs"] == 2 and s["true_positive_pairs"] == 1
+    assert s["precision"] == 0.5 and s["recall"] == round(1 / 3, 5)
+    assert s["f1"] == round(2 * 0.5 * (1 / 3) / (0.5 + 1 / 3), 5)
+    assert s["real_entities"] == 3 and s["canonical_entities"] == 3
+
+
+def test_score_takes_a_record_missing_from_the_store_as_its_own_cluster() -> None:
+    clusters = [_keys("a", "b")]
+    s = truth.score(clusters, {("salesforce", "Account", "a"): "X"})
+    assert s["missing_records"] == 1 and s["canonical_entities"] == 2
+    assert s["recall"] == 0.0 and s["precision"] == 1.0  # no predicted pair at all
+
+
+def test_iter_truth_streams_the_generators_clusters(tmp_path: Path) -> None:
+    generate(tmp_path, accounts=30, seed=4)
+    whole = json.loads((tmp_path / "ground_truth.json").read_text())
+    streamed: dict[str, list[list[tuple[str, str, str]]]] = {k: [] for k in truth.KINDS}
+    for kind, _entity, records in truth.iter_truth(tmp_path / "ground_truth.json"):
+        streamed[kind].append(records)
+    for kind in truth.KINDS:
+        want = [[(r["system"], r["object"], r["id"]) for r in c["records"]] for c in whole["entities"][kind]]
+        assert streamed[kind] == want and want
+
+
+@pytest.mark.slow
+def test_truth_benchmark_runs_end_to_end_and_scores_the_store(tmp_path: Path) -> None:
+    result = truth.run(60, 5, out=tmp_path / "out", keep=tmp_path / "keep")
+    manifest = json.loads((tmp_path / "out" / "data-a60-s5" / "manifest.json").read_text())
+    assert result["first_cycle"]["status"] == "ok"
+    for kind in truth.KINDS:
+        scored = result["objects"][kind]
+        assert scored["real_entities"] == manifest["entities"][kind]
+        assert scored["missing_records"] == 0  # every seed record reached the store
+        assert 0 < scored["records"] and 0 <= scored["f1"] <= 1
+    # cycle 2 changes nothing: a no-change cycle writes nothing at all
+    assert result["second_cycle"]["written_total"] == 0 and result["second_cycle"]["writes"] == []
+    assert result["second_cycle"]["writes_by"] == {}
+
+    # Known cases on the real store: fuse two true accounts, split one record off another.
+    db = tmp_path / "keep" / "truth.db"
+    url = f"sqlite:///{db}"
+    truth_path = tmp_path / "out" / "data-a60-s5" / "ground_truth.json"
+    before = truth.score_store(truth_path, url)["account"]
+    clusters = [recs for kind, _e, recs in truth.iter_truth(truth_path) if kind == "account"]
+    predicted = truth.store_clusters(url)["account"]
+    whole = [c for c in clusters if len({predicted[k] for k in c}) == 1]
+    first, second = whole[0], next(c for c in whole[1:] if len(c) >= 2)
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "UPDATE account SET merged_into = ? WHERE id = ?", (predicted[first[0]], predicted[second[0]])
+        )
+    fused = truth.score_store(truth_path, url)["account"]
+    assert fused["predicted_pairs"] == before["predicted_pairs"] + len(first) * len(second)
+    assert fused["true_positive_pairs"] == before["true_positive_pairs"]
+    assert fused["canonical_entities"] == before["canonical_entities"] - 1
+    assert fused["precision"] < before["precision"] and fused["recall"] == before["recall"]
+    with sqlite3.connect(db) as conn:
+        system, native, rid = second[0]
+        conn.execute(
+            "UPDATE external_ref SET canonical_id = 'split-by-test' WHERE system = ? AND native_type = ? "
+            "AND remote_id = ?",
+            (system, native, rid),
+        )
+    split = truth.score_store(truth_path, url)["account"]
+    lost = len(second) - 1  # the split record's pairs with its own cluster (and with first's)
+    assert split["true_positive_pairs"] == fused["true_positive_pairs"] - lost
+    assert split["predicted_pairs"] == fused["predicted_pairs"] - (len(first) + len(second) - 1)
+    assert split["canonical_entities"] == fused["canonical_entities"] + 1
