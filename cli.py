@@ -758,6 +758,8 @@ def dedupe(
     obj: Annotated[list[str] | None, typer.Option("--object", "-o", help="account or contact (default both).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the clusters, link nothing.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    retrain: Annotated[bool, typer.Option("--retrain", help="Train the match model again (else the kept one is "
+                                          "used unless missing, weak or outgrown).")] = False,
 ) -> None:
     """Batch-match every live account and contact: link sure duplicates, queue doubtful pairs."""
     if ctx.invoked_subcommand is not None:
@@ -771,7 +773,7 @@ def dedupe(
     settings = load_settings()
     deduper = _deduper(settings)
     with err_console.status("matching…", spinner="dots") if not as_json and err_console.is_terminal else _null():
-        reports = [deduper.run_batch(o, dry_run=dry_run).as_dict() for o in objects]
+        reports = [deduper.run_batch(o, dry_run=dry_run, retrain=retrain).as_dict() for o in objects]
     if as_json:
         print_json({"dry_run": dry_run, "objects": reports})
         return

@@ -365,17 +365,23 @@ def _mapping(table: Mapping[str, Any]) -> dict[str, Any]:
     return dict(table)
 
 
-def _dedupe(table: Mapping[str, Any]) -> dict[str, Any]:
-    _check_keys(table, ("enabled", "auto_link", "review_from", "max_cluster_size"), "dedupe")
+def _dedupe(table: Mapping[str, Any], where: str = "dedupe") -> dict[str, Any]:
+    objects = ("account", "contact") if where == "dedupe" else ()
+    _check_keys(table, ("enabled", "auto_link", "review_from", "max_cluster_size", *objects), where)
     if "enabled" in table:
-        _expect(table["enabled"], bool, "dedupe.enabled", "true or false")
+        _expect(table["enabled"], bool, f"{where}.enabled", "true or false")
     for k in ("auto_link", "review_from"):
         if k in table:
-            v = _expect(table[k], (int, float), f"dedupe.{k}", "a probability")
+            v = _expect(table[k], (int, float), f"{where}.{k}", "a probability")
             if not 0 < v <= 1:
-                raise ConfigError(f"dedupe.{k}: must be in (0, 1] (got {v})")
+                raise ConfigError(f"{where}.{k}: must be in (0, 1] (got {v})")
     if table.get("review_from", 0.8) > table.get("auto_link", 0.99):
-        raise ConfigError("dedupe.review_from: must not be above dedupe.auto_link")
+        raise ConfigError(f"{where}.review_from: must not be above {where}.auto_link")
+    for obj in objects:  # [dedupe.account] / [dedupe.contact]: thresholds for one object
+        if obj in table:
+            sub = _expect(table[obj], dict, f"dedupe.{obj}", "a table")
+            _check_keys(sub, ("auto_link", "review_from"), f"dedupe.{obj}")
+            _dedupe(sub, f"dedupe.{obj}")
     if "max_cluster_size" in table:
         v = _expect(table["max_cluster_size"], int, "dedupe.max_cluster_size", "a whole number")
         if v < 2:

@@ -73,6 +73,8 @@ UNSEEN_COLLISIONS_PER_RECORD = 1e-3
 MIN_M_PROBABILITY = 1e-3
 
 Train = Literal["auto", "always", "never"]
+# The key of revsync's own notes in a model JSON (how it was trained); not splink's.
+MODEL_META = "revsync"
 
 
 @dataclass(frozen=True)
@@ -143,34 +145,68 @@ def match_records(
     *,
     options: MatchOptions | None = None,
     model_json: str | None = None,
+    train_records: Sequence[Mapping[str, Any]] | None = None,
 ) -> MatchResult:
     """Batch-dedupe ``records`` with ``spec``'s model.
 
     With ``model_json`` the given trained model is used as is; otherwise the curated
-    priors, trained on these records when ``options.train`` says so.
+    priors, trained when ``options.train`` says so: on ``train_records`` when given
+    (the systems' records before tier 1 joined any: what an email or domain agreement
+    is worth can only be learnt there), else on ``records`` themselves. A model trained
+    on other records gets its prior match rate re-estimated on ``records``.
     """
     opts = options or MatchOptions()
     with _gc_paused():
-        return _match_records(records, spec, opts, model_json)
+        return _match_records(records, spec, opts, model_json, train_records)
+
+
+def model_is_weak(model_json: str) -> bool:
+    """Whether the model was trained on too little: a training block had no record pair
+    (its m probabilities are the priors), or it was never trained (too few records)."""
+    meta = json.loads(model_json).get(MODEL_META) or {}
+    return bool(meta.get("weak", False))
+
+
+def _with_meta(model_json: str, **meta: Any) -> str:
+    model = json.loads(model_json)
+    model[MODEL_META] = {**(model.get(MODEL_META) or {}), **meta}
+    return json.dumps(model, sort_keys=True)
 
 
 def _match_records(
-    records: Iterable[Mapping[str, Any]], spec: ModelSpec, opts: MatchOptions, model_json: str | None
+    records: Iterable[Mapping[str, Any]], spec: ModelSpec, opts: MatchOptions, model_json: str | None,
+    train_records: Sequence[Mapping[str, Any]] | None = None,
 ) -> MatchResult:
     phases = _Phases(spec.name)
     session = _Session(spec)
+    meta: dict[str, Any] = {}
     try:
         table, n = session.register(records, "records")
         phases.done("features", n)
         linker = session.linker([table], model_json or _settings(spec, n))
-        if model_json is None and _should_train(opts.train, n):
-            linker = session.linker([table], _train(linker, spec, n, opts.seed))
-            phases.done("training")
+        if model_json is None:
+            if train_records is not None and len(train_records) >= 2 and _should_train(opts.train, len(train_records)):
+                trained_json, skipped = _train_apart(session, train_records, spec, opts.seed)
+                linker = session.linker([table], trained_json)
+                _reestimate_match_rate(linker, spec, n)
+                meta = {"weak": bool(skipped), "trained_on": len(train_records), "skipped": skipped}
+                phases.done("training", len(train_records))
+            elif _should_train(opts.train, n):
+                trained_json, skipped = _train(linker, spec, n, opts.seed)
+                linker = session.linker([table], trained_json)
+                meta = {"weak": bool(skipped), "trained_on": n, "skipped": skipped}
+                phases.done("training")
+            else:
+                meta = {"weak": False, "trained_on": 0, "skipped": []}
         predictions = linker.inference.predict(
             threshold_match_probability=opts.review_from, warning_mode="never"
         )
         phases.done("predict")
         trained = _model_json(linker)
+        if meta:
+            trained = _with_meta(trained, **meta)
+        elif model_json is not None:
+            trained = model_json
         scored_table = session.scored(predictions, trained, opts.review_from)
     finally:
         session.close()  # frees DuckDB's memory before the pairs become Python objects
@@ -209,7 +245,8 @@ def train_model(
         try:
             table, n = session.register(records, "records")
             linker = session.linker([table], _settings(spec, n))
-            return _train(linker, spec, n, seed)
+            trained, skipped = _train(linker, spec, n, seed)
+            return _with_meta(trained, weak=bool(skipped), trained_on=n, skipped=skipped)
         finally:
             session.close()
 
@@ -461,8 +498,36 @@ def _should_train(train: Train, n: int) -> bool:
     return train == "always" or (train == "auto" and n >= MIN_TRAIN_RECORDS)
 
 
-def _train(linker: Linker, spec: ModelSpec, n: int, seed: int) -> str:
-    """u by random sampling, λ from deterministic rules, m by EM; returns the model JSON.
+def _train_apart(
+    session: _Session, train_records: Sequence[Mapping[str, Any]], spec: ModelSpec, seed: int
+) -> tuple[str, list[str]]:
+    """``_train`` on other records than the ones to match (in the same scratch database)."""
+    table, n = session.register(train_records, "training")
+    try:
+        return _train(session.linker([table], _settings(spec, n)), spec, n, seed)
+    finally:
+        table.drop_table_from_database_and_remove_from_cache(force_non_splink_table=True)
+
+
+def _reestimate_match_rate(linker: Linker, spec: ModelSpec, n: int) -> None:
+    """λ for the records to match (fewer duplicates than the training records, which tier
+    1 had not joined yet); the training's λ stays when it cannot be estimated here."""
+    settings = linker._settings_obj
+    before = settings._probability_two_random_records_match
+    try:
+        linker.training.estimate_probability_two_random_records_match(
+            list(spec.deterministic_rules), recall=spec.deterministic_recall
+        )
+    except Exception as exc:  # no pair shares a deterministic key
+        log.info("match model: keeping the training's match rate (%s)", exc)
+    lam = settings._probability_two_random_records_match
+    if not 0 < lam < 1:
+        settings._probability_two_random_records_match = before if 0 < before < 1 else _prior_match_rate(spec, n)
+
+
+def _train(linker: Linker, spec: ModelSpec, n: int, seed: int) -> tuple[str, list[str]]:
+    """u by random sampling, λ from deterministic rules, m by EM; returns the model JSON
+    and the training rules whose block had no record pair (nothing learnt from them).
 
     The u sample is a random set of pairs, some of which are matches: at λ·m they
     inflate u for the rare agreement levels (the bias shrinks as the data grows, so
@@ -485,6 +550,7 @@ def _train(linker: Linker, spec: ModelSpec, n: int, seed: int) -> str:
         # make every prediction log(0); keep the prior
         log.warning("match model: estimated match rate %s unusable, keeping the prior %s", lam, prior)
         settings._probability_two_random_records_match = prior
+    skipped: list[str] = []
     for rule in spec.training_rules:
         try:
             linker.training.estimate_parameters_using_expectation_maximisation(
@@ -497,10 +563,14 @@ def _train(linker: Linker, spec: ModelSpec, n: int, seed: int) -> str:
             # A training block with no record pairs (tier-1 keys already joined every
             # record sharing that key): nothing to learn from it; keep the priors.
             log.warning("match model: training block %r skipped (%s)", rule, exc)
-    return _debias_u(_model_json(linker), n)
+            skipped.append(rule)
+    return _debias_u(_model_json(linker), n, dict(spec.min_bayes_factor), spec.min_odds), skipped
 
 
-def _debias_u(model_json: str, n: int) -> str:
+def _debias_u(
+    model_json: str, n: int, min_bf: Mapping[str, float] | None = None,
+    min_odds: Sequence[tuple[str, str, float]] = (),
+) -> str:
     """u ← max(u - λ·m, floor) per agreement level; the else level takes up the rest;
     then m floored (``_floor_m``).
 
@@ -508,6 +578,9 @@ def _debias_u(model_json: str, n: int) -> str:
     phone, domain). The sample cannot resolve it, so it is set by size: at most
     ``UNSEEN_COLLISIONS_PER_RECORD`` non-matching pairs per record agree on it. Like λ
     it falls as 1/n, so the link decision does not drift with the data size.
+    Levels marked fixed keep their m and u. ``min_bf`` (comparison → least Bayes
+    factor) then raises m where a level weighs more against than real data warrants;
+    ``min_odds`` (comparison, level label, odds) raises a level's m to odds / λ · u.
     """
     model = json.loads(model_json)
     lam = float(model["probability_two_random_records_match"])
@@ -517,13 +590,26 @@ def _debias_u(model_json: str, n: int) -> str:
         agreeing = [lv for lv in levels if lv["sql_condition"].strip().upper() != "ELSE"]
         for lv in agreeing:
             m, u = lv.get("m_probability"), lv.get("u_probability")
-            if m is not None and u is not None:
+            if m is not None and u is not None and not lv.get("fix_u_probability"):
                 lv["u_probability"] = max(float(u) - lam * float(m), min(float(u), floor))
         rest = 1.0 - sum(float(lv.get("u_probability") or 0.0) for lv in agreeing)
         for lv in levels:
             if lv not in agreeing:
                 lv["u_probability"] = max(rest, floor)
-        _floor_m(levels)
+        _floor_m([lv for lv in levels if not lv.get("fix_m_probability")])
+        least = (min_bf or {}).get(comparison["output_column_name"])
+        if least is not None:
+            for lv in levels:
+                m, u = lv.get("m_probability"), lv.get("u_probability")
+                if m is not None and u is not None and not lv.get("fix_m_probability"):
+                    lv["m_probability"] = max(float(m), least * float(u))
+        for name, label, odds in min_odds:
+            if name != comparison["output_column_name"]:
+                continue
+            for lv in levels:
+                m, u = lv.get("m_probability"), lv.get("u_probability")
+                if lv.get("label_for_charts") == label and m is not None and u is not None and 0 < lam < 1:
+                    lv["m_probability"] = max(float(m), odds * (1 - lam) / lam * float(u))
     return json.dumps(model, sort_keys=True)
 
 
@@ -660,6 +746,8 @@ class _Session:
         source: SettingsCreator | dict[str, Any] = (
             json.loads(settings) if isinstance(settings, str) else settings
         )
+        if isinstance(source, dict):
+            source.pop(MODEL_META, None)  # ours, not splink's
         return Linker(tables if len(tables) > 1 else tables[0], source, log_level=None)
 
     def pairs(self, predictions: SplinkDataFrame, model_json: str, floor: float) -> list[Pair]:

@@ -15,6 +15,7 @@ from functools import lru_cache
 from typing import Any
 
 import duckdb
+import phonenumbers
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -29,7 +30,6 @@ from mapping.normalize import (
     is_free_mail_domain,
     is_role_address,
     normalize_email,
-    normalize_phone,
 )
 
 # Addresses people type when a form insists on one: never a key, whatever the local part.
@@ -78,17 +78,69 @@ def email_key(value: Any) -> str | None:
     return key
 
 
-def phone_key(value: Any, *, region: str | None = None) -> str | None:
-    """The phone number in E.164 (``+14155550100``), or None when it cannot be read.
+# The last digits of a phone number's international form that serve as its key: the
+# same number written nationally (``(415) 555-0100``, ``030 901820``) or in E.164 gives
+# the same key; numbers that differ only in a country code a writer left out meet too.
+PHONE_KEY_DIGITS = 9
+# Fewer digits than this is no phone number (a placeholder, an extension alone).
+MIN_PHONE_DIGITS = 7
+_EXTENSION = re.compile(r"\s*(?:ext\.?|extension|x|#)\s*\d{1,6}\s*$", re.IGNORECASE)
+_NOT_DIGIT = re.compile(r"\D")
 
-    A value already in E.164 is taken as it is (the store holds phones normalised).
-    """
-    if isinstance(value, str) and _E164.match(value):
-        return value
-    try:
-        return normalize_phone(value, region=region)
-    except (RecordError, ValueError):
+
+@lru_cache(maxsize=1 << 16)
+def _phone_key_text(text: str, region: str | None) -> str | None:
+    if _E164.match(text):
+        digits = text[1:]
+    else:
+        digits = ""
+        try:
+            number = phonenumbers.parse(text, (region or "US").upper())
+            digits = f"{number.country_code}{number.national_number}"
+        except phonenumbers.NumberParseException:
+            pass
+        if len(digits) < MIN_PHONE_DIGITS:
+            digits = _NOT_DIGIT.sub("", _EXTENSION.sub("", text))
+    if len(digits) < MIN_PHONE_DIGITS or len(set(digits)) == 1:
         return None
+    return digits[-PHONE_KEY_DIGITS:]
+
+
+def phone_key(value: Any, *, region: str | None = None) -> str | None:
+    """The last ``PHONE_KEY_DIGITS`` digits of the number's international form, or None.
+
+    Read from the digits whether or not ``phonenumbers`` calls the number valid (an
+    unassigned area code is still the same digits in both records): the E.164 value
+    the store holds, else the number as ``phonenumbers`` parses it (``region`` reads a
+    national number; an extension is dropped), else the bare digits.
+    """
+    text = _as_text(value)
+    if text is None:
+        return None
+    return _phone_key_text(text.strip(), region)
+
+
+# Separators inside a user part (``jo.smith``, ``jo_smith``, ``jo-smith`` are one name;
+# Gmail ignores the dots anyway).
+_LOCAL_PUNCT = re.compile(r"[._-]")
+
+
+def email_parts(key: str | None) -> tuple[str | None, str | None, str | None]:
+    """(user part without separators, domain, work domain) of an email key; the work
+    domain is None for a free-mail domain (a personal address names no employer)."""
+    if not key or "@" not in key:
+        return None, None, None
+    local, _, domain = key.rpartition("@")
+    local = _LOCAL_PUNCT.sub("", local)
+    return local or None, domain or None, (domain if domain and not _free_domain(domain) else None)
+
+
+@lru_cache(maxsize=1 << 14)
+def _free_domain(domain: str) -> bool:
+    try:
+        return is_free_mail_domain(domain)
+    except ValueError:
+        return True
 
 
 @lru_cache(maxsize=1 << 16)
@@ -175,6 +227,7 @@ def contact_features(record: Mapping[str, Any]) -> dict[str, Any]:
     first = person_name_key(record.get("first_name"))
     last = person_name_key(record.get("last_name"))
     email = email_key(record.get("email"))
+    local, domain, work_domain = email_parts(email)
     company = company_key(record.get("company")) or _opt_str(record.get("account_id"))
     return {
         "unique_id": str(record["id"]),
@@ -185,6 +238,9 @@ def contact_features(record: Mapping[str, Any]) -> dict[str, Any]:
         "full_name": f"{first} {last}" if first and last else None,
         "name_block": f"{first_name_block(first)} {last}" if first and last else None,
         "email": email,
+        "email_local": local,
+        "email_domain": domain,
+        "email_work_domain": work_domain,
         "phone": phone_key(record.get("phone"), region=_opt_str(record.get("country"))),
         "company": company,
         "title": text_key(record.get("title")),
@@ -321,8 +377,12 @@ def _sql_str(value: str) -> str:
 
 
 def _phone_sql(column: str) -> tuple[str, str]:
-    """(condition: the value is E.164 already, expression: the value)."""
-    return f"regexp_full_match({column}, {_sql_str(_SQL_E164)})", column
+    """(condition: the value is E.164 already, expression: its ``phone_key``)."""
+    key = f"right(substr({column}, 2), {PHONE_KEY_DIGITS})"
+    return (
+        f"regexp_full_match({column}, {_sql_str(_SQL_E164)})",
+        f"CASE WHEN replace(substr({column}, 2), substr({column}, 2, 1), '') = '' THEN NULL ELSE {key} END",
+    )
 
 
 def _keys_table(
@@ -421,6 +481,28 @@ def contact_feature_table(
         [("email", email_decided, email_key, ()), ("phone", phone_decided, _phone_key_in, ("region",))],
         email_stages,
     )  # fmt: skip
+    _add_email_parts(con, name)
+
+
+def _add_email_parts(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    """``email_local``, ``email_domain``, ``email_work_domain`` (``email_parts``) of table
+    ``name``'s ``email`` column; the free-mail test runs once per distinct domain."""
+    domains = [d for (d,) in con.execute(
+        f"SELECT DISTINCT split_part(email, '@', 2) FROM {name} WHERE email IS NOT NULL").fetchall()]
+    lookup = pa.table({"d": pa.array(domains, type=pa.string()),
+                       "free": pa.array([_free_domain(d) if d else True for d in domains], type=pa.bool_())})
+    con.register(f"{name}_free", lookup)
+    try:
+        con.execute(f"""
+            CREATE OR REPLACE TABLE {name} AS
+            SELECT t.*, nullif(regexp_replace(split_part(t.email, '@', 1), '[._-]', '', 'g'), '') AS email_local,
+                   nullif(split_part(t.email, '@', 2), '') AS email_domain,
+                   CASE WHEN NOT coalesce(f.free, true) THEN nullif(split_part(t.email, '@', 2), '') END
+                       AS email_work_domain
+            FROM {name} AS t LEFT JOIN {name}_free AS f ON f.d = split_part(t.email, '@', 2)
+            ORDER BY t.rn""")
+    finally:
+        con.unregister(f"{name}_free")
 
 
 def account_feature_table(

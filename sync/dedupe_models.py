@@ -72,13 +72,26 @@ class ModelSpec:
     # The same features built column-wise for a whole input (much faster at scale);
     # None: ``features`` is called record by record.
     feature_table: FeatureTable | None = None
+    # comparison → the least Bayes factor any of its levels may weigh after training:
+    # evidence that is only weakly against a match in real data (companies move, people
+    # change numbers and titles) although the training data never showed it.
+    min_bayes_factor: tuple[tuple[str, float], ...] = ()
+    # (comparison, level label, odds): that level alone makes a pair at least ``odds``
+    # times likelier a match than not (its Bayes factor >= odds / λ). For agreement on a
+    # near-unique identifier the u sample can only bound from above (see
+    # ``dedupe._debias_u``): the floor of u would otherwise keep it under the link.
+    min_odds: tuple[tuple[str, str, float], ...] = ()
 
 
-def _lvl(sql: str, label: str, m: float, u: float, *, tf: str | None = None) -> cll.CustomLevel:
+def _lvl(sql: str, label: str, m: float, u: float, *, tf: str | None = None, fixed: bool = False) -> cll.CustomLevel:
+    """A level with prior m/u; ``fixed``: training never changes them (a rule, not a
+    rate the data can show: e.g. a shared mailbox, whose pairs no sample holds)."""
     level = cll.CustomLevel(sql, label_for_charts=label)
     level.configure(m_probability=m, u_probability=u)
     if tf is not None:
         level.configure(tf_adjustment_column=tf)
+    if fixed:
+        level.configure(fix_m_probability=True, fix_u_probability=True)
     return level
 
 
@@ -125,6 +138,57 @@ def _fuzzy(col: str, threshold: float, m: tuple[float, float], u: tuple[float, f
 # --------------------------------------------------------------------------- contacts
 
 _NICK = "len(list_intersect(first_forms_l, first_forms_r)) > 0"
+# Two first names that cannot be one person's: both given, not equal, not a nickname
+# pair, not an initial of the other, not a typo, not the names swapped.
+_FIRST_DIFFER = (
+    "first_name_l IS NOT NULL AND first_name_r IS NOT NULL AND first_name_l <> first_name_r"
+    f" AND NOT {_NICK} AND length(first_name_l) > 1 AND length(first_name_r) > 1"
+    " AND jaro_winkler_similarity(first_name_l, first_name_r) < 0.88"
+    " AND NOT (first_name_l = last_name_r AND last_name_l = first_name_r)"
+)
+_DIGITS_SAME = (
+    "regexp_replace(email_local_l, '[^0-9]', '', 'g') = regexp_replace(email_local_r, '[^0-9]', '', 'g')"
+)
+
+
+def contact_email_comparison() -> cl.CustomComparison:
+    """The email key, its user part and its domain, read with the first names.
+
+    - one address, two first names: relatives sharing a personal mailbox, not one person;
+    - the same user part at a personal or a mistyped domain (``jo.smith@acme.com`` /
+      ``jo.smith@gmail.com`` or ``@acme.con``): for (at two company domains it is two
+      employers: the company comparison speaks);
+    - the same domain and a one-letter typo in the user part (not a number added:
+      ``john.smith2@`` is the second John Smith's mailbox): for;
+    - two different mailboxes at one company domain: two colleagues, strongly against;
+    - otherwise a work and a personal address, two company domains, two personal
+      addresses: what the data says.
+    """
+    return cl.CustomComparison(
+        output_column_name="email",
+        comparison_levels=[
+            _null("email_l IS NULL OR email_r IS NULL"),
+            _lvl(f"email_l = email_r AND {_FIRST_DIFFER}", "same address, first names differ (shared mailbox)",
+                 0.002, 0.004, fixed=True),
+            _lvl("email_l = email_r", "exact", 0.85, 1e-6),
+            _lvl("email_local_l = email_local_r AND length(email_local_l) >= 4 AND (email_work_domain_l IS NULL"
+                 " OR email_work_domain_r IS NULL OR jaro_winkler_similarity(email_domain_l, email_domain_r) >= 0.9)"
+                 f" AND NOT ({_FIRST_DIFFER})", "same user part, personal or mistyped domain", 0.03, 2e-6),
+            _lvl(f"email_domain_l = email_domain_r AND damerau_levenshtein(email_local_l, email_local_r) <= 1"
+                 f" AND length(email_local_l) = length(email_local_r) AND NOT ({_FIRST_DIFFER})",
+                 "same domain, user part one typo apart", 0.02, 1e-5),
+            _lvl(f"email_domain_l = email_domain_r AND damerau_levenshtein(email_local_l, email_local_r) <= 1"
+                 f" AND {_DIGITS_SAME} AND NOT ({_FIRST_DIFFER})",
+                 "same domain, user part one letter longer", 0.01, 1e-5),
+            _lvl("email_work_domain_l = email_work_domain_r", "same company domain, other mailbox (colleagues)",
+                 1e-9, 1e-3, fixed=True),
+            _lvl("(email_work_domain_l IS NULL) <> (email_work_domain_r IS NULL)",
+                 "a work and a personal address", 0.05, 0.1),
+            _lvl("email_work_domain_l IS NOT NULL AND email_work_domain_r IS NOT NULL",
+                 "two company domains", 0.03, 0.8),
+            _else(0.02, 1 - 1e-6 - 2e-6 - 2e-5 - 1e-3 - 0.004 - 0.9),
+        ],
+    )
 
 
 def contact_comparisons(tf: bool = True) -> list[ComparisonCreator]:
@@ -168,7 +232,7 @@ def contact_comparisons(tf: bool = True) -> list[ComparisonCreator]:
     )
     return [
         name,
-        _exact("email", 0.85, 1e-6),
+        contact_email_comparison(),
         _exact("phone", 0.70, 1e-5),
         _fuzzy("company", 0.9, (0.85, 0.05), (1e-3, 1e-3), tf=tf),
         _fuzzy("title", 0.88, (0.75, 0.05), (0.04, 0.02)),
@@ -187,6 +251,9 @@ CONTACT_SPEC = ModelSpec(
         Column("full_name"),
         Column("name_block"),
         Column("email"),
+        Column("email_local"),
+        Column("email_domain"),
+        Column("email_work_domain"),
         Column("phone"),
         Column("company"),
         Column("title"),
@@ -201,9 +268,12 @@ CONTACT_SPEC = ModelSpec(
         "l.company = r.company AND l.first_block = r.first_block",
         "l.first_name = r.last_name AND l.last_name = r.first_name",
     ),
+    # the email comparison reads the first names (a shared mailbox) and the name
+    # comparison is blocked on in the name rule: the phone rule trains both
     training_rules=(
         "l.email = r.email",
         "l.first_block = r.first_block AND l.last_name = r.last_name",
+        "l.phone = r.phone",
     ),
     deterministic_rules=(
         "l.email = r.email",
@@ -212,6 +282,7 @@ CONTACT_SPEC = ModelSpec(
     deterministic_recall=0.9,
     rare_only=(("name_block", RARE_NAME_MAX),),
     feature_table=contact_feature_table,
+    min_bayes_factor=(("title", 0.3),),
 )
 
 
@@ -257,7 +328,8 @@ def account_comparisons(tf: bool = True) -> list[ComparisonCreator]:
     )
     # A company's numbers share their block (one switchboard, direct lines from one
     # range): a number differing only in its last four digits is weak evidence for.
-    block = "length(phone_l) >= 11 AND length(phone_l) = length(phone_r) AND left(phone_l, -4) = left(phone_r, -4)"
+    # (phone keys are the last 9 digits: see dedupe_keys.phone_key)
+    block = "length(phone_l) >= 9 AND length(phone_l) = length(phone_r) AND left(phone_l, -4) = left(phone_r, -4)"
     phone = cl.CustomComparison(
         output_column_name="phone",
         comparison_levels=[
@@ -301,6 +373,13 @@ ACCOUNT_SPEC = ModelSpec(
     deterministic_recall=0.7,
     prior_pairs_per_record=0.1,
     feature_table=account_feature_table,
+    # companies move (street and postcode change) and change numbers
+    min_bayes_factor=(("address", 0.3), ("phone", 0.3), ("industry", 0.3)),
+    # one registrable domain and the same name, or names a typo apart: one company (a
+    # subsidiary sharing the domain has another name: "domain exact, name different").
+    # At 100k records the u sample's few such pairs are nearly all matches, and what
+    # is left after removing them (λ·m) is noise that kept 15,000 true pairs in review.
+    min_odds=(("name_domain", "name and domain exact", 1000.0), ("name_domain", "name similar, domain exact", 200.0)),
 )
 
 SPECS: dict[str, ModelSpec] = {"contact": CONTACT_SPEC, "account": ACCOUNT_SPEC}

@@ -282,7 +282,7 @@ class Runner:
                         # its later objects link through this one's records: read them next cycle
                         stalled.add(name)
                         held = self._hold_after(report, held, ot)
-            self._match_new(report, objs, started)
+            deduper = self._follow_merges(report, objs)
             self._retry_due(report, objs)
             engine = self._engine(report.run_id)
             objs = [o for o in objs if o not in held]
@@ -290,14 +290,11 @@ class Runner:
                 holders = [n for n in names if (n, ot) in leased]
                 if not holders:
                     continue  # another job holds every connection for this object
-                rs = engine.resolve(ot, write_to=holders, on_batch=self._tick(f"reconcile {ot.value}s"))
-                report.conflicts += rs.conflicts
-                report.errors += rs.errors
-                report.deleted += rs.deleted
-                for system, kinds in rs.planned.items():
-                    per = report.planned.setdefault(system, {})
-                    for k, n in kinds.items():
-                        per[k] = per.get(k, 0) + n
+                self._resolve(report, engine, ot, holders)
+                # tier 2 on the reconciled entities (names, companies, phones, addresses),
+                # then the survivors of its links are re-decided and re-planned
+                if deduper is not None and self._match_new(report, deduper, ot):
+                    self._resolve(report, engine, ot, holders)
             if not dry_run:
                 # the whole plan is checked against the caps before anything is written
                 self._check_caps(report, force)
@@ -347,24 +344,46 @@ class Runner:
             self._release(report, leased)
         return self._finish(report, started, calls_before, error)
 
-    def _match_new(self, report: CycleReport, objs: Sequence[ObjectType], started: datetime) -> None:
-        """Tier 2 inside the cycle: entities not matched yet, against the stored ones."""
-        from sync.matching import MATCHED_OBJECTS, Deduper
+    def _resolve(self, report: CycleReport, engine: Engine, ot: ObjectType, holders: Sequence[str]) -> None:
+        rs = engine.resolve(ot, write_to=holders, on_batch=self._tick(f"reconcile {ot.value}s"))
+        report.conflicts += rs.conflicts
+        report.errors += rs.errors
+        report.deleted += rs.deleted
+        for system, kinds in rs.planned.items():
+            per = report.planned.setdefault(system, {})
+            for k, n in kinds.items():
+                per[k] = per.get(k, 0) + n
+
+    def _follow_merges(self, report: CycleReport, objs: Sequence[ObjectType]) -> Any:
+        """Link what the systems merged themselves (always: not fuzzy matching); returns
+        the ``Deduper`` for tier 2, or None when matching is switched off."""
+        from sync.matching import Deduper
 
         deduper = Deduper(self.store, self.settings.dedupe, now=self.now, run_id=report.run_id,
                           policies=self.settings.policies)
         for ot in objs:
-            # merges made in the systems themselves: always followed (not fuzzy matching)
             report.remote_merges += deduper.follow_remote_merges(ot.value)
-        if not deduper.enabled:
-            return
-        for ot in objs:
-            if ot.value not in MATCHED_OBJECTS:
-                continue
-            dr = deduper.run_pending(ot.value)
-            report.matched_links += dr.links
-            report.review_queued += dr.review_added
-            report.messages.extend(f"dedupe {ot.value}: {w}" for w in dr.warnings)
+        return deduper if deduper.enabled else None
+
+    def _match_new(self, report: CycleReport, deduper: Any, ot: ObjectType) -> int:
+        """Tier 2 inside the cycle, after ``ot``'s entities are reconciled: entities not
+        matched yet against the stored ones (or a batch run when the model is missing,
+        weak or outgrown). Returns the links made; the plan of every entity folded away
+        is withdrawn (its survivor is planned again)."""
+        from sync.matching import MATCHED_OBJECTS
+
+        if ot.value not in MATCHED_OBJECTS:
+            return 0
+        dr = deduper.run_pending(ot.value)
+        report.matched_links += dr.links
+        report.review_queued += dr.review_added
+        report.messages.extend(f"dedupe {ot.value}: {w}" for w in dr.warnings)
+        for system, kinds in dr.withdrawn_ops.items():
+            per = report.planned.get(system, {})
+            for kind, n in kinds.items():
+                if kind in per:
+                    per[kind] = max(0, per[kind] - n)
+        return int(dr.links)
 
     @staticmethod
     def _is_down(report: CycleReport, name: str) -> bool:

@@ -15,9 +15,15 @@ canonical store and act on what it finds.
   merging accounts or converting a Lead) links the two entities here too
   (``follow_remote_merges``), so revsync never re-creates the merged-away record.
 
-Batch mode (``revsync dedupe``) scores every live entity and trains the model (kept
-in the store); incremental mode (inside each sync cycle) scores only the entities
-the cycle created against the stored ones with the kept model.
+Inside each sync cycle, tier 2 runs after the cycle's entities are reconciled (so it
+sees their names, companies, phones and addresses), then the survivors are planned
+again. Batch mode scores every live entity; incremental mode scores only the
+entities created since the last match run against the stored ones with the kept
+model. The model trains on the systems' records (before tier 1 joined those sharing
+an email or a domain, so it learns what such an agreement is worth) and is kept in
+the store; it is retrained, and every entity scored again, when it is missing, was
+trained on too little (a training block without pairs), the store has grown
+``RETRAIN_GROWTH`` times since, or on ``revsync dedupe --retrain``.
 """
 
 from __future__ import annotations
@@ -33,6 +39,11 @@ from sync import store as st
 log = logging.getLogger(__name__)
 
 MATCHED_OBJECTS = ("account", "contact")
+#: the kept model is retrained (and every entity scored again) once the store holds
+#: this many times the entities it was trained for
+RETRAIN_GROWTH = 2.0
+#: … and a model trained on too little once the store has grown by this factor
+WEAK_RETRAIN_GROWTH = 1.1
 
 
 @dataclass
@@ -49,17 +60,40 @@ class DedupeReport:
     warnings: list[str] = field(default_factory=list)
     merge_ids: list[int] = field(default_factory=list)
     planned_clusters: list[list[str]] = field(default_factory=list)  # dry run
+    trained: bool = False  # a model was (re)trained by this run
+    retrain_reason: str | None = None
+    withdrawn_ops: dict[str, dict[str, int]] = field(default_factory=dict)  # system → kind → n
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
 
-def _options(cfg: Mapping[str, Any]) -> Any:
+#: thresholds per object, calibrated on the bench's score bands (bench/README.md):
+#: above 0.99 both objects' pairs are links at precision 1.0 on the sandbox data; in
+#: [0.8, 0.9) account pairs are mostly distinct companies (precision .16 on the
+#: real-noise data, 1.4 % of records), contact pairs mostly true (.85-.87): doubtful
+MATCH_THRESHOLDS: dict[str, dict[str, float]] = {
+    "account": {"auto_link": 0.99, "review_from": 0.90},
+    "contact": {"auto_link": 0.99, "review_from": 0.80},
+}
+
+
+def _options(cfg: Mapping[str, Any], object_type: str | None = None) -> Any:
+    """The match options of one object: ``[dedupe.<object>]``, else ``[dedupe]``,
+    else ``MATCH_THRESHOLDS``."""
     from sync.dedupe import MatchOptions
 
+    own = cfg.get(object_type) if object_type else None
+    own = own if isinstance(own, Mapping) else {}
+    default = MATCH_THRESHOLDS.get(object_type or "", {"auto_link": 0.99, "review_from": 0.80})
+
+    def pick(key: str) -> float:
+        return float(own.get(key, cfg.get(key, default[key])))
+
+    auto_link = pick("auto_link")
     return MatchOptions(
-        auto_link=float(cfg.get("auto_link", 0.99)),
-        review_from=float(cfg.get("review_from", 0.80)),
+        auto_link=auto_link,
+        review_from=min(pick("review_from"), auto_link),
         max_cluster_size=int(cfg.get("max_cluster_size", 12)),
     )
 
@@ -107,29 +141,56 @@ class Deduper:
     def enabled(self) -> bool:
         return bool(self.cfg.get("enabled", True))
 
-    def run_batch(self, object_type: str, *, dry_run: bool = False) -> DedupeReport:
-        """Score every live entity of ``object_type``; link, queue, and keep the model."""
+    def retrain_reason(self, object_type: str) -> str | None:
+        """Why the kept model must be retrained before use (None: it can be used)."""
+        from sync.dedupe import model_is_weak
+
+        with self.store.session() as s:
+            model = st.get_match_model(s, object_type)
+            live = st.entity_counts(s).get(object_type, 0)
+        if model is None:
+            return "no model yet"
+        if model_is_weak(model.model_json) and live >= WEAK_RETRAIN_GROWTH * model.records + 1:
+            # not every cycle: a store with one system has no cross-system pairs to learn from
+            return "the model was trained on too little (a training block without record pairs)"
+        if live >= RETRAIN_GROWTH * max(model.records, 1) and live >= 2 * RETRAIN_GROWTH:
+            return f"the store grew from {model.records} to {live} {object_type}s since training"
+        return None
+
+    def run_batch(self, object_type: str, *, dry_run: bool = False, retrain: bool = False) -> DedupeReport:
+        """Score every live entity of ``object_type``; link and queue. The kept model is
+        used unless ``retrain`` or ``retrain_reason`` says otherwise; a newly trained
+        model is kept (not on a dry run)."""
         from sync.dedupe import match_records
         from sync.dedupe_models import SPECS
 
         report = DedupeReport(object_type, "batch", self._policy(object_type))
         started = self.now()
+        reason = "asked for (--retrain)" if retrain else self.retrain_reason(object_type)
         with self.store.session() as s:
             records = st.dedupe_records(s, object_type)
+            model = st.get_match_model(s, object_type)
+            train = st.match_training_records(s, object_type) if reason is not None else None
         report.records = len(records)
         if len(records) < 2:
             return report
-        result = match_records(records, SPECS[object_type], options=_options(self.cfg))
+        model_json = model.model_json if reason is None and model is not None else None
+        result = match_records(records, SPECS[object_type], options=_options(self.cfg, object_type), model_json=model_json,
+                               train_records=train)
+        report.trained, report.retrain_reason = model_json is None, reason
         if not dry_run:
             with self.store.session() as s:
-                st.save_match_model(s, object_type, result.model_json, len(records), self.now(), started)
+                if model_json is None:
+                    st.save_match_model(s, object_type, result.model_json, len(records), self.now(), started)
+                else:
+                    st.set_matched_until(s, object_type, started)
         self._apply(object_type, result, report, dry_run=dry_run)
         return report
 
     def run_pending(self, object_type: str) -> DedupeReport:
-        """Match what has not been matched yet: everything (batch, training the model)
-        the first time, then the entities created since the last match run — so a run
-        that died before matching leaves nothing unmatched."""
+        """Match what has not been matched yet: everything (batch) when the kept model
+        must be (re)trained (``retrain_reason``), else the entities created since the
+        last match run — so a run that died before matching leaves nothing unmatched."""
         started = self.now()
         with self.store.session() as s:
             model = st.get_match_model(s, object_type)
@@ -137,6 +198,10 @@ class Deduper:
             new_ids = st.entity_ids_created_since(s, object_type, since) if since is not None else None
         if new_ids is None:
             return self.run_batch(object_type)
+        if not new_ids:
+            return DedupeReport(object_type, "incremental", self._policy(object_type))
+        if self.retrain_reason(object_type) is not None:
+            return self.run_batch(object_type)  # retrained, and every entity scored again
         report = self.run_incremental(object_type, new_ids)
         with self.store.session() as s:
             st.set_matched_until(s, object_type, started)
@@ -163,7 +228,7 @@ class Deduper:
             # nothing trained yet (first sync) or nothing stored: one batch run does both
             return self.run_batch(object_type)
         with IncrementalMatcher(model.model_json, stored, object_type=object_type,
-                                options=_options(self.cfg)) as matcher:
+                                options=_options(self.cfg, object_type)) as matcher:
             result = matcher.match(new)
         self._apply(object_type, result, report, dry_run=False)
         return report
@@ -171,7 +236,7 @@ class Deduper:
     def _apply(self, object_type: str, result: Any, report: DedupeReport, *, dry_run: bool) -> None:
         from sync.dedupe import cluster_pairs
 
-        opts = _options(self.cfg)
+        opts = _options(self.cfg, object_type)
         with self.store.session() as s:
             decided = st.decided_pairs(s, object_type)
         links = []
@@ -200,6 +265,12 @@ class Deduper:
                 if merge_id is not None:
                     report.merge_ids.append(merge_id)
                     report.links += len(cluster) - 1
+                    # what was planned for the cluster's entities: the survivor (dirty) is
+                    # planned again as one entity, the others never
+                    for system, kinds in st.drop_pending_ops(s, object_type, list(cluster)).items():
+                        per = report.withdrawn_ops.setdefault(system, {})
+                        for kind, n in kinds.items():
+                            per[kind] = per.get(kind, 0) + n
             report.review_added = st.add_review_pairs(s, object_type, [*result.review, *refused], self.run_id, now)
             report.review_open = len(st.review_rows(s, object_type, "open", limit=1_000_000))
         for w in report.warnings:

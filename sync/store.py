@@ -1330,6 +1330,63 @@ def dedupe_records(s: Session, object_type: str, ids: Any = None) -> list[dict[s
     raise ValueError(f"no match model for {object_type}")
 
 
+#: the canonical fields tier 2 reads, per object (``dedupe_records``, ``match_training_records``)
+MATCH_FIELDS: dict[str, tuple[str, ...]] = {
+    "contact": ("first_name", "last_name", "email", "phone", "title"),
+    "account": ("name", "domain", "website", "phone", "billing_street", "billing_postal_code", "industry",
+                "country"),
+}
+
+
+def match_training_records(s: Session, object_type: str) -> list[dict[str, Any]]:
+    """Every live remote record's last-seen values as match records (``id`` = the ref's
+    id): the systems' records *before* tier 1 joined those sharing an email or domain,
+    which the match model trains on. Contacts carry their account's name as ``company``
+    (from the record's own account association)."""
+    wanted = MATCH_FIELDS[object_type]
+    q = (select(ExternalRefRow.id, ExternalRefRow.system, ExternalRefRow.canonical_fields,
+                ExternalRefRow.associations)
+         .where(ExternalRefRow.object_type == object_type, ExternalRefRow.deleted_at.is_(None))
+         .order_by(ExternalRefRow.id))
+    company: dict[tuple[str, str], str] = {}
+    if object_type == "contact":
+        names = dict(s.execute(select(AccountRow.id, AccountRow.name)).all())
+        for system, rid, cid in s.execute(select(ExternalRefRow.system, ExternalRefRow.remote_id,
+                                                 ExternalRefRow.canonical_id)
+                                          .where(ExternalRefRow.object_type == "account")):
+            if (name := names.get(cid)) is not None:
+                company[(system, rid)] = name
+    out: list[dict[str, Any]] = []
+    for ref_id, system, view, assoc in s.execute(q):
+        values = {f: v for f in wanted if isinstance(v := (view or {}).get(f), str)}
+        if object_type == "contact":
+            accounts = (assoc or {}).get("account") or []
+            name = company.get((system, accounts[0])) if accounts else None
+            if name is not None:
+                values["company"] = name
+        out.append({"id": f"ref:{ref_id}", **values})
+    return out
+
+
+def drop_pending_ops(s: Session, object_type: str, ids: list[str]) -> dict[str, dict[str, int]]:
+    """Drop every pending op of these entities (folded into another, which is planned
+    again); returns system → op kind → ops dropped."""
+    from sqlalchemy import delete
+
+    dropped: dict[str, dict[str, int]] = {}
+    for i in range(0, len(ids), 500):
+        rows = s.execute(select(OutboxRow.id, OutboxRow.system, OutboxRow.kind).where(
+            OutboxRow.object_type == object_type, OutboxRow.canonical_id.in_(ids[i : i + 500]),
+            OutboxRow.state == "pending")).all()
+        for _, system, kind in rows:
+            per = dropped.setdefault(system, {})
+            per[kind] = per.get(kind, 0) + 1
+        if rows:
+            s.execute(delete(OutboxRow).where(OutboxRow.id.in_([r[0] for r in rows])).execution_options(
+                synchronize_session=False))
+    return dropped
+
+
 def entity_ids_created_since(s: Session, object_type: str, since: datetime) -> list[str]:
     t = ENTITY_TABLES[object_type]
     return list(s.scalars(select(t.id).where(t.created_at >= since, t.deleted_at.is_(None),

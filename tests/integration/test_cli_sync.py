@@ -154,6 +154,9 @@ def test_cli_dedupe_review_undo(make_sandbox, tmp_path, monkeypatch) -> None:
     assert all(o["records"] > 0 and o["merge_ids"] == [] and o["policy"] == "link" for o in dry["objects"])
     out = run(cfg, "dedupe", "--object", "contact", "--json")
     assert out["objects"][0]["records"] > 0
+    assert out["objects"][0]["trained"] is False  # the sync kept a model: used as it is
+    again = run(cfg, "dedupe", "--object", "contact", "--retrain", "--json")
+    assert again["objects"][0]["trained"] is True and "--retrain" in again["objects"][0]["retrain_reason"]
     review = run(cfg, "dedupe", "review", "--json")
     assert review["open"] == len(review["pairs"])
     for p in review["pairs"]:

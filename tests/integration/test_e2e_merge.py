@@ -85,7 +85,8 @@ def _link_pairs(monkeypatch: pytest.MonkeyPatch, pairs: list[tuple[str, str]], *
                 object_type: str = "contact") -> None:
     """The matcher links exactly these pairs of ``key`` values (the scoring is tested elsewhere)."""
 
-    def fake(records: Any, spec: Any, *, options: Any = None, model_json: Any = None) -> dd.MatchResult:
+    def fake(records: Any, spec: Any, *, options: Any = None, model_json: Any = None,
+             train_records: Any = None) -> dd.MatchResult:
         ids = {str(r.get(key)): str(r["id"]) for r in records if spec.name == object_type}
         links = [dd.Pair(min(ids[a], ids[b]), max(ids[a], ids[b]), 0.999, {"name": "nickname", "phone": "exact"})
                  for a, b in pairs if a in ids and b in ids]

@@ -39,11 +39,15 @@ def test_role_placeholder_and_unreadable_addresses_are_never_keys(raw: object) -
     assert email_key(raw) is None
 
 
-def test_phone_key_is_e164_and_none_when_unreadable() -> None:
-    assert phone_key("(415) 555-0100") == "+14155550100"
-    assert phone_key("+44 20 7946 0958") == "+442079460958"
-    assert phone_key("030 901820", region="DE") == "+4930901820"
+def test_phone_key_reads_the_digits_whatever_their_format_or_validity() -> None:
+    # one number, however written: E.164, national, with an extension
+    assert phone_key("(415) 555-0100") == phone_key("+14155550100") == phone_key("415.555.0100 x204") == "155550100"
+    assert phone_key("+44 20 7946 0958") == phone_key("020 7946 0958", region="GB") == "079460958"
+    assert phone_key("030 901820", region="DE") == phone_key("+4930901820") == "930901820"
+    # an unassigned area code (phonenumbers: possible, not valid) is still evidence
+    assert phone_key("+1 555 010 0199") == phone_key("(555) 010-0199") == "550100199"
     assert phone_key("call me") is None
+    assert phone_key("0000000") is None and phone_key("12 34") is None
     assert phone_key(None) is None
 
 
@@ -102,11 +106,18 @@ def test_feature_rows_use_the_keys() -> None:
         "full_name": "bob oneil",
         "name_block": "robert oneil",
         "email": "bob@acme.com",
-        "phone": "+14155550100",
+        "email_local": "bob",
+        "email_domain": "acme.com",
+        "email_work_domain": "acme.com",
+        "phone": "155550100",
         "company": "acme",
         "title": "vp sales",
     }
     acct = account_features({"id": "a", "name": "Globex GmbH", "website": "https://www.globex.de/", "billing_postal_code": "10 115", "country": "DE", "phone": "030 901820"})
     assert acct["name"] == "globex" and acct["domain"] == "globex.de"
-    assert acct["postcode"] == "10115" and acct["phone"] == "+4930901820"
+    assert acct["postcode"] == "10115" and acct["phone"] == "930901820"
+    personal = contact_features({"id": "p", "email": "Jo.Smith@GMail.com"})
+    assert (personal["email_local"], personal["email_domain"], personal["email_work_domain"]) == (
+        "josmith", "gmail.com", None)  # a personal address names no employer
+    assert contact_features({"id": "w", "email": "jo_smith@acme.com"})["email_local"] == "josmith"
     assert contact_features({"id": "x", "account_id": "acc-1"})["company"] == "acc-1"

@@ -61,3 +61,29 @@ def test_m_above_the_floor_is_unchanged() -> None:
     trained = _model([("street_l = street_r", 0.7, 1e-4), ("ELSE", 0.3, 0.9999)])
     levels = json.loads(_debias_u(trained, 100_000))["comparisons"][0]["comparison_levels"]
     assert [lv.get("m_probability") for lv in levels] == [None, 0.7, 0.3]
+
+
+def test_floors_after_training_weaken_evidence_against_and_lift_identifier_levels() -> None:
+    trained = json.dumps({
+        "probability_two_random_records_match": 1e-4,
+        "comparisons": [{
+            "output_column_name": "name_domain",
+            "comparison_levels": [
+                {"sql_condition": "x IS NULL", "is_null_level": True},
+                {"sql_condition": "a", "label_for_charts": "name similar, domain exact", "m_probability": 0.05,
+                 "u_probability": 1e-6},
+                {"sql_condition": "b", "label_for_charts": "fixed one", "m_probability": 1e-9, "u_probability": 1e-3,
+                 "fix_m_probability": True, "fix_u_probability": True},
+                {"sql_condition": "ELSE", "m_probability": 0.01, "u_probability": 0.99},
+            ],
+        }],
+    })
+    out = json.loads(_debias_u(trained, 10_000, {"name_domain": 0.3},
+                               (("name_domain", "name similar, domain exact", 200.0),)))
+    levels = {lv["sql_condition"]: lv for lv in out["comparisons"][0]["comparison_levels"]}
+    assert levels["ELSE"]["m_probability"] / levels["ELSE"]["u_probability"] >= 0.3 - 1e-12  # at most weakly against
+    similar = levels["a"]
+    odds = 1e-4 / (1 - 1e-4) * similar["m_probability"] / similar["u_probability"]
+    assert abs(odds - 200.0) < 1e-6  # the level alone gives odds 200
+    fixed = levels["b"]
+    assert (fixed["m_probability"], fixed["u_probability"]) == (1e-9, 1e-3)  # fixed levels untouched

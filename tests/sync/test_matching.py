@@ -49,7 +49,7 @@ def fixed_matcher(monkeypatch, links=(), review=()):
     def pair(a: str, b: str, p: float) -> dd.Pair:
         return dd.Pair(min(a, b), max(a, b), p, {"name": "nickname", "phone": "exact"})
 
-    def fake(records, spec, *, options=None, model_json=None):
+    def fake(records, spec, *, options=None, model_json=None, train_records=None):
         return dd.MatchResult(links=[pair(a, b, 0.995) for a, b in links],
                               review=[pair(a, b, 0.9) for a, b in review],
                               clusters=[], warnings=[], model_json='{"model": "x"}')
@@ -191,3 +191,106 @@ def test_run_pending_matches_whatever_a_dead_run_left_unmatched(world, monkeypat
     assert second.mode == "incremental" and second.records == 1  # only what is new since
     clock.tick(60)
     assert d.run_pending("contact").records == 0
+
+
+def _content_matcher(monkeypatch, calls: list[dict] | None = None, weak: bool = False, link: bool = True):
+    """A matcher that links contacts sharing a last name (decided on the records it is
+    given, as the real one is); records the arguments of each call."""
+    import json
+
+    def fake(records, spec, *, options=None, model_json=None, train_records=None):
+        records = list(records)
+        if calls is not None:
+            calls.append({"records": records, "model_json": model_json, "train_records": train_records})
+        by_last: dict[str, list[str]] = {}
+        for r in records:
+            if r.get("last_name"):
+                by_last.setdefault(r["last_name"], []).append(str(r["id"]))
+        links = [dd.Pair(min(a, b), max(a, b), 0.999, {"name": "last exact"})
+                 for ids in by_last.values() for i, a in enumerate(ids) for b in ids[i + 1:] if link]
+        model = model_json or json.dumps({"revsync": {"weak": weak, "trained_on": len(train_records or [])}})
+        return dd.MatchResult(links=links, review=[], clusters=[], warnings=[], model_json=model)
+
+    monkeypatch.setattr(dd, "match_records", fake)
+
+
+def test_the_cycle_matches_reconciled_entities_and_withdraws_the_plan_of_those_folded_away(world, monkeypatch):
+    store, clock, sf, hs, runner = world
+    calls: list[dict] = []
+    _content_matcher(monkeypatch, calls)
+    r = runner().run_cycle()
+    assert r.status == "ok" and r.matched_links == 1
+    # the matcher saw the reconciled entities (names), not only the emails a pull leaves
+    assert {(c["first_name"], c["last_name"]) for c in calls[0]["records"]} == {
+        ("Robert", "Smith"), ("Bob", "Smith"), ("Carol", "Jones")}
+    # trained on the systems' records (one per remote record), not on the entities
+    assert len(calls[0]["train_records"]) == 3
+    # Robert (Salesforce) and Bob (HubSpot) are one person now: neither is created in
+    # the other system (their plans were withdrawn); only Carol is created in Salesforce
+    # (Salesforce's email wins for the one person, in HubSpot too)
+    assert sorted(v["email"] for v in hs.live("contacts").values()) == ["carol@acme.com", "rob@acme.com"]
+    assert sorted(v.get("Email") for v in sf.live("Contact").values()) == ["carol@acme.com", "rob@acme.com"]
+    assert r.planned.get("hubspot", {}).get("create", 0) == 0
+    with store.session() as s:
+        assert sum(st.pending_counts(s).values()) == 0
+    clock.tick(60)
+    assert runner().run_cycle().writes == 0  # quiet afterwards
+
+
+def test_the_model_is_retrained_when_weak_outgrown_or_asked(world, monkeypatch) -> None:
+    store, clock, sf, hs, runner = world
+    monkeypatch.setattr("sync.matching.Deduper.enabled", property(lambda self: False))
+    runner().run_cycle()
+    calls: list[dict] = []
+    _content_matcher(monkeypatch, calls, weak=True, link=False)
+    d = Deduper(store, {}, now=clock)
+    incremental: list[list[str]] = []
+    monkeypatch.setattr(Deduper, "run_incremental",
+                        lambda self, ot, ids: incremental.append(list(ids)) or dd_report(ot))
+    assert d.run_pending("contact").trained  # no model yet: batch, trained
+    assert d.retrain_reason("contact") is None  # weak, but the store has not grown since
+    for i in range(2):  # 3 → 5 contacts: more than 1.1 x 3 + 1, less than 2 x 3
+        clock.tick(60)
+        hs.add("contacts", {"email": f"p{i}@acme.com", "firstname": f"P{i}", "lastname": f"Q{i}"})
+    runner().run_cycle()
+    assert "too little" in (d.retrain_reason("contact") or "")
+    rep = d.run_pending("contact")  # weak and grown: retrained on everything, all re-scored
+    assert rep.mode == "batch" and rep.trained and calls[-1]["model_json"] is None
+    assert len(calls[-1]["records"]) == 5 and not incremental
+
+    _content_matcher(monkeypatch, calls, weak=False, link=False)
+    assert d.run_batch("contact", retrain=True).trained  # --retrain: a sound model now
+    clock.tick(60)
+    hs.add("contacts", {"email": "z@acme.com", "firstname": "Zoe", "lastname": "Zed"})
+    runner().run_cycle()
+    d.run_pending("contact")  # 6 < 2 x 5: the kept model scores only the new one
+    assert len(incremental) == 1 and len(incremental[0]) == 1
+    rep = d.run_batch("contact")  # `revsync dedupe`: the kept model, not retrained
+    assert not rep.trained and calls[-1]["model_json"] is not None and calls[-1]["train_records"] is None
+    for i in range(5):  # 6 → 11 >= 2 x 5
+        clock.tick(60)
+        hs.add("contacts", {"email": f"g{i}@acme.com", "firstname": f"G{i}", "lastname": f"H{i}"})
+    runner().run_cycle()
+    assert "grew" in (d.retrain_reason("contact") or "")
+    rep = d.run_pending("contact")
+    assert rep.mode == "batch" and rep.trained and len(calls[-1]["records"]) == 11
+
+
+def dd_report(ot: str):
+    from sync.matching import DedupeReport
+
+    return DedupeReport(ot, "incremental")
+
+
+def test_thresholds_are_per_object_and_configurable() -> None:
+    from sync.config import ConfigError
+    from sync.matching import _options
+
+    assert (_options({}, "account").review_from, _options({}, "contact").review_from) == (0.90, 0.80)
+    cfg = parse({"dedupe": {"auto_link": 0.995, "contact": {"review_from": 0.7}}}).dedupe
+    assert (_options(cfg, "contact").auto_link, _options(cfg, "contact").review_from) == (0.995, 0.7)
+    assert (_options(cfg, "account").auto_link, _options(cfg, "account").review_from) == (0.995, 0.90)
+    with pytest.raises(ConfigError, match=r"dedupe\.account\.threshold: unknown key"):
+        parse({"dedupe": {"account": {"threshold": 0.9}}})
+    with pytest.raises(ConfigError, match=r"dedupe\.contact\.review_from: must not be above"):
+        parse({"dedupe": {"contact": {"auto_link": 0.9, "review_from": 0.95}}})
