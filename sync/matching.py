@@ -32,7 +32,7 @@ from sync import store as st
 
 log = logging.getLogger(__name__)
 
-MATCHED_OBJECTS = ("account", "contact")
+MATCHED_OBJECTS = ("account", "contact", "opportunity")
 
 
 @dataclass
@@ -109,6 +109,10 @@ class Deduper:
 
     def run_batch(self, object_type: str, *, dry_run: bool = False) -> DedupeReport:
         """Score every live entity of ``object_type``; link, queue, and keep the model."""
+        if object_type == "opportunity":  # deals: a calibrated scorer per account
+            from sync import dedupe_opportunity
+
+            return dedupe_opportunity.run(self, dry_run=dry_run)
         from sync.dedupe import match_records
         from sync.dedupe_models import SPECS
 
@@ -144,6 +148,10 @@ class Deduper:
 
     def run_incremental(self, object_type: str, new_ids: Sequence[str]) -> DedupeReport:
         """Score the entities ``new_ids`` against the stored ones."""
+        if object_type == "opportunity":  # deals: a calibrated scorer per account
+            from sync import dedupe_opportunity
+
+            return dedupe_opportunity.run(self, new_ids=new_ids)
         from sync.dedupe import IncrementalMatcher
 
         report = DedupeReport(object_type, "incremental", self._policy(object_type))
@@ -235,6 +243,10 @@ class Deduper:
         away; their before-images stay in the ledger."""
         with self.store.session() as s:
             entry = st.undo_link(s, merge_id, self.now())
+            if entry.object_type == "opportunity":  # contact roles as before the link
+                from sync.dedupe_opportunity import restore_contact_roles
+
+                restore_contact_roles(s, merge_id)
             remote = {
                 system: [f"{r['native_type']} {', '.join(r['merged'])} stay merged into {r['into']} "
                          f"({system} cannot unmerge; before-images in merge ledger {merge_id})" for r in records]
