@@ -141,6 +141,8 @@ class Features:
     inferred: bool = False
     # how many deals of the block (this one included) carry the same name words
     namesakes: int = 1
+    # inferred: how many accounts the deal's name fits equally well
+    candidates: int = 1
 
 
 # --------------------------------------------------------------------------- features
@@ -243,7 +245,9 @@ def features(record: Mapping[str, Any], *, inferred: bool = False) -> Features:
 class AccountIndex:
     """Reads the account of a deal that has none from its name: the account whose name
     (legal form aside, a typo allowed) the deal's name starts with ("Ember Industries -
-    Renewal" → Ember Industries Co.). A name two accounts fit equally well gives none."""
+    Renewal" → Ember Industries Co.). A name several accounts fit equally well (two
+    companies of one name) places the deal in each of them, with its prior shared out
+    among them; it links only where one account's deal fits (``cluster``)."""
 
     def __init__(self) -> None:
         self._by_head: dict[str, list[tuple[str, str]]] = {}  # first 4 letters → (joined name, id)
@@ -258,10 +262,11 @@ class AccountIndex:
             joined = "".join(words)
             self._by_head.setdefault(joined[:4], []).append((joined, account_id))
 
-    def infer(self, deal_name: Any) -> str | None:
+    def infer(self, deal_name: Any) -> list[str]:
+        """The accounts the deal's name fits best (several when their names are alike)."""
         words = _deal_words(deal_name)
         if len(words) < 2:
-            return None
+            return []
         best, found = 0.0, set()
         for joined, account_id in self._by_head.get("".join(words)[:4], ()):
             for k in range(1, len(words)):  # at least one word left for the deal itself
@@ -277,7 +282,7 @@ class AccountIndex:
                     best, found = spelled, {account_id}
                 elif spelled == best:
                     found.add(account_id)
-        return next(iter(found)) if len(found) == 1 else None
+        return sorted(found)
 
 
 # --------------------------------------------------------------------------- scoring
@@ -350,8 +355,9 @@ def compare(a: Features, b: Features) -> tuple[float, dict[str, str]]:
     weight = _PRIOR_WEIGHT
     evidence: dict[str, str] = {}
     if a.inferred or b.inferred:
-        weight += INFERRED_ACCOUNT_WEIGHT
-        evidence["account"] = "read from the deal name"
+        weight += INFERRED_ACCOUNT_WEIGHT - math.log2(max(a.candidates, b.candidates))
+        evidence["account"] = ("read from the deal name" if max(a.candidates, b.candidates) == 1 else
+                               f"read from the deal name ({max(a.candidates, b.candidates)} accounts fit)")
     for comparison, label in levels.items():
         if label is None:
             evidence[comparison] = "missing"
@@ -409,17 +415,17 @@ def match_opportunities(
         index.add(str(record["account_id"]), record.get("account_name"))
         blocks.setdefault(str(f.account), []).append(f)
     for record in orphans:
-        account = index.infer(record.get("name"))
-        if account is not None:
+        candidates = index.infer(record.get("name"))
+        for account in candidates:
             placed = {**record, "account_id": account, "account_name": index.names[account]}
-            blocks[account].append(features(placed, inferred=True))
+            blocks[account].append(replace(features(placed, inferred=True), candidates=len(candidates)))
     for account, block in blocks.items():
         carriers = Counter((f.words, f.periods) for f in block if f.words is not None)
         blocks[account] = [replace(f, namesakes=carriers[(f.words, f.periods)]) if f.words is not None else f
                            for f in block]
     fresh = set(map(str, new_ids)) if new_ids is not None else None
     refused = {(min(a, b), max(a, b)) for a, b in rejected}
-    scored: list[tuple[Pair, bool]] = []  # (pair, shares a system)
+    scored: dict[tuple[str, str], tuple[Pair, bool]] = {}  # → (pair, shares a system)
     for block in blocks.values():
         if len(block) < 2:
             continue
@@ -432,18 +438,22 @@ def match_opportunities(
                     continue
                 p, evidence = compare(a, b)
                 if p >= opts.review_from:
-                    scored.append((Pair(a.id, b.id, p, evidence), bool(a.systems & b.systems)))
+                    best = scored.get((a.id, b.id))
+                    if best is None or p > best[0].probability:  # a deal placed in two accounts
+                        scored[(a.id, b.id)] = (Pair(a.id, b.id, p, evidence), bool(a.systems & b.systems))
     systems = {f.id: f.systems for block in blocks.values() for f in block}
-    return _decide(scored, systems, opts)
+    accounts = {f.id: f.account for block in blocks.values() for f in block if not f.inferred}
+    return _decide(list(scored.values()), systems, accounts, opts)
 
 
-def _decide(scored: Sequence[tuple[Pair, bool]], systems: Mapping[str, frozenset[str]], opts: Options) -> MatchResult:
+def _decide(scored: Sequence[tuple[Pair, bool]], systems: Mapping[str, frozenset[str]],
+            accounts: Mapping[str, str | None], opts: Options) -> MatchResult:
     linkable: list[Pair] = []
     review: list[Pair] = []
     for pair, shared in scored:
         bar = opts.near_certain if shared else opts.auto_link
         (linkable if pair.probability >= bar else review).append(pair)
-    kept, refused, warnings = cluster(linkable, systems, opts)
+    kept, refused, warnings = cluster(linkable, systems, opts, accounts)
     clusters = _components(kept)
     review = sorted([*review, *refused], key=lambda p: (-p.probability, p.left, p.right))
     for warning in warnings:
@@ -452,15 +462,19 @@ def _decide(scored: Sequence[tuple[Pair, bool]], systems: Mapping[str, frozenset
 
 
 def cluster(
-    links: Sequence[Pair], systems: Mapping[str, frozenset[str]], opts: Options
+    links: Sequence[Pair], systems: Mapping[str, frozenset[str]], opts: Options,
+    accounts: Mapping[str, str | None] | None = None,
 ) -> tuple[list[Pair], list[Pair], list[str]]:
     """Union the links strongest first; a union that would put two records of one
-    system into one deal is refused unless the pair is near-certain, and so is one
-    past the size cap. Returns (links kept, links refused, warnings); the kept links'
-    connected components are the clusters."""
+    system into one deal is refused unless the pair is near-certain, one that would
+    join deals of two accounts (through a deal placed in both by its name) is refused,
+    and so is one past the size cap. Returns (links kept, links refused, warnings);
+    the kept links' connected components are the clusters."""
+    accounts = accounts or {}
     parent: dict[str, str] = {}
     members: dict[str, list[str]] = {}
     held: dict[str, frozenset[str]] = {}
+    owned: dict[str, frozenset[str]] = {}  # root → the accounts of its deals
 
     def find(x: str) -> str:
         parent.setdefault(x, x)
@@ -487,11 +501,17 @@ def cluster(
         if sa & sb and pair.probability < opts.near_certain:
             refused.append(pair)
             continue
+        aa = owned.get(a, frozenset(x for x in [accounts.get(pair.left)] if x))
+        ab = owned.get(b, frozenset(x for x in [accounts.get(pair.right)] if x))
+        if aa and ab and aa != ab:
+            refused.append(pair)
+            continue
         parent[b] = a
         members[a] = ma + mb
         held[a] = sa | sb
-        members.pop(b, None)
-        held.pop(b, None)
+        owned[a] = aa | ab
+        for gone in (members, held, owned):
+            gone.pop(b, None)
         kept.append(pair)
     warnings = []
     if too_big:
