@@ -75,9 +75,9 @@ LEVELS: dict[str, tuple[tuple[str, float, float], ...]] = {
     "name": (
         # how many of the account's deals carry these words: a name only these two
         # carry says more than one every yearly renewal carries
-        ("same words, only these two deals", 0.555, 0.026),
-        ("same words, three deals", 0.20, 0.03),
-        ("same words, four or more deals", 0.125, 0.094),
+        ("same words, one deal per system", 0.55, 0.008),
+        ("same words, two deals in a system", 0.25, 0.06),
+        ("same words, three or more in a system", 0.08, 0.06),
         ("same words, another period", 0.002, 0.05),
         ("similar", 0.08, 0.05),
         ("different", 0.038, 0.75),
@@ -295,8 +295,8 @@ def _name_level(a: Features, b: Features) -> str | None:
         if a.periods != b.periods:
             return "same words, another period"
         carriers = max(a.namesakes, b.namesakes)
-        return ("same words, only these two deals" if carriers <= 2 else
-                "same words, three deals" if carriers == 3 else "same words, four or more deals")
+        return ("same words, one deal per system" if carriers <= 1 else
+                "same words, two deals in a system" if carriers == 2 else "same words, three or more in a system")
     if a.periods != b.periods and a.periods and b.periods:
         return "different"
     left, right = " ".join(sorted(a.words)), " ".join(sorted(b.words))
@@ -420,8 +420,13 @@ def match_opportunities(
             placed = {**record, "account_id": account, "account_name": index.names[account]}
             blocks[account].append(replace(features(placed, inferred=True), candidates=len(candidates)))
     for account, block in blocks.items():
-        carriers = Counter((f.words, f.periods) for f in block if f.words is not None)
-        blocks[account] = [replace(f, namesakes=carriers[(f.words, f.periods)]) if f.words is not None else f
+        # per name: the most deals one system holds with it (copies of one deal in two
+        # systems count once; a duplicate within a system counts)
+        carriers = Counter((f.words, f.periods, s) for f in block if f.words is not None for s in f.systems or {""})
+        most: dict[tuple[Any, ...], int] = {}
+        for (words, periods, _), n in carriers.items():
+            most[(words, periods)] = max(n, most.get((words, periods), 0))
+        blocks[account] = [replace(f, namesakes=most[(f.words, f.periods)]) if f.words is not None else f
                            for f in block]
     fresh = set(map(str, new_ids)) if new_ids is not None else None
     refused = {(min(a, b), max(a, b)) for a, b in rejected}
