@@ -78,7 +78,7 @@ LEVELS: dict[str, tuple[tuple[str, float, float], ...]] = {
         ("same words, one deal per system", 0.55, 0.008),
         ("same words, two deals in a system", 0.25, 0.06),
         ("same words, three or more in a system", 0.08, 0.06),
-        ("same words, another period", 0.002, 0.05),
+        ("same words, another period", 0.0002, 0.05),
         ("similar", 0.08, 0.05),
         ("different", 0.038, 0.75),
     ),
@@ -89,7 +89,7 @@ LEVELS: dict[str, tuple[tuple[str, float, float], ...]] = {
         ("within a quarter", 0.06, 0.15),
         ("within half a year", 0.012, 0.20),
         ("within ten months", 0.005, 0.20),
-        ("about a year or more", 0.003, 0.36),
+        ("about a year or more", 0.0001, 0.36),  # a recurring deal: next year's is another
     ),
     "amount": (
         ("same", 0.85, 0.008),
@@ -178,6 +178,8 @@ def strip_account(words: Sequence[str], account_name: str | None) -> list[str]:
             i, j = i + 1, len(account)
         elif _similar(words[i], account[j]):
             i, j = i + 1, j + 1
+        elif i + 1 < len(words) and _similar(words[i] + words[i + 1], account[j]):  # "horizon base"
+            i, j = i + 2, j + 1
         else:
             break
     while i < len(words) and words[i] in LEGAL_SUFFIXES and j == len(account):
@@ -602,33 +604,47 @@ def run(deduper: Deduper, *, new_ids: Sequence[str] | None = None, dry_run: bool
     return report
 
 
+def contact_roles_from_records(s: Any, ids: Sequence[str]) -> dict[str, list[str]]:
+    """Each opportunity's contact roles as its live records name them (the union the
+    reconcile derives: contact remote ids → canonical contacts)."""
+    from sync import store as st
+
+    refs = st.refs_for_entities(s, OBJECT, list(ids))
+    wanted = [rid for rows in refs.values() for r in rows if r.deleted_at is None
+              for rid in (r.associations or {}).get("contact", ())]
+    contacts = st.refs_for_remote_ids_any_system(s, "contact", wanted) if wanted else {}
+    out: dict[str, list[str]] = {}
+    for eid in ids:
+        found = {contacts[(r.system, rid)] for r in refs.get(eid, []) if r.deleted_at is None
+                 for rid in (r.associations or {}).get("contact", ()) if (r.system, rid) in contacts}
+        out[eid] = sorted(found)
+    return out
+
+
 def follow_contact_roles(s: Any, merge_ids: Sequence[int]) -> None:
     """The survivor of each opportunity link takes the contact roles of the deals folded
-    into it at once (the next reconcile derives the same union from the records); each
-    entity's roles before the link are kept in the ledger's before-images for undo."""
+    into it at once (the roles all their records name; the next reconcile agrees)."""
     from sync import store as st
 
     for merge_id in merge_ids:
         entry = s.get(st.MergeLedgerRow, merge_id)
         if entry is None or entry.object_type != OBJECT:
             continue
-        ids = [entry.survivor_id, *entry.merged_ids]
-        roles = st.opportunity_contacts(s, ids)
-        images = dict(entry.before_images or {})
-        for eid in ids:
-            images[eid] = {**images.get(eid, {}), "contact_ids": roles.get(eid, [])}
-        entry.before_images = images
-        union = sorted({c for eid in ids for c in roles.get(eid, [])})
+        held = st.opportunity_contacts(s, [entry.survivor_id, *entry.merged_ids])
+        roles = contact_roles_from_records(s, [entry.survivor_id])[entry.survivor_id]
+        union = sorted({*roles, *(c for cs in held.values() for c in cs)})
         st.set_opportunity_contacts(s, entry.survivor_id, union)
 
 
 def restore_contact_roles(s: Any, merge_id: int) -> None:
-    """After undoing an opportunity link: each entity's contact roles as before it."""
+    """After undoing an opportunity link: each entity's contact roles as its own records
+    name them again."""
     from sync import store as st
 
     entry = s.get(st.MergeLedgerRow, merge_id)
     if entry is None or entry.object_type != OBJECT:
         return
-    for eid, image in (entry.before_images or {}).items():
-        if isinstance(image, dict) and "contact_ids" in image:
-            st.set_opportunity_contacts(s, eid, list(image["contact_ids"]))
+    s.flush()  # the refs moved back by the undo
+    ids = [entry.survivor_id, *entry.merged_ids]
+    for eid, roles in contact_roles_from_records(s, ids).items():
+        st.set_opportunity_contacts(s, eid, roles)
