@@ -33,7 +33,7 @@ from typing import Any
 from bench.match_quality import score
 from bench.throughput import data_dir
 from mapping.fieldmap import OWNER_PSEUDO_FIELD, to_entity
-from sync.dedupe_opportunity import Options, compare, features, match_opportunities
+from sync.dedupe_opportunity import Options, match_opportunities
 
 FIELDS = ("name", "amount", "currency", "stage", "close_date", "type", "owner_email")
 
@@ -93,23 +93,18 @@ def _record(system: str, obj: str, rid: str, fields: dict[str, Any], account: st
 
 
 def bands(records: list[dict[str, Any]], truth: dict[str, str]) -> list[dict[str, Any]]:
-    """Precision of every within-account pair per probability band (from 0.5 up)."""
-    edges = (0.5, 0.8, 0.9, 0.99, 0.999, 0.99999, 1.01)
-    counts: dict[int, Counter[bool]] = {i: Counter() for i in range(len(edges) - 1)}
-    blocks: dict[str, list[Any]] = {}
-    for r in records:
-        f = features(r)
-        if f.account:
-            blocks.setdefault(f.account, []).append(f)
-    for block in blocks.values():
-        for i, a in enumerate(block):
-            for b in block[i + 1:]:
-                p, _ = compare(a, b)
-                for k in range(len(edges) - 1):
-                    if edges[k] <= p < edges[k + 1]:
-                        counts[k][truth[a.id] == truth[b.id]] += 1
-    return [{"from": edges[k], "to": min(edges[k + 1], 1.0), "pairs": sum(c.values()), "same_deal": c[True],
-             "precision": round(c[True] / sum(c.values()), 5) if c else None} for k, c in counts.items()]
+    """Precision of every scored pair per probability band (from 0.5 up), across and
+    within one system, before clustering."""
+    edges = (0.5, 0.8, 0.9, 0.95, 0.99, 0.998, 0.9998, 1.01)
+    every = match_opportunities(records, options=Options(review_from=0.5, auto_link=1.0, near_certain=1.0))
+    system = {r["id"]: r["systems"][0] for r in records}
+    counts: dict[tuple[int, bool], Counter[bool]] = {}
+    for p in [*every.links, *every.review]:
+        k = next(i for i in range(len(edges) - 1) if edges[i] <= p.probability < edges[i + 1])
+        counts.setdefault((k, system[p.left] == system[p.right]), Counter())[truth[p.left] == truth[p.right]] += 1
+    return [{"from": edges[k], "to": min(edges[k + 1], 1.0), "within_system": within, "pairs": sum(c.values()),
+             "same_deal": c[True], "precision": round(c[True] / sum(c.values()), 5)}
+            for (k, within), c in sorted(counts.items())]
 
 
 def main(argv: list[str] | None = None) -> int:

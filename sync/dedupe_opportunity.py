@@ -57,9 +57,9 @@ log = logging.getLogger(__name__)
 
 OBJECT = "opportunity"
 # Pairs of entities sharing a system are linked only at or above this probability.
-NEAR_CERTAIN = 0.9998
+NEAR_CERTAIN = 0.998
 # Prior: the chance that two opportunity entities of one account are one deal.
-PRIOR_MATCH = 0.10
+PRIOR_MATCH = 0.20
 MODEL_NAME = "opportunity-fs-1"
 # A deal without an account placed in one by its name (``AccountIndex``): the pair's
 # odds are halved for the doubt.
@@ -73,14 +73,15 @@ FUZZY_WORD = 85.0
 # order; "missing" (either side blank) adds no evidence.
 LEVELS: dict[str, tuple[tuple[str, float, float], ...]] = {
     "name": (
-        # how many of the account's deals carry these words: a name only these two
-        # carry says more than one every yearly renewal carries
-        ("same words, one deal per system", 0.55, 0.008),
+        # how many of the account's deals one system holds with these words: a name
+        # each system gives one deal says more than one every yearly renewal carries
+        ("same words, one deal per system", 0.58, 0.008),
         ("same words, two deals in a system", 0.25, 0.06),
         ("same words, three or more in a system", 0.08, 0.06),
         ("same words, another period", 0.0002, 0.05),
+        # a deal renamed in one system mostly stays similar ("Expansion" → "Expansion Q3")
         ("similar", 0.08, 0.05),
-        ("different", 0.038, 0.75),
+        ("different", 0.01, 0.75),
     ),
     "close_date": (
         ("same day", 0.80, 0.004),
@@ -453,13 +454,20 @@ def match_opportunities(
     return _decide(list(scored.values()), systems, accounts, opts)
 
 
+def near_certain(pair: Pair, opts: Options) -> bool:
+    """Sure enough to give one system two records of one deal: the probability at
+    ``near_certain`` *and* the same name words and the same close date."""
+    return (pair.probability >= opts.near_certain and pair.evidence.get("close_date") == "same day"
+            and pair.evidence.get("name", "").startswith("same words,") and "period" not in pair.evidence["name"])
+
+
 def _decide(scored: Sequence[tuple[Pair, bool]], systems: Mapping[str, frozenset[str]],
             accounts: Mapping[str, str | None], opts: Options) -> MatchResult:
     linkable: list[Pair] = []
     review: list[Pair] = []
     for pair, shared in scored:
-        bar = opts.near_certain if shared else opts.auto_link
-        (linkable if pair.probability >= bar else review).append(pair)
+        sure = near_certain(pair, opts) if shared else pair.probability >= opts.auto_link
+        (linkable if sure else review).append(pair)
     kept, refused, warnings = cluster(linkable, systems, opts, accounts)
     clusters = _components(kept)
     review = sorted([*review, *refused], key=lambda p: (-p.probability, p.left, p.right))
@@ -505,7 +513,7 @@ def cluster(
             too_big += 1
             refused.append(pair)
             continue
-        if sa & sb and pair.probability < opts.near_certain:
+        if sa & sb and not near_certain(pair, opts):
             refused.append(pair)
             continue
         aa = owned.get(a, frozenset(x for x in [accounts.get(pair.left)] if x))
