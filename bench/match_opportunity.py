@@ -30,9 +30,12 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
+
 from bench.match_quality import score
 from bench.throughput import data_dir
 from mapping.fieldmap import OWNER_PSEUDO_FIELD, to_entity
+from sync.dedupe import MatchResult
 from sync.dedupe_opportunity import Options, match_opportunities
 
 FIELDS = ("name", "amount", "currency", "stage", "close_date", "type", "owner_email")
@@ -107,11 +110,73 @@ def bands(records: list[dict[str, Any]], truth: dict[str, str]) -> list[dict[str
             for (k, within), c in sorted(counts.items())]
 
 
+def in_sync(data: Path, *, tier2: bool = True, after_reconcile: bool = False) -> dict[str, Any]:
+    """One full cycle against the sandbox serving ``data`` (as ``bench.throughput``);
+    the store's opportunity clusters (records of one canonical id) scored against the
+    truth. ``tier2=False`` leaves opportunities to tier 1 (accounts and contacts are
+    matched as usual either way). ``after_reconcile``: the cycle runs as a dry run
+    without opportunity tier 2, then the opportunities are matched on the reconciled
+    entities (the order the cycle is moving to: match after reconcile, before push)."""
+    import shutil
+    import tempfile
+
+    import sync.matching
+    from bench.throughput import sandbox_process
+    from cli import make_runner, sandbox_settings
+    from sync import store as st
+    from sync.migrate import upgrade
+
+    truth_doc = json.loads((data / "ground_truth.json").read_text(encoding="utf-8"))
+    truth = {(r["system"], r["id"]): c["entity"] for c in truth_doc["entities"]["opportunity"] for r in c["records"]}
+    del truth_doc
+    work = Path(tempfile.mkdtemp(prefix="revsync-opp-"))
+    matched = sync.matching.MATCHED_OBJECTS
+    try:
+        if not tier2 or after_reconcile:
+            sync.matching.MATCHED_OBJECTS = tuple(o for o in matched if o != "opportunity")
+        db_url = f"sqlite:///{work / 'bench.db'}"
+        with sandbox_process(data, work / "ca") as info:
+            upgrade(db_url)
+            runner = make_runner(sandbox_settings(info, db_url))
+            start = time.perf_counter()
+            report = runner.run_cycle(force=True, dry_run=after_reconcile)
+            if after_reconcile:
+                from sync.jobs import utcnow
+
+                deduper = sync.matching.Deduper(runner.store, runner.settings.dedupe, now=utcnow,
+                                                policies=runner.settings.policies)
+                dr = deduper.run_batch("opportunity")
+                report.matched_links, report.review_queued = dr.links, dr.review_added
+            seconds = time.perf_counter() - start
+        store = st.Store.from_url(db_url)
+        with store.session() as s:
+            refs = s.execute(select(st.ExternalRefRow.system, st.ExternalRefRow.remote_id,
+                                    st.ExternalRefRow.canonical_id)
+                             .where(st.ExternalRefRow.object_type == "opportunity")).all()
+    finally:
+        sync.matching.MATCHED_OBJECTS = matched
+        shutil.rmtree(work, ignore_errors=True)
+    clusters: dict[str, list[str]] = {}
+    for system, rid, cid in refs:
+        if (system, rid) in truth:  # records the cycle created are not in the truth
+            clusters.setdefault(cid, []).append(f"{system}:{rid}")
+    flat = {f"{system}:{rid}": entity for (system, rid), entity in truth.items()}
+    result = MatchResult([], [], [c for c in clusters.values() if len(c) > 1], [], "")
+    out: dict[str, Any] = {"tier2": tier2, "after_reconcile": after_reconcile, "status": report.status,
+                           "seconds": round(seconds, 1)}
+    out |= score(result, flat)
+    out |= {"entities": len(clusters), "true_entities": len(set(truth.values())),
+            "matched_links": report.matched_links, "review_queued": report.review_queued}
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--accounts", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--bands", action="store_true", help="precision per probability band")
+    parser.add_argument("--sync", action="store_true",
+                        help="also score a full cycle against the sandbox, with and without opportunity tier 2")
     args = parser.parse_args(argv)
     records, truth = load(data_dir(args.accounts, args.seed))
     start = time.perf_counter()
@@ -139,6 +204,11 @@ def main(argv: list[str] | None = None) -> int:
     }
     if args.bands:
         report["bands"] = bands(records, truth)
+    if args.sync:
+        data = data_dir(args.accounts, args.seed)
+        report["sync_tier1_only"] = in_sync(data, tier2=False)
+        report["sync"] = in_sync(data)
+        report["sync_after_reconcile"] = in_sync(data, after_reconcile=True)
     print(json.dumps(report))
     return 0
 
