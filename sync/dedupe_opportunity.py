@@ -44,7 +44,7 @@ from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from rapidfuzz import fuzz
+from rapidfuzz import fuzz, process
 
 from mapping.normalize import LEGAL_SUFFIXES, company_match_key
 from sync.dedupe import MAX_CLUSTER_SIZE, MatchResult, Pair
@@ -253,7 +253,8 @@ class AccountIndex:
     among them; it links only where one account's deal fits (``cluster``)."""
 
     def __init__(self) -> None:
-        self._by_head: dict[str, list[tuple[str, str]]] = {}  # first 4 letters → (joined name, id)
+        # first 4 letters of the name → (names in one word, their account ids)
+        self._by_head: dict[str, tuple[list[str], list[str]]] = {}
         self.names: dict[str, str | None] = {}
 
     def add(self, account_id: str, account_name: Any) -> None:
@@ -263,28 +264,27 @@ class AccountIndex:
         words = _account_words(account_name)
         if words:
             joined = "".join(words)
-            self._by_head.setdefault(joined[:4], []).append((joined, account_id))
+            names, ids = self._by_head.setdefault(joined[:4], ([], []))
+            names.append(joined)
+            ids.append(account_id)
 
     def infer(self, deal_name: Any) -> list[str]:
         """The accounts the deal's name fits best (several when their names are alike)."""
         words = _deal_words(deal_name)
         if len(words) < 2:
             return []
+        names, ids = self._by_head.get("".join(words)[:4], ([], []))
         best, found = 0.0, set()
-        for joined, account_id in self._by_head.get("".join(words)[:4], ()):
-            for k in range(1, len(words)):  # at least one word left for the deal itself
-                prefix = "".join(words[:k])
-                if len(prefix) > len(joined) + 3:
-                    break
-                ratio = 100.0 if prefix == joined else fuzz.ratio(prefix, joined)
-                if ratio < ACCOUNT_NAME_SIMILARITY:
-                    continue
+        for k in range(1, len(words)):  # at least one word left for the deal itself
+            prefix = "".join(words[:k])
+            for name, ratio, i in process.extract(prefix, names, scorer=fuzz.ratio, limit=None,
+                                                  score_cutoff=ACCOUNT_NAME_SIMILARITY):
                 # the letters both spell: the longest name the deal starts with wins
-                spelled = ratio * (len(prefix) + len(joined)) / 200
+                spelled = ratio * (len(prefix) + len(name)) / 200
                 if spelled > best:
-                    best, found = spelled, {account_id}
+                    best, found = spelled, {ids[i]}
                 elif spelled == best:
-                    found.add(account_id)
+                    found.add(ids[i])
         return sorted(found)
 
 
