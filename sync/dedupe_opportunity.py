@@ -253,8 +253,9 @@ class AccountIndex:
     among them; it links only where one account's deal fits (``cluster``)."""
 
     def __init__(self) -> None:
-        # first 4 letters of the name → (names in one word, their account ids)
+        # first 4 (and 2) letters of the name → (names in one word, their account ids)
         self._by_head: dict[str, tuple[list[str], list[str]]] = {}
+        self._by_head2: dict[str, tuple[list[str], list[str]]] = {}
         self.names: dict[str, str | None] = {}
 
     def add(self, account_id: str, account_name: Any) -> None:
@@ -264,23 +265,32 @@ class AccountIndex:
         words = _account_words(account_name)
         if words:
             joined = "".join(words)
-            names, ids = self._by_head.setdefault(joined[:4], ([], []))
-            names.append(joined)
-            ids.append(account_id)
+            for index, key in ((self._by_head, joined[:4]), (self._by_head2, joined[:2])):
+                names, ids = index.setdefault(key, ([], []))
+                names.append(joined)
+                ids.append(account_id)
 
     def infer(self, deal_name: Any) -> list[str]:
         """The accounts the deal's name fits best (several when their names are alike)."""
         words = _deal_words(deal_name)
         if len(words) < 2:
             return []
-        names, ids = self._by_head.get("".join(words)[:4], ([], []))
-        best, found = 0.0, set()
+        found = self._infer(words, self._by_head.get("".join(words)[:4], ([], [])))
+        # a typo in the first letters ("Bout Power" for Bolt Power): the wider bucket
+        return found or self._infer(words, self._by_head2.get("".join(words)[:2], ([], [])))
+
+    @staticmethod
+    def _infer(words: list[str], bucket: tuple[list[str], list[str]]) -> list[str]:
+        names, ids = bucket
+        best: tuple[float, float] = (0.0, 0.0)
+        found: set[str] = set()
         for k in range(1, len(words)):  # at least one word left for the deal itself
             prefix = "".join(words[:k])
             for name, ratio, i in process.extract(prefix, names, scorer=fuzz.ratio, limit=None,
                                                   score_cutoff=ACCOUNT_NAME_SIMILARITY):
-                # the letters both spell: the longest name the deal starts with wins
-                spelled = ratio * (len(prefix) + len(name)) / 200
+                # the letters both spell (the longest name the deal starts with wins),
+                # then how alike ("Meridian Manufacturing" over "Meridiannest Manufacturing")
+                spelled = (round(ratio * (len(prefix) + len(name)) / 200, 1), ratio)
                 if spelled > best:
                     best, found = spelled, {ids[i]}
                 elif spelled == best:
