@@ -276,7 +276,7 @@ class AccountIndex:
         if len(words) < 2:
             return []
         found = self._infer(words, self._by_head.get("".join(words)[:4], ([], [])))
-        # a typo in the first letters ("Bout Power" for Bolt Power): the wider bucket
+        # a typo in the first letters ("Laaternyard Ltd" for Lanternyard): the wider bucket
         return found or self._infer(words, self._by_head2.get("".join(words)[:2], ([], [])))
 
     @staticmethod
