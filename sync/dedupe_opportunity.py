@@ -22,9 +22,12 @@ sandbox's ground truth and by hand-written hostile pairs in the tests.
 
 Decisions: a pair of entities from *different* systems (no system in common) is
 linked at ``auto_link``; a pair sharing a system (linking it would make one system
-hold two records of one deal) is linked only when near-certain (``NEAR_CERTAIN``),
-else it goes to review from ``review_from`` on. Clustering refuses a link that would
-put two records of one system into one deal unless that very pair is near-certain.
+hold two records of one deal) is linked only when near-certain (``NEAR_CERTAIN`` with
+the same name words and close day), else it goes to review from ``review_from`` on.
+Clustering refuses a link that would put two records of one system into one deal
+unless that very pair is near-certain. A deal without an account is placed in the
+account(s) its name starts with (``AccountIndex``), with its prior shared out among
+them; a cluster never joins deals of two accounts.
 
 The same merge ledger, review queue and undo as accounts and contacts
 (``sync.matching.Deduper``); contact roles follow the link (``follow_contact_roles``).

@@ -243,7 +243,7 @@ class Deduper:
         away; their before-images stay in the ledger."""
         with self.store.session() as s:
             entry = st.undo_link(s, merge_id, self.now())
-            if entry.object_type == "opportunity":  # contact roles as before the link
+            if entry.object_type == "opportunity":  # each deal: the contact roles its records name
                 from sync.dedupe_opportunity import restore_contact_roles
 
                 restore_contact_roles(s, merge_id)
