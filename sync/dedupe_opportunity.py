@@ -606,7 +606,10 @@ def run(deduper: Deduper, *, new_ids: Sequence[str] | None = None, dry_run: bool
             fresh = sorted({*new_ids, *touched})
             mine = st.opportunity_match_records(s, ids=fresh)
             accounts = sorted({r["account_id"] for r in mine if r.get("account_id")})
-            records = st.opportunity_match_records(s, account_ids=accounts)
+            if all(r.get("account_id") for r in mine):
+                records = st.opportunity_match_records(s, account_ids=accounts)
+            else:  # a deal without an account is placed by its name: every account may fit
+                records = st.opportunity_match_records(s)
             known = {r["id"] for r in records}
             records += [r for r in mine if r["id"] not in known]
     report.records = len(records) if fresh is None else len(fresh)

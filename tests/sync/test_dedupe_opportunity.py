@@ -344,3 +344,21 @@ def test_revsync_dedupe_object_opportunity(world, tmp_path: Path, monkeypatch: p
     # nothing was written to the systems: each deal is back to its own record's role
     sf_deal_is_survivor = opp in _opportunity_entities(store)[survivor]
     assert roles == ({survivor: [ann], loser: [ben]} if sf_deal_is_survivor else {survivor: [ben], loser: [ann]})
+
+
+def test_a_later_deal_without_an_account_is_placed_by_its_name(world) -> None:
+    store, clock, sf, hs, runner, opp = world
+    runner().run_cycle(dry_run=True)  # matched and kept; nothing written: each deal in one system
+    clock.tick(60)
+    # a HubSpot deal with no company, pulled without matching
+    rid = hs.add("deals", {"dealname": "HORIZONBASE INC - renewal", "dealstage": "decisionmakerboughtin",
+                           "closedate": "2026-03-31T00:00:00Z", "amount": "90000", "dealtype": "renewal"})
+    quiet = runner()
+    quiet.settings = parse({"dedupe": {"enabled": False}})
+    quiet.run_cycle(dry_run=True)
+    new_id = next(cid for cid, rids in _opportunity_entities(store).items() if rid in rids)
+    # incremental: only the new deal is scored, against every account its name may fit
+    report = Deduper(store, {}, now=clock).run_incremental("opportunity", [new_id])
+    assert report.mode == "incremental" and report.links == 1
+    open_renewal = next(x for x, rec in sf.live("Opportunity").items() if rec["CloseDate"] == "2026-03-31")
+    assert any({rid, open_renewal} <= rids for rids in _opportunity_entities(store).values())
