@@ -234,6 +234,10 @@ class Deduper:
                                                                "accepted_by": "review", **dict(row.evidence)}},
                 )
                 row.merge_id = merge_id
+                if row.object_type == "opportunity" and merge_id is not None:  # roles follow the link
+                    from sync.dedupe_opportunity import follow_contact_roles
+
+                    follow_contact_roles(s, [merge_id])
             return {"id": review_id, "state": row.state, "merge_id": merge_id}
 
     def undo(self, merge_id: int) -> dict[str, Any]:

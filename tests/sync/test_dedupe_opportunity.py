@@ -362,3 +362,24 @@ def test_a_later_deal_without_an_account_is_placed_by_its_name(world) -> None:
     assert report.mode == "incremental" and report.links == 1
     open_renewal = next(x for x, rec in sf.live("Opportunity").items() if rec["CloseDate"] == "2026-03-31")
     assert any({rid, open_renewal} <= rids for rids in _opportunity_entities(store).values())
+
+
+def test_accepting_a_queued_deal_pair_links_it_with_its_contact_roles(world) -> None:
+    store, clock, sf, hs, runner, opp = world
+    quiet = runner()
+    quiet.settings = parse({"dedupe": {"enabled": False}})
+    quiet.run_cycle(dry_run=True)
+    strict = Deduper(store, {"auto_link": 0.9999999, "review_from": 0.5}, now=clock)
+    report = strict.run_batch("opportunity")
+    assert report.links == 0 and report.review_added == 1  # the new-business pair, queued
+    with store.session() as s:
+        row = st.review_rows(s, "opportunity")[0]
+        left, right, review_id = row.left_id, row.right_id, row.id
+    done = strict.decide(review_id, True)
+    assert done["state"] == "accepted" and done["merge_id"]
+    ann, ben = _contact_id(store, "ann@horizonbase.com"), _contact_id(store, "ben@horizonbase.com")
+    with store.session() as s:
+        entry = s.get(st.MergeLedgerRow, done["merge_id"])
+        assert {entry.survivor_id, *entry.merged_ids} == {left, right}
+        assert st.opportunity_contacts(s, [entry.survivor_id])[entry.survivor_id] == sorted([ann, ben])
+
