@@ -755,13 +755,13 @@ def _deduper(settings: cfg.Settings) -> Any:
 @dedupe_app.callback()
 def dedupe(
     ctx: typer.Context,
-    obj: Annotated[list[str] | None, typer.Option("--object", "-o", help="account or contact (default both).")] = None,
+    obj: Annotated[list[str] | None, typer.Option("--object", "-o", help="account, contact or opportunity (default all).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the clusters, link nothing.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     retrain: Annotated[bool, typer.Option("--retrain", help="Train the match model again (else the kept one is "
                                           "used unless missing, weak or outgrown).")] = False,
 ) -> None:
-    """Batch-match every live account and contact: link sure duplicates, queue doubtful pairs."""
+    """Batch-match every live account, contact and opportunity: link sure duplicates, queue doubtful pairs."""
     if ctx.invoked_subcommand is not None:
         return
     from sync.matching import MATCHED_OBJECTS
@@ -858,6 +858,8 @@ def _summary(object_type: str, row: Any) -> str:
         return "(gone)"
     if object_type == "contact":
         return " ".join(str(x) for x in (row.first_name, row.last_name, f"<{row.email}>" if row.email else "") if x)
+    if object_type == "opportunity":
+        return " ".join(str(x) for x in (row.name, row.amount, row.currency, row.close_date, row.stage) if x)
     return " ".join(str(x) for x in (row.name, row.domain) if x)
 
 

@@ -38,7 +38,7 @@ from sync import store as st
 
 log = logging.getLogger(__name__)
 
-MATCHED_OBJECTS = ("account", "contact")
+MATCHED_OBJECTS = ("account", "contact", "opportunity")
 #: the kept model is retrained (and every entity scored again) once the store holds
 #: this many times the entities it was trained for
 RETRAIN_GROWTH = 2.0
@@ -161,6 +161,10 @@ class Deduper:
         """Score every live entity of ``object_type``; link and queue. The kept model is
         used unless ``retrain`` or ``retrain_reason`` says otherwise; a newly trained
         model is kept (not on a dry run)."""
+        if object_type == "opportunity":  # deals: a calibrated scorer per account
+            from sync import dedupe_opportunity
+
+            return dedupe_opportunity.run(self, dry_run=dry_run)
         from sync.dedupe import match_records
         from sync.dedupe_models import SPECS
 
@@ -209,6 +213,10 @@ class Deduper:
 
     def run_incremental(self, object_type: str, new_ids: Sequence[str]) -> DedupeReport:
         """Score the entities ``new_ids`` against the stored ones."""
+        if object_type == "opportunity":  # deals: a calibrated scorer per account
+            from sync import dedupe_opportunity
+
+            return dedupe_opportunity.run(self, new_ids=new_ids)
         from sync.dedupe import IncrementalMatcher
 
         report = DedupeReport(object_type, "incremental", self._policy(object_type))
@@ -313,6 +321,10 @@ class Deduper:
                     if moved:
                         note = "linked the entities the pair now belongs to (" + "; ".join(moved) + ")"
                 row.merge_id = merge_id
+                if row.object_type == "opportunity" and merge_id is not None:  # roles follow the link
+                    from sync.dedupe_opportunity import follow_contact_roles
+
+                    follow_contact_roles(s, [merge_id])
             row.state, row.decided_at = ("accepted" if accept else "rejected"), now
             return {"id": review_id, "state": row.state, "merge_id": merge_id, "note": note}
 
@@ -323,6 +335,10 @@ class Deduper:
         away; their before-images stay in the ledger."""
         with self.store.session() as s:
             entry = st.undo_link(s, merge_id, self.now())
+            if entry.object_type == "opportunity":  # each deal: the contact roles its records name
+                from sync.dedupe_opportunity import restore_contact_roles
+
+                restore_contact_roles(s, merge_id)
             remote = {
                 system: [f"{r['native_type']} {', '.join(r['merged'])} stay merged into {r['into']} "
                          f"({system} cannot unmerge; before-images in merge ledger {merge_id})" for r in records]

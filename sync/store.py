@@ -1606,3 +1606,81 @@ def pending_payloads_for_remote(s: Session, system: str, native_type: str, remot
             if rid:
                 out.setdefault(rid, []).append(payload or {})
     return out
+
+
+# --------------------------------------------------------------------------- opportunity matching
+
+
+def _account_merges(s: Session) -> dict[str, str]:
+    """Folded account id → the account it was folded into."""
+    rows = s.execute(select(AccountRow.id, AccountRow.merged_into).where(AccountRow.merged_into.is_not(None)))
+    return {a: b for a, b in rows if b is not None}
+
+
+def _live_account(merged: Mapping[str, str], account_id: str | None) -> str | None:
+    """The live account ``account_id`` was folded into (itself when not folded)."""
+    seen = 0
+    while account_id is not None and account_id in merged and seen < 64:
+        account_id, seen = merged[account_id], seen + 1
+    return account_id
+
+
+def opportunity_match_records(s: Session, ids: Any = None, account_ids: Any = None) -> list[dict[str, Any]]:
+    """Live opportunities as match records (``sync.dedupe_opportunity``): canonical
+    fields + ``id``, ``account_id`` resolved through account links to the live account,
+    ``account_name`` and ``systems`` (of the entity's live records). ``ids`` or
+    ``account_ids`` (live accounts) limit them."""
+    t = OpportunityRow
+    merged = _account_merges(s)
+    q = select(t).where(t.deleted_at.is_(None), t.merged_into.is_(None))
+    rows: list[Any] = []
+    if ids is not None or account_ids is not None:
+        if ids is not None:
+            keys = sorted(set(ids))
+        else:
+            wanted = set(account_ids)
+            keys = sorted(wanted | {a for a in merged if _live_account(merged, a) in wanted})
+        for i in range(0, len(keys), 500):
+            chunk = keys[i : i + 500]
+            rows.extend(s.scalars(q.where(t.id.in_(chunk) if ids is not None else t.account_id.in_(chunk))))
+    else:
+        rows = list(s.scalars(q.order_by(t.id)))
+    accounts = {r.id: _live_account(merged, r.account_id) for r in rows}
+    wanted_accounts = sorted({a for a in accounts.values() if a})
+    names: dict[str, str | None] = {}
+    for i in range(0, len(wanted_accounts), 500):
+        names.update(s.execute(select(AccountRow.id, AccountRow.name)
+                               .where(AccountRow.id.in_(wanted_accounts[i : i + 500]))).all())
+    systems: dict[str, set[str]] = {}
+    entity_ids = [r.id for r in rows]
+    ref_q = select(ExternalRefRow.canonical_id, ExternalRefRow.system).where(
+        ExternalRefRow.object_type == "opportunity", ExternalRefRow.deleted_at.is_(None))
+    if ids is None and account_ids is None:
+        for cid, system in s.execute(ref_q):
+            systems.setdefault(cid, set()).add(system)
+    else:
+        for i in range(0, len(entity_ids), 500):
+            for cid, system in s.execute(ref_q.where(ExternalRefRow.canonical_id.in_(entity_ids[i : i + 500]))):
+                systems.setdefault(cid, set()).add(system)
+    return [{"id": r.id, "account_id": accounts[r.id], "account_name": names.get(accounts[r.id] or ""),
+             "name": r.name, "amount": r.amount, "currency": r.currency, "stage": r.stage,
+             "close_date": r.close_date, "type": r.type, "owner_email": r.owner_email,
+             "systems": sorted(systems.get(r.id, ()))} for r in rows]
+
+
+def opportunities_of_accounts_linked_since(s: Session, since: datetime) -> list[str]:
+    """Live opportunities of accounts that took another account in since ``since``: their
+    deals now share one account and were never compared."""
+    merged = _account_merges(s)
+    folded = s.execute(select(AccountRow.id).where(AccountRow.merged_into.is_not(None),
+                                                   AccountRow.updated_at >= since)).scalars()
+    survivors = {_live_account(merged, a) for a in folded}
+    if not survivors:
+        return []
+    raw = sorted(x for x in survivors | {a for a in merged if _live_account(merged, a) in survivors} if x)
+    t = OpportunityRow
+    out: list[str] = []
+    for i in range(0, len(raw), 500):
+        out.extend(s.scalars(select(t.id).where(t.account_id.in_(raw[i : i + 500]), t.deleted_at.is_(None),
+                                                t.merged_into.is_(None))))
+    return sorted(set(out))

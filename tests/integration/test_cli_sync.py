@@ -150,7 +150,8 @@ def test_cli_dedupe_review_undo(make_sandbox, tmp_path, monkeypatch) -> None:
     run(cfg, "db", "upgrade", "--json")
     run(cfg, "sync", "--json")
     dry = run(cfg, "dedupe", "--dry-run", "--json")
-    assert dry["dry_run"] is True and {o["object_type"] for o in dry["objects"]} == {"account", "contact"}
+    assert dry["dry_run"] is True and {o["object_type"] for o in dry["objects"]} == {"account", "contact",
+                                                                                   "opportunity"}
     assert all(o["records"] > 0 and o["merge_ids"] == [] and o["policy"] == "link" for o in dry["objects"])
     out = run(cfg, "dedupe", "--object", "contact", "--json")
     assert out["objects"][0]["records"] > 0
@@ -165,8 +166,10 @@ def test_cli_dedupe_review_undo(make_sandbox, tmp_path, monkeypatch) -> None:
     assert r.exit_code == 2 and "no merge 999" in r.output
     r = runner.invoke(app, ["--config", str(cfg), "dedupe", "review", "--accept", "999"])
     assert r.exit_code == 2 and "no review entry 999" in r.output
-    r = runner.invoke(app, ["--config", str(cfg), "dedupe", "--object", "opportunity"])
+    r = runner.invoke(app, ["--config", str(cfg), "dedupe", "--object", "deal"])
     assert r.exit_code == 2 and "has no match model" in r.output
+    deals = run(cfg, "dedupe", "--object", "opportunity", "--json")
+    assert deals["objects"][0]["object_type"] == "opportunity" and deals["objects"][0]["records"] > 0
 
 
 def test_cli_merge_policy_plan_shows_the_merge_and_undo_reports_it(make_sandbox, tmp_path, monkeypatch) -> None:

@@ -21,6 +21,7 @@ from sqlalchemy import select
 import sync.dedupe as dd
 from cli import make_runner, sandbox_settings
 from sandbox.server import Sandbox
+from sync import dedupe_opportunity
 from sync import store as st
 from sync.matching import Deduper
 from sync.migrate import upgrade
@@ -94,6 +95,9 @@ def _link_pairs(monkeypatch: pytest.MonkeyPatch, pairs: list[tuple[str, str]], *
         return dd.MatchResult(links=links, review=[], clusters=clusters, warnings=[], model_json='{"m": 1}')
 
     monkeypatch.setattr(dd, "match_records", fake)
+    # … and no deal either (opportunities have their own scorer, sync.dedupe_opportunity)
+    monkeypatch.setattr(dedupe_opportunity, "match_opportunities",
+                        lambda records, **kw: dd.MatchResult([], [], [], [], '{"m": 1}'))
 
 
 def _open(sb: Sandbox, tmp: Path, *, merges: str, object_type: str = "contact") -> E.World:
