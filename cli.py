@@ -326,7 +326,7 @@ def sync(
     with _Bars(enabled=not as_json and err_console.is_terminal) as bars:
         runner = make_runner(settings, systems=system, progress=bars)
         if not dry_run:
-            _refuse_without_external_ids(runner, settings)
+            _refuse_without_external_ids(runner.connections, settings)
         report = runner.run_cycle(systems=system or None, objects=objects, dry_run=dry_run, force=force)
     if as_json:
         print_json(report.as_dict())
@@ -518,6 +518,7 @@ def serve() -> None:
     _store(settings)
     if not settings.connections:
         raise _fail("no connections configured")
+    _refuse_without_external_ids(make_runner(settings).connections, settings)
     console.print(f"revsync scheduler: cycle every {settings.schedule.cycle_minutes} min, "
                   f"sweep '{settings.schedule.sweep_cron}', retries every {settings.schedule.retry_minutes} min")
     scheduler.serve(settings, config_path=str(settings.path) if settings.path else None)
@@ -526,13 +527,13 @@ def serve() -> None:
 # --------------------------------------------------------------------------- going live
 
 
-def _refuse_without_external_ids(runner: Any, settings: cfg.Settings) -> None:
+def _refuse_without_external_ids(connections: Any, settings: cfg.Settings) -> None:
     """Stop before any write while a system lacks the external-id fields revsync upserts on."""
     from connectors.base import ConnectorError
     from sync.golive import external_id_gaps
 
     try:
-        gaps = external_id_gaps(runner.connections, settings)
+        gaps = external_id_gaps(connections, settings)
     except ConnectorError as e:
         raise _fail(f"cannot check the external-id fields: {e}") from None
     if gaps:

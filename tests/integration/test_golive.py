@@ -86,6 +86,8 @@ def test_connect_your_org_path_through_a_fresh_org(make_sandbox, tmp_path, monke
     lines = [ln for ln in r.output.splitlines() if ln.strip()]
     assert len(lines) == 1 and "revsync setup" in lines[0] and "Traceback" not in r.output
     assert E.records_written(E.fetch_stats(sb)) == before
+    r = cli(cfg, "serve")  # the scheduler would write too: it does not start
+    assert r.exit_code == 2 and "revsync setup --apply" in r.output
 
     # setup shows what is missing, --apply creates it, a second --apply changes nothing
     shown = json.loads(cli(cfg, "setup", "--json").stdout)
