@@ -260,3 +260,40 @@ def test_salesforce_jwt_bearer_flow(make_sandbox, caplog) -> None:
     with pytest.raises(AuthError):
         SalesforceConnector.from_settings(stranger, budget=ApiBudget())
     assert "PRIVATE KEY" not in caplog.text
+
+
+@pytest.mark.parametrize("source", ["secrets_file", "env"])
+def test_jwt_key_from_the_secrets_file_or_env_through_check(make_sandbox, tmp_path, monkeypatch, source) -> None:
+    sb = make_sandbox(accounts=2, seed=5)
+    creds = sb.info["credentials"]["salesforce"]
+    private, public = _rsa_pem()
+    register(sb.emulators["salesforce"], creds["client_id"], public)
+    values = {"T_JWT_ID": creds["client_id"], "T_JWT_USER": creds["username"], "T_JWT_KEY": private}
+    secrets = tmp_path / "secrets.toml"
+    if source == "env":
+        for k, v in values.items():
+            monkeypatch.setenv(k, v)
+        secrets.write_text("")
+    else:
+        secrets.write_text("".join(f'{k} = """{v}"""\n' for k, v in values.items()))
+    cfg = tmp_path / "revsync.toml"
+    cfg.write_text(f"""
+[database]
+url = "sqlite:///{tmp_path / 'j.db'}"
+[secrets]
+file = "{secrets}"
+[connections.salesforce]
+kind = "salesforce"
+instance_url = "{sb.info['salesforce']}"
+token_url = "{sb.info['salesforce']}/services/oauth2/token"
+ca_bundle = "{sb.info['ca_cert']}"
+[connections.salesforce.secrets]
+client_id = "T_JWT_ID"
+username = "T_JWT_USER"
+private_key = "T_JWT_KEY"
+""")
+    r = cli(cfg, "--verbose", "check", "--json")
+    assert r.exit_code == 0, r.output
+    found = json.loads(r.stdout)["findings"]
+    assert found[0]["check"] == "credentials" and found[0]["level"] == "ok"
+    assert "PRIVATE KEY" not in r.output
