@@ -393,6 +393,8 @@ def sync(
     objects = _objects(obj)
     with _Bars(enabled=not as_json and err_console.is_terminal) as bars:
         runner = make_runner(settings, systems=system, progress=bars)
+        if not dry_run:
+            _refuse_without_external_ids(runner.connections, settings)
         report = runner.run_cycle(systems=system or None, objects=objects, dry_run=dry_run, force=force)
     if as_json:
         print_json(report.as_dict())
@@ -733,9 +735,107 @@ def serve() -> None:
     _store(settings)
     if not settings.connections:
         raise _fail("no connections configured")
+    _refuse_without_external_ids(make_runner(settings).connections, settings)
     console.print(f"revsync scheduler: cycle every {settings.schedule.cycle_minutes} min, "
                   f"sweep '{settings.schedule.sweep_cron}', retries every {settings.schedule.retry_minutes} min")
     scheduler.serve(settings, config_path=str(settings.path) if settings.path else None)
+
+
+# --------------------------------------------------------------------------- going live
+
+
+def _refuse_without_external_ids(connections: Any, settings: cfg.Settings) -> None:
+    """Stop before any write while a system lacks the external-id fields revsync upserts on."""
+    from connectors.base import ConnectorError
+    from sync.golive import external_id_gaps
+
+    try:
+        gaps = external_id_gaps(connections, settings)
+    except ConnectorError as e:
+        raise _fail(f"cannot check the external-id fields: {e}") from None
+    if gaps:
+        more = f", +{len(gaps) - 2} more" if len(gaps) > 2 else ""
+        err_console.print(f"[bold red]error:[/] not writing: {len(gaps)} external-id field(s) missing "
+                          f"({'; '.join(gaps[:2])}{more}); run `revsync setup` to see them, "
+                          "`revsync setup --apply` to create them", highlight=False, soft_wrap=True)
+        raise typer.Exit(2)
+
+
+_LEVEL = {"ok": "[green]ok  [/]", "warn": "[yellow]warn[/]", "fail": "[bold red]FAIL[/]"}
+
+
+@app.command()
+def check(
+    system: Annotated[list[str] | None, typer.Option("--system", "-s", help="Only this connection (repeatable).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the findings as one JSON object.")] = False,
+) -> None:
+    """Check each connection before a sync: credentials, API version, access, external-id
+    fields, API headroom. Exit 0 only when a sync can run (2 otherwise)."""
+    from connectors.readiness import blocking
+    from sync.golive import check as run_check
+
+    settings = load_settings()
+    _known_systems(settings, system)
+    findings = run_check(settings, systems=system)
+    stop = blocking(findings)
+    fixable = [f for f in stop if f.fixable]
+    if as_json:
+        print_json({"ok": not stop, "findings": [f.as_dict() for f in findings]})
+    else:
+        for f in findings:
+            console.print(f"{_LEVEL.get(f.level, f.level)} {f.connection}: {f.check}: {f.message}", highlight=False,
+                          soft_wrap=True)
+        if stop:
+            console.print(f"{len(stop)} problem(s) stop a sync" + (
+                f"; {len(fixable)} fixed by `revsync setup --apply`" if fixable else ""), highlight=False)
+        else:
+            console.print("ready: a sync can run (next: `revsync sync --dry-run`)", highlight=False)
+    if stop:
+        raise typer.Exit(2)
+
+
+def _known_systems(settings: cfg.Settings, systems: list[str] | None) -> None:
+    if not settings.connections:
+        raise _fail("no connections configured (run `revsync init`, or see the README)")
+    unknown = [x for x in systems or [] if x not in settings.connections]
+    if unknown:
+        raise _fail(f"--system: no connection named {unknown[0]!r} in the config "
+                    f"(have: {', '.join(settings.connections)})")
+
+
+@app.command()
+def setup(
+    apply: Annotated[bool, typer.Option("--apply", help="Create what is missing (otherwise only show it).")] = False,
+    system: Annotated[list[str] | None, typer.Option("--system", "-s", help="Only this connection (repeatable).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the changes as one JSON object.")] = False,
+) -> None:
+    """Show (and with --apply create) the external-id fields revsync needs: Salesforce
+    Revsync_Id__c with field access, HubSpot revsync_id; Planhat uses its sourceId.
+    Idempotent: a second run changes nothing."""
+    from sync.golive import setup as run_setup
+
+    settings = load_settings()
+    _known_systems(settings, system)
+    changes, problems = run_setup(settings, apply=apply, systems=system)
+    todo = [c for c in changes if c.state == "missing"]
+    done = [c for c in changes if c.state == "created"]
+    bad = [c for c in changes if c.state in ("failed", "manual")]
+    if as_json:
+        print_json({"applied": apply, "changes": [c.as_dict() for c in changes],
+                    "problems": [p.as_dict() for p in problems]})
+    else:
+        for c in changes:
+            console.print(c.line(), highlight=False, soft_wrap=True)
+        for p in problems:
+            console.print(f"[bold red]FAIL[/] {p.line()}", highlight=False, soft_wrap=True)
+        if todo:
+            console.print(f"{len(todo)} change(s) to make: run `revsync setup --apply`", highlight=False)
+        elif done:
+            console.print(f"{len(done)} change(s) made; next: `revsync check`", highlight=False)
+        elif not bad and not problems:
+            console.print("nothing to do: everything revsync needs exists", highlight=False)
+    if problems or any(c.state == "failed" for c in bad):
+        raise typer.Exit(2)
 
 
 # --------------------------------------------------------------------------- dedupe

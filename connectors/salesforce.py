@@ -19,7 +19,10 @@ Options (``[connections.NAME]``): ``instance_url`` (else the token reply's),
 ``create_contacts_as`` ("Contact" or "Lead"), ``opportunity_contacts`` (read
 OpportunityContactRole for opportunity → contact associations). Secrets: ``client_id``,
 ``client_secret`` and ``refresh_token``, or ``username`` and ``password`` (plus an
-optional ``security_token``).
+optional ``security_token``), or ``client_id``, ``username`` and ``private_key`` for the
+JWT bearer flow (``connectors/salesforce_jwt.py``; option ``jwt_audience``). Option
+``permission_set`` names the integration user's permission set ``revsync setup`` grants
+field access in (``connectors/salesforce_setup.py``).
 """
 
 from __future__ import annotations

@@ -84,6 +84,13 @@ def serve(
         Path | None,
         typer.Option(help="Also write the credentials as a revsync secrets file (the starter config's names)."),
     ] = None,
+    fresh_org: Annotated[
+        bool, typer.Option("--fresh-org", help="Start like a newly connected org: no revsync external-id fields yet."),
+    ] = False,
+    jwt_public_key: Annotated[
+        Path | None,
+        typer.Option(help="Register this PEM public key for the Salesforce JWT bearer flow (client_id as consumer key)."),
+    ] = None,
 ) -> None:
     """Start the sandbox, print one JSON ready line, serve until SIGINT/SIGTERM."""
     if data is not None and accounts is not None:
@@ -101,8 +108,14 @@ def serve(
             ca_dir=ca_dir,
             port=port,
             systems=_parse_systems(systems),
+            fresh_org=fresh_org,
         )
         sandbox.start()
+        if jwt_public_key is not None and "salesforce" in sandbox.emulators:
+            from sandbox.salesforce_jwt import register
+
+            register(sandbox.emulators["salesforce"],  # type: ignore[arg-type]
+                     sandbox.info["credentials"]["salesforce"]["client_id"], jwt_public_key.read_text())
     except SandboxError as exc:
         raise _fail(str(exc)) from None
     except OSError as exc:

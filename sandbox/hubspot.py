@@ -65,6 +65,7 @@ from sandbox.hubspot_common import (
 )
 from sandbox.hubspot_edits import apply_edits
 from sandbox.hubspot_search import SEARCH_CAP, SEARCH_LIMIT_MAX, search
+from sandbox.hubspot_setup import create_property, scope_denied, token_info
 from sandbox.hubspot_store import (
     ALWAYS,
     ASSOC_TYPES,
@@ -114,6 +115,7 @@ _MODULE_HANDLERS: dict[str, ModuleHandler] = {
     "_oauth_token": oauth_token,
     "_owners": owners,
     "_properties": properties,
+    "_properties_create": create_property,
     "_usage": usage,
     "_batch_read": batch_read,
     "_batch_create": batch_create,
@@ -146,6 +148,8 @@ _ROUTES = (
     _r("POST", r"/oauth/v1/token", "oauth", "_oauth_token"),
     _r("GET", r"/crm/v3/owners/?", "owners", "_owners"),
     _r("GET", r"/crm/v3/properties/" + _OBJ, "properties", "_properties"),
+    _r("POST", r"/crm/v3/properties/" + _OBJ, "properties.create", "_properties_create"),
+    _r("GET", r"/oauth/v1/access-tokens/(?P<token>[^/]+)", "oauth.tokeninfo", "_token_info"),
     _r("GET", r"/account-info/v3/api-usage/daily/private-apps", "usage", "_usage"),
     _r("POST", r"/crm/v3/objects/" + _OBJ + r"/search", "crm.search", "_search"),
     _r("POST", r"/crm/v3/objects/" + _OBJ + r"/merge", "crm.merge", "_merge"),
@@ -352,7 +356,11 @@ class HubSpotEmulator(Emulator):
         if route is not None and route.endpoint == "oauth":
             early = self._generic_fault(fault)
             return early or oauth_token(self, request, params, fault)
+        if route is not None and route.endpoint == "oauth.tokeninfo":
+            return token_info(self, request, params, fault)
         denied, oauth = self._authenticate(request, fault)
+        if denied is None and route is not None:
+            denied = scope_denied(self, route.endpoint, request.method, params)
         if denied is not None:
             return denied
         is_search = route is not None and route.endpoint == "crm.search"
@@ -508,7 +516,7 @@ class HubSpotEmulator(Emulator):
         return inputs
 
     def _read_props(self, obj: str, requested: Sequence[str] | None) -> list[str]:
-        schema = SCHEMAS[obj]
+        schema = self.tables[obj].schema  # per portal: a fresh one lacks revsync_id
         wanted = [p for p in requested or () if p in schema.index]
         base = wanted if requested else list(DEFAULT_PROPERTIES[obj])
         return list(dict.fromkeys([*base, *ALWAYS[obj]]))
@@ -541,7 +549,7 @@ class HubSpotEmulator(Emulator):
             raise StoreError(
                 400, "VALIDATION_ERROR", "Invalid input JSON: properties must be an object"
             )
-        schema = SCHEMAS[obj]
+        schema = self.tables[obj].schema
         unknown = [p for p in props if p not in schema.index]
         if unknown:
             body = problems_error(

@@ -113,8 +113,14 @@ def properties(
     emu: HubSpotEmulator, request: Request, params: dict[str, str], fault: Fault | None
 ) -> Response:
     """``GET /crm/v3/properties/{type}``. https://developers.hubspot.com/docs/api/crm/properties"""
-    obj, _ = emu._table(params["obj"])
-    return json_response({"results": property_definitions(obj)})
+    obj, table = emu._table(params["obj"])
+    schema = table.schema  # the portal's own (a fresh portal lacks revsync_id)
+    results = [p for p in property_definitions(obj) if p["name"] in schema.index]
+    for p in results:
+        spec = schema.spec(p["name"])
+        p["hasUniqueValue"] = bool(spec and spec.unique)
+        p["label"] = spec.label if spec else p["label"]
+    return json_response({"results": results})
 
 
 def usage(

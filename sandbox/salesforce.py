@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 
 from werkzeug.wrappers import Request, Response
 
-from sandbox import salesforce_soap
+from sandbox import salesforce_jwt, salesforce_metadata, salesforce_soap
 from sandbox.core import Emulator, Fault, RateWindow, SandboxContext, json_response
 from sandbox.salesforce_soql import (
     REFERENCES,
@@ -220,6 +220,8 @@ class SalesforceEmulator(Emulator):
             return "versions"
         if path.startswith("/services/Soap/u/"):
             return "soap.merge"
+        if path.startswith("/services/Soap/m/"):
+            return "soap.metadata"
         m = _DATA.match(path)
         if m is None:
             return "other"
@@ -285,6 +287,8 @@ class SalesforceEmulator(Emulator):
             )
         if path.startswith("/services/Soap/u/"):
             return salesforce_soap.handle(self, request, fault)
+        if path.startswith("/services/Soap/m/"):
+            return salesforce_metadata.handle(self, request, fault)
         m = _DATA.match(path)
         if m is None:
             raise not_found()
@@ -306,6 +310,8 @@ class SalesforceEmulator(Emulator):
         creds = self.ctx.credentials.get(SYSTEM, {})
         form = request.form
         grant = form.get("grant_type", "")
+        if grant == salesforce_jwt.GRANT_TYPE:
+            return salesforce_jwt.grant(self, request, self._token_reply)
         if grant not in ("password", "refresh_token"):
             return json_response(
                 {
@@ -336,6 +342,11 @@ class SalesforceEmulator(Emulator):
             return json_response(
                 {"error": "invalid_grant", "error_description": "authentication failure"}, 400
             )
+        return self._token_reply(request)
+
+    def _token_reply(self, request: Request) -> Response:
+        """A new access token, as the token endpoint answers a granted request."""
+        creds = self.ctx.credentials.get(SYSTEM, {})
         token = self.issue_token()
         instance = f"https://{request.host}"
         issued = str(int(self.ctx.clock.timestamp() * 1000))

@@ -319,6 +319,7 @@ class Sandbox:
         clock: Clock | None = None,
         emulators: Mapping[str, type[Emulator]] | None = None,
         noise: str | None = None,
+        fresh_org: bool = False,
     ) -> None:
         if tier not in TIERS:
             raise SandboxError(f"unknown tier {tier!r} (use {', '.join(TIERS)})")
@@ -363,6 +364,8 @@ class Sandbox:
         self._threads: list[threading.Thread] = []
         self._tmp: Path | None = None
         self._started = False
+        #: start as a newly connected org: no external-id fields yet (see make_fresh)
+        self.fresh_org = fresh_org
 
     # -- lifecycle
 
@@ -408,6 +411,8 @@ class Sandbox:
             emulator = cls(self.ctx)
             emulator.load(load_dir)
             self.emulators[system] = emulator
+        if self.fresh_org:
+            make_fresh(self.emulators)
 
         tls = self._make_tls()
         for system in self.systems:
@@ -548,6 +553,19 @@ def _json_body(request: Request) -> Any:
         return json.loads(request.get_data(as_text=True) or "null")
     except json.JSONDecodeError as exc:
         return json_response({"error": f"body is not valid JSON: {exc}"}, 400)
+
+
+def make_fresh(emulators: Mapping[str, Emulator]) -> None:
+    """Fresh-org mode: Salesforce without ``Revsync_Id__c`` (its integration user's
+    permission set empty), HubSpot without the ``revsync_id`` property; Planhat needs
+    nothing (revsync keys it on the built-in ``sourceId``)."""
+    from sandbox import hubspot_setup, salesforce_metadata
+
+    for system, emulator in emulators.items():
+        if system == "salesforce":
+            salesforce_metadata.make_fresh(emulator)  # type: ignore[arg-type]
+        elif system == "hubspot":
+            hubspot_setup.make_fresh(emulator)  # type: ignore[arg-type]
 
 
 def run_generator(out_dir: Path, *, accounts: int, seed: int, noise: str | None = None) -> dict[str, Any]:
