@@ -631,6 +631,30 @@ def find(
 
 
 @app.command()
+def quality(
+    stale_days: Annotated[int | None, typer.Option("--stale-days", help="A record not modified for this many days is stale (default: [quality] stale_days or 90).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """Data quality per system and object (completeness, duplicates, conflicts, stale
+    records, unreadable values, errors) and the revenue view beside each system's own."""
+    from sync.jobs import utcnow
+    from sync.quality import quality_report
+
+    if stale_days is not None and stale_days < 1:
+        raise _fail("--stale-days must be at least 1")
+    settings = load_settings(resolve_secrets=False)
+    store = _store(settings)
+    with store.session() as s:
+        data = quality_report(s, now=utcnow(), config=settings.quality, stale_days=stale_days)
+    if as_json:
+        print_json(data)
+        return
+    from sync.quality import print_quality
+
+    print_quality(console, data)
+
+
+@app.command()
 def serve() -> None:
     """Run the scheduler in the foreground (cycle, nightly sweep, retries) until SIGTERM."""
     import scheduler

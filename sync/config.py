@@ -78,6 +78,7 @@ class Settings:
     schedule: Schedule = field(default_factory=Schedule)
     mapping: dict[str, Any] = field(default_factory=dict)
     dedupe: dict[str, Any] = field(default_factory=dict)
+    quality: dict[str, Any] = field(default_factory=dict)
 
     def __repr__(self) -> str:
         return (
@@ -261,7 +262,7 @@ def _connection(
 
 def parse(data: Mapping[str, Any], *, path: Path | None = None, resolve_secrets: bool = True) -> Settings:
     """Validate a parsed TOML document into ``Settings``."""
-    _check_keys(data, ("database", "secrets", "connections", "policies", "limits", "schedule", "mapping", "dedupe"), "")
+    _check_keys(data, ("database", "secrets", "connections", "policies", "limits", "schedule", "mapping", "dedupe", "quality"), "")
     db = _expect(data.get("database", {}), dict, "database", "a table")
     _check_keys(db, ("url",), "database")
     url = os.environ.get(DATABASE_ENV) or db.get("url") or DEFAULT_DATABASE_URL
@@ -312,6 +313,7 @@ def parse(data: Mapping[str, Any], *, path: Path | None = None, resolve_secrets:
         schedule=Schedule(**sch_raw),
         mapping=_mapping(_expect(data.get("mapping", {}), dict, "mapping", "a table")),
         dedupe=_dedupe(_expect(data.get("dedupe", {}), dict, "dedupe", "a table")),
+        quality=_quality(_expect(data.get("quality", {}), dict, "quality", "a table")),
     )
 
 
@@ -344,6 +346,20 @@ def _dedupe(table: Mapping[str, Any]) -> dict[str, Any]:
         v = _expect(table["max_cluster_size"], int, "dedupe.max_cluster_size", "a whole number")
         if v < 2:
             raise ConfigError(f"dedupe.max_cluster_size: must be at least 2 (got {v})")
+    return dict(table)
+
+
+def _quality(table: Mapping[str, Any]) -> dict[str, Any]:
+    """``[quality]``: stale_days, renewal_days, and ``[quality.required]`` OBJECT = [fields]."""
+    _check_keys(table, ("stale_days", "renewal_days", "required"), "quality")
+    for k in ("stale_days", "renewal_days"):
+        if k in table and (_expect(table[k], int, f"quality.{k}", "a whole number of days") < 1):
+            raise ConfigError(f"quality.{k}: must be at least 1 (got {table[k]})")
+    req = _expect(table.get("required", {}), dict, "quality.required", "a table")
+    _check_keys(req, KNOWN_OBJECTS, "quality.required")
+    for obj, fields in req.items():
+        if not isinstance(fields, list) or not all(isinstance(f, str) for f in fields):
+            raise ConfigError(f"quality.required.{obj}: must be a list of field names")
     return dict(table)
 
 
