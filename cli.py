@@ -655,14 +655,24 @@ def quality(
 
 
 @app.command()
-def serve() -> None:
+def serve(
+    metrics_port: Annotated[int | None, typer.Option("--metrics-port", help="Serve Prometheus /metrics on this port (127.0.0.1).")] = None,
+) -> None:
     """Run the scheduler in the foreground (cycle, nightly sweep, retries) until SIGTERM."""
     import scheduler
 
     settings = load_settings()
-    _store(settings)
+    store = _store(settings)
     if not settings.connections:
         raise _fail("no connections configured")
+    if metrics_port is not None:
+        from sync.metrics import serve_metrics
+
+        try:
+            serve_metrics(store, metrics_port)
+        except OSError as e:
+            raise _fail(f"--metrics-port {metrics_port}: {e.strerror or e}") from None
+        console.print(f"metrics on http://127.0.0.1:{metrics_port}/metrics")
     console.print(f"revsync scheduler: cycle every {settings.schedule.cycle_minutes} min, "
                   f"sweep '{settings.schedule.sweep_cron}', retries every {settings.schedule.retry_minutes} min")
     scheduler.serve(settings, config_path=str(settings.path) if settings.path else None)

@@ -166,6 +166,9 @@ class Runner:
                     st.add_api_usage(s, system, delta, now, data.get("limit"), data.get("remaining"))
             report.entities = st.entity_counts(s)
             st.finish_run(s, report.run_id, report.status, report.as_dict(), now, error)
+        from sync.metrics import observe_cycle
+
+        observe_cycle(report)
         return report
 
     def _leases(self, report: CycleReport, names: Sequence[str], objects: Sequence[ObjectType]) -> list[tuple[str, ObjectType]]:
