@@ -81,13 +81,14 @@ def _main(
         typer.Option("--config", "-c", help="Path to revsync.toml (default: $REVSYNC_CONFIG or ./revsync.toml)."),
     ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress to stderr.")] = False,
+    log_format: Annotated[str, typer.Option("--log-format", help="text, or json: one JSON object a line with run id, system, object and phase.")] = "text",
 ) -> None:
+    from sync import logs
+
     State.config_path = config
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    if log_format not in ("text", "json"):
+        raise _fail(f"--log-format: {log_format!r} is not text or json")
+    logs.setup(logging.INFO if verbose else logging.WARNING, log_format, sys.stderr)
 
 
 @app.command()

@@ -25,6 +25,7 @@ from connectors.base import (
     load_connector_class,
 )
 from mapping.canonical import ObjectType
+from sync import logs
 from sync import store as st
 from sync.config import Settings
 from sync.engine import Connection, Engine
@@ -151,6 +152,7 @@ class Runner:
     def _start(self, kind: str, scope: dict[str, Any]) -> CycleReport:
         with self.store.session() as s:
             run_id = st.start_run(s, kind, scope, self.now())
+        logs.bind(run_id=run_id, system=None, object=None, phase=kind)
         return CycleReport(run_id=run_id, kind=kind)
 
     def _finish(self, report: CycleReport, started: datetime, calls_before: dict[str, int],
@@ -236,6 +238,7 @@ class Runner:
                 holders = [n for n in names if (n, ot) in leased]
                 if not holders:
                     continue  # another job holds every connection for this object
+                logs.phase("reconcile", object=ot.value)
                 rs = engine.resolve(ot, write_to=holders, on_batch=self._tick(f"reconcile {ot.value}s"))
                 report.conflicts += rs.conflicts
                 report.errors += rs.errors
@@ -249,6 +252,7 @@ class Runner:
                 self._check_caps(report, force)
                 writable = [n for n in names if any((n, o) in leased for o in objs)]
                 for ot in objs:
+                    logs.phase("push", object=ot.value)
                     ps = engine.push(ot, systems=writable, on_batch=self._tick(f"push {ot.value}s"))
                     for system, n in ps.written.items():
                         report.written[system] = report.written.get(system, 0) + n
@@ -288,6 +292,7 @@ class Runner:
 
         deduper = Deduper(self.store, self.settings.dedupe, now=self.now, run_id=report.run_id,
                           policies=self.settings.policies)
+        logs.phase("match")
         for ot in objs:
             # merges made in the systems themselves: always followed (not fuzzy matching)
             report.remote_merges += deduper.follow_remote_merges(ot.value)
@@ -303,6 +308,7 @@ class Runner:
 
     def _pull_one(self, report: CycleReport, name: str, ot: ObjectType, *, since: datetime | None,
                   until: datetime | None) -> None:
+        logs.phase("pull", system=name, object=ot.value)
         puller = self._puller(name, report.run_id)
         try:
             ps = puller.pull(ot, since=since, until=until, move_cursor=since is None,
