@@ -79,6 +79,7 @@ class Settings:
     mapping: dict[str, Any] = field(default_factory=dict)
     dedupe: dict[str, Any] = field(default_factory=dict)
     quality: dict[str, Any] = field(default_factory=dict)
+    secrets_file: Path | None = None  # where [secrets] file points (resolved), if anywhere
 
     def __repr__(self) -> str:
         return (
@@ -274,11 +275,13 @@ def parse(data: Mapping[str, Any], *, path: Path | None = None, resolve_secrets:
     _check_keys(sec, ("file",), "secrets")
     secrets_path = os.environ.get(SECRETS_ENV) or sec.get("file")
     secrets_file = None
-    if resolve_secrets and secrets_path:
-        p = Path(_expect(secrets_path, str, "secrets.file", "a path"))
-        if path is not None and not p.is_absolute():
-            p = path.parent / p
-        secrets_file = _read_secrets_file(p)
+    secrets_file_path = None
+    if secrets_path:
+        secrets_file_path = Path(_expect(secrets_path, str, "secrets.file", "a path"))
+        if path is not None and not secrets_file_path.is_absolute():
+            secrets_file_path = path.parent / secrets_file_path
+    if resolve_secrets and secrets_file_path is not None:
+        secrets_file = _read_secrets_file(secrets_file_path)
 
     conns_raw = _expect(data.get("connections", {}), dict, "connections", "a table")
     connections = {
@@ -314,6 +317,7 @@ def parse(data: Mapping[str, Any], *, path: Path | None = None, resolve_secrets:
         mapping=_mapping(_expect(data.get("mapping", {}), dict, "mapping", "a table")),
         dedupe=_dedupe(_expect(data.get("dedupe", {}), dict, "dedupe", "a table")),
         quality=_quality(_expect(data.get("quality", {}), dict, "quality", "a table")),
+        secrets_file=secrets_file_path,
     )
 
 

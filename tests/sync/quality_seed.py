@@ -67,6 +67,16 @@ def seed(url: str) -> st.Store:
                                 remote_id=None, canonical_id="a-2", direction="write", category="validation",
                                 field="Name", message="FIELD_CUSTOM_VALIDATION_EXCEPTION: Name must be set",
                                 payload=None, first_seen_at=NOW, last_seen_at=NOW, attempts=2, state="open"))
+        s.add(st.OutboxRow(system="salesforce", object_type="account", native_type="Account", kind="update",
+                           canonical_id="a-2", remote_id="001A000002", payload={"changes": [["name", None,
+                           "Quokka Logistics", "source_priority"]]}, state="failed", attempts=2,
+                           last_error="FIELD_CUSTOM_VALIDATION_EXCEPTION: Name must be set",
+                           created_at=NOW, updated_at=NOW))
+        s.add(st.OutboxRow(system="hubspot", object_type="opportunity", native_type="deals", kind="update",
+                           canonical_id="o-1", remote_id="9001", payload={"changes": [
+                               ["stage", "closed_won", "negotiation", "source_priority"],
+                               ["amount", "45000", "50000.00", "latest"]]},
+                           state="pending", attempts=0, created_at=NOW, updated_at=NOW))
         s.add(st.MatchReviewRow(object_type="account", left_id="a-1", right_id="a-2", probability=0.91,
                                 evidence={"name": "fuzzy 0.61", "domain": "missing"}, state="open",
                                 created_at=NOW))
