@@ -149,3 +149,28 @@ def test_password_is_hashed_and_never_kept(monkeypatch):
     monkeypatch.setenv("REVSYNC_WEB_PASSWORD_HASH", h)
     assert load_credentials().check("admin", "x" * 12)
     assert isinstance(load_credentials({"REVSYNC_WEB_USER": "ops"}), Credentials)
+
+
+def test_cli_web_needs_a_password_and_hashes_one(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    import cli
+    from tests.sync.quality_seed import seed
+
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    seed(url)
+    monkeypatch.setenv("REVSYNC_DATABASE_URL", url)
+    monkeypatch.delenv("REVSYNC_WEB_PASSWORD", raising=False)
+    monkeypatch.delenv("REVSYNC_WEB_PASSWORD_HASH", raising=False)
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(cli.app, ["web", "--port", "1"])
+    assert res.exit_code == 2 and "REVSYNC_WEB_PASSWORD" in res.output and "Traceback" not in res.output
+    res = CliRunner().invoke(cli.app, ["web", "--hash-password"], input="pass phrase here\n")
+    assert res.exit_code == 0 and verify_password("pass phrase here", res.stdout.strip())
+    monkeypatch.setenv("REVSYNC_WEB_PASSWORD_HASH", res.stdout.strip())
+    app = cli._web_app(cli.load_settings(resolve_secrets=False), st.Store.from_url(url), tmp_path / "a.jsonl", 5)
+    client = TestClient(app)
+    page = client.get("/login")
+    r = client.post("/login", data={"user": "admin", "password": "pass phrase here", "csrf": _csrf(page.text)},
+                    follow_redirects=False)
+    assert r.status_code == 303
