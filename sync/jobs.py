@@ -25,7 +25,7 @@ from connectors.base import (
     load_connector_class,
 )
 from mapping.canonical import ObjectType
-from sync import logs
+from sync import logs, metrics
 from sync import store as st
 from sync.config import Settings
 from sync.engine import Connection, Engine
@@ -168,9 +168,7 @@ class Runner:
                     st.add_api_usage(s, system, delta, now, data.get("limit"), data.get("remaining"))
             report.entities = st.entity_counts(s)
             st.finish_run(s, report.run_id, report.status, report.as_dict(), now, error)
-        from sync.metrics import observe_cycle
-
-        observe_cycle(report)
+        metrics.observe_cycle(report)
         return report
 
     def _leases(self, report: CycleReport, names: Sequence[str], objects: Sequence[ObjectType]) -> list[tuple[str, ObjectType]]:
@@ -254,6 +252,7 @@ class Runner:
                 for ot in objs:
                     logs.phase("push", object=ot.value)
                     ps = engine.push(ot, systems=writable, on_batch=self._tick(f"push {ot.value}s"))
+                    metrics.observe_push(ot.value, ps)
                     for system, n in ps.written.items():
                         report.written[system] = report.written.get(system, 0) + n
                     for system, n in ps.failed.items():
@@ -321,6 +320,7 @@ class Runner:
             report.messages.append(f"{name}/{ot.value}: {e}")
             return
         report.pulled[name] = report.pulled.get(name, 0) + ps.pulled
+        metrics.observe_pull(name, ot.value, ps.pulled)
         report.links += ps.links
         report.new_entities += ps.new_entities
         report.errors += ps.errors
@@ -380,6 +380,7 @@ class Runner:
             engine = self._engine(report.run_id)
             for ot in ORDER:
                 ps = engine.push(ot)
+                metrics.observe_push(ot.value, ps)
                 for system, k in ps.written.items():
                     report.written[system] = report.written.get(system, 0) + k
                 for system, k in ps.failed.items():

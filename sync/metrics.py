@@ -28,12 +28,12 @@ from sync import store as st
 log = logging.getLogger(__name__)
 
 #: the process's own run counters (registered into every registry built here)
-PULLED = Counter("revsync_records_pulled", "Records pulled per system (this process's runs)",
-                 ["system"], registry=None)
-WRITTEN = Counter("revsync_records_written", "Records written per system (this process's runs)",
-                  ["system"], registry=None)
-FAILED = Counter("revsync_records_failed", "Record writes that failed per system (this process's runs)",
-                 ["system"], registry=None)
+PULLED = Counter("revsync_records_pulled", "Records pulled per system and object (this process's runs)",
+                 ["system", "object"], registry=None)
+WRITTEN = Counter("revsync_records_written", "Records written per system and object (this process's runs)",
+                  ["system", "object"], registry=None)
+FAILED = Counter("revsync_records_failed", "Record writes that failed per system and object (this process's runs)",
+                 ["system", "object"], registry=None)
 API_CALLS = Counter("revsync_api_calls", "API calls per system (this process's runs)", ["system"], registry=None)
 RUNS = Counter("revsync_runs", "Runs finished by kind and status (this process)", ["kind", "status"],
                registry=None)
@@ -42,14 +42,21 @@ DURATION = Histogram("revsync_run_duration_seconds", "Wall time of a run", ["kin
 _PROCESS = (PULLED, WRITTEN, FAILED, API_CALLS, RUNS, DURATION)
 
 
+def observe_pull(system: str, object_type: str, pulled: int) -> None:
+    """Count records pulled from one (system, object) scope."""
+    PULLED.labels(system, object_type).inc(pulled)
+
+
+def observe_push(object_type: str, stats: Any) -> None:
+    """Count one object's push (``written`` / ``failed`` per system)."""
+    for system, n in (getattr(stats, "written", None) or {}).items():
+        WRITTEN.labels(system, object_type).inc(n)
+    for system, n in (getattr(stats, "failed", None) or {}).items():
+        FAILED.labels(system, object_type).inc(n)
+
+
 def observe_cycle(report: Any) -> None:
     """Count one finished run (a ``CycleReport``) into the process metrics."""
-    for system, n in (report.pulled or {}).items():
-        PULLED.labels(system).inc(n)
-    for system, n in (report.written or {}).items():
-        WRITTEN.labels(system).inc(n)
-    for system, n in (report.failed or {}).items():
-        FAILED.labels(system).inc(n)
     for system, n in (report.api_calls or {}).items():
         API_CALLS.labels(system).inc(n)
     RUNS.labels(report.kind, report.status).inc()

@@ -30,14 +30,48 @@ def test_store_gauges(tmp_path):
     assert got[("revsync_last_run_seconds", (("kind", "cycle"),))] == 42
 
 
+def test_a_cycle_counts_pulled_per_system_and_object(tmp_path):
+    from sync import config as cfg
+    from sync import store as st
+    from sync.engine import Connection
+    from sync.jobs import Runner
+    from sync.migrate import upgrade
+    from tests.sync.fakes import Clock, FakeConnector
+
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    upgrade(url)
+    clock = Clock()
+    sf, hs = FakeConnector("salesforce", clock), FakeConnector("hubspot", clock)
+    sf.add("Account", {"Name": "Kestrel Farms", "Website": "https://kestrel.example"})
+    sf.add("Account", {"Name": "Ibis Partners", "Website": "https://ibis.example"})
+    runner = Runner(st.Store.from_url(url), {"salesforce": Connection("salesforce", "salesforce", sf),
+                                             "hubspot": Connection("hubspot", "hubspot", hs)}, cfg.parse({}), now=clock)
+    pulled = metrics.PULLED.labels("salesforce", "account")._value.get()
+    runs = metrics.RUNS.labels("cycle", "ok")._value.get()
+    report = runner.run_cycle()
+    assert report.status == "ok"
+    assert metrics.PULLED.labels("salesforce", "account")._value.get() == pulled + 2
+    assert metrics.RUNS.labels("cycle", "ok")._value.get() == runs + 1
+
+
+def test_observe_push_counts_per_system_and_object():
+    from types import SimpleNamespace
+
+    w = metrics.WRITTEN.labels("hubspot", "contact")._value.get()
+    f = metrics.FAILED.labels("salesforce", "contact")._value.get()
+    metrics.observe_push("contact", SimpleNamespace(written={"hubspot": 5}, failed={"salesforce": 1}))
+    assert metrics.WRITTEN.labels("hubspot", "contact")._value.get() == w + 5
+    assert metrics.FAILED.labels("salesforce", "contact")._value.get() == f + 1
+
+
 def test_observe_cycle_counts_runs():
-    before = metrics.WRITTEN.labels("planhat")._value.get()
     rep = CycleReport(run_id=1, kind="cycle", status="ok", pulled={"hubspot": 3}, written={"planhat": 4},
                       api_calls={"hubspot": 2}, seconds=1.5)
+    before = metrics.API_CALLS.labels("hubspot")._value.get()
     metrics.observe_cycle(rep)
-    assert metrics.WRITTEN.labels("planhat")._value.get() == before + 4
+    assert metrics.API_CALLS.labels("hubspot")._value.get() == before + 2
     text = metrics.exposition(metrics.registry(None)).decode()
-    assert 'revsync_records_pulled_total{system="hubspot"}' in text
+    assert 'revsync_api_calls_total{system="hubspot"}' in text
     assert "revsync_run_duration_seconds_count" in text
 
 
