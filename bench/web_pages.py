@@ -35,7 +35,7 @@ OUT = Path(__file__).parent / "out"
 NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
 STAGES = ("prospecting", "qualification", "proposal", "negotiation", "contract", "closed_won", "closed_lost")
 PAGES = ("/", "/errors", "/errors?category=validation&system=hubspot", "/review", "/plan", "/explain",
-         "/explain?q=acme-0042", "/explain?q=jane.doe-77@", "/explain/{account}", "/explain/salesforce:{sf_id}",
+         "/explain?q=acme-0042", "/explain?q=jane.doe-77-1@", "/explain?q=Jane Doe42", "/explain/{account}", "/explain/salesforce:{sf_id}",
          "/quality", "/audit", "/metrics")
 
 

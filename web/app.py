@@ -40,6 +40,7 @@ from sync import metrics
 from sync import store as st
 from sync.quality import quality_report
 from web.auth import AuditLog, Credentials, csrf_ok, new_csrf_token
+from web.search import search
 
 SESSION_SECONDS = 8 * 3600
 QUALITY_TTL = 300.0
@@ -318,7 +319,7 @@ def create_app(console: Console, *, session_seconds: int = SESSION_SECONDS, http
         hits: list[dict[str, Any]] = []
         if q:
             with console.store.session() as s:
-                found = st.search_entities(s, q, limit=50)
+                found = search(s, q, limit=50)
                 for ot, row in found:
                     hits.append({"object": ot, "id": row.id, "label": _label(ot, row)})
         tpl = "search_results.html" if request.headers.get("HX-Request") else "explain_search.html"
