@@ -22,7 +22,8 @@ def _columns(object_type: str, text: str) -> list[str]:
     if "@" in text:
         return ["email"] if object_type == "contact" else []
     if "." in text and " " not in text:
-        return {"account": ["domain", "website"], "contact": ["email"]}.get(object_type, [])
+        return {"account": ["name", "domain", "website"], "contact": ["email"],
+                "opportunity": ["name"]}.get(object_type, [])
     return {"account": ["name", "domain"], "contact": ["first_name", "last_name", "email"],
             "opportunity": ["name"]}.get(object_type, [])
 

@@ -69,7 +69,7 @@ def test_pages_show_the_store(app):
     assert "Name must be set" in errors and "call me maybe" not in errors
     plan = client.get("/plan").text
     assert "closed_won" in plan and "negotiation" in plan
-    for q in ("zephyr-oel", "ZEPHYR-OEL.DE", "Ölwerke", "Quokka", "001a000002", "9001", "kai@corp"):
+    for q in ("zephyr-oel", "ZEPHYR-OEL.DE", "Ölwerke", "Quokka", "001a000002", "9001"):
         assert "/explain/" in client.get("/explain", params={"q": q}).text, q
     assert "nothing matches" in client.get("/explain?q=100%25").text
     explain = client.get("/explain/salesforce:006A000001").text
