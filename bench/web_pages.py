@@ -108,7 +108,7 @@ def build(path: Path, accounts: int, contacts: int, opportunities: int, seed: in
             for k in range(min(500, accounts // 2))])
         s.execute(insert(st.SyncRunRow), [
             {"kind": "cycle", "scope": {}, "started_at": NOW - timedelta(hours=k), "finished_at": NOW - timedelta(hours=k) + timedelta(seconds=90),
-             "status": "ok", "counts": {"pulled": {"salesforce": 900, "hubspot": 700}, "written": {"planhat": 40},
+             "status": "ok", "counts": {"entities": {"account": accounts}, "pulled": {"salesforce": 900, "hubspot": 700}, "written": {"planhat": 40},
                                         "failed": {"hubspot": 2}, "api_calls": {"salesforce": 12}, "seconds": 90.0}}
             for k in range(500)])
         s.execute(insert(st.OutboxRow), [
