@@ -9,6 +9,7 @@ flat whatever the store's size.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
@@ -31,6 +32,8 @@ DEFAULT_RENEWAL_DAYS = 90
 #: error-ledger categories counted as "unreadable value" / "unmapped picklist value"
 UNREADABLE_CATEGORIES = ("bad_value", "unreadable")
 UNMAPPED_CATEGORIES = ("unmapped_value", "unmapped_picklist", "picklist")
+#: the reason the mapping layer gives for a native value its value maps do not know
+UNKNOWN_VALUE = re.compile(r"\bunknown\b.*\b(value|status|code)\b", re.IGNORECASE)
 #: canonical deal stages in funnel order (closed_lost is outside the funnel)
 FUNNEL = ("prospecting", "qualification", "proposal", "negotiation", "contract", "closed_won")
 CLOSED_WON, CLOSED_LOST = "closed_won", "closed_lost"
@@ -320,6 +323,20 @@ def quality_report(
         by_sys_cat[f"{system}/{obj}"][cat] = n
     unreadable = {c: by_cat[c] for c in UNREADABLE_CATEGORIES if c in by_cat}
     unmapped = {c: by_cat[c] for c in UNMAPPED_CATEGORIES if c in by_cat}
+    # per field; an unreadable value whose reason is "unknown ... value" is a picklist
+    # value the definitions do not map (how the mapping layer reports one)
+    unreadable_fields: dict[str, int] = defaultdict(int)
+    unmapped_fields: dict[str, int] = defaultdict(int)
+    for system, obj, fname, msg in s.execute(
+        select(err.system, err.object_type, err.field, err.message).where(
+            err.state == "open", err.category.in_(UNREADABLE_CATEGORIES + UNMAPPED_CATEGORIES))
+        .execution_options(yield_per=5000)
+    ):
+        key = f"{system}/{obj}.{fname or '?'}"
+        if UNKNOWN_VALUE.search(msg or ""):
+            unmapped_fields[key] += 1
+        else:
+            unreadable_fields[key] += 1
     return {
         "generated_at": now.isoformat(),
         "stale_days": stale_days,
@@ -327,8 +344,10 @@ def quality_report(
         "objects": out_objects,
         "errors": {"open_by_category": dict(sorted(by_cat.items())),
                    "open_by_scope": {k: dict(sorted(v.items())) for k, v in sorted(by_sys_cat.items())}},
-        "unreadable_values": {"open": sum(unreadable.values()), "by_category": unreadable},
-        "unmapped_picklist_values": {"open": sum(unmapped.values()), "by_category": unmapped},
+        "unreadable_values": {"open": sum(unreadable.values()), "by_category": unreadable,
+                              "by_field": dict(sorted(unreadable_fields.items()))},
+        "unmapped_picklist_values": {"open": sum(unmapped.values()) + sum(unmapped_fields.values()),
+                                     "by_category": unmapped, "by_field": dict(sorted(unmapped_fields.items()))},
         "handoff_completeness": {"status": "not configured",
                                  "note": "no handoff rules exist yet (governance rules, issue 15)"},
         "revenue": {"canonical": canonical_rev.result(),

@@ -63,6 +63,11 @@ def seed(url: str) -> st.Store:
                                 canonical_id=None, direction="read", category="bad_value", field="phone",
                                 message="contacts 551: phone 'call me maybe' is not a phone number", payload=None,
                                 first_seen_at=NOW, last_seen_at=NOW, attempts=1, state="open"))
+        s.add(st.ErrorLedgerRow(system="salesforce", object_type="opportunity", native_type="Opportunity",
+                                remote_id="006A000002", canonical_id=None, direction="read", category="bad_value",
+                                field="StageName", message="Opportunity 006A000002: StageName: unknown stage value "
+                                "'Verbal Commit'", payload=None, first_seen_at=NOW, last_seen_at=NOW, attempts=1,
+                                state="open"))
         s.add(st.ErrorLedgerRow(system="salesforce", object_type="account", native_type="Account",
                                 remote_id=None, canonical_id="a-2", direction="write", category="validation",
                                 field="Name", message="FIELD_CUSTOM_VALIDATION_EXCEPTION: Name must be set",

@@ -31,8 +31,10 @@ def test_quality_report_counts_completeness_conflicts_and_stale(tmp_path):
     assert set(opp["by_field"]) == {"amount", "stage", "close_date"}
     assert opp["by_field"]["stage"]["decided_by"] == {"source_priority": 1}
     assert opp["by_field"]["amount"]["decided_by"] == {"latest": 1}
-    assert r["unreadable_values"]["open"] == 1
-    assert r["errors"]["open_by_category"] == {"bad_value": 1, "validation": 1}
+    assert r["unreadable_values"]["by_field"] == {"hubspot/contact.phone": 1}
+    assert r["unmapped_picklist_values"]["by_field"] == {"salesforce/opportunity.StageName": 1}
+    assert r["unmapped_picklist_values"]["open"] == 1
+    assert r["errors"]["open_by_category"] == {"bad_value": 2, "validation": 1}
     assert r["handoff_completeness"]["status"] == "not configured"
 
 
