@@ -83,7 +83,8 @@ class StoreCollector(Collector):
         calls = GaugeMetricFamily("revsync_api_calls_today", "API calls today (UTC) per system", labels=["system"])
         left = GaugeMetricFamily("revsync_api_budget_remaining", "API calls left as last reported by the system",
                                  labels=["system"])
-        entities = GaugeMetricFamily("revsync_entities", "Live canonical entities", labels=["object"])
+        entities = GaugeMetricFamily("revsync_entities", "Live canonical entities (at the end of the last run)",
+                                     labels=["object"])
         last = GaugeMetricFamily("revsync_last_run_seconds", "Duration of the last finished run", labels=["kind"])
         try:
             with self.store.session() as s:
@@ -113,9 +114,12 @@ class StoreCollector(Collector):
                     calls.add_metric([u.system], u.calls)
                     if u.remaining is not None:
                         left.add_metric([u.system], u.remaining)
-                for obj, n in st.entity_counts(s).items():
-                    entities.add_metric([obj], n)
                 run = st.SyncRunRow
+                # as counted at the end of the last run (counting every scrape costs ~0.2 s at 100k)
+                last_counts = s.scalars(select(run.counts).where(run.finished_at.is_not(None))
+                                        .order_by(run.id.desc()).limit(1)).first() or {}
+                for obj, n in (last_counts.get("entities") or st.entity_counts(s)).items():
+                    entities.add_metric([obj], n)
                 for kind, in s.execute(select(run.kind).distinct()):
                     row = s.scalars(select(run).where(run.kind == kind, run.finished_at.is_not(None))
                                     .order_by(run.id.desc()).limit(1)).first()
