@@ -56,6 +56,10 @@ def seed(url: str) -> st.Store:
             {"name": "Zephyr renewal FY27", "amount": "45000", "stage": "closed_won", "close_date": "2026-05-30"})
         ref("salesforce", "opportunity", "Opportunity", "006A000002", "o-2",
             {"name": "Quokka pilot", "amount": "8000", "stage": "closed_won", "close_date": "2026-02-10"})
+        for f, value, rule in (("name", "Zephyr Ölwerke GmbH", "source_priority"), ("arr", "150000", "prefer:planhat")):
+            system, rid = ("planhat", "ph-77") if rule == "prefer:planhat" else ("salesforce", "001A000001")
+            s.add(st.FieldProvenanceRow(object_type="account", entity_id="a-1", field=f, value=value, system=system,
+                                        remote_id=rid, rule=rule, decided_at=NOW))
         for f, rule, system in (("stage", "source_priority", "salesforce"), ("amount", "latest", "salesforce")):
             s.add(st.FieldProvenanceRow(object_type="opportunity", entity_id="o-1", field=f, value=None,
                                         system=system, remote_id="006A000001", rule=rule, decided_at=NOW))

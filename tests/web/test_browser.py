@@ -121,6 +121,8 @@ def test_console_walkthrough(page, console):
     page.click("#hits a >> text=Zephyr")
     assert "Zephyr" in page.locator("#entity-title").inner_text()
     assert "planhat" in page.locator("#records").inner_text()
+    fields = page.locator("#fields").inner_text()
+    assert "source_priority" in fields and "prefer:planhat" in fields and "Zephyr Olwerke" in fields
     shot(page, "explain")
 
     # accept a review pair (evidence side by side)
