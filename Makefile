@@ -24,7 +24,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy connectors sync mapping sandbox cli.py scheduler.py
+	$(BIN)/mypy connectors sync mapping sandbox web cli.py scheduler.py
 
 pytest: $(STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)

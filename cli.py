@@ -107,13 +107,14 @@ def _main(
         typer.Option("--config", "-c", help="Path to revsync.toml (default: $REVSYNC_CONFIG or ./revsync.toml)."),
     ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress to stderr.")] = False,
+    log_format: Annotated[str, typer.Option("--log-format", help="text, or json: one JSON object a line with run id, system, object and phase.")] = "text",
 ) -> None:
+    from sync import logs
+
     State.config_path = config
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    if log_format not in ("text", "json"):
+        raise _fail(f"--log-format: {log_format!r} is not text or json")
+    logs.setup(logging.INFO if verbose else logging.WARNING, log_format, sys.stderr)
 
 
 @app.command()
@@ -727,15 +728,113 @@ def find(
 
 
 @app.command()
-def serve() -> None:
+def quality(
+    stale_days: Annotated[int | None, typer.Option("--stale-days", help="A record not modified for this many days is stale (default: [quality] stale_days or 90).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """Data quality per system and object (completeness, duplicates, conflicts, stale
+    records, unreadable values, errors) and the revenue view beside each system's own."""
+    from sync.jobs import utcnow
+    from sync.quality import quality_report
+
+    if stale_days is not None and stale_days < 1:
+        raise _fail("--stale-days must be at least 1")
+    settings = load_settings(resolve_secrets=False)
+    store = _store(settings)
+    with store.session() as s:
+        data = quality_report(s, now=utcnow(), config=settings.quality, stale_days=stale_days)
+    if as_json:
+        print_json(data)
+        return
+    from sync.quality import print_quality
+
+    print_quality(console, data)
+
+
+@app.command()
+def web(
+    host: Annotated[str, typer.Option("--host", help="Address to bind (loopback by default).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8450,
+    audit_log: Annotated[Path | None, typer.Option("--audit-log", help="JSON-lines audit file (default: .revsync/web-audit.jsonl).")] = None,
+    session_minutes: Annotated[int, typer.Option("--session-minutes", help="A login expires after this many minutes.")] = 480,
+    hash_password: Annotated[bool, typer.Option("--hash-password", help="Read a password on stdin, print its hash for REVSYNC_WEB_PASSWORD_HASH, exit.")] = False,
+) -> None:
+    """The sync-health console: runs, errors, review queue, plan, explain, quality; /metrics.
+
+    Log in with REVSYNC_WEB_PASSWORD or REVSYNC_WEB_PASSWORD_HASH (environment or the
+    secrets file); the user is REVSYNC_WEB_USER (default admin)."""
+    from web.auth import AuthConfigError
+    from web.auth import hash_password as make_hash
+
+    if hash_password:
+        pw = sys.stdin.readline().rstrip("\n")
+        if not pw:
+            raise _fail("give the password on stdin")
+        sys.stdout.write(make_hash(pw) + "\n")
+        return
+    if session_minutes < 1:
+        raise _fail("--session-minutes must be at least 1")
+    settings = load_settings(resolve_secrets=False)
+    store = _store(settings)
+    try:
+        app_ = _web_app(settings, store, audit_log, session_minutes)
+    except AuthConfigError as e:
+        raise _fail(str(e)) from None
+    import uvicorn
+
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        err_console.print(f"[yellow]warning:[/] serving on {host}: put it behind TLS", highlight=False)
+    console.print(f"revsync console on http://{host}:{port}/ (metrics at /metrics)")
+    uvicorn.run(app_, host=host, port=port, log_level="warning")
+
+
+def _web_app(settings: cfg.Settings, store: Any, audit_log: Path | None, session_minutes: int) -> Any:
+    """The console's ASGI app for these settings (credentials from env or the secrets file)."""
+    from web.app import Console, create_app
+    from web.auth import AuditLog, load_credentials
+
+    file_secrets: dict[str, str] = {}
+    secrets_path = settings.secrets_file
+    if secrets_path is not None and secrets_path.exists():
+        import tomllib
+
+        raw = tomllib.loads(secrets_path.read_text(encoding="utf-8"))
+        file_secrets = {k: v for k, v in raw.items() if isinstance(v, str)}
+    creds = load_credentials(file_secrets)
+    try:
+        full = cfg.load(State.config_path, resolve_secrets=True)
+        secret_values = full.secret_values()
+    except Exception:  # connection secrets not set: nothing of theirs to hide either
+        secret_values = []
+    console_ = Console(store=store, credentials=creds,
+                       audit=AuditLog(audit_log or Path(".revsync") / "web-audit.jsonl"),
+                       dedupe=settings.dedupe, policies=settings.policies, quality_config=settings.quality,
+                       secrets=sorted({v for v in (*secret_values, *file_secrets.values()) if len(v) >= 4},
+                                      key=len, reverse=True))
+    console_.refresh_quality()
+    return create_app(console_, session_seconds=session_minutes * 60)
+
+
+@app.command()
+def serve(
+    metrics_port: Annotated[int | None, typer.Option("--metrics-port", help="Serve Prometheus /metrics on this port (127.0.0.1).")] = None,
+) -> None:
     """Run the scheduler in the foreground (cycle, nightly sweep, retries) until SIGTERM."""
     import scheduler
 
     settings = load_settings()
-    _store(settings)
+    store = _store(settings)
     if not settings.connections:
         raise _fail("no connections configured")
     _refuse_without_external_ids(make_runner(settings).connections, settings)
+    if metrics_port is not None:
+        from sync.metrics import serve_metrics
+
+        try:
+            serve_metrics(store, metrics_port)
+        except OSError as e:
+            raise _fail(f"--metrics-port {metrics_port}: {e.strerror or e}") from None
+        console.print(f"metrics on http://127.0.0.1:{metrics_port}/metrics")
     console.print(f"revsync scheduler: cycle every {settings.schedule.cycle_minutes} min, "
                   f"sweep '{settings.schedule.sweep_cron}', retries every {settings.schedule.retry_minutes} min")
     scheduler.serve(settings, config_path=str(settings.path) if settings.path else None)

@@ -78,6 +78,8 @@ class Settings:
     schedule: Schedule = field(default_factory=Schedule)
     mapping: dict[str, Any] = field(default_factory=dict)
     dedupe: dict[str, Any] = field(default_factory=dict)
+    quality: dict[str, Any] = field(default_factory=dict)
+    secrets_file: Path | None = None  # where [secrets] file points (resolved), if anywhere
 
     def __repr__(self) -> str:
         return (
@@ -296,7 +298,7 @@ def _option_keys(kind: str) -> frozenset[str] | None:
 
 def parse(data: Mapping[str, Any], *, path: Path | None = None, resolve_secrets: bool = True) -> Settings:
     """Validate a parsed TOML document into ``Settings``."""
-    _check_keys(data, ("database", "secrets", "connections", "policies", "limits", "schedule", "mapping", "dedupe"), "")
+    _check_keys(data, ("database", "secrets", "connections", "policies", "limits", "schedule", "mapping", "dedupe", "quality"), "")
     db = _expect(data.get("database", {}), dict, "database", "a table")
     _check_keys(db, ("url",), "database")
     url = os.environ.get(DATABASE_ENV) or db.get("url") or DEFAULT_DATABASE_URL
@@ -308,11 +310,13 @@ def parse(data: Mapping[str, Any], *, path: Path | None = None, resolve_secrets:
     _check_keys(sec, ("file",), "secrets")
     secrets_path = os.environ.get(SECRETS_ENV) or sec.get("file")
     secrets_file = None
-    if resolve_secrets and secrets_path:
-        p = Path(_expect(secrets_path, str, "secrets.file", "a path"))
-        if path is not None and not p.is_absolute():
-            p = path.parent / p
-        secrets_file = _read_secrets_file(p)
+    secrets_file_path = None
+    if secrets_path:
+        secrets_file_path = Path(_expect(secrets_path, str, "secrets.file", "a path"))
+        if path is not None and not secrets_file_path.is_absolute():
+            secrets_file_path = path.parent / secrets_file_path
+    if resolve_secrets and secrets_file_path is not None:
+        secrets_file = _read_secrets_file(secrets_file_path)
 
     conns_raw = _expect(data.get("connections", {}), dict, "connections", "a table")
     connections = {
@@ -348,6 +352,8 @@ def parse(data: Mapping[str, Any], *, path: Path | None = None, resolve_secrets:
         schedule=Schedule(**sch_raw),
         mapping=_mapping(_expect(data.get("mapping", {}), dict, "mapping", "a table")),
         dedupe=_dedupe(_expect(data.get("dedupe", {}), dict, "dedupe", "a table")),
+        quality=_quality(_expect(data.get("quality", {}), dict, "quality", "a table")),
+        secrets_file=secrets_file_path,
     )
 
 
@@ -386,6 +392,20 @@ def _dedupe(table: Mapping[str, Any], where: str = "dedupe") -> dict[str, Any]:
         v = _expect(table["max_cluster_size"], int, "dedupe.max_cluster_size", "a whole number")
         if v < 2:
             raise ConfigError(f"dedupe.max_cluster_size: must be at least 2 (got {v})")
+    return dict(table)
+
+
+def _quality(table: Mapping[str, Any]) -> dict[str, Any]:
+    """``[quality]``: stale_days, renewal_days, and ``[quality.required]`` OBJECT = [fields]."""
+    _check_keys(table, ("stale_days", "renewal_days", "required"), "quality")
+    for k in ("stale_days", "renewal_days"):
+        if k in table and (_expect(table[k], int, f"quality.{k}", "a whole number of days") < 1):
+            raise ConfigError(f"quality.{k}: must be at least 1 (got {table[k]})")
+    req = _expect(table.get("required", {}), dict, "quality.required", "a table")
+    _check_keys(req, KNOWN_OBJECTS, "quality.required")
+    for obj, fields in req.items():
+        if not isinstance(fields, list) or not all(isinstance(f, str) for f in fields):
+            raise ConfigError(f"quality.required.{obj}: must be a list of field names")
     return dict(table)
 
 

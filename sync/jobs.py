@@ -36,6 +36,7 @@ from connectors.base import (
     load_connector_class,
 )
 from mapping.canonical import ObjectType
+from sync import logs, metrics
 from sync import store as st
 from sync.config import Settings
 from sync.engine import Connection, Engine
@@ -198,6 +199,7 @@ class Runner:
     def _start(self, kind: str, scope: dict[str, Any]) -> CycleReport:
         with self.store.session() as s:
             run_id = st.start_run(s, kind, scope, self.now())
+        logs.bind(run_id=run_id, system=None, object=None, phase=kind)
         return CycleReport(run_id=run_id, kind=kind)
 
     def _finish(self, report: CycleReport, started: datetime, calls_before: dict[str, int],
@@ -213,6 +215,7 @@ class Runner:
                     st.add_api_usage(s, system, delta, now, data.get("limit"), data.get("remaining"))
             report.entities = st.entity_counts(s)
             st.finish_run(s, report.run_id, report.status, report.as_dict(), now, error)
+        metrics.observe_cycle(report)
         return report
 
     def _leases(self, report: CycleReport, names: Sequence[str], objects: Sequence[ObjectType]) -> list[tuple[str, ObjectType]]:
@@ -302,7 +305,9 @@ class Runner:
                 for ot in objs:
                     # a system that failed or is out of reach keeps its writes in the outbox
                     writable = [n for n in writable if not self._is_down(report, n)]
+                    logs.phase("push", object=ot.value)
                     ps = engine.push(ot, systems=writable, on_batch=self._tick(f"push {ot.value}s"))
+                    metrics.observe_push(ot.value, ps)
                     for system, n in ps.written.items():
                         report.written[system] = report.written.get(system, 0) + n
                     for system, n in ps.failed.items():
@@ -345,6 +350,7 @@ class Runner:
         return self._finish(report, started, calls_before, error)
 
     def _resolve(self, report: CycleReport, engine: Engine, ot: ObjectType, holders: Sequence[str]) -> None:
+        logs.phase("reconcile", object=ot.value)
         rs = engine.resolve(ot, write_to=holders, on_batch=self._tick(f"reconcile {ot.value}s"))
         report.conflicts += rs.conflicts
         report.errors += rs.errors
@@ -361,6 +367,7 @@ class Runner:
 
         deduper = Deduper(self.store, self.settings.dedupe, now=self.now, run_id=report.run_id,
                           policies=self.settings.policies)
+        logs.phase("match")
         for ot in objs:
             report.remote_merges += deduper.follow_remote_merges(ot.value)
         return deduper if deduper.enabled else None
@@ -425,6 +432,7 @@ class Runner:
 
     def _pull_one(self, report: CycleReport, name: str, ot: ObjectType, *, since: datetime | None,
                   until: datetime | None) -> bool:
+        logs.phase("pull", system=name, object=ot.value)
         puller = self._puller(name, report.run_id)
         try:
             ps = puller.pull(ot, since=since, until=until, move_cursor=since is None,
@@ -440,6 +448,7 @@ class Runner:
             self._system_down(report, name, e)
             return True  # down for this run (reported); the other systems go on
         report.pulled[name] = report.pulled.get(name, 0) + ps.pulled
+        metrics.observe_pull(name, ot.value, ps.pulled)
         report.links += ps.links
         report.new_entities += ps.new_entities
         report.errors += ps.errors

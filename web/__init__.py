@@ -1,0 +1,1 @@
+"""The sync-health web console (``revsync web``) and its login, audit log and pages."""
