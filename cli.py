@@ -848,8 +848,10 @@ def _refuse_without_external_ids(connections: Any, settings: cfg.Settings) -> No
     from connectors.base import ConnectorError
     from sync.golive import external_id_gaps
 
+    # a system that cannot be asked is left to the run: it ends that system's part
+    # with one line (credentials refused, out of reach) while the others go on
     try:
-        gaps = external_id_gaps(connections, settings)
+        gaps = external_id_gaps(connections, settings, unchecked={})
     except ConnectorError as e:
         raise _fail(f"cannot check the external-id fields: {e}") from None
     if gaps:

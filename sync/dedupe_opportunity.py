@@ -469,8 +469,11 @@ def match_opportunities(
 
 def near_certain(pair: Pair, opts: Options) -> bool:
     """Sure enough to give one system two records of one deal: the probability at
-    ``near_certain`` *and* the same name words and the same close date."""
+    ``near_certain`` *and* the same name words, the same close date and the same amount
+    (a deal typed again is a copy; one a little off, in a series of same-named renewals,
+    is a question for a person)."""
     return (pair.probability >= opts.near_certain and pair.evidence.get("close_date") == "same day"
+            and pair.evidence.get("amount") == "same"
             and pair.evidence.get("name", "").startswith("same words,") and "period" not in pair.evidence["name"])
 
 

@@ -131,9 +131,14 @@ def setup(settings: Settings, *, apply: bool, systems: Sequence[str] | None = No
     return changes, problems
 
 
-def external_id_gaps(connections: Mapping[str, Connection], settings: Settings) -> list[str]:
+def external_id_gaps(connections: Mapping[str, Connection], settings: Settings,
+                     unchecked: dict[str, str] | None = None) -> list[str]:
     """``"salesforce: Account.Revsync_Id__c missing"``… for every external-id field a
-    write would need and the system lacks (empty: a sync may write)."""
+    write would need and the system lacks (empty: a sync may write).
+
+    ``unchecked``: when given, a system that cannot be asked (credentials refused, out
+    of reach) is entered there with the reason and skipped — the run then reports it in
+    its one line per system — instead of raising ``ConnectorError``."""
     gaps: list[str] = []
     for name, conn in connections.items():
         cs = settings.connections.get(name) or ConnectionSettings(name, conn.kind)
@@ -141,7 +146,14 @@ def external_id_gaps(connections: Mapping[str, Connection], settings: Settings) 
         if ready is None or not hasattr(ready, "external_id_state"):
             continue
         field = getattr(ready, "field", None)
-        for obj, state in ready.external_id_state().items():
+        try:
+            states = ready.external_id_state()
+        except ConnectorError as exc:
+            if unchecked is None:
+                raise
+            unchecked[name] = str(exc)
+            continue
+        for obj, state in states.items():
             if state != "ok":
                 what = f"{obj}.{field}" if field else f"{obj}.revsync_id"
                 gaps.append(f"{name}: {what} {state.replace('_', ' ')}")
