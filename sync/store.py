@@ -1449,8 +1449,10 @@ def link_entities(
     s: Session, object_type: str, ids: list[str], *, evidence: dict[str, Any], run_id: int | None,
     now: datetime, survivor_id: str | None = None, policy: str = "link",
 ) -> int | None:
-    """Fold the entities ``ids`` into one: the oldest (or ``survivor_id``) survives, the
-    others' remote records point at it, and before-images go to the merge ledger.
+    """Fold the entities ``ids`` into one: ``survivor_id``, else the one whose id its
+    records carry (identity lives in the systems: a store rebuilt from them must pick
+    the survivor the first store picked), else the oldest survives; the others' remote
+    records point at it, and before-images go to the merge ledger.
 
     ``policy`` is what the ledger entry records: ``link`` (remote records untouched) or
     ``merge`` (the plan will also call the systems' merge APIs for the records that
@@ -1459,7 +1461,10 @@ def link_entities(
     rows: list[Any] = list(s.scalars(select(t).where(t.id.in_(ids), t.merged_into.is_(None))))
     if len(rows) < 2:
         return None
-    rows.sort(key=lambda r: (r.id != survivor_id, r.created_at, r.id))
+    carried = set(s.scalars(select(ExternalRefRow.canonical_id).where(
+        ExternalRefRow.object_type == object_type, ExternalRefRow.canonical_id.in_([r.id for r in rows]),
+        ExternalRefRow.revsync_id == ExternalRefRow.canonical_id, ExternalRefRow.deleted_at.is_(None))))
+    rows.sort(key=lambda r: (r.id != survivor_id, r.id not in carried, r.created_at, r.id))
     survivor, losers = rows[0], rows[1:]
     loser_ids = [r.id for r in losers]
     refs = list(s.scalars(select(ExternalRefRow).where(ExternalRefRow.object_type == object_type,

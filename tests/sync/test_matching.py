@@ -294,3 +294,22 @@ def test_thresholds_are_per_object_and_configurable() -> None:
         parse({"dedupe": {"account": {"threshold": 0.9}}})
     with pytest.raises(ConfigError, match=r"dedupe\.contact\.review_from: must not be above"):
         parse({"dedupe": {"contact": {"auto_link": 0.9, "review_from": 0.95}}})
+
+
+def test_the_survivor_of_a_link_is_the_entity_whose_id_its_records_carry(world, monkeypatch) -> None:
+    """A store rebuilt from the systems makes entities in another order: the survivor
+    must still be the entity whose revsync id the systems hold, not the oldest."""
+    store, clock, sf, hs, runner = world
+    monkeypatch.setattr("sync.matching.Deduper.enabled", property(lambda self: False))
+    runner().run_cycle()
+    with store.session() as s:
+        rows = sorted(s.scalars(select(st.ContactRow)), key=lambda r: (r.created_at, r.id))[:2]
+        older, younger = rows[0].id, rows[1].id
+        ref = s.scalars(select(st.ExternalRefRow).where(st.ExternalRefRow.canonical_id == younger)).first()
+        ref.revsync_id = younger  # the younger entity's id is the one a system carries
+        for other in s.scalars(select(st.ExternalRefRow).where(st.ExternalRefRow.canonical_id == older)):
+            other.revsync_id = None
+        s.flush()
+        st.link_entities(s, ObjectType.CONTACT.value, [older, younger], evidence={}, run_id=None, now=clock())
+        assert s.get(st.ContactRow, younger).merged_into is None
+        assert s.get(st.ContactRow, older).merged_into == younger
