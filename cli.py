@@ -468,6 +468,7 @@ def plan(
                 "changes": [{"field": c[0], "old": c[1], "new": c[2], "rule": c[3]}
                             for c in (r.payload or {}).get("changes", [])],
                 "associations": (r.payload or {}).get("associations", {}),
+                "fields": (r.payload or {}).get("fields", {}),
                 **({"merge_from": (r.payload or {}).get("merge_from", []),
                     "merge_ids": (r.payload or {}).get("merge_ids", [])} if r.kind == "merge" else {})}
                for r in rows]
@@ -487,8 +488,7 @@ def plan(
                         "new": f"merged into {op['remote_id']}",
                         "rule": "merge ledger " + ", ".join(str(i) for i in op["merge_ids"])}]
         else:
-            changes = op["changes"] or [{"field": "(associations)", "old": None, "new": op["associations"],
-                                         "rule": None}]
+            changes = op["changes"] or _unlisted_writes(op)
         lines.extend((f"{op['object']} {op['entity'][:8]}", str(op["system"]), str(op["kind"]), str(c["field"]),
                       f"{c['old']!s} → {c['new']!s}", c["rule"] or "-") for c in changes)
     header = ("entity", "system", "kind", "field", "old → new", "rule")
@@ -601,6 +601,17 @@ def retry(
         print_json(report.as_dict())
     else:
         _print_report(report, "retry")
+
+
+def _unlisted_writes(op: dict[str, Any]) -> list[dict[str, Any]]:
+    """Lines for an op without field changes: the revsync id written into a record it
+    links (identity lives in the systems), then its associations."""
+    out: list[dict[str, Any]] = [{"field": f"{name} (revsync id)", "old": None, "new": value, "rule": "identity"}
+                                 for name, value in (op.get("fields") or {}).items()]
+    assoc = {k: v for k, v in (op.get("associations") or {}).items() if v}
+    if assoc or not out:
+        out.append({"field": "(associations)", "old": None, "new": assoc, "rule": None})
+    return out
 
 
 @app.command()

@@ -167,3 +167,18 @@ def test_accepting_a_pair_whose_side_was_linked_elsewhere_links_what_it_belongs_
     assert r.exit_code == 2 and "no longer exists" in r.output
     with _store(cfg).session() as s:
         assert s.get(st.MatchReviewRow, rid).state == "open"
+
+
+def test_plan_names_the_revsync_id_written_into_a_linked_record(cfg: Path, filled: dict[str, str]) -> None:
+    """A write that only stamps the entity's id into a record it linked shows that field
+    and value, not an empty "(associations) → {}" line."""
+    with _store(cfg).session() as s:
+        s.add(st.OutboxRow(system="salesforce", object_type="account", native_type="Account", kind="update",
+                           canonical_id=filled["acme"], remote_id="001AAAAAAAAAAAAAAA",
+                           payload={"fields": {"Revsync_Id__c": filled["acme"]}, "associations": {}, "changes": []},
+                           state="pending", attempts=0, created_at=NOW, updated_at=NOW))
+    r = invoke(cfg, "plan")
+    assert r.exit_code == 0, r.output
+    line = next(ln for ln in r.output.splitlines() if "aaaa1111" in ln)
+    assert "Revsync_Id__c (revsync id)" in line and filled["acme"] in line and "identity" in line
+    assert "(associations)" not in r.output
