@@ -104,7 +104,7 @@ def serve(settings: cfg.Settings, *, config_path: str | None = None) -> None:
     sched = build_scheduler(settings, config_path=config_path)
 
     def stop(signum: int, _frame: FrameType | None) -> None:
-        log.warning("signal %s: stopping after the page in flight", signum)
+        log.info("signal %s: stopping after the page in flight", signum)
         STOP.set()
         threading.Thread(target=lambda: sched.shutdown(wait=True), daemon=True).start()
 
