@@ -21,7 +21,6 @@ from tests.connectors.test_salesforce_support import (
     ACCOUNT_FIELDS,
     API,
     CONTACT_FIELDS,
-    INSTANCE,
     add_describe,
     add_query,
     add_users,
@@ -30,42 +29,8 @@ from tests.connectors.test_salesforce_support import (
     mock,
 )
 
-
-def test_given_three_pages_with_relative_next_url_when_read_then_yields_page_by_page() -> None:
-    conn = make_connector()
-    full_soql = f"SELECT {ACCOUNT_FIELDS} FROM Account ORDER BY SystemModstamp, Id"
-    with mock() as rsps:
-        add_describe(rsps, "Account")
-        # no SELECT COUNT(): the first batch's totalSize (5) is under bulk_threshold
-        add_query(rsps, load("query_account_page1.json"), full_soql)
-        add_users(rsps)
-        rsps.add(responses.GET, f"{API}/query/01gRO0000016PIAYA2-2000", json=load("query_account_page2.json"))
-        rsps.add(responses.GET, f"{API}/query/01gRO0000016PIAYA2-4000", json=load("query_account_page3.json"))
-
-        pages = conn.read_pages(ObjectType.ACCOUNT)
-        first = next(pages)
-        # Lazy: only the first page (and the owner lookup) has been fetched so far.
-        assert len(rsps.calls) == 3
-        rest = list(pages)
-        calls = list(rsps.calls)
-
-    sizes = [len(p) for p in [first, *rest]]
-    assert sizes == [2, 2, 1]
-    records = [r for p in [first, *rest] for r in p]
-    assert [r.remote_id for r in records] == [f"0015g00000Acc00{i}AAA" for i in range(1, 6)]
-    assert all(r.native_type == "Account" and r.object_type is ObjectType.ACCOUNT for r in records)
-    assert records[0].modstamp == datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
-    assert records[4].modstamp == datetime(2024, 5, 1, 10, 0, 4, tzinfo=UTC)
-    assert "attributes" not in records[0].fields
-    assert records[0].fields["Health_Score__c"] == 7.5  # custom field, from describe
-    assert [r.fields["_owner_email"] for r in records] == [
-        "ada@example.com", "ada@example.com", "Grace@Example.com", "ada@example.com", None,
-    ]
-    # queryMore went to the instance host + the relative nextRecordsUrl.
-    assert len(calls) == 5  # describe, query, users, queryMore x2
-    assert calls[3].request.url == f"{INSTANCE}/services/data/v59.0/query/01gRO0000016PIAYA2-2000"
-    assert calls[1].request.headers["Sforce-Query-Options"] == "batchSize=2000"
-    assert not any("COUNT" in str(c.request.url) for c in calls)
+# The plain paging test (three pages, relative nextRecordsUrl, lazy) is a recording now:
+# tests/connectors/test_recorded.py::test_salesforce_contacts_come_page_by_page_following_the_relative_next_url
 
 
 def test_given_since_when_read_then_inclusive_bound_ordered_by_modstamp_and_id() -> None:
