@@ -125,10 +125,37 @@ SCENARIOS: dict[str, tuple[str, Scenario]] = {
     "hubspot_upsert_companies": ("hubspot", upsert_accounts),
     "planhat_read_companies_paged": ("planhat", lambda c: read_pages(c, ObjectType.ACCOUNT)),
     "planhat_upsert_companies": ("planhat", upsert_accounts),
+    "salesforce_read_leads": ("salesforce", lambda c: list(c.read(ObjectType.CONTACT, native="Lead"))),
+    "salesforce_read_opportunities": ("salesforce", lambda c: list(c.read(ObjectType.OPPORTUNITY))),
+    "salesforce_list_account_ids": ("salesforce", lambda c: list(c.list_ids(ObjectType.ACCOUNT))),
+    "hubspot_read_deals": ("hubspot", lambda c: list(c.read(ObjectType.OPPORTUNITY))),
+    "planhat_read_endusers": ("planhat", lambda c: list(c.read(ObjectType.CONTACT))),
+    "planhat_list_company_ids": ("planhat", lambda c: list(c.list_ids(ObjectType.ACCOUNT))),
 }
 #: what the emulator holds, per system, after each scenario (``<name>.truth.json``)
-TRUTH_OBJECTS = {"salesforce": ("Account", "Contact"), "hubspot": ("companies", "contacts"),
-                 "planhat": ("companies",)}
+TRUTH_OBJECTS = {"salesforce": ("Account", "Contact", "Opportunity"), "hubspot": ("companies", "contacts", "deals"),
+                 "planhat": ("companies", "endusers")}
+
+
+def _sandbox_truth(sb: Any, system: str) -> dict[str, Any]:
+    """The server's own view, read from the emulator's store (never through a connector)."""
+    emu = sb.emulators[system]
+    counts = emu.counts()
+    truth: dict[str, Any] = {obj: counts[obj] for obj in TRUTH_OBJECTS[system]}
+    if system == "salesforce":
+        records = emu.org.records
+        truth["unconverted_leads"] = sorted(
+            i for i, r in records["Lead"].items() if not r.get("IsDeleted") and not r.get("IsConverted"))
+        roles: dict[str, list[str]] = {}
+        for r in records["OpportunityContactRole"].values():
+            if not r.get("IsDeleted"):
+                roles.setdefault(r["OpportunityId"], []).append(r["ContactId"])
+        truth["contact_roles"] = {k: sorted(v) for k, v in sorted(roles.items())}
+        truth["account_ids"] = sorted(i for i, r in records["Account"].items() if not r.get("IsDeleted"))
+    if system == "planhat":
+        truth["enduser_company"] = {i: d.get("companyId") for i, d in sorted(emu._docs["endusers"].items())}
+        truth["company_ids"] = sorted(emu._docs["companies"])
+    return truth
 
 
 # --------------------------------------------------------------------------- recording
@@ -157,8 +184,7 @@ def record_all(out: Path, config: Path | None, only: list[str]) -> list[str]:
                 settings = _sandbox_settings(sb, system)
                 with record(name, {sb.urls[system]: PLACEHOLDERS[system]}, out):
                     scenario(connector(system, settings))
-                counts = sb.emulators[system].counts()
-                truth = {obj: counts[obj] for obj in TRUTH_OBJECTS[system]}
+                truth = _sandbox_truth(sb, system)
                 (out / f"{name}.truth.json").write_text(json.dumps(truth, indent=1) + "\n", encoding="utf-8")
                 written.append(name)
         return written

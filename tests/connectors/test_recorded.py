@@ -81,6 +81,33 @@ def test_salesforce_incremental_read_has_an_inclusive_lower_bound() -> None:
     assert f"SystemModstamp >= {since.modstamp.isoformat()}" in soql and soql.endswith("ORDER BY SystemModstamp, Id")
 
 
+def test_salesforce_leads_are_read_as_contacts_only_while_unconverted() -> None:
+    leads, cassette = run("salesforce_read_leads")
+    assert sorted(r.remote_id for r in leads) == truth("salesforce_read_leads")["unconverted_leads"]
+    assert all((r.native_type, r.object_type) == ("Lead", ObjectType.CONTACT) for r in leads)
+    assert all(r.fields["IsConverted"] is False for r in leads)
+    soql = next(parse_qs(urlsplit(r.uri).query)["q"][0] for r in cassette.requests if "FROM+Lead" in r.uri)
+    assert " FROM Lead WHERE IsConverted = false " in soql
+
+
+def test_salesforce_opportunities_carry_their_account_and_contact_roles() -> None:
+    opps, cassette = run("salesforce_read_opportunities")
+    facts = truth("salesforce_read_opportunities")
+    assert len(opps) == len({o.remote_id for o in opps}) == facts["Opportunity"]
+    roles = {o.remote_id: sorted(o.associations.get("contact", ())) for o in opps if o.associations.get("contact")}
+    assert roles == facts["contact_roles"]  # every role the server holds, on its opportunity
+    assert all(o.associations.get("account") == (o.fields["AccountId"],) for o in opps if o.fields.get("AccountId"))
+    ocr = [parse_qs(urlsplit(r.uri).query)["q"][0] for r in cassette.requests if "OpportunityContactRole" in r.uri]
+    assert ocr and all("WHERE OpportunityId IN (" in q for q in ocr)
+
+
+def test_salesforce_list_ids_asks_for_ids_only() -> None:
+    ids, cassette = run("salesforce_list_account_ids")
+    assert sorted(ids) == truth("salesforce_list_account_ids")["account_ids"]
+    soql = [parse_qs(urlsplit(r.uri).query)["q"][0] for r in cassette.requests if "q=" in r.uri]
+    assert soql == ["SELECT Id FROM Account ORDER BY Id"]
+
+
 # --------------------------------------------------------------------------- hubspot
 
 
@@ -127,6 +154,30 @@ def test_planhat_companies_page_with_limit_and_offset_each_company_once() -> Non
     assert offsets == sorted(offsets) and offsets[0] == 0
     assert all(r.modstamp and r.native_type == "companies" for r in records)
     assert any(r.fields.get("_owner_email") for r in records)
+
+
+def test_hubspot_deals_carry_company_and_contact_associations() -> None:
+    deals, cassette = run("hubspot_read_deals")
+    assert len(deals) == len({d.remote_id for d in deals}) == truth("hubspot_read_deals")["deals"]
+    assert all(d.object_type is ObjectType.OPPORTUNITY and d.native_type == "deals" for d in deals)
+    assert sum(1 for d in deals if d.associations.get("account")) > len(deals) // 2
+    assert any(d.associations.get("contact") for d in deals)
+    paths = [urlsplit(r.uri).path for r in cassette.requests]
+    assert "/crm/v4/associations/deals/companies/batch/read" in paths
+    assert "/crm/v4/associations/deals/contacts/batch/read" in paths
+
+
+def test_planhat_endusers_belong_to_their_company() -> None:
+    users, _ = run("planhat_read_endusers")
+    expected = truth("planhat_read_endusers")["enduser_company"]
+    assert {u.remote_id: u.associations.get("account", (None,))[0] for u in users} == expected
+    assert all(u.object_type is ObjectType.CONTACT and "_owner_email" not in u.fields for u in users)
+
+
+def test_planhat_list_ids_selects_the_id_only() -> None:
+    ids, cassette = run("planhat_list_company_ids")
+    assert sorted(ids) == truth("planhat_list_company_ids")["company_ids"]
+    assert all(parse_qs(urlsplit(r.uri).query)["select"] == ["_id"] for r in cassette.requests)
 
 
 # --------------------------------------------------------------------------- writes, all three
