@@ -1,7 +1,7 @@
 """Record the connector scenarios' traffic to ``tests/cassettes`` (see ``tests/recording.py``).
 
     python -m tests.record                       # against a fresh local sandbox
-    python -m tests.record --config revsync.toml --out DIR   # against real orgs (README)
+    python -m tests.record --config revsync.toml --out DIR [--writes]   # real orgs (README)
 
 Each scenario drives a real connector (real client, real HTTP) and its traffic goes to
 ``<name>.yaml``, scrubbed. Against the sandbox, ``<name>.truth.json`` also keeps what
@@ -32,6 +32,7 @@ from connectors.base import (
     load_connector_class,
 )
 from mapping.canonical import ObjectType
+from sync.config import ConfigError
 from tests.recording import CASSETTES, PLACEHOLDERS, record
 
 #: the connection options that point a connector at a base URL
@@ -170,7 +171,28 @@ def _sandbox_settings(sb: Any, system: str) -> ConnectionSettings:
     )
 
 
-def record_all(out: Path, config: Path | None, only: list[str]) -> list[str]:
+def _origins(system: str, options: Mapping[str, Any]) -> list[str]:
+    """Every ``scheme://host[:port]`` the connection talks to (the scrubber replaces them all).
+
+    A Salesforce org's instance URL, when the config does not name it, is learnt from
+    the token reply while recording (``Scrubber``).
+    """
+    from urllib.parse import urlsplit
+
+    from connectors.hubspot import DEFAULT_HOST
+    from connectors.planhat_client import DEFAULT_BASE_URL
+    from connectors.salesforce_auth import DEFAULT_TOKEN_URL
+
+    defaults = {"salesforce": {"token_url": DEFAULT_TOKEN_URL}, "hubspot": {"host": DEFAULT_HOST},
+                "planhat": {"base_url": DEFAULT_BASE_URL}}[system]
+    urls = {**defaults, **{k: v for k, v in options.items() if k in ("instance_url", "token_url", "host", "base_url") and v}}
+    return sorted({f"{urlsplit(str(u)).scheme}://{urlsplit(str(u)).netloc}" for u in urls.values()})
+
+
+WRITES = tuple(n for n in SCENARIOS if "_upsert_" in n)
+
+
+def record_all(out: Path, config: Path | None, only: list[str], *, writes: bool = False) -> list[str]:
     """Record the scenarios; return the cassette names written."""
     names = [n for n in SCENARIOS if not only or n in only]
     written = []
@@ -190,17 +212,22 @@ def record_all(out: Path, config: Path | None, only: list[str]) -> list[str]:
         return written
     from sync.config import load
 
-    settings = load(config)
-    by_kind = {cs.kind: cs for cs in settings.connections.values()}
+    loaded = load(config)
+    by_kind: dict[str, ConnectionSettings] = {}
+    for cs in loaded.connections.values():
+        by_kind.setdefault(cs.kind, cs)  # the first connection of each kind
     for name in names:
         system, scenario = SCENARIOS[name]
-        cs = by_kind.get(system)
-        if cs is None:
+        if name in WRITES and not writes:
+            print(f"skip {name}: it creates two accounts and renames one (--writes, in a sandbox org only)",
+                  file=sys.stderr)
+            continue
+        found = by_kind.get(system)
+        if found is None:
             print(f"skip {name}: no {system} connection in {config}", file=sys.stderr)
             continue
-        base = next(str(cs.options[k]) for k in ("instance_url", "host", "base_url") if cs.options.get(k))
-        real = ConnectionSettings(cs.name, cs.kind, {**cs.options, **OPTIONS[system]}, cs.secrets)
-        with record(name, {base: PLACEHOLDERS[system]}, out):
+        real = ConnectionSettings(found.name, found.kind, {**found.options, **OPTIONS[system]}, found.secrets)
+        with record(name, dict.fromkeys(_origins(system, found.options), PLACEHOLDERS[system]), out):
             scenario(connector(system, real))
         written.append(name)
     return written
@@ -209,15 +236,29 @@ def record_all(out: Path, config: Path | None, only: list[str]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tests.record", description=__doc__.splitlines()[0])
     ap.add_argument("--config", type=Path, help="record against the connections of this revsync.toml")
-    ap.add_argument("--out", type=Path, default=CASSETTES, help="cassette directory (default: tests/cassettes)")
+    ap.add_argument("--out", type=Path, help="cassette directory (default: tests/cassettes; required with --config)")
+    ap.add_argument("--writes", action="store_true",
+                    help="with --config: also record the write scenarios (they change data: a sandbox org only)")
     ap.add_argument("scenario", nargs="*", help=f"only these (default: all of {', '.join(SCENARIOS)})")
     args = ap.parse_args(argv)
     unknown = [s for s in args.scenario if s not in SCENARIOS]
     if unknown:
         print(f"error: unknown scenario {unknown[0]!r} (known: {', '.join(SCENARIOS)})", file=sys.stderr)
         return 2
-    for name in record_all(args.out, args.config, args.scenario):
-        print(f"recorded {args.out / name}.yaml")
+    if args.config is not None and args.out is None:
+        print("error: --config needs --out DIR (the committed sandbox cassettes stay as they are)", file=sys.stderr)
+        return 2
+    if args.config is not None and not args.config.exists():
+        print(f"error: {args.config}: no such config file", file=sys.stderr)
+        return 2
+    out = args.out or CASSETTES
+    try:
+        names = record_all(out, args.config, args.scenario, writes=args.writes)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    for name in names:
+        print(f"recorded {out / name}.yaml")
     return 0
 
 

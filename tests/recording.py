@@ -23,6 +23,7 @@ cassette never names the org's host and replays without a network.
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -33,7 +34,9 @@ from urllib.parse import parse_qsl, urlencode
 import vcr
 from vcr.cassette import Cassette
 
-CASSETTES = Path(__file__).resolve().parent / "cassettes"
+#: where cassettes are read from: the committed sandbox recordings, or
+#: ``REVSYNC_CASSETTES`` (a directory recorded against a real org, see the README)
+CASSETTES = Path(os.environ.get("REVSYNC_CASSETTES") or Path(__file__).resolve().parent / "cassettes")
 
 #: the host each system's base URL is recorded under
 PLACEHOLDERS: dict[str, str] = {
@@ -78,6 +81,7 @@ class Scrubber:
         return request
 
     def response(self, response: dict[str, Any]) -> dict[str, Any]:
+        self._learn_instance(response)
         response["headers"] = {k: v for k, v in response["headers"].items() if k.lower() not in SECRET_HEADERS}
         body = response.get("body", {}).get("string")
         if body:
@@ -88,6 +92,19 @@ class Scrubber:
                 if k.lower() == "content-length":
                     response["headers"][k] = [str(len(response["body"]["string"]))]
         return response
+
+    def _learn_instance(self, response: Mapping[str, Any]) -> None:
+        """A Salesforce token reply names the org's instance: it is scrubbed like the login host."""
+        body = response.get("body", {}).get("string") or b""
+        if not self.hosts or b'"instance_url"' not in (body if isinstance(body, bytes) else body.encode()):
+            return
+        try:
+            url = json.loads(body)["instance_url"].rstrip("/")
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return
+        if url not in self.hosts and url.startswith("https://"):
+            # the placeholder of the host the token request went to (one system per cassette)
+            self.hosts[url] = next(iter(self.hosts.values()))
 
     def _body(self, raw: str, ctype: str, *, response: bool = False) -> str:
         raw = self.text(raw)

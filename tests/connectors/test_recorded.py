@@ -11,8 +11,10 @@ network: a request the recording does not hold fails the test.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections import defaultdict
+from collections.abc import Iterator, Mapping
 from typing import Any
+from unittest.mock import ANY
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -23,9 +25,19 @@ from mapping.canonical import ObjectType
 from tests.record import NEW_KEYS, OPTIONS, RENAMED, SCENARIOS, replay_connector
 from tests.recording import CASSETTES, PLACEHOLDERS, SCRUBBED, Scrubber, replay
 
+SANDBOX_RECORDINGS = (CASSETTES / "salesforce_read_leads.truth.json").exists()
 
-def truth(name: str) -> dict[str, int]:
-    data: dict[str, int] = json.loads((CASSETTES / f"{name}.truth.json").read_text(encoding="utf-8"))
+
+def truth(name: str) -> Mapping[str, Any]:
+    """What the server held when ``name`` was recorded (the emulator's own store).
+
+    A real org's recording (``REVSYNC_CASSETTES``) has none: every fact is then
+    ``mock.ANY``, so only the structural checks bind.
+    """
+    path = CASSETTES / f"{name}.truth.json"
+    if not path.exists():
+        return defaultdict(lambda: ANY)
+    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     return data
 
 
@@ -219,6 +231,7 @@ def test_a_recorded_exchange_never_requested_fails() -> None:
         next(pages)  # stop after the first page
 
 
+@pytest.mark.skipif(not SANDBOX_RECORDINGS, reason="a real org's recording: its secrets are not known here")
 def test_cassettes_hold_no_secret_no_local_host_and_no_auth_header() -> None:
     from sandbox.server import make_credentials
 
@@ -237,12 +250,13 @@ def test_scrubber_on_a_real_org_token_reply_and_form() -> None:
 
     class Req:
         def __init__(self) -> None:
-            self.uri = "https://acme.my.salesforce.com/services/oauth2/token"
+            self.uri = "https://login.salesforce.com/services/oauth2/token"
             self.headers = {"Content-Type": "application/x-www-form-urlencoded", "Authorization": "Bearer x"}
             self.body: Any = (b"grant_type=refresh_token&client_id=3MVG9real&client_secret=ABCD1234"
                               b"&refresh_token=5Aep861real")
 
-    s = Scrubber({"https://acme.my.salesforce.com": PLACEHOLDERS["salesforce"]})
+    # the config names only the login host; the org's instance is learnt from the token reply
+    s = Scrubber({"https://login.salesforce.com": PLACEHOLDERS["salesforce"]})
     req = s.request(Req())
     assert req.uri == f"{PLACEHOLDERS['salesforce']}/services/oauth2/token"
     assert "Authorization" not in req.headers
@@ -260,6 +274,8 @@ def test_scrubber_on_a_real_org_token_reply_and_form() -> None:
     assert body == {"access_token": SCRUBBED, "instance_url": PLACEHOLDERS["salesforce"], "id": SCRUBBED,
                     "token_type": "Bearer", "issued_at": "1278448101416", "signature": SCRUBBED}
     assert "Set-Cookie" not in out["headers"]
+    later = s.text("https://acme.my.salesforce.com/services/data/v59.0/query/01gRO0000016PIAYA2-2000")
+    assert later == f"{PLACEHOLDERS['salesforce']}/services/data/v59.0/query/01gRO0000016PIAYA2-2000"
     # an org id anywhere else in a body is replaced too
     assert "00Dxx0000001gPL" not in s.text("see /id/00Dxx0000001gPLEAY/ for the org")
 
