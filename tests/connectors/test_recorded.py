@@ -220,6 +220,13 @@ def test_upserts_by_external_id_create_then_update_and_read_back(system: str) ->
 # --------------------------------------------------------------------------- strictness and scrubbing
 
 
+def test_no_socket_opens_during_a_replay() -> None:
+    import requests
+
+    with pytest.raises(AssertionError, match="network access during a replay"):
+        requests.get("https://127.0.0.1:9/", timeout=1)
+
+
 def test_a_request_the_recording_does_not_hold_fails() -> None:
     with pytest.raises(CannotOverwriteExistingCassetteException), replay("planhat_read_companies_paged"):
         list(replay_connector("planhat").read(ObjectType.CONTACT))  # endusers were never recorded
@@ -288,6 +295,6 @@ def _no_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     def refuse(*a: Any, **k: Any) -> None:
         raise AssertionError(f"network access during a replay: {a!r}")
 
-    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket.socket, "connect", refuse)
     yield
 
