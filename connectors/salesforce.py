@@ -137,7 +137,7 @@ class SalesforceConnector(SalesforceWriter, Connector):
     option_keys: ClassVar[frozenset[str] | None] = frozenset({
         "instance_url", "token_url", "ca_bundle", "timeout", "api_version", "fields",
         "external_id_field", "bulk_threshold", "bulk_poll_seconds", "create_contacts_as",
-        "opportunity_contacts", "page_size",
+        "opportunity_contacts", "page_size", "jwt_audience", "permission_set",
     })
     objects: ClassVar[Mapping[ObjectType, tuple[str, ...]]] = {
         ObjectType.ACCOUNT: ("Account",),

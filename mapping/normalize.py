@@ -7,14 +7,16 @@ kept, the rest of the record read as usual): a bad value is never guessed at, an
 never costs its record. ``clean_text`` is the text hygiene every value passes first
 (control characters removed, lone surrogates and undecodable bytes refused).
 Everything here is pure and offline: the public-suffix list is the snapshot bundled
-with ``tldextract`` (never fetched), country names come from a compact alias table
-plus the locale names bundled with ``phonenumbers``.
+with ``tldextract`` (never fetched), country codes and names (with their translations)
+come from ``pycountry``'s bundled ISO 3166 data, plus the other spellings of the locale
+names bundled with ``phonenumbers`` and a compact table of informal aliases.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, time
 from decimal import Decimal, InvalidOperation
 from functools import cache, lru_cache
@@ -418,9 +420,9 @@ def _parse_phone(text: str, region: str) -> tuple[str | None, str | None]:
 
 # --------------------------------------------------------------------------- country
 
-# Aliases that no locale table spells: abbreviations, old and informal names.
-# Every ISO alpha-2 code is accepted as itself; English and the main European
-# languages' names come from the locale data bundled with phonenumbers.
+# Aliases that ISO 3166 does not spell: abbreviations, old and informal names.
+# Every ISO alpha-2 and alpha-3 code is accepted as itself; the ISO names (short,
+# official, common) in English and the main European languages come from pycountry.
 COUNTRY_ALIASES: dict[str, str] = {
     "usa": "US", "us": "US", "u s": "US", "u s a": "US", "america": "US",
     "united states of america": "US", "the united states": "US", "united states": "US",
@@ -462,25 +464,20 @@ COUNTRY_ALIASES: dict[str, str] = {
     "hungary": "HU", "slovakia": "SK", "slovenia": "SI", "croatia": "HR", "serbia": "RS",
     "bulgaria": "BG", "estonia": "EE", "latvia": "LV", "lithuania": "LT", "iceland": "IS",
     "morocco": "MA", "qatar": "QA", "kuwait": "KW", "costa rica": "CR", "uruguay": "UY",
-    "puerto rico": "PR",
+    "puerto rico": "PR", "brunei": "BN", "falkland islands": "FK", "cocos islands": "CC",
+    "saint martin": "MF", "saint helena": "SH", "dr congo": "CD", "drc": "CD",
+    "democratic republic of congo": "CD", "vatican city": "VA",
 }  # fmt: skip
-# ISO alpha-3 codes of common countries (alpha-2 codes are accepted directly).
-COUNTRY_ALPHA3: dict[str, str] = {
-    "usa": "US", "gbr": "GB", "deu": "DE", "fra": "FR", "esp": "ES", "ita": "IT",
-    "nld": "NL", "bel": "BE", "che": "CH", "aut": "AT", "swe": "SE", "nor": "NO",
-    "dnk": "DK", "fin": "FI", "pol": "PL", "prt": "PT", "irl": "IE", "can": "CA",
-    "mex": "MX", "bra": "BR", "arg": "AR", "aus": "AU", "nzl": "NZ", "jpn": "JP",
-    "chn": "CN", "kor": "KR", "ind": "IN", "sgp": "SG", "isr": "IL", "zaf": "ZA",
-    "are": "AE", "sau": "SA", "tur": "TR", "rus": "RU", "ukr": "UA", "cze": "CZ",
-    "hun": "HU", "rou": "RO", "grc": "GR", "hkg": "HK", "twn": "TW", "phl": "PH",
-    "idn": "ID", "mys": "MY", "tha": "TH", "vnm": "VN", "egy": "EG", "nga": "NG",
-    "ken": "KE", "chl": "CL", "col": "CO", "per": "PE", "lux": "LU", "isl": "IS",
-    "est": "EE", "lva": "LV", "ltu": "LT", "svk": "SK", "svn": "SI", "hrv": "HR",
+# English display names where the ISO short name is inverted or long-winded
+# ("Korea, Republic of" has a common name; these do not).
+_COUNTRY_DISPLAY: dict[str, str] = {
+    "RU": "Russia", "BN": "Brunei", "CD": "Democratic Republic of the Congo", "FM": "Micronesia",
+    "PS": "Palestine", "VG": "British Virgin Islands", "VI": "U.S. Virgin Islands",
+    "VA": "Vatican City", "SH": "Saint Helena", "FK": "Falkland Islands", "CC": "Cocos Islands",
+    "MF": "Saint Martin", "SX": "Sint Maarten",
 }  # fmt: skip
-# English display names that read better than the locale data's.
-_COUNTRY_DISPLAY: dict[str, str] = {"US": "United States", "GB": "United Kingdom"}
-# Languages whose country names are indexed (beyond the alias table).
-_COUNTRY_LANGS = ("en", "de", "fr", "es", "it", "nl", "pt", "sv", "fi", "pl")
+# Languages whose country names are indexed (pycountry's gettext catalogues).
+_COUNTRY_LANGS = ("de", "fr", "es", "it", "nl", "pt", "sv", "fi", "pl")
 
 
 def _fold(text: str) -> str:
@@ -491,33 +488,56 @@ def _fold(text: str) -> str:
     return " ".join(plain.split())
 
 
-@cache
-def _locale_names() -> tuple[dict[str, str], dict[str, str]]:
-    """(folded name → alpha-2, alpha-2 → English name) from phonenumbers' locale data."""
-    from phonenumbers.geodata.locale import LOCALE_DATA
+def _iso_names(country: Any) -> list[str]:
+    """A pycountry country's English names, inverted ones also in reading order."""
+    names = [getattr(country, attr, None) for attr in ("common_name", "name", "official_name")]
+    names.append(_COUNTRY_DISPLAY.get(country.alpha_2))
+    out = [n for n in names if n]
+    # "Korea, Republic of" is also written "Republic of Korea"
+    out += [f"{tail} {head}" for head, _, tail in (n.partition(", ") for n in out) if tail]
+    return out
 
+
+@cache
+def _country_names() -> tuple[dict[str, str], dict[str, str]]:
+    """(folded name → alpha-2, alpha-2 → English display name) from pycountry's ISO 3166 data."""
+    import gettext
+
+    import pycountry
+
+    catalogues = [gettext.translation("iso3166-1", pycountry.LOCALES_DIR, languages=[lang], fallback=True)
+                  for lang in _COUNTRY_LANGS]
     index: dict[str, str] = {}
     english: dict[str, str] = {}
-    for code, names in LOCALE_DATA.items():
-        if len(code) != 2 or not code.isalpha():
-            continue
+    for country in pycountry.countries:
+        code = country.alpha_2
+        names = _iso_names(country)
+        english[code] = _COUNTRY_DISPLAY.get(code) or getattr(country, "common_name", None) or country.name
+        for name in names:
+            index.setdefault(_fold(name), code)
+        for name in names:
+            for cat in catalogues:
+                index.setdefault(_fold(cat.gettext(name)), code)
+        index.setdefault(country.alpha_3.casefold(), code)
+    _add_locale_names(index, english)
+    return index, english
 
-        def resolve(lang: str, names: dict[str, str] = names) -> str | None:
+
+def _add_locale_names(index: dict[str, str], codes: Mapping[str, str]) -> None:
+    """Spellings ISO does not use but phonenumbers' locale data does ("Holanda", "Hong-Kong")."""
+    from phonenumbers.geodata.locale import LOCALE_DATA
+
+    for code, names in LOCALE_DATA.items():
+        if code not in codes:
+            continue
+        for lang in ("en", *_COUNTRY_LANGS):
             name = names.get(lang)
             for _ in range(5):  # '*xx' points to another language's entry
                 if name is None or not name.startswith("*"):
                     break
                 name = names.get(name[1:])
-            return name
-
-        en = resolve("en")
-        if en:
-            english[code] = _COUNTRY_DISPLAY.get(code, en)
-        for lang in _COUNTRY_LANGS:
-            name = resolve(lang)
             if name:
                 index.setdefault(_fold(name), code)
-    return index, english
 
 
 def normalize_country(value: Any, *, field: str | None = None) -> str | None:
@@ -535,13 +555,12 @@ def normalize_country(value: Any, *, field: str | None = None) -> str | None:
 @lru_cache(maxsize=4096)
 def _country_code(text: str) -> str | None:
     folded = _fold(text)
-    index, english = _locale_names()
+    index, english = _country_names()
     if len(folded) == 2 and folded.upper() in english:
         return folded.upper()
     return (
         COUNTRY_ALIASES.get(folded)
         or COUNTRY_ALIASES.get(folded.replace(" ", ""))
-        or COUNTRY_ALPHA3.get(folded)
         or index.get(folded)
         or index.get(folded.removeprefix("the "))
     )
@@ -549,7 +568,7 @@ def _country_code(text: str) -> str | None:
 
 def country_name(code: str) -> str:
     """English name of an ISO alpha-2 code (``"DE"`` → ``"Germany"``); KeyError if unknown."""
-    return _locale_names()[1][code.upper()]
+    return _country_names()[1][code.upper()]
 
 
 # --------------------------------------------------------------------------- company names

@@ -4,19 +4,42 @@ Secrets never live in the file itself: a connection's ``[connections.NAME.secret
 table names environment variables (``client_secret = "REVSYNC_SF_CLIENT_SECRET"``),
 read from the environment or, failing that, from the secrets file (a TOML table of
 ``VARIABLE = "value"``, path from ``[secrets] file`` or ``REVSYNC_SECRETS_FILE``).
-Every problem with the file is one ``ConfigError`` naming the key and what is wrong.
+
+The file is checked by the pydantic models below (``extra="forbid"`` everywhere, so an
+unknown key is an error, inside connection options too). Every problem is one
+``ConfigError`` line naming the key path and what is wrong; ``parse`` then builds the
+``Settings`` the rest of revsync reads.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 import os
 import tomllib
-from collections.abc import Iterable, Mapping
+import types
+import typing
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, ClassVar
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    create_model,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from connectors.base import ConnectionSettings
 from sync.defaults import DEFAULT_POLICIES
@@ -48,22 +71,373 @@ class ConfigError(Exception):
     """A problem with revsync.toml, naming the key."""
 
 
-@dataclass(frozen=True)
-class Limits:
+# --------------------------------------------------------------------------- building blocks
+
+#: in a check's message, stands for the key path of the table being checked
+HERE = "<here>"
+
+
+def _type_name(v: Any) -> str:
+    return {str: "a string", int: "a number", float: "a number", bool: "true/false",
+            dict: "a table", list: "a list"}.get(type(v), type(v).__name__)
+
+
+def _problem(message: str, **ctx: Any) -> PydanticCustomError:
+    """A check's failure; ``ctx["key"]`` (if given) extends the key path."""
+    return PydanticCustomError("revsync", "{message}", {"message": message, **ctx})
+
+
+def _typed(kinds: type | tuple[type, ...], what: str) -> BeforeValidator:
+    """Reject a value of the wrong TOML type with ``must be <what> (got <its type>)``."""
+    allowed = kinds if isinstance(kinds, tuple) else (kinds,)
+
+    def check(v: Any) -> Any:
+        if (isinstance(v, bool) and bool not in allowed) or not isinstance(v, allowed):
+            raise _problem(f"must be {what} (got {_type_name(v)})")
+        return v
+
+    return BeforeValidator(check)
+
+
+def _check(test: Callable[[Any], bool], message: str) -> AfterValidator:
+    """``message`` (formatted with ``v``) unless ``test(v)``."""
+
+    def check(v: Any) -> Any:
+        if not test(v):
+            raise _problem(message.format(v=v))
+        return v
+
+    return AfterValidator(check)
+
+
+Table = _typed(dict, "a table")
+WholeNumber = Annotated[int, _typed(int, "a whole number")]
+NonNegative = Annotated[WholeNumber, _check(lambda v: v >= 0, "must not be negative (got {v})")]
+Days = Annotated[int, _typed(int, "a whole number of days"), _check(lambda v: v >= 1, "must be at least 1 (got {v})")]
+Minutes = Annotated[int | float, _typed((int, float), "a number of minutes"),
+                    _check(lambda v: v > 0, "must be greater than 0 (got {v})")]
+Probability = Annotated[int | float, _typed((int, float), "a probability"),
+                        _check(lambda v: 0 < v <= 1, "must be in (0, 1] (got {v})")]
+
+
+def _systems(info: ValidationInfo) -> tuple[str, ...]:
+    return tuple((info.context or {}).get("systems", KNOWN_KINDS))
+
+
+def _check_system(name: str, info: ValidationInfo) -> str:
+    """``name`` must be a configured connection (or a built-in system kind)."""
+    known = sorted(set(_systems(info)))
+    if name not in known:
+        raise _problem(f"unknown system {name!r} (known: {', '.join(known)})")
+    return name
+
+
+def _check_rule(rule: str, info: ValidationInfo) -> str:
+    if rule in RULE_NAMES:
+        return rule
+    for prefix in RULE_PREFIXES:
+        if rule.startswith(prefix) and rule[len(prefix):]:
+            _check_system(rule[len(prefix):], info)
+            return rule
+    raise _problem(
+        f"unknown rule {rule!r} (expected source_priority, latest, prefer:<system> or always:<system>)"
+    )
+
+
+def _one_of(values: tuple[str, ...], message: str) -> BeforeValidator:
+    def check(v: Any) -> Any:
+        if v not in values:
+            raise _problem(message.format(v=v))
+        return v
+
+    return BeforeValidator(check)
+
+
+System = Annotated[str, AfterValidator(_check_system)]
+Rule = Annotated[str, _typed(str, "a rule name"), AfterValidator(_check_rule)]
+Systems = Annotated[list[Annotated[str, _typed(str, "a system name"), AfterValidator(_check_system)]],
+                    _typed(list, "a list of system names")]
+ConnectionNames = Annotated[
+    list[Annotated[str, _typed(str, "a connection name"), AfterValidator(_check_system)]],
+    _typed(list, "a list of connection names"),
+]
+DirectionName = Annotated[str, _one_of(DIRECTIONS, f"must be one of {', '.join(DIRECTIONS)} (got {{v!r}})")]
+
+
+class _Table(BaseModel):
+    """One TOML table: unknown keys rejected, no type coercion."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    #: what an unknown key is called in the error (``policies.lead: unknown object``)
+    unknown_key_is: ClassVar[str] = "key"
+
+
+# --------------------------------------------------------------------------- the file's tables
+
+
+class Database(_Table):
+    url: Annotated[str, _typed(str, "a database URL"),
+                   _check(lambda v: "://" in v, "{v!r} is not a database URL (e.g. sqlite:///revsync.db)")
+                   ] = DEFAULT_DATABASE_URL
+
+
+class SecretsSection(_Table):
+    file: Annotated[str, _typed(str, "a path")] | None = None
+
+
+class Policy(_Table):
+    """``[policies.<object>]``: rules over the defaults of ``sync/defaults.py``."""
+
+    default: Rule | None = None
+    source_priority: Systems | None = None
+    never_blank: Annotated[bool, _typed(bool, "true or false")] | None = None
+    fields: Annotated[dict[str, Rule], Table] = Field(default_factory=dict)
+    direction: Annotated[
+        dict[System, Annotated[dict[str, DirectionName], _typed(dict, "a table of field = direction")]], Table,
+    ] = Field(default_factory=dict)
+    deletes: Annotated[str, _one_of(("flag", "propagate"), "must be 'flag' or 'propagate' (got {v!r})")
+                       ] | None = None
+    merges: Annotated[str, _one_of(("link", "merge"), "must be 'link' or 'merge' (got {v!r})")] | None = None
+    create_in: ConnectionNames | None = None
+    merge_in: ConnectionNames | None = None
+
+
+class OpportunityPolicy(Policy):
+    @field_validator("merges")
+    @classmethod
+    def _merge_needs_duplicates(cls, v: str | None) -> str | None:
+        if v == "merge":
+            raise _problem("'merge' is available for account and contact only (revsync finds duplicates of those)")
+        return v
+
+
+class Policies(_Table):
+    unknown_key_is: ClassVar[str] = "object"
+
+    account: Annotated[Policy, Table] | None = None
+    contact: Annotated[Policy, Table] | None = None
+    opportunity: Annotated[OpportunityPolicy, Table] | None = None
+
+
+class Limits(_Table):
     """Blast-radius caps per run (a plan over a cap stops unless --force)."""
 
-    max_creates: int = 5_000
-    max_updates: int = 50_000
-    max_deletes: int = 100
-    max_merges: int = 100
+    max_creates: NonNegative = 5_000
+    max_updates: NonNegative = 50_000
+    max_deletes: NonNegative = 100
+    max_merges: NonNegative = 100
 
 
-@dataclass(frozen=True)
-class Schedule:
-    cycle_minutes: float = 15.0
-    sweep_cron: str = "0 3 * * *"
-    retry_minutes: float = 30.0
-    misfire_grace_seconds: int = 300
+class Schedule(_Table):
+    cycle_minutes: Minutes = 15.0
+    sweep_cron: Annotated[str, _typed(str, "a crontab expression"),
+                          _check(lambda v: len(v.split()) == 5, "{v!r} is not a 5-field crontab expression")
+                          ] = "0 3 * * *"
+    retry_minutes: Minutes = 30.0
+    misfire_grace_seconds: WholeNumber = 300
+
+
+class DedupeThresholds(_Table):
+    """``[dedupe.account]`` / ``[dedupe.contact]``: thresholds for one object."""
+
+    auto_link: Probability | None = None
+    review_from: Probability | None = None
+
+    @model_validator(mode="after")
+    def _review_below_auto_link(self) -> DedupeThresholds:
+        review = 0.8 if self.review_from is None else self.review_from
+        if review > (0.99 if self.auto_link is None else self.auto_link):
+            raise _problem(f"must not be above {HERE}.auto_link", key="review_from")
+        return self
+
+
+class Dedupe(DedupeThresholds):
+    enabled: Annotated[bool, _typed(bool, "true or false")] | None = None
+    max_cluster_size: Annotated[WholeNumber, _check(lambda v: v >= 2, "must be at least 2 (got {v})")
+                                ] | None = None
+    account: Annotated[DedupeThresholds, Table] | None = None
+    contact: Annotated[DedupeThresholds, Table] | None = None
+
+
+def _field_names(v: Any) -> Any:
+    if not isinstance(v, list) or not all(isinstance(f, str) for f in v):
+        raise _problem("must be a list of field names")
+    return v
+
+
+FieldNames = Annotated[list[str], BeforeValidator(_field_names)]
+
+
+class RequiredFields(_Table):
+    account: FieldNames | None = None
+    contact: FieldNames | None = None
+    opportunity: FieldNames | None = None
+
+
+class Quality(_Table):
+    """``[quality]``: stale_days, renewal_days, and ``[quality.required]`` OBJECT = [fields]."""
+
+    stale_days: Days | None = None
+    renewal_days: Days | None = None
+    required: Annotated[RequiredFields, Table] | None = None
+
+
+class RevsyncFile(_Table):
+    """The whole ``revsync.toml``; ``connections`` tables are checked per kind (``connection_model``)."""
+
+    database: Annotated[Database, Table] = Database()
+    secrets: Annotated[SecretsSection, Table] = SecretsSection()
+    connections: Annotated[dict[str, Annotated[dict[str, Any], Table]], Table] = Field(default_factory=dict)
+    policies: Annotated[Policies, Table] = Policies()
+    limits: Annotated[Limits, Table] = Limits()
+    schedule: Annotated[Schedule, Table] = Schedule()
+    mapping: Annotated[dict[str, Any], Table] = Field(default_factory=dict)
+    dedupe: Annotated[Dedupe, Table] = Dedupe()
+    quality: Annotated[Quality, Table] = Quality()
+
+
+# --------------------------------------------------------------------------- connections
+
+
+class Budget(_Table):
+    calls_per_day: WholeNumber | None = None
+
+
+#: types of the option keys connectors declare (``Connector.option_keys``); a declared
+#: key not listed here takes any value and the connector reads it as it likes
+OPTION_TYPES: dict[str, Any] = {
+    "budget": Annotated[Budget, Table],
+    "ca_bundle": Annotated[str, _typed(str, "a path to a PEM file")],
+    "external_id_field": Annotated[str, _typed(str, "a field name")],
+    "timeout": Annotated[int | float, _typed((int, float), "a number of seconds")],
+    "bulk_poll_seconds": Annotated[int | float, _typed((int, float), "a number of seconds")],
+    **dict.fromkeys(("page_size", "bulk_size", "bulk_threshold"), WholeNumber),
+    **dict.fromkeys(("instance_url", "token_url", "host", "base_url", "jwt_audience"),
+                    Annotated[str, _typed(str, "a URL")]),
+    **dict.fromkeys(("create_contacts_as", "permission_set"), Annotated[str, _typed(str, "a name")]),
+    "opportunity_contacts": Annotated[bool, _typed(bool, "true or false")],
+}
+
+
+class Connection(_Table):
+    """``[connections.NAME]``: ``kind``, ``[secrets]`` (names of variables) and the options."""
+
+    kind: str
+    secrets: Annotated[
+        dict[str, Annotated[str, _typed(str, "the name of an environment variable")]],
+        _typed(dict, "a table of name = ENV_VARIABLE"),
+    ] = Field(default_factory=dict)
+
+
+def _check_kind(table: Mapping[str, Any]) -> str:
+    """The connection's ``kind`` (a built-in or an installed connector), or a problem."""
+    if "kind" not in table:
+        raise _problem(f"missing (expected one of: {', '.join(KNOWN_KINDS)} or an installed connector)")
+    kind = table["kind"]
+    if not isinstance(kind, str):
+        raise _problem(f"must be a connector name (got {_type_name(kind)})")
+    if kind not in KNOWN_KINDS:
+        from connectors.base import known_connectors
+
+        if kind not in known_connectors():
+            raise _problem(
+                f"unknown connector {kind!r} (known: {', '.join(known_connectors()) or ', '.join(KNOWN_KINDS)})"
+            )
+    return kind
+
+
+def _option_fields(types_: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: (t | None, None) for k, t in types_.items()}
+
+
+class OpenConnection(Connection):
+    """A connection whose connector declares no option keys: any option, common ones typed."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+@functools.cache
+def connection_model(kind: str) -> type[Connection]:
+    """The model of a ``kind`` connection: its declared option keys, typed; no others.
+
+    A connector that declares no ``option_keys`` (a third-party one) accepts any option.
+    """
+    keys = _option_keys(kind)
+    if keys is None:
+        return create_model(f"{kind}_connection", __base__=OpenConnection,
+                            **_option_fields({k: OPTION_TYPES[k] for k in ("budget", "ca_bundle", "external_id_field")}))
+    return create_model(f"{kind}_connection", __base__=Connection,
+                        **_option_fields({k: OPTION_TYPES.get(k, Any) for k in sorted(keys)}))
+
+
+def _option_keys(kind: str) -> frozenset[str] | None:
+    """The option keys a connector of ``kind`` declares (None: it declares none)."""
+    from connectors.base import COMMON_OPTIONS, load_connector_class
+
+    try:
+        cls = load_connector_class(kind)
+    except (LookupError, ImportError, TypeError):
+        return None
+    return None if cls.option_keys is None else cls.option_keys | COMMON_OPTIONS
+
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def _path(loc: Iterable[str | int]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _unwrap(tp: Any) -> Any:
+    """``X`` from ``Annotated[X, ...]`` and ``X | None``."""
+    while True:
+        origin = typing.get_origin(tp)
+        if origin is Annotated:
+            tp = typing.get_args(tp)[0]
+        elif origin in (typing.Union, types.UnionType):
+            tp = next(a for a in typing.get_args(tp) if a is not type(None))
+        else:
+            return tp
+
+
+def _model_at(model: type[BaseModel], loc: Iterable[str | int]) -> Any:
+    """The type found at ``loc`` inside ``model`` (through sub-models, tables and lists)."""
+    tp: Any = model
+    for part in loc:
+        tp = _unwrap(tp)
+        if isinstance(tp, type) and issubclass(tp, BaseModel):
+            tp = tp.model_fields[str(part)].annotation
+        else:  # dict[K, V] (part is a key) or list[V] (part is an index)
+            tp = typing.get_args(tp)[-1]
+    return _unwrap(tp)
+
+
+def _messages(err: ValidationError, model: type[BaseModel], where: tuple[str, ...] = ()) -> list[str]:
+    """One ``key.path: what is wrong`` line per pydantic error."""
+    out = []
+    for e in err.errors(include_url=False, include_input=False):
+        inner = [p for p in e["loc"] if p != "[key]"]
+        loc = [*where, *inner]
+        ctx = e.get("ctx") or {}
+        if e["type"] == "revsync":
+            if "key" in ctx:
+                loc.append(ctx["key"])
+            msg = str(ctx["message"]).replace(HERE, _path(loc[:-1]))
+        elif e["type"] == "extra_forbidden":
+            table = _model_at(model, inner[:-1])
+            msg = (f"unknown {table.unknown_key_is} "
+                   f"(expected one of: {', '.join(sorted(table.model_fields))})")
+        else:  # a shape no check above describes (not reachable from TOML, but never a traceback)
+            msg = e["msg"]
+        out.append(f"{_path(loc)}: {msg}" if loc else msg)
+    return out
+
+
+# --------------------------------------------------------------------------- settings
 
 
 @dataclass(frozen=True)
@@ -113,33 +487,13 @@ def database_url(path: Path | None = None) -> str:
     return DEFAULT_DATABASE_URL
 
 
-# --------------------------------------------------------------------------- loading
+# --------------------------------------------------------------------------- parsing
+
+_SECRETS_FILE: TypeAdapter[dict[str, SecretStr]] = TypeAdapter(dict[str, SecretStr], config=ConfigDict(strict=True))
 
 
-def _type_name(v: Any) -> str:
-    return {str: "a string", int: "a number", float: "a number", bool: "true/false",
-            dict: "a table", list: "a list"}.get(type(v), type(v).__name__)
-
-
-def _expect(value: Any, types: type | tuple[type, ...], key: str, what: str) -> Any:
-    if isinstance(value, bool) and bool not in (types if isinstance(types, tuple) else (types,)):
-        raise ConfigError(f"{key}: must be {what} (got {_type_name(value)})")
-    if not isinstance(value, types):
-        raise ConfigError(f"{key}: must be {what} (got {_type_name(value)})")
-    return value
-
-
-def _check_keys(table: Mapping[str, Any], allowed: Iterable[str], where: str) -> None:
-    allowed = set(allowed)
-    for k in table:
-        if k not in allowed:
-            raise ConfigError(
-                f"{where}.{k}: unknown key (expected one of: {', '.join(sorted(allowed))})"
-                if where else f"{k}: unknown key (expected one of: {', '.join(sorted(allowed))})"
-            )
-
-
-def _read_secrets_file(path: Path) -> dict[str, str]:
+def _read_secrets_file(path: Path) -> dict[str, SecretStr]:
+    """``VARIABLE = "value"`` pairs; the values stay ``SecretStr`` until a connection takes them."""
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -149,216 +503,41 @@ def _read_secrets_file(path: Path) -> dict[str, str]:
     except tomllib.TOMLDecodeError as e:
         # never echo the file's content: it holds secrets
         raise ConfigError(f"secrets.file: {path} is not valid TOML ({e})") from None
-    out: dict[str, str] = {}
-    for k, v in data.items():
-        if not isinstance(v, str):
-            raise ConfigError(f"secrets file {path}: {k} must be a string")
-        out[k] = v
+    try:
+        return _SECRETS_FILE.validate_python(data)
+    except ValidationError as e:
+        raise ConfigError(f"secrets file {path}: {e.errors()[0]['loc'][0]} must be a string") from None
+
+
+def _with_environment(data: Mapping[str, Any]) -> dict[str, Any]:
+    """``REVSYNC_DATABASE_URL`` and ``REVSYNC_SECRETS_FILE`` over the file's values."""
+    out = dict(data)
+    for env, table, key in ((DATABASE_ENV, "database", "url"), (SECRETS_ENV, "secrets", "file")):
+        value = os.environ.get(env)
+        if value and isinstance(out.get(table, {}), dict):
+            out[table] = {**out.get(table, {}), key: value}
     return out
 
 
-def _check_system(name: str, key: str, systems: Iterable[str]) -> str:
-    """``name`` must be a configured connection (or a built-in system kind)."""
-    known = sorted(set(systems))
-    if name not in known:
-        raise ConfigError(f"{key}: unknown system {name!r} (known: {', '.join(known)})")
-    return name
-
-
-def _check_rule(rule: Any, key: str, systems: Iterable[str] = KNOWN_KINDS) -> str:
-    _expect(rule, str, key, "a rule name")
-    if rule in RULE_NAMES:
-        return str(rule)
-    for prefix in RULE_PREFIXES:
-        if rule.startswith(prefix) and rule[len(prefix):]:
-            _check_system(rule[len(prefix):], key, systems)
-            return str(rule)
-    raise ConfigError(
-        f"{key}: unknown rule {rule!r} (expected source_priority, latest, prefer:<system> or always:<system>)"
-    )
-
-
-def _policies(raw: Mapping[str, Any], systems: Iterable[str] = KNOWN_KINDS) -> dict[str, dict[str, Any]]:
-    """``[policies.*]`` over the defaults; every system named must be a known one."""
-    systems = tuple(systems)
+def _policies(doc: Policies) -> dict[str, dict[str, Any]]:
+    """``[policies.*]`` over the defaults."""
     policies = copy.deepcopy(DEFAULT_POLICIES)
-    for obj, table in raw.items():
-        key = f"policies.{obj}"
-        if obj not in KNOWN_OBJECTS:
-            raise ConfigError(f"{key}: unknown object (expected one of: {', '.join(KNOWN_OBJECTS)})")
-        _expect(table, dict, key, "a table")
-        _check_keys(table, ("default", "source_priority", "never_blank", "fields", "direction", "deletes", "merges",
-                           "create_in", "merge_in"), key)
-        target = policies[obj]
-        if "default" in table:
-            target["default"] = _check_rule(table["default"], f"{key}.default", systems)
-        if "source_priority" in table:
-            sp = _expect(table["source_priority"], list, f"{key}.source_priority", "a list of system names")
-            for i, s in enumerate(sp):
-                _expect(s, str, f"{key}.source_priority[{i}]", "a system name")
-                _check_system(s, f"{key}.source_priority[{i}]", systems)
-            target["source_priority"] = list(sp)
-        if "never_blank" in table:
-            target["never_blank"] = _expect(table["never_blank"], bool, f"{key}.never_blank", "true or false")
-        for fname, rule in _expect(table.get("fields", {}), dict, f"{key}.fields", "a table").items():
-            target.setdefault("fields", {})[fname] = _check_rule(rule, f"{key}.fields.{fname}", systems)
-        directions = _expect(table.get("direction", {}), dict, f"{key}.direction", "a table")
-        for system, per_field in directions.items():
-            _check_system(system, f"{key}.direction.{system}", systems)
-            _expect(per_field, dict, f"{key}.direction.{system}", "a table of field = direction")
-            for fname, d in per_field.items():
-                if d not in DIRECTIONS:
-                    raise ConfigError(
-                        f"{key}.direction.{system}.{fname}: must be one of {', '.join(DIRECTIONS)} (got {d!r})"
-                    )
-        if directions:
-            target["direction"] = directions
-        if "deletes" in table:
-            if table["deletes"] not in ("flag", "propagate"):
-                raise ConfigError(f"{key}.deletes: must be 'flag' or 'propagate' (got {table['deletes']!r})")
-            target["deletes"] = table["deletes"]
-        if "merges" in table:
-            if table["merges"] not in ("link", "merge"):
-                raise ConfigError(f"{key}.merges: must be 'link' or 'merge' (got {table['merges']!r})")
-            if table["merges"] == "merge" and obj not in ("account", "contact"):
-                raise ConfigError(f"{key}.merges: 'merge' is available for account and contact only "
-                                  "(revsync finds duplicates of those)")
-            target["merges"] = table["merges"]
-        if "merge_in" in table:
-            mi = _expect(table["merge_in"], list, f"{key}.merge_in", "a list of connection names")
-            for i, name in enumerate(mi):
-                _expect(name, str, f"{key}.merge_in[{i}]", "a connection name")
-                _check_system(name, f"{key}.merge_in[{i}]", systems)
-            target["merge_in"] = list(mi)
-        if "create_in" in table:
-            ci = _expect(table["create_in"], list, f"{key}.create_in", "a list of connection names")
-            for i, name in enumerate(ci):
-                _expect(name, str, f"{key}.create_in[{i}]", "a connection name")
-                _check_system(name, f"{key}.create_in[{i}]", systems)
-            target["create_in"] = list(ci)
+    for obj in KNOWN_OBJECTS:
+        given: Policy | None = getattr(doc, obj)
+        if given is None:
+            continue
+        target, values = policies[obj], given.model_dump(exclude_unset=True)
+        fields = values.pop("fields", {})
+        if fields:
+            target.setdefault("fields", {}).update(fields)
+        if not values.get("direction", True):
+            del values["direction"]
+        target.update(values)
     return policies
 
 
-def _connection(
-    name: str, table: Any, secrets_file: Mapping[str, str] | None, resolve: bool, base: Path | None = None,
-) -> ConnectionSettings:
-    key = f"connections.{name}"
-    _expect(table, dict, key, "a table")
-    kind = table.get("kind")
-    if kind is None:
-        raise ConfigError(f"{key}.kind: missing (expected one of: {', '.join(KNOWN_KINDS)} or an installed connector)")
-    _expect(kind, str, f"{key}.kind", "a connector name")
-    if kind not in KNOWN_KINDS:
-        from connectors.base import known_connectors
-
-        if kind not in known_connectors():
-            raise ConfigError(
-                f"{key}.kind: unknown connector {kind!r} (known: {', '.join(known_connectors()) or ', '.join(KNOWN_KINDS)})"
-            )
-    secret_names = _expect(table.get("secrets", {}), dict, f"{key}.secrets", "a table of name = ENV_VARIABLE")
-    secrets: dict[str, str] = {}
-    for sk, env_name in secret_names.items():
-        _expect(env_name, str, f"{key}.secrets.{sk}", "the name of an environment variable")
-        if not resolve:
-            continue
-        value = os.environ.get(env_name)
-        if value is None and secrets_file is not None:
-            value = secrets_file.get(env_name)
-        if value is not None:
-            secrets[sk] = value
-    options = {k: v for k, v in table.items() if k not in ("kind", "secrets")}
-    allowed = _option_keys(kind)
-    if allowed is not None:
-        _check_keys(table, allowed | {"kind", "secrets"}, key)
-    if "ca_bundle" in options:
-        ca = Path(_expect(options["ca_bundle"], str, f"{key}.ca_bundle", "a path to a PEM file"))
-        if base is not None and not ca.is_absolute():
-            # relative to the config file's directory (like the secrets file), not to
-            # the working directory: `--config other/dir/revsync.toml` finds it
-            ca = base / ca
-        options["ca_bundle"] = str(ca.absolute())
-    if "budget" in options:
-        budget = _expect(options["budget"], dict, f"{key}.budget", "a table")
-        _check_keys(budget, ("calls_per_day",), f"{key}.budget")
-        if "calls_per_day" in budget:
-            _expect(budget["calls_per_day"], int, f"{key}.budget.calls_per_day", "a whole number")
-    return ConnectionSettings(name=name, kind=kind, options=options, secrets=secrets)
-
-
-def _option_keys(kind: str) -> frozenset[str] | None:
-    """The option keys a connector of ``kind`` declares (None: it declares none)."""
-    from connectors.base import COMMON_OPTIONS, load_connector_class
-
-    try:
-        cls = load_connector_class(kind)
-    except (LookupError, ImportError, TypeError):
-        return None
-    return None if cls.option_keys is None else cls.option_keys | COMMON_OPTIONS
-
-
-def parse(data: Mapping[str, Any], *, path: Path | None = None, resolve_secrets: bool = True) -> Settings:
-    """Validate a parsed TOML document into ``Settings``."""
-    _check_keys(data, ("database", "secrets", "connections", "policies", "limits", "schedule", "mapping", "dedupe", "quality"), "")
-    db = _expect(data.get("database", {}), dict, "database", "a table")
-    _check_keys(db, ("url",), "database")
-    url = os.environ.get(DATABASE_ENV) or db.get("url") or DEFAULT_DATABASE_URL
-    _expect(url, str, "database.url", "a database URL")
-    if "://" not in url:
-        raise ConfigError(f"database.url: {url!r} is not a database URL (e.g. sqlite:///revsync.db)")
-
-    sec = _expect(data.get("secrets", {}), dict, "secrets", "a table")
-    _check_keys(sec, ("file",), "secrets")
-    secrets_path = os.environ.get(SECRETS_ENV) or sec.get("file")
-    secrets_file = None
-    secrets_file_path = None
-    if secrets_path:
-        secrets_file_path = Path(_expect(secrets_path, str, "secrets.file", "a path"))
-        if path is not None and not secrets_file_path.is_absolute():
-            secrets_file_path = path.parent / secrets_file_path
-    if resolve_secrets and secrets_file_path is not None:
-        secrets_file = _read_secrets_file(secrets_file_path)
-
-    conns_raw = _expect(data.get("connections", {}), dict, "connections", "a table")
-    connections = {
-        n: _connection(n, t, secrets_file, resolve_secrets, base=path.parent if path else None)
-        for n, t in conns_raw.items()
-    }
-    policies = _policies(_expect(data.get("policies", {}), dict, "policies", "a table"),
-                         systems=(*KNOWN_KINDS, *connections))
-
-    lim_raw = _expect(data.get("limits", {}), dict, "limits", "a table")
-    _check_keys(lim_raw, Limits.__dataclass_fields__, "limits")
-    for k, v in lim_raw.items():
-        _expect(v, int, f"limits.{k}", "a whole number")
-        if v < 0:
-            raise ConfigError(f"limits.{k}: must not be negative (got {v})")
-    sch_raw = _expect(data.get("schedule", {}), dict, "schedule", "a table")
-    _check_keys(sch_raw, Schedule.__dataclass_fields__, "schedule")
-    for k in ("cycle_minutes", "retry_minutes"):
-        if k in sch_raw:
-            v = _expect(sch_raw[k], (int, float), f"schedule.{k}", "a number of minutes")
-            if v <= 0:
-                raise ConfigError(f"schedule.{k}: must be greater than 0 (got {v})")
-    if "sweep_cron" in sch_raw:
-        cron = _expect(sch_raw["sweep_cron"], str, "schedule.sweep_cron", "a crontab expression")
-        if len(cron.split()) != 5:
-            raise ConfigError(f"schedule.sweep_cron: {cron!r} is not a 5-field crontab expression")
-    return Settings(
-        path=path,
-        database_url=url,
-        connections=connections,
-        policies=policies,
-        limits=Limits(**lim_raw),
-        schedule=Schedule(**sch_raw),
-        mapping=_mapping(_expect(data.get("mapping", {}), dict, "mapping", "a table")),
-        dedupe=_dedupe(_expect(data.get("dedupe", {}), dict, "dedupe", "a table")),
-        quality=_quality(_expect(data.get("quality", {}), dict, "quality", "a table")),
-        secrets_file=secrets_file_path,
-    )
-
-
-def _mapping(table: Mapping[str, Any]) -> dict[str, Any]:
-    """``[mapping."<system>.<native object>"]`` overrides of the default field maps."""
+def check_mapping(table: Mapping[str, Any]) -> dict[str, Any]:
+    """``[mapping."<system>.<native object>"]`` overrides of the field maps; the key of a bad one."""
     if not table:
         return {}
     from mapping.fieldmap import FieldMapError, build_field_maps
@@ -371,42 +550,81 @@ def _mapping(table: Mapping[str, Any]) -> dict[str, Any]:
     return dict(table)
 
 
-def _dedupe(table: Mapping[str, Any], where: str = "dedupe") -> dict[str, Any]:
-    objects = ("account", "contact") if where == "dedupe" else ()
-    _check_keys(table, ("enabled", "auto_link", "review_from", "max_cluster_size", *objects), where)
-    if "enabled" in table:
-        _expect(table["enabled"], bool, f"{where}.enabled", "true or false")
-    for k in ("auto_link", "review_from"):
-        if k in table:
-            v = _expect(table[k], (int, float), f"{where}.{k}", "a probability")
-            if not 0 < v <= 1:
-                raise ConfigError(f"{where}.{k}: must be in (0, 1] (got {v})")
-    if table.get("review_from", 0.8) > table.get("auto_link", 0.99):
-        raise ConfigError(f"{where}.review_from: must not be above {where}.auto_link")
-    for obj in objects:  # [dedupe.account] / [dedupe.contact]: thresholds for one object
-        if obj in table:
-            sub = _expect(table[obj], dict, f"dedupe.{obj}", "a table")
-            _check_keys(sub, ("auto_link", "review_from"), f"dedupe.{obj}")
-            _dedupe(sub, f"dedupe.{obj}")
-    if "max_cluster_size" in table:
-        v = _expect(table["max_cluster_size"], int, "dedupe.max_cluster_size", "a whole number")
-        if v < 2:
-            raise ConfigError(f"dedupe.max_cluster_size: must be at least 2 (got {v})")
-    return dict(table)
+def _connection(
+    name: str, table: Mapping[str, Any], secrets_file: Mapping[str, SecretStr] | None, resolve: bool,
+    base: Path | None, problems: list[str],
+) -> ConnectionSettings | None:
+    where = ("connections", name)
+    try:
+        kind = _check_kind(table)
+    except PydanticCustomError as e:
+        problems.append(f"{_path(where)}.kind: {e.context['message'] if e.context else e}")
+        return None
+    model = connection_model(kind)
+    try:
+        conn = model.model_validate(table)
+    except ValidationError as e:
+        problems.extend(_messages(e, model, where))
+        return None
+    secrets: dict[str, str] = {}
+    for sk, env_name in conn.secrets.items() if resolve else ():
+        value = os.environ.get(env_name)
+        if value is None and secrets_file is not None and env_name in secrets_file:
+            value = secrets_file[env_name].get_secret_value()
+        if value is not None:
+            secrets[sk] = value
+    options = conn.model_dump(exclude_unset=True, exclude={"kind", "secrets"})
+    if "ca_bundle" in options:
+        ca = Path(options["ca_bundle"])
+        if base is not None and not ca.is_absolute():
+            # relative to the config file's directory (like the secrets file), not to
+            # the working directory: `--config other/dir/revsync.toml` finds it
+            ca = base / ca
+        options["ca_bundle"] = str(ca.absolute())
+    return ConnectionSettings(name=name, kind=kind, options=options, secrets=secrets)
 
 
-def _quality(table: Mapping[str, Any]) -> dict[str, Any]:
-    """``[quality]``: stale_days, renewal_days, and ``[quality.required]`` OBJECT = [fields]."""
-    _check_keys(table, ("stale_days", "renewal_days", "required"), "quality")
-    for k in ("stale_days", "renewal_days"):
-        if k in table and (_expect(table[k], int, f"quality.{k}", "a whole number of days") < 1):
-            raise ConfigError(f"quality.{k}: must be at least 1 (got {table[k]})")
-    req = _expect(table.get("required", {}), dict, "quality.required", "a table")
-    _check_keys(req, KNOWN_OBJECTS, "quality.required")
-    for obj, fields in req.items():
-        if not isinstance(fields, list) or not all(isinstance(f, str) for f in fields):
-            raise ConfigError(f"quality.required.{obj}: must be a list of field names")
-    return dict(table)
+def parse(data: Mapping[str, Any], *, path: Path | None = None, resolve_secrets: bool = True) -> Settings:
+    """Validate a parsed TOML document into ``Settings``; every problem in one ``ConfigError`` line."""
+    data = _with_environment(data)
+    raw_connections = data.get("connections")
+    systems = (*KNOWN_KINDS, *(raw_connections if isinstance(raw_connections, dict) else ()))
+    problems: list[str] = []
+    try:
+        doc = RevsyncFile.model_validate(data, context={"systems": systems})
+    except ValidationError as e:
+        problems.extend(_messages(e, RevsyncFile))
+        # still check the connection tables, so one run names every problem
+        tables = {n: t for n, t in (raw_connections or {}).items() if isinstance(t, dict)} \
+            if isinstance(raw_connections, dict) else {}
+        for name, table in tables.items():
+            _connection(name, table, None, False, None, problems)
+        raise ConfigError("; ".join(problems)) from None
+
+    secrets_file_path = Path(doc.secrets.file) if doc.secrets.file else None
+    if path is not None and secrets_file_path is not None and not secrets_file_path.is_absolute():
+        secrets_file_path = path.parent / secrets_file_path
+    secrets_file = _read_secrets_file(secrets_file_path) if resolve_secrets and secrets_file_path else None
+
+    connections = {}
+    for name, table in doc.connections.items():
+        conn = _connection(name, table, secrets_file, resolve_secrets, path.parent if path else None, problems)
+        if conn is not None:
+            connections[name] = conn
+    if problems:
+        raise ConfigError("; ".join(problems))
+    return Settings(
+        path=path,
+        database_url=doc.database.url,
+        connections=connections,
+        policies=_policies(doc.policies),
+        limits=doc.limits,
+        schedule=doc.schedule,
+        mapping=check_mapping(doc.mapping),
+        dedupe=doc.dedupe.model_dump(exclude_unset=True),
+        quality=doc.quality.model_dump(exclude_unset=True),
+        secrets_file=secrets_file_path,
+    )
 
 
 def load(path: Path | None = None, *, resolve_secrets: bool = True) -> Settings:

@@ -197,3 +197,125 @@ ca_bundle = "certs/ca.pem"
     monkeypatch.chdir(tmp_path)
     settings = cfg.load(Path("conf") / p.name, resolve_secrets=False)
     assert settings.connections["hubspot"].options["ca_bundle"] == str(conf / "certs" / "ca.pem")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        # unknown keys are rejected in every table, inside connection options too
+        ("[connections.crm]\nkind = 'salesforce'\n[connections.crm.budget]\ncalls_per_dya = 5\n",
+         "connections.crm.budget.calls_per_dya: unknown key (expected one of: calls_per_day)"),
+        ("[secrets]\nfiel = 'x.toml'\n", "secrets.fiel: unknown key (expected one of: file)"),
+        ("[dedupe.contact]\nauto_lnk = 0.9\n", "dedupe.contact.auto_lnk: unknown key"),
+        ("[quality.required]\nlead = ['x']\n", "quality.required.lead: unknown key"),
+        # option values are typed, with the key path
+        ("[connections.cs]\nkind = 'planhat'\ntimeout = 'fast'\n",
+         "connections.cs.timeout: must be a number of seconds (got a string)"),
+        ("[connections.cs]\nkind = 'planhat'\npage_size = 2.5\n",
+         "connections.cs.page_size: must be a whole number (got a number)"),
+        ("[connections.hs]\nkind = 'hubspot'\nhost = 8442\n", "connections.hs.host: must be a URL (got a number)"),
+        ("[connections.crm]\nkind = 'salesforce'\nopportunity_contacts = 'no'\n",
+         "connections.crm.opportunity_contacts: must be true or false (got a string)"),
+        ("[connections.crm]\nkind = 'salesforce'\n[connections.crm.budget]\ncalls_per_day = '5k'\n",
+         "connections.crm.budget.calls_per_day: must be a whole number (got a string)"),
+        ("[connections.crm]\nkind = 'salesforce'\n[connections.crm.secrets]\nclient_id = 5\n",
+         "connections.crm.secrets.client_id: must be the name of an environment variable (got a number)"),
+        ("[limits]\nmax_creates = true\n", "limits.max_creates: must be a whole number (got true/false)"),
+        ("[schedule]\ncycle_minutes = 0\n", "schedule.cycle_minutes: must be greater than 0 (got 0)"),
+        ("[policies.contact.direction.hubspot]\nemail = 'sideways'\n",
+         "policies.contact.direction.hubspot.email: must be one of read, write, both, none (got 'sideways')"),
+        ("[dedupe]\nauto_link = 1.5\n", "dedupe.auto_link: must be in (0, 1] (got 1.5)"),
+        ("[dedupe]\nauto_link = 0.5\n", "dedupe.review_from: must not be above dedupe.auto_link"),
+        ("[dedupe]\nmax_cluster_size = 1\n", "dedupe.max_cluster_size: must be at least 2 (got 1)"),
+        ("[quality]\nrenewal_days = 0\n", "quality.renewal_days: must be at least 1 (got 0)"),
+        ("[connections.crm]\nkind = 3\n", "connections.crm.kind: must be a connector name (got a number)"),
+        ("connections = 3\n", "connections: must be a table (got a number)"),
+        ("[mapping.'salesforce.Nope']\nfields = {}\n", "mapping.salesforce.Nope: unknown mapping"),
+    ],
+)
+def test_typed_models_reject_bad_values_naming_the_key(tmp_path: Path, text: str, message: str) -> None:
+    p = write(tmp_path, text)
+    with pytest.raises(cfg.ConfigError) as exc:
+        cfg.load(p)
+    assert message in str(exc.value)
+    assert "\n" not in str(exc.value)  # one line, no pydantic dump
+    assert "pydantic" not in str(exc.value)
+
+
+def test_every_problem_of_a_file_is_named_on_one_line(tmp_path: Path) -> None:
+    p = write(tmp_path, """
+[limits]
+max_deletes = -1
+[schedule]
+sweep_cron = "nightly"
+[connections.crm]
+kind = "salesforce"
+instance_uri = "https://x"
+""")
+    with pytest.raises(cfg.ConfigError) as exc:
+        cfg.load(p)
+    text = str(exc.value)
+    assert "limits.max_deletes: must not be negative" in text
+    assert "schedule.sweep_cron: 'nightly' is not a 5-field crontab" in text
+    assert "connections.crm.instance_uri: unknown key" in text
+    assert "\n" not in text
+
+
+def test_documented_salesforce_options_are_accepted(tmp_path: Path) -> None:
+    """README documents jwt_audience (JWT bearer) and permission_set (setup --apply)."""
+    s = cfg.load(write(tmp_path, """
+[connections.crm]
+kind = "salesforce"
+jwt_audience = "https://test.salesforce.com"
+permission_set = "Revsync_Integration"
+timeout = 30
+[connections.crm.budget]
+calls_per_day = 1000
+"""), resolve_secrets=False)
+    opts = s.connections["crm"].options
+    assert opts["jwt_audience"] == "https://test.salesforce.com"
+    assert opts["permission_set"] == "Revsync_Integration"
+    assert opts["timeout"] == 30 and opts["budget"] == {"calls_per_day": 1000}
+    # only the keys written are options (the connectors apply their own defaults)
+    assert set(opts) == {"jwt_audience", "permission_set", "timeout", "budget"}
+
+
+def test_a_connector_that_declares_no_options_accepts_any(monkeypatch: pytest.MonkeyPatch) -> None:
+    from connectors import base
+
+    class Open(base.Connector):
+        name = "opencrm"
+        objects = {}  # type: ignore[assignment]
+
+    monkeypatch.setattr(base, "known_connectors", lambda: ["opencrm", *cfg.KNOWN_KINDS])
+    monkeypatch.setattr(base, "load_connector_class",
+                        lambda kind: Open if kind == "opencrm" else pytest.fail(kind))
+    cfg.connection_model.cache_clear()
+    try:
+        s = cfg.parse({"connections": {"o": {"kind": "opencrm", "region": "eu", "budget": {"calls_per_day": 5}}}},
+                      resolve_secrets=False)
+        assert s.connections["o"].options == {"region": "eu", "budget": {"calls_per_day": 5}}
+        with pytest.raises(cfg.ConfigError, match=r"connections\.o\.budget\.calls: unknown key"):
+            cfg.parse({"connections": {"o": {"kind": "opencrm", "budget": {"calls": 5}}}}, resolve_secrets=False)
+    finally:
+        cfg.connection_model.cache_clear()
+
+
+def test_secrets_file_problems_never_echo_its_values(tmp_path: Path) -> None:
+    (tmp_path / "secrets.toml").write_text(f'A = "{SECRET}"\nB = 5\n', encoding="utf-8")
+    p = write(tmp_path, _secret_config(tmp_path).read_text() + '\n[secrets]\nfile = "secrets.toml"\n')
+    with pytest.raises(cfg.ConfigError) as exc:
+        cfg.load(p)
+    assert "B must be a string" in str(exc.value) and SECRET not in str(exc.value)
+
+
+def test_parse_returns_the_tables_as_written() -> None:
+    s = cfg.parse({"dedupe": {"auto_link": 0.995, "contact": {"review_from": 0.7}},
+                   "quality": {"stale_days": 30, "required": {"account": ["name"]}},
+                   "policies": {"contact": {"direction": {"hubspot": {"email": "read"}}, "fields": {"title": "latest"}}}})
+    assert s.dedupe == {"auto_link": 0.995, "contact": {"review_from": 0.7}}
+    assert s.quality == {"stale_days": 30, "required": {"account": ["name"]}}
+    assert s.policies["contact"]["direction"] == {"hubspot": {"email": "read"}}
+    # a field rule is laid over the defaults, not instead of them
+    assert s.policies["contact"]["fields"]["lifecycle_stage"] == "latest"
+    assert "direction" not in s.policies["account"]

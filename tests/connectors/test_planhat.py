@@ -107,19 +107,6 @@ def test_given_two_pages_when_read_then_every_company_once_with_owner_email_and_
     assert api.calls[0].request.headers["Authorization"] == f"Bearer {TOKEN}"
 
 
-def test_given_endusers_when_read_then_company_is_the_account_association(
-    api: responses.RequestsMock, sleeps: Sleeps
-) -> None:
-    api.get(f"{BASE}/endusers", json=fixture("endusers_page1.json"), match=[list_query(2, 0)])
-    api.get(f"{BASE}/endusers", json=[], match=[list_query(2, 2)])
-    recs = list(connector(sleeps).read(ObjectType.CONTACT))
-    assert [r.associations for r in recs] == [
-        {"account": ("64b7f1d3b2e5f4c3d2b10001",)}, {"account": ("64b7f1d3b2e5f4c3d2b10002",)},
-    ]
-    assert recs[0].fields["email"] == "ana@northwind.example"
-    assert "_owner_email" not in recs[0].fields
-
-
 def test_given_500_then_200_when_read_then_returns_records(api: responses.RequestsMock, sleeps: Sleeps) -> None:
     api.get(f"{BASE}/endusers", status=500, json=fixture("error_500.json"), match=[list_query(2000, 0)])
     api.get(f"{BASE}/endusers", json=fixture("endusers_page1.json"), match=[list_query(2000, 0)])
@@ -171,12 +158,6 @@ def test_given_403_when_check_then_auth_error(api: responses.RequestsMock, sleep
     with pytest.raises(AuthError, match="permission"):
         connector(sleeps).check()
     assert sleeps == []
-
-
-def test_given_ids_when_list_ids_then_select_id_only(api: responses.RequestsMock, sleeps: Sleeps) -> None:
-    api.get(f"{BASE}/endusers", json=fixture("endusers_ids.json"), match=[list_query(2000, 0, "_id")])
-    ids = list(connector(sleeps, page_size=None).list_ids(ObjectType.CONTACT))
-    assert ids == ["64b7f2e4c3f6a5d4e3c20001", "64b7f2e4c3f6a5d4e3c20002"]
 
 
 def test_given_server_repeats_a_page_when_read_then_paging_loop_is_refused(
@@ -437,3 +418,7 @@ def test_unreachable_cause_reads_wrapped_errors() -> None:
     assert unreachable_cause(requests.ConnectionError(ConnectionRefusedError(111, "refused"))) == "connection refused"
     assert unreachable_cause(requests.ReadTimeout("read timed out")) is None
     assert unreachable_cause(requests.ConnectionError("Connection reset by peer")) is None
+
+
+# Moved onto recordings (tests/connectors/test_recorded.py): endusers with their company,
+# list_ids selecting _id only.

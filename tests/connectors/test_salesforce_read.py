@@ -21,7 +21,6 @@ from tests.connectors.test_salesforce_support import (
     ACCOUNT_FIELDS,
     API,
     CONTACT_FIELDS,
-    INSTANCE,
     add_describe,
     add_query,
     add_users,
@@ -30,42 +29,8 @@ from tests.connectors.test_salesforce_support import (
     mock,
 )
 
-
-def test_given_three_pages_with_relative_next_url_when_read_then_yields_page_by_page() -> None:
-    conn = make_connector()
-    full_soql = f"SELECT {ACCOUNT_FIELDS} FROM Account ORDER BY SystemModstamp, Id"
-    with mock() as rsps:
-        add_describe(rsps, "Account")
-        # no SELECT COUNT(): the first batch's totalSize (5) is under bulk_threshold
-        add_query(rsps, load("query_account_page1.json"), full_soql)
-        add_users(rsps)
-        rsps.add(responses.GET, f"{API}/query/01gRO0000016PIAYA2-2000", json=load("query_account_page2.json"))
-        rsps.add(responses.GET, f"{API}/query/01gRO0000016PIAYA2-4000", json=load("query_account_page3.json"))
-
-        pages = conn.read_pages(ObjectType.ACCOUNT)
-        first = next(pages)
-        # Lazy: only the first page (and the owner lookup) has been fetched so far.
-        assert len(rsps.calls) == 3
-        rest = list(pages)
-        calls = list(rsps.calls)
-
-    sizes = [len(p) for p in [first, *rest]]
-    assert sizes == [2, 2, 1]
-    records = [r for p in [first, *rest] for r in p]
-    assert [r.remote_id for r in records] == [f"0015g00000Acc00{i}AAA" for i in range(1, 6)]
-    assert all(r.native_type == "Account" and r.object_type is ObjectType.ACCOUNT for r in records)
-    assert records[0].modstamp == datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
-    assert records[4].modstamp == datetime(2024, 5, 1, 10, 0, 4, tzinfo=UTC)
-    assert "attributes" not in records[0].fields
-    assert records[0].fields["Health_Score__c"] == 7.5  # custom field, from describe
-    assert [r.fields["_owner_email"] for r in records] == [
-        "ada@example.com", "ada@example.com", "Grace@Example.com", "ada@example.com", None,
-    ]
-    # queryMore went to the instance host + the relative nextRecordsUrl.
-    assert len(calls) == 5  # describe, query, users, queryMore x2
-    assert calls[3].request.url == f"{INSTANCE}/services/data/v59.0/query/01gRO0000016PIAYA2-2000"
-    assert calls[1].request.headers["Sforce-Query-Options"] == "batchSize=2000"
-    assert not any("COUNT" in str(c.request.url) for c in calls)
+# The plain paging test (three pages, relative nextRecordsUrl, lazy) is a recording now:
+# tests/connectors/test_recorded.py::test_salesforce_contacts_come_page_by_page_following_the_relative_next_url
 
 
 def test_given_since_when_read_then_inclusive_bound_ordered_by_modstamp_and_id() -> None:
@@ -90,27 +55,6 @@ def test_given_since_when_read_then_inclusive_bound_ordered_by_modstamp_and_id()
     assert records[0].associations == {"account": ("0015g00000Acc001AAA",)}
     assert records[2].associations == {}
     assert records[0].fields["_owner_email"] == "ada@example.com"
-
-
-def test_given_lead_when_read_then_only_unconverted_leads_as_contacts() -> None:
-    conn = make_connector()
-    since = Cursor(datetime(2024, 6, 1, tzinfo=UTC))
-    fields = (
-        "Id, IsDeleted, CreatedDate, LastModifiedDate, SystemModstamp, MasterRecordId, FirstName, "
-        "LastName, Email, Company, IsConverted, ConvertedContactId, OwnerId, Revsync_Id__c"
-    )
-    expected = (
-        f"SELECT {fields} FROM Lead WHERE IsConverted = false AND "
-        "SystemModstamp >= 2024-06-01T00:00:00+00:00 ORDER BY SystemModstamp, Id"
-    )
-    with mock() as rsps:
-        add_describe(rsps, "Lead")
-        add_query(rsps, load("query_lead.json"), expected)
-        records = list(conn.read(ObjectType.CONTACT, since=since, native="Lead"))
-    assert [(r.remote_id, r.native_type, r.object_type) for r in records] == [
-        ("00Q5g00000Led001AAA", "Lead", ObjectType.CONTACT)
-    ]
-    assert "_owner_email" not in records[0].fields  # no owner, no User lookup
 
 
 def test_given_configured_field_missing_from_describe_when_read_then_warns_and_continues(
@@ -224,39 +168,6 @@ def test_given_more_records_than_threshold_when_full_read_then_bulk_query_pages(
     assert pages[1][0].fields["OwnerId"] is None
 
 
-def test_given_opportunities_when_read_then_account_and_contact_roles_associated() -> None:
-    conn = make_connector()
-    since = Cursor(datetime(2024, 6, 1, tzinfo=UTC))
-    fields = (
-        "Id, IsDeleted, CreatedDate, LastModifiedDate, SystemModstamp, AccountId, Name, Amount, "
-        "StageName, CloseDate, IsClosed, IsWon, OwnerId, Revsync_Id__c"
-    )
-    ocr = (
-        "SELECT OpportunityId, ContactId, IsPrimary FROM OpportunityContactRole WHERE OpportunityId "
-        "IN ('0065g00000Opp001AAA','0065g00000Opp002AAA') ORDER BY OpportunityId, IsPrimary DESC, ContactId"
-    )
-    with mock() as rsps:
-        add_describe(rsps, "Opportunity")
-        add_query(rsps, load("query_opportunity.json"),
-                  f"SELECT {fields} FROM Opportunity WHERE SystemModstamp >= 2024-06-01T00:00:00+00:00 "
-                  "ORDER BY SystemModstamp, Id")
-        add_query(rsps, load("query_ocr.json"), ocr)
-        opps = list(conn.read(ObjectType.OPPORTUNITY, since=since))
-    assert opps[0].associations == {
-        "account": ("0015g00000Acc001AAA",),
-        "contact": ("0035g00000Con003AAA", "0035g00000Con007AAA"),
-    }
-    assert opps[1].associations == {"contact": ("0035g00000Con009AAA",)}
-
-
-def test_given_accounts_when_list_ids_then_ids_only_query() -> None:
-    conn = make_connector()
-    with mock() as rsps:
-        add_query(rsps, load("query_account_ids.json"), "SELECT Id FROM Account ORDER BY Id")
-        ids = list(conn.list_ids(ObjectType.ACCOUNT))
-    assert ids == ["0015g00000Acc001AAA", "0015g00000Acc002AAA"]
-
-
 def test_given_describe_too_wide_for_a_url_when_read_then_fatal_error_names_fields_option() -> None:
     conn = make_connector()
     wide = load("describe_Account.json")
@@ -342,3 +253,7 @@ def test_given_total_size_at_threshold_when_full_read_then_rest_pages_continue()
         rsps.add(responses.GET, f"{API}/query/01gRO0000016PIAYA2-4000", json=load("query_account_page3.json"))
         records = list(conn.read(ObjectType.ACCOUNT))
     assert len(records) == 5
+
+
+# Moved onto recordings (tests/connectors/test_recorded.py): unconverted leads as contacts,
+# opportunities with their account and contact roles, list_ids.

@@ -244,6 +244,44 @@ def test_country_name_round_trips(code: str, name: str) -> None:
     assert n.normalize_country(name) == code.upper()
 
 
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        # ISO short, official and inverted names, and their translations (pycountry)
+        ("Korea, Republic of", "KR"),
+        ("Republic of Moldova", "MD"),
+        ("Bundesrepublik Deutschland", "DE"),
+        ("Saksa", "DE"),  # Finnish
+        ("Niemcy", "DE"),  # Polish
+        ("Allemagne", "DE"),
+        ("Turquía", "TR"),
+        ("Türkiye", "TR"),
+        ("Eswatini", "SZ"),
+        ("Czechia", "CZ"),
+        # every ISO alpha-3 code, not only the common ones
+        ("KAZ", "KZ"),
+        ("mng", "MN"),
+        # spellings only the phonenumbers locale data has
+        ("Holanda", "NL"),
+        ("Hong-Kong", "HK"),
+    ],
+)
+def test_country_names_and_codes_from_iso_data(raw: str, expected: str) -> None:
+    assert n.normalize_country(raw, field="BillingCountry") == expected
+
+
+def test_every_iso_country_has_a_readable_english_name_that_reads_back() -> None:
+    import pycountry
+
+    for country in pycountry.countries:
+        name = n.country_name(country.alpha_2)
+        assert not name.endswith(" of") and "(" not in name, name  # no "Korea, Republic of"
+        assert n.normalize_country(name) == country.alpha_2, name
+        assert n.normalize_country(country.alpha_3) == country.alpha_2
+    assert [n.country_name(c) for c in ("KR", "RU", "VN", "CD")] == [
+        "South Korea", "Russia", "Vietnam", "Democratic Republic of the Congo"]
+
+
 # --------------------------------------------------------------------------- company names
 
 
