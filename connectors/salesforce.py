@@ -68,6 +68,7 @@ from connectors.salesforce_errors import (
     category_for,
     error_code,
 )
+from connectors.salesforce_jwt import auth_from_settings
 from connectors.salesforce_soap import MERGEABLE
 from connectors.salesforce_write import KEY_PREFIXES, SF_COLLECTION, SalesforceWriter
 from mapping.canonical import ObjectType
@@ -202,7 +203,7 @@ class SalesforceConnector(SalesforceWriter, Connector):
         opts = settings.options
         policy = retry or RetryPolicy()
         session = build_session(opts)
-        auth = SalesforceAuth.from_settings(settings)
+        auth = auth_from_settings(settings)
 
         meter_session(session, lambda: budget.spend(SYSTEM))
         token = retrying(lambda: auth.fetch(session), policy=policy, what=f"{settings.name}: token")
