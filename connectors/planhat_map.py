@@ -13,13 +13,14 @@ Enduser: https://www.planhat.com/developers/api/enduser
 
 from __future__ import annotations
 
+from connectors.base import MapRow
 from mapping.canonical import ObjectType
 
 SYSTEM = "planhat"
 # The native field behind the ``_owner_email`` pseudo-field (a Planhat user id).
 OWNER_FIELD = "owner"
 
-Row = tuple[str, str, str, str]
+Row = MapRow
 
 COMPANIES: tuple[Row, ...] = (
     ("name", "name", "string", "both"),

@@ -11,13 +11,14 @@ Properties: https://developers.hubspot.com/docs/api-reference/crm-properties-v3/
 
 from __future__ import annotations
 
+from connectors.base import MapRow
 from mapping.canonical import ObjectType
 
 SYSTEM = "hubspot"
 # The native property behind the ``_owner_email`` pseudo-field (an owner id).
 OWNER_FIELD = "hubspot_owner_id"
 
-Row = tuple[str, str, str, str]
+Row = MapRow
 
 # https://knowledge.hubspot.com/properties/hubspots-default-company-properties
 COMPANIES: tuple[Row, ...] = (
