@@ -336,6 +336,8 @@ TRANSFORMS: dict[str, Transform] = {
         Transform("domains", _read_domains, _write_domains),
         Transform("phone", _read_phone, _same),
         Transform("country", _read_country, _write_country),
+        # an API that stores ISO 3166-1 alpha-2 codes: read like "country", written as the code
+        Transform("country_code", _read_country, _same),
         Transform("int", _read_int, _same, "int"),
         Transform("decimal", _read_decimal, _same, "decimal"),
         Transform("fraction_percent", _read_fraction_percent, _write_fraction_percent, "decimal"),

@@ -142,14 +142,14 @@ class MyCrmStub:
         now = datetime.now(UTC)
         with self.lock:
             for item in items:
-                need = REQUIRED[coll]
-                if not item.get(need):
-                    out.append({"error": {"code": "required", "field": need, "message": f"{need} is required"}})
-                    continue
                 target = self.data[coll].get(item.get("id") or "")
                 if target is None and item.get("revsync_id"):
                     target = next((r for r in self.data[coll].values()
                                    if r.get("revsync_id") == item["revsync_id"]), None)
+                need = REQUIRED[coll]  # required on create; an update may not blank it
+                if (target is None and not item.get(need)) or (need in item and not item[need]):
+                    out.append({"error": {"code": "required", "field": need, "message": f"{need} is required"}})
+                    continue
                 if target is None:
                     rid = self._insert(coll, {k: v for k, v in item.items() if k != "id"}, now)
                     out.append({"id": rid, "created": True})

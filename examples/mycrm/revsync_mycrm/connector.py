@@ -81,7 +81,7 @@ FIELD_MAPS: dict[str, tuple[ObjectType, tuple[tuple[str, str, str, str], ...]]] 
         ("name", "name", "string", "both"),
         ("web_domain", "domain", "domain", "both"),
         ("headcount", "employees", "int", "both"),
-        ("country_code", "country", "country", "both"),
+        ("country_code", "country", "country_code", "both"),
     )),
     "Person": (ObjectType.CONTACT, (
         ("email", "email", "email", "both"),
