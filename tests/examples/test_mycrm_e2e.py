@@ -135,6 +135,10 @@ def test_given_the_plugin_installed_when_sync_then_mycrm_records_flow_both_ways(
         assert len(my_people) > 1 and all(p.get("revsync_id") for p in my_people)
         org_ids = {o["id"] for o in my_orgs}
         assert all(p.get("org_id") in org_ids for p in my_people if p.get("org_id"))
+        # lifecycle stages went out through the picklist the plugin declares
+        stages = {p["stage"] for p in my_people if p.get("stage")}
+        assert stages and stages <= {"Newsletter", "Lead", "Marketing qualified", "Sales qualified",
+                                     "In deal", "Client", "Champion", "Other"}
 
         # agreement reached: the third cycle writes nothing anywhere (echoes suppressed)
         assert sum(reports[-1]["written"].values()) == 0, reports[-1]

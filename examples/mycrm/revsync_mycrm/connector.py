@@ -73,7 +73,15 @@ SCHEMA: dict[str, tuple[FieldSpec, ...]] = {
         spec("family_name", "string", length=80),
         spec("job", "string", length=128),
         spec("phone", "phone", length=40),
+        spec("stage", "picklist", length=20),
     ),
+}
+#: MyCRM's person stages, by canonical lifecycle stage (a picklist revsync's tables
+#: do not know: the connector declares it)
+PERSON_STAGES = {
+    "subscriber": "Newsletter", "lead": "Lead", "mql": "Marketing qualified",
+    "sql": "Sales qualified", "opportunity": "In deal", "customer": "Client",
+    "evangelist": "Champion", "other": "Other",
 }
 #: (native field, canonical field, transform, direction)
 FIELD_MAPS: dict[str, tuple[ObjectType, tuple[tuple[str, str, str, str], ...]]] = {
@@ -89,6 +97,7 @@ FIELD_MAPS: dict[str, tuple[ObjectType, tuple[tuple[str, str, str, str], ...]]] 
         ("family_name", "last_name", "string", "both"),
         ("job", "title", "string", "both"),
         ("phone", "phone", "phone", "both"),
+        ("stage", "lifecycle_stage", "lifecycle_stage", "both"),
     )),
 }
 
@@ -114,6 +123,7 @@ class MyCrmConnector(Connector):
     revsync_id_fields = ("revsync_id",)
     stamp_field = "revsync_id"
     writable_associations = {"Person": frozenset({"account"}), "Org": frozenset()}
+    picklists = {"lifecycle_stage": PERSON_STAGES}
 
     def __init__(
         self,
