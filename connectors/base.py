@@ -5,7 +5,7 @@ A connector reads native records page by page (``read_pages``), writes batches o
 (``read_deleted``) and checks its credentials (``check``). It holds no cursor state:
 the engine passes ``since`` in. Only connectors do HTTP.
 
-Errors come in families (see ``../shared/ARCHITECTURE.md``, "Errors and retries"):
+Errors come in families:
 ``RetriableError`` is retried by ``retrying`` with jittered backoff and an explicit
 stop; ``AuthError`` refreshes once then fails the run; ``RecordError`` is one bad
 record (it travels inside a ``WriteResult``, never stops a batch); ``FatalError`` is
