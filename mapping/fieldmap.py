@@ -711,11 +711,12 @@ def from_entity(
 ) -> dict[str, Any]:
     """Map a canonical entity to native fields ready for the API.
 
-    Only rules that write, and only fields the schema marks updateable. HubSpot values
-    are strings (dates and date-times as epoch milliseconds); Salesforce dates are ``YYYY-MM-DD`` and numbers are numbers; Planhat
-    gets a document (dotted names nest, e.g. ``custom.Score``). The owner travels as
-    ``_owner_email`` for the connector to resolve. Empty canonical values are left out
-    unless ``include_empty`` (then they are ``None``, or ``""`` for HubSpot).
+    Only rules that write, and only fields the connector's schema marks updateable.
+    Values take the form the connector declares (``Connector.native_values``: JSON
+    numbers and ISO dates, every value a string, or a document where dotted names
+    nest, e.g. ``custom.Score``). The owner travels as ``_owner_email`` for the
+    connector to resolve. Empty canonical values are left out unless ``include_empty``
+    (then they are the connector's empty value: ``None``, or ``""`` for string APIs).
     A value that does not fit (unknown picklist value, too long) → ``RecordError``.
     """
     fm = fieldmap or get_field_map(system, native_type)
