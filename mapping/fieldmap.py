@@ -670,10 +670,6 @@ def _writable(schema: Mapping[str, FieldSpec], native: str) -> bool:
     return spec is None or spec.updateable
 
 
-def _serialize(system: str, value: Any) -> Any:
-    return _native_values(system).serialize(value)
-
-
 def _check_length(
     system: str, native_type: str, native: str, value: Any, spec: FieldSpec | None
 ) -> None:
@@ -725,7 +721,8 @@ def from_entity(
             f"{system}/{native_type} maps {fm.object_type} entities, not {type(entity).__name__}"
         )
     schema = _schema(system, native_type)
-    nested = _native_values(system).nested
+    form = _native_values(system)  # looked up once per record, not per field
+    nested = form.nested
     out: dict[str, Any] = {}
     for rule in fm.write_rules:
         if not _writable(schema, rule.native):
@@ -735,13 +732,13 @@ def from_entity(
         spec = schema.get(rule.native)
         if value is None or (isinstance(value, str) and not value.strip()):
             if include_empty:
-                _set_path(out, rule.native, _serialize(system, None), nested)
+                _set_path(out, rule.native, form.serialize(None), nested)
             continue
         ctx = Context(system=system, native_type=native_type, field=rule.native)
         transform = get_transform(rule.transform)
         if key is not None and transform.kind in _TYPED_KINDS:
             value = transform.read(value, ctx)  # extras hold JSON text: back to Decimal / date
-        native = _serialize(system, transform.write(value, ctx))
+        native = form.serialize(transform.write(value, ctx))
         _check_length(system, native_type, rule.native, native, spec)
         _set_path(out, rule.native, native, nested)
     return out
