@@ -5,7 +5,7 @@ A connector reads native records page by page (``read_pages``), writes batches o
 (``read_deleted``) and checks its credentials (``check``). It holds no cursor state:
 the engine passes ``since`` in. Only connectors do HTTP.
 
-Errors come in families (see ``../shared/ARCHITECTURE.md``, "Errors and retries"):
+Errors come in families:
 ``RetriableError`` is retried by ``retrying`` with jittered backoff and an explicit
 stop; ``AuthError`` refreshes once then fails the run; ``RecordError`` is one bad
 record (it travels inside a ``WriteResult``, never stops a batch); ``FatalError`` is
@@ -15,6 +15,7 @@ config or permissions; ``QuotaExhausted`` ends the run cleanly (resume next cycl
 from __future__ import annotations
 
 import abc
+import importlib
 import logging
 import random
 import threading
@@ -34,6 +35,8 @@ from tenacity import (
     stop_after_delay,
 )
 
+from connectors.schema import NativeSchema
+from connectors.values import NativeValues
 from mapping.canonical import ObjectType
 
 log = logging.getLogger(__name__)
@@ -41,6 +44,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 ENTRY_POINT_GROUP = "revsync.connectors"
+
+#: one field-map row: (native field, canonical field, transform, direction)
+MapRow = tuple[str, str, str, str]
 
 
 # --------------------------------------------------------------------------- errors
@@ -402,6 +408,47 @@ class Connector(abc.ABC):
     #: ``None``: not declared (a third-party connector), every key is accepted.
     option_keys: ClassVar[frozenset[str] | None] = None
 
+    # ---- declarations the engine and the mapping layer read (the SDK contract) ----
+    #: the vendor's native schema: native object → its fields (read-only fields are
+    #: never written, lengths are checked before a write)
+    schema: ClassVar[NativeSchema] = {}
+    #: the default field map this connector ships: native object → (canonical type,
+    #: rows of (native field, canonical field, transform, direction)); a user's
+    #: ``[mapping."<name>.<native>"]`` table overrides it
+    field_maps: ClassVar[Mapping[str, tuple[ObjectType, tuple[MapRow, ...]]]] = {}
+    #: the native field behind the ``_owner_email`` pseudo-field (None: no owner)
+    owner_field: ClassVar[str | None] = None
+    #: the field our writes carry the canonical id in (the upsert key of a create)
+    key_field: ClassVar[str | None] = None
+    #: where a record may carry its revsync id, in order (the first UUID wins)
+    revsync_id_fields: ClassVar[tuple[str, ...]] = ()
+    #: the field a linked record gets its entity's revsync id written into
+    stamp_field: ClassVar[str | None] = None
+    #: canonical fields whose native value must be unique in the system, per native
+    #: object (with duplicates kept linked, only the record holding the value keeps it)
+    unique_fields: ClassVar[Mapping[str, frozenset[str]]] = {}
+    #: native fields sent along with a changed field, per native object
+    #: (``{"Opportunity": {"StageName": ("Probability",)}}``)
+    write_with: ClassVar[Mapping[str, Mapping[str, tuple[str, ...]]]] = {}
+    #: associations ``write`` sets, per native object ("account", "contact"); a
+    #: native object not listed: all of them
+    writable_associations: ClassVar[Mapping[str, frozenset[str]]] = {}
+    #: native objects that can never be an association's target (Salesforce Lead)
+    not_associable: ClassVar[frozenset[str]] = frozenset()
+    #: new entities are created here unless a policy's ``create_in`` says otherwise
+    creates_by_default: ClassVar[bool] = True
+    #: policy ``merges = "merge"`` calls this system's merge unless ``merge_in`` says otherwise
+    merges_by_default: ClassVar[bool] = False
+    #: how canonical values travel to this API (see ``connectors.values``): JSON
+    #: numbers and ISO dates by default; dotted native names nest when ``nested``
+    native_values: ClassVar[NativeValues] = NativeValues()
+    #: picklist values: table (``stage``, ``industry``…) → canonical → native value
+    #: (the built-ins' defaults live in ``mapping.values``; a plugin declares its own)
+    picklists: ClassVar[Mapping[str, Mapping[str, str]]] = {}
+    #: ``"module:function"`` building the go-live checker (``revsync check`` / ``setup``),
+    #: called as ``function(connector, name=…, options=…)``; loaded only when asked for
+    readiness_factory: ClassVar[str | None] = None
+
     @abc.abstractmethod
     def read_pages(
         self, object_type: ObjectType, *, since: Cursor | None = None, native: str | None = None
@@ -439,6 +486,15 @@ class Connector(abc.ABC):
     def check(self) -> dict[str, Any]:
         """Verify credentials and reachability; return facts worth showing."""
         return {}
+
+    def readiness(self, *, name: str, options: Mapping[str, Any]) -> Any:
+        """The go-live checker (``revsync check`` / ``setup``) for this connection, or
+        None when the connector declares none (``readiness_factory``)."""
+        if not self.readiness_factory:
+            return None
+        module, _, attr = self.readiness_factory.partition(":")
+        factory = getattr(importlib.import_module(module), attr)
+        return factory(self, name=name, options=options)
 
     @classmethod
     @abc.abstractmethod

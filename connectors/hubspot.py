@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 
 from hubspot import HubSpot
 
+from connectors import hubspot_map
 from connectors.base import (
     ApiBudget,
     ConnectionSettings,
@@ -44,9 +45,11 @@ from connectors.hubspot_http import (
     parse_time,
     to_ms,
 )
+from connectors.hubspot_schema import HUBSPOT
 from connectors.hubspot_write import HUBSPOT_BATCH, OWNER_EMAIL, OWNER_PROPERTY, Writer
+from connectors.schema import NativeSchema
+from connectors.values import StringValues
 from mapping.canonical import ObjectType
-from sandbox.schema import HUBSPOT
 
 __all__ = [
     "HUBSPOT_ASSOC_READ",
@@ -124,6 +127,25 @@ class HubSpotConnector(Connector):
     # POST /crm/v3/objects/{type}/merge (connectors/hubspot_write.py). Deals could be
     # merged too, but revsync only finds duplicate contacts and companies.
     mergeable: ClassVar[frozenset[str]] = frozenset({"contacts", "companies"})
+    schema: ClassVar[NativeSchema] = HUBSPOT
+    field_maps = hubspot_map.TABLES
+    owner_field = hubspot_map.OWNER_FIELD
+    key_field = "revsync_id"
+    revsync_id_fields = ("revsync_id",)
+    stamp_field = "revsync_id"
+    # a contact's email is unique in HubSpot: of two linked duplicates only the holder keeps it
+    unique_fields = {"contacts": frozenset({"email"})}
+    write_with = {"companies": {"country": ("phone",)}}
+    writable_associations = {
+        "contacts": frozenset({"account"}),
+        "deals": frozenset({"account", "contact"}),
+        "companies": frozenset(),
+    }
+    merges_by_default = True
+    # every property value is a string; dates and date-times as epoch milliseconds
+    # https://developers.hubspot.com/docs/faq/how-should-timestamps-be-formatted-for-hubspots-apis
+    native_values = StringValues()
+    readiness_factory = "connectors.hubspot_setup:readiness_for"
     # class attributes so tests can shrink them
     LIST_PAGE: ClassVar[int] = HUBSPOT_LIST_PAGE
     SEARCH_PAGE: ClassVar[int] = HUBSPOT_SEARCH_PAGE

@@ -25,7 +25,7 @@ from typing import Any
 
 from hubspot.crm.properties import PropertyCreate
 
-from connectors.base import AuthError, ConnectorError
+from connectors.base import AuthError, Connector, ConnectorError
 from connectors.hubspot import HubSpotConnector
 from connectors.hubspot_http import SYSTEM, error_info, is_api_exception, translate
 from connectors.hubspot_write import EXTERNAL_ID_PROPERTY
@@ -252,3 +252,8 @@ class HubSpotReadiness:
         if status == 403:
             return Change(self.name, what, "failed", f"missing scope {', '.join(_missing_scopes(exc))}")
         return Change(self.name, what, "failed", f"HTTP {status}: {resp.get('message', '')}")
+
+
+def readiness_for(connector: Connector, *, name: str, options: Mapping[str, Any]) -> HubSpotReadiness:
+    """The checker ``Connector.readiness`` builds (``readiness_factory``)."""
+    return HubSpotReadiness(connector, name=name)  # type: ignore[arg-type]

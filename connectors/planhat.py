@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any, ClassVar, TypeVar
 
+from connectors import planhat_map
 from connectors.base import (
     ApiBudget,
     ConnectionSettings,
@@ -49,6 +50,9 @@ from connectors.planhat_client import (
     PlanhatForbidden,
     PlanhatNotFound,
 )
+from connectors.planhat_schema import PLANHAT
+from connectors.schema import NativeSchema
+from connectors.values import NativeValues
 from mapping.canonical import ObjectType
 
 log = logging.getLogger(__name__)
@@ -131,6 +135,21 @@ class PlanhatConnector(Connector):
         ObjectType.ACCOUNT: ("companies",),
         ObjectType.CONTACT: ("endusers",),
     }
+    schema: ClassVar[NativeSchema] = PLANHAT
+    field_maps = planhat_map.TABLES
+    owner_field = planhat_map.OWNER_FIELD
+    # records revsync created carry the revsync id in sourceId; records it linked (whose
+    # sourceId may hold another system's id) get it in externalId
+    key_field = "sourceId"
+    revsync_id_fields = ("externalId", "sourceId")
+    stamp_field = "externalId"
+    write_with = {"companies": {"country": ("phone",)}}
+    writable_associations = {"endusers": frozenset({"account"}), "companies": frozenset()}
+    # Planhat follows the CRM: new entities are created there only when create_in says so
+    creates_by_default = False
+    # custom fields live in the ``custom`` object: ``custom.Score`` is a path
+    native_values = NativeValues(nested=True)
+    readiness_factory = "connectors.planhat_setup:readiness_for"
 
     def __init__(
         self,

@@ -8,8 +8,9 @@ https://www.planhat.com/developers/api/bulk-upsert
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
-from connectors.base import AuthError, ConnectorError
+from connectors.base import AuthError, Connector, ConnectorError
 from connectors.planhat import PlanhatConnector
 from connectors.readiness import FAIL, OK, Change, Finding
 
@@ -53,3 +54,8 @@ class PlanhatReadiness:
 
     def setup(self, *, apply: bool) -> list[Change]:
         return [Change(self.name, f"key {EXTERNAL_ID_KEY}", "exists", "built in; nothing to create")]
+
+
+def readiness_for(connector: Connector, *, name: str, options: Mapping[str, Any]) -> PlanhatReadiness:
+    """The checker ``Connector.readiness`` builds (``readiness_factory``)."""
+    return PlanhatReadiness(connector, name=name)  # type: ignore[arg-type]

@@ -44,6 +44,7 @@ from simple_salesforce.exceptions import (
     SalesforceOperationError,
 )
 
+from connectors import salesforce_map
 from connectors.base import (
     ApiBudget,
     AuthError,
@@ -68,8 +69,12 @@ from connectors.salesforce_errors import (
     category_for,
     error_code,
 )
+from connectors.salesforce_jwt import auth_from_settings
+from connectors.salesforce_schema import SALESFORCE
 from connectors.salesforce_soap import MERGEABLE
 from connectors.salesforce_write import KEY_PREFIXES, SF_COLLECTION, SalesforceWriter
+from connectors.schema import NativeSchema
+from connectors.values import NativeValues
 from mapping.canonical import ObjectType
 
 __all__ = [
@@ -147,6 +152,29 @@ class SalesforceConnector(SalesforceWriter, Connector):
     # SOAP merge() (connectors/salesforce_soap.py); policy merge uses it only where
     # merge_in names the connection
     mergeable: ClassVar[frozenset[str]] = MERGEABLE
+    schema: ClassVar[NativeSchema] = SALESFORCE
+    field_maps = salesforce_map.TABLES
+    owner_field = salesforce_map.OWNER_FIELD
+    key_field = DEFAULT_EXTERNAL_ID
+    revsync_id_fields = (DEFAULT_EXTERNAL_ID,)
+    stamp_field = DEFAULT_EXTERNAL_ID  # an instance's ``external_id_field`` overrides it
+    # Salesforce resets Probability to the stage's default when StageName changes alone;
+    # a national-format phone is read with the record's country as its region, so a
+    # country change is written with the phone in E.164 (else the phone's meaning moves)
+    write_with = {"Opportunity": {"StageName": ("Probability",)}, "Account": {"BillingCountry": ("Phone",)}}
+    writable_associations = {
+        "Contact": frozenset({"account"}),
+        "Lead": frozenset(),  # a Lead has no account until it is converted
+        "Opportunity": frozenset({"account", "contact"}),  # contacts as contact roles
+        "Account": frozenset(),
+    }
+    # a Lead can never be an opportunity's contact role, nor anyone's account
+    not_associable = frozenset({"Lead"})
+    # a Salesforce merge cannot be undone: policy merge calls it only where merge_in says so
+    merges_by_default = False
+    # date-times as Salesforce writes them: 2024-05-01T10:00:00.000+0000
+    native_values = NativeValues(datetime_format="%Y-%m-%dT%H:%M:%S.%f3+0000")
+    readiness_factory = "connectors.salesforce_setup:readiness_for"
 
     def __init__(
         self,
@@ -202,7 +230,7 @@ class SalesforceConnector(SalesforceWriter, Connector):
         opts = settings.options
         policy = retry or RetryPolicy()
         session = build_session(opts)
-        auth = SalesforceAuth.from_settings(settings)
+        auth = auth_from_settings(settings)
 
         meter_session(session, lambda: budget.spend(SYSTEM))
         token = retrying(lambda: auth.fetch(session), policy=policy, what=f"{settings.name}: token")

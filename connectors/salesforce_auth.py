@@ -116,13 +116,10 @@ class SalesforceAuth:
     def from_settings(cls, settings: ConnectionSettings) -> SalesforceAuth:
         """Read ``token_url`` from the options and the credentials from the secrets.
 
-        A ``private_key`` secret selects the JWT bearer flow (``connectors.salesforce_jwt``).
+        The JWT bearer flow (a ``private_key`` secret) is ``connectors.salesforce_jwt``'s
+        ``auth_from_settings``, which picks between the two.
         """
         secrets = settings.secrets
-        if secrets.get("private_key"):
-            from connectors.salesforce_jwt import SalesforceJwtAuth
-
-            return SalesforceJwtAuth.from_settings(settings)
         refresh = secrets.get("refresh_token")
         username = secrets.get("username")
         password = secrets.get("password")

@@ -81,3 +81,11 @@ class SalesforceJwtAuth(SalesforceAuth):
 
     def _form(self) -> dict[str, str]:
         return {"grant_type": GRANT_TYPE, "assertion": self.assertion()}
+
+
+def auth_from_settings(settings: ConnectionSettings) -> SalesforceAuth:
+    """The connection's credentials: a ``private_key`` secret selects the JWT bearer
+    flow, else the refresh-token / username-password flows of ``SalesforceAuth``."""
+    if settings.secrets.get("private_key"):
+        return SalesforceJwtAuth.from_settings(settings)
+    return SalesforceAuth.from_settings(settings)

@@ -28,7 +28,7 @@ from typing import Any
 
 import requests
 
-from connectors.base import ConnectorError
+from connectors.base import Connector, ConnectorError
 from connectors.readiness import FAIL, OK, WARN, Change, Finding
 from connectors.salesforce import SalesforceConnector
 
@@ -299,3 +299,14 @@ class SalesforceReadiness:
             return ("created; assign it to the integration user (Setup > Users > Permission Set Assignments), "
                     "then run `revsync check`")
         return ""
+
+#: the connection option naming the permission set ``setup --apply`` assigns
+PERMISSION_SET_OPTION = "permission_set"
+
+
+def readiness_for(connector: Connector, *, name: str, options: Mapping[str, Any]) -> SalesforceReadiness:
+    """The checker ``Connector.readiness`` builds (``readiness_factory``)."""
+    return SalesforceReadiness(
+        connector,  # type: ignore[arg-type]
+        permission_set=str(options.get(PERMISSION_SET_OPTION) or DEFAULT_PERMISSION_SET),
+    )

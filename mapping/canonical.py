@@ -16,14 +16,6 @@ from enum import StrEnum
 from typing import Any, ClassVar
 
 
-class System(StrEnum):
-    """The external systems revsync knows about by default."""
-
-    SALESFORCE = "salesforce"
-    HUBSPOT = "hubspot"
-    PLANHAT = "planhat"
-
-
 class ObjectType(StrEnum):
     """Canonical object types."""
 

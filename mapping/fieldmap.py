@@ -2,8 +2,9 @@
 
 A ``FieldMap`` is the list of ``FieldRule`` rows for one (system, native object):
 native field ↔ canonical field, the transform that converts the value, and the
-direction. The defaults live in ``mapping/salesforce.py``, ``hubspot.py`` and
-``planhat.py``; ``FieldMap.with_overrides`` applies a user's ``revsync.toml`` table.
+direction. The defaults are shipped by the connectors (``Connector.field_maps``, found
+through the ``revsync.connectors`` entry point by ``connectors.registry``);
+``FieldMap.with_overrides`` applies a user's ``revsync.toml`` table.
 
 ``read_entity`` reads a native record (``RemoteRecord.fields``) into a canonical entity
 field by field: a value that cannot be read makes that field *unreadable* (raw value
@@ -29,12 +30,13 @@ from functools import cache
 from types import MappingProxyType
 from typing import Any, TypeVar
 
+from connectors import registry
 from connectors.base import ErrorCategory, RecordError
-from mapping import hubspot, planhat, salesforce
+from connectors.schema import FieldSpec
+from connectors.values import NativeValues
 from mapping import normalize as n
 from mapping.canonical import ENTITY_CLASSES, Account, Contact, ObjectType, Opportunity
 from mapping.transforms import PICKLIST_TABLES, Context, get_transform
-from sandbox.schema import SCHEMAS, FieldSpec
 
 __all__ = [
     "FIELD_MAPS",
@@ -48,6 +50,7 @@ __all__ = [
     "ReadResult",
     "Unreadable",
     "build_field_maps",
+    "check_overrides",
     "content_hash",
     "derive_stage_flags",
     "from_entity",
@@ -65,13 +68,16 @@ _E = TypeVar("_E", Account, Contact, Opportunity)
 
 # The pseudo-field connectors fill with the owner's email (and read back on write).
 OWNER_PSEUDO_FIELD = "_owner_email"
-# The native field each system keeps the owner in (what ``_owner_email`` stands for).
-OWNER_FIELDS: dict[str, str] = {
-    salesforce.SYSTEM: salesforce.OWNER_FIELD,
-    hubspot.SYSTEM: hubspot.OWNER_FIELD,
-    planhat.SYSTEM: planhat.OWNER_FIELD,
-}
 EXTRAS_PREFIX = "extras."
+
+# The native field each connector keeps the owner in (what ``_owner_email`` stands for).
+OWNER_FIELDS: Mapping[str, str] = registry.Registered(
+    lambda classes: {k: c.owner_field for k, c in classes.items() if c.owner_field}
+)
+# The native schemas the connectors declare (read-only fields, lengths), by connector.
+SCHEMAS: Mapping[str, Mapping[str, tuple[FieldSpec, ...]]] = registry.Registered(
+    lambda classes: {k: c.schema for k, c in classes.items()}
+)
 
 
 class Direction(StrEnum):
@@ -366,17 +372,15 @@ class FieldMap:
 
 
 def _load_defaults() -> dict[tuple[str, str], FieldMap]:
-    maps: dict[tuple[str, str], FieldMap] = {}
-    for module in (salesforce, hubspot, planhat):
-        for native_type, (object_type, rows) in module.TABLES.items():
-            maps[(module.SYSTEM, native_type)] = FieldMap.from_rows(
-                module.SYSTEM, native_type, object_type, rows
-            )
-    return maps
+    """The field maps every registered connector ships (``Connector.field_maps``)."""
+    return {
+        (system, native_type): FieldMap.from_rows(system, native_type, object_type, rows)
+        for (system, native_type), (object_type, rows) in registry.default_map_rows().items()
+    }
 
 
-# The default maps, by (system, native object type).
-FIELD_MAPS: dict[tuple[str, str], FieldMap] = _load_defaults()
+# The default maps, by (connector, native object type), found through the registry.
+FIELD_MAPS: Mapping[tuple[str, str], FieldMap] = registry.Registered(lambda _: _load_defaults())
 
 
 def get_field_map(system: str, native_type: str) -> FieldMap:
@@ -406,6 +410,16 @@ def build_field_maps(
             )
         maps[(system, native_type)] = maps[(system, native_type)].with_overrides(table)
     return maps
+
+
+def check_overrides(overrides: Mapping[str, Any]) -> None:
+    """Check ``revsync.toml``'s ``[mapping."<connector>.<native object>"]`` tables
+    against every registered connector's shipped maps (a plugin's included).
+
+    The one call config makes; raises ``FieldMapError`` whose ``key`` names the bad
+    entry (``"mycrm.Org"`` for an unknown object, the native field for a bad rule).
+    """
+    build_field_maps(overrides)
 
 
 def mapped_native_fields(
@@ -635,72 +649,25 @@ def _expect(cls: type[_E], entity: object) -> _E:
 # --------------------------------------------------------------------------- writing
 
 
-@cache
 def _schema(system: str, native_type: str) -> Mapping[str, FieldSpec]:
-    return MappingProxyType({f.name: f for f in SCHEMAS.get(system, {}).get(native_type, ())})
+    return _schema_of(id(registry.connector_classes()), system, native_type)
+
+
+@cache
+def _schema_of(classes: int, system: str, native_type: str) -> Mapping[str, FieldSpec]:
+    return MappingProxyType({f.name: f for f in registry.native_schema(system, native_type)})
+
+
+def _native_values(system: str) -> NativeValues:
+    """How values travel to ``system`` (plain JSON for a system nobody registered)."""
+    cls = registry.connector_class(system)
+    return cls.native_values if cls is not None else NativeValues()
 
 
 def _writable(schema: Mapping[str, FieldSpec], native: str) -> bool:
     """Fields the schema marks read-only are never written; unknown (custom) ones may be."""
     spec = schema.get(native) or schema.get(native.split(".", 1)[0])
     return spec is None or spec.updateable
-
-
-def _number(value: Decimal) -> int | float:
-    """A Decimal as a JSON number: int when whole, else float."""
-    plain = n.plain_decimal(value)
-    return int(plain) if plain == plain.to_integral_value() else float(plain)
-
-
-def _epoch_ms(instant: datetime) -> str:
-    aware = instant.replace(tzinfo=UTC) if instant.tzinfo is None else instant
-    return str(int(aware.timestamp() * 1000))
-
-
-# HubSpot takes date and date-time property values as epoch milliseconds (UTC); date
-# properties must be midnight UTC.
-# https://developers.hubspot.com/docs/faq/how-should-timestamps-be-formatted-for-hubspots-apis
-def _hubspot_string(value: Any) -> str:
-    """Every HubSpot property value is a string."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, Decimal):
-        return format(n.plain_decimal(value), "f")
-    if isinstance(value, datetime):
-        return _epoch_ms(value)
-    if isinstance(value, date):
-        return _epoch_ms(datetime.combine(value, datetime.min.time(), tzinfo=UTC))
-    if isinstance(value, list | tuple):
-        return ";".join(_hubspot_string(v) for v in value)
-    return str(value)
-
-
-def _json_value(value: Any, system: str) -> Any:
-    """Salesforce and Planhat take JSON: numbers as numbers, dates as ISO text."""
-    if isinstance(value, Decimal):
-        return _number(value)
-    if isinstance(value, datetime):
-        instant = value.astimezone(UTC)
-        if system == salesforce.SYSTEM:
-            return (
-                instant.strftime("%Y-%m-%dT%H:%M:%S.") + f"{instant.microsecond // 1000:03d}+0000"
-            )
-        return instant.isoformat().replace("+00:00", "Z")
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, tuple):
-        return [_json_value(v, system) for v in value]
-    if isinstance(value, list):
-        return [_json_value(v, system) for v in value]
-    return value
-
-
-def _serialize(system: str, value: Any) -> Any:
-    if system == hubspot.SYSTEM:
-        return _hubspot_string(value)
-    return _json_value(value, system)
 
 
 def _check_length(
@@ -740,11 +707,12 @@ def from_entity(
 ) -> dict[str, Any]:
     """Map a canonical entity to native fields ready for the API.
 
-    Only rules that write, and only fields the schema marks updateable. HubSpot values
-    are strings (dates and date-times as epoch milliseconds); Salesforce dates are ``YYYY-MM-DD`` and numbers are numbers; Planhat
-    gets a document (dotted names nest, e.g. ``custom.Score``). The owner travels as
-    ``_owner_email`` for the connector to resolve. Empty canonical values are left out
-    unless ``include_empty`` (then they are ``None``, or ``""`` for HubSpot).
+    Only rules that write, and only fields the connector's schema marks updateable.
+    Values take the form the connector declares (``Connector.native_values``: JSON
+    numbers and ISO dates, every value a string, or a document where dotted names
+    nest, e.g. ``custom.Score``). The owner travels as ``_owner_email`` for the
+    connector to resolve. Empty canonical values are left out unless ``include_empty``
+    (then they are the connector's empty value: ``None``, or ``""`` for string APIs).
     A value that does not fit (unknown picklist value, too long) → ``RecordError``.
     """
     fm = fieldmap or get_field_map(system, native_type)
@@ -753,7 +721,8 @@ def from_entity(
             f"{system}/{native_type} maps {fm.object_type} entities, not {type(entity).__name__}"
         )
     schema = _schema(system, native_type)
-    nested = system == planhat.SYSTEM
+    form = _native_values(system)  # looked up once per record, not per field
+    nested = form.nested
     out: dict[str, Any] = {}
     for rule in fm.write_rules:
         if not _writable(schema, rule.native):
@@ -763,13 +732,13 @@ def from_entity(
         spec = schema.get(rule.native)
         if value is None or (isinstance(value, str) and not value.strip()):
             if include_empty:
-                _set_path(out, rule.native, _serialize(system, None), nested)
+                _set_path(out, rule.native, form.serialize(None), nested)
             continue
         ctx = Context(system=system, native_type=native_type, field=rule.native)
         transform = get_transform(rule.transform)
         if key is not None and transform.kind in _TYPED_KINDS:
             value = transform.read(value, ctx)  # extras hold JSON text: back to Decimal / date
-        native = _serialize(system, transform.write(value, ctx))
+        native = form.serialize(transform.write(value, ctx))
         _check_length(system, native_type, rule.native, native, spec)
         _set_path(out, rule.native, native, nested)
     return out

@@ -21,6 +21,7 @@ from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from typing import Any
 
+from connectors import registry
 from connectors.base import ErrorCategory, RecordError
 from mapping import normalize as n
 from mapping import values
@@ -267,6 +268,12 @@ READ_ALIASES: dict[tuple[str, str], dict[str, str]] = {
 }
 
 
+def _declared(table_name: str, system: str) -> Mapping[str, str]:
+    """canonical → native values a connector declares itself (``Connector.picklists``)."""
+    cls = registry.connector_class(system)
+    return cls.picklists.get(table_name, {}) if cls is not None else {}
+
+
 def _picklist(table_name: str) -> Transform:
     table = values.VALUE_MAPS[table_name]
 
@@ -279,13 +286,14 @@ def _picklist(table_name: str) -> Transform:
             ctx.aliases.get(folded)
             or READ_ALIASES.get((table_name, ctx.system), {}).get(folded)
             or values.to_canonical(table, ctx.system, text)
+            or next((c for c, nat in _declared(table_name, ctx.system).items() if nat.casefold() == folded), None)
         )
         if canonical is None:
             raise mapping_error(ctx, f"unknown {table_name} value {text!r}")
         return canonical
 
     def write(value: Any, ctx: Context) -> str:
-        native = values.to_native(table, ctx.system, value)
+        native = values.to_native(table, ctx.system, value) or _declared(table_name, ctx.system).get(value)
         if native is None:
             raise mapping_error(ctx, f"canonical {table_name} {value!r} has no {ctx.system} value")
         return native
@@ -336,6 +344,8 @@ TRANSFORMS: dict[str, Transform] = {
         Transform("domains", _read_domains, _write_domains),
         Transform("phone", _read_phone, _same),
         Transform("country", _read_country, _write_country),
+        # an API that stores ISO 3166-1 alpha-2 codes: read like "country", written as the code
+        Transform("country_code", _read_country, _same),
         Transform("int", _read_int, _same, "int"),
         Transform("decimal", _read_decimal, _same, "decimal"),
         Transform("fraction_percent", _read_fraction_percent, _write_fraction_percent, "decimal"),

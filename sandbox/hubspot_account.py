@@ -19,11 +19,11 @@ from sandbox.hubspot_common import (
 from sandbox.hubspot_store import iso_ms, property_definitions, to_int
 
 if TYPE_CHECKING:
-    from sandbox.hubspot import HubSpotEmulator
+    from sandbox.hubspot_state import HubSpotState
 
 
 def oauth_token(
-    emu: HubSpotEmulator, request: Request, params: dict[str, str], fault: Fault | None
+    emu: HubSpotState, request: Request, params: dict[str, str], fault: Fault | None
 ) -> Response:
     """``POST /oauth/v1/token`` (refresh_token grant). https://developers.hubspot.com/docs/api/oauth/tokens"""
     form = request.form
@@ -70,7 +70,7 @@ def oauth_token(
 
 
 def owners(
-    emu: HubSpotEmulator, request: Request, params: dict[str, str], fault: Fault | None
+    emu: HubSpotState, request: Request, params: dict[str, str], fault: Fault | None
 ) -> Response:
     """``GET /crm/v3/owners`` (paged, ``email`` filter). https://developers.hubspot.com/docs/api/crm/owners"""
     limit = min(
@@ -110,7 +110,7 @@ def owners(
 
 
 def properties(
-    emu: HubSpotEmulator, request: Request, params: dict[str, str], fault: Fault | None
+    emu: HubSpotState, request: Request, params: dict[str, str], fault: Fault | None
 ) -> Response:
     """``GET /crm/v3/properties/{type}``. https://developers.hubspot.com/docs/api/crm/properties"""
     obj, table = emu._table(params["obj"])
@@ -124,7 +124,7 @@ def properties(
 
 
 def usage(
-    emu: HubSpotEmulator, request: Request, params: dict[str, str], fault: Fault | None
+    emu: HubSpotState, request: Request, params: dict[str, str], fault: Fault | None
 ) -> Response:
     """``GET /account-info/v3/api-usage/daily/private-apps``."""
     if emu._daily is None:

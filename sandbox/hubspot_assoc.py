@@ -31,10 +31,10 @@ from sandbox.hubspot_store import (
 )
 
 if TYPE_CHECKING:
-    from sandbox.hubspot import HubSpotEmulator
+    from sandbox.hubspot_state import HubSpotState
 
 
-def pair(emu: HubSpotEmulator, params: Mapping[str, str]) -> tuple[str, str]:
+def pair(emu: HubSpotState, params: Mapping[str, str]) -> tuple[str, str]:
     frm, to = TYPE_ALIASES.get(params["frm"].lower()), TYPE_ALIASES.get(params["to"].lower())
     if frm is None or to is None or (frm, to) not in ASSOC_TYPES:
         raise StoreError(
@@ -45,7 +45,7 @@ def pair(emu: HubSpotEmulator, params: Mapping[str, str]) -> tuple[str, str]:
     return frm, to
 
 
-def parse_create_assocs(emu: HubSpotEmulator, obj: str, raw: Any) -> list[tuple[str, int, bool]]:
+def parse_create_assocs(emu: HubSpotState, obj: str, raw: Any) -> list[tuple[str, int, bool]]:
     """``associations`` of a create input → (to type, to id, primary)."""
     out: list[tuple[str, int, bool]] = []
     for a in raw or []:
@@ -72,14 +72,14 @@ def parse_create_assocs(emu: HubSpotEmulator, obj: str, raw: Any) -> list[tuple[
 
 
 def apply_create_assocs(
-    emu: HubSpotEmulator, obj: str, rid: int, assocs: list[tuple[str, int, bool]]
+    emu: HubSpotState, obj: str, rid: int, assocs: list[tuple[str, int, bool]]
 ) -> None:
     for to, to_id, primary in assocs:
         emu.assoc.add(obj, to, rid, to_id, primary=primary)
 
 
 def assoc_read(
-    emu: HubSpotEmulator, request: Request, params: dict[str, str], fault: Fault | None
+    emu: HubSpotState, request: Request, params: dict[str, str], fault: Fault | None
 ) -> Response:
     """``POST /crm/v4/associations/{from}/{to}/batch/read`` (≤1,000 inputs)."""
     started = emu._now()
@@ -119,7 +119,7 @@ def assoc_read(
 
 
 def assoc_pairs(
-    emu: HubSpotEmulator, frm: str, to: str, inputs: list[Any]
+    emu: HubSpotState, frm: str, to: str, inputs: list[Any]
 ) -> list[tuple[int, int, list[Any]]]:
     out = []
     for item in inputs:
@@ -134,7 +134,7 @@ def assoc_pairs(
 
 
 def assoc_create(
-    emu: HubSpotEmulator, request: Request, params: dict[str, str], fault: Fault | None
+    emu: HubSpotState, request: Request, params: dict[str, str], fault: Fault | None
 ) -> Response:
     """``POST /crm/v4/associations/{from}/{to}/batch/create`` → 201 / 207."""
     started = emu._now()
@@ -179,7 +179,7 @@ def assoc_create(
     return emu._batch_response(results, errors, started, 201)
 
 
-def default_result(emu: HubSpotEmulator, frm: str, to: str, a: int, b: int) -> dict[str, Any]:
+def default_result(emu: HubSpotState, frm: str, to: str, a: int, b: int) -> dict[str, Any]:
     return {
         "from": {"id": str(a)},
         "to": {"id": str(b)},
@@ -191,7 +191,7 @@ def default_result(emu: HubSpotEmulator, frm: str, to: str, a: int, b: int) -> d
 
 
 def assoc_default(
-    emu: HubSpotEmulator, request: Request, params: dict[str, str], fault: Fault | None
+    emu: HubSpotState, request: Request, params: dict[str, str], fault: Fault | None
 ) -> Response:
     """``POST …/batch/associate/default``: unlabeled associations."""
     started = emu._now()
@@ -209,7 +209,7 @@ def assoc_default(
 
 
 def assoc_archive(
-    emu: HubSpotEmulator, request: Request, params: dict[str, str], fault: Fault | None
+    emu: HubSpotState, request: Request, params: dict[str, str], fault: Fault | None
 ) -> Response:
     """``POST …/batch/archive`` (``{"inputs":[{"from":{"id"},"to":[{"id"}]}]}``) → 204."""
     frm, to = pair(emu, params)
@@ -226,7 +226,7 @@ def assoc_archive(
 
 
 def assoc_put_default(
-    emu: HubSpotEmulator, request: Request, params: dict[str, str], fault: Fault | None
+    emu: HubSpotState, request: Request, params: dict[str, str], fault: Fault | None
 ) -> Response:
     """``PUT /crm/v4/objects/{type}/{id}/associations/default/{toType}/{toId}``."""
     started = emu._now()
@@ -243,7 +243,7 @@ def assoc_put_default(
 
 
 def assoc_list(
-    emu: HubSpotEmulator, request: Request, params: dict[str, str], fault: Fault | None
+    emu: HubSpotState, request: Request, params: dict[str, str], fault: Fault | None
 ) -> Response:
     """``GET /crm/v4/objects/{type}/{id}/associations/{toType}`` (paged by 500)."""
     frm, to = pair(emu, params)

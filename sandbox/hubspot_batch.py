@@ -20,7 +20,7 @@ from sandbox.hubspot_common import BATCH_HISTORY_MAX, BATCH_MAX, item_error, no_
 from sandbox.hubspot_store import SINGULAR, StoreError, fold, validation_error
 
 if TYPE_CHECKING:
-    from sandbox.hubspot import HubSpotEmulator
+    from sandbox.hubspot_state import HubSpotState
 
 
 def not_found_item(obj: str, missing: list[str]) -> dict[str, Any]:
@@ -34,7 +34,7 @@ def not_found_item(obj: str, missing: list[str]) -> dict[str, Any]:
 
 
 def batch_read(
-    emu: HubSpotEmulator, request: Request, params: dict[str, str], fault: Fault | None
+    emu: HubSpotState, request: Request, params: dict[str, str], fault: Fault | None
 ) -> Response:
     """``POST …/batch/read``: 200, or 207 with OBJECT_NOT_FOUND for unknown ids."""
     started = emu._now()
@@ -81,7 +81,7 @@ def batch_read(
 
 
 def batch_create(
-    emu: HubSpotEmulator, request: Request, params: dict[str, str], fault: Fault | None
+    emu: HubSpotState, request: Request, params: dict[str, str], fault: Fault | None
 ) -> Response:
     """``POST …/batch/create`` → 201; 207 per-item errors; 409 if a unique value exists."""
     started = emu._now()
@@ -127,7 +127,7 @@ def batch_create(
 
 
 def batch_update(
-    emu: HubSpotEmulator, request: Request, params: dict[str, str], fault: Fault | None
+    emu: HubSpotState, request: Request, params: dict[str, str], fault: Fault | None
 ) -> Response:
     """``POST …/batch/update``: 200, or 207 (OBJECT_NOT_FOUND, VALIDATION_ERROR)."""
     started = emu._now()
@@ -173,7 +173,7 @@ def batch_update(
 
 
 def batch_upsert(
-    emu: HubSpotEmulator, request: Request, params: dict[str, str], fault: Fault | None
+    emu: HubSpotState, request: Request, params: dict[str, str], fault: Fault | None
 ) -> Response:
     """``POST …/batch/upsert`` by a unique ``idProperty``; results carry ``new``."""
     started = emu._now()
@@ -244,7 +244,7 @@ def batch_upsert(
 
 
 def batch_archive(
-    emu: HubSpotEmulator, request: Request, params: dict[str, str], fault: Fault | None
+    emu: HubSpotState, request: Request, params: dict[str, str], fault: Fault | None
 ) -> Response:
     """``POST …/batch/archive`` → 204."""
     obj, table = emu._table(params["obj"])

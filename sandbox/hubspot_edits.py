@@ -16,7 +16,7 @@ from mapping.values import INDUSTRIES, LIFECYCLE, STAGES, native_values
 from sandbox.hubspot_store import Rec, iso_ms
 
 if TYPE_CHECKING:
-    from sandbox.hubspot import HubSpotEmulator
+    from sandbox.hubspot_state import HubSpotState
 
 EDIT_KINDS = ("update", "create", "delete", "merge", "association")
 
@@ -51,14 +51,14 @@ _UPDATES: dict[str, dict[str, Callable[[random.Random], str]]] = {
 }
 
 
-def _pick_live(emu: HubSpotEmulator, rng: random.Random, obj: str) -> Rec | None:
+def _pick_live(emu: HubSpotState, rng: random.Random, obj: str) -> Rec | None:
     table = emu.tables[obj]
     if not table.live:
         return None
     return table.recs[table.live[rng.randrange(len(table.live))]]
 
 
-def _create_values(emu: HubSpotEmulator, rng: random.Random, obj: str) -> dict[str, str | None]:
+def _create_values(emu: HubSpotState, rng: random.Random, obj: str) -> dict[str, str | None]:
     serial = emu._next_id
     if obj == "contacts":
         first, last = rng.choice(_FIRST), rng.choice(_LAST)
@@ -87,7 +87,7 @@ def _create_values(emu: HubSpotEmulator, rng: random.Random, obj: str) -> dict[s
 
 
 def apply_edits(
-    emu: HubSpotEmulator, rng: random.Random, n: int, kinds: Sequence[str]
+    emu: HubSpotState, rng: random.Random, n: int, kinds: Sequence[str]
 ) -> list[dict[str, Any]]:
     """Make ``n`` edits of the given kinds (all kinds when empty); describe each."""
     kinds = [k for k in kinds if k in EDIT_KINDS] or list(EDIT_KINDS)
@@ -100,7 +100,7 @@ def apply_edits(
     return out
 
 
-def _one(emu: HubSpotEmulator, rng: random.Random, kind: str) -> dict[str, Any] | None:
+def _one(emu: HubSpotState, rng: random.Random, kind: str) -> dict[str, Any] | None:
     now = emu._now()
     if kind == "update":
         obj = rng.choice(list(_UPDATES))

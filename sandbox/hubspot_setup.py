@@ -27,7 +27,7 @@ from sandbox.hubspot_common import error_response
 from sandbox.hubspot_store import OBJECT_TYPES, SCHEMAS, TypeSchema, iso_ms
 
 if TYPE_CHECKING:
-    from sandbox.hubspot import HubSpotEmulator
+    from sandbox.hubspot_state import HubSpotState
 
 #: the property revsync keys records on; a fresh portal does not have it
 EXTERNAL_ID_PROPERTY = "revsync_id"
@@ -43,12 +43,12 @@ APP_ID = 3_141_592
 _SCOPES: weakref.WeakKeyDictionary[Any, set[str] | None] = weakref.WeakKeyDictionary()
 
 
-def set_scopes(emu: HubSpotEmulator, scopes: set[str] | None) -> None:
+def set_scopes(emu: HubSpotState, scopes: set[str] | None) -> None:
     """Grant only ``scopes`` to every token (None: all of them)."""
     _SCOPES[emu] = set(scopes) if scopes is not None else None
 
 
-def granted(emu: HubSpotEmulator) -> set[str]:
+def granted(emu: HubSpotState) -> set[str]:
     scopes = _SCOPES.get(emu)
     return set(ALL_SCOPES) if scopes is None else set(scopes)
 
@@ -68,7 +68,7 @@ def required_scope(endpoint: str, method: str, params: dict[str, str]) -> str | 
     return None
 
 
-def scope_denied(emu: HubSpotEmulator, endpoint: str, method: str, params: dict[str, str]) -> Response | None:
+def scope_denied(emu: HubSpotState, endpoint: str, method: str, params: dict[str, str]) -> Response | None:
     """A 403 ``MISSING_SCOPES`` when the token lacks the call's scope."""
     if _SCOPES.get(emu) is None:
         return None
@@ -98,7 +98,7 @@ def _without(schema: TypeSchema, prop: str) -> TypeSchema:
     )
 
 
-def make_fresh(emu: HubSpotEmulator) -> None:
+def make_fresh(emu: HubSpotState) -> None:
     """A portal without ``revsync_id`` on contacts, companies and deals."""
     with emu._lock:
         for obj in OBJECT_TYPES:
@@ -112,7 +112,7 @@ def make_fresh(emu: HubSpotEmulator) -> None:
 
 
 def create_property(
-    emu: HubSpotEmulator, request: Request, params: dict[str, str], fault: Fault | None
+    emu: HubSpotState, request: Request, params: dict[str, str], fault: Fault | None
 ) -> Response:
     """``POST /crm/v3/properties/{objectType}``."""
     obj, table = emu._table(params["obj"])
@@ -155,7 +155,7 @@ def create_property(
 
 
 def token_info(
-    emu: HubSpotEmulator, request: Request, params: dict[str, str], fault: Fault | None
+    emu: HubSpotState, request: Request, params: dict[str, str], fault: Fault | None
 ) -> Response:
     """``GET /oauth/v1/access-tokens/{token}`` (OAuth access tokens only)."""
     token = params["token"]

@@ -20,16 +20,14 @@ import io
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from werkzeug.wrappers import Response
 
 from sandbox.core import json_response
 from sandbox.salesforce_soql import CompiledQuery
+from sandbox.salesforce_state import Call, SalesforceState, SfError
 from sandbox.salesforce_store import Change, RecordFailure
-
-if TYPE_CHECKING:
-    from sandbox.salesforce import Call, SalesforceEmulator
 
 # Query result pages when the client does not ask for maxRecords.
 # https://developer.salesforce.com/docs/atlas.en-us.api_asynch.meta/api_asynch/query_get_job_results.htm
@@ -110,7 +108,7 @@ def _cell(value: Any) -> str:
 class BulkJobs:
     """The Bulk 2.0 jobs of one emulator."""
 
-    def __init__(self, emulator: SalesforceEmulator) -> None:
+    def __init__(self, emulator: SalesforceState) -> None:
         self.emu = emulator
         self.ingest: dict[str, IngestJob] = {}
         self.queries: dict[str, QueryJob] = {}
@@ -388,7 +386,7 @@ class BulkJobs:
 
         https://developer.salesforce.com/docs/atlas.en-us.api_asynch.meta/api_asynch/query_create_job.htm
         """
-        from sandbox.salesforce import SfError
+
 
         body = self.emu._body(call)
         if not isinstance(body, dict):

@@ -21,7 +21,7 @@ from werkzeug.wrappers import Request, Response
 from sandbox.core import json_response
 
 if TYPE_CHECKING:
-    from sandbox.salesforce import SalesforceEmulator
+    from sandbox.salesforce_state import SalesforceState
 
 GRANT_TYPE = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 #: a JWT's ``exp`` may lie at most this far ahead (Salesforce: 3 minutes)
@@ -31,7 +31,7 @@ LOGIN_AUDIENCES = ("https://login.salesforce.com", "https://test.salesforce.com"
 _KEYS: weakref.WeakKeyDictionary[Any, dict[str, str]] = weakref.WeakKeyDictionary()
 
 
-def register(emu: SalesforceEmulator, consumer_key: str, public_key_pem: str) -> None:
+def register(emu: SalesforceState, consumer_key: str, public_key_pem: str) -> None:
     """Register a connected app's certificate/public key (PEM) for the JWT flow."""
     with emu.lock:
         _KEYS.setdefault(emu, {})[consumer_key] = public_key_pem
@@ -41,7 +41,7 @@ def _refuse(error: str, description: str) -> Response:
     return json_response({"error": error, "error_description": description}, 400)
 
 
-def grant(emu: SalesforceEmulator, request: Request, issue: Any) -> Response:
+def grant(emu: SalesforceState, request: Request, issue: Any) -> Response:
     """Verify the assertion; on success ``issue(request)`` renders the token reply."""
     assertion = request.form.get("assertion", "")
     try:

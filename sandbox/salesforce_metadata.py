@@ -34,11 +34,12 @@ from xml.sax.saxutils import escape
 from defusedxml import ElementTree
 from werkzeug.wrappers import Request, Response
 
+from connectors.salesforce_schema import SALESFORCE
+from connectors.schema import FieldSpec
 from sandbox.core import Fault
-from sandbox.schema import SALESFORCE, FieldSpec
 
 if TYPE_CHECKING:
-    from sandbox.salesforce import SalesforceEmulator
+    from sandbox.salesforce_state import SalesforceState
 
 _ENV = "http://schemas.xmlsoap.org/soap/envelope/"
 _META = "http://soap.sforce.com/2006/04/metadata"
@@ -70,7 +71,7 @@ class MetadataState:
 _STATES: weakref.WeakKeyDictionary[Any, MetadataState] = weakref.WeakKeyDictionary()
 
 
-def state(emu: SalesforceEmulator) -> MetadataState:
+def state(emu: SalesforceState) -> MetadataState:
     """The metadata of ``emu``'s org (built from its schema on first use)."""
     st = _STATES.get(emu)
     if st is None:
@@ -89,7 +90,7 @@ def _attrs_of(spec: FieldSpec) -> dict[str, Any]:
             "caseSensitive": spec.unique and spec.external_id}
 
 
-def make_fresh(emu: SalesforceEmulator) -> None:
+def make_fresh(emu: SalesforceState) -> None:
     """Fresh-org mode: the external-id fields do not exist; the integration user holds
     an empty ``Revsync_Integration`` permission set."""
     with emu.lock:
@@ -116,7 +117,7 @@ def _access(st: MetadataState, full: str) -> tuple[bool, bool]:
     return readable, editable
 
 
-def refresh_visibility(emu: SalesforceEmulator) -> None:
+def refresh_visibility(emu: SalesforceState) -> None:
     """Show each governed field in describe/SOQL/DML as field-level security allows."""
     st = state(emu)
     for full in st.governed:
@@ -182,7 +183,7 @@ def _save_result(full: str, error: tuple[str, str] | None, *, created: bool | No
     return out + f"<fullName>{escape(full)}</fullName><success>{'false' if error else 'true'}</success></result>"
 
 
-def handle(emu: SalesforceEmulator, request: Request, fault_: Fault | None) -> Response:
+def handle(emu: SalesforceState, request: Request, fault_: Fault | None) -> Response:
     """``POST /services/Soap/m/{version}``."""
     if request.method != "POST":
         return fault("INVALID_OPERATION", "SOAP requests must be POSTed", 405)
@@ -266,7 +267,7 @@ def _save(st: MetadataState, op: str, item: Any) -> str:
     return _save_result(full, ("INVALID_TYPE", f"the sandbox does not emulate metadata type {kind or '?'}"))
 
 
-def _read(emu: SalesforceEmulator, st: MetadataState, call: Any) -> Response:
+def _read(emu: SalesforceState, st: MetadataState, call: Any) -> Response:
     kind = _text(call, "type") or ""
     names = [(c.text or "").strip() for c in _children(call, "fullNames")]
     if len(names) > MAX_COMPONENTS:

@@ -28,7 +28,7 @@ from sandbox.core import Fault
 from sandbox.salesforce_store import merge_into
 
 if TYPE_CHECKING:
-    from sandbox.salesforce import SalesforceEmulator
+    from sandbox.salesforce_state import SalesforceState
 
 MERGEABLE = ("Account", "Contact", "Lead")
 MAX_VICTIMS = 2
@@ -82,7 +82,7 @@ def _result(master: str | None, merged: list[str], related: list[str],
             + "</result>")
 
 
-def handle(emu: SalesforceEmulator, request: Request, fault_: Fault | None) -> Response:
+def handle(emu: SalesforceState, request: Request, fault_: Fault | None) -> Response:
     """``POST /services/Soap/u/{version}``: the ``merge`` call."""
     if request.method != "POST":
         return fault("INVALID_OPERATION", "SOAP requests must be POSTed", 405)
@@ -125,7 +125,7 @@ def handle(emu: SalesforceEmulator, request: Request, fault_: Fault | None) -> R
     return _xml(f"<mergeResponse>{''.join(out)}</mergeResponse>")
 
 
-def _merge_one(emu: SalesforceEmulator, obj: str, master: str, victims: list[str], now: str) -> str:
+def _merge_one(emu: SalesforceState, obj: str, master: str, victims: list[str], now: str) -> str:
     if obj not in MERGEABLE:
         return _result(master, [], [], ("INVALID_TYPE", f"merge() does not support {obj or 'this type'}"))
     if not victims:

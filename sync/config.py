@@ -540,10 +540,10 @@ def check_mapping(table: Mapping[str, Any]) -> dict[str, Any]:
     """``[mapping."<system>.<native object>"]`` overrides of the field maps; the key of a bad one."""
     if not table:
         return {}
-    from mapping.fieldmap import FieldMapError, build_field_maps
+    from mapping.fieldmap import FieldMapError, check_overrides
 
     try:
-        build_field_maps(table)
+        check_overrides(table)
     except FieldMapError as e:
         key = getattr(e, "key", None)
         raise ConfigError(f"mapping{'.' + str(key) if key else ''}: {e}") from None

@@ -15,8 +15,9 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
+from connectors import registry
 from connectors.base import (
     AuthError,
     Connector,
@@ -48,34 +49,16 @@ ASSOC_FIELDS = {"account_id": "account", "contact_ids": "contact"}
 #: canonical fields whose native property must be unique within the system: with
 #: several records of one entity in that system (duplicates kept under policy
 #: "link"), only the record that already holds the value keeps it
-UNIQUE_FIELDS: dict[tuple[str, str], frozenset[str]] = {
-    ("hubspot", "contacts"): frozenset({"email"}),
-}
-#: native objects that can never be the target of an association (a Salesforce
-#: Lead cannot be an opportunity's contact role, nor anyone's account)
-NOT_ASSOCIABLE: frozenset[str] = frozenset({"Lead"})
-#: native fields sent along with a changed field even when unchanged themselves:
-#: Salesforce resets Probability to the stage's default when StageName changes alone
-#: and a national-format phone is read with the record's country as its region, so a
-#: country change is written with the phone in E.164 (else the phone's meaning moves)
-WRITE_WITH: dict[tuple[str, str], dict[str, tuple[str, ...]]] = {
-    ("salesforce", "Opportunity"): {"StageName": ("Probability",)},
-    ("salesforce", "Account"): {"BillingCountry": ("Phone",)},
-    ("hubspot", "companies"): {"country": ("phone",)},
-    ("planhat", "companies"): {"country": ("phone",)},
-}
+#: (``Connector.unique_fields``, per (kind, native object))
+UNIQUE_FIELDS = cast("Mapping[tuple[str, str], frozenset[str]]", registry.per_native("unique_fields"))
+#: native fields sent along with a changed field even when unchanged themselves
+#: (``Connector.write_with``: e.g. Salesforce resets Probability when StageName changes alone)
+WRITE_WITH = cast("Mapping[tuple[str, str], Mapping[str, tuple[str, ...]]]", registry.per_native("write_with"))
 #: associations each connector writes, per (kind, native object); unknown pairs: all
-WRITABLE_ASSOCIATIONS: dict[tuple[str, str], frozenset[str]] = {
-    ("salesforce", "Contact"): frozenset({"account"}),
-    ("salesforce", "Lead"): frozenset(),  # a Lead has no account until it is converted
-    ("salesforce", "Opportunity"): frozenset({"account", "contact"}),  # contacts as contact roles
-    ("salesforce", "Account"): frozenset(),
-    ("hubspot", "contacts"): frozenset({"account"}),
-    ("hubspot", "deals"): frozenset({"account", "contact"}),
-    ("hubspot", "companies"): frozenset(),
-    ("planhat", "endusers"): frozenset({"account"}),
-    ("planhat", "companies"): frozenset(),
-}
+#: (``Connector.writable_associations``)
+WRITABLE_ASSOCIATIONS = cast(
+    "Mapping[tuple[str, str], frozenset[str]]", registry.per_native("writable_associations")
+)
 
 
 @dataclass(frozen=True)
@@ -147,15 +130,16 @@ class Engine:
         p = self.policy(object_type)
         if p.create_in is not None:
             return p.create_in
-        return tuple(n for n, c in self.connections.items() if c.kind in ("salesforce", "hubspot"))
+        return tuple(n for n, c in self.connections.items() if registry.declares(c.kind, "creates_by_default"))
 
     def merge_in(self, object_type: str) -> tuple[str, ...]:
-        """Connections whose merge API policy ``merge`` calls: ``merge_in``, else the
-        HubSpot ones (a Salesforce merge cannot be undone: it is opt-in)."""
+        """Connections whose merge API policy ``merge`` calls: ``merge_in``, else those
+        whose connector declares ``merges_by_default`` (HubSpot; a Salesforce merge
+        cannot be undone: it is opt-in)."""
         p = self.policy(object_type)
         if p.merge_in is not None:
             return p.merge_in
-        return tuple(n for n, c in self.connections.items() if c.kind == "hubspot")
+        return tuple(n for n, c in self.connections.items() if registry.declares(c.kind, "merges_by_default"))
 
     # ------------------------------------------------------------------ resolve
 
@@ -409,9 +393,8 @@ class Engine:
     def _stamp_field(conn: Connection) -> str | None:
         """The native field ``conn``'s records carry the revsync id in (None: the
         connector has none we know of)."""
-        if conn.kind == "salesforce":
-            return str(getattr(conn.connector, "external_id_field", None) or STAMP_FIELDS["salesforce"])
-        return STAMP_FIELDS.get(conn.kind)
+        configured = getattr(conn.connector, "external_id_field", None)  # Salesforce's option
+        return str(configured) if configured else STAMP_FIELDS.get(conn.kind)
 
     @staticmethod
     def _stamp_targets(in_system: list[Any], cid: str) -> set[int]:
@@ -457,7 +440,7 @@ class Engine:
                 by_obj.setdefault(obj, set()).update(cids)
         out: dict[tuple[str, str], set[str]] = {}
         for obj, wanted in by_obj.items():
-            for (cid, sys_name) in st.remote_ids_for(s, obj, sorted(wanted), NOT_ASSOCIABLE):
+            for (cid, sys_name) in st.remote_ids_for(s, obj, sorted(wanted), registry.not_associable()):
                 out.setdefault((sys_name, obj), set()).add(cid)
             for system in systems:
                 out.setdefault((system, obj), set()).update(st.pending_create_ids(s, system, obj, sorted(wanted)))
@@ -591,7 +574,7 @@ class Engine:
         out: dict[tuple[str, str], str] = {}
         with self.store.session() as s:
             for obj, cids in wanted.items():
-                for (cid, sys_name), rids in st.remote_ids_for(s, obj, sorted(cids), NOT_ASSOCIABLE).items():
+                for (cid, sys_name), rids in st.remote_ids_for(s, obj, sorted(cids), registry.not_associable()).items():
                     if sys_name == system:
                         out[(obj, cid)] = rids[0]
         return out

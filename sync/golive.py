@@ -53,21 +53,9 @@ def mapped_fields(settings: Settings, kind: str) -> dict[str, list[tuple[str, bo
 
 
 def readiness(conn: Connection, cs: ConnectionSettings) -> Any:
-    """The readiness object of a built-in kind (None for a third-party connector)."""
-    if conn.kind == "salesforce":
-        from connectors.salesforce_setup import DEFAULT_PERMISSION_SET, SalesforceReadiness
-
-        return SalesforceReadiness(conn.connector,  # type: ignore[arg-type]
-                                   permission_set=str(cs.options.get(PERMISSION_SET_OPTION) or DEFAULT_PERMISSION_SET))
-    if conn.kind == "hubspot":
-        from connectors.hubspot_setup import HubSpotReadiness
-
-        return HubSpotReadiness(conn.connector, name=conn.name)  # type: ignore[arg-type]
-    if conn.kind == "planhat":
-        from connectors.planhat_setup import PlanhatReadiness
-
-        return PlanhatReadiness(conn.connector, name=conn.name)  # type: ignore[arg-type]
-    return None
+    """The connector's go-live checker (``Connector.readiness``; None when it has none)."""
+    make = getattr(conn.connector, "readiness", None)
+    return make(name=conn.name, options=cs.options) if callable(make) else None
 
 
 def _build(cs: ConnectionSettings, budget: ApiBudget) -> tuple[Connection | None, Finding | None]:

@@ -29,6 +29,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
 
+from connectors import registry
 from connectors.base import (
     Connector,
     Cursor,
@@ -44,22 +45,20 @@ from sync import store as st
 
 log = logging.getLogger(__name__)
 
-#: fields our writes carry the canonical id in, per system kind
-EXTERNAL_ID_FIELDS: dict[str, str] = {
-    "salesforce": "Revsync_Id__c",
-    "hubspot": "revsync_id",
-    "planhat": "sourceId",
-}
-#: where a record may carry its revsync id, per system kind (the first UUID wins):
-#: Planhat records revsync created carry it in ``sourceId``, records it linked (whose
-#: ``sourceId`` may hold another system's id) in ``externalId``
-REVSYNC_ID_FIELDS: dict[str, tuple[str, ...]] = {
-    "salesforce": ("Revsync_Id__c",),
-    "hubspot": ("revsync_id",),
-    "planhat": ("externalId", "sourceId"),
-}
+#: fields our writes carry the canonical id in, per connector (``Connector.key_field``)
+EXTERNAL_ID_FIELDS: Mapping[str, str] = registry.Registered(
+    lambda classes: {k: c.key_field for k, c in classes.items() if c.key_field}
+)
+#: where a record may carry its revsync id, per connector (the first UUID wins;
+#: ``Connector.revsync_id_fields``)
+REVSYNC_ID_FIELDS: Mapping[str, tuple[str, ...]] = registry.Registered(
+    lambda classes: {k: c.revsync_id_fields for k, c in classes.items()}
+)
 #: the field plan writes the entity's id into when a linked record lacks it
-STAMP_FIELDS: dict[str, str] = {"salesforce": "Revsync_Id__c", "hubspot": "revsync_id", "planhat": "externalId"}
+#: (``Connector.stamp_field``)
+STAMP_FIELDS: Mapping[str, str] = registry.Registered(
+    lambda classes: {k: c.stamp_field for k, c in classes.items() if c.stamp_field}
+)
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 DEFAULT_LOOKBACK = timedelta(seconds=60)
 #: how far apart two systems' close dates may be for one opportunity (account + name key)

@@ -5,7 +5,7 @@ and returns JSON documents; a dotted native name (``custom.Score``) is a path in
 ``custom`` object, which is where Planhat keeps custom fields. ``h`` (health), ``arr``
 and ``renewalDate`` are computed by Planhat: read only. ``_owner_email`` is the
 pseudo-field the connector resolves from ``owner`` (a Planhat user id).
-Field names follow ``sandbox/schema.py``.
+Field names follow ``connectors/planhat_schema.py``.
 
 Company: https://www.planhat.com/developers/api/company
 Enduser: https://www.planhat.com/developers/api/enduser
@@ -13,13 +13,14 @@ Enduser: https://www.planhat.com/developers/api/enduser
 
 from __future__ import annotations
 
+from connectors.base import MapRow
 from mapping.canonical import ObjectType
 
 SYSTEM = "planhat"
 # The native field behind the ``_owner_email`` pseudo-field (a Planhat user id).
 OWNER_FIELD = "owner"
 
-Row = tuple[str, str, str, str]
+Row = MapRow
 
 COMPANIES: tuple[Row, ...] = (
     ("name", "name", "string", "both"),

@@ -3,7 +3,7 @@
 Each row is ``(native field, canonical field, transform, direction)``. Canonical
 ``extras.<name>`` puts a value into ``Entity.extras``. ``_owner_email`` is the
 pseudo-field the connector resolves from ``OwnerId`` (User.Email) on read and back to
-an ``OwnerId`` on write. Field names and types follow ``sandbox/schema.py``.
+an ``OwnerId`` on write. Field names and types follow ``connectors/salesforce_schema.py``.
 Leads map to canonical contacts: ``Company`` is kept as text in
 ``extras["lead_company"]`` (never an account link) and ``Status`` reads as a
 lifecycle stage through ``mapping.transforms.LEAD_STATUS``.
@@ -13,13 +13,14 @@ Standard objects: https://developer.salesforce.com/docs/atlas.en-us.object_refer
 
 from __future__ import annotations
 
+from connectors.base import MapRow
 from mapping.canonical import ObjectType
 
 SYSTEM = "salesforce"
 # The native field behind the ``_owner_email`` pseudo-field (a lookup to User).
 OWNER_FIELD = "OwnerId"
 
-Row = tuple[str, str, str, str]
+Row = MapRow
 
 # https://developer.salesforce.com/docs/atlas.en-us.object_reference.meta/object_reference/sforce_api_objects_account.htm
 ACCOUNT: tuple[Row, ...] = (
@@ -68,7 +69,7 @@ LEAD: tuple[Row, ...] = (
 
 # https://developer.salesforce.com/docs/atlas.en-us.object_reference.meta/object_reference/sforce_api_objects_opportunity.htm
 # IsClosed / IsWon are read-only and follow StageName: canonical is_closed / is_won are
-# derived from the canonical stage (mapping.fieldmap.derive_stage_flags).
+# derived from the canonical stage (``mapping.fieldmap.derive_stage_flags``).
 OPPORTUNITY: tuple[Row, ...] = (
     ("Name", "name", "string", "both"),
     ("Amount", "amount", "decimal", "both"),
