@@ -20,6 +20,8 @@ from typing import Any
 
 from connectors.base import ConnectionSettings
 from sync.defaults import DEFAULT_POLICIES
+from sync.governance import Governance, GovernanceError
+from sync.governance import parse as parse_governance
 
 CONFIG_ENV = "REVSYNC_CONFIG"
 DATABASE_ENV = "REVSYNC_DATABASE_URL"
@@ -80,6 +82,7 @@ class Settings:
     dedupe: dict[str, Any] = field(default_factory=dict)
     quality: dict[str, Any] = field(default_factory=dict)
     secrets_file: Path | None = None  # where [secrets] file points (resolved), if anywhere
+    governance: Governance = field(default_factory=Governance)  # [governance]: rules, pre-flight, handoff
 
     def __repr__(self) -> str:
         return (
@@ -298,7 +301,8 @@ def _option_keys(kind: str) -> frozenset[str] | None:
 
 def parse(data: Mapping[str, Any], *, path: Path | None = None, resolve_secrets: bool = True) -> Settings:
     """Validate a parsed TOML document into ``Settings``."""
-    _check_keys(data, ("database", "secrets", "connections", "policies", "limits", "schedule", "mapping", "dedupe", "quality"), "")
+    _check_keys(data, ("database", "secrets", "connections", "policies", "limits", "schedule", "mapping", "dedupe", "quality",
+                       "governance"), "")
     db = _expect(data.get("database", {}), dict, "database", "a table")
     _check_keys(db, ("url",), "database")
     url = os.environ.get(DATABASE_ENV) or db.get("url") or DEFAULT_DATABASE_URL
@@ -354,7 +358,17 @@ def parse(data: Mapping[str, Any], *, path: Path | None = None, resolve_secrets:
         dedupe=_dedupe(_expect(data.get("dedupe", {}), dict, "dedupe", "a table")),
         quality=_quality(_expect(data.get("quality", {}), dict, "quality", "a table")),
         secrets_file=secrets_file_path,
+        governance=_governance(data.get("governance", {}), (*KNOWN_KINDS, *connections)),
     )
+
+
+def _governance(table: Any, systems: Iterable[str]) -> Governance:
+    """``[governance]``: required-field rules, schema pre-flight, closed-won handoff."""
+    _expect(table, dict, "governance", "a table")
+    try:
+        return parse_governance(table, systems)
+    except GovernanceError as e:
+        raise ConfigError(str(e)) from None
 
 
 def _mapping(table: Mapping[str, Any]) -> dict[str, Any]:
