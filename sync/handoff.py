@@ -69,7 +69,8 @@ def handoff_data(account: Any, opp: Any, contacts: Sequence[Any], company_id: st
     owner = (account.owner_email or opp.owner_email or None)
     csm = value_of(account, "csm_email") or (hs.csm_by_owner.get(owner.lower()) if owner else None) \
         or hs.default_csm
-    arr = account.arr if account.arr is not None else opp.amount
+    # the deal's annual value; an account's ARR (Planhat's, from earlier licenses) only without one
+    arr = opp.amount if opp.amount is not None else account.arr
     data: dict[str, Any] = {
         "opportunity": opp.id, "opportunity_name": opp.name,
         "owner": owner, "csm": csm,

@@ -176,3 +176,95 @@ def test_preflight_holds_ops_on_a_deleted_field_and_a_removed_picklist_value(
     assert a in held, (r.messages, r.planned)
     assert "Contact.Title: field deleted: salesforce Contact has no field Title" in (held[a].last_error or "")
     assert {e.canonical_id: e.field for e in _ledger(world, HELD_SCHEMA)}[a] == "Title"
+
+
+HANDOFF_MAPPING = {"salesforce.Opportunity": {"fields": {
+    "Contract_Start__c": "extras.contract_start", "Renewal_Date__c": "extras.renewal_date",
+    "Products__c": "extras.products"}}}
+
+
+def _licenses_of(sb: Sandbox, company_id: str) -> list[dict[str, Any]]:
+    emu: Any = sb.emulators["planhat"]
+    return [d for d in emu.list_page("licenses", limit=2000) if str(d.get("companyId")) == company_id]
+
+
+def test_closed_won_handoff_waits_for_missing_data_then_completes_with_planhat_licenses(
+    make_sandbox: E.Any, tmp_path: Path, monkeypatch: E.Any,
+) -> None:
+    from typer.testing import CliRunner
+
+    from cli import app
+    from sync.handoff import list_handoffs
+
+    sb = make_sandbox(accounts=10, seed=21)
+    world = _world(sb, tmp_path, {"handoff": {"default_csm": "cs.pod-emea@example.org"}},
+                   {"account": {"create_in": ["salesforce", "hubspot", "planhat"]}})
+    from mapping.fieldmap import build_field_maps
+
+    world.runner.settings = dataclasses.replace(world.runner.settings, mapping=HANDOFF_MAPPING)
+    world.runner.fieldmaps = build_field_maps(HANDOFF_MAPPING)
+    org: Any = sb.emulators["salesforce"].org
+    roles = {r["OpportunityId"] for r in org.records["OpportunityContactRole"].values()}
+    open_opps = sorted(o["Id"] for o in org.records["Opportunity"].values()
+                       if o.get("AccountId") and o["Id"] in roles and not o.get("IsClosed"))
+    assert len(open_opps) >= 2, "the seed has too few open deals with contact roles"
+    x, y = open_opps[:2]
+    sf: Any = world.runner.connections["salesforce"].connector
+    # x is won with its contract term and products (a multi-product deal, ';' and ',' mixed)
+    sf._sobject("Opportunity").update(x, {"StageName": "Closed Won", "Amount": 120000,
+                                          "Contract_Start__c": "2026-01-01", "Renewal_Date__c": "2026-12-31",
+                                          "Products__c": "Analytics Cloud; Data Pipeline"})
+    # y is won too, but nobody filled in the contract term yet
+    sf._sobject("Opportunity").update(y, {"StageName": "Closed Won", "Amount": 60000})
+    r1 = world.runner.run_cycle(force=True)
+    assert r1.status in ("ok", "partial"), E.summarize([r1])
+    ex, ey = _entity_of(world, "salesforce", x), _entity_of(world, "salesforce", y)
+    with world.store.session() as s:
+        hs = {h["opportunity"]: h for h in list_handoffs(s)}
+        acct_y = s.get(st.OpportunityRow, ey).account_id
+        owner_y = s.get(st.AccountRow, acct_y).owner_email
+    hx, hy = hs[ex], hs[ey]
+    assert hx["state"] == "complete", hx
+    assert hx["first_completeness"] == 1.0 and hx["hours_to_complete"] == 0.0
+    assert hx["data"]["csm"] == "cs.pod-emea@example.org" and hx["data"]["key_contacts"]
+    lic = _licenses_of(sb, hx["data"]["company_id"])
+    ours = sorted((d for d in lic if str(d.get("externalId", "")).startswith("revsync-")), key=lambda d: d["product"])
+    assert [(d["product"], d["fromDate"], d["toDate"], d["mrr"], d["_currency"]) for d in ours] == [
+        ("Analytics Cloud", "2026-01-01", "2026-12-31", 5000.0, hx["data"]["currency"]),
+        ("Data Pipeline", "2026-01-01", "2026-12-31", 5000.0, hx["data"]["currency"])]
+    assert sorted(hx["data"]["licenses"]) == sorted(d["_id"] for d in ours)
+    # y waits, listing what is missing and who owns it
+    assert hy["state"] == "waiting"
+    # (its renewal date falls back to the account's, which Planhat has)
+    assert "contract_start" in hy["missing"], hy
+    assert hy["owners"]["contract_start"] == owner_y and 0 < hy["completeness"] < 1
+    assert r1.handoffs["completed"] >= 1 and r1.handoffs["waiting"] >= 1
+
+    # `revsync handoffs --json` lists the waiting one with its gaps
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("REVSYNC_DATABASE_URL", world.db_url)
+    out = CliRunner().invoke(app, ["handoffs", "--json"])
+    assert out.exit_code == 0, out.output
+    listed = E.json.loads(out.output)
+    assert ey in {h["opportunity"] for h in listed["handoffs"]}
+    assert ex not in {h["opportunity"] for h in listed["handoffs"]}  # complete: only with --all
+    assert listed["summary"]["completed"] >= 1
+    assert CliRunner().invoke(app, ["handoffs", "--state", "bogus"]).exit_code == 2
+
+    # a quiet cycle writes no license (complete handoffs are not looked at again)
+    before = E.write_calls_by_endpoint(E.fetch_stats(sb)).get("planhat", {})
+    world.runner.run_cycle()
+    after = E.write_calls_by_endpoint(E.fetch_stats(sb)).get("planhat", {})
+    assert {k: v for k, v in after.items() if k.startswith("licenses")} == \
+        {k: v for k, v in before.items() if k.startswith("licenses")}
+
+    # the contract term arrives: the next cycle completes y by itself
+    sf._sobject("Opportunity").update(y, {"Contract_Start__c": "2026-03-01", "Renewal_Date__c": "2027-02-28"})
+    world.runner.run_cycle()
+    with world.store.session() as s:
+        hy = {h["opportunity"]: h for h in list_handoffs(s)}[ey]
+    assert hy["state"] == "complete" and hy["missing"] == []
+    assert hy["first_completeness"] < 1.0 and hy["completed_at"] > hy["detected_at"]
+    ours = [d for d in _licenses_of(sb, hy["data"]["company_id"]) if d.get("externalId") == f"revsync-{ey}-0"]
+    assert [(d["product"], d["fromDate"], d["toDate"], d["mrr"]) for d in ours] == [
+        ("Subscription", "2026-03-01", "2027-02-28", 5000.0)]
