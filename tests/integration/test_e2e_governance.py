@@ -67,7 +67,7 @@ def _ledger(world: E.World, category: str, state: str = "open") -> list[st.Error
 
 
 def test_blocking_rule_holds_an_incomplete_account_out_of_planhat_until_the_data_arrives(
-    make_sandbox: E.Any, tmp_path: Path,
+    make_sandbox: E.Any, tmp_path: Path, monkeypatch: E.Any,
 ) -> None:
     sb = make_sandbox(accounts=8, seed=21)
     world = _world(sb, tmp_path, {
@@ -104,6 +104,19 @@ def test_blocking_rule_holds_an_incomplete_account_out_of_planhat_until_the_data
     assert rule["block"] is True and rule["missing_by_field"]["industry"] >= 1
     assert cid in rule["sample"] or rule["incomplete"] > len(rule["sample"])
     assert q["held_writes"]["by_reason"]["planhat/required_field"] >= 1
+    # revsync plan shows the held op and why
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("REVSYNC_DATABASE_URL", world.db_url)
+    out = CliRunner().invoke(app, ["plan", "--json"])
+    assert out.exit_code == 0, out.output
+    shown = {h["entity"]: h for h in E.json.loads(out.output)["held"]}
+    assert shown[cid]["system"] == "planhat" and "missing industry" in shown[cid]["reason"]
+    text = CliRunner().invoke(app, ["plan"]).output
+    assert f"account {cid[:8]}\tplanhat\theld create\trequired account: missing industry" in text
 
     # the industry arrives in Salesforce: the next cycle creates the company in Planhat
     sf: Any = world.runner.connections["salesforce"].connector
