@@ -1163,9 +1163,13 @@ def sandbox_settings(info: dict[str, Any], database_url: str, *, limits: Any = N
         "planhat": ConnectionSettings("planhat", "planhat", {"base_url": info["planhat"], "ca_bundle": ca},
                                       {"api_token": creds["planhat"]["api_token"]}),
     }
-    base = cfg.parse({"database": {"url": database_url}}, resolve_secrets=False)
+    # the sandbox's customer-success pod: every won account gets this CSM (a real org
+    # sets [governance.handoff] csm_by_owner or keeps the CSM in a mapped field)
+    base = cfg.parse({"database": {"url": database_url},
+                      "governance": {"handoff": {"default_csm": "cs-team@sandbox.example"}}},
+                     resolve_secrets=False)
     return cfg.Settings(path=None, database_url=database_url, connections=conns, policies=base.policies,
-                        limits=limits or base.limits, schedule=base.schedule)
+                        limits=limits or base.limits, schedule=base.schedule, governance=base.governance)
 
 
 def _cycle_summary(report: Any) -> dict[str, Any]:
@@ -1207,10 +1211,16 @@ def demo(
             cycles.append(first)
             second = runner.run_cycle()
             cycles.append(second)
+    from sync.governance import held_ops
+    from sync.handoff import handoff_summary
+
+    with runner.store.session() as s:
+        governance: dict[str, Any] = {"handoffs": handoff_summary(s), "held_ops": len(held_ops(s))}
     summary = {
         "accounts": accounts, "seed": seed, "database": db_url,
         "cycles": [_cycle_summary(c) for c in cycles],
         "second_cycle_writes": second.writes,
+        "governance": governance,
     }
     if as_json:
         print_json(summary)
@@ -1221,8 +1231,13 @@ def demo(
             console.print("[bold green]cycle 2 wrote nothing:[/] all three systems agree with the canonical store")
         else:
             console.print(f"[bold yellow]cycle 2 wrote {second.writes} change(s)[/]")
+        h = governance["handoffs"]
+        console.print(f"closed-won handoffs: {h['completed']} complete, {h['waiting']} waiting for data "
+                      f"(`revsync handoffs`); writes held by governance: {governance['held_ops']} "
+                      "(`revsync plan`)", highlight=False)
         console.print(f"explore it:  REVSYNC_DATABASE_URL={db_url} .venv/bin/revsync status   "
-                      "(also: plan, errors, explain, dedupe review)", highlight=False, soft_wrap=True)
+                      "(also: plan, errors, explain, handoffs, quality, dedupe review)", highlight=False,
+                      soft_wrap=True)
     if first.status == "failed" or second.status == "failed" or second.writes:
         raise typer.Exit(1)
 

@@ -28,6 +28,7 @@ from typing import Any
 
 from sqlalchemy import or_, select
 
+from mapping.canonical import ObjectType
 from sync import store as st
 from sync.governance import HandoffSettings, value_of
 
@@ -118,6 +119,48 @@ def _won_opportunities(s: Any) -> dict[str, Any]:
     for opp in s.scalars(q.execution_options(yield_per=2000)):
         out[opp.account_id] = opp  # later close dates win
     return out
+
+
+def queue_company_creates(store: st.Store, conn: Any, *, now: datetime, run_id: int | None,
+                          fieldmaps: Mapping[tuple[str, str], Any] | None = None) -> int:
+    """The account of a won deal is handed to the CS system: where it has no record there
+    yet (and no create is queued), queue its create, planned like any other (the gate may
+    hold it; the push writes it before the handoffs run). Returns the creates queued."""
+    from mapping.fieldmap import from_entity
+    from sync.engine import _json, _row_entity
+
+    natives = conn.connector.objects.get(ObjectType.ACCOUNT, ())
+    if not natives:
+        return 0
+    native = natives[0]
+    fm = (fieldmaps or {}).get((conn.kind, native))
+    rows: list[dict[str, Any]] = []
+    with store.session() as s:
+        won = _won_opportunities(s)
+        if not won:
+            return 0
+        ids = sorted(won)
+        ref = st.ExternalRefRow
+        present = set(s.scalars(select(ref.canonical_id).where(
+            ref.system == conn.name, ref.object_type == "account", ref.canonical_id.in_(ids))))
+        queued = set(s.scalars(select(st.OutboxRow.canonical_id).where(
+            st.OutboxRow.system == conn.name, st.OutboxRow.object_type == "account",
+            st.OutboxRow.kind == "create", st.OutboxRow.canonical_id.in_(ids))))
+        missing = [i for i in ids if i not in present and i not in queued]
+        if not missing:
+            return 0
+        a = st.AccountRow
+        for row in s.scalars(select(a).where(a.id.in_(missing), a.deleted_at.is_(None), a.merged_into.is_(None))):
+            entity = _row_entity("account", row)
+            fields = from_entity(conn.kind, native, entity, fieldmap=fm)
+            rows.append({"run_id": run_id, "system": conn.name, "object_type": "account", "native_type": native,
+                         "kind": "create", "canonical_id": row.id, "remote_id": None,
+                         "payload": {"fields": _json(fields), "associations": {},
+                                     "changes": [["(handoff)", None, "closed-won account handed to "
+                                                  f"{conn.name}", "handoff"]]},
+                         "state": "pending", "attempts": 0, "created_at": now, "updated_at": now})
+        st.insert_outbox(s, rows)
+    return len(rows)
 
 
 def run_handoffs(store: st.Store, conn: Any, hs: HandoffSettings, *, now: datetime,

@@ -362,6 +362,16 @@ class Runner:
 
         gov = self.settings.governance
         live = [n for n in names if not self._is_down(report, n)]
+        cs = self.connections.get(gov.handoff.system)
+        if gov.handoff.enabled and cs is not None and cs.name in live:
+            # a won deal's account is handed to the CS system: created there if it is not yet
+            from sync.handoff import queue_company_creates
+
+            n = queue_company_creates(self.store, cs, now=self.now(), run_id=report.run_id,
+                                      fieldmaps=self.fieldmaps)
+            if n:
+                per = report.planned.setdefault(cs.name, {})
+                per["create"] = per.get("create", 0) + n
         pre = Preflight(self.connections) if gov.preflight else None
         gs = gate_outbox(self.store, gov, now=self.now(), run_id=report.run_id, preflight=pre, systems=live)
         report.held = dict(gs.held)

@@ -191,11 +191,6 @@ def test_preflight_holds_ops_on_a_deleted_field_and_a_removed_picklist_value(
     assert {e.canonical_id: e.field for e in _ledger(world, HELD_SCHEMA)}[a] == "Title"
 
 
-HANDOFF_MAPPING = {"salesforce.Opportunity": {"fields": {
-    "Contract_Start__c": "extras.contract_start", "Renewal_Date__c": "extras.renewal_date",
-    "Products__c": "extras.products"}}}
-
-
 def _licenses_of(sb: Sandbox, company_id: str) -> list[dict[str, Any]]:
     emu: Any = sb.emulators["planhat"]
     return [d for d in emu.list_page("licenses", limit=2000) if str(d.get("companyId")) == company_id]
@@ -212,10 +207,6 @@ def test_closed_won_handoff_waits_for_missing_data_then_completes_with_planhat_l
     sb = make_sandbox(accounts=10, seed=21)
     world = _world(sb, tmp_path, {"handoff": {"default_csm": "cs.pod-emea@example.org"}},
                    {"account": {"create_in": ["salesforce", "hubspot", "planhat"]}})
-    from mapping.fieldmap import build_field_maps
-
-    world.runner.settings = dataclasses.replace(world.runner.settings, mapping=HANDOFF_MAPPING)
-    world.runner.fieldmaps = build_field_maps(HANDOFF_MAPPING)
     org: Any = sb.emulators["salesforce"].org
     roles = {r["OpportunityId"] for r in org.records["OpportunityContactRole"].values()}
     open_opps = sorted(o["Id"] for o in org.records["Opportunity"].values()
