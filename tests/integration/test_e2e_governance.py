@@ -190,6 +190,17 @@ def test_preflight_holds_ops_on_a_deleted_field_and_a_removed_picklist_value(
     assert "Contact.Title: field deleted: salesforce Contact has no field Title" in (held[a].last_error or "")
     assert {e.canonical_id: e.field for e in _ledger(world, HELD_SCHEMA)}[a] == "Title"
 
+    # 3. the admin makes Contact.Phone read-only (field-level security): a phone written there is held
+    from sandbox.schema import FieldSpec
+
+    with sf_emu.lock:
+        sf_emu.org.set_field("Contact", FieldSpec("Phone", "phone", label="Phone", length=40, updateable=False))
+    _hs_update(world, "contacts", by_entity[c]["hubspot"][0], ObjectType.CONTACT, phone="+1 (415) 555-0142")
+    world.runner.run_cycle()
+    held = {h.canonical_id: h for h in _held(world) if h.system == "salesforce"}
+    assert c in held
+    assert "Contact.Phone: read-only: salesforce Contact.Phone cannot be written" in (held[c].last_error or "")
+    assert "7946" in str(sf_emu.org.live("Contact", by_entity[c]["salesforce"][0]).get("Phone"))
 
 def _licenses_of(sb: Sandbox, company_id: str) -> list[dict[str, Any]]:
     emu: Any = sb.emulators["planhat"]
