@@ -283,3 +283,20 @@ def test_closed_won_handoff_waits_for_missing_data_then_completes_with_planhat_l
     ours = [d for d in _licenses_of(sb, hy["data"]["company_id"]) if d.get("externalId") == f"revsync-{ey}-0"]
     assert [(d["product"], d["fromDate"], d["toDate"], d["mrr"]) for d in ours] == [
         ("Subscription", "2026-03-01", "2027-02-28", 5000.0)]
+
+
+def test_live_schemas_read_through_the_real_clients(sandbox: Sandbox, tmp_path: Path) -> None:
+    """What the pre-flight compares against: Salesforce describe and HubSpot properties,
+    in one shape (type, writability, picklist values)."""
+    world = E.open_world(sandbox, tmp_path)
+    sf: Any = world.runner.connections["salesforce"].connector
+    hs: Any = world.runner.connections["hubspot"].connector
+    opp = sf.live_schema("Opportunity")
+    assert opp["StageName"]["type"] == "picklist" and "Closed Won" in opp["StageName"]["picklist"]
+    assert opp["IsWon"]["updateable"] is False and opp["Amount"]["type"] == "currency"
+    assert opp["Contract_Start__c"]["type"] == "date" and opp["Name"]["picklist"] is None
+    deals = hs.live_schema("deals")
+    assert deals["dealstage"]["type"] == "picklist" and "closedwon" in deals["dealstage"]["picklist"]
+    assert deals["amount"]["type"] == "double" and deals["closedate"]["type"] == "datetime"
+    assert deals["hs_is_closed_won"]["updateable"] is False and deals["dealname"]["updateable"] is True
+    assert not hasattr(world.runner.connections["planhat"].connector, "live_schema")
