@@ -121,11 +121,12 @@ def _won_opportunities(s: Any) -> dict[str, Any]:
     return out
 
 
-def queue_company_creates(store: st.Store, conn: Any, *, now: datetime, run_id: int | None,
-                          fieldmaps: Mapping[tuple[str, str], Any] | None = None) -> int:
-    """The account of a won deal is handed to the CS system: where it has no record there
-    yet (and no create is queued), queue its create, planned like any other (the gate may
-    hold it; the push writes it before the handoffs run). Returns the creates queued."""
+def queue_company_creates(store: st.Store, conn: Any, hs: HandoffSettings, *, now: datetime,
+                          run_id: int | None, fieldmaps: Mapping[tuple[str, str], Any] | None = None) -> int:
+    """The account of a won deal is handed to the CS system once its handoff data is
+    complete: where it has no record there yet (and no create is queued), queue its
+    create, planned like any other (the gate may hold it; the push writes it before the
+    handoffs run, so the handoff completes in the same cycle). Returns the creates queued."""
     from mapping.fieldmap import from_entity
     from sync.engine import _json, _row_entity
 
@@ -150,7 +151,15 @@ def queue_company_creates(store: st.Store, conn: Any, *, now: datetime, run_id: 
         if not missing:
             return 0
         a = st.AccountRow
+        opp_contacts = st.opportunity_contacts(s, [won[i].id for i in missing])
+        cids = sorted({c for v in opp_contacts.values() for c in v})
+        contacts = {c.id: c for c in s.scalars(select(st.ContactRow).where(st.ContactRow.id.in_(cids)))}
         for row in s.scalars(select(a).where(a.id.in_(missing), a.deleted_at.is_(None), a.merged_into.is_(None))):
+            opp = won[row.id]
+            _, gaps, _ = handoff_data(row, opp, [contacts[c] for c in opp_contacts.get(opp.id, []) if c in contacts],
+                                      None, hs)
+            if gaps != [COMPANY]:
+                continue  # the handoff waits for its data; the account is handed over with it
             entity = _row_entity("account", row)
             fields = from_entity(conn.kind, native, entity, fieldmap=fm)
             rows.append({"run_id": run_id, "system": conn.name, "object_type": "account", "native_type": native,
@@ -215,10 +224,15 @@ def _complete(store: st.Store, conn: Any, account_id: str, data: dict[str, Any],
     items = license_items(data)
     problem: str | None = None
     try:
-        errors = conn.connector.write_licenses(items)
+        # read first: a license already there as wanted (a store rebuilt from the systems,
+        # a handoff completed by hand) is not written again
+        have = [conn.connector.license(i["externalId"]) for i in items]
+        todo = [i for i, h in zip(items, have, strict=True) if not _same_license(i, h)]
+        errors = conn.connector.write_licenses(todo) if todo else []
         problem = next((e for e in errors if e), None)
         if problem is None:
-            written = [conn.connector.license(i["externalId"]) for i in items]
+            written = [h if _same_license(i, h) else conn.connector.license(i["externalId"])
+                       for i, h in zip(items, have, strict=True)]
             if any(w is None for w in written):
                 problem = "a license written is not there when read back"
             else:
@@ -238,6 +252,25 @@ def _complete(store: st.Store, conn: Any, account_id: str, data: dict[str, Any],
         counts["completed"] += 1
         row.state, row.completed_at, row.completeness, row.data = COMPLETE, now, 1.0, data
         row.missing, row.owners, row.updated_at = [], {}, now
+
+
+def _same_license(want: Mapping[str, Any], have: Mapping[str, Any] | None) -> bool:
+    if not have:
+        return False
+    for k, v in want.items():
+        got = have.get(k)
+        if isinstance(v, float):
+            try:
+                if abs(float(got) - v) > 0.005:  # type: ignore[arg-type]
+                    return False
+            except (TypeError, ValueError):
+                return False
+        elif k in ("fromDate", "toDate"):
+            if str(got or "")[:10] != str(v or "")[:10]:
+                return False
+        elif got != v:
+            return False
+    return True
 
 
 def list_handoffs(s: Any, state: str | None = None) -> list[dict[str, Any]]:

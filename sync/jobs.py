@@ -367,7 +367,7 @@ class Runner:
             # a won deal's account is handed to the CS system: created there if it is not yet
             from sync.handoff import queue_company_creates
 
-            n = queue_company_creates(self.store, cs, now=self.now(), run_id=report.run_id,
+            n = queue_company_creates(self.store, cs, gov.handoff, now=self.now(), run_id=report.run_id,
                                       fieldmaps=self.fieldmaps)
             if n:
                 per = report.planned.setdefault(cs.name, {})
