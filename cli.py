@@ -458,11 +458,16 @@ def plan(
     text, one change per line, never cut. The first column is the entity's short id:
     `revsync explain` takes it."""
     from sync import store as st
+    from sync.governance import held_ops
 
     settings = load_settings()
     store = _store(settings)
     with store.session() as s:
         rows = [r for r in st.list_pending(s, limit=100_000) if system is None or r.system == system]
+        held_rows = held_ops(s, system)
+        held = [{"id": r.id, "entity": r.canonical_id, "object": r.object_type, "system": r.system,
+                 "native": r.native_type, "kind": r.kind, "remote_id": r.remote_id, "reason": r.last_error,
+                 "fields": sorted((r.payload or {}).get("fields", {}))} for r in held_rows]
         ops = [{"id": r.id, "entity": r.canonical_id, "object": r.object_type, "system": r.system,
                 "native": r.native_type, "kind": r.kind, "remote_id": r.remote_id,
                 "changes": [{"field": c[0], "old": c[1], "new": c[2], "rule": c[3]}
@@ -476,10 +481,13 @@ def plan(
         raise _fail("--limit must be at least 1 (or use --all)")
     shown_ops = ops if show_all else ops[:limit]
     if as_json:
-        print_json({"pending": len(ops), "shown": len(shown_ops), "ops": shown_ops})
+        print_json({"pending": len(ops), "shown": len(shown_ops), "ops": shown_ops, "held": held})
         return
+    if held:
+        _print_held(held)
     if not ops:
-        console.print("nothing pending: the systems agree with the canonical store")
+        console.print("nothing pending: the systems agree with the canonical store"
+                      + (f" (but {len(held)} write(s) held, above)" if held else ""))
         return
     lines: list[tuple[str, str, str, str, str, str]] = []
     for op in shown_ops:
@@ -510,6 +518,57 @@ def plan(
     if len(shown_ops) < len(ops):
         err_console.print(f"showing {len(shown_ops)} of {len(ops)} pending ops: --all shows every one, "
                           "--limit N more or fewer, --json prints them for scripts", highlight=False)
+
+
+def _print_held(held: list[dict[str, Any]]) -> None:
+    """Ops held by governance (required fields, schema pre-flight), with the reason."""
+    title = f"{len(held)} held op(s): not written until the reason is gone"
+    if console.is_terminal:
+        t = Table(title=title)
+        for col in ("entity", "system", "kind", "held because"):
+            t.add_column(col, overflow="fold")
+        for h in held:
+            t.add_row(f"{h['object']} {h['entity'][:8]}", h["system"], h["kind"], h["reason"] or "-")
+        console.print(t)
+    else:
+        sys.stdout.write(f"# {title}\n")
+        sys.stdout.writelines(f"{h['object']} {h['entity'][:8]}\t{h['system']}\theld {h['kind']}\t"
+                              f"{(h['reason'] or '-').replace(chr(9), ' ')}\n" for h in held)
+        sys.stdout.flush()
+
+
+@app.command()
+def handoffs(
+    state: Annotated[str | None, typer.Option("--state", help="Only 'waiting' or 'complete' handoffs.")] = "waiting",
+    show_all: Annotated[bool, typer.Option("--all", help="Every handoff, complete ones too.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """Closed-won handoffs to customer success: the waiting ones (by default) with the
+    data they miss and who owns each gap; `--all` adds the complete ones with the time
+    they took."""
+    from sync.handoff import handoff_summary, list_handoffs
+
+    if state not in (None, "waiting", "complete"):
+        raise _fail(f"--state must be 'waiting' or 'complete' (got {state!r})")
+    settings = load_settings(resolve_secrets=False)
+    store = _store(settings)
+    with store.session() as s:
+        rows = list_handoffs(s, None if show_all else state)
+        summary = handoff_summary(s)
+    if as_json:
+        print_json({"summary": summary, "handoffs": rows})
+        return
+    console.print(f"handoffs: {summary['completed']} complete, {summary['waiting']} waiting", highlight=False)
+    if not rows:
+        return
+    t = Table(title="closed-won handoffs")
+    for col in ("account", "state", "missing (owner)", "completeness", "hours"):
+        t.add_column(col, overflow="fold")
+    for r in rows:
+        gaps = ", ".join(f"{m} ({r['owners'].get(m, '-')})" for m in r["missing"]) or "-"
+        t.add_row(f"{r['account_name'] or ''} {r['account'][:8]}", r["state"], gaps, f"{100 * r['completeness']:.0f}%",
+                  "-" if r["hours_to_complete"] is None else f"{r['hours_to_complete']:.1f}")
+    console.print(t)
 
 
 @app.command()
@@ -753,7 +812,8 @@ def quality(
     settings = load_settings(resolve_secrets=False)
     store = _store(settings)
     with store.session() as s:
-        data = quality_report(s, now=utcnow(), config=settings.quality, stale_days=stale_days)
+        data = quality_report(s, now=utcnow(), config=settings.quality, stale_days=stale_days,
+                              governance=settings.governance)
     if as_json:
         print_json(data)
         return
@@ -1116,9 +1176,13 @@ def sandbox_settings(info: dict[str, Any], database_url: str, *, limits: Any = N
         "planhat": ConnectionSettings("planhat", "planhat", {"base_url": info["planhat"], "ca_bundle": ca},
                                       {"api_token": creds["planhat"]["api_token"]}),
     }
-    base = cfg.parse({"database": {"url": database_url}}, resolve_secrets=False)
+    # the sandbox's customer-success pod: every won account gets this CSM (a real org
+    # sets [governance.handoff] csm_by_owner or keeps the CSM in a mapped field)
+    base = cfg.parse({"database": {"url": database_url},
+                      "governance": {"handoff": {"default_csm": "cs-team@sandbox.example"}}},
+                     resolve_secrets=False)
     return cfg.Settings(path=None, database_url=database_url, connections=conns, policies=base.policies,
-                        limits=limits or base.limits, schedule=base.schedule)
+                        limits=limits or base.limits, schedule=base.schedule, governance=base.governance)
 
 
 def _cycle_summary(report: Any) -> dict[str, Any]:
@@ -1160,10 +1224,16 @@ def demo(
             cycles.append(first)
             second = runner.run_cycle()
             cycles.append(second)
+    from sync.governance import held_ops
+    from sync.handoff import handoff_summary
+
+    with runner.store.session() as s:
+        governance: dict[str, Any] = {"handoffs": handoff_summary(s), "held_ops": len(held_ops(s))}
     summary = {
         "accounts": accounts, "seed": seed, "database": db_url,
         "cycles": [_cycle_summary(c) for c in cycles],
         "second_cycle_writes": second.writes,
+        "governance": governance,
     }
     if as_json:
         print_json(summary)
@@ -1174,8 +1244,13 @@ def demo(
             console.print("[bold green]cycle 2 wrote nothing:[/] all three systems agree with the canonical store")
         else:
             console.print(f"[bold yellow]cycle 2 wrote {second.writes} change(s)[/]")
+        h = governance["handoffs"]
+        console.print(f"closed-won handoffs: {h['completed']} complete, {h['waiting']} waiting for data "
+                      f"(`revsync handoffs`); writes held by governance: {governance['held_ops']} "
+                      "(`revsync plan`)", highlight=False)
         console.print(f"explore it:  REVSYNC_DATABASE_URL={db_url} .venv/bin/revsync status   "
-                      "(also: plan, errors, explain, dedupe review)", highlight=False, soft_wrap=True)
+                      "(also: plan, errors, explain, handoffs, quality, dedupe review)", highlight=False,
+                      soft_wrap=True)
     if first.status == "failed" or second.status == "failed" or second.writes:
         raise typer.Exit(1)
 

@@ -254,6 +254,32 @@ class HubSpotConnector(Connector):
         self._props[native] = props
         return props
 
+    #: HubSpot property types in the sandbox schema's (and Salesforce describe's) words
+    _LIVE_TYPES: ClassVar[Mapping[str, str]] = {"number": "double", "enumeration": "picklist", "bool": "boolean",
+                                      "date": "date", "datetime": "datetime"}
+
+    def live_schema(self, native: str) -> dict[str, dict[str, Any]]:
+        """The live properties of ``native`` (for the schema pre-flight): name → {type,
+        updateable, createable, picklist (option values of an enumeration, or None)}.
+
+        GET /crm/v3/properties/{objectType} https://developers.hubspot.com/docs/api/crm/properties
+        """
+        api = self.transport.api("properties")
+        _, body = self.transport.call(
+            f"properties {native}",
+            partial(api.get_all, native, archived=False, _preload_content=False,
+                    _request_timeout=self.transport.timeout),
+        )
+        out: dict[str, dict[str, Any]] = {}
+        for p in body.get("results") or []:
+            kind = self._LIVE_TYPES.get(str(p.get("type")), "string")
+            writable = not (p.get("modificationMetadata") or {}).get("readOnlyValue", False) \
+                and not p.get("calculated", False)
+            opts = [str(o.get("value")) for o in p.get("options") or [] if not o.get("hidden")]
+            out[str(p.get("name"))] = {"type": kind, "updateable": writable, "createable": writable,
+                                       "picklist": opts if kind == "picklist" and opts else None}
+        return out
+
     def _owners(self) -> dict[str, str]:
         """Owner id → email, loaded once per connector (one run).
 

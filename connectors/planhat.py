@@ -329,6 +329,48 @@ class PlanhatConnector(Connector):
             item["sourceId"] = op.key
         return item
 
+    # ------------------------------------------------------------------ licenses
+
+    def read_licenses(self) -> Iterator[list[dict[str, Any]]]:
+        """Pages of every license (``GET /licenses``, ``_id`` order).
+        https://www.planhat.com/developers/api/license"""
+        yield from self._pages("licenses")
+
+    def license(self, external_id: str) -> dict[str, Any] | None:
+        """One license by its ``externalId`` (``GET /licenses/extid-…``; None: absent)."""
+        from connectors.planhat_client import PlanhatNotFound
+
+        try:
+            return self._call(f"get license {external_id}",
+                              partial(self.client.get, "licenses", f"extid-{external_id}"))
+        except PlanhatNotFound:
+            return None
+
+    def write_licenses(self, items: Sequence[Mapping[str, Any]]) -> list[str | None]:
+        """Bulk upsert of licenses keyed by ``externalId`` (``PUT /licenses``, at most
+        ``bulk_size`` a call): per item, None when saved, else Planhat's reason.
+        Licenses need ``companyId``, ``_currency`` and ``fromDate``.
+        https://www.planhat.com/developers/api/license , https://www.planhat.com/developers/api/bulk-upsert"""
+        out: list[str | None] = []
+        for start in range(0, len(items), self.bulk_size):
+            chunk = [dict(i) for i in items[start:start + self.bulk_size]]
+            _status, body = self._call(f"upsert {len(chunk)} licenses",
+                                       partial(self.client.bulk_upsert, "licenses", chunk))
+            why: list[str | None] = [None] * len(chunk)
+            keys = {str(i.get("externalId")): n for n, i in enumerate(chunk)}
+            for entry in [*(body.get("createdErrors") or []), *(body.get("updatedErrors") or []),
+                          *(body.get("permissionErrors") or [])]:
+                item = entry.get("item") if isinstance(entry, Mapping) else None
+                at = entry.get("index") if isinstance(entry, Mapping) else None
+                n = at if isinstance(at, int) and 0 <= at < len(chunk) else keys.get(
+                    str((item or {}).get("externalId") if isinstance(item, Mapping) else ""))
+                if n is None:  # an error we cannot place: no item of the chunk is known saved
+                    why = [_error_text(entry)] * len(chunk)
+                    break
+                why[n] = _error_text(entry)
+            out.extend(why)
+        return out
+
     def write(self, object_type: ObjectType, ops: Sequence[WriteOp]) -> list[WriteResult]:
         """Bulk upserts in chunks of ``bulk_size``; deletes one by one; one result per op."""
         model = self._model(object_type, None)

@@ -410,6 +410,19 @@ class SalesforceConnector(SalesforceWriter, Connector):
             }
         return self._describes[native]
 
+    def live_schema(self, native: str) -> dict[str, dict[str, Any]]:
+        """The live fields of ``native`` (a fresh describe, for the schema pre-flight):
+        name → {type, updateable, createable, picklist (active values, or None)}."""
+        self._describes.pop(native, None)
+        out: dict[str, dict[str, Any]] = {}
+        for name, f in self.describe(native).items():
+            picks = [str(p["value"]) for p in f.get("picklistValues") or () if p.get("active", True)]
+            restricted = bool(f.get("restrictedPicklist")) or f.get("type") == "picklist"
+            out[name] = {"type": str(f.get("type", "")), "updateable": bool(f.get("updateable", True)),
+                         "createable": bool(f.get("createable", True)),
+                         "picklist": picks if restricted and picks else None}
+        return out
+
     def _warn_missing(self, native: str, name: str, why: str) -> None:
         if (native, name) not in self._warned:
             self._warned.add((native, name))
@@ -533,6 +546,25 @@ class SalesforceConnector(SalesforceWriter, Connector):
     ) -> Iterator[list[RemoteRecord]]:
         """Pages of records with ``SystemModstamp >= since``, ordered by (SystemModstamp, Id)."""
         native = self._native(object_type, native)
+        pages = self._read_raw(native, since)
+        try:
+            first = next(pages, None)
+        except SalesforceApiError as e:
+            if e.code != "INVALID_FIELD":
+                raise
+            # a field was deleted since the cached describe (an admin's schema edit
+            # between cycles): describe again, once, and read without it
+            log.info("%s: %s; describing %s again", self.connection, str(e).splitlines()[0], native)
+            self._describes.pop(native, None)
+            pages = self._read_raw(native, since)
+            first = next(pages, None)
+        if first is None:
+            return
+        yield self._to_records(object_type, native, first)
+        for raw in pages:
+            yield self._to_records(object_type, native, raw)
+
+    def _read_raw(self, native: str, since: Cursor | None) -> Iterator[list[dict[str, Any]]]:
         fields = self.select_fields(native)
         where = self._where(native, since)
         soql = format_soql(
@@ -554,8 +586,7 @@ class SalesforceConnector(SalesforceWriter, Connector):
             pages = self._rest_or_bulk(native, soql, what=what)
         else:
             pages = self._query_pages(soql, what=what)
-        for raw in pages:
-            yield self._to_records(object_type, native, raw)
+        yield from pages
 
     def _rest_or_bulk(self, native: str, soql: str, *, what: str) -> Iterator[list[dict[str, Any]]]:
         """A full read: the REST query's first batch tells the size (``totalSize``); over

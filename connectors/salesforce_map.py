@@ -79,6 +79,11 @@ OPPORTUNITY: tuple[Row, ...] = (
     ("Probability", "probability", "decimal", "both"),
     ("Type", "type", "type", "both"),
     ("_owner_email", "owner_email", "owner_email", "both"),
+    # custom fields a closed-won handoff needs (sync.handoff, issue 15); read only:
+    # Salesforce is where reps keep the contract term and products
+    ("Contract_Start__c", "extras.contract_start", "string", "read"),
+    ("Renewal_Date__c", "extras.renewal_date", "string", "read"),
+    ("Products__c", "extras.products", "string", "read"),
 )
 
 TABLES: dict[str, tuple[ObjectType, tuple[Row, ...]]] = {

@@ -93,6 +93,10 @@ SALESFORCE: dict[str, tuple[FieldSpec, ...]] = {
         _f("IsClosed", "boolean", updateable=False),
         _f("IsWon", "boolean", updateable=False),
         _f("OwnerId", "reference"),
+        # custom fields a closed-won handoff reads (issue 15): contract term and products
+        _f("Contract_Start__c", "date", custom=True),
+        _f("Renewal_Date__c", "date", custom=True),
+        _f("Products__c", "string", length=255, custom=True),  # product names, ";"-separated
         _SF_EXT,
     ),
     "OpportunityContactRole": (

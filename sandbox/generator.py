@@ -57,6 +57,7 @@ Salesforce Account's ``ParentId`` is the parent's Account.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import shutil
@@ -1413,6 +1414,7 @@ class _World:
                     "Type": V.to_native(V.OPPORTUNITY_TYPES, "salesforce", v["type"]) if v.get("type") else None,
                     "IsClosed": closed, "IsWon": won,
                     "OwnerId": self.rep_sf[owner] if owner is not None else None, "Revsync_Id__c": None,
+                    **_contract_terms(rid, v["close_date"], won),
                 }
             )  # fmt: skip
             if primary:
@@ -1455,6 +1457,24 @@ class _World:
     def close(self) -> None:
         for writer in (*self.w.values(), *self.gt.values()):
             writer.close()
+
+
+#: products a won deal may carry (Salesforce ``Products__c``, ";"-separated)
+PRODUCTS = ("Core Platform", "Analytics", "Data Pipeline", "Premium Support", "Sandbox Seats")
+
+
+def _contract_terms(rid: str, close_date: str, won: bool) -> dict[str, Any]:
+    """A won deal's contract start, renewal date and products, derived from its id (the
+    seeded random stream is untouched): about a third of won deals lack the contract
+    term (their handoff to customer success waits), about half name their products."""
+    h = int(hashlib.sha256(rid.encode()).hexdigest()[:8], 16)
+    if not won or h % 3 == 0:
+        return {"Contract_Start__c": None, "Renewal_Date__c": None, "Products__c": None}
+    start = date.fromisoformat(close_date) + timedelta(days=h % 20)
+    products = [p for i, p in enumerate(PRODUCTS) if (h >> (4 + i)) & 1][:3] if h % 2 else []
+    return {"Contract_Start__c": start.isoformat(),
+            "Renewal_Date__c": (start + timedelta(days=364)).isoformat(),
+            "Products__c": ";".join(products) or None}
 
 
 def _read_picklist(table: str, system: str, native: str | None) -> str | None:

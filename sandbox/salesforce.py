@@ -46,7 +46,6 @@ from sandbox.salesforce_store import (
     EDIT_KINDS,
     EXTERNAL_ID_FIELD,
     KEY_PREFIXES,
-    PICKLISTS,
     Change,
     MultipleMatches,
     RecordFailure,
@@ -504,7 +503,7 @@ class SalesforceEmulator(SalesforceState):
         """
         fields = []
         for spec in self.org.schema[obj].values():
-            picks = PICKLISTS.get((obj, spec.name), [])
+            picks = self.org.picklists.get((obj, spec.name), [])
             ref = REFERENCES.get(spec.name)
             target = (ref[1] or obj) if ref else None
             system = spec.name in (

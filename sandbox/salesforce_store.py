@@ -219,6 +219,8 @@ class Org:
         for obj in COMPOUND_NAME_OBJECTS:  # computed, read-only: see field_value
             self.schema[obj].setdefault("name", COMPOUND_NAME)
         self.objects = {obj.lower(): obj for obj in SALESFORCE}
+        # this org's picklist values (an admin may add or remove some: remove_picklist_value)
+        self.picklists: dict[tuple[str, str], list[str]] = {k: list(v) for k, v in PICKLISTS.items()}
         self.records: dict[str, dict[str, dict[str, Any]]] = {obj: {} for obj in SALESFORCE}
         self.ext_index: dict[str, dict[str, list[str]]] = {obj: {} for obj in SALESFORCE}
         self.modstamps: dict[str, ModstampIndex] = {obj: ModstampIndex() for obj in SALESFORCE}
@@ -233,6 +235,19 @@ class Org:
     # ------------------------------------------------------------------ SchemaView
     def canonical_object(self, name: str) -> str | None:
         return self.objects.get(name.lower())
+
+    # ------------------------------------------------------------------ admin edits (Setup)
+    def delete_field(self, obj: str, name: str) -> None:
+        """An admin deletes a custom or standard field: describe, SOQL and DML lose it."""
+        self.schema[obj].pop(name.lower())
+
+    def set_field(self, obj: str, spec: FieldSpec) -> None:
+        """An admin adds a field, or changes one's type or access (read-only: updateable=False)."""
+        self.schema[obj][spec.name.lower()] = spec
+
+    def remove_picklist_value(self, obj: str, name: str, value: str) -> None:
+        """An admin deactivates a picklist value: describe drops it, writes of it fail."""
+        self.picklists[(obj, name)] = [v for v in self.picklists.get((obj, name), []) if v != value]
 
     def fields_of(self, obj: str) -> Mapping[str, FieldSpec]:
         return self.schema[obj]
@@ -422,7 +437,7 @@ class Org:
                 [name],
             )
         if t == "picklist":
-            allowed = PICKLISTS.get((obj, name))
+            allowed = self.picklists.get((obj, name))
             if allowed is not None and value not in allowed:
                 raise RecordFailure(
                     "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",

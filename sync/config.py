@@ -43,6 +43,8 @@ from pydantic_core import PydanticCustomError
 
 from connectors.base import ConnectionSettings
 from sync.defaults import DEFAULT_POLICIES
+from sync.governance import Governance, GovernanceError
+from sync.governance import parse as parse_governance
 
 CONFIG_ENV = "REVSYNC_CONFIG"
 DATABASE_ENV = "REVSYNC_DATABASE_URL"
@@ -294,6 +296,8 @@ class RevsyncFile(_Table):
     mapping: Annotated[dict[str, Any], Table] = Field(default_factory=dict)
     dedupe: Annotated[Dedupe, Table] = Dedupe()
     quality: Annotated[Quality, Table] = Quality()
+    # checked by ``sync.governance.parse`` (its own key paths and messages)
+    governance: Annotated[dict[str, Any], Table] = Field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- connections
@@ -454,6 +458,7 @@ class Settings:
     dedupe: dict[str, Any] = field(default_factory=dict)
     quality: dict[str, Any] = field(default_factory=dict)
     secrets_file: Path | None = None  # where [secrets] file points (resolved), if anywhere
+    governance: Governance = field(default_factory=Governance)  # [governance]: rules, pre-flight, handoff
 
     def __repr__(self) -> str:
         return (
@@ -611,6 +616,10 @@ def parse(data: Mapping[str, Any], *, path: Path | None = None, resolve_secrets:
         conn = _connection(name, table, secrets_file, resolve_secrets, path.parent if path else None, problems)
         if conn is not None:
             connections[name] = conn
+    try:
+        governance = parse_governance(doc.governance, systems)
+    except GovernanceError as e:
+        problems.append(str(e))
     if problems:
         raise ConfigError("; ".join(problems))
     return Settings(
@@ -624,6 +633,7 @@ def parse(data: Mapping[str, Any], *, path: Path | None = None, resolve_secrets:
         dedupe=doc.dedupe.model_dump(exclude_unset=True),
         quality=doc.quality.model_dump(exclude_unset=True),
         secrets_file=secrets_file_path,
+        governance=governance,
     )
 
 

@@ -99,6 +99,8 @@ class CycleReport:
     failed_systems: dict[str, str] = field(default_factory=dict)  # auth/config: one line each
     deferred_systems: dict[str, str] = field(default_factory=dict)  # unreachable/outage
     retried: int = 0  # entities whose failed writes this cycle planned again
+    held: dict[str, int] = field(default_factory=dict)  # ops held by governance (reason → n)
+    handoffs: dict[str, int] = field(default_factory=dict)  # closed-won handoffs (state → n)
     skipped: list[str] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -298,6 +300,8 @@ class Runner:
                 # then the survivors of its links are re-decided and re-planned
                 if deduper is not None and self._match_new(report, deduper, ot):
                     self._resolve(report, engine, ot, holders)
+            # required-field blocks and the schema pre-flight hold what they refuse
+            self._gate(report, names)
             if not dry_run:
                 # the whole plan is checked against the caps before anything is written
                 self._check_caps(report, force)
@@ -319,6 +323,7 @@ class Runner:
                             self._system_down(report, system, stopped)
                         else:
                             report.messages.append(f"{system}: writes deferred to the next cycle ({why})")
+                self._handoffs(report)
                 with self.store.session() as s:
                     report.pending = sum(st.pending_counts(s).values())
                 if report.pending:
@@ -348,6 +353,44 @@ class Runner:
         finally:
             self._release(report, leased)
         return self._finish(report, started, calls_before, error)
+
+    def _gate(self, report: CycleReport, names: Sequence[str]) -> None:
+        """Governance before the push: hold ops a blocking required-field rule or the
+        live schema refuses (``sync.governance``); release those whose reason is gone."""
+        from sync.governance import gate_outbox
+        from sync.preflight import Preflight
+
+        gov = self.settings.governance
+        live = [n for n in names if not self._is_down(report, n)]
+        cs = self.connections.get(gov.handoff.system)
+        if gov.handoff.enabled and cs is not None and cs.name in live:
+            # a won deal's account is handed to the CS system: created there if it is not yet
+            from sync.handoff import queue_company_creates
+
+            n = queue_company_creates(self.store, cs, gov.handoff, now=self.now(), run_id=report.run_id,
+                                      fieldmaps=self.fieldmaps)
+            if n:
+                per = report.planned.setdefault(cs.name, {})
+                per["create"] = per.get("create", 0) + n
+        pre = Preflight(self.connections) if gov.preflight else None
+        gs = gate_outbox(self.store, gov, now=self.now(), run_id=report.run_id, preflight=pre, systems=live)
+        report.held = dict(gs.held)
+        if pre is not None:
+            report.messages.extend(pre.notes)
+        if gs.total_held:
+            report.messages.append(f"{gs.total_held} write(s) held by governance (see `revsync plan`)")
+
+    def _handoffs(self, report: CycleReport) -> None:
+        """Closed-won handoffs to customer success (``sync.handoff``)."""
+        from sync.handoff import run_handoffs
+
+        gov = self.settings.governance
+        if not gov.handoff.enabled:
+            return
+        conn = self.connections.get(gov.handoff.system)
+        if conn is None or self._is_down(report, conn.name):
+            return
+        report.handoffs = run_handoffs(self.store, conn, gov.handoff, now=self.now(), run_id=report.run_id)
 
     def _resolve(self, report: CycleReport, engine: Engine, ot: ObjectType, holders: Sequence[str]) -> None:
         logs.phase("reconcile", object=ot.value)

@@ -199,6 +199,7 @@ def _live(t: Any) -> Sequence[Any]:
 def quality_report(
     s: Session, *, now: datetime, config: Mapping[str, Any] | None = None, stale_days: int | None = None,
     renewal_days: int | None = None, objects: Iterable[str] = tuple(st.ENTITY_TABLES),
+    governance: Any = None,
 ) -> dict[str, Any]:
     """The data-quality and revenue report as plain data (JSON-ready)."""
     cfg = dict(config or {})
@@ -348,11 +349,30 @@ def quality_report(
                               "by_field": dict(sorted(unreadable_fields.items()))},
         "unmapped_picklist_values": {"open": sum(unmapped.values()) + sum(unmapped_fields.values()),
                                      "by_category": unmapped, "by_field": dict(sorted(unmapped_fields.items()))},
-        "handoff_completeness": {"status": "not configured",
-                                 "note": "no handoff rules exist yet (governance rules, issue 15)"},
+        **_governance(s, governance),
         "revenue": {"canonical": canonical_rev.result(),
                     "systems": {sy: r.result() for sy, r in sorted(system_rev.items())}},
     }
+
+
+def _governance(s: Session, governance: Any) -> dict[str, Any]:
+    """Required-field rules (gaps per rule on the canonical entities), the writes they
+    or the schema pre-flight hold, and the closed-won handoffs (issue 15)."""
+    from sync.governance import HELD, Governance, required_gaps
+    from sync.handoff import handoff_summary
+
+    gov = governance if governance is not None else Governance()
+    held: dict[str, int] = {}
+    for system, cat, n in s.execute(
+        select(st.ErrorLedgerRow.system, st.ErrorLedgerRow.category, func.count()).where(
+            st.ErrorLedgerRow.state == "open", st.ErrorLedgerRow.category.in_(("required_field", "schema_preflight")))
+        .group_by(st.ErrorLedgerRow.system, st.ErrorLedgerRow.category)
+    ):
+        held[f"{system}/{cat}"] = n
+    ops = s.scalar(select(func.count()).select_from(st.OutboxRow).where(st.OutboxRow.state == HELD)) or 0
+    return {"required_rules": required_gaps(s, gov),
+            "held_writes": {"ops": ops, "by_reason": dict(sorted(held.items()))},
+            "handoff_completeness": handoff_summary(s)}
 
 
 def print_quality(console: Any, data: Mapping[str, Any]) -> None:
@@ -383,9 +403,16 @@ def print_quality(console: Any, data: Mapping[str, Any]) -> None:
             console.print(f"    {f}: {x['entities']} disagree ({pct(x['rate'])}); decided by {rules}", highlight=False)
     e = data["errors"]["open_by_category"]
     console.print("open errors: " + (", ".join(f"{k} {v}" for k, v in e.items()) or "none"), highlight=False)
+    h = data["handoff_completeness"]
     console.print(f"unreadable values: {data['unreadable_values']['open']}; unmapped picklist values: "
-                  f"{data['unmapped_picklist_values']['open']}; handoff completeness: "
-                  f"{data['handoff_completeness']['status']}", highlight=False)
+                  f"{data['unmapped_picklist_values']['open']}; handoffs: {h['completed']} complete, "
+                  f"{h['waiting']} waiting (completeness {pct(h['rate'])}); held writes: "
+                  f"{data['held_writes']['ops']}", highlight=False)
+    for rule in data["required_rules"]:
+        gaps = ", ".join(f"{f} {n}" for f, n in rule["missing_by_field"].items() if n) or "none"
+        label = rule["object"] + (f" at {rule['stage']}" if rule["stage"] else "")
+        console.print(f"  required ({label}{', blocks writes' if rule['block'] else ''}): "
+                      f"{rule['incomplete']} of {rule['checked']} incomplete; missing: {gaps}", highlight=False)
     rev = data["revenue"]
     t = Table(title="revenue: the canonical store beside each system alone")
     sources = {"canonical": rev["canonical"], **rev["systems"]}

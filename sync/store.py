@@ -282,7 +282,7 @@ class OutboxRow(Base):
     remote_id: Mapped[str | None] = mapped_column(String(64))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     payload_hash: Mapped[str | None] = mapped_column(String(64))
-    state: Mapped[str] = mapped_column(String(10), default="pending")  # pending | done | failed
+    state: Mapped[str] = mapped_column(String(10), default="pending")  # pending | done | failed | held
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
@@ -390,6 +390,27 @@ class ApiUsageRow(Base):
     limit: Mapped[int | None] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
     remaining: Mapped[int | None] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
     updated_at: Mapped[datetime]
+
+
+class HandoffRow(Base):
+    """A closed-won account's handoff to customer success (``sync.handoff``): one per
+    account, waiting until its data is complete, then written and marked complete."""
+
+    __tablename__ = "handoff"
+
+    account_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    opportunity_id: Mapped[str] = mapped_column(ID)
+    system: Mapped[str] = mapped_column(String(40))
+    state: Mapped[str] = mapped_column(String(10), index=True)  # waiting | complete
+    missing: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    owners: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # missing item → who owns it
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    completeness: Mapped[float] = mapped_column(Float, default=0.0)
+    first_completeness: Mapped[float] = mapped_column(Float, default=0.0)
+    detected_at: Mapped[datetime]
+    completed_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime]
+    run_id: Mapped[int | None] = mapped_column(Integer)
 
 
 metadata = Base.metadata
@@ -1279,8 +1300,8 @@ def pending_create_ids(s: Session, system: str, object_type: str, ids: list[str]
 
 
 def delete_pending_ops(s: Session, object_type: str, ids: list[str], systems: list[str]) -> None:
-    """Drop the pending and failed ops of these entities in these systems (a new plan,
-    from the current canonical state, replaces them)."""
+    """Drop the pending, failed and held ops of these entities in these systems (a new
+    plan, from the current canonical state, replaces them)."""
     from sqlalchemy import delete
 
     wanted = set(systems)
@@ -1289,7 +1310,7 @@ def delete_pending_ops(s: Session, object_type: str, ids: list[str], systems: li
         # system in the same WHERE, SQLite walked every pending row of the system per batch
         rows = s.execute(select(OutboxRow.id, OutboxRow.system, OutboxRow.state).where(
             OutboxRow.object_type == object_type, OutboxRow.canonical_id.in_(ids[i : i + 500])))
-        gone = [oid for oid, system, state in rows if system in wanted and state in ("pending", "failed")]
+        gone = [oid for oid, system, state in rows if system in wanted and state in ("pending", "failed", "held")]
         if gone:
             s.execute(delete(OutboxRow).where(OutboxRow.id.in_(gone)).execution_options(
                 synchronize_session=False))

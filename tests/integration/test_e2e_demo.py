@@ -39,3 +39,9 @@ def test_demo_json_two_cycles_second_writes_nothing(tmp_path: Path) -> None:
     assert data["second_cycle_writes"] == 0 == sum(second["written"].values())
     assert second["entities"] == first["entities"]
     assert (tmp_path / "demo" / "revsync.db").is_file()
+    # closed-won handoffs: some complete (licenses in Planhat), some waiting for the
+    # contract term the seed leaves out of a third of won deals; nothing held
+    gov = data["governance"]
+    assert gov["handoffs"]["completed"] >= 1 and gov["handoffs"]["waiting"] >= 1, gov
+    assert gov["handoffs"]["waiting_missing"].get("contract_start", 0) >= 1, gov
+    assert gov["held_ops"] == 0

@@ -35,7 +35,10 @@ def test_quality_report_counts_completeness_conflicts_and_stale(tmp_path):
     assert r["unmapped_picklist_values"]["by_field"] == {"salesforce/opportunity.StageName": 1}
     assert r["unmapped_picklist_values"]["open"] == 1
     assert r["errors"]["open_by_category"] == {"bad_value": 2, "validation": 1}
-    assert r["handoff_completeness"]["status"] == "not configured"
+    # no cycle ran here, so no handoff is recorded; the default required-field rules are listed
+    assert r["handoff_completeness"]["handoffs"] == 0
+    assert [(x["object"], x["stage"]) for x in r["required_rules"]] == [("account", None),
+                                                                     ("opportunity", "closed_won")]
 
 
 def test_revenue_view_shows_each_system_beside_the_canonical(tmp_path):

@@ -138,7 +138,7 @@ def test_console_walkthrough(page, console):
 
     page.click("text=Quality")
     page.wait_for_function("document.querySelector('canvas.completeness').width > 0")
-    assert "not configured" in page.content()
+    assert "handoffs: 0 complete, 0 waiting" in page.content()
     shot(page, "quality")
 
     page.click("text=Audit")
