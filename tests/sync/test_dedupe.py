@@ -17,6 +17,7 @@ from sync.dedupe import (
     match_accounts,
     match_contacts,
     train_model,
+    typo_apart,
 )
 from sync.dedupe_models import CONTACT_SPEC
 
@@ -87,6 +88,28 @@ def test_cluster_cap_refuses_the_weakest_link_with_a_warning() -> None:
     assert len(warnings) == 1 and "cap 3" in warnings[0] and "c~d" in warnings[0]
     unbounded, none_refused, no_warning = cluster_pairs(chain, max_size=10)
     assert unbounded == [["a", "b", "c", "d"], ["x", "y"]] and not none_refused and not no_warning
+
+
+def test_typo_apart_tells_a_slip_from_a_second_mailbox() -> None:
+    assert typo_apart("priyaraghavan", "priyarahgavan")  # two letters swapped
+    assert typo_apart("annakowalska", "annakowalsa")  # a letter dropped inside
+    assert typo_apart("annakowalska", "annakowallska")  # a letter doubled inside
+    assert not typo_apart("jsmith", "jsmith2")  # the second J. Smith's mailbox
+    assert not typo_apart("matthew", "matthewr")  # another scheme's mailbox
+    assert not typo_apart("annakowalska", "akowalska")
+
+
+def test_identity_guard_never_joins_two_mailboxes_of_one_domain() -> None:
+    identity = {"a": ("acme.io", "annak"), "b": ("acme.io", "annakowalska"), "c": ("acme.io", "annak0walska")}
+    links = [Pair("a", "x", 0.999), Pair("b", "x", 0.998), Pair("b", "c", 0.997), Pair("d", "e", 0.995)]
+    clusters, refused, warnings = cluster_pairs(links, identity=identity)
+    # x fits a and b (two mailboxes): linked to neither; b and c are one mailbox mistyped
+    assert clusters == [["b", "c"], ["d", "e"]]
+    assert {(p.left, p.right) for p in refused} == {("a", "x"), ("b", "x")}
+    assert any("two people" in w for w in warnings)
+    # without the identities, x joins everything
+    plain, _, _ = cluster_pairs(links)
+    assert plain == [["a", "b", "c", "x"], ["d", "e"]]
 
 
 def test_cluster_cap_in_a_match_run_sends_the_refused_link_to_review(labelled: dict[str, Any]) -> None:

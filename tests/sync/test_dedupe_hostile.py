@@ -93,7 +93,39 @@ def test_namesakes_at_one_company_with_one_title_stay_apart() -> None:
     )
     assert not _linked(result, "j1", "j2")
     pair = _judged(result, "j1", "j2")
-    assert pair is None or pair.evidence["email"] == "same company domain, other mailbox (colleagues)"
+    assert pair is None or pair.evidence["email"] == "same domain, user part extends the other"
+    # … and so for jane.doe@ / jane_doe@ (one name, two separators: two mailboxes)
+    result = _contacts(
+        {"id": "d1", "first_name": "Jane", "last_name": "Doe", "email": "jane.doe@corvid-freight.com",
+         "company": "Corvid Freight", "title": "Account Executive"},
+        {"id": "d2", "first_name": "Jane", "last_name": "Doe", "email": "jane_doe@corvid-freight.com",
+         "company": "Corvid Freight", "title": "Account Executive"},
+    )
+    assert not _linked(result, "d1", "d2")
+    pair = _judged(result, "d1", "d2")
+    assert pair is None or pair.evidence["email"] == "same domain, user part differs in separators only"
+
+
+def test_a_record_that_fits_two_namesakes_is_linked_to_neither() -> None:
+    # two Anna Kowalskas at one company, each with her own mailbox and phone; a third
+    # record (no email, no phone) fits both equally: which one it is stays for review,
+    # and the two never meet in one cluster through it
+    ak1 = {"first_name": "Anna", "last_name": "Kowalska", "company": "Wisla Logistics", "title": "Buyer"}
+    result = _contacts(
+        {"id": "a1", **ak1, "email": "anna.kowalska@wisla-logistics.pl", "phone": "+48225550101"},
+        {"id": "a1b", **ak1, "email": "anna.kowalska@wisla-logistics.pl"},
+        {"id": "a2", **ak1, "email": "akowalska@wisla-logistics.pl", "phone": "+48225550177"},
+        {"id": "a2b", **ak1, "email": "akowalska@wisla-logistics.pl"},
+        {"id": "x", **ak1},
+    )
+    assert _linked(result, "a1", "a1b") and _linked(result, "a2", "a2b")
+    assert not _linked(result, "a1", "a2")
+    assert not any("x" in c for c in result.clusters)
+    asked = {frozenset((p.left, p.right)) for p in result.review}
+    assert frozenset(("a1", "x")) in asked or frozenset(("a1b", "x")) in asked
+    assert frozenset(("a2", "x")) in asked or frozenset(("a2b", "x")) in asked
+    # one question per two groups: x against a1's cluster once, not once per record
+    assert sum(1 for q in asked if "x" in q and q & {"a1", "a1b"}) == 1
 
 
 def test_a_one_letter_typo_in_the_user_part_links() -> None:
