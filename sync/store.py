@@ -144,6 +144,8 @@ class ContactRow(_EntityColumns, Base):
     last_name: Mapped[str | None] = mapped_column(Text)
     title: Mapped[str | None] = mapped_column(Text)
     phone: Mapped[str | None] = mapped_column(String(40))
+    city: Mapped[str | None] = mapped_column(Text)
+    state: Mapped[str | None] = mapped_column(Text)
     account_id: Mapped[str | None] = mapped_column(ID, index=True)
     lifecycle_stage: Mapped[str | None] = mapped_column(String(40))
     owner_email: Mapped[str | None] = mapped_column(String(255))
