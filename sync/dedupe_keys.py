@@ -244,6 +244,8 @@ def contact_features(record: Mapping[str, Any]) -> dict[str, Any]:
         "phone": phone_key(record.get("phone"), region=_opt_str(record.get("country"))),
         "company": company,
         "title": text_key(record.get("title")),
+        "city": text_key(record.get("city")),
+        "state": text_key(record.get("state")),
     }
 
 
@@ -256,6 +258,8 @@ def account_features(record: Mapping[str, Any]) -> dict[str, Any]:
         "phone": phone_key(record.get("phone"), region=_opt_str(record.get("country"))),
         "street": text_key(record.get("billing_street")),
         "postcode": postcode_key(record.get("billing_postal_code")),
+        "city": text_key(record.get("billing_city")),
+        "state": text_key(record.get("billing_state")),
         "industry": text_key(record.get("industry")),
         "country": _opt_str(record.get("country")),
     }
@@ -461,6 +465,8 @@ def contact_feature_table(
             "company_key": _per_distinct(_column(records, "company"), company_key),
             "account_id": _per_distinct(_column(records, "account_id"), _opt_str),
             "title": _per_distinct(_column(records, "title"), text_key),
+            "city": _per_distinct(_column(records, "city"), text_key),
+            "state": _per_distinct(_column(records, "state"), text_key),
         }
     )
     email_decided, email_stages, email_expr = _email_sql("email")
@@ -474,7 +480,7 @@ def contact_feature_table(
         CASE WHEN {email_decided} THEN {email_expr} ELSE k_email END AS email,
         CASE WHEN {phone_decided} THEN {phone_expr} ELSE k_phone END AS phone,
         coalesce(company_key, account_id) AS company,
-        title
+        title, city, state
     """
     _keys_table(
         con, raw, name, select,
@@ -520,6 +526,8 @@ def account_feature_table(
             "region": _per_distinct(_column(records, "country"), _opt_str),
             "street": _per_distinct(_column(records, "billing_street"), text_key),
             "postcode": _per_distinct(_column(records, "billing_postal_code"), postcode_key),
+            "city": _per_distinct(_column(records, "billing_city"), text_key),
+            "state": _per_distinct(_column(records, "billing_state"), text_key),
             "industry": _per_distinct(_column(records, "industry"), text_key),
         }
     )
@@ -527,7 +535,7 @@ def account_feature_table(
     select = f"""
         rn, unique_id, name, domain,
         CASE WHEN {phone_decided} THEN {phone_expr} ELSE k_phone END AS phone,
-        street, postcode, industry, region AS country
+        street, postcode, city, state, industry, region AS country
     """
     _keys_table(con, raw, name, select, [("phone", phone_decided, _phone_key_in, ("region",))])
 

@@ -205,8 +205,32 @@ def contact_email_comparison() -> cl.CustomComparison:
     )
 
 
+def contact_place_comparison() -> cl.CustomComparison:
+    """Where the person works (city, state), read with the company.
+
+    Weak evidence: people move and work remotely, and two colleagues share their
+    company's city, so at one company a shared city tells nothing (a fixed neutral
+    level); elsewhere (a company missing or different) the same city is for, the same
+    state a little, another city a little against.
+    """
+    same_company = "company_l IS NOT NULL AND company_r IS NOT NULL AND company_l = company_r"
+    # the state is not asked to agree: one system writes "OR", another "Oregon"
+    same_city = "city_l = city_r"
+    return cl.CustomComparison(
+        output_column_name="place",
+        comparison_levels=[
+            _null("(city_l IS NULL OR city_r IS NULL) AND (state_l IS NULL OR state_r IS NULL)"),
+            _lvl(f"{same_city} AND {same_company}", "same city, same company (tells nothing)", 0.05, 0.05,
+                 fixed=True),
+            _lvl(same_city, "same city", 0.6, 0.02),
+            _lvl("state_l = state_r", "same state, city differs or missing", 0.15, 0.1),
+            _else(0.2, 0.83),
+        ],
+    )
+
+
 def contact_comparisons(tf: bool = True) -> list[ComparisonCreator]:
-    """Name (joint first/last), email key, phone, company, title."""
+    """Name (joint first/last), email key, phone, company, title, place (city/state)."""
     name = cl.CustomComparison(
         output_column_name="name",
         comparison_levels=[
@@ -250,6 +274,7 @@ def contact_comparisons(tf: bool = True) -> list[ComparisonCreator]:
         _exact("phone", 0.70, 1e-5),
         _fuzzy("company", 0.9, (0.85, 0.05), (1e-3, 1e-3), tf=tf),
         _fuzzy("title", 0.88, (0.75, 0.05), (0.04, 0.02)),
+        contact_place_comparison(),
     ]
 
 
@@ -271,6 +296,8 @@ CONTACT_SPEC = ModelSpec(
         Column("phone"),
         Column("company"),
         Column("title"),
+        Column("city"),
+        Column("state"),
     ),
     comparisons=contact_comparisons,
     blocking_rules=(
@@ -296,7 +323,8 @@ CONTACT_SPEC = ModelSpec(
     deterministic_recall=0.9,
     rare_only=(("name_block", RARE_NAME_MAX),),
     feature_table=contact_feature_table,
-    min_bayes_factor=(("title", 0.3),),
+    # people change titles, move and work from elsewhere
+    min_bayes_factor=(("title", 0.3), ("place", 0.5)),
     # two mailboxes at one company domain are two people
     identity=("email_work_domain", "email_local"),
 )
@@ -306,8 +334,9 @@ CONTACT_SPEC = ModelSpec(
 
 
 def account_comparisons(tf: bool = True) -> list[ComparisonCreator]:
-    """Name and domain (joint), phone (exact or same block), address (street + postcode
-    joint), industry, country."""
+    """Name and domain (joint), phone (exact or same block), address (street, postcode,
+    city and state joint: companies move, most often within their city), industry,
+    country."""
     jw = "jaro_winkler_similarity(name_l, name_r) >= 0.92"
     dom_eq = "domain_l = domain_r"
     dom_null = "(domain_l IS NULL OR domain_r IS NULL)"
@@ -329,6 +358,7 @@ def account_comparisons(tf: bool = True) -> list[ComparisonCreator]:
         comparison_levels=[
             _null(
                 "(street_l IS NULL OR street_r IS NULL) AND (postcode_l IS NULL OR postcode_r IS NULL)"
+                " AND (city_l IS NULL OR city_r IS NULL)"
             ),
             _lvl("postcode_l = postcode_r AND street_l = street_r", "street and postcode exact", 0.75, 1e-5),
             _lvl("street_l = street_r", "street exact", 0.05, 1e-5),
@@ -339,7 +369,9 @@ def account_comparisons(tf: bool = True) -> list[ComparisonCreator]:
                 1e-4,
             ),
             _lvl("postcode_l = postcode_r", "postcode exact only", 0.07, 2e-3),
-            _else(0.05, 0.99788),
+            # (the state is not asked to agree: "OR" in one system is "Oregon" in another)
+            _lvl("city_l = city_r", "same city, street and postcode differ or missing", 0.03, 0.02),
+            _else(0.02, 0.97788),
         ],
     )
     # A company's numbers share their block (one switchboard, direct lines from one
@@ -374,6 +406,8 @@ ACCOUNT_SPEC = ModelSpec(
         Column("phone"),
         Column("street"),
         Column("postcode"),
+        Column("city"),
+        Column("state"),
         Column("industry"),
         Column("country"),
     ),

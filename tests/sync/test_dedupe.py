@@ -145,7 +145,7 @@ def test_incremental_match_finds_the_stored_twin(labelled: dict[str, Any], resul
 def test_model_json_round_trip(labelled: dict[str, Any], result: MatchResult) -> None:
     model = json.loads(result.model_json)
     assert model["link_type"] == "dedupe_only"
-    assert [c["output_column_name"] for c in model["comparisons"]] == ["name", "email", "phone", "company", "title"]
+    assert [c["output_column_name"] for c in model["comparisons"]] == ["name", "email", "phone", "company", "title", "place"]
     reused = match_contacts(labelled["records"], model_json=result.model_json)
     assert reused.model_json == result.model_json
     assert _probabilities(reused.links) == pytest.approx(_probabilities(result.links))

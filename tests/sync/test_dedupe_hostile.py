@@ -168,3 +168,45 @@ def test_same_name_with_the_website_missing_on_one_side_links() -> None:
         *FILLER_ACCOUNTS,
     ])
     assert _linked(result, "a", "b")
+
+
+def test_the_city_is_weak_evidence_where_the_company_cannot_speak() -> None:
+    # a marketing record without a company, with a personal address: the city where the
+    # person works is what is left to tell a duplicate from a namesake elsewhere
+    sf = {"id": "sf", "first_name": "Oluwaseun", "last_name": "Adeyemi", "email": "o.adeyemi@kestrel-bank.co.uk",
+          "company": "Kestrel Bank plc", "title": "Treasury Analyst", "city": "Leeds", "state": "West Yorkshire"}
+    hs = {"id": "hs", "first_name": "Oluwaseun", "last_name": "Adeyemi", "email": "seun.adeyemi@yahoo.co.uk",
+          "title": "Treasury Analyst"}
+    here = _judged(_contacts(sf, {**hs, "city": "LEEDS", "state": "west yorkshire"}), "hs", "sf")
+    elsewhere = _judged(_contacts(sf, {**hs, "city": "Bristol", "state": "Avon"}), "hs", "sf")
+    unknown = _judged(_contacts(sf, hs), "hs", "sf")
+    assert here.evidence["place"] == "same city"
+    assert here.probability > unknown.probability
+    assert elsewhere is None or (elsewhere.evidence["place"] == "different"
+                                 and elsewhere.probability < unknown.probability)
+
+
+def test_a_shared_city_at_one_company_tells_nothing() -> None:
+    # colleagues share their company's city: it must not make two namesakes one person
+    base = {"first_name": "Marta", "last_name": "Silva", "company": "Atlantico Seguros", "title": "Actuary"}
+    with_city = _contacts({"id": "a", **base, "city": "Lisboa", "phone": "+351211234567"},
+                          {"id": "b", **base, "city": "Lisboa", "phone": "+351219876543"})
+    without = _contacts({"id": "a", **base, "phone": "+351211234567"}, {"id": "b", **base, "phone": "+351219876543"})
+    pair, bare = _judged(with_city, "a", "b"), _judged(without, "a", "b")
+    assert pair.evidence["place"] == "same city, same company (tells nothing)"
+    assert abs(pair.probability - bare.probability) < 1e-9
+
+
+def test_a_company_that_moved_within_its_city_links() -> None:
+    # new street and postcode, same city; the website is missing on one side
+    sf = {"id": "sf", "name": "Fernhill Dental Group", "website": "fernhilldental.com", "billing_street": "12 Elm St",
+          "billing_postal_code": "97205", "country": "US"}
+    hs = {"id": "hs", "name": "Fernhill Dental Group", "billing_street": "880 NW Flanders St",
+          "billing_postal_code": "97209", "country": "US"}
+    result = match_accounts([{**sf, "billing_city": "Portland", "billing_state": "OR"},
+                             {**hs, "billing_city": "Portland", "billing_state": "Oregon"}, *FILLER_ACCOUNTS])
+    pair = _judged(result, "hs", "sf")
+    assert pair.evidence["address"] == "same city, street and postcode differ or missing"
+    assert _linked(result, "hs", "sf")
+    without_city = _judged(match_accounts([sf, hs, *FILLER_ACCOUNTS]), "hs", "sf")
+    assert without_city.evidence["address"] == "different" and without_city.probability < pair.probability
