@@ -218,6 +218,20 @@ def postcode_key(value: Any) -> str | None:
 # --------------------------------------------------------------------------- feature rows
 
 
+_NOT_SLUG = re.compile(r"[^a-z0-9]")
+
+
+def company_slug(company: str | None) -> str | None:
+    """A company key with everything but ASCII letters and digits dropped (``meridian
+    nova`` → ``meridiannova``): what a company's mail domain is usually made of."""
+    return _NOT_SLUG.sub("", company) or None if company else None
+
+
+def email_org(work_domain: str | None) -> str | None:
+    """The first label of a work mail domain (``meridiannova.io`` → ``meridiannova``)."""
+    return work_domain.split(".", 1)[0] or None if work_domain else None
+
+
 def contact_features(record: Mapping[str, Any]) -> dict[str, Any]:
     """The columns the contact model compares, from canonical contact fields plus ``id``.
 
@@ -243,6 +257,8 @@ def contact_features(record: Mapping[str, Any]) -> dict[str, Any]:
         "email_work_domain": work_domain,
         "phone": phone_key(record.get("phone"), region=_opt_str(record.get("country"))),
         "company": company,
+        "company_slug": company_slug(company),
+        "email_org": email_org(work_domain),
         "title": text_key(record.get("title")),
         "city": text_key(record.get("city")),
         "state": text_key(record.get("state")),
@@ -480,6 +496,7 @@ def contact_feature_table(
         CASE WHEN {email_decided} THEN {email_expr} ELSE k_email END AS email,
         CASE WHEN {phone_decided} THEN {phone_expr} ELSE k_phone END AS phone,
         coalesce(company_key, account_id) AS company,
+        nullif(regexp_replace(coalesce(company_key, account_id), '[^a-z0-9]', '', 'g'), '') AS company_slug,
         title, city, state
     """
     _keys_table(
@@ -491,7 +508,8 @@ def contact_feature_table(
 
 
 def _add_email_parts(con: duckdb.DuckDBPyConnection, name: str) -> None:
-    """``email_local``, ``email_domain``, ``email_work_domain`` (``email_parts``) of table
+    """``email_local``, ``email_domain``, ``email_work_domain`` (``email_parts``) and
+    ``email_org`` of table
     ``name``'s ``email`` column; the free-mail test runs once per distinct domain."""
     domains = [d for (d,) in con.execute(
         f"SELECT DISTINCT split_part(email, '@', 2) FROM {name} WHERE email IS NOT NULL").fetchall()]
@@ -504,7 +522,9 @@ def _add_email_parts(con: duckdb.DuckDBPyConnection, name: str) -> None:
             SELECT t.*, nullif(regexp_replace(split_part(t.email, '@', 1), '[._-]', '', 'g'), '') AS email_local,
                    nullif(split_part(t.email, '@', 2), '') AS email_domain,
                    CASE WHEN NOT coalesce(f.free, true) THEN nullif(split_part(t.email, '@', 2), '') END
-                       AS email_work_domain
+                       AS email_work_domain,
+                   CASE WHEN NOT coalesce(f.free, true)
+                        THEN nullif(split_part(split_part(t.email, '@', 2), '.', 1), '') END AS email_org
             FROM {name} AS t LEFT JOIN {name}_free AS f ON f.d = split_part(t.email, '@', 2)
             ORDER BY t.rn""")
     finally:

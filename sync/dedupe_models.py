@@ -205,6 +205,27 @@ def contact_email_comparison() -> cl.CustomComparison:
     )
 
 
+def contact_company_comparison(tf: bool = True) -> cl.CustomComparison:
+    """The account's name; where one record has none, the other's company name read
+    against this one's work mail domain (``Meridian Nova Co.`` / ``@meridiannova.io``):
+    a marketing record often carries the address but not the company."""
+    from_domain = (
+        "(company_l IS NULL AND email_org_l IS NOT NULL AND email_org_l = company_slug_r)"
+        " OR (company_r IS NULL AND email_org_r IS NOT NULL AND email_org_r = company_slug_l)"
+    )
+    return cl.CustomComparison(
+        output_column_name="company",
+        comparison_levels=[
+            _null(f"(company_l IS NULL OR company_r IS NULL) AND NOT ({from_domain})"),
+            _lvl("company_l = company_r", "exact", 0.85, 1e-3, tf="company" if tf else None),
+            _lvl("jaro_winkler_similarity(company_l, company_r) >= 0.9", "similar (Jaro-Winkler >= 0.9)",
+                 0.05, 1e-3),
+            _lvl(from_domain, "one's company is the other's mail domain", 0.05, 1e-4),
+            _else(0.05, 1 - 2e-3 - 1e-4),
+        ],
+    )
+
+
 def contact_place_comparison() -> cl.CustomComparison:
     """Where the person works (city, state), read with the company.
 
@@ -272,7 +293,7 @@ def contact_comparisons(tf: bool = True) -> list[ComparisonCreator]:
         name,
         contact_email_comparison(),
         _exact("phone", 0.70, 1e-5),
-        _fuzzy("company", 0.9, (0.85, 0.05), (1e-3, 1e-3), tf=tf),
+        contact_company_comparison(tf),
         _fuzzy("title", 0.88, (0.75, 0.05), (0.04, 0.02)),
         contact_place_comparison(),
     ]
@@ -295,6 +316,8 @@ CONTACT_SPEC = ModelSpec(
         Column("email_work_domain"),
         Column("phone"),
         Column("company"),
+        Column("company_slug"),
+        Column("email_org"),
         Column("title"),
         Column("city"),
         Column("state"),

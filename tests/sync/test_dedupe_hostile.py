@@ -210,3 +210,15 @@ def test_a_company_that_moved_within_its_city_links() -> None:
     assert _linked(result, "hs", "sf")
     without_city = _judged(match_accounts([sf, hs, *FILLER_ACCOUNTS]), "hs", "sf")
     assert without_city.evidence["address"] == "different" and without_city.probability < pair.probability
+
+
+def test_a_company_name_meets_the_other_records_mail_domain() -> None:
+    # HubSpot holds the work address but no company; Salesforce the account, no email
+    sf = {"id": "sf", "first_name": "Ingrid", "last_name": "Solberg", "company": "Fjordline Shipping AS",
+          "title": "Fleet Manager", "phone": "+4722334455"}
+    hs = {"id": "hs", "first_name": "Ingrid", "last_name": "Solberg", "email": "ingrid.solberg@fjordlineshipping.no",
+          "title": "Fleet Manager"}
+    pair = _judged(_contacts(sf, hs), "hs", "sf")
+    assert pair.evidence["company"] == "one's company is the other's mail domain"
+    other = _judged(_contacts(sf, {**hs, "email": "ingrid.solberg@nordkapp-fisk.no"}), "hs", "sf")
+    assert other is None or (other.evidence["company"] == "missing" and other.probability < pair.probability)

@@ -112,6 +112,8 @@ def test_feature_rows_use_the_keys() -> None:
         "email_work_domain": "acme.com",
         "phone": "155550100",
         "company": "acme",
+        "company_slug": "acme",
+        "email_org": "acme",
         "title": "vp sales",
         "city": "saint etienne",
         "state": None,
