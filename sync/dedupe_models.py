@@ -221,7 +221,7 @@ def contact_company_comparison(tf: bool = True) -> cl.CustomComparison:
             _lvl("jaro_winkler_similarity(company_l, company_r) >= 0.9", "similar (Jaro-Winkler >= 0.9)",
                  0.05, 1e-3),
             _lvl(from_domain, "one's company is the other's mail domain", 0.05, 1e-4),
-            _else(0.05, 1 - 2e-3 - 1e-4),
+            _else(0.1, 1 - 2e-3 - 1e-4),
         ],
     )
 
