@@ -227,8 +227,9 @@ def _readable_entity(system: str, obj: str, fields: dict[str, Any]) -> tuple[Any
 
 # The canonical fields the models read (the rest is left out to keep 1M records small).
 _MATCH_FIELDS: dict[str, tuple[str, ...]] = {
-    "contact": ("first_name", "last_name", "email", "phone", "title"),
-    "account": ("name", "domain", "website", "phone", "billing_street", "billing_postal_code", "industry", "country"),
+    "contact": ("first_name", "last_name", "email", "phone", "title", "city", "state"),
+    "account": ("name", "domain", "website", "phone", "billing_street", "billing_postal_code", "billing_city",
+                "billing_state", "industry", "country"),
 }
 
 

@@ -46,6 +46,8 @@ CONTACTS: tuple[Row, ...] = (
     ("lastname", "last_name", "string", "both"),
     ("jobtitle", "title", "string", "both"),
     ("phone", "phone", "phone", "both"),
+    ("city", "city", "string", "both"),
+    ("state", "state", "string", "both"),
     ("company", "extras.lead_company", "string", "both"),
     ("lifecyclestage", "lifecycle_stage", "lifecycle_stage", "both"),
     ("hs_analytics_source", "lead_source", "lead_source", "read"),

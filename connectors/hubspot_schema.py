@@ -44,6 +44,8 @@ HUBSPOT: dict[str, tuple[FieldSpec, ...]] = {
         _f("lastname", "string"),
         _f("jobtitle", "string"),
         _f("phone", "string"),
+        _f("city", "string"),
+        _f("state", "string"),
         _f("company", "string"),
         _f("lifecyclestage", "picklist"),
         _f("hs_lead_status", "picklist"),

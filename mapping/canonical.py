@@ -101,6 +101,9 @@ class Contact(_Entity):
     last_name: str | None = None
     title: str | None = None
     phone: str | None = None
+    # where the person works (mailing address city / state): weak match evidence
+    city: str | None = None
+    state: str | None = None
     account_id: str | None = None
     lifecycle_stage: str | None = None
     owner_email: str | None = None

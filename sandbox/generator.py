@@ -1264,11 +1264,14 @@ class _World:
             email = None
         phone = v.get("phone")
         owner = v.get("owner_email")
+        city, state = self._contact_place(c, person, f"{system}:{obj}:{int(dup)}:{stamp}")
         canon: dict[str, Any] = {
             "email": email.strip().lower() if email else None,
             "first_name": first, "last_name": last, "title": v.get("title"),
             "phone": _e164(phone) if phone else None,
         }  # fmt: skip
+        if system != "planhat":  # Planhat's enduser has no address fields
+            canon["city"], canon["state"] = city, state
         if system != "planhat":
             canon["owner_email"] = self.rep_email[owner] if owner is not None else None
             canon["lead_source"] = v.get("lead_source")
@@ -1278,6 +1281,7 @@ class _World:
             "LastModifiedDate": sf_datetime(stamp), "SystemModstamp": sf_datetime(stamp),
             "MasterRecordId": None, "FirstName": first, "LastName": last, "Email": email,
             "Title": v.get("title"), "Phone": self._phone_text(phone) if phone else None,
+            **({"MailingCity": city, "MailingState": state} if obj == "Contact" else {"City": city, "State": state}),
             "LeadSource": V.to_native(V.LEAD_SOURCES, "salesforce", v["lead_source"]) if v.get("lead_source") else None,
             "HasOptedOutOfEmail": bool(v.get("do_not_contact")),
             "OwnerId": self.rep_sf[owner] if owner is not None else None, "Revsync_Id__c": None,
@@ -1324,6 +1328,7 @@ class _World:
                 self._hs(rid, created, stamp, "lastmodifieddate", {
                     "email": email, "firstname": first, "lastname": last,
                     "jobtitle": v.get("title"), "phone": self._phone_text(phone) if phone else None,
+                    "city": city, "state": state,
                     "company": self._company_name(c) if rng.random() < 0.7 else None,
                     "lifecyclestage": V.to_native(V.LIFECYCLE, "hubspot", lifecycle) if lifecycle else None,
                     "hs_lead_status": rng.choice(D.HUBSPOT_LEAD_STATUS) if rng.random() < 0.6 else None,
@@ -1346,6 +1351,18 @@ class _World:
             }
         )  # fmt: skip
         return _Rec("planhat", "endusers", rid, stamp, canon)
+
+    def _contact_place(self, c: _Company, person: _Person, copy: str) -> tuple[str | None, str | None]:
+        """The city and state one copy of a person holds: the company's (most people work
+        there) or, for a share of people, another city of its country (remote staff);
+        often blank (many CRM records carry no address). Drawn from generators of their
+        own, so the main stream (and every other value) is unchanged by them."""
+        who = random.Random(f"{self.seed}:place:{person.idx}")
+        place = c.city if who.random() < 0.85 else who.choice(self.cities[c.country])
+        here = random.Random(f"{self.seed}:place:{person.idx}:{copy}")
+        if here.random() < 0.35 + self.p.missing_rate:
+            return None, None
+        return place[1], (place[2] or None) if here.random() >= 0.1 else None
 
     def _assoc(self, from_type: str, from_id: str, to_type: str, to_id: str, type_id: int) -> None:
         self.w["hubspot", "associations"].write(

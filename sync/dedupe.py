@@ -44,6 +44,7 @@ from typing import Any, Literal
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
+from rapidfuzz.distance import DamerauLevenshtein
 from splink import DuckDBAPI, Linker, SettingsCreator
 from splink.internals.exceptions import EMTrainingException
 from splink.internals.splink_dataframe import SplinkDataFrame
@@ -207,13 +208,13 @@ def _match_records(
             trained = _with_meta(trained, **meta)
         elif model_json is not None:
             trained = model_json
-        scored_table = session.scored(predictions, trained, opts.review_from)
+        scored_table = session.scored(predictions, trained, opts.review_from, opts.auto_link)
     finally:
         session.close()  # frees DuckDB's memory before the pairs become Python objects
     scored = _to_pairs(scored_table, trained)
     del scored_table
     phases.done("pairs", len(scored))
-    result = _decide(scored, opts, trained)
+    result = _decide(scored, opts, trained, session.identity)
     phases.done("clustering", len(result.clusters))
     return result
 
@@ -294,16 +295,17 @@ class IncrementalMatcher:
             between = self._linker.inference.predict_between(
                 new, candidates, threshold_match_probability=opts.review_from, warning_mode="never"
             )
-            scored = self._session.pairs(between, self.model_json, opts.review_from)
+            self._session.identity.clear()
+            scored = self._session.pairs(between, self.model_json, opts.review_from, opts.auto_link)
             if n_new > 1:
                 within = self._linker.inference.predict_within(
                     new, threshold_match_probability=opts.review_from, warning_mode="never"
                 )
-                scored += self._session.pairs(within, self.model_json, opts.review_from)
+                scored += self._session.pairs(within, self.model_json, opts.review_from, opts.auto_link)
         finally:
             new.drop_table_from_database_and_remove_from_cache(force_non_splink_table=True)
             candidates.drop_table_from_database_and_remove_from_cache(force_non_splink_table=True)
-        return _decide(scored, opts, self.model_json)
+        return _decide(scored, opts, self.model_json, self._session.identity)
 
     def _candidates(self, new: SplinkDataFrame, batch: int) -> SplinkDataFrame:
         """The stored records sharing a blocking key with a new one.
@@ -340,17 +342,114 @@ class IncrementalMatcher:
 
 
 def cluster_pairs(
-    links: Sequence[Pair], max_size: int = MAX_CLUSTER_SIZE
+    links: Sequence[Pair], max_size: int = MAX_CLUSTER_SIZE,
+    identity: Mapping[str, tuple[str, str]] | None = None,
 ) -> tuple[list[list[str]], list[Pair], list[str]]:
     """Union the links, strongest first, refusing any union past ``max_size`` records.
 
     Returns (clusters of >= 2 ids, refused pairs, warnings). A refused pair is a chain
     of weak links about to fuse records that may be unrelated: it goes to review.
+
+    ``identity`` (id → (group, name), e.g. a work mailbox's domain and user part): a
+    cluster never holds two names of one group that are not a typo apart (two
+    mailboxes at one company are two people). A link that would join two such
+    clusters is refused, and so is every link of the record that bridged them: it
+    fits two people evidently distinct, so which one it is stays for review.
     """
     if not links:
         return [], [], []
     with _gc_paused():
-        return _cluster_pairs(links, max_size)
+        if not identity:
+            return _cluster_pairs(links, max_size)
+        clusters, refused, warnings, bridges = _cluster_pairs_guarded(links, max_size, identity)
+        if not bridges:
+            return clusters, refused, warnings
+        kept = [p for p in links if p.left not in bridges and p.right not in bridges]
+        clusters, refused2, warnings2, _ = _cluster_pairs_guarded(kept, max_size, identity)
+        ambiguous = [p for p in links if p.left in bridges or p.right in bridges]
+        return clusters, [*ambiguous, *refused2], [*warnings2, *_bridge_warning(bridges, ambiguous)]
+
+
+def _bridge_warning(bridges: set[str], ambiguous: Sequence[Pair]) -> list[str]:
+    return [
+        f"{len(bridges)} record(s) fit two people evidently distinct (two mailboxes at one "
+        f"company): their {len(ambiguous)} link(s) sent to review"
+    ]
+
+
+def typo_apart(a: str, b: str) -> bool:
+    """Whether two user parts (separators dropped) may be one mailbox mistyped: equal,
+    or one swap, replacement, or letter dropped or doubled *inside* (a letter or digit
+    added at the end is a naming scheme's way to tell two mailboxes apart:
+    ``jsmith`` / ``jsmith2``, ``matthew`` / ``matthewr``)."""
+    if a == b:
+        return True
+    if a.startswith(b) or b.startswith(a):
+        return False
+    return bool(DamerauLevenshtein.distance(a, b, score_cutoff=1) <= 1)
+
+
+def _cluster_pairs_guarded(
+    links: Sequence[Pair], max_size: int, identity: Mapping[str, tuple[str, str]]
+) -> tuple[list[list[str]], list[Pair], list[str], set[str]]:
+    """``_cluster_pairs`` with the ``identity`` guard; also returns the bridging records."""
+    order = sorted(range(len(links)), key=lambda i: (-links[i].probability, links[i].left, links[i].right))
+    parent: dict[str, str] = {}
+    size: dict[str, int] = {}
+    names: dict[str, dict[str, set[str]]] = {}  # root → group → names
+
+    def find(x: str) -> str:
+        root = x
+        while parent.get(root, root) != root:
+            root = parent[root]
+        while parent.get(x, x) != root:
+            parent[x], x = root, parent[x]
+        return root
+
+    def names_of(x: str) -> dict[str, set[str]]:
+        if x not in names:
+            own = identity.get(x)
+            names[x] = {own[0]: {own[1]}} if own else {}
+        return names[x]
+
+    refused: list[Pair] = []
+    conflicts: list[Pair] = []
+    for i in order:
+        p = links[i]
+        a, b = find(p.left), find(p.right)
+        if a == b:
+            continue
+        sa, sb = size.get(a, 1), size.get(b, 1)
+        if sa + sb > max_size:
+            refused.append(p)
+            continue
+        na, nb = names_of(a), names_of(b)
+        if any(not typo_apart(x, y) for g in na.keys() & nb.keys() for x in na[g] for y in nb[g]):
+            conflicts.append(p)
+            continue
+        if sa < sb:
+            a, b, na, nb = b, a, nb, na
+        parent[b] = a
+        size[a] = sa + sb
+        for g, group in nb.items():
+            na.setdefault(g, set()).update(group)
+        names.pop(b, None)
+    groups: dict[str, list[str]] = {}
+    for node in list(parent):
+        groups.setdefault(find(node), []).append(node)
+    for root, members in groups.items():
+        members.append(root)
+    clusters = sorted((sorted(set(g)) for g in groups.values()), key=lambda c: c[0])
+    # the bridge of a refused link: an end whose own identity is not the one in conflict
+    bridges = {end for p in conflicts for end in (p.left, p.right) if end not in identity}
+    warnings = []
+    if refused:
+        sample = ", ".join(f"{p.left}~{p.right}" for p in refused[:5])
+        warnings.append(
+            f"cluster size cap {max_size}: {len(refused)} link(s) refused and sent to "
+            f"review (e.g. {sample})"
+        )
+    return clusters, [*refused, *conflicts], warnings, bridges
 
 
 def _cluster_pairs(
@@ -413,16 +512,38 @@ def _cluster_pairs(
     return clusters, refused, warnings
 
 
-def _decide(scored: list[Pair], opts: MatchOptions, model_json: str) -> MatchResult:
+def _decide(
+    scored: list[Pair], opts: MatchOptions, model_json: str,
+    identity: Mapping[str, tuple[str, str]] | None = None,
+) -> MatchResult:
     links = [p for p in scored if p.probability >= opts.auto_link]
     review = [p for p in scored if p.probability < opts.auto_link]
-    clusters, refused, warnings = cluster_pairs(links, opts.max_cluster_size)
+    clusters, refused, warnings = cluster_pairs(links, opts.max_cluster_size, identity)
     for warning in warnings:
         log.warning("dedupe: %s", warning)
     refused_keys = {(p.left, p.right) for p in refused}
     kept = [p for p in links if (p.left, p.right) not in refused_keys]
-    review = sorted([*review, *refused], key=lambda p: -p.probability)
+    review = _one_question_each(sorted([*review, *refused], key=lambda p: -p.probability), clusters)
     return MatchResult(kept, review, clusters, warnings, model_json)
+
+
+def _one_question_each(review: list[Pair], clusters: list[list[str]]) -> list[Pair]:
+    """The review pairs that ask something: none inside one cluster (already linked),
+    and one per two clusters (the strongest; ``review`` is strongest first): whether
+    two groups of records are one entity is one question, however many pairs ask it."""
+    group = {rid: i for i, cluster in enumerate(clusters) for rid in cluster}
+    seen: set[tuple[Any, Any]] = set()
+    out = []
+    for p in review:
+        a, b = group.get(p.left, p.left), group.get(p.right, p.right)
+        if a == b:
+            continue
+        key = (a, b) if str(a) <= str(b) else (b, a)
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append(p)
+    return out
 
 
 # --------------------------------------------------------------------------- splink plumbing
@@ -694,6 +815,8 @@ class _Session:
         self.spec = spec
         self.con = duckdb.connect(":memory:")
         self.db_api = DuckDBAPI(connection=self.con)
+        # record id → (group, name) of ``spec.identity`` (see ``cluster_pairs``)
+        self.identity: dict[str, tuple[str, str]] = {}
 
     def register(
         self,
@@ -750,13 +873,14 @@ class _Session:
             source.pop(MODEL_META, None)  # ours, not splink's
         return Linker(tables if len(tables) > 1 else tables[0], source, log_level=None)
 
-    def pairs(self, predictions: SplinkDataFrame, model_json: str, floor: float) -> list[Pair]:
+    def pairs(self, predictions: SplinkDataFrame, model_json: str, floor: float, link_from: float = 1.0) -> list[Pair]:
         """The scored pairs at or above ``floor`` (``scored`` then ``_to_pairs``)."""
-        return _to_pairs(self.scored(predictions, model_json, floor), model_json)
+        return _to_pairs(self.scored(predictions, model_json, floor, link_from), model_json)
 
-    def scored(self, predictions: SplinkDataFrame, model_json: str, floor: float) -> pa.Table:
+    def scored(self, predictions: SplinkDataFrame, model_json: str, floor: float, link_from: float = 1.0) -> pa.Table:
         """The scored pairs at or above ``floor`` as Arrow columns l, r, p, gammas …
-        (``l < r``); the predictions table is dropped."""
+        (``l < r``); the predictions table is dropped. The ``spec.identity`` of every
+        record in a pair at or above ``link_from`` is added to ``self.identity``."""
         gammas = ", ".join(f'"gamma_{name}"' for name, _ in _evidence_labels(model_json))
         # ids are compared as UTF-8 bytes: the same order as Python's str comparison
         sql = (
@@ -767,6 +891,15 @@ class _Session:
             f"WHERE match_probability >= {float(floor)!r} AND NOT isnan(match_probability)"
         )
         table = self.con.sql(sql).to_arrow_table()
+        if self.spec.identity is not None:
+            group, name = self.spec.identity
+            for side in ("l", "r"):
+                for rid, g, nm in self.con.execute(
+                    f"SELECT unique_id_{side}::VARCHAR, {group}_{side}, {name}_{side} "
+                    f"FROM {predictions.physical_name} WHERE match_probability >= {float(link_from)!r} "
+                    f"AND {group}_{side} IS NOT NULL AND {name}_{side} IS NOT NULL"
+                ).fetchall():
+                    self.identity[rid] = (g, nm)
         predictions.drop_table_from_database_and_remove_from_cache()
         return table
 

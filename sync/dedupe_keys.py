@@ -218,6 +218,20 @@ def postcode_key(value: Any) -> str | None:
 # --------------------------------------------------------------------------- feature rows
 
 
+_NOT_SLUG = re.compile(r"[^a-z0-9]")
+
+
+def company_slug(company: str | None) -> str | None:
+    """A company key with everything but ASCII letters and digits dropped (``meridian
+    nova`` → ``meridiannova``): what a company's mail domain is usually made of."""
+    return _NOT_SLUG.sub("", company) or None if company else None
+
+
+def email_org(work_domain: str | None) -> str | None:
+    """The first label of a work mail domain (``meridiannova.io`` → ``meridiannova``)."""
+    return work_domain.split(".", 1)[0] or None if work_domain else None
+
+
 def contact_features(record: Mapping[str, Any]) -> dict[str, Any]:
     """The columns the contact model compares, from canonical contact fields plus ``id``.
 
@@ -243,7 +257,11 @@ def contact_features(record: Mapping[str, Any]) -> dict[str, Any]:
         "email_work_domain": work_domain,
         "phone": phone_key(record.get("phone"), region=_opt_str(record.get("country"))),
         "company": company,
+        "company_slug": company_slug(company),
+        "email_org": email_org(work_domain),
         "title": text_key(record.get("title")),
+        "city": text_key(record.get("city")),
+        "state": text_key(record.get("state")),
     }
 
 
@@ -256,6 +274,8 @@ def account_features(record: Mapping[str, Any]) -> dict[str, Any]:
         "phone": phone_key(record.get("phone"), region=_opt_str(record.get("country"))),
         "street": text_key(record.get("billing_street")),
         "postcode": postcode_key(record.get("billing_postal_code")),
+        "city": text_key(record.get("billing_city")),
+        "state": text_key(record.get("billing_state")),
         "industry": text_key(record.get("industry")),
         "country": _opt_str(record.get("country")),
     }
@@ -461,6 +481,8 @@ def contact_feature_table(
             "company_key": _per_distinct(_column(records, "company"), company_key),
             "account_id": _per_distinct(_column(records, "account_id"), _opt_str),
             "title": _per_distinct(_column(records, "title"), text_key),
+            "city": _per_distinct(_column(records, "city"), text_key),
+            "state": _per_distinct(_column(records, "state"), text_key),
         }
     )
     email_decided, email_stages, email_expr = _email_sql("email")
@@ -474,7 +496,8 @@ def contact_feature_table(
         CASE WHEN {email_decided} THEN {email_expr} ELSE k_email END AS email,
         CASE WHEN {phone_decided} THEN {phone_expr} ELSE k_phone END AS phone,
         coalesce(company_key, account_id) AS company,
-        title
+        nullif(regexp_replace(coalesce(company_key, account_id), '[^a-z0-9]', '', 'g'), '') AS company_slug,
+        title, city, state
     """
     _keys_table(
         con, raw, name, select,
@@ -485,7 +508,8 @@ def contact_feature_table(
 
 
 def _add_email_parts(con: duckdb.DuckDBPyConnection, name: str) -> None:
-    """``email_local``, ``email_domain``, ``email_work_domain`` (``email_parts``) of table
+    """``email_local``, ``email_domain``, ``email_work_domain`` (``email_parts``) and
+    ``email_org`` of table
     ``name``'s ``email`` column; the free-mail test runs once per distinct domain."""
     domains = [d for (d,) in con.execute(
         f"SELECT DISTINCT split_part(email, '@', 2) FROM {name} WHERE email IS NOT NULL").fetchall()]
@@ -498,7 +522,9 @@ def _add_email_parts(con: duckdb.DuckDBPyConnection, name: str) -> None:
             SELECT t.*, nullif(regexp_replace(split_part(t.email, '@', 1), '[._-]', '', 'g'), '') AS email_local,
                    nullif(split_part(t.email, '@', 2), '') AS email_domain,
                    CASE WHEN NOT coalesce(f.free, true) THEN nullif(split_part(t.email, '@', 2), '') END
-                       AS email_work_domain
+                       AS email_work_domain,
+                   CASE WHEN NOT coalesce(f.free, true)
+                        THEN nullif(split_part(split_part(t.email, '@', 2), '.', 1), '') END AS email_org
             FROM {name} AS t LEFT JOIN {name}_free AS f ON f.d = split_part(t.email, '@', 2)
             ORDER BY t.rn""")
     finally:
@@ -520,6 +546,8 @@ def account_feature_table(
             "region": _per_distinct(_column(records, "country"), _opt_str),
             "street": _per_distinct(_column(records, "billing_street"), text_key),
             "postcode": _per_distinct(_column(records, "billing_postal_code"), postcode_key),
+            "city": _per_distinct(_column(records, "billing_city"), text_key),
+            "state": _per_distinct(_column(records, "billing_state"), text_key),
             "industry": _per_distinct(_column(records, "industry"), text_key),
         }
     )
@@ -527,7 +555,7 @@ def account_feature_table(
     select = f"""
         rn, unique_id, name, domain,
         CASE WHEN {phone_decided} THEN {phone_expr} ELSE k_phone END AS phone,
-        street, postcode, industry, region AS country
+        street, postcode, city, state, industry, region AS country
     """
     _keys_table(con, raw, name, select, [("phone", phone_decided, _phone_key_in, ("region",))])
 

@@ -144,6 +144,8 @@ class ContactRow(_EntityColumns, Base):
     last_name: Mapped[str | None] = mapped_column(Text)
     title: Mapped[str | None] = mapped_column(Text)
     phone: Mapped[str | None] = mapped_column(String(40))
+    city: Mapped[str | None] = mapped_column(Text)
+    state: Mapped[str | None] = mapped_column(Text)
     account_id: Mapped[str | None] = mapped_column(ID, index=True)
     lifecycle_stage: Mapped[str | None] = mapped_column(String(40))
     owner_email: Mapped[str | None] = mapped_column(String(255))
@@ -1342,20 +1344,21 @@ def dedupe_records(s: Session, object_type: str, ids: Any = None) -> list[dict[s
     if object_type == "contact":
         names = dict(s.execute(select(AccountRow.id, AccountRow.name)).all())
         return [{"id": r.id, "first_name": r.first_name, "last_name": r.last_name, "email": r.email,
-                 "phone": r.phone, "title": r.title, "account_id": r.account_id,
+                 "phone": r.phone, "title": r.title, "city": r.city, "state": r.state, "account_id": r.account_id,
                  "company": names.get(r.account_id) if r.account_id else None} for r in rows]
     if object_type == "account":
         return [{"id": r.id, "name": r.name, "domain": r.domain, "website": r.website, "phone": r.phone,
                  "billing_street": r.billing_street, "billing_postal_code": r.billing_postal_code,
+                 "billing_city": r.billing_city, "billing_state": r.billing_state,
                  "industry": r.industry, "country": r.country} for r in rows]
     raise ValueError(f"no match model for {object_type}")
 
 
 #: the canonical fields tier 2 reads, per object (``dedupe_records``, ``match_training_records``)
 MATCH_FIELDS: dict[str, tuple[str, ...]] = {
-    "contact": ("first_name", "last_name", "email", "phone", "title"),
-    "account": ("name", "domain", "website", "phone", "billing_street", "billing_postal_code", "industry",
-                "country"),
+    "contact": ("first_name", "last_name", "email", "phone", "title", "city", "state"),
+    "account": ("name", "domain", "website", "phone", "billing_street", "billing_postal_code", "billing_city",
+                "billing_state", "industry", "country"),
 }
 
 

@@ -17,6 +17,7 @@ from sync.dedupe import (
     match_accounts,
     match_contacts,
     train_model,
+    typo_apart,
 )
 from sync.dedupe_models import CONTACT_SPEC
 
@@ -89,6 +90,28 @@ def test_cluster_cap_refuses_the_weakest_link_with_a_warning() -> None:
     assert unbounded == [["a", "b", "c", "d"], ["x", "y"]] and not none_refused and not no_warning
 
 
+def test_typo_apart_tells_a_slip_from_a_second_mailbox() -> None:
+    assert typo_apart("priyaraghavan", "priyarahgavan")  # two letters swapped
+    assert typo_apart("annakowalska", "annakowalsa")  # a letter dropped inside
+    assert typo_apart("annakowalska", "annakowallska")  # a letter doubled inside
+    assert not typo_apart("jsmith", "jsmith2")  # the second J. Smith's mailbox
+    assert not typo_apart("matthew", "matthewr")  # another scheme's mailbox
+    assert not typo_apart("annakowalska", "akowalska")
+
+
+def test_identity_guard_never_joins_two_mailboxes_of_one_domain() -> None:
+    identity = {"a": ("acme.io", "annak"), "b": ("acme.io", "annakowalska"), "c": ("acme.io", "annak0walska")}
+    links = [Pair("a", "x", 0.999), Pair("b", "x", 0.998), Pair("b", "c", 0.997), Pair("d", "e", 0.995)]
+    clusters, refused, warnings = cluster_pairs(links, identity=identity)
+    # x fits a and b (two mailboxes): linked to neither; b and c are one mailbox mistyped
+    assert clusters == [["b", "c"], ["d", "e"]]
+    assert {(p.left, p.right) for p in refused} == {("a", "x"), ("b", "x")}
+    assert any("two people" in w for w in warnings)
+    # without the identities, x joins everything
+    plain, _, _ = cluster_pairs(links)
+    assert plain == [["a", "b", "c", "x"], ["d", "e"]]
+
+
 def test_cluster_cap_in_a_match_run_sends_the_refused_link_to_review(labelled: dict[str, Any]) -> None:
     records = list(labelled["records"])
     records.append({**records[-10], "id": "r1b", "email": "robert.whitfield@northwind.com"})  # a third copy of r1
@@ -122,7 +145,7 @@ def test_incremental_match_finds_the_stored_twin(labelled: dict[str, Any], resul
 def test_model_json_round_trip(labelled: dict[str, Any], result: MatchResult) -> None:
     model = json.loads(result.model_json)
     assert model["link_type"] == "dedupe_only"
-    assert [c["output_column_name"] for c in model["comparisons"]] == ["name", "email", "phone", "company", "title"]
+    assert [c["output_column_name"] for c in model["comparisons"]] == ["name", "email", "phone", "company", "title", "place"]
     reused = match_contacts(labelled["records"], model_json=result.model_json)
     assert reused.model_json == result.model_json
     assert _probabilities(reused.links) == pytest.approx(_probabilities(result.links))

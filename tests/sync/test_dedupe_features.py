@@ -36,6 +36,8 @@ COUNTRIES = [None, "US", "DE", "GB", "", " FR ", "XX"]
 COMPANIES = ["ACME, Inc.", "Acme", "The Acme Company", "Müller GmbH & Co. KG", "", None, "  ", "Co"]
 ACCOUNT_IDS = [None, "acct-1", 17, "  ", ""]
 TITLES = ["VP Sales", "v.p. \u2013 sales", "Directeur Général", "", None, "CEO  "]
+CITIES = ["San Francisco", "SAN FRANCISCO ", "Saint-Étienne", "São Paulo", "", None, 7]
+STATES = ["CA", "ca", "California", "Île-de-France", "", None]
 
 
 def _contacts(n: int) -> list[dict[str, Any]]:
@@ -51,6 +53,8 @@ def _contacts(n: int) -> list[dict[str, Any]]:
             "company": COMPANIES[(i * 13) % len(COMPANIES)],
             "account_id": ACCOUNT_IDS[(i * 17) % len(ACCOUNT_IDS)],
             "title": TITLES[(i * 19) % len(TITLES)],
+            "city": CITIES[(i * 23) % len(CITIES)],
+            "state": STATES[(i * 5) % len(STATES)],
         }
         if i % 29 == 0:
             del record["email"], record["company"]  # absent fields, not just empty ones
@@ -80,6 +84,8 @@ def _accounts(n: int) -> list[dict[str, Any]]:
             "billing_street": STREETS[(i * 7) % len(STREETS)],
             "billing_postal_code": POSTCODES[(i * 11) % len(POSTCODES)],
             "industry": INDUSTRIES[(i * 13) % len(INDUSTRIES)],
+            "billing_city": CITIES[(i * 3) % len(CITIES)],
+            "billing_state": STATES[(i * 17) % len(STATES)],
         }
         site = SITES[(i * 7) % len(SITES)]
         record["domain" if i % 2 else "website"] = site

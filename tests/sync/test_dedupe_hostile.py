@@ -93,7 +93,39 @@ def test_namesakes_at_one_company_with_one_title_stay_apart() -> None:
     )
     assert not _linked(result, "j1", "j2")
     pair = _judged(result, "j1", "j2")
-    assert pair is None or pair.evidence["email"] == "same company domain, other mailbox (colleagues)"
+    assert pair is None or pair.evidence["email"] == "same domain, user part extends the other"
+    # … and so for jane.doe@ / jane_doe@ (one name, two separators: two mailboxes)
+    result = _contacts(
+        {"id": "d1", "first_name": "Jane", "last_name": "Doe", "email": "jane.doe@corvid-freight.com",
+         "company": "Corvid Freight", "title": "Account Executive"},
+        {"id": "d2", "first_name": "Jane", "last_name": "Doe", "email": "jane_doe@corvid-freight.com",
+         "company": "Corvid Freight", "title": "Account Executive"},
+    )
+    assert not _linked(result, "d1", "d2")
+    pair = _judged(result, "d1", "d2")
+    assert pair is None or pair.evidence["email"] == "same domain, user part differs in separators only"
+
+
+def test_a_record_that_fits_two_namesakes_is_linked_to_neither() -> None:
+    # two Anna Kowalskas at one company, each with her own mailbox and phone; a third
+    # record (no email, no phone) fits both equally: which one it is stays for review,
+    # and the two never meet in one cluster through it
+    ak1 = {"first_name": "Anna", "last_name": "Kowalska", "company": "Wisla Logistics", "title": "Buyer"}
+    result = _contacts(
+        {"id": "a1", **ak1, "email": "anna.kowalska@wisla-logistics.pl", "phone": "+48225550101"},
+        {"id": "a1b", **ak1, "email": "anna.kowalska@wisla-logistics.pl"},
+        {"id": "a2", **ak1, "email": "akowalska@wisla-logistics.pl", "phone": "+48225550177"},
+        {"id": "a2b", **ak1, "email": "akowalska@wisla-logistics.pl"},
+        {"id": "x", **ak1},
+    )
+    assert _linked(result, "a1", "a1b") and _linked(result, "a2", "a2b")
+    assert not _linked(result, "a1", "a2")
+    assert not any("x" in c for c in result.clusters)
+    asked = {frozenset((p.left, p.right)) for p in result.review}
+    assert frozenset(("a1", "x")) in asked or frozenset(("a1b", "x")) in asked
+    assert frozenset(("a2", "x")) in asked or frozenset(("a2b", "x")) in asked
+    # one question per two groups: x against a1's cluster once, not once per record
+    assert sum(1 for q in asked if "x" in q and q & {"a1", "a1b"}) == 1
 
 
 def test_a_one_letter_typo_in_the_user_part_links() -> None:
@@ -136,3 +168,57 @@ def test_same_name_with_the_website_missing_on_one_side_links() -> None:
         *FILLER_ACCOUNTS,
     ])
     assert _linked(result, "a", "b")
+
+
+def test_the_city_is_weak_evidence_where_the_company_cannot_speak() -> None:
+    # a marketing record without a company, with a personal address: the city where the
+    # person works is what is left to tell a duplicate from a namesake elsewhere
+    sf = {"id": "sf", "first_name": "Oluwaseun", "last_name": "Adeyemi", "email": "o.adeyemi@kestrel-bank.co.uk",
+          "company": "Kestrel Bank plc", "title": "Treasury Analyst", "city": "Leeds", "state": "West Yorkshire"}
+    hs = {"id": "hs", "first_name": "Oluwaseun", "last_name": "Adeyemi", "email": "seun.adeyemi@yahoo.co.uk",
+          "title": "Treasury Analyst"}
+    here = _judged(_contacts(sf, {**hs, "city": "LEEDS", "state": "west yorkshire"}), "hs", "sf")
+    elsewhere = _judged(_contacts(sf, {**hs, "city": "Bristol", "state": "Avon"}), "hs", "sf")
+    unknown = _judged(_contacts(sf, hs), "hs", "sf")
+    assert here.evidence["place"] == "same city"
+    assert here.probability > unknown.probability
+    assert elsewhere is None or (elsewhere.evidence["place"] == "different"
+                                 and elsewhere.probability < unknown.probability)
+
+
+def test_a_shared_city_at_one_company_tells_nothing() -> None:
+    # colleagues share their company's city: it must not make two namesakes one person
+    base = {"first_name": "Marta", "last_name": "Silva", "company": "Atlantico Seguros", "title": "Actuary"}
+    with_city = _contacts({"id": "a", **base, "city": "Lisboa", "phone": "+351211234567"},
+                          {"id": "b", **base, "city": "Lisboa", "phone": "+351219876543"})
+    without = _contacts({"id": "a", **base, "phone": "+351211234567"}, {"id": "b", **base, "phone": "+351219876543"})
+    pair, bare = _judged(with_city, "a", "b"), _judged(without, "a", "b")
+    assert pair.evidence["place"] == "same city, same company (tells nothing)"
+    assert abs(pair.probability - bare.probability) < 1e-9
+
+
+def test_a_company_that_moved_within_its_city_links() -> None:
+    # new street and postcode, same city; the website is missing on one side
+    sf = {"id": "sf", "name": "Fernhill Dental Group", "website": "fernhilldental.com", "billing_street": "12 Elm St",
+          "billing_postal_code": "97205", "country": "US"}
+    hs = {"id": "hs", "name": "Fernhill Dental Group", "billing_street": "880 NW Flanders St",
+          "billing_postal_code": "97209", "country": "US"}
+    result = match_accounts([{**sf, "billing_city": "Portland", "billing_state": "OR"},
+                             {**hs, "billing_city": "Portland", "billing_state": "Oregon"}, *FILLER_ACCOUNTS])
+    pair = _judged(result, "hs", "sf")
+    assert pair.evidence["address"] == "same city, street and postcode differ or missing"
+    assert _linked(result, "hs", "sf")
+    without_city = _judged(match_accounts([sf, hs, *FILLER_ACCOUNTS]), "hs", "sf")
+    assert without_city.evidence["address"] == "different" and without_city.probability < pair.probability
+
+
+def test_a_company_name_meets_the_other_records_mail_domain() -> None:
+    # HubSpot holds the work address but no company; Salesforce the account, no email
+    sf = {"id": "sf", "first_name": "Ingrid", "last_name": "Solberg", "company": "Fjordline Shipping AS",
+          "title": "Fleet Manager", "phone": "+4722334455"}
+    hs = {"id": "hs", "first_name": "Ingrid", "last_name": "Solberg", "email": "ingrid.solberg@fjordlineshipping.no",
+          "title": "Fleet Manager"}
+    pair = _judged(_contacts(sf, hs), "hs", "sf")
+    assert pair.evidence["company"] == "one's company is the other's mail domain"
+    other = _judged(_contacts(sf, {**hs, "email": "ingrid.solberg@nordkapp-fisk.no"}), "hs", "sf")
+    assert other is None or (other.evidence["company"] == "missing" and other.probability < pair.probability)

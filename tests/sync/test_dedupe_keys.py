@@ -95,7 +95,8 @@ def test_postcode_key() -> None:
 
 def test_feature_rows_use_the_keys() -> None:
     row = contact_features(
-        {"id": 7, "first_name": "Bob", "last_name": "O'Neil", "email": "Bob+x@Acme.com", "phone": "(415) 555-0100", "company": "Acme Inc", "title": " VP, Sales "}
+        {"id": 7, "first_name": "Bob", "last_name": "O'Neil", "email": "Bob+x@Acme.com", "phone": "(415) 555-0100", "company": "Acme Inc", "title": " VP, Sales ",
+         "city": "Saint-Étienne", "state": None}
     )
     assert row == {
         "unique_id": "7",
@@ -111,7 +112,11 @@ def test_feature_rows_use_the_keys() -> None:
         "email_work_domain": "acme.com",
         "phone": "155550100",
         "company": "acme",
+        "company_slug": "acme",
+        "email_org": "acme",
         "title": "vp sales",
+        "city": "saint etienne",
+        "state": None,
     }
     acct = account_features({"id": "a", "name": "Globex GmbH", "website": "https://www.globex.de/", "billing_postal_code": "10 115", "country": "DE", "phone": "030 901820"})
     assert acct["name"] == "globex" and acct["domain"] == "globex.de"
