@@ -1,7 +1,7 @@
 """closed-won handoffs to customer success, one per account (issue 15)
 
 Revision ID: 0008
-Revises: 0005
+Revises: 0006
 """
 
 from __future__ import annotations
