@@ -63,17 +63,22 @@ class Engine:
                 if not rows:
                     break
                 after = rows[-1].id
-                with s.no_autoflush:  # one flush per batch: inserts go out in bulk
-                    self.planner.outbox = []
-                    try:
-                        batch = self.reconciler.reconcile_batch(s, ot, rows, stats)
-                        self.planner.plan_batch(s, ot, batch, targets, stats)
-                        st.insert_outbox(s, self.planner.outbox)
-                    finally:
-                        self.planner.outbox = None
+                self.resolve_batch(s, ot, rows, targets, stats)
             if on_batch:
                 on_batch(len(rows))
         return stats
+
+    def resolve_batch(self, s: Any, ot: str, rows: list[Any], targets: list[str], stats: ResolveStats) -> None:
+        """Reconcile and plan ``rows`` (dirty entities of ``ot``) in the caller's session
+        ``s``, for the connections in ``targets``; the planned ops go out in one insert."""
+        with s.no_autoflush:  # one flush per batch: inserts go out in bulk
+            self.planner.outbox = []
+            try:
+                batch = self.reconciler.reconcile_batch(s, ot, rows, stats)
+                self.planner.plan_batch(s, ot, batch, targets, stats)
+                st.insert_outbox(s, self.planner.outbox)
+            finally:
+                self.planner.outbox = None
 
     def push(self, object_type: ObjectType, *, systems: Sequence[str] | None = None,
              on_batch: Callable[[int], None] | None = None) -> PushStats:
