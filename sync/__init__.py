@@ -1,1 +1,1 @@
-"""The sync engine: store, pull, reconcile, plan, push, jobs."""
+"""The sync engine, one module per stage: pull, link, reconcile, matching, plan, push, jobs; the store."""

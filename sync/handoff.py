@@ -128,7 +128,8 @@ def queue_company_creates(store: st.Store, conn: Any, hs: HandoffSettings, *, no
     create, planned like any other (the gate may hold it; the push writes it before the
     handoffs run, so the handoff completes in the same cycle). Returns the creates queued."""
     from mapping.fieldmap import from_entity
-    from sync.engine import _json, _row_entity
+    from sync.plan import _json
+    from sync.views import row_entity as _row_entity
 
     natives = conn.connector.objects.get(ObjectType.ACCOUNT, ())
     if not natives:
