@@ -708,6 +708,7 @@ class Engine:
                     ref.associations = merged
                 digest = _view_hash(ref.canonical_fields or {}, ref.associations or {})
                 ref.last_written_hash = ref.last_seen_hash = digest
+                ref.raw_hash = None  # the view is now what we wrote: the next read is mapped
                 stamp = self._stamp_field(conn)
                 if kind == "create" or (stamp and (payload.get("fields") or {}).get(stamp) == cid):
                     ref.revsync_id = cid
@@ -783,6 +784,7 @@ class Engine:
             ))
         else:
             result.canonical_fields, result.associations, result.last_seen_hash = view, assoc, None
+            result.raw_hash = None
         record = {"system": conn.name, "native_type": native, "primary": primary,
                   "merged": merged_ids[1:], "into": into, "at": now.isoformat(),
                   "before": payload.get("before") or {}}
