@@ -43,6 +43,7 @@ from mapping import normalize
 from mapping.canonical import ObjectType, entity_to_json, new_id
 from mapping.fieldmap import CompiledReader, compile_reader, content_hash
 from sync import store as st
+from sync.prefetch import DEFAULT_DEPTH, prefetched
 
 log = logging.getLogger(__name__)
 
@@ -209,8 +210,11 @@ class Puller:
         link_hook: LinkHook | None = None,
         external_id_field: str | None = None,
         fieldmaps: Mapping[tuple[str, str], Any] | None = None,
+        read_ahead: int = DEFAULT_DEPTH,
     ) -> None:
         self.store, self.name, self.kind, self.connector = store, name, kind, connector
+        # pages fetched (in a thread of their own) while the current one is stored; 0: none
+        self.read_ahead = read_ahead
         self.now, self.run_id, self.lookback, self.link_hook = now, run_id, lookback, link_hook
         self.ext_field = external_id_field or EXTERNAL_ID_FIELDS.get(kind, "")
         self.id_fields = (self.ext_field, *(f for f in REVSYNC_ID_FIELDS.get(kind, ()) if f != self.ext_field))
@@ -270,7 +274,8 @@ class Puller:
             # reading it again, never skipping records with older modstamps.
             full = cursor is None
             top: tuple[datetime, str] | None = None
-            for page in self.connector.read_pages(object_type, since=cursor, native=native):
+            pages = self.connector.read_pages(object_type, since=cursor, native=native)
+            for page in prefetched(pages, self.read_ahead, name=f"revsync-read-{self.name}"):
                 recs = [r for r in page if until is None or r.modstamp is None or r.modstamp <= until]
                 self._apply_page(object_type, native, recs, stats, move_cursor=move_cursor and not full,
                                  read_at=read_at if since is None else None)
