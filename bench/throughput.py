@@ -1,15 +1,21 @@
-"""Throughput benchmark: a full sync of a seeded sandbox, then a no-change cycle.
+"""Throughput benchmark: the plain-read floor, a full sync, its echo and a quiet cycle.
 
     .venv/bin/python -m bench.throughput --accounts 1000 [--seed 42] [--noise real] [--profile top.txt]
+        [--gap 60] [--postgres]
 
 Seed data is generated once per (accounts, seed) into ``bench/out/`` (gitignored) and
 reused. The sandbox runs in a SUBPROCESS (``revsync sandbox serve --data DIR --tier
 off --port 0``, its JSON ready line read from stdout), so ``peak_rss_mb`` is revsync's
-own: pull, mapping, reconcile, plan, push and the SQLite store. Prints ONE JSON object:
-``records`` (remote records pulled in the first cycle), ``seconds``, ``records_per_s``,
-``peak_rss_mb``, ``api_calls`` per system (the sandbox's own counters), the cycle's
-``written``/``failed``/``entities``, and ``second_cycle`` {seconds, api_calls, written}.
-With ``--profile FILE`` the first cycle runs under cProfile and the top functions (by
+own: pull, mapping, reconcile, plan, push and the store. In one run: the floor
+(``bench/floor.py``: the same pages with plain requests + executemany), cycle 1 (full
+sync), the floor again on the synced data, then ``--gap`` seconds later cycle 2 (reads
+our own writes back) and cycle 3 (nothing changed). Prints ONE JSON object: cycle 1's
+``records``, ``seconds``, ``records_per_s``, ``api_calls``, ``written``/``failed``/
+``entities``; ``peak_rss_mb``; ``store_mb``; ``floor`` and ``floor_after_sync``;
+``cycles`` {"1", "2", "3"} each with ``seconds``, ``floor_ratio``, ``pulled``,
+``mapped``, ``api_calls``, ``written``; ``load_avg``. ``--postgres`` stores in a new
+database on the cluster at ``$REVSYNC_TEST_POSTGRES_URL`` (``scripts/with-postgres``).
+With ``--profile FILE`` cycle 1 runs under cProfile and the top functions (by
 cumulative and by own time) are written to FILE.
 """
 

@@ -158,3 +158,26 @@ def test_raw_digest_ignores_key_order_and_sees_modstamp_and_associations(world) 
     moved = RemoteRecord("hubspot", ObjectType.CONTACT, "7", clock(), {"a": "1", "b": None}, native_type="contacts",
                          associations={"account": ("3",)})
     assert len({raw_digest(base, "s"), raw_digest(later, "s"), raw_digest(moved, "s"), raw_digest(base, "t")}) == 4
+
+
+def test_a_read_vouches_for_the_window_only_once_it_is_back_up_to_the_position(world) -> None:
+    """A crash half-way through a re-read must not move the start past records it has
+    not re-read yet: the read time is kept only with a page at or past the position."""
+    store, clock, *_ = world
+    top, first_read = clock(), clock() + timedelta(minutes=5)
+    with store.session() as s:
+        st.set_cursor(s, "hubspot", "contacts", top, "9", 10, first_read, read_at=first_read)
+    later = first_read + timedelta(minutes=30)
+    with store.session() as s:  # the re-read's first page, below the stored position
+        st.set_cursor(s, "hubspot", "contacts", top - timedelta(seconds=30), "3", 10, later, read_at=later)
+    with store.session() as s:
+        row = st.get_cursor(s, "hubspot", "contacts")
+        assert (row.modstamp, row.read_at) == (top, first_read)
+    with store.session() as s:  # its page that reaches the position
+        st.set_cursor(s, "hubspot", "contacts", top, "9", 10, later, read_at=later)
+    with store.session() as s:
+        assert st.get_cursor(s, "hubspot", "contacts").read_at == later
+    puller = Puller(store, "hubspot", "hubspot", FakeConnector("hubspot", clock), now=clock, run_id=None)
+    assert puller.read_start(top, later) == top
+    assert puller.read_start(top, top + timedelta(seconds=10)) == top + timedelta(seconds=10) - DEFAULT_LOOKBACK
+    assert puller.read_start(top, None) == top - DEFAULT_LOOKBACK
