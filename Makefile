@@ -20,8 +20,11 @@ demo: $(STAMP)
 
 test: $(STAMP) lint typecheck pytest
 
+# ruff, then the import contract ([tool.importlinter] in pyproject.toml: layers, no
+# sandbox in product code, no cycles)
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-cache
 
 typecheck: $(STAMP)
 	$(BIN)/mypy connectors sync mapping sandbox web cli.py scheduler.py

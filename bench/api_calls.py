@@ -86,7 +86,7 @@ UPDATE_FIELD: Mapping[tuple[str, str], str] = {
     ("planhat", "companies"): "name",
     ("planhat", "endusers"): "lastName",
 }
-#: the fields a create copies from a sample record (the required ones, see sandbox/schema.py,
+#: the fields a create copies from a sample record (the required ones, see connectors/*_schema.py,
 #: plus picklists the emulators check)
 CREATE_FIELDS: Mapping[tuple[str, str], tuple[str, ...]] = {
     ("salesforce", "Account"): ("Name",),

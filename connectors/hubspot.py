@@ -44,9 +44,9 @@ from connectors.hubspot_http import (
     parse_time,
     to_ms,
 )
+from connectors.hubspot_schema import HUBSPOT
 from connectors.hubspot_write import HUBSPOT_BATCH, OWNER_EMAIL, OWNER_PROPERTY, Writer
 from mapping.canonical import ObjectType
-from sandbox.schema import HUBSPOT
 
 __all__ = [
     "HUBSPOT_ASSOC_READ",

@@ -30,11 +30,14 @@ from types import MappingProxyType
 from typing import Any, TypeVar
 
 from connectors.base import ErrorCategory, RecordError
+from connectors.hubspot_schema import HUBSPOT
+from connectors.planhat_schema import PLANHAT
+from connectors.salesforce_schema import SALESFORCE
+from connectors.schema import FieldSpec
 from mapping import hubspot, planhat, salesforce
 from mapping import normalize as n
 from mapping.canonical import ENTITY_CLASSES, Account, Contact, ObjectType, Opportunity
 from mapping.transforms import PICKLIST_TABLES, Context, get_transform
-from sandbox.schema import SCHEMAS, FieldSpec
 
 __all__ = [
     "FIELD_MAPS",
@@ -72,6 +75,12 @@ OWNER_FIELDS: dict[str, str] = {
     planhat.SYSTEM: planhat.OWNER_FIELD,
 }
 EXTRAS_PREFIX = "extras."
+# The native schemas the connectors declare (read-only fields, lengths), by system.
+SCHEMAS: dict[str, Mapping[str, tuple[FieldSpec, ...]]] = {
+    salesforce.SYSTEM: SALESFORCE,
+    hubspot.SYSTEM: HUBSPOT,
+    planhat.SYSTEM: PLANHAT,
+}
 
 
 class Direction(StrEnum):

@@ -4,7 +4,7 @@ Each row is ``(native property, canonical field, transform, direction)``. HubSpo
 sends and takes every property value as a string; ``mapping.fieldmap`` reads the
 strings through the transforms and writes strings back. ``_owner_email`` is the
 pseudo-field the connector resolves from ``hubspot_owner_id`` via the owners API.
-Property names follow ``sandbox/schema.py``.
+Property names follow ``connectors/hubspot_schema.py``.
 
 Properties: https://developers.hubspot.com/docs/api-reference/crm-properties-v3/guide
 """

@@ -5,7 +5,7 @@ and returns JSON documents; a dotted native name (``custom.Score``) is a path in
 ``custom`` object, which is where Planhat keeps custom fields. ``h`` (health), ``arr``
 and ``renewalDate`` are computed by Planhat: read only. ``_owner_email`` is the
 pseudo-field the connector resolves from ``owner`` (a Planhat user id).
-Field names follow ``sandbox/schema.py``.
+Field names follow ``connectors/planhat_schema.py``.
 
 Company: https://www.planhat.com/developers/api/company
 Enduser: https://www.planhat.com/developers/api/enduser

@@ -3,7 +3,7 @@
 Each row is ``(native field, canonical field, transform, direction)``. Canonical
 ``extras.<name>`` puts a value into ``Entity.extras``. ``_owner_email`` is the
 pseudo-field the connector resolves from ``OwnerId`` (User.Email) on read and back to
-an ``OwnerId`` on write. Field names and types follow ``sandbox/schema.py``.
+an ``OwnerId`` on write. Field names and types follow ``connectors/salesforce_schema.py``.
 Leads map to canonical contacts: ``Company`` is kept as text in
 ``extras["lead_company"]`` (never an account link) and ``Status`` reads as a
 lifecycle stage through ``mapping.transforms.LEAD_STATUS``.

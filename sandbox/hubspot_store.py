@@ -5,7 +5,7 @@ small and fast: 300k records per object type load in seconds and serve pages by
 bisecting sorted id and last-modified indexes, never by scanning.
 
 Per record we store the ids and epoch-ms timestamps as ints and the property values
-in a list aligned to the object's schema (``sandbox/schema.py`` HUBSPOT), so the
+in a list aligned to the object's schema (``connectors/hubspot_schema.py`` HUBSPOT), so the
 property names are shared rather than repeated per record. ``hs_object_id``,
 ``createdate`` and the last-modified property are derived from the record itself.
 """
@@ -24,6 +24,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from connectors.hubspot_schema import HUBSPOT
+from connectors.schema import FieldSpec
 from mapping.values import (
     INDUSTRIES,
     LEAD_SOURCES,
@@ -32,7 +34,6 @@ from mapping.values import (
     STAGES,
     native_values,
 )
-from sandbox.schema import HUBSPOT, FieldSpec
 
 OBJECT_TYPES = ("contacts", "companies", "deals")
 # Object type ids and singular names HubSpot accepts in paths alongside the plural.

@@ -30,6 +30,7 @@ from typing import Any, ClassVar
 
 from werkzeug.wrappers import Request, Response
 
+from connectors.salesforce_schema import SALESFORCE
 from sandbox import salesforce_jwt, salesforce_metadata, salesforce_soap
 from sandbox.core import Emulator, Fault, RateWindow, SandboxContext, json_response
 from sandbox.salesforce_soql import (
@@ -54,7 +55,6 @@ from sandbox.salesforce_store import (
     apply_edit,
     with_checksum,
 )
-from sandbox.schema import SALESFORCE
 
 SYSTEM = "salesforce"
 
@@ -662,7 +662,7 @@ class SalesforceEmulator(Emulator):
         }
 
     def _describe(self, obj: str, version: str) -> dict[str, Any]:
-        """GET /sobjects/{T}/describe, built from sandbox/schema.py.
+        """GET /sobjects/{T}/describe, built from connectors/salesforce_schema.py.
 
         https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_sobject_describe.htm
         """

@@ -34,8 +34,9 @@ from xml.sax.saxutils import escape
 from defusedxml import ElementTree
 from werkzeug.wrappers import Request, Response
 
+from connectors.salesforce_schema import SALESFORCE
+from connectors.schema import FieldSpec
 from sandbox.core import Fault
-from sandbox.schema import SALESFORCE, FieldSpec
 
 if TYPE_CHECKING:
     from sandbox.salesforce import SalesforceEmulator

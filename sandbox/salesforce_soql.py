@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from sandbox.schema import FieldSpec
+from connectors.schema import FieldSpec
 
 # Datetime text form used by the store and in every response.
 SF_DATETIME_FORMAT = "%Y-%m-%dT%H:%M:%S"

@@ -1,6 +1,6 @@
 """The Salesforce emulator's in-memory org: records, indexes, validation and DML.
 
-Records are plain dicts with the field names of ``sandbox/schema.py`` SALESFORCE,
+Records are plain dicts with the field names of ``connectors/salesforce_schema.py`` SALESFORCE,
 held per object by Id. Datetimes are kept as Salesforce renders them
 (``2026-11-02T10:15:30.000+0000``) so they sort as text. Each object has a
 SystemModstamp index (an append-only list of ``(stamp, id)`` that is re-sorted or
@@ -24,6 +24,8 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from connectors.salesforce_schema import SALESFORCE
+from connectors.schema import FieldSpec
 from mapping.values import (
     CUSTOMER_STATUS,
     INDUSTRIES,
@@ -42,7 +44,6 @@ from sandbox.salesforce_soql import (
     parse_sf_datetime,
     sf_datetime,
 )
-from sandbox.schema import SALESFORCE, FieldSpec
 
 # Standard key prefixes (first three characters of every record Id).
 # https://help.salesforce.com/s/articleView?id=000385203&type=1

@@ -24,7 +24,7 @@ from connectors.base import (
 )
 from connectors.readiness import FAIL, OK, WARN, Change, Finding
 from sync.config import Settings
-from sync.engine import Connection
+from sync.connection import Connection
 
 log = logging.getLogger(__name__)
 

@@ -39,9 +39,11 @@ from mapping.canonical import ObjectType
 from sync import logs, metrics
 from sync import store as st
 from sync.config import Settings
-from sync.engine import Connection, Engine
+from sync.connection import Connection
+from sync.engine import Engine
+from sync.link import LinkHook
 from sync.plan import PlanTooLarge, check_caps
-from sync.pull import LinkHook, Puller
+from sync.pull import Puller
 
 log = logging.getLogger(__name__)
 

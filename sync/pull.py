@@ -2,34 +2,20 @@
 
 A crash loses at most the page in flight; re-reading it is harmless (records whose
 content hash is unchanged are skipped, which is also how echoes of our own writes
-are recognised). Every new remote record is linked to a canonical entity by a
-deterministic key before a new entity is made (tier 1):
-
-1. the revsync id the record carries (``Revsync_Id__c`` / ``revsync_id`` / Planhat
-   ``externalId`` or ``sourceId``): the entity with that id, or the one it was merged
-   into; an id the store does not know (a lost store, an old backup, a new database)
-   is adopted: the entity is made under that id, so identity lives in the systems;
-2. a cross-system id (e.g. Planhat ``sourceId`` holding the Salesforce Id);
-3. contact: email match key (never a role address); account: registrable domain
-   (never a free-mail domain); opportunity: same canonical account and same name.
-
-The dedupe issue adds probabilistic matching behind ``LinkHook``.
+are recognised). Every new remote record is linked to a canonical entity by
+``sync.link`` (tier 1, then the ``LinkHook`` of tier 2) before a new entity is made.
 """
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import json
 import logging
 import math
-import re
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
-from decimal import Decimal
-from typing import Any, Protocol
+from datetime import datetime, timedelta
+from typing import Any
 
 from connectors.base import (
     Connector,
@@ -40,41 +26,21 @@ from connectors.base import (
     ResyncRequired,
 )
 from mapping import normalize
-from mapping.canonical import ObjectType, entity_to_json, new_id
-from mapping.fieldmap import CompiledReader, compile_reader, content_hash
+from mapping.canonical import ObjectType
+from mapping.fieldmap import compile_reader
 from sync import store as st
+from sync.link import EXTERNAL_ID_FIELDS as EXTERNAL_ID_FIELDS
+from sync.link import REVSYNC_ID_FIELDS, UUID_RE, Linker
+from sync.link import LinkHook as LinkHook
 from sync.prefetch import DEFAULT_DEPTH, prefetched
+from sync.views import Mapped, gc_paused, unreadable_fields, view_hash, written_view
+from sync.views import map_record as map_record
 
 log = logging.getLogger(__name__)
 
-#: fields our writes carry the canonical id in, per system kind
-EXTERNAL_ID_FIELDS: dict[str, str] = {
-    "salesforce": "Revsync_Id__c",
-    "hubspot": "revsync_id",
-    "planhat": "sourceId",
-}
-#: where a record may carry its revsync id, per system kind (the first UUID wins):
-#: Planhat records revsync created carry it in ``sourceId``, records it linked (whose
-#: ``sourceId`` may hold another system's id) in ``externalId``
-REVSYNC_ID_FIELDS: dict[str, tuple[str, ...]] = {
-    "salesforce": ("Revsync_Id__c",),
-    "hubspot": ("revsync_id",),
-    "planhat": ("externalId", "sourceId"),
-}
-#: the field plan writes the entity's id into when a linked record lacks it
-STAMP_FIELDS: dict[str, str] = {"salesforce": "Revsync_Id__c", "hubspot": "revsync_id", "planhat": "externalId"}
-UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 DEFAULT_LOOKBACK = timedelta(seconds=60)
-#: how far apart two systems' close dates may be for one opportunity (account + name key)
-OPP_CLOSE_WINDOW_DAYS = 120
 #: cursor rows for delete checks are keyed "<native>#deletes"
 DELETES_SUFFIX = "#deletes"
-
-
-class LinkHook(Protocol):
-    """Seam for probabilistic matching (dedupe): canonical id for a new record, or None."""
-
-    def __call__(self, s: Any, object_type: ObjectType, view: Mapping[str, Any]) -> str | None: ...
 
 
 @dataclass
@@ -91,14 +57,6 @@ class PullStats:
     notes: list[str] = field(default_factory=list)  # worth a line in the run report
 
 
-@dataclass
-class _Mapped:
-    rec: RemoteRecord
-    view: dict[str, Any]
-    digest: str
-    raw: str | None = None  # raw_digest of the record as read
-
-
 #: bump when a change to the mapping code (normalisers, transforms) changes what an
 #: unchanged record maps to: every stored raw hash then differs once, and each record
 #: is mapped again on its next read
@@ -113,76 +71,6 @@ def raw_digest(rec: RemoteRecord, salt: str) -> str:
                {k: sorted(map(str, v)) for k, v in rec.associations.items()})
     text = salt + json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=20).hexdigest()
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """No cyclic garbage collection while one page or batch is mapped and written: it
-    allocates tens of thousands of short-lived objects (views, ORM rows) whose full
-    collections cost about a seventh of a sync. Restored on exit, so what the batch
-    left behind is collected as usual afterwards."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
-def _view_hash(view: Mapping[str, Any], assoc: Mapping[str, Sequence[str]]) -> str:
-    payload = dict(view)
-    payload["__assoc__"] = {k: sorted(v) for k, v in sorted(assoc.items())}
-    return content_hash(payload, payload.keys())
-
-
-#: keys of a record's view (``ExternalRefRow.canonical_fields``) that are not fields:
-#: canonical field → {"field": native field, "raw": safe text, "reason" / "note"}
-UNREADABLE_KEY = "_unreadable"
-CLEANED_KEY = "_cleaned"
-
-
-def map_record(
-    kind: str, rec: RemoteRecord, fieldmaps: Mapping[tuple[str, str], Any] | None = None, *,
-    reader: CompiledReader | None = None,
-) -> dict[str, Any]:
-    """The record's values in canonical form (JSON-compatible), each field read on its own.
-
-    A value that cannot be read leaves its field empty and is listed under
-    ``view["_unreadable"]`` (reconcile takes it as no claim from this record, plan never
-    writes that field to this record); a value read after removing control characters
-    is listed under ``view["_cleaned"]``. Both keys are absent when there is nothing to say.
-    ``fieldmaps``: the field maps in force (defaults with revsync.toml's overrides);
-    ``reader``: their compiled reader for the record's native type (a page passes it)."""
-    if reader is None:
-        fm = fieldmaps.get((kind, rec.native_type)) if fieldmaps else None
-        reader = compile_reader(kind, rec.native_type, fieldmap=fm)
-    result = reader(rec.fields)
-    ent = result.entity
-    view = entity_to_json(ent)
-    view.pop("account_id", None)
-    view.pop("contact_ids", None)
-    if ent.extras:
-        view["extras"] = ent.extras
-    if result.unreadable:
-        view[UNREADABLE_KEY] = {u.canonical: {"field": u.native, "raw": u.raw, "reason": u.reason}
-                                for u in result.unreadable}
-    if result.cleaned:
-        view[CLEANED_KEY] = {c.canonical: {"field": c.native, "raw": c.raw, "note": c.note}
-                             for c in result.cleaned}
-    return view
-
-
-def unreadable_fields(view: Mapping[str, Any] | None) -> dict[str, Any]:
-    """canonical field → {"field", "raw", "reason"} for the values of a view that could not be read."""
-    return dict((view or {}).get(UNREADABLE_KEY) or {})
-
-
-def _ext_value(fields: Mapping[str, Any], name: str) -> str:
-    """The external-id field's value as text; "" when it is hostile text (NUL, control
-    characters, a lone surrogate): no id of ours, and no database would take it."""
-    text = str(fields.get(name) or "")
-    return "" if normalize.safe_text(text, limit=len(text) + 1) != text else text
 
 
 def _bad_by_native(view: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
@@ -396,7 +284,7 @@ class Puller:
         *, move_cursor: bool, read_at: datetime | None = None,
     ) -> None:
         now = self.now()
-        mapped: list[_Mapped] = []
+        mapped: list[Mapped] = []
         bad: list[tuple[RemoteRecord, RecordError]] = []
         deleted: list[RemoteRecord] = []
         salt = self.raw_salt(native)
@@ -427,7 +315,7 @@ class Puller:
                 bad.append((rec, RecordError(f"cannot map the record: {type(e).__name__}: {e}",
                                              category=ErrorCategory.MAPPING)))
                 continue
-            mapped.append(_Mapped(rec, view, _view_hash(view, rec.associations), raws.get(rec.remote_id)))
+            mapped.append(Mapped(rec, view, view_hash(view, rec.associations), raws.get(rec.remote_id)))
         last = max(
             ((r.modstamp, r.remote_id) for r in page if r.modstamp is not None), default=None
         )
@@ -461,7 +349,7 @@ class Puller:
                               last[1] if last else None, len(page), now, read_at=read_at)
 
     def _upsert(
-        self, s: Any, object_type: ObjectType, native: str, mapped: list[_Mapped], stats: PullStats,
+        self, s: Any, object_type: ObjectType, native: str, mapped: list[Mapped], stats: PullStats,
         now: datetime,
     ) -> dict[str, Any]:
         """Store the page's records; returns remote id → its ``ExternalRefRow``."""
@@ -475,7 +363,7 @@ class Puller:
         )
         dirty: list[str] = []
         fresh = [m for m in mapped if m.rec.remote_id not in existing]
-        linker = _Linker(self, s, object_type, fresh, now) if fresh else None
+        linker = Linker(self, s, object_type, fresh, now) if fresh else None
         for m in mapped:
             ref = existing.get(m.rec.remote_id)
             if ref is not None:
@@ -519,12 +407,9 @@ class Puller:
         st.mark_dirty(s, object_type.value, dirty)
         return dict(existing)
 
-    def _is_unrecorded_echo(self, native: str, m: _Mapped, payloads: Sequence[Mapping[str, Any]]) -> bool:
-        from sync.engine import Engine
-
+    def _is_unrecorded_echo(self, native: str, m: Mapped, payloads: Sequence[Mapping[str, Any]]) -> bool:
         for payload in payloads:
-            written = Engine._written_view(self.kind, native, payload.get("fields") or {},
-                                           fieldmaps=self.fieldmaps)
+            written = written_view(self.kind, native, payload.get("fields") or {}, fieldmaps=self.fieldmaps)
             if written and all(m.view.get(k) == v for k, v in written.items()):
                 return True
         return False
@@ -550,208 +435,6 @@ class Puller:
             dirty.append(ref.canonical_id)
         st.mark_dirty(s, object_type.value, dirty)
 
-
-class _Linker:
-    """Tier-1 deterministic linking for the new records of one page."""
-
-    def __init__(self, p: Puller, s: Any, object_type: ObjectType, fresh: list[_Mapped], now: datetime) -> None:
-        self.p, self.s, self.object_type, self.now = p, s, object_type, now
-        ot = object_type.value
-        carried = [c for m in fresh if (c := p.carried_id(m.rec))]
-        # carried id → the live entity holding it (itself, or the one it was merged into)
-        self.explicit = st.resolve_entity_ids(s, ot, carried)
-        ext_values = [_ext_value(m.rec.fields, p.ext_field) for m in fresh]
-        self.xref = st.refs_for_remote_ids_any_system(s, ot, [v for v in ext_values if v and not UUID_RE.match(v)])
-        self.email: dict[str, str] = {}
-        self.domain: dict[str, str] = {}
-        self.opps: dict[str, list[dict[str, Any]]] = {}
-        self.account_of: dict[tuple[str, str], str] = {}
-        self.anchored: set[str] = set()  # entities of this page a record carries the id of
-        if object_type is ObjectType.CONTACT:
-            self.email = st.contacts_by_email_key(s, [k for m in fresh if (k := _email_key(m.view))])
-        elif object_type is ObjectType.ACCOUNT:
-            self.domain = st.accounts_by_domain(s, [d for m in fresh if (d := _account_domain(m.view))])
-        elif object_type is ObjectType.OPPORTUNITY:
-            acc_rids = [rid for m in fresh for rid in m.rec.associations.get("account", ())]
-            self.account_of = st.refs_for_remote_ids_any_system(s, "account", acc_rids)
-            self.opps = st.opportunities_by_account(s, list(self.account_of.values()))
-
-    def link(self, m: _Mapped) -> tuple[str, str]:
-        p = self.p
-        carried = p.carried_id(m.rec)
-        if carried:
-            known = self.explicit.get(carried)
-            if known:
-                return known, "external_id"
-            return self._adopt(m, carried)
-        ext = _ext_value(m.rec.fields, p.ext_field)
-        if ext and not UUID_RE.match(ext):
-            for (system, rid), cid in self.xref.items():
-                if rid == ext and system != p.name:
-                    return cid, "xref"
-        if p.link_hook is not None:
-            hooked = p.link_hook(self.s, self.object_type, m.view)
-            if hooked:
-                return hooked, "match"
-        found = self._by_key(m)
-        if found is not None:
-            return found
-        return self._new(m), "new"
-
-    def _adopt(self, m: _Mapped, carried: str) -> tuple[str, str]:
-        """A record carrying a revsync id the store does not know (a lost store, an old
-        backup, a new database): its entity is made under that id. If a record without
-        an id was linked by a key to an entity made in this run that no record carries
-        the id of, that entity takes the carried id (the order records are read in must
-        not decide identity)."""
-        found = self._by_key(m, claim=False)
-        if found is not None and self._renamable(found[0]):
-            old = found[0]
-            st.rename_entity(self.s, self.object_type.value, old, carried)
-            self._renamed(old, carried)
-            self.explicit[carried] = carried
-            self.anchored.add(carried)
-            if self.object_type is ObjectType.OPPORTUNITY:
-                self._by_key(m)  # count this system among the opportunity's
-            return carried, "external_id"
-        self._new(m, carried)
-        self.explicit[carried] = carried
-        self.anchored.add(carried)
-        return carried, "adopted"
-
-    def _renamable(self, cid: str) -> bool:
-        if cid in self.anchored:
-            return False
-        started = self.p.run_started(self.s)
-        return started is not None and st.entity_is_unanchored_since(self.s, self.object_type.value, cid, started)
-
-    def _renamed(self, old: str, new: str) -> None:
-        for index in (self.email, self.domain):
-            for k, v in list(index.items()):
-                if v == old:
-                    index[k] = new
-        for k2, v2 in list(self.account_of.items()):
-            if v2 == old:
-                self.account_of[k2] = new
-        for cands in self.opps.values():
-            for cand in cands:
-                if cand["id"] == old:
-                    cand["id"] = new
-
-    def _by_key(self, m: _Mapped, *, claim: bool = True) -> tuple[str, str] | None:
-        """The entity a deterministic key names, with the key's rule, or None.
-        ``claim``: an opportunity counts this system among its records."""
-        p, ot = self.p, self.object_type
-        if ot is ObjectType.CONTACT:
-            key = _email_key(m.view)
-            if key and key in self.email:
-                return self.email[key], "email"
-            return None
-        if ot is ObjectType.ACCOUNT:
-            dom = _account_domain(m.view)
-            if dom and dom in self.domain:
-                return self.domain[dom], "domain"
-            return None
-        # opportunity: same canonical account and same name, from another system (two
-        # records of one system sharing a name are usually distinct deals), close dates
-        # within OPP_CLOSE_WINDOW; the nearest close date and amount win
-        name_key = _name_key(m.view.get("name"))
-        account_cid = self._account_cid(m)
-        close = _as_date(m.view.get("close_date"))
-        amount = _as_decimal(m.view.get("amount"))
-        if account_cid and name_key:
-            best = None
-            for cand in self.opps.get(account_cid, []):
-                if _name_key(cand["name"]) != name_key or p.name in cand["systems"]:
-                    continue
-                days = abs((close - cand["close_date"]).days) if close and cand["close_date"] else 0
-                if days > OPP_CLOSE_WINDOW_DAYS:
-                    continue
-                gap = abs(amount - cand["amount"]) / max(abs(amount), 1) if amount is not None and \
-                    cand["amount"] is not None else Decimal(0)
-                score = (days, gap)
-                if best is None or score < best[0]:
-                    best = (score, cand)
-            if best is not None:
-                if claim:
-                    best[1]["systems"].add(p.name)
-                return best[1]["id"], "account_name"
-        return None
-
-    def _account_cid(self, m: _Mapped) -> str | None:
-        return next(
-            (self.account_of[(self.p.name, rid)] for rid in m.rec.associations.get("account", ())
-             if (self.p.name, rid) in self.account_of),
-            None,
-        )
-
-    def _new(self, m: _Mapped, cid: str | None = None) -> str:
-        """A new entity for ``m`` (under ``cid``, or a fresh id), findable by its keys."""
-        ot = self.object_type
-        cid = cid or new_id()
-        if ot is ObjectType.CONTACT:
-            key = _email_key(m.view)
-            st.add_entity(self.s, ot.value, cid, self.now, email=m.view.get("email"), email_key=key)
-            if key:
-                self.email.setdefault(key, cid)
-            return cid
-        if ot is ObjectType.ACCOUNT:
-            dom = _account_domain(m.view)
-            st.add_entity(self.s, ot.value, cid, self.now, name=m.view.get("name"), domain=dom)
-            if dom:
-                self.domain.setdefault(dom, cid)
-            return cid
-        account_cid = self._account_cid(m)
-        close = _as_date(m.view.get("close_date"))
-        amount = _as_decimal(m.view.get("amount"))
-        st.add_entity(self.s, ot.value, cid, self.now, name=m.view.get("name"), account_id=account_cid,
-                      close_date=close, amount=amount)
-        if account_cid:
-            self.opps.setdefault(account_cid, []).append(
-                {"id": cid, "name": m.view.get("name"), "close_date": close, "amount": amount,
-                 "systems": {self.p.name}})
-        return cid
-
-
-def _as_date(value: Any) -> date | None:
-    if isinstance(value, date):
-        return value
-    try:
-        return date.fromisoformat(str(value)[:10]) if value else None
-    except ValueError:
-        return None
-
-
-def _as_decimal(value: Any) -> Decimal | None:
-    try:
-        return Decimal(str(value)) if value not in (None, "") else None
-    except ArithmeticError:
-        return None
-
-
-def _email_key(view: Mapping[str, Any]) -> str | None:
-    email = view.get("email")
-    if not email or normalize.is_role_address(email):
-        return None
-    return normalize.email_match_key(email)
-
-
-def _account_domain(view: Mapping[str, Any]) -> str | None:
-    dom = view.get("domain")
-    if not dom and view.get("website"):
-        try:
-            dom = normalize.domain_from_url(view["website"])
-        except RecordError:
-            dom = None
-    if not dom or normalize.is_free_mail_domain(dom):
-        return None
-    return str(dom)
-
-
-def _name_key(name: Any) -> str | None:
-    if not name:
-        return None
-    return " ".join(re.sub(r"[^\w]+", " ", str(name).casefold()).split()) or None
 
 
 def _jsonable(fields: Mapping[str, Any]) -> dict[str, Any]:

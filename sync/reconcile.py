@@ -1,4 +1,9 @@
-"""Field policies: decide each canonical field from what the systems say. Pure.
+"""Reconcile: field policies decide each canonical field from what the systems say.
+
+The decision functions (``decide``, ``decide_all``) are pure. ``Reconciler`` applies
+them to a batch of dirty entities inside the resolve transaction: it gathers every
+linked record's claims, writes the decided values and their provenance, and hands
+the desired entities to the plan (``sync.plan``).
 
 Every remote record linked to an entity makes a ``Claim`` per field (its value in
 canonical form, its system, remote id and modstamp). ``decide`` applies the field's
@@ -19,10 +24,15 @@ field is ``write`` or ``none`` are ignored.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+from mapping.canonical import ENTITY_CLASSES, ObjectType, encode_value
+from sync import store as st
+from sync.link import email_key
+from sync.views import decoded, row_entity, unreadable_fields
 
 _MIN = datetime.min.replace(tzinfo=None)
 
@@ -183,3 +193,169 @@ def decide_all(
     """``decide`` for every field in ``fields``."""
     cur = current or {}
     return {f: decide(f, claims_by_field.get(f, ()), policy, current=cur.get(f)) for f in fields}
+
+
+# ---------------------------------------------------------------------- the stage
+
+#: canonical fields that are associations (decided from linked records' remote ids)
+ASSOC_FIELDS = {"account_id": "account", "contact_ids": "contact"}
+
+
+@dataclass
+class ResolveStats:
+    entities: int = 0
+    changed: int = 0
+    conflicts: int = 0
+    deleted: int = 0
+    planned: dict[str, dict[str, int]] = field(default_factory=dict)  # system → kind → n
+    errors: int = 0
+
+
+@dataclass
+class ReconciledBatch:
+    """What reconcile hands the plan for one batch of entities."""
+
+    ids: list[str]
+    #: entities deleted by policy "propagate": (canonical id, its live records)
+    deleted: list[tuple[str, list[Any]]]
+    #: (desired entity, its records, decisions, merge-ledger entries), in batch order
+    to_plan: list[tuple[Any, list[Any], dict[str, Decision], list[Any]]]
+    #: object → (system, remote id) → canonical id, for every association in the batch
+    translate: dict[str, dict[tuple[str, str], str]]
+    #: id(ref) → its decoded view, which the plan reads again
+    views: dict[int, Any]
+
+
+class Reconciler:
+    """Decide every field of a batch of dirty entities; record provenance."""
+
+    def __init__(self, policy: Callable[[str], FieldPolicy], *, now: Callable[[], datetime],
+                 run_id: int | None = None) -> None:
+        self.policy, self.now, self.run_id = policy, now, run_id
+
+    def reconcile_batch(self, s: Any, ot: str, rows: list[Any], stats: ResolveStats) -> ReconciledBatch:
+        """Decide ``rows`` (dirty entities of ``ot``) in session ``s``."""
+        now = self.now()
+        policy = self.policy(ot)
+        ids = [r.id for r in rows]
+        refs = st.refs_for_entities(s, ot, ids)
+        # translate associations (remote ids) to canonical ids in one query per object
+        assoc_rids: dict[str, list[str]] = {"account": [], "contact": []}
+        for rlist in refs.values():
+            for r in rlist:
+                for obj, rids in (r.associations or {}).items():
+                    if obj in assoc_rids:
+                        assoc_rids[obj].extend(rids)
+        translate = {obj: st.refs_for_remote_ids_any_system(s, obj, rids) for obj, rids in assoc_rids.items() if rids}
+        opp_contacts = st.opportunity_contacts(s, ids) if ot == "opportunity" else {}
+        provenance = st.provenance_for(s, ot, ids)
+        merge_entries = st.merge_entries_for(s, ot, ids) if policy.merges == "merge" else {}
+        cls = ENTITY_CLASSES[ObjectType(ot)]
+        fields = list(cls.business_fields())
+        to_plan: list[tuple[Any, list[Any], dict[str, Decision], list[Any]]] = []
+        new_prov: list[dict[str, Any]] = []  # provenance rows to insert, in one go
+        changed_prov: list[dict[str, Any]] = []  # … and to update
+        views: dict[int, Any] = {}  # id(ref) → its decoded view, which the plan reads again
+        opp_links: dict[str, list[str]] = {}  # opportunity id → its new contact ids
+        deleted: list[tuple[str, list[Any]]] = []  # policy "propagate": deletes to plan
+        for row in rows:
+            stats.entities += 1
+            row.dirty = False
+            entity_refs = refs.get(row.id, [])
+            live = [r for r in entity_refs if r.deleted_at is None]
+            if not live:
+                # every record deleted → the entity is; every record merged away (into a
+                # record of another entity, kept apart by an undo) → it lives on here
+                if entity_refs and row.deleted_at is None and not all(r.merged_into for r in entity_refs):
+                    row.deleted_at = now
+                    stats.deleted += 1
+                continue
+            if policy.deletes == "propagate" and any(r.deleted_at and not r.merged_into for r in entity_refs):
+                row.deleted_at = now
+                stats.deleted += 1
+                deleted.append((row.id, live))
+                continue
+            claims: dict[str, list[Claim]] = {f: [] for f in fields}
+            for r in live:
+                view = views[id(r)] = decoded(ot, r.canonical_fields)
+                unreadable = unreadable_fields(r.canonical_fields)  # no claim, never a blank one
+                for f in fields:
+                    if f in ASSOC_FIELDS or (f in unreadable and is_blank(getattr(view, f))):
+                        continue
+                    claims[f].append(Claim(r.system, r.remote_id, r.remote_modstamp, getattr(view, f)))
+                for f, obj in ASSOC_FIELDS.items():
+                    if f not in claims:
+                        continue
+                    rids = (r.associations or {}).get(obj, [])
+                    cids = tuple(sorted({c for rid in rids if (c := translate.get(obj, {}).get((r.system, rid)))}))
+                    if not cids:
+                        claims[f].append(Claim(r.system, r.remote_id, r.remote_modstamp, None))
+                    else:
+                        claims[f].append(Claim(r.system, r.remote_id, r.remote_modstamp,
+                                               cids if f == "contact_ids" else cids[0]))
+            current = row_entity(ot, row, opp_contacts.get(row.id, ()))
+            decisions = decide_all(fields, claims, policy, {f: getattr(current, f) for f in fields})
+            if "contact_ids" in decisions:
+                decisions["contact_ids"] = _union(claims["contact_ids"])
+            extras = self._merge_extras(live, policy)
+            changed = self._apply(s, ot, row, decisions, extras, now, provenance.get(row.id, {}),
+                                  opp_contacts.get(row.id, ()), new_prov, opp_links, changed_prov)
+            if changed:
+                stats.changed += 1
+            stats.conflicts += sum(1 for d in decisions.values() if d.conflict)
+            desired = row_entity(ot, row, decisions["contact_ids"].value or () if "contact_ids" in decisions else ())
+            to_plan.append((desired, entity_refs, decisions, merge_entries.get(row.id, [])))
+        st.insert_provenance(s, new_prov, changed_prov)
+        st.replace_opportunity_contacts(s, opp_links)
+        return ReconciledBatch(ids, deleted, to_plan, translate, views)
+
+    def _merge_extras(self, live: list[Any], policy: FieldPolicy) -> dict[str, Any]:
+        rank = {sname: i for i, sname in enumerate(policy.source_priority)}
+        out: dict[str, Any] = {}
+        # records of one system: in remote-id order, so a store rebuilt from the
+        # systems (which reads them in another order) decides the same
+        for r in sorted(live, key=lambda r: (-rank.get(r.system, len(rank)), r.remote_id)):
+            out.update((r.canonical_fields or {}).get("extras") or {})
+        return out
+
+    def _apply(self, s: Any, ot: str, row: Any, decisions: Mapping[str, Decision],
+               extras: dict[str, Any], now: datetime, existing: Mapping[str, Any],
+               current_contacts: Sequence[str] = (), new_prov: list[dict[str, Any]] | None = None,
+               opp_links: dict[str, list[str]] | None = None,
+               changed_prov: list[dict[str, Any]] | None = None) -> bool:
+        changed = False
+        prov = []
+        for f, d in decisions.items():
+            if f == "contact_ids":
+                if tuple(sorted(d.value or ())) != tuple(sorted(current_contacts)):
+                    if opp_links is not None:
+                        opp_links[row.id] = list(d.value or ())
+                    else:
+                        st.set_opportunity_contacts(s, row.id, list(d.value or ()))
+            elif getattr(row, f) != d.value:
+                setattr(row, f, d.value)
+                changed = True
+            if d.value is not None and not is_blank(d.value):
+                prov.append({
+                    "field": f, "value": encode_value(d.value), "system": d.system, "remote_id": d.remote_id,
+                    "remote_modstamp": d.modstamp, "rule": d.rule, "run_id": self.run_id, "decided_at": now,
+                })
+        if extras != (row.extras or {}):
+            row.extras = extras
+            changed = True
+        if ot == "contact":
+            row.email_key = email_key({"email": row.email})
+        if changed:
+            row.updated_at = now
+        st.upsert_provenance(s, ot, row.id, prov, existing, new_prov, changed_prov)
+        return changed
+
+
+def _union(claims: Sequence[Claim]) -> Decision:
+    """An opportunity's contacts: every contact any linked record names (links are
+    only ever added, never removed, so the union is the stable answer)."""
+    ids = sorted({cid for c in claims for cid in (c.value or ())})
+    systems = sorted({c.system for c in claims if c.value})
+    distinct = {tuple(sorted(c.value)) for c in claims if c.value}
+    return Decision("contact_ids", tuple(ids) or None, "union", system=",".join(systems) or None,
+                    conflict=len(distinct) > 1)

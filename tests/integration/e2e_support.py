@@ -30,11 +30,12 @@ from mapping.fieldmap import from_entity, get_field_map
 from sandbox.schema import SCHEMAS
 from sandbox.server import Sandbox
 from sync import store as st
-from sync.engine import UNIQUE_FIELDS, WRITABLE_ASSOCIATIONS, _row_entity
 from sync.jobs import CycleReport, Runner, build_connections
+from sync.link import EXTERNAL_ID_FIELDS
 from sync.migrate import upgrade
-from sync.pull import EXTERNAL_ID_FIELDS, map_record
+from sync.plan import UNIQUE_FIELDS, WRITABLE_ASSOCIATIONS
 from sync.reconcile import FieldPolicy, is_blank
+from sync.views import map_record, row_entity
 
 SYSTEM_NAMES = ("salesforce", "hubspot", "planhat")
 OBJECTS = (ObjectType.ACCOUNT, ObjectType.CONTACT, ObjectType.OPPORTUNITY)
@@ -239,7 +240,7 @@ def canonical_state(world: World) -> dict[str, dict[str, tuple[Any, list[Ref]]]]
             contacts = st.opportunity_contacts(s, ids) if ot is ObjectType.OPPORTUNITY else {}
             per: dict[str, tuple[Any, list[Ref]]] = {}
             for row in rows:
-                ent = _row_entity(ot.value, row, contacts.get(row.id, ()))
+                ent = row_entity(ot.value, row, contacts.get(row.id, ()))
                 per[row.id] = (ent, [Ref(r.system, r.native_type, r.remote_id, r.deleted_at is None)
                                      for r in refs.get(row.id, [])])
             out[ot.value] = per

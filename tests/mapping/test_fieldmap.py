@@ -15,6 +15,7 @@ from mapping.fieldmap import (
     FIELD_MAPS,
     OWNER_FIELDS,
     OWNER_PSEUDO_FIELD,
+    SCHEMAS,
     Direction,
     FieldMap,
     FieldMapError,
@@ -31,7 +32,6 @@ from mapping.fieldmap import (
     to_opportunity,
 )
 from mapping.transforms import LEAD_STATUS, TRANSFORMS
-from sandbox.schema import SCHEMAS
 
 # --------------------------------------------------------------------------- registry and schema contract
 

@@ -11,11 +11,11 @@ from mapping.canonical import Account, Contact, Opportunity
 from mapping.fieldmap import (
     FIELD_MAPS,
     OWNER_PSEUDO_FIELD,
+    SCHEMAS,
     from_entity,
     get_field_map,
     to_entity,
 )
-from sandbox.schema import SCHEMAS
 from tests.mapping._support import GOLDEN_CASES, entity_json, load_expected, load_native
 
 

@@ -20,7 +20,7 @@ from connectors.base import (
     WriteResult,
 )
 from mapping.canonical import ObjectType
-from sync.pull import EXTERNAL_ID_FIELDS
+from sync.link import EXTERNAL_ID_FIELDS
 
 OBJECTS: dict[str, dict[ObjectType, tuple[str, ...]]] = {
     "salesforce": {ObjectType.ACCOUNT: ("Account",), ObjectType.CONTACT: ("Contact", "Lead"),
