@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextvars
 import queue
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -31,8 +31,11 @@ class _Failed:
         self.error = error
 
 
-def prefetched(pages: Iterable[T], depth: int = DEFAULT_DEPTH, *, name: str = "revsync-read") -> Iterator[T]:
-    """The items of ``pages`` in order, read ahead by a thread into a queue of ``depth``."""
+def prefetched(pages: Iterable[T], depth: int = DEFAULT_DEPTH, *, name: str = "revsync-read") -> Generator[T, None, None]:
+    """The items of ``pages`` in order, read ahead by a thread into a queue of ``depth``.
+
+    Close the generator (``contextlib.closing``) when stopping early: an exception's
+    traceback would otherwise keep it, and the reader, alive until it is handled."""
     if depth <= 0:
         yield from pages
         return

@@ -13,6 +13,7 @@ import json
 import logging
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -163,15 +164,18 @@ class Puller:
             full = cursor is None
             top: tuple[datetime, str] | None = None
             pages = self.connector.read_pages(object_type, since=cursor, native=native)
-            for page in prefetched(pages, self.read_ahead, name=f"revsync-read-{self.name}"):
-                recs = [r for r in page if until is None or r.modstamp is None or r.modstamp <= until]
-                self._apply_page(object_type, native, recs, stats, move_cursor=move_cursor and not full,
-                                 read_at=read_at if since is None else None)
-                for r in page:
-                    if r.modstamp is not None and (top is None or (r.modstamp, r.remote_id) > top):
-                        top = (r.modstamp, r.remote_id)
-                if on_page:
-                    on_page(len(page))
+            # closed on the way out, error or not: the reader thread stops and is joined
+            # before anything else may use the connector
+            with closing(prefetched(pages, self.read_ahead, name=f"revsync-read-{self.name}")) as ahead:
+                for page in ahead:
+                    recs = [r for r in page if until is None or r.modstamp is None or r.modstamp <= until]
+                    self._apply_page(object_type, native, recs, stats, move_cursor=move_cursor and not full,
+                                     read_at=read_at if since is None else None)
+                    for r in page:
+                        if r.modstamp is not None and (top is None or (r.modstamp, r.remote_id) > top):
+                            top = (r.modstamp, r.remote_id)
+                    if on_page:
+                        on_page(len(page))
             if full and move_cursor:
                 with self.store.session() as s:
                     st.set_cursor(s, self.name, native, top[0] if top else None, top[1] if top else None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import closing
 
 import pytest
 
@@ -74,3 +75,23 @@ def test_depth_zero_reads_inline() -> None:
     pages = Pages(3)
     assert list(prefetched(pages, 0)) == [[0, 0], [1, 1], [2, 2]]
     assert pages.threads == {threading.current_thread().name}
+
+
+def test_closing_stops_the_reader_before_the_error_is_handled() -> None:
+    """As sync.pull uses it: by the time the caller handles the error, the reader
+    thread is gone and will not touch the connector again."""
+    pages = Pages(1000)
+    before = threading.active_count()
+    try:
+        with closing(prefetched(pages, 2)) as ahead:
+            for page in ahead:
+                if page[0] == 1:
+                    raise RuntimeError("stop requested")
+    except RuntimeError:
+        assert pages.closed
+        assert threading.active_count() == before
+        fetched = pages.fetched
+        time.sleep(0.2)
+        assert pages.fetched == fetched
+    else:
+        raise AssertionError("the error was swallowed")
