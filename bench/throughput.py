@@ -1,15 +1,21 @@
-"""Throughput benchmark: a full sync of a seeded sandbox, then a no-change cycle.
+"""Throughput benchmark: the plain-read floor, a full sync, its echo and a quiet cycle.
 
     .venv/bin/python -m bench.throughput --accounts 1000 [--seed 42] [--noise real] [--profile top.txt]
+        [--gap 60] [--postgres]
 
 Seed data is generated once per (accounts, seed) into ``bench/out/`` (gitignored) and
 reused. The sandbox runs in a SUBPROCESS (``revsync sandbox serve --data DIR --tier
 off --port 0``, its JSON ready line read from stdout), so ``peak_rss_mb`` is revsync's
-own: pull, mapping, reconcile, plan, push and the SQLite store. Prints ONE JSON object:
-``records`` (remote records pulled in the first cycle), ``seconds``, ``records_per_s``,
-``peak_rss_mb``, ``api_calls`` per system (the sandbox's own counters), the cycle's
-``written``/``failed``/``entities``, and ``second_cycle`` {seconds, api_calls, written}.
-With ``--profile FILE`` the first cycle runs under cProfile and the top functions (by
+own: pull, mapping, reconcile, plan, push and the store. In one run: the floor
+(``bench/floor.py``: the same pages with plain requests + executemany), cycle 1 (full
+sync), the floor again on the synced data, then ``--gap`` seconds later cycle 2 (reads
+our own writes back) and cycle 3 (nothing changed). Prints ONE JSON object: cycle 1's
+``records``, ``seconds``, ``records_per_s``, ``api_calls``, ``written``/``failed``/
+``entities``; ``peak_rss_mb``; ``store_mb``; ``floor`` and ``floor_after_sync``;
+``cycles`` {"1", "2", "3"} each with ``seconds``, ``floor_ratio``, ``pulled``,
+``mapped``, ``api_calls``, ``written``; ``load_avg``. ``--postgres`` stores in a new
+database on the cluster at ``$REVSYNC_TEST_POSTGRES_URL`` (``scripts/with-postgres``).
+With ``--profile FILE`` cycle 1 runs under cProfile and the top functions (by
 cumulative and by own time) are written to FILE.
 """
 
@@ -19,6 +25,7 @@ import argparse
 import cProfile
 import io
 import json
+import os
 import pstats
 import resource
 import shutil
@@ -129,23 +136,76 @@ def profile_summary(prof: cProfile.Profile) -> str:
     return out.getvalue()
 
 
+def store_size_mb(db_url: str) -> float | None:
+    """The store's size on disk (SQLite file) or in the cluster (PostgreSQL database)."""
+    if db_url.startswith("sqlite:///"):
+        path = Path(db_url.removeprefix("sqlite:///"))
+        return round(sum(p.stat().st_size for p in path.parent.glob(path.name + "*")) / 2**20, 1)
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(db_url)
+    try:
+        with engine.connect() as c:
+            return round(int(c.execute(text("SELECT pg_database_size(current_database())")).scalar_one()) / 2**20, 1)
+    finally:
+        engine.dispose()
+
+
+def fresh_postgres(base_url: str) -> str:
+    """A new, empty database on the cluster at ``base_url`` (one per benchmark run)."""
+    from sqlalchemy import create_engine, text
+
+    name = f"revsync_bench_{int(time.time() * 1000)}"
+    engine = create_engine(base_url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as c:
+            c.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        engine.dispose()
+    return base_url.rsplit("/", 1)[0] + "/" + name
+
+
+def cycle_summary(report: Any, seconds: float, calls: dict[str, int], floor_s: float | None) -> dict[str, Any]:
+    """One cycle's figures: time, its ratio to the plain-read floor, what it read and mapped."""
+    pulled = sum(report.pulled.values())
+    return {
+        "seconds": seconds,
+        "floor_ratio": round(seconds / floor_s, 2) if floor_s else None,
+        "records_per_s": round(pulled / seconds, 1) if seconds else None,
+        "pulled": report.pulled,
+        "mapped": dict(getattr(report, "mapped", {}) or {}),
+        "api_calls": calls,
+        "written": report.written,
+        "failed": report.failed,
+        "status": report.status,
+    }
+
+
 def run(
-    accounts: int, seed: int, profile: Path | None = None, out: Path = OUT, noise: str | None = None
+    accounts: int, seed: int, profile: Path | None = None, out: Path = OUT, noise: str | None = None,
+    *, postgres: str | None = None, gap: float = 60.0,
 ) -> dict[str, Any]:
-    """Generate (or reuse) data, serve it, sync twice; the benchmark's JSON result."""
+    """Generate (or reuse) data, serve it; the plain-read floor, then three cycles:
+    1 (full sync), 2 (reads its own writes back: the echo), 3 (nothing changed). Cycle 2
+    starts ``gap`` seconds after cycle 1 ends: a read less than the look-back window after
+    a write cannot rule out late commits before it, so only a read that late lets the
+    next cycle start at the newest modstamp (sync/pull.py, ``Puller.pull``)."""
     sys.path.insert(0, str(ROOT))
+    from bench.floor import read_plan, run_floor
     from cli import make_runner, sandbox_settings
     from sync.migrate import upgrade
 
     data = data_dir(accounts, seed, out, noise=noise)
     work = Path(tempfile.mkdtemp(prefix="revsync-bench-"))
     try:
-        db_url = f"sqlite:///{work / 'bench.db'}"
+        db_url = fresh_postgres(postgres) if postgres else f"sqlite:///{work / 'bench.db'}"
         started = time.perf_counter()
         with sandbox_process(data, work / "ca") as info:
             load_s = round(time.perf_counter() - started, 3)
             upgrade(db_url)
             runner = make_runner(sandbox_settings(info, db_url))
+            plan = read_plan(runner.connections)
+            floor_1 = run_floor(info, plan, work / "floor-1.db")
             stats = SandboxStats(info)
             stats.reset()
             prof = cProfile.Profile() if profile else None
@@ -156,31 +216,40 @@ def run(
                 prof.disable()
                 profile.write_text(profile_summary(prof), encoding="utf-8")  # type: ignore[union-attr]
             calls_1 = stats.calls()
+            first_ended = time.perf_counter()
+            floor_2 = run_floor(info, plan, work / "floor-2.db")
+            time.sleep(max(0.0, gap - (time.perf_counter() - first_ended)))
             stats.reset()
             second, seconds_2 = timed(runner.run_cycle)
             calls_2 = stats.calls()
+            stats.reset()
+            third, seconds_3 = timed(runner.run_cycle)
+            calls_3 = stats.calls()
         records = sum(first.pulled.values())
         return {
             "accounts": accounts,
             "seed": seed,
             "noise": noise,
+            "database": "postgresql" if postgres else "sqlite",
             "records": records,
             "seconds": seconds,
             "records_per_s": round(records / seconds, 1) if seconds else None,
             "peak_rss_mb": peak_rss_mb(),
+            "store_mb": store_size_mb(db_url),
             "api_calls": calls_1,
             "status": first.status,
             "written": first.written,
             "failed": first.failed,
             "entities": first.entities,
             "sandbox_start_seconds": load_s,
-            "second_cycle": {
-                "seconds": seconds_2,
-                "api_calls": calls_2,
-                "written": second.written,
-                "pulled": second.pulled,
-                "status": second.status,
+            "floor": floor_1,
+            "floor_after_sync": floor_2,
+            "cycles": {
+                "1": cycle_summary(first, seconds, calls_1, floor_1["seconds"]),
+                "2": cycle_summary(second, seconds_2, calls_2, floor_2["seconds"]),
+                "3": cycle_summary(third, seconds_3, calls_3, floor_2["seconds"]),
             },
+            "load_avg": list(os.getloadavg()),
         }
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -192,10 +261,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=42, help="generator seed (default 42)")
     parser.add_argument("--profile", type=Path, default=None, help="write a cProfile summary of cycle 1 here")
     parser.add_argument("--noise", default=None, choices=("classic", "real"), help="generator noise profile: classic or real (default classic)")
+    parser.add_argument("--postgres", action="store_true",
+                        help="store in a new database on the cluster at $REVSYNC_TEST_POSTGRES_URL "
+                             "(scripts/with-postgres starts one)")
+    parser.add_argument("--gap", type=float, default=60.0,
+                        help="seconds from cycle 1's end to cycle 2's start (default 60: the look-back window)")
     args = parser.parse_args(argv)
     if args.accounts < 1:
         parser.error("--accounts must be at least 1")
-    result = run(args.accounts, args.seed, args.profile, noise=args.noise)
+    pg = os.environ.get("REVSYNC_TEST_POSTGRES_URL") if args.postgres else None
+    if args.postgres and not pg:
+        parser.error("--postgres needs REVSYNC_TEST_POSTGRES_URL (run under scripts/with-postgres)")
+    result = run(args.accounts, args.seed, args.profile, noise=args.noise, postgres=pg, gap=args.gap)
     sys.stdout.write(json.dumps(result, sort_keys=True) + "\n")
     return 0
 

@@ -84,6 +84,8 @@ class CycleReport:
     kind: str
     status: str = "running"
     pulled: dict[str, int] = field(default_factory=dict)
+    # records mapped, per system: pulled minus those skipped before mapping (raw hash unchanged)
+    mapped: dict[str, int] = field(default_factory=dict)
     written: dict[str, int] = field(default_factory=dict)
     failed: dict[str, int] = field(default_factory=dict)
     planned: dict[str, dict[str, int]] = field(default_factory=dict)
@@ -493,6 +495,7 @@ class Runner:
             self._system_down(report, name, e)
             return True  # down for this run (reported); the other systems go on
         report.pulled[name] = report.pulled.get(name, 0) + ps.pulled
+        report.mapped[name] = report.mapped.get(name, 0) + ps.mapped
         metrics.observe_pull(name, ot.value, ps.pulled)
         report.links += ps.links
         report.new_entities += ps.new_entities

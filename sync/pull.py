@@ -8,9 +8,12 @@ are recognised). Every new remote record is linked to a canonical entity by
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -25,10 +28,12 @@ from connectors.base import (
 )
 from mapping import normalize
 from mapping.canonical import ObjectType
+from mapping.fieldmap import compile_reader
 from sync import store as st
 from sync.link import EXTERNAL_ID_FIELDS as EXTERNAL_ID_FIELDS
 from sync.link import REVSYNC_ID_FIELDS, UUID_RE, Linker
 from sync.link import LinkHook as LinkHook
+from sync.prefetch import DEFAULT_DEPTH, prefetched
 from sync.views import Mapped, gc_paused, unreadable_fields, view_hash, written_view
 from sync.views import map_record as map_record
 
@@ -43,6 +48,7 @@ DELETES_SUFFIX = "#deletes"
 class PullStats:
     pulled: int = 0  # records read
     changed: int = 0  # records new or changed (not echoes / unchanged)
+    mapped: int = 0  # records mapped (the others were skipped before mapping: raw hash unchanged)
     new_entities: int = 0
     links: int = 0  # new records linked to an existing entity by a key
     errors: int = 0
@@ -50,6 +56,22 @@ class PullStats:
     bad_values: int = 0  # unreadable values newly entered in the ledger (category bad_value)
     link_rules: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # worth a line in the run report
+
+
+#: bump when a change to the mapping code (normalisers, transforms) changes what an
+#: unchanged record maps to: every stored raw hash then differs once, and each record
+#: is mapped again on its next read
+RAW_HASH_VERSION = "1"
+
+
+def raw_digest(rec: RemoteRecord, salt: str) -> str:
+    """Hash of a record as read, before mapping: its raw fields, associations and
+    modstamp, salted with the field map in force (``salt``). Equal digests mean the
+    record would map to what the store already holds."""
+    payload = (rec.modstamp.isoformat() if rec.modstamp else None, rec.fields,
+               {k: sorted(map(str, v)) for k, v in rec.associations.items()})
+    text = salt + json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=20).hexdigest()
 
 
 def _bad_by_native(view: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
@@ -77,13 +99,26 @@ class Puller:
         link_hook: LinkHook | None = None,
         external_id_field: str | None = None,
         fieldmaps: Mapping[tuple[str, str], Any] | None = None,
+        read_ahead: int = DEFAULT_DEPTH,
     ) -> None:
         self.store, self.name, self.kind, self.connector = store, name, kind, connector
+        # pages fetched (in a thread of their own) while the current one is stored; 0: none
+        self.read_ahead = read_ahead
         self.now, self.run_id, self.lookback, self.link_hook = now, run_id, lookback, link_hook
         self.ext_field = external_id_field or EXTERNAL_ID_FIELDS.get(kind, "")
         self.id_fields = (self.ext_field, *(f for f in REVSYNC_ID_FIELDS.get(kind, ()) if f != self.ext_field))
         self.fieldmaps = fieldmaps
         self._run_started: datetime | None = None
+        self._salts: dict[str, str] = {}
+
+    def raw_salt(self, native: str) -> str:
+        """What besides the raw record decides its mapping: the field map in force for
+        ``native`` (defaults with revsync.toml's overrides) and ``RAW_HASH_VERSION``."""
+        salt = self._salts.get(native)
+        if salt is None:
+            fm = self.fieldmaps.get((self.kind, native)) if self.fieldmaps else None
+            salt = self._salts[native] = f"{RAW_HASH_VERSION}|{self.kind}|{native}|{fm!r}|"
+        return salt
 
     def carried_id(self, rec: RemoteRecord) -> str | None:
         """The revsync id ``rec`` carries in one of its external-id fields, if any."""
@@ -115,31 +150,56 @@ class Puller:
         stats = PullStats()
         for native in self.connector.objects.get(object_type, ()):
             cursor = None
+            read_at = self.now()
             if since is not None:
                 cursor = Cursor(since)
             else:
                 with self.store.session() as s:
                     row = st.get_cursor(s, self.name, native)
                     if row is not None and row.modstamp is not None:
-                        cursor = Cursor(row.modstamp - self.lookback, "")
+                        cursor = Cursor(self.read_start(row.modstamp, row.read_at), "")
             # A full read (no cursor yet) may come in id order, not modstamp order: its
             # cursor is set once the whole listing is in, so a crash half-way means
             # reading it again, never skipping records with older modstamps.
             full = cursor is None
             top: tuple[datetime, str] | None = None
-            for page in self.connector.read_pages(object_type, since=cursor, native=native):
-                recs = [r for r in page if until is None or r.modstamp is None or r.modstamp <= until]
-                self._apply_page(object_type, native, recs, stats, move_cursor=move_cursor and not full)
-                for r in page:
-                    if r.modstamp is not None and (top is None or (r.modstamp, r.remote_id) > top):
-                        top = (r.modstamp, r.remote_id)
-                if on_page:
-                    on_page(len(page))
+            pages = self.connector.read_pages(object_type, since=cursor, native=native)
+            # closed on the way out, error or not: the reader thread stops and is joined
+            # before anything else may use the connector
+            with closing(prefetched(pages, self.read_ahead, name=f"revsync-read-{self.name}")) as ahead:
+                for page in ahead:
+                    recs = [r for r in page if until is None or r.modstamp is None or r.modstamp <= until]
+                    self._apply_page(object_type, native, recs, stats, move_cursor=move_cursor and not full,
+                                     read_at=read_at if since is None else None)
+                    for r in page:
+                        if r.modstamp is not None and (top is None or (r.modstamp, r.remote_id) > top):
+                            top = (r.modstamp, r.remote_id)
+                    if on_page:
+                        on_page(len(page))
             if full and move_cursor:
                 with self.store.session() as s:
                     st.set_cursor(s, self.name, native, top[0] if top else None, top[1] if top else None,
-                                  0, self.now())
+                                  0, self.now(), read_at=read_at)
+            elif move_cursor and since is None and until is None:
+                with self.store.session() as s:
+                    st.confirm_cursor_read(s, self.name, native, read_at)
         return stats
+
+    def read_start(self, modstamp: datetime, read_at: datetime | None) -> datetime:
+        """Where an incremental read starts (inclusive), given the stored position.
+
+        The look-back exists for late-committing transactions: a record may become
+        visible some time after its modstamp, so a read at time R can only vouch for
+        the records stamped before R - look-back. Everything stamped before
+        min(position, last read's start - look-back) has therefore been seen, and the
+        next read starts there: right after a burst (ours or anyone's) it re-reads the
+        look-back window, as before; once a read has started a look-back after the
+        newest modstamp, it starts at that modstamp (inclusive: records sharing it are
+        read again, and skipped before mapping by their raw hash). Without a recorded
+        read time (a store from before this column) it is position - look-back."""
+        if read_at is None:
+            return modstamp - self.lookback
+        return min(modstamp, read_at - self.lookback)
 
     def pull_deleted(self, object_type: ObjectType, *, full_listing: bool = False) -> PullStats:
         """Apply deletes and merges the connector reports (or, with ``full_listing``,
@@ -218,26 +278,39 @@ class Puller:
 
     def _apply_page(
         self, object_type: ObjectType, native: str, page: Sequence[RemoteRecord], stats: PullStats,
-        *, move_cursor: bool,
+        *, move_cursor: bool, read_at: datetime | None = None,
     ) -> None:
         with gc_paused():
-            self._apply_page_now(object_type, native, page, stats, move_cursor=move_cursor)
+            self._apply_page_now(object_type, native, page, stats, move_cursor=move_cursor, read_at=read_at)
 
     def _apply_page_now(
         self, object_type: ObjectType, native: str, page: Sequence[RemoteRecord], stats: PullStats,
-        *, move_cursor: bool,
+        *, move_cursor: bool, read_at: datetime | None = None,
     ) -> None:
         now = self.now()
         mapped: list[Mapped] = []
         bad: list[tuple[RemoteRecord, RecordError]] = []
         deleted: list[RemoteRecord] = []
+        salt = self.raw_salt(native)
+        fm = self.fieldmaps.get((self.kind, native)) if self.fieldmaps else None
+        reader = compile_reader(self.kind, native, fieldmap=fm)
+        raws = {rec.remote_id: raw_digest(rec, salt) for rec in page if not rec.deleted}
+        with self.store.session() as s:
+            known = st.raw_hashes(s, self.name, native, list(raws))
+        # unchanged since the last read (same raw fields, associations, modstamp and
+        # field map): nothing to map, nothing to store but when it was last seen
+        unchanged = {rid for rid, digest in raws.items() if rid in known and known[rid][1] == digest}
         for rec in page:
             stats.pulled += 1
             if rec.deleted:
                 deleted.append(rec)
                 continue
+            if rec.remote_id in unchanged:
+                continue
+            stats.mapped += 1
             try:
-                view = map_record(self.kind, rec, self.fieldmaps)
+                view = map_record(self.kind, rec, self.fieldmaps,
+                                  reader=reader if rec.native_type == native else None)
             except RecordError as e:
                 bad.append((rec, e))
                 continue
@@ -246,11 +319,13 @@ class Puller:
                 bad.append((rec, RecordError(f"cannot map the record: {type(e).__name__}: {e}",
                                              category=ErrorCategory.MAPPING)))
                 continue
-            mapped.append(Mapped(rec, view, view_hash(view, rec.associations)))
+            mapped.append(Mapped(rec, view, view_hash(view, rec.associations), raws.get(rec.remote_id)))
         last = max(
             ((r.modstamp, r.remote_id) for r in page if r.modstamp is not None), default=None
         )
         with self.store.session() as s:
+            if unchanged:
+                st.touch_refs(s, [known[rid][0] for rid in unchanged], now)
             for rec, err in bad:
                 stats.errors += 1
                 st.record_error(
@@ -275,7 +350,7 @@ class Puller:
                               remote_ids=[m.rec.remote_id for m in mapped])
             if move_cursor:
                 st.set_cursor(s, self.name, native, last[0] if last else None,
-                              last[1] if last else None, len(page), now)
+                              last[1] if last else None, len(page), now, read_at=read_at)
 
     def _upsert(
         self, s: Any, object_type: ObjectType, native: str, mapped: list[Mapped], stats: PullStats,
@@ -297,6 +372,8 @@ class Puller:
             ref = existing.get(m.rec.remote_id)
             if ref is not None:
                 ref.last_seen_at = now
+                if m.raw is not None and ref.raw_hash != m.raw:
+                    ref.raw_hash = m.raw
                 if ref.last_seen_hash == m.digest and ref.deleted_at is None:
                     # Unchanged, or the echo of our own write. The modstamp is left as it
                     # was: our own write must not make this record "the latest" edit.
@@ -325,6 +402,7 @@ class Puller:
                 remote_id=m.rec.remote_id, remote_modstamp=m.rec.modstamp, last_seen_hash=m.digest,
                 canonical_fields=m.view, associations={k: list(v) for k, v in m.rec.associations.items()},
                 link_rule=rule, first_seen_at=now, last_seen_at=now, revsync_id=self.carried_id(m.rec),
+                raw_hash=m.raw,
             )
             s.add(ref)
             existing[m.rec.remote_id] = ref

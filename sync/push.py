@@ -237,6 +237,7 @@ class Pusher:
                     ref.associations = merged
                 digest = view_hash(ref.canonical_fields or {}, ref.associations or {})
                 ref.last_written_hash = ref.last_seen_hash = digest
+                ref.raw_hash = None  # the view is now what we wrote: the next read is mapped
                 stamp = stamp_field_for(conn)
                 if kind == "create" or (stamp and (payload.get("fields") or {}).get(stamp) == cid):
                     ref.revsync_id = cid
@@ -312,6 +313,7 @@ class Pusher:
             ))
         else:
             result.canonical_fields, result.associations, result.last_seen_hash = view, assoc, None
+            result.raw_hash = None
         record = {"system": conn.name, "native_type": native, "primary": primary,
                   "merged": merged_ids[1:], "into": into, "at": now.isoformat(),
                   "before": payload.get("before") or {}}

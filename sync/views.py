@@ -15,7 +15,7 @@ from typing import Any
 
 from connectors.base import RecordError, RemoteRecord
 from mapping.canonical import ENTITY_CLASSES, ObjectType, entity_from_json, entity_to_json
-from mapping.fieldmap import content_hash, get_field_map, read_entity
+from mapping.fieldmap import CompiledReader, compile_reader, content_hash, get_field_map
 
 #: keys of a record's view (``ExternalRefRow.canonical_fields``) that are not fields:
 #: canonical field → {"field": native field, "raw": safe text, "reason" / "note"}
@@ -30,6 +30,7 @@ class Mapped:
     rec: RemoteRecord
     view: dict[str, Any]
     digest: str
+    raw: str | None = None  # the record's raw digest as read (sync.pull.raw_digest)
 
 
 @contextmanager
@@ -54,16 +55,23 @@ def view_hash(view: Mapping[str, Any], assoc: Mapping[str, Sequence[str]]) -> st
     return content_hash(payload, payload.keys())
 
 
-def map_record(kind: str, rec: RemoteRecord, fieldmaps: Mapping[tuple[str, str], Any] | None = None) -> dict[str, Any]:
+def map_record(
+    kind: str, rec: RemoteRecord, fieldmaps: Mapping[tuple[str, str], Any] | None = None, *,
+    reader: CompiledReader | None = None,
+) -> dict[str, Any]:
     """The record's values in canonical form (JSON-compatible), each field read on its own.
 
     A value that cannot be read leaves its field empty and is listed under
     ``view["_unreadable"]`` (reconcile takes it as no claim from this record, plan never
     writes that field to this record); a value read after removing control characters
     is listed under ``view["_cleaned"]``. Both keys are absent when there is nothing to say.
-    ``fieldmaps``: the field maps in force (defaults with revsync.toml's overrides)."""
-    fm = fieldmaps.get((kind, rec.native_type)) if fieldmaps else None
-    result = read_entity(kind, rec.native_type, rec.fields, fieldmap=fm)
+    ``fieldmaps``: the field maps in force (defaults with revsync.toml's overrides);
+    ``reader``: their compiled reader for the record's native type (a page passes it).
+    Mapping goes through ``mapping.fieldmap.compile_reader``: the map is compiled once."""
+    if reader is None:
+        fm = fieldmaps.get((kind, rec.native_type)) if fieldmaps else None
+        reader = compile_reader(kind, rec.native_type, fieldmap=fm)
+    result = reader(rec.fields)
     ent = result.entity
     view = entity_to_json(ent)
     view.pop("account_id", None)

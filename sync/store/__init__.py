@@ -254,10 +254,16 @@ from sync.store.runs import (
     add_api_usage as add_api_usage,
 )
 from sync.store.runs import (
+    confirm_cursor_read as confirm_cursor_read,
+)
+from sync.store.runs import (
     finish_run as finish_run,
 )
 from sync.store.runs import (
     get_cursor as get_cursor,
+)
+from sync.store.runs import (
+    raw_hashes as raw_hashes,
 )
 from sync.store.runs import (
     release_lease as release_lease,
@@ -267,6 +273,9 @@ from sync.store.runs import (
 )
 from sync.store.runs import (
     start_run as start_run,
+)
+from sync.store.runs import (
+    touch_refs as touch_refs,
 )
 from sync.store.tables import (
     ENTITY_TABLES as ENTITY_TABLES,

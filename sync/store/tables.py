@@ -202,6 +202,10 @@ class ExternalRefRow(Base):
     # known); plan writes the entity's id where it is missing, so identity survives
     # the store (a lost store, an old backup, a move to PostgreSQL)
     revsync_id: Mapped[str | None] = mapped_column(ID)
+    # Hash of the record as last read, before mapping: its raw fields, associations,
+    # modstamp and the field map in force (``sync.pull.raw_digest``). A re-read record
+    # with the same hash is skipped before it is mapped (a quiet cycle is quiet).
+    raw_hash: Mapped[str | None] = mapped_column(String(64))
 
 
 class FieldProvenanceRow(Base):
@@ -234,6 +238,10 @@ class SyncCursorRow(Base):
     remote_id: Mapped[str | None] = mapped_column(String(64))
     records_seen: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), default=0)
     updated_at: Mapped[datetime]
+    # When the read that last moved or confirmed this position started: every record
+    # committed by then was visible to it, so the next read starts at
+    # min(modstamp, read_at - look-back) instead of always modstamp - look-back
+    read_at: Mapped[datetime | None]
 
 
 class SyncRunRow(Base):
