@@ -496,6 +496,13 @@ class Connector(abc.ABC):
         factory = getattr(importlib.import_module(module), attr)
         return factory(self, name=name, options=options)
 
+    def owner_known(self, email: str) -> bool | None:
+        """Whether a user of this system has the owner email ``email`` (case-insensitive);
+        None: this connector cannot tell. A write of an owner the system does not know
+        leaves the owner unchanged, so plan does not ask for it (it would be asked for
+        again every time the record is read back)."""
+        return None
+
     @classmethod
     @abc.abstractmethod
     def from_settings(

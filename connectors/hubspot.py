@@ -620,6 +620,10 @@ class HubSpotConnector(Connector):
         self._owners()
         return self._owner_id.get(email.lower())
 
+    def owner_known(self, email: str) -> bool | None:
+        """Whether a HubSpot owner has this email (the owner a write can set)."""
+        return self.owner_id(email) is not None
+
     def write(self, object_type: ObjectType, ops: Sequence[WriteOp]) -> list[WriteResult]:
         """Apply ``ops`` (see ``connectors.hubspot_write``); one result per op, in order."""
         return self.writer.write(self._native(object_type, None), ops)

@@ -262,6 +262,10 @@ class PlanhatConnector(Connector):
             self._owners = (by_id, by_email)
         return self._owners
 
+    def owner_known(self, email: str) -> bool | None:
+        """Whether a Planhat user has this email (the owner a company write can set)."""
+        return str(email).lower() in self.owners()[1]
+
     def reset_caches(self) -> None:
         """Forget the owner lookup (call at the start of a run)."""
         self._owners = None

@@ -485,6 +485,10 @@ class SalesforceConnector(SalesforceWriter, Connector):
             self._owner_ids = (owners, by_email)
         return self._owner_ids[1].get(str(email).strip().lower())
 
+    def owner_known(self, email: str) -> bool | None:
+        """Whether a Salesforce User has this email (the owner a write can set)."""
+        return self._owner_id(email) is not None
+
     # ------------------------------------------------------------------ reads
 
     def _query_headers(self) -> dict[str, str]:

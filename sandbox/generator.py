@@ -214,9 +214,10 @@ NOISE_PROFILES: dict[str, Profile] = {
     ),
 }
 # What ``revsync sandbox generate/serve`` and the benchmarks use without ``--noise``.
-# Still "classic": the mapping rejects a phone that phonenumbers does not call valid
-# (the whole record is unreadable), so the end-to-end tests fail on "real" data until
-# phones are read leniently; switch to "real" then.
+# Still "classic": phones are read leniently now, but on "real" data tier 1's email key
+# fuses namesakes and relatives sharing a mailbox (7 of 179 contact clusters at 40
+# accounts, tests/integration/test_e2e_sync.py), so the end-to-end tests would fail;
+# switch once the contact matcher keeps them apart.
 DEFAULT_NOISE = "classic"
 
 _STATUS_WEIGHTS = {"prospect": 55, "customer": 30, "onboarding": 5, "churned": 7, "lost": 3}

@@ -45,7 +45,10 @@ STAMP_FIELDS: Mapping[str, str] = registry.Registered(
     lambda classes: {k: c.stamp_field for k, c in classes.items() if c.stamp_field}
 )
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-#: how far apart two systems' close dates may be for one opportunity (account + name key)
+#: how far apart two systems' close dates may be for one opportunity (account + name
+#: key) when their amounts agree; with another amount (or none) the close dates must be
+#: the same day. One account's deals often share a name (a yearly renewal): tier 1 keys
+#: only the unmistakable copies, tier 2's scorer weighs the doubtful ones.
 OPP_CLOSE_WINDOW_DAYS = 120
 
 
@@ -176,8 +179,9 @@ class Linker:
                 return self.domain[dom], "domain"
             return None
         # opportunity: same canonical account and same name, from another system (two
-        # records of one system sharing a name are usually distinct deals), close dates
-        # within OPP_CLOSE_WINDOW; the nearest close date and amount win
+        # records of one system sharing a name are usually distinct deals), the same
+        # close date, or the same amount and close dates within OPP_CLOSE_WINDOW_DAYS
+        # (or either date blank); the nearest close date and amount win
         name_key = _name_key(m.view.get("name"))
         account_cid = self._account_cid(m)
         close = _as_date(m.view.get("close_date"))
@@ -187,9 +191,11 @@ class Linker:
             for cand in self.opps.get(account_cid, []):
                 if _name_key(cand["name"]) != name_key or p.name in cand["systems"]:
                     continue
+                same_amount = amount is not None and cand["amount"] is not None and amount == cand["amount"]
                 days = abs((close - cand["close_date"]).days) if close and cand["close_date"] else 0
-                if days > OPP_CLOSE_WINDOW_DAYS:
-                    continue
+                if days > (OPP_CLOSE_WINDOW_DAYS if same_amount else 0) or (
+                        not same_amount and not (close and cand["close_date"])):
+                    continue  # doubtful: tier 2's scorer decides
                 gap = abs(amount - cand["amount"]) / max(abs(amount), 1) if amount is not None and \
                     cand["amount"] is not None else Decimal(0)
                 score = (days, gap)

@@ -349,6 +349,10 @@ class Planner:
         if current is None:  # the resolve pass decoded it already, usually
             current = decoded(ot, ref.canonical_fields)
         diff = changed_fields(desired, current, sorted(candidates - set(ASSOC_FIELDS)), policy, conn.name)
+        if "owner_email" in diff and conn.connector.owner_known(str(desired.owner_email)) is False:
+            # no user there has that email: the write would leave the owner as it is, and
+            # the record read back would ask for it again every cycle (a flapping write)
+            diff.remove("owner_email")
         fields: dict[str, Any] = {}
         if diff:
             modified = current.replace(**{f: getattr(desired, f) for f in diff})

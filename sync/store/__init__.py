@@ -167,6 +167,9 @@ from sync.store.matching import (
     opportunity_match_records as opportunity_match_records,
 )
 from sync.store.matching import (
+    opportunity_record_copies as opportunity_record_copies,
+)
+from sync.store.matching import (
     remote_merge_pairs as remote_merge_pairs,
 )
 from sync.store.matching import (

@@ -4,7 +4,7 @@ ledger (links and their undo), kept match models, opportunity matching.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -354,6 +354,21 @@ def opportunity_match_records(s: Session, ids: Any = None, account_ids: Any = No
              "name": r.name, "amount": r.amount, "currency": r.currency, "stage": r.stage,
              "close_date": r.close_date, "type": r.type, "owner_email": r.owner_email,
              "systems": sorted(systems.get(r.id, ()))} for r in rows]
+
+
+def opportunity_record_copies(s: Session, ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+    """Each opportunity's live records as last read: ``system``, ``name``, ``close_date``
+    and ``amount`` of each (tier 2 tells a deal copied twice into one system by them)."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    uniq = sorted(set(ids))
+    q = select(ExternalRefRow.canonical_id, ExternalRefRow.system, ExternalRefRow.canonical_fields).where(
+        ExternalRefRow.object_type == "opportunity", ExternalRefRow.deleted_at.is_(None))
+    for i in range(0, len(uniq), 500):
+        for cid, system, view in s.execute(q.where(ExternalRefRow.canonical_id.in_(uniq[i : i + 500]))):
+            view = view or {}
+            out.setdefault(cid, []).append({"system": system, "name": view.get("name"),
+                                            "close_date": view.get("close_date"), "amount": view.get("amount")})
+    return out
 
 
 def opportunities_of_accounts_linked_since(s: Session, since: datetime) -> list[str]:

@@ -122,6 +122,46 @@ def test_a_duplicate_within_one_system_links_only_when_near_certain() -> None:
     assert linked(match_opportunities([original, {**moved, "systems": ["hubspot"]}])) == {frozenset(("sf1", "sf3"))}
 
 
+def test_a_deal_entered_twice_in_one_system_links_by_its_records_not_its_reconciled_values() -> None:
+    """The entity of a HubSpot deal and its Salesforce copy shows Salesforce's close date
+    (moved two months); HubSpot also holds the deal a second time, an exact copy of its
+    first record. Compared as their HubSpot records the two are one deal."""
+    hs_first = {"system": "hubspot", "name": "Acme Expansion", "close_date": "2026-07-05", "amount": "133000"}
+    both = {**deal("e1", "Acme - Expansion", close="2026-09-02", amount="133000"), "systems": ["hubspot", "salesforce"],
+            "copies": [hs_first, {"system": "salesforce", "name": "Acme - Expansion", "close_date": "2026-09-02",
+                                  "amount": "133000"}]}
+    twice = {**deal("e2", "Acme Expansion", close="2026-07-05", amount="133000", system="hubspot"),
+             "copies": [{**hs_first, "name": "Acme - Expansion"}]}
+    result = match_opportunities([both, twice])
+    assert linked(result) == {frozenset(("e1", "e2"))}
+    assert result.links[0].evidence["copy"] == "the same deal twice in hubspot"
+    # without the copies the reconciled close dates differ: doubtful, queued
+    bare = [{k: v for k, v in r.items() if k != "copies"} for r in (both, twice)]
+    assert linked(match_opportunities(bare)) == set()
+
+
+def test_two_deals_of_one_name_and_day_in_one_system_are_not_copies() -> None:
+    """Two Salesforce deals of one name closing the same day but of other amounts are
+    two deals: however high their score, one system's records link only as copies."""
+    a = deal("sf1", "Acme - Add-on Seats", amount="237000", close="2024-12-19")
+    b = deal("sf2", "Acme - Add-on Seats", amount="272000", close="2024-12-19")
+    pair = score(a, b)
+    assert pair.probability >= 0.998  # near-certain by the score alone
+    result = match_opportunities([a, b])
+    assert linked(result) == set() and queued(result) == {frozenset(("sf1", "sf2"))}
+
+
+def test_cross_system_pairs_link_from_0_90_when_their_names_agree() -> None:
+    """Across systems the scorer is cautious: the same words, a month apart, one amount
+    missing, another owner score below 0.99 and are one deal; other names need 0.99."""
+    sf = deal("sf1", "Acme - Pilot", amount=None, close="2026-03-04", stage="proposal", owner="al@seller.com")
+    hs = deal("hs1", "Acme Pilot", amount="220000", close="2026-02-02", stage="proposal", system="hubspot")
+    pair = score(sf, hs)
+    assert 0.90 <= pair.probability < 0.99, pair
+    assert linked(match_opportunities([sf, hs])) == {frozenset(("sf1", "hs1"))}
+    assert linked(match_opportunities([sf, hs], options=Options(auto_link=0.99))) == set()
+
+
 def test_cross_system_links_never_put_two_records_of_one_system_together() -> None:
     sf_a = deal("sf-a", "Acme - Expansion", close="2026-06-30")
     sf_b = deal("sf-b", "Acme - Expansion", close="2026-07-10")  # a second Salesforce deal

@@ -321,6 +321,89 @@ def test_opportunities_sharing_a_name_link_across_systems_not_within_one(world) 
     assert any(won in ids for ids in by_entity.values())
 
 
+def _opp_link_rules(store) -> dict[str, tuple[str, str | None]]:
+    with store.session() as s:
+        refs = s.scalars(select(st.ExternalRefRow).where(st.ExternalRefRow.object_type == "opportunity")).all()
+        return {r.remote_id: (r.canonical_id, r.link_rule) for r in refs}
+
+
+def test_a_yearly_renewal_of_another_amount_and_date_is_not_keyed_to_last_years(world) -> None:
+    """Tier 1 keys two systems' deals of one account by name only with the same close
+    day, or the same amount within the window: a renewal named like last year's, of
+    another amount three months on, is left to tier 2 (which keeps them apart)."""
+    store, clock, sf, hs, runner = world
+    acct = sf.add("Account", {"Name": "Lumen", "Website": "lumen.io"})
+    comp = hs.add("companies", {"name": "Lumen", "domain": "lumen.io"})
+    last = sf.add("Opportunity", {"Name": "Lumen - Renewal", "StageName": "Closed Won", "CloseDate": "2025-03-01",
+                                  "Amount": 48000}, assoc={"account": (acct,)})
+    clock.tick(60)
+    this = hs.add("deals", {"dealname": "Lumen Renewal", "dealstage": "closedwon", "closedate": "2025-06-10",
+                            "amount": "61000"}, assoc={"account": (comp,)})
+    # and one deal both systems hold: the same close day, HubSpot's amount edited
+    both_sf = sf.add("Opportunity", {"Name": "Lumen - Pilot", "StageName": "Prospecting",
+                                     "CloseDate": "2026-09-30", "Amount": 12000}, assoc={"account": (acct,)})
+    clock.tick(60)
+    both_hs = hs.add("deals", {"dealname": "Lumen - Pilot", "dealstage": "appointmentscheduled",
+                               "closedate": "2026-09-30", "amount": "15000"}, assoc={"account": (comp,)})
+    r = runner().run_cycle()
+    rules = _opp_link_rules(store)
+    assert rules[this][1] != "account_name" and rules[this][0] != rules[last][0]
+    assert rules[both_hs] == (rules[both_sf][0], "account_name")
+    assert r.entities["opportunity"] == 3  # last year's renewal, this year's, the pilot
+    assert sf.live("Opportunity")[last]["Amount"] == 48000  # never overwritten by the renewal
+
+
+class _OwnersConnector(FakeConnector):
+    """A fake whose users are known: a write of an owner no user has leaves the owner
+    unchanged (what the Salesforce, HubSpot and Planhat connectors do)."""
+
+    def __init__(self, kind: str, clock: Clock, users: set[str]) -> None:
+        super().__init__(kind, clock)
+        self.users = users
+
+    def owner_known(self, email: str) -> bool | None:
+        return email.lower() in self.users
+
+    def write(self, object_type: ObjectType, ops):  # type: ignore[no-untyped-def]
+        from dataclasses import replace
+
+        kept = [replace(op, fields={k: v for k, v in op.fields.items()
+                                    if k != "_owner_email" or str(v).lower() in self.users}) for op in ops]
+        results = super().write(object_type, kept)
+        return [replace(r, op=op) for r, op in zip(results, ops, strict=True)]
+
+
+def test_an_owner_the_target_has_no_user_for_is_not_written_again_every_cycle(db_url: str) -> None:
+    """Salesforce's owner wins, but HubSpot has no owner with that email: the write
+    would leave HubSpot's owner as it is and the record read back would ask for it
+    again, every cycle. Plan leaves the owner out where the target cannot take it."""
+    upgrade(db_url)
+    clock = Clock()
+    sf = _OwnersConnector("salesforce", clock, {"ann@rev.io", "bob@rev.io"})
+    hs = _OwnersConnector("hubspot", clock, {"bob@rev.io"})
+    store = st.Store.from_url(db_url)
+    conns = {"salesforce": Connection("salesforce", "salesforce", sf), "hubspot": Connection("hubspot", "hubspot", hs)}
+
+    def cycle():  # type: ignore[no-untyped-def]
+        clock.tick(120)
+        return Runner(store, conns, parse({}), now=clock).run_cycle()
+
+    sf.add("Account", {"Name": "Acme", "Website": "acme.com", "_owner_email": "ann@rev.io", "Industry": "Technology"})
+    comp = hs.add("companies", {"name": "Acme", "domain": "acme.com", "_owner_email": "bob@rev.io"})
+    first = cycle()
+    assert first.status == "ok", first.messages
+    assert hs.live("companies")[comp]["_owner_email"] == "bob@rev.io"
+    assert hs.live("companies")[comp]["industry"]  # the rest was written
+    for _ in range(2):
+        later = cycle()
+        assert later.writes == 0, later.planned
+    # once HubSpot has a user with that email, the owner is written
+    hs.users.add("ann@rev.io")
+    sf.edit("Account", next(iter(sf.live("Account"))), Industry="Retail")
+    assert cycle().writes >= 1
+    assert hs.live("companies")[comp]["_owner_email"] == "ann@rev.io"
+
+
 def test_create_in_limits_where_new_records_are_made(world) -> None:
     store, clock, sf, hs, runner = world
     hs.add("contacts", {"email": "only@hs.com", "lastname": "Only"})
