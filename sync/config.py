@@ -24,6 +24,7 @@ from sync.defaults import DEFAULT_POLICIES
 CONFIG_ENV = "REVSYNC_CONFIG"
 DATABASE_ENV = "REVSYNC_DATABASE_URL"
 SECRETS_ENV = "REVSYNC_SECRETS_FILE"
+BROKER_ENV = "REVSYNC_BROKER_URL"
 DEFAULT_CONFIG = Path("revsync.toml")
 DEFAULT_DATABASE_URL = "sqlite:///revsync.db"
 KNOWN_KINDS = ("salesforce", "hubspot", "planhat")
@@ -67,6 +68,29 @@ class Schedule:
 
 
 @dataclass(frozen=True)
+class Fleet:
+    """Fleet mode (``sync.tasks``): off while ``broker_url`` is empty.
+
+    ``task_time_limit`` (seconds) is the hard limit of one task; the soft limit is 90%
+    of it. ``visibility_timeout`` must exceed it: Redis hands an unacknowledged task
+    to another worker after that long, so a shorter one would run a live task twice.
+    ``lease_seconds``: a lease not renewed (its holder died) is free after that long.
+    ``resolve_shards``: reconcile tasks per object (by canonical-id range).
+    """
+
+    broker_url: str = ""
+    result_backend: str = ""
+    task_time_limit: int = 1800
+    visibility_timeout: int = 3600
+    lease_seconds: int = 60
+    resolve_shards: int = 4
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.broker_url)
+
+
+@dataclass(frozen=True)
 class Settings:
     """The whole configuration, validated. ``repr`` never shows secret values."""
 
@@ -80,6 +104,7 @@ class Settings:
     dedupe: dict[str, Any] = field(default_factory=dict)
     quality: dict[str, Any] = field(default_factory=dict)
     secrets_file: Path | None = None  # where [secrets] file points (resolved), if anywhere
+    fleet: Fleet = field(default_factory=Fleet)
 
     def __repr__(self) -> str:
         return (
@@ -279,9 +304,10 @@ def _connection(
         options["ca_bundle"] = str(ca.absolute())
     if "budget" in options:
         budget = _expect(options["budget"], dict, f"{key}.budget", "a table")
-        _check_keys(budget, ("calls_per_day",), f"{key}.budget")
-        if "calls_per_day" in budget:
-            _expect(budget["calls_per_day"], int, f"{key}.budget.calls_per_day", "a whole number")
+        _check_keys(budget, ("calls_per_day", "calls_per_second"), f"{key}.budget")
+        for k in ("calls_per_day", "calls_per_second"):
+            if k in budget and _expect(budget[k], int, f"{key}.budget.{k}", "a whole number") <= 0:
+                raise ConfigError(f"{key}.budget.{k}: must be greater than 0 (got {budget[k]})")
     return ConnectionSettings(name=name, kind=kind, options=options, secrets=secrets)
 
 
@@ -298,7 +324,7 @@ def _option_keys(kind: str) -> frozenset[str] | None:
 
 def parse(data: Mapping[str, Any], *, path: Path | None = None, resolve_secrets: bool = True) -> Settings:
     """Validate a parsed TOML document into ``Settings``."""
-    _check_keys(data, ("database", "secrets", "connections", "policies", "limits", "schedule", "mapping", "dedupe", "quality"), "")
+    _check_keys(data, ("database", "secrets", "connections", "policies", "limits", "schedule", "mapping", "dedupe", "quality", "fleet"), "")
     db = _expect(data.get("database", {}), dict, "database", "a table")
     _check_keys(db, ("url",), "database")
     url = os.environ.get(DATABASE_ENV) or db.get("url") or DEFAULT_DATABASE_URL
@@ -354,7 +380,28 @@ def parse(data: Mapping[str, Any], *, path: Path | None = None, resolve_secrets:
         dedupe=_dedupe(_expect(data.get("dedupe", {}), dict, "dedupe", "a table")),
         quality=_quality(_expect(data.get("quality", {}), dict, "quality", "a table")),
         secrets_file=secrets_file_path,
+        fleet=_fleet(_expect(data.get("fleet", {}), dict, "fleet", "a table")),
     )
+
+
+def _fleet(table: Mapping[str, Any]) -> Fleet:
+    """``[fleet]``; ``REVSYNC_BROKER_URL`` overrides ``broker_url``."""
+    _check_keys(table, Fleet.__dataclass_fields__, "fleet")
+    values = dict(table)
+    for k in ("broker_url", "result_backend"):
+        if k in values:
+            _expect(values[k], str, f"fleet.{k}", "a URL (redis://host:port/db)")
+    if os.environ.get(BROKER_ENV):
+        values["broker_url"] = os.environ[BROKER_ENV]
+    for k in ("task_time_limit", "visibility_timeout", "lease_seconds", "resolve_shards"):
+        if k in values and _expect(values[k], int, f"fleet.{k}", "a whole number") <= 0:
+            raise ConfigError(f"fleet.{k}: must be greater than 0 (got {values[k]})")
+    fleet = Fleet(**values)
+    if fleet.enabled and fleet.visibility_timeout <= fleet.task_time_limit:
+        raise ConfigError(f"fleet.visibility_timeout: must be longer than fleet.task_time_limit "
+                          f"({fleet.visibility_timeout} <= {fleet.task_time_limit}), else a running "
+                          "task is handed to a second worker")
+    return fleet
 
 
 def _mapping(table: Mapping[str, Any]) -> dict[str, Any]:
