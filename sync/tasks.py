@@ -2,7 +2,8 @@
 
 A cycle is one Celery canvas (``cycle_canvas``), enqueued by the one active scheduler:
 
-    pull every (connection, object) ─ objects in order, connections in parallel
+    pull every (connection, object), in order (tier-1 linking reads what the pulls
+                 before wrote); each on its connection's queue
     prepare      follow the systems' own merges, make due failed writes dirty again
     resolve      per object: canonical-id shards in parallel, then tier-2 matching
     caps         the whole plan against the blast-radius caps
@@ -242,9 +243,11 @@ def shard_bounds(n: int) -> list[tuple[str, str]]:
 def cycle_canvas(run_id: int, names: Sequence[str], *, force: bool = False, shards: int = 4) -> Any:
     """The chain of one cycle (see the module docstring)."""
     steps: list[Any] = []
+    # pulls one after the other, in the single process's order: a pull links records
+    # to entities by their keys (tier 1), and two pulls of one object side by side
+    # could each make an entity for the same key
     for ot in ORDER:
-        steps.append(group(pull.si(run_id, n, ot.value).set(queue=queue_for(n)) for n in names))
-        steps.append(step.si(run_id, f"pulled {ot.value}s"))
+        steps.extend(pull.si(run_id, n, ot.value).set(queue=queue_for(n)) for n in names)
     steps.append(prepare.si(run_id))
     for ot in ORDER:
         steps.append(group(resolve.si(run_id, ot.value, lo, hi) for lo, hi in shard_bounds(shards)))
@@ -349,8 +352,9 @@ def match(self: Any, run_id: int, object_type: str) -> int:
         deduper = Deduper(ctx.store, ctx.settings.dedupe, now=_now, run_id=run_id,
                           policies=ctx.settings.policies)
         links = runner._match_new(report, deduper, ObjectType(object_type)) if deduper.enabled else 0
-        if links:
-            runner._resolve(report, runner._engine(run_id), ObjectType(object_type), _writable(ctx, rs))
+        # whatever matching left dirty (survivors of its links, clusters it re-formed)
+        # is decided now, not a cycle later (a query when nothing is)
+        runner._resolve(report, runner._engine(run_id), ObjectType(object_type), _writable(ctx, rs))
     finally:
         lease.release()
     rs.absorb(report)
@@ -461,3 +465,33 @@ def collect_counts(raw: Mapping[str, str]) -> dict[str, Any]:
         elif len(parts) == 1 and k not in ("holder", "stopped"):
             out[k] = int(v)
     return out
+
+
+@app.task(name="revsync.sweep", **TASK_OPTS)
+def sweep(self: Any) -> int:
+    """The nightly sweep (full id listings against the identity map) on one worker."""
+    ctx = context()
+    report = ctx.runner(0).run_sweep()
+    return int(report.deleted)
+
+
+def enqueue(settings: cfg.Settings, job: str) -> str | None:
+    """What ``revsync serve`` sends in fleet mode for a scheduler job (its task id).
+    ``retry`` sends a cycle only when some failed write's backoff is over."""
+    configure(settings)
+    if job == "retry":
+        with st.Store.from_url(settings.database_url).session() as s:
+            if not st.count_due_write_retries(s, _now()):
+                return None
+        return str(app.send_task("revsync.cycle", kwargs={"kind": "retry"}).id)
+    if job == "sweep":
+        return str(app.send_task("revsync.sweep").id)
+    return str(app.send_task("revsync.cycle", kwargs={"kind": "cycle"}).id)
+
+
+def worker_queues(settings: cfg.Settings, only: Sequence[str] | None = None) -> list[str]:
+    """The queues a worker consumes: ``revsync`` and one per connection (or ``only``)."""
+    every = [DEFAULT_QUEUE, *(queue_for(n) for n in settings.connections)]
+    if not only:
+        return every
+    return [DEFAULT_QUEUE if q in ("default", DEFAULT_QUEUE) else queue_for(q) for q in only]
