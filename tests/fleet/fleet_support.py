@@ -96,7 +96,7 @@ class Workers:
     def start(self, n: int = 1, concurrency: int = 1) -> None:
         for _ in range(n):
             i = len(self.procs)
-            log = open(self.logdir / f"worker-{i}.log", "wb")  # noqa: SIM115
+            log = open(self.logdir / f"worker-{i}.log", "wb")
             self.procs.append(subprocess.Popen(
                 [REVSYNC, "--config", str(self.config), "worker", "--concurrency", str(concurrency),
                  "--name", f"w{i}@%h", "--loglevel", "INFO"],

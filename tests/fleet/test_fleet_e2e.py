@@ -5,7 +5,6 @@ writes nothing; a worker SIGKILLed mid-task changes nothing in the end state."""
 from __future__ import annotations
 
 import random
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,6 @@ from sqlalchemy import select
 
 from cli import make_runner, sandbox_settings
 from sandbox.server import Sandbox
-from sync import config as cfg
 from sync import store as st
 from sync.migrate import upgrade
 from tests.fleet import fleet_support as F
