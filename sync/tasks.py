@@ -250,11 +250,13 @@ def cycle_canvas(run_id: int, names: Sequence[str], *, force: bool = False, shar
         steps.extend(pull.si(run_id, n, ot.value).set(queue=queue_for(n)) for n in names)
     steps.append(prepare.si(run_id))
     for ot in ORDER:
-        steps.append(group(resolve.si(run_id, ot.value, lo, hi) for lo, hi in shard_bounds(shards)))
+        # lists, not generators: a group keeps a generator and reads it later (after
+        # this loop has moved ``ot`` on)
+        steps.append(group([resolve.si(run_id, ot.value, lo, hi) for lo, hi in shard_bounds(shards)]))
         steps.append(match.si(run_id, ot.value))
     steps.append(caps.si(run_id, force))
     for ot in ORDER:
-        steps.append(group(push.si(run_id, n, ot.value).set(queue=queue_for(n)) for n in names))
+        steps.append(group([push.si(run_id, n, ot.value).set(queue=queue_for(n)) for n in names]))
         steps.append(step.si(run_id, f"pushed {ot.value}s"))
     steps.append(finish.si(run_id))
     return chain(*steps)
@@ -322,6 +324,7 @@ def resolve(self: Any, run_id: int, object_type: str, lo: str, hi: str) -> int:
     ctx = context()
     rs = RunState(ctx, run_id)
     if rs.get(f"held:{object_type}"):
+        log.info("run %s: %ss held (a pull did not finish); not reconciled", run_id, object_type)
         return 0
     engine = ctx.runner(run_id)._engine(run_id)
     lease = _leased(self, ctx, (f"resolve:{object_type}", f"{lo or '-'}:{hi}"))
@@ -329,6 +332,7 @@ def resolve(self: Any, run_id: int, object_type: str, lo: str, hi: str) -> int:
         stats = resolve_range(engine, ObjectType(object_type), lo, hi, write_to=_writable(ctx, rs))
     finally:
         lease.release()
+    log.info("run %s: reconciled %d %s(s) in [%s, %s)", run_id, stats.entities, object_type, lo, hi)
     report = _report(ctx, run_id)
     report.conflicts, report.errors, report.deleted = stats.conflicts, stats.errors, stats.deleted
     report.planned = stats.planned
@@ -352,9 +356,8 @@ def match(self: Any, run_id: int, object_type: str) -> int:
         deduper = Deduper(ctx.store, ctx.settings.dedupe, now=_now, run_id=run_id,
                           policies=ctx.settings.policies)
         links = runner._match_new(report, deduper, ObjectType(object_type)) if deduper.enabled else 0
-        # whatever matching left dirty (survivors of its links, clusters it re-formed)
-        # is decided now, not a cycle later (a query when nothing is)
-        runner._resolve(report, runner._engine(run_id), ObjectType(object_type), _writable(ctx, rs))
+        if links:  # the survivors of its links are decided again (as ``Runner.run_cycle``)
+            runner._resolve(report, runner._engine(run_id), ObjectType(object_type), _writable(ctx, rs))
     finally:
         lease.release()
     rs.absorb(report)
