@@ -43,3 +43,33 @@ def test_worker_without_a_broker_is_one_line_exit_2(tmp_path: Path, monkeypatch:
     r = runner.invoke(app, ["worker"])
     assert r.exit_code == 2
     assert "no broker configured" in r.output and "Traceback" not in r.output
+
+
+def test_status_shows_the_shared_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, redis_url: str) -> None:
+    import json
+
+    from sync.budget import SharedBudget
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "revsync.toml").write_text(f"""
+[database]
+url = "sqlite:///{tmp_path / 'r.db'}"
+[fleet]
+broker_url = "{redis_url}"
+[connections.hubspot]
+kind = "hubspot"
+host = "https://127.0.0.1:1"
+[connections.hubspot.budget]
+calls_per_day = 40
+calls_per_second = 9
+""")
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
+    other_worker = SharedBudget(redis_url, {"hubspot": (40, 9)})
+    for _ in range(7):
+        other_worker.spend("hubspot")
+    r = runner.invoke(app, ["status", "--json"])
+    assert r.exit_code == 0, r.output
+    shared = json.loads(r.output)["api_budget_shared"]["hubspot"]
+    assert (shared["calls"], shared["calls_per_day"], shared["remaining"], shared["calls_per_second"]) == (7, 40, 33, 9)
+    r = runner.invoke(app, ["status"])
+    assert "shared by every worker" in r.output

@@ -130,7 +130,6 @@ def test_a_worker_killed_mid_task_changes_nothing(reference: Any, tmp_path: Path
                     if owner is not None:
                         w.kill(owner)
                         killed.append(f"{lease.system}/{lease.object_type}")
-                        w.start(0)
                         return
 
             try:
