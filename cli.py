@@ -181,6 +181,14 @@ def collect_status(settings: cfg.Settings) -> dict[str, Any]:
     }
     if rev is not None:
         data.update(store.status())
+    if settings.fleet.enabled:
+        from sync.fleet import shared_budget_figures
+
+        data["fleet"] = {"broker": cfg.redact_url(settings.fleet.broker_url)}
+        try:
+            data["api_budget_shared"] = shared_budget_figures(settings)
+        except Exception as e:  # the broker is down: say so, show the rest
+            data["api_budget_shared"] = {"error": f"{type(e).__name__}: {e}"}
     return data
 
 
@@ -253,6 +261,19 @@ def status(
         for u in data["api_usage"]:
             t.add_row(u["system"], u["day"], str(u["calls"]), str(u["limit"] or "-"), str(u["remaining"] or "-"))
         console.print(t)
+    shared = data.get("api_budget_shared")
+    if shared is not None:
+        console.print(f"fleet     broker {data['fleet']['broker']}")
+        if "error" in shared:
+            console.print(f"[yellow]shared API budget unavailable:[/] {shared['error']}")
+        else:
+            t = Table(title="API budget, shared by every worker (today, UTC)")
+            for col in ("system", "day", "calls", "calls/day", "remaining", "calls/s"):
+                t.add_column(col)
+            for system, b in shared.items():
+                t.add_row(system, b["day"], str(b["calls"]), str(b["calls_per_day"] or "-"),
+                          "-" if b["remaining"] is None else str(b["remaining"]), str(b["calls_per_second"] or "-"))
+            console.print(t)
 
 
 # --------------------------------------------------------------------------- sync commands
@@ -906,9 +927,45 @@ def serve(
         except OSError as e:
             raise _fail(f"--metrics-port {metrics_port}: {e.strerror or e}") from None
         console.print(f"metrics on http://127.0.0.1:{metrics_port}/metrics")
+    if settings.fleet.enabled:
+        console.print(f"fleet mode: jobs are enqueued to {cfg.redact_url(settings.fleet.broker_url)} "
+                      "(run `revsync worker` to run them); this instance acts while it holds the leader lease")
     console.print(f"revsync scheduler: cycle every {settings.schedule.cycle_minutes} min, "
                   f"sweep '{settings.schedule.sweep_cron}', retries every {settings.schedule.retry_minutes} min")
     scheduler.serve(settings, config_path=str(settings.path) if settings.path else None)
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[int, typer.Option("--concurrency", "-c", min=1, help="Worker processes (default: 2).")] = 2,
+    queue: Annotated[list[str] | None, typer.Option("--queue", "-Q", help="Only this queue: a connection's name, or 'default' (repeatable; default: all).")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="Celery node name (default: revsync-<pid>@<host>).")] = None,
+    loglevel: Annotated[str, typer.Option("--loglevel", help="Celery log level.")] = "INFO",
+) -> None:
+    """Run a fleet worker (Celery) for the tasks `revsync serve` enqueues (needs [fleet] broker_url)."""
+    import os
+
+    settings = load_settings()
+    if not settings.fleet.enabled:
+        raise _fail("no broker configured: set [fleet] broker_url in the config or REVSYNC_BROKER_URL "
+                    "(without one, `revsync serve` runs the jobs itself)")
+    _store(settings)
+    if queue:
+        unknown = [q for q in queue if q not in ("default", "revsync") and q not in settings.connections]
+        if unknown:
+            raise _fail(f"--queue: no connection named {unknown[0]!r} (have: "
+                        f"{', '.join(settings.connections) or 'none'}, or 'default')")
+    from sync import tasks
+
+    if settings.path is not None:  # the pool processes load the same file
+        os.environ[cfg.CONFIG_ENV] = str(settings.path.absolute())
+    app_ = tasks.configure(settings)
+    queues = tasks.worker_queues(settings, queue)
+    console.print(f"revsync worker: {concurrency} process(es), queues {', '.join(queues)}, "
+                  f"broker {cfg.redact_url(settings.fleet.broker_url)}")
+    app_.worker_main(["worker", f"--concurrency={concurrency}", f"--queues={','.join(queues)}",
+                      f"--hostname={name or f'revsync-{os.getpid()}@%h'}", f"--loglevel={loglevel}",
+                      "--without-gossip", "--without-mingle"])
 
 
 # --------------------------------------------------------------------------- going live

@@ -7,6 +7,10 @@ Jobs (stored with ``SQLAlchemyJobStore`` in the same database):
   deletes and merges by comparing full id listings with the identity map;
 - ``retry``: every ``retry_minutes``, a cycle if failed writes are due (their backoff is over).
 
+With ``[fleet] broker_url`` set, ``build_fleet_scheduler`` is used instead: the same
+three jobs only enqueue Celery tasks (``sync.tasks``), and only on the instance that
+holds the leader lease.
+
 Every job has ``max_instances=1`` and ``coalesce=True``; on top of that the lease
 rows in the store keep a CLI backfill and a scheduled cycle off the same
 (connection, object). SIGTERM/SIGINT stop the scheduler after the page in flight.
@@ -99,9 +103,56 @@ def build_scheduler(
     return sched
 
 
+def build_fleet_scheduler(
+    settings: cfg.Settings,
+    *,
+    enqueue: Callable[[str], Any],
+    leader: Any,
+    scheduler_cls: Callable[..., BaseScheduler] = BlockingScheduler,
+) -> BaseScheduler:
+    """Fleet mode: APScheduler is only the clock. Its jobs live in memory (a job store
+    must never be shared between schedulers); when one fires, this instance enqueues
+    the task only if it holds the leader lease (``sync.fleet.Leader``), so with several
+    ``revsync serve`` running every job is sent once and the others stand by. A
+    heartbeat keeps the lease; a standby takes it once the leader's has expired."""
+    sched = scheduler_cls(
+        job_defaults={"max_instances": 1, "coalesce": True,
+                      "misfire_grace_time": settings.schedule.misfire_grace_seconds},
+        timezone="UTC",
+    )
+
+    def fire(job: str) -> None:
+        if not leader.tick():
+            log.debug("%s: standing by (another scheduler leads)", job)
+            return
+        task_id = enqueue(job)
+        log.info("%s: enqueued %s", job, task_id or "nothing (no failed write is due)")
+
+    sch = settings.schedule
+    sched.add_job(fire, IntervalTrigger(minutes=sch.cycle_minutes), args=["cycle"], id=JOB_IDS[0],
+                  name="incremental sync cycle (enqueue)")
+    sched.add_job(fire, CronTrigger.from_crontab(sch.sweep_cron, timezone="UTC"), args=["sweep"],
+                  id=JOB_IDS[1], name="nightly reconcile sweep (enqueue)")
+    sched.add_job(fire, IntervalTrigger(minutes=sch.retry_minutes), args=["retry"], id=JOB_IDS[2],
+                  name="error-ledger retry (enqueue)")
+    sched.add_job(leader.tick, IntervalTrigger(seconds=max(1.0, leader.seconds / 3)), id="revsync-leader",
+                  name="leader lease heartbeat")
+    return sched
+
+
 def serve(settings: cfg.Settings, *, config_path: str | None = None) -> None:
-    """Run the scheduler in the foreground until SIGTERM/SIGINT."""
-    sched = build_scheduler(settings, config_path=config_path)
+    """Run the scheduler in the foreground until SIGTERM/SIGINT (fleet mode: it only
+    enqueues, and only while it leads)."""
+    if settings.fleet.enabled:
+        from sync import tasks
+        from sync.fleet import Leader
+        from sync.store import Store
+
+        leader = Leader(Store.from_url(settings.database_url), settings.fleet.lease_seconds)
+        leader.tick()
+        sched = build_fleet_scheduler(settings, enqueue=lambda job: tasks.enqueue(settings, job), leader=leader)
+    else:
+        sched = build_scheduler(settings, config_path=config_path)
 
     def stop(signum: int, _frame: FrameType | None) -> None:
         log.info("signal %s: stopping after the page in flight", signum)

@@ -49,6 +49,7 @@ from sync.governance import parse as parse_governance
 CONFIG_ENV = "REVSYNC_CONFIG"
 DATABASE_ENV = "REVSYNC_DATABASE_URL"
 SECRETS_ENV = "REVSYNC_SECRETS_FILE"
+BROKER_ENV = "REVSYNC_BROKER_URL"
 DEFAULT_CONFIG = Path("revsync.toml")
 DEFAULT_DATABASE_URL = "sqlite:///revsync.db"
 KNOWN_KINDS = ("salesforce", "hubspot", "planhat")
@@ -284,6 +285,39 @@ class Quality(_Table):
     required: Annotated[RequiredFields, Table] | None = None
 
 
+Positive = Annotated[WholeNumber, _check(lambda v: v > 0, "must be greater than 0 (got {v})")]
+
+
+class Fleet(_Table):
+    """``[fleet]``: fleet mode (``sync.tasks``), off while ``broker_url`` is empty.
+
+    ``task_time_limit`` (seconds) is the hard limit of one task; the soft limit is 90%
+    of it. ``visibility_timeout`` must exceed it: Redis hands an unacknowledged task
+    to another worker after that long, so a shorter one would run a live task twice.
+    ``lease_seconds``: a lease not renewed (its holder died) is free after that long.
+    ``resolve_shards``: reconcile tasks per object (by canonical-id range).
+    """
+
+    broker_url: Annotated[str, _typed(str, "a URL (redis://host:port/db)")] = ""
+    result_backend: Annotated[str, _typed(str, "a URL (redis://host:port/db)")] = ""
+    task_time_limit: Positive = 1800
+    visibility_timeout: Positive = 3600
+    lease_seconds: Positive = 60
+    resolve_shards: Positive = 4
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.broker_url)
+
+    @model_validator(mode="after")
+    def _visibility_over_time_limit(self) -> Fleet:
+        if self.enabled and self.visibility_timeout <= self.task_time_limit:
+            raise _problem(f"must be longer than fleet.task_time_limit ({self.visibility_timeout} <= "
+                           f"{self.task_time_limit}), else a running task is handed to a second worker",
+                           key="visibility_timeout")
+        return self
+
+
 class RevsyncFile(_Table):
     """The whole ``revsync.toml``; ``connections`` tables are checked per kind (``connection_model``)."""
 
@@ -298,13 +332,17 @@ class RevsyncFile(_Table):
     quality: Annotated[Quality, Table] = Quality()
     # checked by ``sync.governance.parse`` (its own key paths and messages)
     governance: Annotated[dict[str, Any], Table] = Field(default_factory=dict)
+    fleet: Annotated[Fleet, Table] = Fleet()
 
 
 # --------------------------------------------------------------------------- connections
 
 
 class Budget(_Table):
-    calls_per_day: WholeNumber | None = None
+    calls_per_day: Positive | None = None
+    calls_per_second: Positive | None = None  # shared by every worker in fleet mode
+
+
 
 
 #: types of the option keys connectors declare (``Connector.option_keys``); a declared
@@ -459,6 +497,7 @@ class Settings:
     quality: dict[str, Any] = field(default_factory=dict)
     secrets_file: Path | None = None  # where [secrets] file points (resolved), if anywhere
     governance: Governance = field(default_factory=Governance)  # [governance]: rules, pre-flight, handoff
+    fleet: Fleet = field(default_factory=Fleet)  # [fleet]: Celery workers (off without a broker)
 
     def __repr__(self) -> str:
         return (
@@ -515,9 +554,11 @@ def _read_secrets_file(path: Path) -> dict[str, SecretStr]:
 
 
 def _with_environment(data: Mapping[str, Any]) -> dict[str, Any]:
-    """``REVSYNC_DATABASE_URL`` and ``REVSYNC_SECRETS_FILE`` over the file's values."""
+    """``REVSYNC_DATABASE_URL``, ``REVSYNC_SECRETS_FILE`` and ``REVSYNC_BROKER_URL`` over
+    the file's values."""
     out = dict(data)
-    for env, table, key in ((DATABASE_ENV, "database", "url"), (SECRETS_ENV, "secrets", "file")):
+    for env, table, key in ((DATABASE_ENV, "database", "url"), (SECRETS_ENV, "secrets", "file"),
+                            (BROKER_ENV, "fleet", "broker_url")):
         value = os.environ.get(env)
         if value and isinstance(out.get(table, {}), dict):
             out[table] = {**out.get(table, {}), key: value}
@@ -634,6 +675,7 @@ def parse(data: Mapping[str, Any], *, path: Path | None = None, resolve_secrets:
         quality=doc.quality.model_dump(exclude_unset=True),
         secrets_file=secrets_file_path,
         governance=governance,
+        fleet=doc.fleet,
     )
 
 

@@ -15,7 +15,7 @@ PG_ENV = "REVSYNC_TEST_POSTGRES_URL"
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """No test picks up the developer's own config, database or secrets."""
-    for var in ("REVSYNC_CONFIG", "REVSYNC_DATABASE_URL", "REVSYNC_SECRETS_FILE"):
+    for var in ("REVSYNC_CONFIG", "REVSYNC_DATABASE_URL", "REVSYNC_SECRETS_FILE", "REVSYNC_BROKER_URL"):
         monkeypatch.delenv(var, raising=False)
 
 

@@ -204,7 +204,7 @@ ca_bundle = "certs/ca.pem"
     [
         # unknown keys are rejected in every table, inside connection options too
         ("[connections.crm]\nkind = 'salesforce'\n[connections.crm.budget]\ncalls_per_dya = 5\n",
-         "connections.crm.budget.calls_per_dya: unknown key (expected one of: calls_per_day)"),
+         "connections.crm.budget.calls_per_dya: unknown key (expected one of: calls_per_day, calls_per_second)"),
         ("[secrets]\nfiel = 'x.toml'\n", "secrets.fiel: unknown key (expected one of: file)"),
         ("[dedupe.contact]\nauto_lnk = 0.9\n", "dedupe.contact.auto_lnk: unknown key"),
         ("[quality.required]\nlead = ['x']\n", "quality.required.lead: unknown key"),

@@ -74,6 +74,9 @@ def write_config(info: dict[str, Any], db_url: str, path: Path) -> dict[str, str
             lines.append(f'{key} = "{var}"')
             env[var] = info["credentials"][name][key]
         lines.append("")
+    # the same customer-success pod as ``cli.sandbox_settings`` (the clean run's settings),
+    # so closed-won handoffs complete the same way in both runs
+    lines += ["[governance.handoff]", 'default_csm = "cs-team@sandbox.example"', ""]
     path.write_text("\n".join(lines), encoding="utf-8")
     return env
 
