@@ -43,7 +43,13 @@ def test_two_schedulers_enqueue_each_job_once(db_url: str, tmp_path: Path) -> No
         scheds[name] = scheduler.build_fleet_scheduler(settings(db_url), enqueue=enqueue, leader=leader,
                                                        scheduler_cls=BackgroundScheduler)
     scheds["a"].start()
-    time.sleep(0.2)
+    # b starts once a leads (on a loaded machine a's first job may take a while to fire)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with lock:
+            if sent:
+                break
+        time.sleep(0.05)
     scheds["b"].start()
     try:
         time.sleep(3.0)

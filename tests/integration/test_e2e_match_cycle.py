@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from mapping.canonical import ObjectType
 from sync import store as st
@@ -76,7 +76,7 @@ def test_first_sync_links_like_a_batch_run(make_sandbox: Any, tmp_path: Path, no
     with in_cycle.store.session() as s:
         model = st.get_match_model(s, "contact")
         assert model is not None
-        refs = s.scalar(select(st.func.count()).select_from(st.ExternalRefRow)
+        refs = s.scalar(select(func.count()).select_from(st.ExternalRefRow)
                         .where(st.ExternalRefRow.object_type == "contact"))
     import json
 
