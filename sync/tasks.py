@@ -258,6 +258,7 @@ def cycle_canvas(run_id: int, names: Sequence[str], *, force: bool = False, shar
     for ot in ORDER:
         steps.append(group([push.si(run_id, n, ot.value).set(queue=queue_for(n)) for n in names]))
         steps.append(step.si(run_id, f"pushed {ot.value}s"))
+    steps.append(handoffs.si(run_id))
     steps.append(finish.si(run_id))
     return chain(*steps)
 
@@ -370,8 +371,13 @@ def caps(self: Any, run_id: int, force: bool = False) -> bool:
     from sync.plan import PlanTooLarge
 
     ctx = context()
+    runner, report = ctx.runner(run_id), _report(ctx, run_id)
+    # governance first, as in one process: required-field blocks and the schema
+    # pre-flight hold what they refuse; a won deal's account is queued for the CS system
+    runner._gate(report, [n for n in ctx.connections if not RunState(ctx, run_id).down(n)])
+    RunState(ctx, run_id).absorb(report)
     try:
-        ctx.runner(run_id)._check_caps(_report(ctx, run_id), force)
+        runner._check_caps(_report(ctx, run_id), force)
     except PlanTooLarge as e:
         rs = RunState(ctx, run_id)
         rs.put("stopped", f"plan stopped: {e}")
@@ -411,6 +417,20 @@ def push(self: Any, run_id: int, name: str, object_type: str) -> int:
             report.messages.append(f"{system}: writes deferred to the next cycle ({why})")
     rs.absorb(report)
     return int(sum(ps.written.values()))
+
+
+@app.task(name="revsync.handoffs", **TASK_OPTS)
+def handoffs(self: Any, run_id: int) -> int:
+    """Closed-won handoffs to customer success once every push has ended (as one process
+    runs them): licenses written, waiting ones recorded with what they lack."""
+    ctx = context()
+    rs = RunState(ctx, run_id)
+    if rs.get("stopped"):
+        return 0
+    report = _report(ctx, run_id)
+    ctx.runner(run_id)._handoffs(report)
+    rs.absorb(report)
+    return len(report.handoffs or {})
 
 
 @app.task(name="revsync.finish", **TASK_OPTS)

@@ -49,6 +49,8 @@ task_time_limit = {task_time_limit}
 visibility_timeout = {visibility_timeout}
 lease_seconds = {lease_seconds}
 resolve_shards = {shards}
+[governance.handoff]
+default_csm = "cs-team@sandbox.example"  # as cli.sandbox_settings (the reference run)
 [limits]
 max_creates = 1000000
 max_updates = 1000000
