@@ -4,7 +4,7 @@ Serves what revsync and simple-salesforce use: the OAuth token endpoint, SOQL
 ``query``/``queryAll`` with server-side cursors, describe, single-record CRUD and
 upsert by external id, sObject Collections, getUpdated/getDeleted, ``/limits`` with
 ``Sforce-Limit-Info`` on every response, and Bulk API 2.0 (``sandbox/salesforce_bulk.py``).
-Shapes and error bodies follow the vendor docs (see ../shared/API_NOTES.md section A).
+Shapes and error bodies follow Salesforce's own documentation (``sandbox/README.md`` lists them).
 
 The data lives in ``sandbox/salesforce_store.py`` (``Org``); SOQL is compiled by
 ``sandbox/salesforce_soql.py``. One lock serialises every request: the emulator is a

@@ -1,6 +1,6 @@
 """Default field policies (what ``revsync init`` writes and what applies when unset).
 
-Rules (see ``../shared/ARCHITECTURE.md``, "Policies"):
+Rules (the README's configuration section shows how to change them):
 
 - ``source_priority``: the first system in ``source_priority`` with a value wins;
 - ``latest``: the value with the most recent remote modstamp wins;
