@@ -57,9 +57,10 @@ from rapidfuzz import fuzz, process
 from mapping.normalize import LEGAL_SUFFIXES, company_match_key
 from sync.dedupe import MAX_CLUSTER_SIZE, MatchResult, Pair
 from sync.dedupe_keys import text_key
+from sync.match_report import DedupeReport
 
 if TYPE_CHECKING:
-    from sync.matching import Deduper, DedupeReport
+    from sync.matching import Deduper
 
 log = logging.getLogger(__name__)
 
@@ -647,7 +648,6 @@ def run(deduper: Deduper, *, new_ids: Sequence[str] | None = None, dry_run: bool
     stored deals of the same accounts.
     """
     from sync import store as st
-    from sync.matching import DedupeReport
 
     mode = "batch" if new_ids is None else "incremental"
     report = DedupeReport(OBJECT, mode, deduper._policy(OBJECT))

@@ -30,11 +30,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sync import store as st
+from sync.match_report import DedupeReport
 
 log = logging.getLogger(__name__)
 
@@ -44,28 +44,6 @@ MATCHED_OBJECTS = ("account", "contact", "opportunity")
 RETRAIN_GROWTH = 2.0
 #: … and a model trained on too little once the store has grown by this factor
 WEAK_RETRAIN_GROWTH = 1.1
-
-
-@dataclass
-class DedupeReport:
-    object_type: str
-    mode: str  # batch | incremental
-    policy: str = "link"  # what the links are recorded as: link | merge
-    records: int = 0
-    clusters: int = 0
-    links: int = 0  # entities folded into another
-    review_added: int = 0
-    review_open: int = 0
-    skipped_rejected: int = 0
-    warnings: list[str] = field(default_factory=list)
-    merge_ids: list[int] = field(default_factory=list)
-    planned_clusters: list[list[str]] = field(default_factory=list)  # dry run
-    trained: bool = False  # a model was (re)trained by this run
-    retrain_reason: str | None = None
-    withdrawn_ops: dict[str, dict[str, int]] = field(default_factory=dict)  # system → kind → n
-
-    def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
 
 
 #: thresholds per object, calibrated on the bench's score bands (bench/README.md):
