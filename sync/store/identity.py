@@ -141,32 +141,27 @@ def rename_entity(s: Session, object_type: str, old: str, new: str) -> None:
     s.flush()
 
 
-def contacts_by_email_key(s: Session, keys: list[str]) -> dict[str, str]:
+def _oldest_live_by(s: Session, table: Any, column: Any, values: list[str]) -> dict[str, str]:
+    """value of ``column`` → the id of the oldest live entity of ``table`` holding it."""
     out: dict[str, str] = {}
-    uniq = sorted(set(keys))
+    uniq = sorted(set(values))
     for i in range(0, len(uniq), 500):
-        for key, cid in s.execute(
-            select(ContactRow.email_key, ContactRow.id)
-            .where(ContactRow.email_key.in_(uniq[i : i + 500]), ContactRow.merged_into.is_(None))
-            .order_by(ContactRow.created_at, ContactRow.id)
+        for value, cid in s.execute(
+            select(column, table.id)
+            .where(column.in_(uniq[i : i + 500]), table.merged_into.is_(None))
+            .order_by(table.created_at, table.id)
         ):
-            if key:
-                out.setdefault(key, cid)
+            if value:
+                out.setdefault(value, cid)
     return out
+
+
+def contacts_by_email_key(s: Session, keys: list[str]) -> dict[str, str]:
+    return _oldest_live_by(s, ContactRow, ContactRow.email_key, keys)
 
 
 def accounts_by_domain(s: Session, domains: list[str]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    uniq = sorted(set(domains))
-    for i in range(0, len(uniq), 500):
-        for dom, cid in s.execute(
-            select(AccountRow.domain, AccountRow.id)
-            .where(AccountRow.domain.in_(uniq[i : i + 500]), AccountRow.merged_into.is_(None))
-            .order_by(AccountRow.created_at, AccountRow.id)
-        ):
-            if dom:
-                out.setdefault(dom, cid)
-    return out
+    return _oldest_live_by(s, AccountRow, AccountRow.domain, domains)
 
 
 def opportunities_by_account(s: Session, account_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
