@@ -50,7 +50,7 @@ from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from rapidfuzz import fuzz, process
 
@@ -60,7 +60,23 @@ from sync.dedupe_keys import text_key
 from sync.match_report import DedupeReport
 
 if TYPE_CHECKING:
-    from sync.matching import Deduper
+    from collections.abc import Callable
+    from datetime import datetime
+
+    from sync.store import Store
+
+
+class Deduper(Protocol):
+    """What this module needs of ``sync.matching.Deduper`` (a protocol, so the two
+    modules do not import each other)."""
+
+    store: Store
+    cfg: dict[str, Any]
+    now: Callable[[], datetime]
+
+    def _policy(self, object_type: str) -> str: ...
+
+    def _apply(self, object_type: str, result: Any, report: DedupeReport, *, dry_run: bool) -> None: ...
 
 log = logging.getLogger(__name__)
 
