@@ -214,45 +214,63 @@ def run_handoffs(store: st.Store, conn: Any, hs: HandoffSettings, *, now: dateti
                 counts["waiting"] += 1
             else:
                 ready.append((account_id, data))
-    for account_id, data in ready:
-        _complete(store, conn, account_id, data, now, counts)
+    if ready:
+        _complete(store, conn, ready, now, counts)
     return counts
 
 
-def _complete(store: st.Store, conn: Any, account_id: str, data: dict[str, Any], now: datetime,
+def _complete(store: st.Store, conn: Any, ready: Sequence[tuple[str, dict[str, Any]]], now: datetime,
               counts: dict[str, int]) -> None:
-    """Write the licenses, read them back, mark the handoff complete (or say why not)."""
-    items = license_items(data)
-    problem: str | None = None
+    """Write the licenses of every ready handoff, read them back, mark each handoff
+    complete (or say why not). Batched: one listing walk reads the licenses already
+    there, one bulk upsert (chunked by the connector) writes the missing ones, one more
+    walk reads them back, whatever the number of handoffs."""
+    wanted = {account_id: license_items(data) for account_id, data in ready}
+    problems: dict[str, str] = {}
+    found: dict[str, list[str]] = {}
     try:
         # read first: a license already there as wanted (a store rebuilt from the systems,
         # a handoff completed by hand) is not written again
-        have = [conn.connector.license(i["externalId"]) for i in items]
-        todo = [i for i, h in zip(items, have, strict=True) if not _same_license(i, h)]
-        errors = conn.connector.write_licenses(todo) if todo else []
-        problem = next((e for e in errors if e), None)
-        if problem is None:
-            written = [h if _same_license(i, h) else conn.connector.license(i["externalId"])
-                       for i, h in zip(items, have, strict=True)]
+        have = conn.connector.licenses([i["externalId"] for items in wanted.values() for i in items])
+        todo = [(a, i) for a, items in wanted.items() for i in items
+                if not _same_license(i, have.get(i["externalId"]))]
+        back: Mapping[str, Any] = {}
+        if todo:
+            errors = conn.connector.write_licenses([i for _, i in todo])
+            for (a, _), why in zip(todo, errors, strict=True):
+                if why and a not in problems:
+                    problems[a] = why
+            back = conn.connector.licenses([i["externalId"] for a, i in todo if a not in problems])
+        for a, items in wanted.items():
+            if a in problems:
+                continue
+            written = [have.get(i["externalId"]) if _same_license(i, have.get(i["externalId"]))
+                       else back.get(i["externalId"]) for i in items]
             if any(w is None for w in written):
-                problem = "a license written is not there when read back"
+                problems[a] = "a license written is not there when read back"
             else:
-                data = {**data, "licenses": [str(w["_id"]) for w in written if w]}
-    except Exception as e:  # one account's failure never stops the others
-        problem = f"{type(e).__name__}: {e}"
+                found[a] = [str(w["_id"]) for w in written if w]
+    except Exception as e:  # the batch is retried next cycle; the store still records why
+        failure = f"{type(e).__name__}: {e}"
+        problems = {a: problems.get(a, failure) for a in wanted}
+        found.clear()
+    data_of = dict(ready)
     with store.session() as s:
-        row = s.get(st.HandoffRow, account_id)
-        if row is None:
-            return
-        if problem:
-            counts["failed"] += 1
-            counts["waiting"] += 1
-            row.missing, row.owners = ["licenses"], {"licenses": f"revsync ({problem})"}
-            log.info("handoff of account %s: licenses not written: %s", account_id, problem)
-            return
-        counts["completed"] += 1
-        row.state, row.completed_at, row.completeness, row.data = COMPLETE, now, 1.0, data
-        row.missing, row.owners, row.updated_at = [], {}, now
+        for account_id in wanted:
+            row = s.get(st.HandoffRow, account_id)
+            if row is None:
+                continue
+            why = problems.get(account_id)
+            if why:
+                counts["failed"] += 1
+                counts["waiting"] += 1
+                row.missing, row.owners = ["licenses"], {"licenses": f"revsync ({why})"}
+                log.info("handoff of account %s: licenses not written: %s", account_id, why)
+                continue
+            counts["completed"] += 1
+            row.state, row.completed_at, row.completeness = COMPLETE, now, 1.0
+            row.data = {**data_of[account_id], "licenses": found[account_id]}
+            row.missing, row.owners, row.updated_at = [], {}, now
 
 
 def _same_license(want: Mapping[str, Any], have: Mapping[str, Any] | None) -> bool:
