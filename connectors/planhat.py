@@ -29,6 +29,7 @@ from typing import Any, ClassVar, TypeVar
 
 from connectors import planhat_map
 from connectors.base import (
+    CUSTOMER_SUCCESS,
     ApiBudget,
     ConnectionSettings,
     Connector,
@@ -151,6 +152,14 @@ class PlanhatConnector(Connector):
     writable_associations = {"endusers": frozenset({"account"}), "companies": frozenset()}
     # Planhat follows the CRM: new entities are created there only when create_in says so
     creates_by_default = False
+    # customer success: last in the default source priority, but it owns health, ARR,
+    # renewal and status, and the closed-won handoff writes its licenses here
+    default_rank = 30
+    authoritative_for: ClassVar[Mapping[str, tuple[str, ...]]] = {
+        "account": ("health", "arr", "renewal_date", "customer_status")}
+    roles: ClassVar[frozenset[str]] = frozenset({CUSTOMER_SUCCESS})
+    secret_env: ClassVar[Mapping[str, str]] = {"api_token": "REVSYNC_PLANHAT_TOKEN"}
+    url_options: ClassVar[Mapping[str, str]] = {"base_url": "{url}"}
     # custom fields live in the ``custom`` object: ``custom.Score`` is a path
     native_values = NativeValues(nested=True)
     readiness_factory = "connectors.planhat_setup:readiness_for"

@@ -2,20 +2,24 @@
 
 When an account has a won opportunity, its handoff to customer success carries the
 data CS needs before onboarding: the owner and the CSM, ARR, contract start and
-renewal date, the products (written to Planhat as **licenses**) and the key contacts
-(the deal's contact roles, synced as Planhat endusers by the normal cycle). One
-handoff per account, kept in the ``handoff`` table:
+renewal date, the products (written as **licenses**) and the key contacts (the deal's
+contact roles, synced by the normal cycle). The CS system is the connection whose
+connector declares the ``customer_success`` role (e.g. Planhat), or the one
+``[governance.handoff] system`` names; its connector reads and writes licenses with
+``licenses(external_ids)`` and ``write_licenses(items)``. One handoff per account,
+kept in the ``handoff`` table:
 
 - data missing → ``waiting``, with each missing item and who owns it (the account
-  owner for deal data, RevOps for the CSM assignment, revsync for the Planhat company);
+  owner for deal data, RevOps for the CSM assignment, revsync for the CS company);
   ``revsync handoffs`` lists them;
-- data complete and the account in Planhat → its licenses are upserted there (keyed by
-  ``externalId``), read back, and the handoff is ``complete``, with the time it took
-  and the completeness it had when first seen.
+- data complete and the account in the CS system → its licenses are upserted there
+  (keyed by ``externalId``), read back, and the handoff is ``complete``, with the time
+  it took and the completeness it had when first seen. The handoffs of a cycle are
+  batched: one read of the licenses there, one bulk write, one read back.
 
 It runs after each cycle's push, so a handoff completes by itself in the cycle after
-its data arrives. Only accounts without a complete handoff are looked at, and Planhat is
-called only to complete one: a quiet cycle costs no API call.
+its data arrives. Only accounts without a complete handoff are looked at, and the CS
+system is called only to complete one: a quiet cycle costs no API call.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from typing import Any
 
 from sqlalchemy import or_, select
 
+from connectors.base import CUSTOMER_SUCCESS
 from mapping.canonical import ObjectType
 from sync import store as st
 from sync.governance import HandoffSettings, value_of
@@ -35,7 +40,18 @@ from sync.governance import HandoffSettings, value_of
 log = logging.getLogger(__name__)
 
 WAITING, COMPLETE = "waiting", "complete"
-COMPANY = "planhat_company"  # a missing item: the account has no record in Planhat yet
+COMPANY = "cs_company"  # a missing item: the account has no record in the CS system yet
+
+
+def handoff_connection(connections: Mapping[str, Any], hs: HandoffSettings) -> Any | None:
+    """The connection handoffs write to: ``[governance.handoff] system`` when set, else
+    the first configured connection whose connector declares the customer-success role."""
+    if hs.system:
+        return connections.get(hs.system)
+    for conn in connections.values():
+        if CUSTOMER_SUCCESS in getattr(conn.connector, "roles", ()):
+            return conn
+    return None
 
 
 def _blank(v: Any) -> bool:
@@ -65,12 +81,14 @@ def _products(v: Any, default: str | None) -> list[str]:
 
 
 def handoff_data(account: Any, opp: Any, contacts: Sequence[Any], company_id: str | None,
-                 hs: HandoffSettings) -> tuple[dict[str, Any], list[str], dict[str, str]]:
-    """(data, missing items, owner of each missing item) for one account. Pure."""
+                 hs: HandoffSettings, *, system: str = "the customer-success system",
+                 ) -> tuple[dict[str, Any], list[str], dict[str, str]]:
+    """(data, missing items, owner of each missing item) for one account; ``system``
+    names the CS connection in the owner of a missing company. Pure."""
     owner = (account.owner_email or opp.owner_email or None)
     csm = value_of(account, "csm_email") or (hs.csm_by_owner.get(owner.lower()) if owner else None) \
         or hs.default_csm
-    # the deal's annual value; an account's ARR (Planhat's, from earlier licenses) only without one
+    # the deal's annual value; an account's ARR (the CS system's, from earlier licenses) only without one
     arr = opp.amount if opp.amount is not None else account.arr
     data: dict[str, Any] = {
         "opportunity": opp.id, "opportunity_name": opp.name,
@@ -87,7 +105,7 @@ def handoff_data(account: Any, opp: Any, contacts: Sequence[Any], company_id: st
     if company_id is None:
         missing.append(COMPANY)
     who = owner or "unassigned (no account owner)"
-    owners = {m: ("revops (assign a CSM)" if m == "csm" else "revsync (account not in Planhat yet)"
+    owners = {m: ("revops (assign a CSM)" if m == "csm" else f"revsync (account not in {system} yet)"
                   if m == COMPANY else who) for m in missing}
     return data, missing, owners
 
@@ -98,7 +116,7 @@ def completeness(hs: HandoffSettings, missing: Sequence[str]) -> float:
 
 
 def license_items(data: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Planhat licenses for a complete handoff: one per product, fixed period from the
+    """Licenses for a complete handoff (Planhat's shape): one per product, fixed period from the
     contract start to the renewal date, the ARR split evenly as MRR."""
     products = list(data["products"])
     mrr = Decimal(str(data["arr"])) / 12 / len(products)
@@ -158,7 +176,7 @@ def queue_company_creates(store: st.Store, conn: Any, hs: HandoffSettings, *, no
         for row in s.scalars(select(a).where(a.id.in_(missing), a.deleted_at.is_(None), a.merged_into.is_(None))):
             opp = won[row.id]
             _, gaps, _ = handoff_data(row, opp, [contacts[c] for c in opp_contacts.get(opp.id, []) if c in contacts],
-                                      None, hs)
+                                      None, hs, system=conn.name)
             if gaps != [COMPANY]:
                 continue  # the handoff waits for its data; the account is handed over with it
             entity = _row_entity("account", row)
@@ -198,7 +216,7 @@ def run_handoffs(store: st.Store, conn: Any, hs: HandoffSettings, *, now: dateti
                 continue
             data, missing, owners = handoff_data(
                 account, opp, [contacts[c] for c in opp_contacts.get(opp.id, []) if c in contacts],
-                refs.get(account_id), hs)
+                refs.get(account_id), hs, system=conn.name)
             row = rows.get(account_id)
             score = completeness(hs, missing)
             if row is None:

@@ -28,7 +28,7 @@ def test_defaults_are_account_owner_and_industry_and_closed_won_terms() -> None:
     assert [(r.object, r.stage, r.fields, r.block) for r in gov.required] == [
         ("account", None, ("owner_email", "industry"), False),
         ("opportunity", "closed_won", ("amount", "close_date", "contract_start", "renewal_date"), False)]
-    assert gov.preflight is True and gov.handoff.system == "planhat"
+    assert gov.preflight is True and gov.handoff.system is None  # the customer-success connector's
 
 
 @pytest.mark.parametrize(("table", "message"), [
@@ -134,11 +134,12 @@ def _opp(**kw: Any) -> Opportunity:
 def test_handoff_data_lists_missing_items_with_owners() -> None:
     hs = HandoffSettings(csm_by_owner={"ae@example.org": "csm@example.org"})
     contact = SimpleNamespace(email="buyer@client.example")
-    data, missing, owners = handoff_data(_acct(renewal_date=date(2027, 1, 31)), _opp(), [contact], None, hs)
+    data, missing, owners = handoff_data(_acct(renewal_date=date(2027, 1, 31)), _opp(), [contact], None, hs,
+                                         system="cs-crm")
     assert data["csm"] == "csm@example.org" and data["arr"] == "90000"
     assert data["renewal_date"] == "2027-01-31" and data["products"] == ["Subscription"]
     assert missing == ["contract_start", COMPANY]
-    assert owners == {"contract_start": "ae@example.org", COMPANY: "revsync (account not in Planhat yet)"}
+    assert owners == {"contract_start": "ae@example.org", COMPANY: "revsync (account not in cs-crm yet)"}
     assert completeness(hs, missing) == round(1 - 1 / 7, 4)
     # no owner, no CSM rule, no contacts: the gaps name who must act
     _, missing, owners = handoff_data(_acct(owner_email=None), _opp(owner_email=None), [], "c1",
