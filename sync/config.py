@@ -200,7 +200,7 @@ class SecretsSection(_Table):
 
 
 class Policy(_Table):
-    """``[policies.<object>]``: rules over the defaults of ``sync/defaults.py``."""
+    """``[policies.<object>]``: rules over the defaults (``mapping.defaults``)."""
 
     default: Rule | None = None
     source_priority: Systems | None = None
