@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 ENTRY_POINT_GROUP = "revsync.connectors"
+#: ``Connector.roles``: the system the closed-won handoff hands accounts to
+CUSTOMER_SUCCESS = "customer_success"
 
 #: one field-map row: (native field, canonical field, transform, direction)
 MapRow = tuple[str, str, str, str]
@@ -445,6 +447,26 @@ class Connector(abc.ABC):
     #: picklist values: table (``stage``, ``industry``…) → canonical → native value
     #: (the built-ins' defaults live in ``mapping.values``; a plugin declares its own)
     picklists: ClassVar[Mapping[str, Mapping[str, str]]] = {}
+    # ---- defaults the product derives from the registry (no vendor named in sync/) ----
+    #: place in the default ``source_priority`` (lower first); None: not in the default
+    #: order (a plugin is ranked by a policy the user writes)
+    default_rank: ClassVar[int | None] = None
+    #: canonical fields whose value this system owns by default, per canonical object
+    #: (``"account"``): the default policy of each is ``prefer:<connection>``
+    authoritative_for: ClassVar[Mapping[str, tuple[str, ...]]] = {}
+    #: roles this system plays in the revenue process; ``"customer_success"``: the
+    #: closed-won handoff writes licenses here (``licenses`` / ``write_licenses``)
+    roles: ClassVar[frozenset[str]] = frozenset()
+    #: secret key → environment variable the starter config names for it (and the
+    #: sandbox's secrets file fills in)
+    secret_env: ClassVar[Mapping[str, str]] = {}
+    #: the ``[connections.NAME]`` options that point this connector at a server's base
+    #: URL (``{url}`` stands for it): what ``revsync init``'s starter config writes for
+    #: the local sandbox, and what tests write for a sandbox on other ports
+    url_options: ClassVar[Mapping[str, str]] = {}
+    #: further options the starter config sets, and its daily call budget (None: none)
+    starter_options: ClassVar[Mapping[str, Any]] = {}
+    starter_budget: ClassVar[int | None] = None
     #: ``"module:function"`` building the go-live checker (``revsync check`` / ``setup``),
     #: called as ``function(connector, name=…, options=…)``; loaded only when asked for
     readiness_factory: ClassVar[str | None] = None

@@ -142,6 +142,10 @@ class HubSpotConnector(Connector):
         "companies": frozenset(),
     }
     merges_by_default = True
+    default_rank = 20
+    secret_env: ClassVar[Mapping[str, str]] = {"access_token": "REVSYNC_HUBSPOT_TOKEN"}
+    url_options: ClassVar[Mapping[str, str]] = {"host": "{url}"}
+    starter_budget = 200000
     # every property value is a string; dates and date-times as epoch milliseconds
     # https://developers.hubspot.com/docs/faq/how-should-timestamps-be-formatted-for-hubspots-apis
     native_values = StringValues()

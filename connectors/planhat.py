@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any, ClassVar, TypeVar
 
 from connectors import planhat_map
 from connectors.base import (
+    CUSTOMER_SUCCESS,
     ApiBudget,
     ConnectionSettings,
     Connector,
@@ -71,6 +72,10 @@ PLANHAT_BULK = 5000
 # the server serves: a configured ``page_size`` is clamped to these.
 PLANHAT_PAGE: Mapping[str, int] = {"companies": 5000}
 PLANHAT_PAGE_OTHER = 2000
+
+# The license fields a closed-won handoff writes and compares when it reads them back.
+LICENSE_FIELDS = ("_id", "externalId", "companyId", "product", "_currency", "fromDate", "toDate",
+                  "fixedPeriod", "mrr")
 
 # Records re-read at each page boundary so a delete between two calls skips nothing.
 PAGE_OVERLAP = 50
@@ -147,6 +152,14 @@ class PlanhatConnector(Connector):
     writable_associations = {"endusers": frozenset({"account"}), "companies": frozenset()}
     # Planhat follows the CRM: new entities are created there only when create_in says so
     creates_by_default = False
+    # customer success: last in the default source priority, but it owns health, ARR,
+    # renewal and status, and the closed-won handoff writes its licenses here
+    default_rank = 30
+    authoritative_for: ClassVar[Mapping[str, tuple[str, ...]]] = {
+        "account": ("health", "arr", "renewal_date", "customer_status")}
+    roles: ClassVar[frozenset[str]] = frozenset({CUSTOMER_SUCCESS})
+    secret_env: ClassVar[Mapping[str, str]] = {"api_token": "REVSYNC_PLANHAT_TOKEN"}
+    url_options: ClassVar[Mapping[str, str]] = {"base_url": "{url}"}
     # custom fields live in the ``custom`` object: ``custom.Score`` is a path
     native_values = NativeValues(nested=True)
     readiness_factory = "connectors.planhat_setup:readiness_for"
@@ -349,6 +362,24 @@ class PlanhatConnector(Connector):
                               partial(self.client.get, "licenses", f"extid-{external_id}"))
         except PlanhatNotFound:
             return None
+
+    def licenses(self, external_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The licenses among ``external_ids`` that exist, by ``externalId``.
+
+        One walk of the documented listing (``GET /licenses?limit&offset&select``,
+        only the fields a handoff compares), so a batch of handoffs costs one call per
+        page of licenses, not a call per license (Planhat documents no filter by
+        ``externalId`` on lists)."""
+        want = {str(e) for e in external_ids}
+        if not want:
+            return {}
+        out: dict[str, dict[str, Any]] = {}
+        for page in self._pages("licenses", select=LICENSE_FIELDS):
+            for doc in page:
+                ext = doc.get("externalId")
+                if ext is not None and str(ext) in want:
+                    out[str(ext)] = doc
+        return out
 
     def write_licenses(self, items: Sequence[Mapping[str, Any]]) -> list[str | None]:
         """Bulk upsert of licenses keyed by ``externalId`` (``PUT /licenses``, at most

@@ -122,3 +122,11 @@ def declares(kind: str, attr: str) -> bool:
     """A connector's boolean declaration (``creates_by_default``…); False when unknown."""
     cls = connector_class(kind)
     return bool(getattr(cls, attr)) if cls is not None else False
+
+
+def starter_secret_env() -> dict[str, dict[str, str]]:
+    """Connector name → (secret key → the environment variable the starter config and
+    the sandbox's secrets file use for it), for every connector that declares them."""
+    return {name: dict(cls.secret_env) for name, cls in sorted(
+        connector_classes().items(), key=lambda kv: (kv[1].default_rank is None, kv[1].default_rank or 0, kv[0]))
+        if cls.secret_env}

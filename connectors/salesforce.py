@@ -172,6 +172,15 @@ class SalesforceConnector(SalesforceWriter, Connector):
     not_associable = frozenset({"Lead"})
     # a Salesforce merge cannot be undone: policy merge calls it only where merge_in says so
     merges_by_default = False
+    # first in the default source priority: the CRM of record
+    default_rank = 10
+    secret_env: ClassVar[Mapping[str, str]] = {
+        "client_id": "REVSYNC_SF_CLIENT_ID", "client_secret": "REVSYNC_SF_CLIENT_SECRET",
+        "refresh_token": "REVSYNC_SF_REFRESH_TOKEN"}
+    url_options: ClassVar[Mapping[str, str]] = {"instance_url": "{url}", "token_url": "{url}/services/oauth2/token"}
+    starter_options: ClassVar[Mapping[str, Any]] = {"external_id_field": DEFAULT_EXTERNAL_ID,
+                                                    "bulk_threshold": DEFAULT_BULK_THRESHOLD}
+    starter_budget = 50000
     # date-times as Salesforce writes them: 2024-05-01T10:00:00.000+0000
     native_values = NativeValues(datetime_format="%Y-%m-%dT%H:%M:%S.%f3+0000")
     readiness_factory = "connectors.salesforce_setup:readiness_for"

@@ -56,10 +56,10 @@ def _parse_systems(systems: str | None) -> tuple[str, ...] | None:
 
 def write_secrets_file(path: Path, credentials: dict[str, dict[str, str]]) -> None:
     """The sandbox's credentials as ``VARIABLE = "value"`` under the starter config's names."""
-    from sync.config import STARTER_SECRET_ENV
+    from connectors.registry import starter_secret_env
 
     lines = ["# Credentials of the local revsync sandbox (not real secrets).\n"]
-    for system, names in STARTER_SECRET_ENV.items():
+    for system, names in starter_secret_env().items():
         for key, env in names.items():
             if key in credentials.get(system, {}):
                 lines.append(f"{env} = {json.dumps(credentials[system][key])}\n")

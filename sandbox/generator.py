@@ -35,7 +35,7 @@ Salesforce Account's ``ParentId`` is the parent's Account.
   system carry different non-blank values.
   Because of the second rule, "the system's value" is unambiguous: every record of a
   system that has the field agrees on it.
-- The value is what ``sync.defaults.DEFAULT_POLICIES`` chooses, ``never_blank`` on:
+- The value is what the default policies (``mapping.defaults``) choose, ``never_blank`` on:
   ``source_priority`` → the first system of the object's ``source_priority`` list with
   a non-blank value; ``latest`` → the non-blank value of the record with the greatest
   remote modstamp (Salesforce ``SystemModstamp``, HubSpot ``updatedAt`` = the
@@ -57,6 +57,7 @@ Salesforce Account's ``ParentId`` is the parent's Account.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import random
@@ -69,11 +70,11 @@ from pathlib import Path
 from typing import IO, Any
 
 from mapping import values as V
+from mapping.defaults import default_policies
 from mapping.normalize import company_match_key
 from mapping.transforms import LEAD_STATUS, READ_ALIASES
 from sandbox import gen_data as D
 from sandbox.schema import SCHEMAS
-from sync.defaults import DEFAULT_POLICIES
 
 GENERATED_BY = "revsync.sandbox.generator/1"
 # Every seed timestamp is before this instant; close and renewal dates spread around it.
@@ -352,6 +353,11 @@ class _Rec:
     uncertain: frozenset[str] = frozenset()
 
 
+@functools.cache
+def _default_policies() -> dict[str, dict[str, Any]]:
+    return default_policies()
+
+
 def _policy_for(kind: str, fld: str, policies: Mapping[str, Mapping[str, Any]]) -> str:
     conf = policies[kind]
     return str(conf.get("fields", {}).get(fld, conf.get("default", "source_priority")))
@@ -360,9 +366,11 @@ def _policy_for(kind: str, fld: str, policies: Mapping[str, Mapping[str, Any]]) 
 def expected_values(
     kind: str,
     records: Sequence[_Rec],
-    policies: Mapping[str, Mapping[str, Any]] = DEFAULT_POLICIES,
+    policies: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The ``expected`` map of one cluster (semantics in the module docstring)."""
+    """The ``expected`` map of one cluster (semantics in the module docstring);
+    ``policies`` default to the product's (``mapping.defaults``)."""
+    policies = policies or _default_policies()
     conf = policies[kind]
     priority = list(conf.get("source_priority", ()))
     out: dict[str, Any] = {}
@@ -1567,7 +1575,7 @@ def _write_ground_truth(out_dir: Path, *, accounts: int, seed: int, noise: str) 
                 shutil.copyfileobj(src, fh, 1 << 20)
             part.unlink()
         fh.write(
-            f'}},"epoch":"{iso_ms(EPOCH_MS)}","noise":{_dumps(noise)},"policies":{_dumps(DEFAULT_POLICIES)},'
+            f'}},"epoch":"{iso_ms(EPOCH_MS)}","noise":{_dumps(noise)},"policies":{_dumps(_default_policies())},'
             f'"scored_fields":{_dumps(SCORED_FIELDS)},"seed":{seed}}}\n'
         )
 

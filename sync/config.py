@@ -13,8 +13,8 @@ unknown key is an error, inside connection options too). Every problem is one
 
 from __future__ import annotations
 
-import copy
 import functools
+import json
 import logging
 import os
 import tomllib
@@ -42,7 +42,8 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from connectors.base import ConnectionSettings
-from sync.defaults import DEFAULT_POLICIES
+from connectors.registry import starter_secret_env
+from mapping.defaults import default_policies, default_source_priority
 from sync.governance import Governance, GovernanceError
 from sync.governance import parse as parse_governance
 
@@ -52,21 +53,31 @@ SECRETS_ENV = "REVSYNC_SECRETS_FILE"
 BROKER_ENV = "REVSYNC_BROKER_URL"
 DEFAULT_CONFIG = Path("revsync.toml")
 DEFAULT_DATABASE_URL = "sqlite:///revsync.db"
-KNOWN_KINDS = ("salesforce", "hubspot", "planhat")
 KNOWN_OBJECTS = ("account", "contact", "opportunity")
 RULE_NAMES = ("source_priority", "latest")
 RULE_PREFIXES = ("prefer:", "always:")
 DIRECTIONS = ("read", "write", "both", "none")
 
 
-#: environment-variable names the starter config gives each connection's secrets
-#: (``revsync sandbox serve --secrets-file`` writes the sandbox's values under them)
-STARTER_SECRET_ENV: dict[str, dict[str, str]] = {
-    "salesforce": {"client_id": "REVSYNC_SF_CLIENT_ID", "client_secret": "REVSYNC_SF_CLIENT_SECRET",
-                   "refresh_token": "REVSYNC_SF_REFRESH_TOKEN"},
-    "hubspot": {"access_token": "REVSYNC_HUBSPOT_TOKEN"},
-    "planhat": {"api_token": "REVSYNC_PLANHAT_TOKEN"},
-}
+
+
+def known_kinds() -> tuple[str, ...]:
+    """The built-in connectors (those ranked in the default source priority), in rank order."""
+    return default_source_priority()
+
+
+def __getattr__(name: str) -> Any:
+    # KNOWN_KINDS, STARTER_SECRET_ENV and STARTER come from the connectors' declarations
+    # (``Connector.default_rank``, ``Connector.secret_env``), read when first asked for
+    if name == "KNOWN_KINDS":
+        return known_kinds()
+    if name == "STARTER_SECRET_ENV":
+        return starter_secret_env()
+    if name == "STARTER":
+        return starter_config()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 SANDBOX_DIR = ".revsync/sandbox"
 
 
@@ -124,7 +135,7 @@ Probability = Annotated[int | float, _typed((int, float), "a probability"),
 
 
 def _systems(info: ValidationInfo) -> tuple[str, ...]:
-    return tuple((info.context or {}).get("systems", KNOWN_KINDS))
+    return tuple((info.context or {}).get("systems", known_kinds()))
 
 
 def _check_system(name: str, info: ValidationInfo) -> str:
@@ -189,7 +200,7 @@ class SecretsSection(_Table):
 
 
 class Policy(_Table):
-    """``[policies.<object>]``: rules over the defaults of ``sync/defaults.py``."""
+    """``[policies.<object>]``: rules over the defaults (``mapping.defaults``)."""
 
     default: Rule | None = None
     source_priority: Systems | None = None
@@ -374,16 +385,16 @@ class Connection(_Table):
 def _check_kind(table: Mapping[str, Any]) -> str:
     """The connection's ``kind`` (a built-in or an installed connector), or a problem."""
     if "kind" not in table:
-        raise _problem(f"missing (expected one of: {', '.join(KNOWN_KINDS)} or an installed connector)")
+        raise _problem(f"missing (expected one of: {', '.join(known_kinds())} or an installed connector)")
     kind = table["kind"]
     if not isinstance(kind, str):
         raise _problem(f"must be a connector name (got {_type_name(kind)})")
-    if kind not in KNOWN_KINDS:
+    if kind not in known_kinds():
         from connectors.base import known_connectors
 
         if kind not in known_connectors():
             raise _problem(
-                f"unknown connector {kind!r} (known: {', '.join(known_connectors()) or ', '.join(KNOWN_KINDS)})"
+                f"unknown connector {kind!r} (known: {', '.join(known_connectors()) or ', '.join(known_kinds())})"
             )
     return kind
 
@@ -567,7 +578,7 @@ def _with_environment(data: Mapping[str, Any]) -> dict[str, Any]:
 
 def _policies(doc: Policies) -> dict[str, dict[str, Any]]:
     """``[policies.*]`` over the defaults."""
-    policies = copy.deepcopy(DEFAULT_POLICIES)
+    policies = default_policies()
     for obj in KNOWN_OBJECTS:
         given: Policy | None = getattr(doc, obj)
         if given is None:
@@ -634,7 +645,7 @@ def parse(data: Mapping[str, Any], *, path: Path | None = None, resolve_secrets:
     """Validate a parsed TOML document into ``Settings``; every problem in one ``ConfigError`` line."""
     data = _with_environment(data)
     raw_connections = data.get("connections")
-    systems = (*KNOWN_KINDS, *(raw_connections if isinstance(raw_connections, dict) else ()))
+    systems = (*known_kinds(), *(raw_connections if isinstance(raw_connections, dict) else ()))
     problems: list[str] = []
     try:
         doc = RevsyncFile.model_validate(data, context={"systems": systems})
@@ -733,81 +744,104 @@ def install_redactor(settings: Settings) -> SecretRedactor:
     return redactor
 
 
-STARTER = """\
-# revsync configuration. Every key is optional except each connection's `kind`.
-# Secrets never go in this file: [connections.NAME.secrets] names environment
-# variables (or keys of the secrets file below).
+#: the sandbox's first port: ``revsync sandbox serve --port 8441`` serves the built-in
+#: connectors on consecutive ports, in their default rank order
+STARTER_PORT = 8441
+STARTER_LIMITS: Mapping[str, int] = {"max_creates": 5000, "max_updates": 50000, "max_deletes": 100,
+                                     "max_merges": 100}
 
-[database]
-# SQLite file by default; REVSYNC_DATABASE_URL overrides this.
-# PostgreSQL: "postgresql+psycopg://user@127.0.0.1:5432/revsync"
-url = "sqlite:///revsync.db"
 
-[secrets]
-# Optional TOML file of VARIABLE = "value" pairs, read when a variable is not set in
-# the environment. This one is written by
-#   revsync sandbox serve --port 8441 --ca-dir .revsync/sandbox --secrets-file .revsync/sandbox/secrets.toml
-# with the (non-secret) credentials the sandbox accepts. For real systems, set the
-# variables in the environment or point this at your own file (never commit it).
-file = ".revsync/sandbox/secrets.toml"
+def _toml(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int | float):
+        return str(v)
+    if isinstance(v, list | tuple):
+        return "[" + ", ".join(_toml(x) for x in v) + "]"
+    return json.dumps(str(v))
 
-# The three connections point at the local sandbox (`revsync sandbox serve --port 8441`
-# serves Salesforce on 8441, HubSpot on 8442 and Planhat on 8443). For real systems,
-# change the URLs and drop ca_bundle.
-[connections.salesforce]
-kind = "salesforce"
-instance_url = "https://127.0.0.1:8441"
-token_url = "https://127.0.0.1:8441/services/oauth2/token"
-ca_bundle = ".revsync/sandbox/sandbox-ca.pem"
-external_id_field = "Revsync_Id__c"
-bulk_threshold = 10000
-[connections.salesforce.secrets]
-client_id = "REVSYNC_SF_CLIENT_ID"
-client_secret = "REVSYNC_SF_CLIENT_SECRET"
-refresh_token = "REVSYNC_SF_REFRESH_TOKEN"
-[connections.salesforce.budget]
-calls_per_day = 50000
 
-[connections.hubspot]
-kind = "hubspot"
-host = "https://127.0.0.1:8442"
-ca_bundle = ".revsync/sandbox/sandbox-ca.pem"
-[connections.hubspot.secrets]
-access_token = "REVSYNC_HUBSPOT_TOKEN"
-[connections.hubspot.budget]
-calls_per_day = 200000
+def starter_config(
+    *,
+    urls: Mapping[str, str] | None = None,
+    ca_bundle: str = f"{SANDBOX_DIR}/sandbox-ca.pem",
+    secrets_file: str = f"{SANDBOX_DIR}/secrets.toml",
+    database_url: str = DEFAULT_DATABASE_URL,
+    limits: Mapping[str, int] | None = None,
+) -> str:
+    """The commented starter ``revsync.toml`` (``revsync init``; ``STARTER``), built from
+    the built-in connectors' declarations: one connection each (``url_options``,
+    ``starter_options``, ``secret_env``, ``starter_budget``) pointing at the local
+    sandbox, or at ``urls`` (connection name → base URL; tests give a sandbox's own
+    ports), and the default policies they imply."""
+    from connectors.registry import connector_classes
 
-[connections.planhat]
-kind = "planhat"
-base_url = "https://127.0.0.1:8443"
-ca_bundle = ".revsync/sandbox/sandbox-ca.pem"
-[connections.planhat.secrets]
-api_token = "REVSYNC_PLANHAT_TOKEN"
-
-# Field policies. Defaults: source_priority salesforce > hubspot > planhat, a blank
-# value never overwrites a filled one; Planhat owns health/ARR/renewal; lifecycle,
-# title and phone follow the latest edit. Rules: source_priority, latest,
-# prefer:<system> (unless blank), always:<system>.
-[policies.account]
-source_priority = ["salesforce", "hubspot", "planhat"]
-never_blank = true
-[policies.account.fields]
-health = "prefer:planhat"
-arr = "prefer:planhat"
-renewal_date = "prefer:planhat"
-
-[policies.contact.fields]
-lifecycle_stage = "latest"
-
-# Blast-radius caps per run: a plan over a cap stops (override with --force).
-[limits]
-max_creates = 5000
-max_updates = 50000
-max_deletes = 100
-max_merges = 100
-
-[schedule]
-cycle_minutes = 15
-sweep_cron = "0 3 * * *"
-retry_minutes = 30
-"""
+    classes = connector_classes()
+    kinds = known_kinds()
+    out = [
+        "# revsync configuration. Every key is optional except each connection's `kind`.",
+        "# Secrets never go in this file: [connections.NAME.secrets] names environment",
+        "# variables (or keys of the secrets file below).",
+        "",
+        "[database]",
+        "# SQLite file by default; REVSYNC_DATABASE_URL overrides this.",
+        '# PostgreSQL: "postgresql+psycopg://user@127.0.0.1:5432/revsync"',
+        f"url = {_toml(database_url)}",
+        "",
+        "[secrets]",
+        '# Optional TOML file of VARIABLE = "value" pairs, read when a variable is not set in',
+        "# the environment. This one is written by",
+        f"#   revsync sandbox serve --port {STARTER_PORT} --ca-dir {SANDBOX_DIR} --secrets-file {SANDBOX_DIR}/secrets.toml",
+        "# with the (non-secret) credentials the sandbox accepts. For real systems, set the",
+        "# variables in the environment or point this at your own file (never commit it).",
+        f"file = {_toml(secrets_file)}",
+        "",
+    ]
+    ports = [f"{name} on {STARTER_PORT + i}" for i, name in enumerate(kinds)]
+    out += [
+        f"# The {len(kinds)} connections point at the local sandbox (`revsync sandbox serve --port {STARTER_PORT}`",
+        f"# serves {', '.join(ports[:-1])} and {ports[-1]}). For real systems," if len(ports) > 1 else
+        f"# serves {ports[0] if ports else 'nothing'}). For real systems,",
+        "# change the URLs and drop ca_bundle.",
+    ]
+    for i, name in enumerate(kinds):
+        cls = classes[name]
+        url = (urls or {}).get(name, f"https://127.0.0.1:{STARTER_PORT + i}")
+        out += [f"[connections.{name}]", f"kind = {_toml(name)}"]
+        out += [f"{k} = {_toml(v.replace('{url}', url))}" for k, v in cls.url_options.items()]
+        out += [f"ca_bundle = {_toml(ca_bundle)}"]
+        out += [f"{k} = {_toml(v)}" for k, v in cls.starter_options.items()]
+        if cls.secret_env:
+            out += [f"[connections.{name}.secrets]", *(f"{k} = {_toml(v)}" for k, v in cls.secret_env.items())]
+        if cls.starter_budget:
+            out += [f"[connections.{name}.budget]", f"calls_per_day = {cls.starter_budget}"]
+        out.append("")
+    account = default_policies()["account"]
+    owned = [(f, r.partition(":")[2]) for f, r in account["fields"].items() if r.startswith("prefer:")]
+    owners = sorted({o for _, o in owned}, key=kinds.index)
+    out += [
+        f"# Field policies. Defaults: source_priority {' > '.join(account['source_priority'])}, a blank",
+        "# value never overwrites a filled one;"
+        + "".join(f" {o} owns {', '.join(f for f, w in owned if w == o)};" for o in owners),
+        "# lifecycle, title and phone follow the latest edit. Rules: source_priority, latest,",
+        "# prefer:<system> (unless blank), always:<system>.",
+        "[policies.account]",
+        f"source_priority = {_toml(account['source_priority'])}",
+        "never_blank = true",
+        "[policies.account.fields]",
+        *(f"{f} = {_toml('prefer:' + o)}" for f, o in owned),
+        "",
+        "[policies.contact.fields]",
+        'lifecycle_stage = "latest"',
+        "",
+        "# Blast-radius caps per run: a plan over a cap stops (override with --force).",
+        "[limits]",
+        *(f"{k} = {v}" for k, v in {**STARTER_LIMITS, **(limits or {})}.items()),
+        "",
+        "[schedule]",
+        "cycle_minutes = 15",
+        'sweep_cron = "0 3 * * *"',
+        "retry_minutes = 30",
+        "",
+    ]
+    return "\n".join(out)

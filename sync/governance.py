@@ -94,7 +94,9 @@ class HandoffSettings:
     """``[governance.handoff]``: what a closed-won handoff to customer success needs."""
 
     enabled: bool = True
-    system: str = "planhat"  # the connection (kind planhat) the handoff writes licenses to
+    # the connection the handoff writes licenses to; None: the first connection whose
+    # connector declares the customer-success role (``Connector.roles``)
+    system: str | None = None
     required: tuple[str, ...] = ("owner", "csm", "arr", "contract_start", "renewal_date", "products",
                                  "key_contacts")
     default_product: str = "Subscription"

@@ -2,20 +2,24 @@
 
 When an account has a won opportunity, its handoff to customer success carries the
 data CS needs before onboarding: the owner and the CSM, ARR, contract start and
-renewal date, the products (written to Planhat as **licenses**) and the key contacts
-(the deal's contact roles, synced as Planhat endusers by the normal cycle). One
-handoff per account, kept in the ``handoff`` table:
+renewal date, the products (written as **licenses**) and the key contacts (the deal's
+contact roles, synced by the normal cycle). The CS system is the connection whose
+connector declares the ``customer_success`` role (e.g. Planhat), or the one
+``[governance.handoff] system`` names; its connector reads and writes licenses with
+``licenses(external_ids)`` and ``write_licenses(items)``. One handoff per account,
+kept in the ``handoff`` table:
 
 - data missing → ``waiting``, with each missing item and who owns it (the account
-  owner for deal data, RevOps for the CSM assignment, revsync for the Planhat company);
+  owner for deal data, RevOps for the CSM assignment, revsync for the CS company);
   ``revsync handoffs`` lists them;
-- data complete and the account in Planhat → its licenses are upserted there (keyed by
-  ``externalId``), read back, and the handoff is ``complete``, with the time it took
-  and the completeness it had when first seen.
+- data complete and the account in the CS system → its licenses are upserted there
+  (keyed by ``externalId``), read back, and the handoff is ``complete``, with the time
+  it took and the completeness it had when first seen. The handoffs of a cycle are
+  batched: one read of the licenses there, one bulk write, one read back.
 
 It runs after each cycle's push, so a handoff completes by itself in the cycle after
-its data arrives. Only accounts without a complete handoff are looked at, and Planhat is
-called only to complete one: a quiet cycle costs no API call.
+its data arrives. Only accounts without a complete handoff are looked at, and the CS
+system is called only to complete one: a quiet cycle costs no API call.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from typing import Any
 
 from sqlalchemy import or_, select
 
+from connectors.base import CUSTOMER_SUCCESS
 from mapping.canonical import ObjectType
 from sync import store as st
 from sync.governance import HandoffSettings, value_of
@@ -35,7 +40,18 @@ from sync.governance import HandoffSettings, value_of
 log = logging.getLogger(__name__)
 
 WAITING, COMPLETE = "waiting", "complete"
-COMPANY = "planhat_company"  # a missing item: the account has no record in Planhat yet
+COMPANY = "cs_company"  # a missing item: the account has no record in the CS system yet
+
+
+def handoff_connection(connections: Mapping[str, Any], hs: HandoffSettings) -> Any | None:
+    """The connection handoffs write to: ``[governance.handoff] system`` when set, else
+    the first configured connection whose connector declares the customer-success role."""
+    if hs.system:
+        return connections.get(hs.system)
+    for conn in connections.values():
+        if CUSTOMER_SUCCESS in getattr(conn.connector, "roles", ()):
+            return conn
+    return None
 
 
 def _blank(v: Any) -> bool:
@@ -65,12 +81,14 @@ def _products(v: Any, default: str | None) -> list[str]:
 
 
 def handoff_data(account: Any, opp: Any, contacts: Sequence[Any], company_id: str | None,
-                 hs: HandoffSettings) -> tuple[dict[str, Any], list[str], dict[str, str]]:
-    """(data, missing items, owner of each missing item) for one account. Pure."""
+                 hs: HandoffSettings, *, system: str = "the customer-success system",
+                 ) -> tuple[dict[str, Any], list[str], dict[str, str]]:
+    """(data, missing items, owner of each missing item) for one account; ``system``
+    names the CS connection in the owner of a missing company. Pure."""
     owner = (account.owner_email or opp.owner_email or None)
     csm = value_of(account, "csm_email") or (hs.csm_by_owner.get(owner.lower()) if owner else None) \
         or hs.default_csm
-    # the deal's annual value; an account's ARR (Planhat's, from earlier licenses) only without one
+    # the deal's annual value; an account's ARR (the CS system's, from earlier licenses) only without one
     arr = opp.amount if opp.amount is not None else account.arr
     data: dict[str, Any] = {
         "opportunity": opp.id, "opportunity_name": opp.name,
@@ -87,7 +105,7 @@ def handoff_data(account: Any, opp: Any, contacts: Sequence[Any], company_id: st
     if company_id is None:
         missing.append(COMPANY)
     who = owner or "unassigned (no account owner)"
-    owners = {m: ("revops (assign a CSM)" if m == "csm" else "revsync (account not in Planhat yet)"
+    owners = {m: ("revops (assign a CSM)" if m == "csm" else f"revsync (account not in {system} yet)"
                   if m == COMPANY else who) for m in missing}
     return data, missing, owners
 
@@ -98,7 +116,7 @@ def completeness(hs: HandoffSettings, missing: Sequence[str]) -> float:
 
 
 def license_items(data: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Planhat licenses for a complete handoff: one per product, fixed period from the
+    """Licenses for a complete handoff (Planhat's shape): one per product, fixed period from the
     contract start to the renewal date, the ARR split evenly as MRR."""
     products = list(data["products"])
     mrr = Decimal(str(data["arr"])) / 12 / len(products)
@@ -158,7 +176,7 @@ def queue_company_creates(store: st.Store, conn: Any, hs: HandoffSettings, *, no
         for row in s.scalars(select(a).where(a.id.in_(missing), a.deleted_at.is_(None), a.merged_into.is_(None))):
             opp = won[row.id]
             _, gaps, _ = handoff_data(row, opp, [contacts[c] for c in opp_contacts.get(opp.id, []) if c in contacts],
-                                      None, hs)
+                                      None, hs, system=conn.name)
             if gaps != [COMPANY]:
                 continue  # the handoff waits for its data; the account is handed over with it
             entity = _row_entity("account", row)
@@ -198,7 +216,7 @@ def run_handoffs(store: st.Store, conn: Any, hs: HandoffSettings, *, now: dateti
                 continue
             data, missing, owners = handoff_data(
                 account, opp, [contacts[c] for c in opp_contacts.get(opp.id, []) if c in contacts],
-                refs.get(account_id), hs)
+                refs.get(account_id), hs, system=conn.name)
             row = rows.get(account_id)
             score = completeness(hs, missing)
             if row is None:
@@ -214,45 +232,63 @@ def run_handoffs(store: st.Store, conn: Any, hs: HandoffSettings, *, now: dateti
                 counts["waiting"] += 1
             else:
                 ready.append((account_id, data))
-    for account_id, data in ready:
-        _complete(store, conn, account_id, data, now, counts)
+    if ready:
+        _complete(store, conn, ready, now, counts)
     return counts
 
 
-def _complete(store: st.Store, conn: Any, account_id: str, data: dict[str, Any], now: datetime,
+def _complete(store: st.Store, conn: Any, ready: Sequence[tuple[str, dict[str, Any]]], now: datetime,
               counts: dict[str, int]) -> None:
-    """Write the licenses, read them back, mark the handoff complete (or say why not)."""
-    items = license_items(data)
-    problem: str | None = None
+    """Write the licenses of every ready handoff, read them back, mark each handoff
+    complete (or say why not). Batched: one listing walk reads the licenses already
+    there, one bulk upsert (chunked by the connector) writes the missing ones, one more
+    walk reads them back, whatever the number of handoffs."""
+    wanted = {account_id: license_items(data) for account_id, data in ready}
+    problems: dict[str, str] = {}
+    found: dict[str, list[str]] = {}
     try:
         # read first: a license already there as wanted (a store rebuilt from the systems,
         # a handoff completed by hand) is not written again
-        have = [conn.connector.license(i["externalId"]) for i in items]
-        todo = [i for i, h in zip(items, have, strict=True) if not _same_license(i, h)]
-        errors = conn.connector.write_licenses(todo) if todo else []
-        problem = next((e for e in errors if e), None)
-        if problem is None:
-            written = [h if _same_license(i, h) else conn.connector.license(i["externalId"])
-                       for i, h in zip(items, have, strict=True)]
+        have = conn.connector.licenses([i["externalId"] for items in wanted.values() for i in items])
+        todo = [(a, i) for a, items in wanted.items() for i in items
+                if not _same_license(i, have.get(i["externalId"]))]
+        back: Mapping[str, Any] = {}
+        if todo:
+            errors = conn.connector.write_licenses([i for _, i in todo])
+            for (a, _), why in zip(todo, errors, strict=True):
+                if why and a not in problems:
+                    problems[a] = why
+            back = conn.connector.licenses([i["externalId"] for a, i in todo if a not in problems])
+        for a, items in wanted.items():
+            if a in problems:
+                continue
+            written = [have.get(i["externalId"]) if _same_license(i, have.get(i["externalId"]))
+                       else back.get(i["externalId"]) for i in items]
             if any(w is None for w in written):
-                problem = "a license written is not there when read back"
+                problems[a] = "a license written is not there when read back"
             else:
-                data = {**data, "licenses": [str(w["_id"]) for w in written if w]}
-    except Exception as e:  # one account's failure never stops the others
-        problem = f"{type(e).__name__}: {e}"
+                found[a] = [str(w["_id"]) for w in written if w]
+    except Exception as e:  # the batch is retried next cycle; the store still records why
+        failure = f"{type(e).__name__}: {e}"
+        problems = {a: problems.get(a, failure) for a in wanted}
+        found.clear()
+    data_of = dict(ready)
     with store.session() as s:
-        row = s.get(st.HandoffRow, account_id)
-        if row is None:
-            return
-        if problem:
-            counts["failed"] += 1
-            counts["waiting"] += 1
-            row.missing, row.owners = ["licenses"], {"licenses": f"revsync ({problem})"}
-            log.info("handoff of account %s: licenses not written: %s", account_id, problem)
-            return
-        counts["completed"] += 1
-        row.state, row.completed_at, row.completeness, row.data = COMPLETE, now, 1.0, data
-        row.missing, row.owners, row.updated_at = [], {}, now
+        for account_id in wanted:
+            row = s.get(st.HandoffRow, account_id)
+            if row is None:
+                continue
+            why = problems.get(account_id)
+            if why:
+                counts["failed"] += 1
+                counts["waiting"] += 1
+                row.missing, row.owners = ["licenses"], {"licenses": f"revsync ({why})"}
+                log.info("handoff of account %s: licenses not written: %s", account_id, why)
+                continue
+            counts["completed"] += 1
+            row.state, row.completed_at, row.completeness = COMPLETE, now, 1.0
+            row.data = {**data_of[account_id], "licenses": found[account_id]}
+            row.missing, row.owners, row.updated_at = [], {}, now
 
 
 def _same_license(want: Mapping[str, Any], have: Mapping[str, Any] | None) -> bool:

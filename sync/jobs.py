@@ -366,10 +366,11 @@ class Runner:
 
         gov = self.settings.governance
         live = [n for n in names if not self._is_down(report, n)]
-        cs = self.connections.get(gov.handoff.system)
+        from sync.handoff import handoff_connection, queue_company_creates
+
+        cs = handoff_connection(self.connections, gov.handoff)
         if gov.handoff.enabled and cs is not None and cs.name in live:
             # a won deal's account is handed to the CS system: created there if it is not yet
-            from sync.handoff import queue_company_creates
 
             n = queue_company_creates(self.store, cs, gov.handoff, now=self.now(), run_id=report.run_id,
                                       fieldmaps=self.fieldmaps)
@@ -386,12 +387,12 @@ class Runner:
 
     def _handoffs(self, report: CycleReport) -> None:
         """Closed-won handoffs to customer success (``sync.handoff``)."""
-        from sync.handoff import run_handoffs
+        from sync.handoff import handoff_connection, run_handoffs
 
         gov = self.settings.governance
         if not gov.handoff.enabled:
             return
-        conn = self.connections.get(gov.handoff.system)
+        conn = handoff_connection(self.connections, gov.handoff)
         if conn is None or self._is_down(report, conn.name):
             return
         report.handoffs = run_handoffs(self.store, conn, gov.handoff, now=self.now(), run_id=report.run_id)

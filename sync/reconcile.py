@@ -30,6 +30,7 @@ from datetime import datetime
 from typing import Any
 
 from mapping.canonical import ENTITY_CLASSES, ObjectType, encode_value
+from mapping.defaults import default_source_priority
 from sync import store as st
 from sync.link import email_key
 from sync.views import decoded, row_entity, unreadable_fields
@@ -65,14 +66,16 @@ class FieldPolicy:
     """The policy of one object type (parsed from config)."""
 
     default: str = "source_priority"
-    source_priority: tuple[str, ...] = ("salesforce", "hubspot", "planhat")
+    # the registered connectors' default order (``Connector.default_rank``)
+    source_priority: tuple[str, ...] = field(default_factory=default_source_priority)
     never_blank: bool = True
     fields: Mapping[str, str] | None = None
     direction: Mapping[str, Mapping[str, str]] | None = None  # system → field → direction
     deletes: str = "flag"
     merges: str = "link"
     create_in: tuple[str, ...] | None = None
-    # merges = "merge": the connections whose merge API is called (None: HubSpot ones)
+    # merges = "merge": the connections whose merge API is called (None: those whose
+    # connector declares ``merges_by_default``)
     merge_in: tuple[str, ...] | None = None
 
     @classmethod
@@ -81,7 +84,7 @@ class FieldPolicy:
         merge_in = table.get("merge_in")
         return cls(
             default=table.get("default", "source_priority"),
-            source_priority=tuple(table.get("source_priority", cls.source_priority)),
+            source_priority=tuple(table.get("source_priority", default_source_priority())),
             never_blank=bool(table.get("never_blank", True)),
             fields=dict(table.get("fields", {})),
             direction={k: dict(v) for k, v in table.get("direction", {}).items()},

@@ -422,3 +422,22 @@ def test_unreachable_cause_reads_wrapped_errors() -> None:
 
 # Moved onto recordings (tests/connectors/test_recorded.py): endusers with their company,
 # list_ids selecting _id only.
+
+
+def test_licenses_are_read_by_one_listing_walk_and_kept_by_external_id(
+    api: responses.RequestsMock, sleeps: Sleeps
+) -> None:
+    """A batch of handoffs reads its licenses in one walk of ``GET /licenses`` (only the
+    compared fields selected), whatever the number of external ids asked for."""
+    select = "_id,externalId,companyId,product,_currency,fromDate,toDate,fixedPeriod,mrr"
+    lic = [{"_id": f"65a0c0ffee00000000000{n:03d}", "companyId": "64b7f1d3b2e5f4c3d2b10001", "_currency": "EUR",
+            "fromDate": "2026-01-01T00:00:00.000Z", "toDate": "2026-12-31T00:00:00.000Z", "fixedPeriod": True,
+            "mrr": 250.5, "product": "Seats", **({"externalId": f"ERP-{n}"} if n != 1 else {})} for n in range(3)]
+    api.get(f"{BASE}/licenses", json=lic[:2], match=[list_query(2, 0, select)])
+    api.get(f"{BASE}/licenses", json=lic[2:], match=[list_query(2, 2, select)])
+    budget = ApiBudget()
+    got = connector(sleeps, budget=budget).licenses(["ERP-2", "ERP-0", "ERP-9"])
+    assert sorted(got) == ["ERP-0", "ERP-2"]  # ERP-9 is not there; a license without externalId is skipped
+    assert got["ERP-2"]["_id"] == "65a0c0ffee00000000000002" and got["ERP-0"]["mrr"] == 250.5
+    assert budget.calls("planhat") == 2
+    assert connector(sleeps).licenses([]) == {}  # nothing asked: no call

@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from cli import app
 from sandbox.server import Sandbox
+from tests.integration import e2e_support as E
 
 from .mycrm_stub import CLIENT, MyCrmStub
 
@@ -25,40 +26,12 @@ runner = CliRunner()
 
 
 def _config(tmp: Path, sb: Sandbox, stub: MyCrmStub, monkeypatch: pytest.MonkeyPatch) -> Path:
-    info, creds = sb.info, sb.info["credentials"]
-    env = {
-        "T_SF_ID": creds["salesforce"]["client_id"], "T_SF_SECRET": creds["salesforce"]["client_secret"],
-        "T_SF_REFRESH": creds["salesforce"]["refresh_token"], "T_HS_TOKEN": creds["hubspot"]["access_token"],
-        "T_PH_TOKEN": creds["planhat"]["api_token"], "T_MY_ID": CLIENT[0], "T_MY_SECRET": CLIENT[1],
-    }
+    env = {"T_MY_ID": CLIENT[0], "T_MY_SECRET": CLIENT[1]}
     for k, v in env.items():
         monkeypatch.setenv(k, v)
-    ca = info["ca_cert"]
-    cfg = tmp / "revsync.toml"
-    cfg.write_text(f"""
-[database]
-url = "sqlite:///{tmp / 'e2e.db'}"
-[connections.salesforce]
-kind = "salesforce"
-instance_url = "{info['salesforce']}"
-token_url = "{info['salesforce']}/services/oauth2/token"
-ca_bundle = "{ca}"
-[connections.salesforce.secrets]
-client_id = "T_SF_ID"
-client_secret = "T_SF_SECRET"
-refresh_token = "T_SF_REFRESH"
-[connections.hubspot]
-kind = "hubspot"
-host = "{info['hubspot']}"
-ca_bundle = "{ca}"
-[connections.hubspot.secrets]
-access_token = "T_HS_TOKEN"
-[connections.planhat]
-kind = "planhat"
-base_url = "{info['planhat']}"
-ca_bundle = "{ca}"
-[connections.planhat.secrets]
-api_token = "T_PH_TOKEN"
+    # the product's starter config for the built-ins, plus the plugin's connection
+    return E.write_config(sb.info, tmp, database_url=f"sqlite:///{tmp / 'e2e.db'}", limits={"max_creates": 100000},
+                          extra=f"""
 [connections.crm2]
 kind = "mycrm"
 base_url = "{stub.url}"
@@ -66,12 +39,9 @@ page_size = 25
 [connections.crm2.secrets]
 client_id = "T_MY_ID"
 client_secret = "T_MY_SECRET"
-[limits]
-max_creates = 100000
 [mapping."mycrm.Person".fields]
 job = "extras.mycrm_job"
-""", encoding="utf-8")
-    return cfg
+""")
 
 
 def _cli(cfg: Path, *args: str) -> Any:

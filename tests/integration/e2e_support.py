@@ -146,6 +146,37 @@ def sync_until_quiet(world: World, max_cycles: int = MAX_CYCLES) -> list[CycleRe
 # --------------------------------------------------------------------------- sandbox stats
 
 
+def secret_environment(info: Mapping[str, Any]) -> dict[str, str]:
+    """The sandbox's credentials under the starter config's variable names
+    (``Connector.secret_env``): for a config whose secrets come from the environment."""
+    from connectors.registry import starter_secret_env
+
+    creds = info["credentials"]
+    return {var: creds[system][key] for system, names in starter_secret_env().items()
+            for key, var in names.items() if key in creds.get(system, {})}
+
+
+def write_config(info: Mapping[str, Any], workdir: Path, *, database_url: str | None = None,
+                 limits: Mapping[str, int] | None = None, extra: str = "", secrets_file: bool = True) -> Path:
+    """``workdir/revsync.toml`` for the sandbox ``info``: the product's own starter
+    config (``sync.config.starter_config``, what ``revsync init`` writes) pointed at this
+    sandbox's ports and CA, with the secrets file ``revsync sandbox serve --secrets-file``
+    writes (``sandbox.cli.write_secrets_file``) beside it (``secrets_file=False``: no
+    file, the caller sets ``secret_environment(info)``); ``extra`` TOML is appended."""
+    from sandbox.cli import write_secrets_file
+    from sync.config import known_kinds, starter_config
+
+    secrets = workdir / "secrets.toml"
+    if secrets_file:
+        write_secrets_file(secrets, dict(info["credentials"]))
+    text = starter_config(urls={k: info[k] for k in known_kinds() if k in info}, ca_bundle=str(info["ca_cert"]),
+                          secrets_file=str(secrets),
+                          database_url=database_url or f"sqlite:///{workdir / 'revsync.db'}", limits=limits)
+    path = workdir / "revsync.toml"
+    path.write_text(text + ("\n" + extra.strip() + "\n" if extra.strip() else ""), encoding="utf-8")
+    return path
+
+
 def https(sb: Sandbox) -> requests.Session:
     session = requests.Session()
     session.trust_env = False

@@ -11,49 +11,17 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from cli import app
+from tests.integration import e2e_support as E
 
 runner = CliRunner()
 
 
 def write_config(tmp: Path, info: dict, monkeypatch: pytest.MonkeyPatch) -> Path:
-    creds = info["credentials"]
-    env = {
-        "T_SF_ID": creds["salesforce"]["client_id"], "T_SF_SECRET": creds["salesforce"]["client_secret"],
-        "T_SF_REFRESH": creds["salesforce"]["refresh_token"], "T_HS_TOKEN": creds["hubspot"]["access_token"],
-        "T_PH_TOKEN": creds["planhat"]["api_token"],
-    }
-    for k, v in env.items():
+    """The starter config pointed at this sandbox, its secrets from the environment."""
+    for k, v in E.secret_environment(info).items():
         monkeypatch.setenv(k, v)
-    ca = info["ca_cert"]
-    cfg = tmp / "revsync.toml"
-    cfg.write_text(f"""
-[database]
-url = "sqlite:///{tmp / 'cli.db'}"
-[connections.salesforce]
-kind = "salesforce"
-instance_url = "{info['salesforce']}"
-token_url = "{info['salesforce']}/services/oauth2/token"
-ca_bundle = "{ca}"
-[connections.salesforce.secrets]
-client_id = "T_SF_ID"
-client_secret = "T_SF_SECRET"
-refresh_token = "T_SF_REFRESH"
-[connections.hubspot]
-kind = "hubspot"
-host = "{info['hubspot']}"
-ca_bundle = "{ca}"
-[connections.hubspot.secrets]
-access_token = "T_HS_TOKEN"
-[connections.planhat]
-kind = "planhat"
-base_url = "{info['planhat']}"
-ca_bundle = "{ca}"
-[connections.planhat.secrets]
-api_token = "T_PH_TOKEN"
-[limits]
-max_creates = 100000
-""", encoding="utf-8")
-    return cfg
+    return E.write_config(info, tmp, database_url=f"sqlite:///{tmp / 'cli.db'}", limits={"max_creates": 100000},
+                          secrets_file=False)
 
 
 def run(cfg: Path, *args: str) -> dict:

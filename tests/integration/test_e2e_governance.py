@@ -300,3 +300,55 @@ def test_live_schemas_read_through_the_real_clients(sandbox: Sandbox, tmp_path: 
     assert deals["amount"]["type"] == "double" and deals["closedate"]["type"] == "datetime"
     assert deals["hs_is_closed_won"]["updateable"] is False and deals["dealname"]["updateable"] is True
     assert not hasattr(world.runner.connections["planhat"].connector, "live_schema")
+
+
+def _license_calls(sb: Sandbox) -> dict[str, int]:
+    by_ep = E.fetch_stats(sb).get("planhat", {}).get("by_endpoint", {})
+    return {ep: int(n) for ep, n in by_ep.items() if ep.startswith("licenses.")}
+
+
+def test_fifty_handoffs_cost_a_constant_number_of_license_calls(make_sandbox: E.Any, tmp_path: Path) -> None:
+    """The handoffs of a cycle are batched: one listing walk reads the licenses already
+    there, one bulk upsert writes the missing ones, one walk reads them back. About fifty
+    handoffs (some seventy licenses) cost three calls, not three per handoff."""
+    from sync.handoff import list_handoffs
+
+    sb = make_sandbox(accounts=110, seed=5)
+    required = ["owner", "csm", "arr", "contract_start", "renewal_date", "products"]
+    world = _world(sb, tmp_path, {"handoff": {"default_csm": "cs@example.org", "required": required}},
+                   {"account": {"create_in": ["salesforce", "hubspot", "planhat"]}})
+    r0 = world.runner.run_cycle(force=True)
+    assert r0.status in ("ok", "partial"), E.summarize([r0])
+    org: Any = sb.emulators["salesforce"].org
+    owned = {a["Id"] for a in org.records["Account"].values() if a.get("OwnerId")}
+    one_per_account: dict[str, str] = {}
+    for o in sorted(org.records["Opportunity"].values(), key=lambda o: o["Id"]):
+        if o.get("AccountId") in owned and not o.get("IsClosed"):
+            one_per_account.setdefault(o["AccountId"], o["Id"])
+    picked = sorted(one_per_account.values())[:50]
+    assert len(picked) == 50, f"the seed has only {len(picked)} accounts with an open deal"
+    sf: Any = world.runner.connections["salesforce"].connector
+    for n, opp in enumerate(picked):  # every second deal sells two products
+        sf._sobject("Opportunity").update(opp, {
+            "StageName": "Closed Won", "Amount": 12000 + n, "Contract_Start__c": "2026-02-01",
+            "Renewal_Date__c": "2027-01-31", "Products__c": "Core; Add-on" if n % 2 else "Core"})
+    before = _license_calls(sb)
+    r1 = world.runner.run_cycle()
+    calls = E.delta(_license_calls(sb), before)
+    assert r1.status in ("ok", "partial"), E.summarize([r1])
+    won = {_entity_of(world, "salesforce", o) for o in picked}
+    with world.store.session() as s:
+        # one handoff per account: deals whose accounts the match merged share one
+        accounts = {s.get(st.OpportunityRow, o).account_id for o in won}
+        ours = [h for h in list_handoffs(s) if h["account"] in accounts]
+    assert len(accounts) >= 45 and len(ours) == len(accounts)
+    assert all(h["state"] == "complete" for h in ours), [h["missing"] for h in ours if h["missing"]]
+    n_licenses = sum(len(h["data"]["products"]) for h in ours)
+    assert sum(len(h["data"]["licenses"]) for h in ours) == n_licenses > len(ours)
+    # licenses in the sandbox fit one page: read, write, read back
+    assert calls == {"licenses.list": 2, "licenses.bulk": 1}, calls
+    emu: Any = sb.emulators["planhat"]
+    there = {d["_id"]: d for d in emu.list_page("licenses", limit=2000)}
+    for h in ours:
+        assert [there[i]["externalId"] for i in h["data"]["licenses"]] == [
+            f"revsync-{h['opportunity']}-{n}" for n in range(len(h["data"]["products"]))]

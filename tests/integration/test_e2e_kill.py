@@ -32,12 +32,6 @@ from tests.integration import e2e_support as E
 from tests.integration.test_e2e_demo import ROOT, revsync
 
 ACCOUNTS, SEED = 30, 21
-SECRET_ENV = {
-    "salesforce": {"client_id": "E2E_SF_CLIENT_ID", "client_secret": "E2E_SF_CLIENT_SECRET",
-                   "refresh_token": "E2E_SF_REFRESH_TOKEN"},
-    "hubspot": {"access_token": "E2E_HUBSPOT_TOKEN"},
-    "planhat": {"api_token": "E2E_PLANHAT_TOKEN"},
-}
 
 
 @pytest.fixture(scope="module")
@@ -50,36 +44,6 @@ def clean(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E.World]:
         assert reports[-1].writes == 0, E.summarize(reports)
         yield world
 
-def _toml_str(v: str) -> str:
-    return json.dumps(v)  # a JSON string is a valid TOML basic string
-
-
-def write_config(info: dict[str, Any], db_url: str, path: Path) -> dict[str, str]:
-    """revsync.toml for the sandbox ``info``; returns the environment with the secrets."""
-    urls = {
-        "salesforce": {"instance_url": info["salesforce"],
-                       "token_url": f"{info['salesforce']}/services/oauth2/token"},
-        "hubspot": {"host": info["hubspot"]},
-        "planhat": {"base_url": info["planhat"]},
-    }
-    lines = ["[database]", f"url = {_toml_str(db_url)}", ""]
-    env: dict[str, str] = {}
-    for name, opts in urls.items():
-        lines.append(f"[connections.{name}]")
-        lines.append(f'kind = "{name}"')
-        for k, v in {**opts, "ca_bundle": info["ca_cert"]}.items():
-            lines.append(f"{k} = {_toml_str(v)}")
-        lines.append(f"[connections.{name}.secrets]")
-        for key, var in SECRET_ENV[name].items():
-            lines.append(f'{key} = "{var}"')
-            env[var] = info["credentials"][name][key]
-        lines.append("")
-    # the same customer-success pod as ``cli.sandbox_settings`` (the clean run's settings),
-    # so closed-won handoffs complete the same way in both runs
-    lines += ["[governance.handoff]", 'default_csm = "cs-team@sandbox.example"', ""]
-    path.write_text("\n".join(lines), encoding="utf-8")
-    return env
-
 
 @pytest.mark.slow
 def test_sigkill_across_the_whole_run_then_rerun_gives_the_clean_end_state(
@@ -90,8 +54,11 @@ def test_sigkill_across_the_whole_run_then_rerun_gives_the_clean_end_state(
     work = tmp_path / "killed"
     work.mkdir()
     db_url = f"sqlite:///{work / 'revsync.db'}"
-    config = work / "revsync.toml"
-    env = write_config(sb.info, db_url, config)
+    # the same customer-success pod as ``cli.sandbox_settings`` (the clean run's settings),
+    # so closed-won handoffs complete the same way in both runs
+    config = E.write_config(sb.info, work, database_url=db_url,
+                            extra='[governance.handoff]\ndefault_csm = "cs-team@sandbox.example"')
+    env: dict[str, str] = {}  # the secrets come from the config's secrets file
     up = revsync("--config", str(config), "db", "upgrade", "--json", cwd=work, env=env)
     assert up.returncode == 0, up.stderr[-2000:]
 

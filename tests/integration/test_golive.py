@@ -19,7 +19,6 @@ from connectors.readiness import FAIL, OK, Finding
 from connectors.salesforce import SalesforceConnector
 from connectors.salesforce_setup import SalesforceReadiness
 from sandbox import hubspot_setup as hs_sandbox
-from sandbox.cli import write_secrets_file
 from sandbox.salesforce_jwt import register
 from sync import golive
 from sync.config import STARTER, Settings
@@ -39,18 +38,8 @@ def starter_config(tmp: Path, sb: Any) -> Path:
     cfg = tmp / "revsync.toml"
     r = runner.invoke(app, ["init", "--path", str(cfg)])
     assert r.exit_code == 0, r.output
-    info = sb.info
-    secrets = tmp / "secrets.toml"
-    write_secrets_file(secrets, info["credentials"])
-    text = cfg.read_text()
-    assert text == STARTER
-    for port, system in (("8441", "salesforce"), ("8442", "hubspot"), ("8443", "planhat")):
-        text = text.replace(f"https://127.0.0.1:{port}", info[system])
-    text = (text.replace('".revsync/sandbox/sandbox-ca.pem"', json.dumps(info["ca_cert"]))
-            .replace('file = ".revsync/sandbox/secrets.toml"', f"file = {json.dumps(str(secrets))}")
-            .replace('url = "sqlite:///revsync.db"', f'url = "sqlite:///{tmp / "golive.db"}"'))
-    cfg.write_text(text)
-    return cfg
+    assert cfg.read_text() == STARTER
+    return E.write_config(sb.info, tmp, database_url=f"sqlite:///{tmp / 'golive.db'}")
 
 
 def fails(findings: list[Finding]) -> list[str]:

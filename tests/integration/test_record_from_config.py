@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration import e2e_support as E
 from tests.record import SCENARIOS, WRITES, main, record_all, replay_connector
 from tests.recording import PLACEHOLDERS, replay
 
@@ -20,37 +21,11 @@ def test_record_through_a_config_then_replay_offline(
     make_sandbox: MakeSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     sb = make_sandbox(accounts=12, seed=5)
-    creds = sb.info["credentials"]
-    env = {"SF_ID": creds["salesforce"]["client_id"], "SF_SECRET": creds["salesforce"]["client_secret"],
-           "SF_REFRESH": creds["salesforce"]["refresh_token"], "HS_TOKEN": creds["hubspot"]["access_token"],
-           "PH_TOKEN": creds["planhat"]["api_token"]}
+    env = E.secret_environment(sb.info)
     for k, v in env.items():
         monkeypatch.setenv(k, v)
-    ca = sb.info["ca_cert"]
-    config = tmp_path / "revsync.toml"
-    config.write_text(f"""
-[connections.crm]
-kind = "salesforce"
-instance_url = "{sb.urls['salesforce']}"
-token_url = "{sb.urls['salesforce']}/services/oauth2/token"
-ca_bundle = "{ca}"
-[connections.crm.secrets]
-client_id = "SF_ID"
-client_secret = "SF_SECRET"
-refresh_token = "SF_REFRESH"
-[connections.marketing]
-kind = "hubspot"
-host = "{sb.urls['hubspot']}"
-ca_bundle = "{ca}"
-[connections.marketing.secrets]
-access_token = "HS_TOKEN"
-[connections.cs]
-kind = "planhat"
-base_url = "{sb.urls['planhat']}"
-ca_bundle = "{ca}"
-[connections.cs.secrets]
-api_token = "PH_TOKEN"
-""", encoding="utf-8")
+    # the product's starter config (revsync init's), pointed at the sandbox's ports
+    config = E.write_config(sb.info, tmp_path, secrets_file=False)
     out = tmp_path / "cassettes"
     names = record_all(out, config, [])
     # the write scenarios change data: never recorded from a config without --writes

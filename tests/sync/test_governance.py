@@ -28,7 +28,7 @@ def test_defaults_are_account_owner_and_industry_and_closed_won_terms() -> None:
     assert [(r.object, r.stage, r.fields, r.block) for r in gov.required] == [
         ("account", None, ("owner_email", "industry"), False),
         ("opportunity", "closed_won", ("amount", "close_date", "contract_start", "renewal_date"), False)]
-    assert gov.preflight is True and gov.handoff.system == "planhat"
+    assert gov.preflight is True and gov.handoff.system is None  # the customer-success connector's
 
 
 @pytest.mark.parametrize(("table", "message"), [
@@ -134,11 +134,12 @@ def _opp(**kw: Any) -> Opportunity:
 def test_handoff_data_lists_missing_items_with_owners() -> None:
     hs = HandoffSettings(csm_by_owner={"ae@example.org": "csm@example.org"})
     contact = SimpleNamespace(email="buyer@client.example")
-    data, missing, owners = handoff_data(_acct(renewal_date=date(2027, 1, 31)), _opp(), [contact], None, hs)
+    data, missing, owners = handoff_data(_acct(renewal_date=date(2027, 1, 31)), _opp(), [contact], None, hs,
+                                         system="cs-crm")
     assert data["csm"] == "csm@example.org" and data["arr"] == "90000"
     assert data["renewal_date"] == "2027-01-31" and data["products"] == ["Subscription"]
     assert missing == ["contract_start", COMPANY]
-    assert owners == {"contract_start": "ae@example.org", COMPANY: "revsync (account not in Planhat yet)"}
+    assert owners == {"contract_start": "ae@example.org", COMPANY: "revsync (account not in cs-crm yet)"}
     assert completeness(hs, missing) == round(1 - 1 / 7, 4)
     # no owner, no CSM rule, no contacts: the gaps name who must act
     _, missing, owners = handoff_data(_acct(owner_email=None), _opp(owner_email=None), [], "c1",
@@ -157,3 +158,65 @@ def test_license_items_split_the_arr_over_the_products() -> None:
         ("Core", 3750.0, "2026-04-01", "2027-03-31", "EUR", "c9"),
         ("Add-on", 3750.0, "2026-04-01", "2027-03-31", "EUR", "c9")]
     assert {i["externalId"] for i in items} == {"revsync-o1-0", "revsync-o1-1"}
+
+
+class _Licenses:
+    """A CS connector's license calls, in memory: counts calls, refuses one company."""
+
+    def __init__(self, refuse: str) -> None:
+        self.docs: dict[str, dict[str, Any]] = {}
+        self.calls: list[str] = []
+        self.refuse = refuse
+
+    def licenses(self, external_ids: Any) -> dict[str, dict[str, Any]]:
+        self.calls.append("list")
+        want = set(external_ids)
+        return {k: dict(v) for k, v in self.docs.items() if k in want}
+
+    def write_licenses(self, items: Any) -> list[str | None]:
+        self.calls.append(f"bulk {len(items)}")
+        out: list[str | None] = []
+        for i in items:
+            if i["companyId"] == self.refuse:
+                out.append("companyId: permission denied")
+            else:
+                self.docs[i["externalId"]] = {**i, "_id": f"lic-{len(self.docs)}"}
+                out.append(None)
+        return out
+
+
+def test_batched_license_writes_fail_only_the_handoff_whose_item_failed(db_url: str) -> None:
+    from datetime import UTC, datetime
+
+    from sync import store as st
+    from sync.handoff import COMPLETE, WAITING, _complete
+    from sync.migrate import upgrade
+
+    upgrade(db_url)
+    store = st.Store.from_url(db_url)
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    ready = []
+    with store.session() as s:
+        for n in range(4):
+            data = {"opportunity": f"o{n}", "products": ["A", "B"] if n % 2 else ["A"], "arr": "1200",
+                    "currency": "EUR", "contract_start": "2026-01-01", "renewal_date": "2026-12-31",
+                    "company_id": f"c{n}"}
+            s.add(st.HandoffRow(account_id=f"a{n}", opportunity_id=f"o{n}", system="cs", state=WAITING,
+                                missing=[], owners={}, data=data, completeness=1.0, first_completeness=1.0,
+                                detected_at=now, updated_at=now))
+            ready.append((f"a{n}", data))
+    cs = _Licenses(refuse="c2")
+    # one license is already there as wanted: it is not written again
+    first = license_items(ready[0][1])[0]
+    cs.docs[first["externalId"]] = {**first, "_id": "lic-old"}
+    conn = SimpleNamespace(name="cs", connector=cs)
+    counts = {"completed": 0, "waiting": 0, "failed": 0}
+    _complete(store, conn, ready, now, counts)
+    assert cs.calls == ["list", "bulk 5", "list"]  # 4 handoffs, 6 licenses: 3 calls
+    assert counts == {"completed": 3, "waiting": 1, "failed": 1}
+    with store.session() as s:
+        rows = {r.account_id: r for r in s.query(st.HandoffRow)}
+        assert rows["a0"].state == COMPLETE and rows["a0"].data["licenses"] == ["lic-old"]
+        assert rows["a3"].state == COMPLETE and len(rows["a3"].data["licenses"]) == 2
+        assert rows["a2"].state == WAITING and rows["a2"].missing == ["licenses"]
+        assert "permission denied" in rows["a2"].owners["licenses"]
