@@ -26,7 +26,7 @@ from typing import Any
 
 from connectors.hubspot_schema import HUBSPOT
 from connectors.schema import FieldSpec
-from mapping.values import (
+from sandbox.values import (
     INDUSTRIES,
     LEAD_SOURCES,
     LIFECYCLE,

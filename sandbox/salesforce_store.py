@@ -26,7 +26,14 @@ from typing import Any
 
 from connectors.salesforce_schema import SALESFORCE
 from connectors.schema import FieldSpec
-from mapping.values import (
+from sandbox.salesforce_soql import (
+    COMPOUND_NAME,
+    COMPOUND_NAME_OBJECTS,
+    REFERENCES,
+    parse_sf_datetime,
+    sf_datetime,
+)
+from sandbox.values import (
     CUSTOMER_STATUS,
     INDUSTRIES,
     LEAD_SOURCES,
@@ -36,13 +43,6 @@ from mapping.values import (
     STAGES,
     native_values,
     to_canonical,
-)
-from sandbox.salesforce_soql import (
-    COMPOUND_NAME,
-    COMPOUND_NAME_OBJECTS,
-    REFERENCES,
-    parse_sf_datetime,
-    sf_datetime,
 )
 
 # Standard key prefixes (first three characters of every record Id).

@@ -42,6 +42,9 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from connectors.base import ConnectionSettings
+from mapping.definitions import DefinitionError, Definitions
+from mapping.definitions import build as build_definitions
+from mapping.definitions import using as using_definitions
 from sync.defaults import DEFAULT_POLICIES
 from sync.governance import Governance, GovernanceError
 from sync.governance import parse as parse_governance
@@ -318,6 +321,42 @@ class Fleet(_Table):
         return self
 
 
+def _native_value(v: Any) -> Any:
+    if isinstance(v, str) and v.strip():
+        return v
+    if isinstance(v, list) and v and all(isinstance(i, str) and i.strip() for i in v):
+        return v
+    raise _problem("must be a native value or a non-empty list of them (the first is written, all are read)")
+
+
+NativeValue = Annotated[str | list[str], BeforeValidator(_native_value)]
+ValueName = Annotated[str, _typed(str, "a canonical value name")]
+
+
+class ValueSetDefinition(_Table):
+    """``[definitions.<value set>]``: canonical values added (``values``), renamed,
+    retired, and each system's native value(s) for each (``mapping.definitions``)."""
+
+    rename: Annotated[dict[str, ValueName], Table] = Field(default_factory=dict)
+    retire: Annotated[list[ValueName], _typed(list, "a list of canonical values")] = Field(default_factory=list)
+    values: Annotated[dict[str, Annotated[dict[str, NativeValue], Table]], Table] = Field(default_factory=dict)
+    pipeline: Annotated[dict[str, Annotated[str, _typed(str, "a pipeline id")]], Table] = Field(default_factory=dict)
+
+
+class DefinitionsSection(_Table):
+    """``[definitions]``: one table per value set."""
+
+    unknown_key_is: ClassVar[str] = "value set"
+
+    stage: Annotated[ValueSetDefinition, Table] | None = None
+    lifecycle_stage: Annotated[ValueSetDefinition, Table] | None = None
+    lead_status: Annotated[ValueSetDefinition, Table] | None = None
+    industry: Annotated[ValueSetDefinition, Table] | None = None
+    customer_status: Annotated[ValueSetDefinition, Table] | None = None
+    lead_source: Annotated[ValueSetDefinition, Table] | None = None
+    type: Annotated[ValueSetDefinition, Table] | None = None
+
+
 class RevsyncFile(_Table):
     """The whole ``revsync.toml``; ``connections`` tables are checked per kind (``connection_model``)."""
 
@@ -333,6 +372,7 @@ class RevsyncFile(_Table):
     # checked by ``sync.governance.parse`` (its own key paths and messages)
     governance: Annotated[dict[str, Any], Table] = Field(default_factory=dict)
     fleet: Annotated[Fleet, Table] = Fleet()
+    definitions: Annotated[DefinitionsSection, Table] = DefinitionsSection()
 
 
 # --------------------------------------------------------------------------- connections
@@ -498,6 +538,8 @@ class Settings:
     secrets_file: Path | None = None  # where [secrets] file points (resolved), if anywhere
     governance: Governance = field(default_factory=Governance)  # [governance]: rules, pre-flight, handoff
     fleet: Fleet = field(default_factory=Fleet)  # [fleet]: Celery workers (off without a broker)
+    #: [definitions]: the effective shared definitions (None: the connectors' defaults)
+    definitions: Definitions | None = None
 
     def __repr__(self) -> str:
         return (
@@ -657,10 +699,25 @@ def parse(data: Mapping[str, Any], *, path: Path | None = None, resolve_secrets:
         conn = _connection(name, table, secrets_file, resolve_secrets, path.parent if path else None, problems)
         if conn is not None:
             connections[name] = conn
-    try:
-        governance = parse_governance(doc.governance, systems)
-    except GovernanceError as e:
-        problems.append(str(e))
+    definitions = None
+    admin = doc.definitions.model_dump(exclude_none=True, exclude_defaults=False)
+    if admin:
+        kinds = {c.kind for c in connections.values()} or set(KNOWN_KINDS)
+        try:
+            definitions = build_definitions(admin, kinds)
+        except DefinitionError as e:
+            problems.append(str(e))
+    governance = Governance()
+    mapping: dict[str, Any] = {}
+    with using_definitions(definitions):  # rules and value overrides name canonical values
+        try:
+            governance = parse_governance(doc.governance, systems)
+        except GovernanceError as e:
+            problems.append(str(e))
+        try:
+            mapping = check_mapping(doc.mapping)
+        except ConfigError as e:
+            problems.append(str(e))
     if problems:
         raise ConfigError("; ".join(problems))
     return Settings(
@@ -670,12 +727,13 @@ def parse(data: Mapping[str, Any], *, path: Path | None = None, resolve_secrets:
         policies=_policies(doc.policies),
         limits=doc.limits,
         schedule=doc.schedule,
-        mapping=check_mapping(doc.mapping),
+        mapping=mapping,
         dedupe=doc.dedupe.model_dump(exclude_unset=True),
         quality=doc.quality.model_dump(exclude_unset=True),
         secrets_file=secrets_file_path,
         governance=governance,
         fleet=doc.fleet,
+        definitions=definitions,
     )
 
 
