@@ -249,6 +249,12 @@ class Org:
         """An admin deactivates a picklist value: describe drops it, writes of it fail."""
         self.picklists[(obj, name)] = [v for v in self.picklists.get((obj, name), []) if v != value]
 
+    def add_picklist_value(self, obj: str, name: str, value: str) -> None:
+        """An admin adds (or re-activates) a picklist value: describe lists it, writes of it pass."""
+        values = self.picklists.setdefault((obj, name), [])
+        if value not in values:
+            values.append(value)
+
     def fields_of(self, obj: str) -> Mapping[str, FieldSpec]:
         return self.schema[obj]
 

@@ -273,6 +273,9 @@ class Runner:
         until: datetime | None = None,
     ) -> CycleReport:
         """One incremental cycle (or, with ``since``, a backfill that keeps the cursor)."""
+        from mapping import definitions
+
+        definitions.activate(self.settings.definitions)  # settings may have been replaced since __init__
         started = self.now()
         calls_before = {k: v["calls"] for k, v in self.budget.snapshot().items()}
         names = [n for n in self.connections if systems is None or n in systems]
