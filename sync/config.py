@@ -71,6 +71,8 @@ STARTER_SECRET_ENV: dict[str, dict[str, str]] = {
     "planhat": {"api_token": "REVSYNC_PLANHAT_TOKEN"},
 }
 SANDBOX_DIR = ".revsync/sandbox"
+#: the sandbox's customer-success pod: the CSM every won account is handed to
+SANDBOX_CSM = "cs-team@sandbox.example"
 
 
 class ConfigError(Exception):
@@ -868,4 +870,19 @@ max_merges = 100
 cycle_minutes = 15
 sweep_cron = "0 3 * * *"
 retry_minutes = 30
+
+# Closed-won handoffs to Planhat need a CSM: the sandbox's customer-success pod takes
+# every won account (a real org sets csm_by_owner, or maps a CSM field).
+[governance.handoff]
+default_csm = "cs-team@sandbox.example"
+
+# Shared definitions: each value set's canonical values and each system's value for
+# them (defaults: what the connectors ship; `revsync definitions` shows them). E.g. a
+# custom deal stage, once both CRMs have it:
+# [definitions.stage.values.pilot]
+# salesforce = "Pilot"            # a list reads several values: ["Pilot", "Trial"]
+# hubspot = "pilot"               # the stage id in the deal pipeline
+# [definitions.stage]
+# rename = { negotiation = "negotiating" }
+# retire = ["contract"]
 """

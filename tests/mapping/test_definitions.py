@@ -228,3 +228,33 @@ def test_cli_refuses_bad_definitions_with_exit_2(tmp_path: Path) -> None:
     assert out.returncode == 2, out.stderr
     assert "definitions.stage.retire[0]: 'closed_lost' cannot be retired" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_the_readme_example_loads_and_means_what_it_says(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Shared definitions", 1)[1]
+    example = section.split("```toml\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "revsync.toml"
+    path.write_text(BASE + example, encoding="utf-8")
+    s = cfg.load(path, resolve_secrets=False)
+    assert s.definitions is not None
+    stage, industry = s.definitions["stage"], s.definitions["industry"]
+    assert "contract" not in stage.values and "negotiating" in stage.values and "pilot" in stage.values
+    assert stage.to_canonical("hubspot", "trial") == "pilot" and stage.to_native("hubspot", "pilot") == "pilot"
+    assert stage.pipelines["hubspot"] == "default"
+    assert industry.to_native("hubspot", "software") == "INFORMATION_TECHNOLOGY_AND_SERVICES"
+    assert industry.to_canonical("hubspot", "COMPUTER_SOFTWARE") == "software"
+
+
+def test_the_starter_config_sets_the_handoff_csm_like_the_sandbox_settings(tmp_path: Path) -> None:
+    from cli import sandbox_settings
+
+    path = tmp_path / "revsync.toml"
+    path.write_text(cfg.STARTER, encoding="utf-8")
+    starter = cfg.load(path, resolve_secrets=False)
+    info = {"ca_cert": "ca.pem", "salesforce": "https://127.0.0.1:1", "hubspot": "https://127.0.0.1:2",
+            "planhat": "https://127.0.0.1:3",
+            "credentials": {"salesforce": {"client_id": "a", "client_secret": "b", "refresh_token": "c"},
+                            "hubspot": {"access_token": "d"}, "planhat": {"api_token": "e"}}}
+    sandbox = sandbox_settings(info, "sqlite:///x.db")
+    assert starter.governance.handoff.default_csm == sandbox.governance.handoff.default_csm == cfg.SANDBOX_CSM
