@@ -1299,8 +1299,8 @@ def _demo_custom_stage(sb: Any) -> int:
         sf.org.add_picklist_value("Opportunity", "StageName", "Pilot")
         opps = sorted((o for o in sf.org.records["Opportunity"].values()
                        if not o.get("IsClosed") and not o.get("IsDeleted")), key=lambda o: str(o["Id"]))
-        for o in opps[:DEMO_PILOT_DEALS]:
-            o["StageName"] = "Pilot"
+        for o in opps[:DEMO_PILOT_DEALS]:  # a rep's edit: stamped now, so it is the latest
+            sf.org.update_values("Opportunity", str(o["Id"]), {"StageName": "Pilot"}, sf.now())
     hs.add_option("deals", "dealstage", "pilot")
     return min(len(opps), DEMO_PILOT_DEALS)
 
