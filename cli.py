@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -819,6 +820,44 @@ def find(
 
 
 @app.command()
+def definitions(
+    value_set: Annotated[str | None, typer.Argument(help="Only this value set (stage, industry, …).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the definitions as one JSON object.")] = False,
+) -> None:
+    """The shared definitions in force: per value set, the canonical values and each
+    system's value written for each (and the native values read as each), with what
+    revsync.toml's [definitions] renamed and retired."""
+    from mapping.definitions import defaults
+
+    settings = load_settings()
+    defs = settings.definitions or defaults()
+    data = defs.summary()
+    if value_set is not None:
+        if value_set not in data:
+            raise _fail(f"unknown value set {value_set!r} (known: {', '.join(data)})")
+        data = {value_set: data[value_set]}
+    if as_json:
+        print_json(data)
+        return
+    for name, d in data.items():
+        systems = sorted({sy for row in d["values"].values() for sy in row})
+        t = Table(title=f"{name}" + (f" (renamed: {', '.join(f'{a} → {b}' for a, b in d['renamed'].items())})"
+                                     if d["renamed"] else "")
+                  + (f" (retired: {', '.join(d['retired'])})" if d["retired"] else ""))
+        t.add_column("canonical")
+        for sy in systems:
+            t.add_column(f"{sy} (written; also read)")
+        for canonical, row in d["values"].items():
+            cells = []
+            for sy in systems:
+                extra = sorted(n for n, c in d["reads"].get(sy, {}).items()
+                               if c == canonical and n != (row.get(sy) or "").casefold())
+                cells.append((row.get(sy) or "-") + (f"; {', '.join(extra)}" if extra else ""))
+            t.add_row(canonical, *cells)
+        console.print(t)
+
+
+@app.command()
 def quality(
     stale_days: Annotated[int | None, typer.Option("--stale-days", help="A record not modified for this many days is stale (default: [quality] stale_days or 90).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
@@ -1219,8 +1258,10 @@ def dedupe_undo(
 # --------------------------------------------------------------------------- sandbox and demo
 
 
-def sandbox_settings(info: dict[str, Any], database_url: str, *, limits: Any = None) -> cfg.Settings:
-    """Settings whose three connections point at a running sandbox (``Sandbox.info``)."""
+def sandbox_settings(info: dict[str, Any], database_url: str, *, limits: Any = None,
+                     definitions: Mapping[str, Any] | None = None) -> cfg.Settings:
+    """Settings whose three connections point at a running sandbox (``Sandbox.info``);
+    ``definitions``: a ``[definitions]`` table (the demo's custom stage)."""
     from connectors.base import ConnectionSettings
 
     ca, creds = info["ca_cert"], info["credentials"]
@@ -1236,10 +1277,32 @@ def sandbox_settings(info: dict[str, Any], database_url: str, *, limits: Any = N
     # the sandbox's customer-success pod: every won account gets this CSM (a real org
     # sets [governance.handoff] csm_by_owner or keeps the CSM in a mapped field)
     base = cfg.parse({"database": {"url": database_url},
-                      "governance": {"handoff": {"default_csm": "cs-team@sandbox.example"}}},
+                      "governance": {"handoff": {"default_csm": cfg.SANDBOX_CSM}},
+                      "definitions": dict(definitions or {})},
                      resolve_secrets=False)
     return cfg.Settings(path=None, database_url=database_url, connections=conns, policies=base.policies,
-                        limits=limits or base.limits, schedule=base.schedule, governance=base.governance)
+                        limits=limits or base.limits, schedule=base.schedule, governance=base.governance,
+                        definitions=base.definitions)
+
+
+#: the demo's shared definitions: a custom deal stage both CRMs gain (issue 15)
+DEMO_DEFINITIONS: dict[str, Any] = {"stage": {"values": {"pilot": {"salesforce": "Pilot", "hubspot": "pilot"}}}}
+#: how many open Salesforce deals the demo's reps move to the custom stage
+DEMO_PILOT_DEALS = 5
+
+
+def _demo_custom_stage(sb: Any) -> int:
+    """The sandbox admins add the custom stage (a Salesforce StageName value, a HubSpot
+    pipeline stage) and reps move a few open deals to it before the first sync."""
+    sf, hs = sb.emulators["salesforce"], sb.emulators["hubspot"]
+    with sf.lock:
+        sf.org.add_picklist_value("Opportunity", "StageName", "Pilot")
+        opps = sorted((o for o in sf.org.records["Opportunity"].values()
+                       if not o.get("IsClosed") and not o.get("IsDeleted")), key=lambda o: str(o["Id"]))
+        for o in opps[:DEMO_PILOT_DEALS]:  # a rep's edit: stamped now, so it is the latest
+            sf.org.update_values("Opportunity", str(o["Id"]), {"StageName": "Pilot"}, sf.now())
+    hs.add_option("deals", "dealstage", "pilot")
+    return min(len(opps), DEMO_PILOT_DEALS)
 
 
 def _cycle_summary(report: Any) -> dict[str, Any]:
@@ -1272,7 +1335,8 @@ def demo(
     if not as_json:
         console.print(f"starting the sandbox ({accounts} accounts, seed {seed}) and syncing into {workdir / 'revsync.db'}")
     with Sandbox(accounts=accounts, seed=seed, tier="off", ca_dir=workdir / "ca") as sb:
-        settings = sandbox_settings(sb.info, db_url)
+        settings = sandbox_settings(sb.info, db_url, definitions=DEMO_DEFINITIONS)
+        _demo_custom_stage(sb)
         upgrade(db_url)
         cycles = []
         with _Bars(enabled=not as_json and err_console.is_terminal) as bars:
@@ -1281,11 +1345,17 @@ def demo(
             cycles.append(first)
             second = runner.run_cycle()
             cycles.append(second)
+    from sqlalchemy import func, select
+
+    from sync import store as st
     from sync.governance import held_ops
     from sync.handoff import handoff_summary
 
     with runner.store.session() as s:
         governance: dict[str, Any] = {"handoffs": handoff_summary(s), "held_ops": len(held_ops(s))}
+        pilot = s.scalar(select(func.count()).select_from(st.OpportunityRow).where(
+            st.OpportunityRow.stage == "pilot", st.OpportunityRow.deleted_at.is_(None))) or 0
+        governance["custom_stage"] = {"stage": "pilot", "deals": pilot}
     summary = {
         "accounts": accounts, "seed": seed, "database": db_url,
         "cycles": [_cycle_summary(c) for c in cycles],
@@ -1305,6 +1375,8 @@ def demo(
         console.print(f"closed-won handoffs: {h['completed']} complete, {h['waiting']} waiting for data "
                       f"(`revsync handoffs`); writes held by governance: {governance['held_ops']} "
                       "(`revsync plan`)", highlight=False)
+        console.print(f"custom deal stage 'pilot' ([definitions.stage]): {governance['custom_stage']['deals']} "
+                      "deal(s), in Salesforce and HubSpot (`revsync definitions`)", highlight=False)
         console.print(f"explore it:  REVSYNC_DATABASE_URL={db_url} .venv/bin/revsync status   "
                       "(also: plan, errors, explain, handoffs, quality, dedupe review)", highlight=False,
                       soft_wrap=True)

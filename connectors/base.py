@@ -444,9 +444,15 @@ class Connector(abc.ABC):
     #: how canonical values travel to this API (see ``connectors.values``): JSON
     #: numbers and ISO dates by default; dotted native names nest when ``nested``
     native_values: ClassVar[NativeValues] = NativeValues()
-    #: picklist values: table (``stage``, ``industry``…) → canonical → native value
-    #: (the built-ins' defaults live in ``mapping.values``; a plugin declares its own)
+    #: the default shared definitions (``mapping.definitions``): value set (``stage``,
+    #: ``industry``…) → canonical value → the native value written (and read) for it;
+    #: ``[definitions.*]`` in revsync.toml overrides them
     picklists: ClassVar[Mapping[str, Mapping[str, str]]] = {}
+    #: further native values read as a canonical value: value set → native → canonical
+    #: (a native value several canonical values write, read-only values)
+    picklist_reads: ClassVar[Mapping[str, Mapping[str, str]]] = {}
+    #: value set → the pipeline its values are written with (a ``pipeline`` map row)
+    pipelines: ClassVar[Mapping[str, str]] = {}
     # ---- defaults the product derives from the registry (no vendor named in sync/) ----
     #: place in the default ``source_priority`` (lower first); None: not in the default
     #: order (a plugin is ranked by a policy the user writes)

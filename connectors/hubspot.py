@@ -129,6 +129,9 @@ class HubSpotConnector(Connector):
     mergeable: ClassVar[frozenset[str]] = frozenset({"contacts", "companies"})
     schema: ClassVar[NativeSchema] = HUBSPOT
     field_maps = hubspot_map.TABLES
+    picklists = hubspot_map.PICKLISTS
+    picklist_reads = hubspot_map.PICKLIST_READS
+    pipelines = hubspot_map.PIPELINES
     owner_field = hubspot_map.OWNER_FIELD
     key_field = "revsync_id"
     revsync_id_fields = ("revsync_id",)

@@ -65,7 +65,7 @@ DEALS: tuple[Row, ...] = (
     ("amount", "amount", "decimal", "both"),
     ("deal_currency_code", "currency", "currency", "both"),
     ("dealstage", "stage", "stage", "both"),
-    ("pipeline", "stage", "hubspot_pipeline", "write"),
+    ("pipeline", "stage", "pipeline", "write"),
     ("closedate", "close_date", "date_as_datetime", "both"),
     ("hs_deal_stage_probability", "probability", "fraction_percent", "read"),
     ("dealtype", "type", "type", "both"),
@@ -77,3 +77,72 @@ TABLES: dict[str, tuple[ObjectType, tuple[Row, ...]]] = {
     "contacts": (ObjectType.CONTACT, CONTACTS),
     "deals": (ObjectType.OPPORTUNITY, DEALS),
 }
+
+# --------------------------------------------------------------------------- picklist values
+# The default shared definitions (``mapping.definitions``) for HubSpot: per value set,
+# canonical value → the internal value written (and read) for it: the default sales
+# pipeline's stage ids, the lifecycle stage, industry, original source and deal type
+# enumerations.
+# https://knowledge.hubspot.com/object-settings/set-up-and-customize-pipelines
+PICKLISTS: dict[str, dict[str, str]] = {
+    "stage": {
+        "prospecting": "appointmentscheduled",
+        "qualification": "qualifiedtobuy",
+        "proposal": "presentationscheduled",
+        "negotiation": "decisionmakerboughtin",
+        "contract": "contractsent",
+        "closed_won": "closedwon",
+        "closed_lost": "closedlost",
+    },
+    "lifecycle_stage": {
+        "subscriber": "subscriber",
+        "lead": "lead",
+        "mql": "marketingqualifiedlead",
+        "sql": "salesqualifiedlead",
+        "opportunity": "opportunity",
+        "customer": "customer",
+        "evangelist": "evangelist",
+        "other": "other",
+    },
+    "industry": {
+        "software": "COMPUTER_SOFTWARE",
+        "financial_services": "FINANCIAL_SERVICES",
+        "banking": "BANKING",
+        "healthcare": "HOSPITAL_HEALTH_CARE",
+        "retail": "RETAIL",
+        "manufacturing": "MACHINERY",
+        "education": "EDUCATION_MANAGEMENT",
+        "telecommunications": "TELECOMMUNICATIONS",
+        "media": "MEDIA_PRODUCTION",
+        "energy": "OIL_ENERGY",
+        "insurance": "INSURANCE",
+        "consulting": "MANAGEMENT_CONSULTING",
+        "transportation": "TRANSPORTATION_TRUCKING_RAILROAD",
+        "hospitality": "HOSPITALITY",
+        "biotechnology": "BIOTECHNOLOGY",
+    },
+    "lead_source": {
+        "web": "ORGANIC_SEARCH",
+        "paid": "PAID_SEARCH",
+        "social": "SOCIAL_MEDIA",
+        "email": "EMAIL_MARKETING",
+        "referral": "REFERRALS",
+        "event": "OFFLINE",
+        "direct": "DIRECT_TRAFFIC",
+        "other": "OTHER_CAMPAIGNS",
+    },
+    "type": {
+        "new_business": "newbusiness",
+        "existing_business": "existingbusiness",
+        "renewal": "renewal",
+    },
+}
+
+# Original-source values HubSpot computes besides the ones we write.
+# https://knowledge.hubspot.com/contacts/understand-the-source-properties
+PICKLIST_READS: dict[str, dict[str, str]] = {
+    "lead_source": {"PAID_SOCIAL": "paid", "AI_REFERRALS": "referral"},
+}
+
+# The pipeline every deal stage is written with (``pipeline`` is sent with ``dealstage``).
+PIPELINES: dict[str, str] = {"stage": "default"}

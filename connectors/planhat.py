@@ -142,6 +142,8 @@ class PlanhatConnector(Connector):
     }
     schema: ClassVar[NativeSchema] = PLANHAT
     field_maps = planhat_map.TABLES
+    picklists = planhat_map.PICKLISTS
+    picklist_reads = planhat_map.PICKLIST_READS
     owner_field = planhat_map.OWNER_FIELD
     # records revsync created carry the revsync id in sourceId; records it linked (whose
     # sourceId may hold another system's id) get it in externalId

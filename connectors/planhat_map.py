@@ -48,3 +48,16 @@ TABLES: dict[str, tuple[ObjectType, tuple[Row, ...]]] = {
     "companies": (ObjectType.ACCOUNT, COMPANIES),
     "endusers": (ObjectType.CONTACT, ENDUSERS),
 }
+
+# --------------------------------------------------------------------------- picklist values
+# The default shared definitions (``mapping.definitions``) for Planhat: company status.
+PICKLISTS: dict[str, dict[str, str]] = {
+    "customer_status": {
+        "prospect": "prospect",
+        "onboarding": "coming",
+        "customer": "customer",
+        "churned": "canceled",
+        "lost": "lost",
+    },
+}
+PICKLIST_READS: dict[str, dict[str, str]] = {}

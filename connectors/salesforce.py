@@ -154,6 +154,8 @@ class SalesforceConnector(SalesforceWriter, Connector):
     mergeable: ClassVar[frozenset[str]] = MERGEABLE
     schema: ClassVar[NativeSchema] = SALESFORCE
     field_maps = salesforce_map.TABLES
+    picklists = salesforce_map.PICKLISTS
+    picklist_reads = salesforce_map.PICKLIST_READS
     owner_field = salesforce_map.OWNER_FIELD
     key_field = DEFAULT_EXTERNAL_ID
     revsync_id_fields = (DEFAULT_EXTERNAL_ID,)

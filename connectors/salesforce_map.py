@@ -96,3 +96,86 @@ TABLES: dict[str, tuple[ObjectType, tuple[Row, ...]]] = {
     "Lead": (ObjectType.CONTACT, LEAD),
     "Opportunity": (ObjectType.OPPORTUNITY, OPPORTUNITY),
 }
+
+# --------------------------------------------------------------------------- picklist values
+# The default shared definitions (``mapping.definitions``) for Salesforce: per value set,
+# canonical value → the native value written (and read) for it. The org's standard
+# StageName, Industry, Account Type, LeadSource and Opportunity Type picklists; the
+# sandbox org's custom Lifecycle_Stage__c carries HubSpot's lifecycle labels.
+# https://developer.salesforce.com/docs/atlas.en-us.object_reference.meta/object_reference/sforce_api_objects_opportunity.htm
+PICKLISTS: dict[str, dict[str, str]] = {
+    "stage": {
+        "prospecting": "Prospecting",
+        "qualification": "Qualification",
+        "proposal": "Proposal/Price Quote",
+        "negotiation": "Negotiation/Review",
+        "contract": "Value Proposition",
+        "closed_won": "Closed Won",
+        "closed_lost": "Closed Lost",
+    },
+    "lifecycle_stage": {
+        "subscriber": "Subscriber",
+        "lead": "Lead",
+        "mql": "Marketing Qualified Lead",
+        "sql": "Sales Qualified Lead",
+        "opportunity": "Opportunity",
+        "customer": "Customer",
+        "evangelist": "Evangelist",
+        "other": "Other",
+    },
+    # Lead.Status read as a lifecycle stage; "Closed - Converted" is set by lead
+    # conversion, never by an update: read only (PICKLIST_READS)
+    "lead_status": {
+        "lead": "Open - Not Contacted",
+        "mql": "Working - Contacted",
+        "other": "Closed - Not Converted",
+    },
+    "industry": {
+        "software": "Technology",
+        "financial_services": "Finance",
+        "banking": "Banking",
+        "healthcare": "Healthcare",
+        "retail": "Retail",
+        "manufacturing": "Manufacturing",
+        "education": "Education",
+        "telecommunications": "Telecommunications",
+        "media": "Media",
+        "energy": "Energy",
+        "insurance": "Insurance",
+        "consulting": "Consulting",
+        "transportation": "Transportation",
+        "hospitality": "Hospitality",
+        "biotechnology": "Biotechnology",
+    },
+    "customer_status": {
+        "prospect": "Prospect",
+        "onboarding": "Customer - Direct",
+        "customer": "Customer - Direct",
+        "churned": "Other",
+        "lost": "Other",
+    },
+    "lead_source": {
+        "web": "Web",
+        "paid": "Advertisement",
+        "social": "Social",
+        "email": "Email",
+        "referral": "Partner Referral",
+        "event": "Trade Show",
+        "direct": "Phone Inquiry",
+        "other": "Other",
+    },
+    "type": {
+        "new_business": "New Customer",
+        "existing_business": "Existing Customer - Upgrade",
+        "renewal": "Existing Customer - Replacement",
+    },
+}
+
+# Native values read as a canonical value besides the written ones: a native value
+# several canonical values write ("Customer - Direct" reads as customer, not
+# onboarding), read-only values, and the rest of the standard LeadSource picklist.
+PICKLIST_READS: dict[str, dict[str, str]] = {
+    "customer_status": {"Customer - Direct": "customer", "Other": "churned"},
+    "lead_source": {"Purchased List": "other", "Web Referral": "referral"},
+    "lead_status": {"Closed - Converted": "sql"},
+}

@@ -15,21 +15,18 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from typing import Any
 
-from connectors import registry
 from connectors.base import ErrorCategory, RecordError
+from mapping import definitions, values
 from mapping import normalize as n
-from mapping import values
 
 __all__ = [
-    "LEAD_STATUS",
     "PICKLIST_TABLES",
-    "READ_ALIASES",
     "TRANSFORMS",
     "Context",
     "Transform",
@@ -244,91 +241,48 @@ def _read_json(value: Any, ctx: Context) -> Any:
 
 
 # --------------------------------------------------------------------------- picklists
-
-# Salesforce Lead Status (the org's default picklist) → canonical lifecycle stage.
-# Read-only: "Closed - Converted" is set by lead conversion, never by an update.
-LEAD_STATUS: dict[str, str] = {
-    "Open - Not Contacted": "lead",
-    "Working - Contacted": "mql",
-    "Closed - Converted": "sql",
-    "Closed - Not Converted": "other",
-}
-
-# Built-in readings the value tables cannot express (casefolded native → canonical):
-# - one native value shared by several canonical values: values.to_canonical would take
-#   the first in table order and read every Salesforce "Customer - Direct" account as
-#   "onboarding";
-# - vendor defaults missing from the tables: HubSpot's computed original source
-#   (hs_analytics_source) and Salesforce's standard LeadSource picklist.
-#   https://knowledge.hubspot.com/contacts/understand-the-source-properties
-READ_ALIASES: dict[tuple[str, str], dict[str, str]] = {
-    ("customer_status", "salesforce"): {"customer - direct": "customer", "other": "churned"},
-    ("lead_source", "hubspot"): {"paid_social": "paid", "ai_referrals": "referral"},
-    ("lead_source", "salesforce"): {"purchased list": "other", "web referral": "referral"},
-}
-
-
-def _declared(table_name: str, system: str) -> Mapping[str, str]:
-    """canonical → native values a connector declares itself (``Connector.picklists``)."""
-    cls = registry.connector_class(system)
-    return cls.picklists.get(table_name, {}) if cls is not None else {}
+# Value sets (``stage``, ``industry``…): each system's values come from the shared
+# definitions in force (``mapping.definitions``: the connectors' declarations with the
+# admin's ``[definitions]`` applied); no system's values are written here.
 
 
 def _picklist(table_name: str) -> Transform:
-    table = values.VALUE_MAPS[table_name]
-
     def read(value: Any, ctx: Context) -> str | None:
         text = n.normalize_string(value, field=ctx.field)
         if text is None:
             return None
         folded = text.casefold()
-        canonical = (
-            ctx.aliases.get(folded)
-            or READ_ALIASES.get((table_name, ctx.system), {}).get(folded)
-            or values.to_canonical(table, ctx.system, text)
-            or next((c for c, nat in _declared(table_name, ctx.system).items() if nat.casefold() == folded), None)
-        )
+        vs = definitions.active()[table_name]
+        canonical = ctx.aliases.get(folded) or vs.to_canonical(ctx.system, text)
         if canonical is None:
-            raise mapping_error(ctx, f"unknown {table_name} value {text!r}")
+            retired = vs.retired_reads.get(ctx.system, {}).get(folded)
+            why = f" (its canonical value {retired!r} is retired)" if retired else ""
+            raise mapping_error(ctx, f"unknown {table_name} value {text!r}{why}")
         return canonical
 
     def write(value: Any, ctx: Context) -> str:
-        native = values.to_native(table, ctx.system, value) or _declared(table_name, ctx.system).get(value)
+        vs = definitions.active()[table_name]
+        native = vs.to_native(ctx.system, value)
         if native is None:
+            if value not in vs.values:
+                raise mapping_error(ctx, vs.why_unknown(value))
             raise mapping_error(ctx, f"canonical {table_name} {value!r} has no {ctx.system} value")
         return native
 
     return Transform(table_name, read, write)
 
 
-_LEAD_STATUS_FOLDED = {k.casefold(): v for k, v in LEAD_STATUS.items()}
-_LEAD_STATUS_BACK = {v: k for k, v in LEAD_STATUS.items() if v != "sql"}
-
-
-def _read_lead_status(value: Any, ctx: Context) -> str | None:
-    text = n.normalize_string(value, field=ctx.field)
-    if text is None:
-        return None
-    canonical = ctx.aliases.get(text.casefold()) or _LEAD_STATUS_FOLDED.get(text.casefold())
-    if canonical is None:
-        raise mapping_error(ctx, f"unknown lead status {text!r}")
-    return canonical
-
-
-def _write_lead_status(value: Any, ctx: Context) -> str:
-    native = _LEAD_STATUS_BACK.get(value)
-    if native is None:
-        raise mapping_error(ctx, f"lifecycle stage {value!r} has no lead status")
-    return native
-
-
 def _read_ignored(value: Any, ctx: Context) -> None:
     return None
 
 
-def _write_hubspot_pipeline(value: Any, ctx: Context) -> str:
-    """Every canonical stage lives in HubSpot's default pipeline (sent with ``dealstage``)."""
-    return values.HUBSPOT_DEFAULT_PIPELINE
+def _write_pipeline(value: Any, ctx: Context) -> str:
+    """The pipeline a stage is written with (sent with the stage; ``pipelines`` declared
+    by the connector, ``[definitions.stage] pipeline`` set by the admin)."""
+    pipeline = definitions.active()["stage"].pipelines.get(ctx.system)
+    if pipeline is None:
+        raise mapping_error(ctx, f"{ctx.system} declares no pipeline for deal stages")
+    return pipeline
 
 
 # --------------------------------------------------------------------------- registry
@@ -356,19 +310,30 @@ TRANSFORMS: dict[str, Transform] = {
         Transform("date_as_datetime", _read_date, _write_date_as_datetime, "date"),
         Transform("currency", _read_currency, _same),
         Transform("json", _read_json, _same, "json"),
-        Transform("lead_status", _read_lead_status, _write_lead_status),
-        Transform("hubspot_pipeline", _read_ignored, _write_hubspot_pipeline, "none"),
-        *(_picklist(name) for name in values.VALUE_MAPS),
+        Transform("pipeline", _read_ignored, _write_pipeline, "none"),
+        *(_picklist(name) for name in values.value_sets()),
     )
 }
 
 
-# Picklist transforms → the canonical values they produce (what a ``values`` override may
-# map a native value to).
-PICKLIST_TABLES: dict[str, frozenset[str]] = {
-    **{name: frozenset(table) for name, table in values.VALUE_MAPS.items()},
-    "lead_status": frozenset(values.LIFECYCLE),
-}
+class _PicklistTables(Mapping[str, frozenset[str]]):
+    """Picklist transforms → the canonical values they produce now (what a ``values``
+    override may map a native value to): the definitions in force."""
+
+    def __getitem__(self, name: str) -> frozenset[str]:
+        vs = definitions.active().get(name)
+        if vs is None:
+            raise KeyError(name)
+        return frozenset(vs.values)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(values.value_sets())
+
+    def __len__(self) -> int:
+        return len(values.value_sets())
+
+
+PICKLIST_TABLES: Mapping[str, frozenset[str]] = _PicklistTables()
 
 
 def get_transform(name: str) -> Transform:

@@ -69,12 +69,12 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
-from mapping import values as V
 from mapping.defaults import default_policies
 from mapping.normalize import company_match_key
-from mapping.transforms import LEAD_STATUS, READ_ALIASES
 from sandbox import gen_data as D
+from sandbox import values as V
 from sandbox.schema import SCHEMAS
+from sandbox.values import LEAD_STATUS, READ_ALIASES
 
 GENERATED_BY = "revsync.sandbox.generator/1"
 # Every seed timestamp is before this instant; close and renewal dates spread around it.

@@ -115,7 +115,7 @@ def properties(
     """``GET /crm/v3/properties/{type}``. https://developers.hubspot.com/docs/api/crm/properties"""
     obj, table = emu._table(params["obj"])
     schema = table.schema  # the portal's own (a fresh portal lacks revsync_id)
-    results = [p for p in property_definitions(obj) if p["name"] in schema.index]
+    results = [p for p in property_definitions(obj, schema) if p["name"] in schema.index]
     for p in results:
         spec = schema.spec(p["name"])
         p["hasUniqueValue"] = bool(spec and spec.unique)

@@ -12,8 +12,8 @@ import random
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from mapping.values import INDUSTRIES, LIFECYCLE, STAGES, native_values
 from sandbox.hubspot_store import Rec, iso_ms
+from sandbox.values import INDUSTRIES, LIFECYCLE, STAGES, native_values
 
 if TYPE_CHECKING:
     from sandbox.hubspot_state import HubSpotState

@@ -9,6 +9,7 @@ endpoint module, so no two HubSpot sandbox modules import each other.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import threading
@@ -131,6 +132,23 @@ class HubSpotState(Emulator):
             else:
                 table.insert(rec)
             return str(rec.id)
+
+    def set_options(self, obj: str, prop: str, options: Sequence[str]) -> None:
+        """An admin edits an enumeration's options (a new pipeline stage, a removed
+        industry): this portal's properties list them, writes of other values fail."""
+        with self._lock:
+            table = self.tables[obj]
+            table.schema = dataclasses.replace(table.schema, options={**table.schema.options, prop: tuple(options)})
+
+    def add_option(self, obj: str, prop: str, value: str) -> None:
+        """An admin adds an option (``dealstage``: a stage in the default pipeline)."""
+        current = self.tables[obj].schema.options.get(prop, ())
+        if value not in current:
+            self.set_options(obj, prop, (*current, value))
+
+    def remove_option(self, obj: str, prop: str, value: str) -> None:
+        """An admin deletes an option: properties drop it, writes of it fail."""
+        self.set_options(obj, prop, [v for v in self.tables[obj].schema.options.get(prop, ()) if v != value])
 
     def counts(self) -> dict[str, int]:
         """Live records per object type (plus owners and association pairs, as in the manifest)."""

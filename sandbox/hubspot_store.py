@@ -26,7 +26,7 @@ from typing import Any
 
 from connectors.hubspot_schema import HUBSPOT
 from connectors.schema import FieldSpec
-from mapping.values import (
+from sandbox.values import (
     INDUSTRIES,
     LEAD_SOURCES,
     LIFECYCLE,
@@ -209,9 +209,10 @@ class TypeSchema:
 SCHEMAS: dict[str, TypeSchema] = {t: TypeSchema.build(t) for t in OBJECT_TYPES}
 
 
-def property_definitions(obj: str) -> list[dict[str, Any]]:
-    """``GET /crm/v3/properties/{type}`` results, built from the sandbox schema."""
-    schema = SCHEMAS[obj]
+def property_definitions(obj: str, schema: TypeSchema | None = None) -> list[dict[str, Any]]:
+    """``GET /crm/v3/properties/{type}`` results, built from the sandbox schema (a
+    portal's own, with its admin's option edits, when given)."""
+    schema = schema or SCHEMAS[obj]
     out = []
     for order, f in enumerate(schema.fields):
         hs_type, field_type = {

@@ -26,7 +26,14 @@ from typing import Any
 
 from connectors.salesforce_schema import SALESFORCE
 from connectors.schema import FieldSpec
-from mapping.values import (
+from sandbox.salesforce_soql import (
+    COMPOUND_NAME,
+    COMPOUND_NAME_OBJECTS,
+    REFERENCES,
+    parse_sf_datetime,
+    sf_datetime,
+)
+from sandbox.values import (
     CUSTOMER_STATUS,
     INDUSTRIES,
     LEAD_SOURCES,
@@ -36,13 +43,6 @@ from mapping.values import (
     STAGES,
     native_values,
     to_canonical,
-)
-from sandbox.salesforce_soql import (
-    COMPOUND_NAME,
-    COMPOUND_NAME_OBJECTS,
-    REFERENCES,
-    parse_sf_datetime,
-    sf_datetime,
 )
 
 # Standard key prefixes (first three characters of every record Id).
@@ -248,6 +248,12 @@ class Org:
     def remove_picklist_value(self, obj: str, name: str, value: str) -> None:
         """An admin deactivates a picklist value: describe drops it, writes of it fail."""
         self.picklists[(obj, name)] = [v for v in self.picklists.get((obj, name), []) if v != value]
+
+    def add_picklist_value(self, obj: str, name: str, value: str) -> None:
+        """An admin adds (or re-activates) a picklist value: describe lists it, writes of it pass."""
+        values = self.picklists.setdefault((obj, name), [])
+        if value not in values:
+            values.append(value)
 
     def fields_of(self, obj: str) -> Mapping[str, FieldSpec]:
         return self.schema[obj]

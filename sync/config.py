@@ -44,6 +44,9 @@ from pydantic_core import PydanticCustomError
 from connectors.base import ConnectionSettings
 from connectors.registry import starter_secret_env
 from mapping.defaults import default_policies, default_source_priority
+from mapping.definitions import DefinitionError, Definitions
+from mapping.definitions import build as build_definitions
+from mapping.definitions import using as using_definitions
 from sync.governance import Governance, GovernanceError
 from sync.governance import parse as parse_governance
 
@@ -79,6 +82,8 @@ def __getattr__(name: str) -> Any:
 
 
 SANDBOX_DIR = ".revsync/sandbox"
+#: the sandbox's customer-success pod: the CSM every won account is handed to
+SANDBOX_CSM = "cs-team@sandbox.example"
 
 
 class ConfigError(Exception):
@@ -329,6 +334,42 @@ class Fleet(_Table):
         return self
 
 
+def _native_value(v: Any) -> Any:
+    if isinstance(v, str) and v.strip():
+        return v
+    if isinstance(v, list) and v and all(isinstance(i, str) and i.strip() for i in v):
+        return v
+    raise _problem("must be a native value or a non-empty list of them (the first is written, all are read)")
+
+
+NativeValue = Annotated[str | list[str], BeforeValidator(_native_value)]
+ValueName = Annotated[str, _typed(str, "a canonical value name")]
+
+
+class ValueSetDefinition(_Table):
+    """``[definitions.<value set>]``: canonical values added (``values``), renamed,
+    retired, and each system's native value(s) for each (``mapping.definitions``)."""
+
+    rename: Annotated[dict[str, ValueName], Table] = Field(default_factory=dict)
+    retire: Annotated[list[ValueName], _typed(list, "a list of canonical values")] = Field(default_factory=list)
+    values: Annotated[dict[str, Annotated[dict[str, NativeValue], Table]], Table] = Field(default_factory=dict)
+    pipeline: Annotated[dict[str, Annotated[str, _typed(str, "a pipeline id")]], Table] = Field(default_factory=dict)
+
+
+class DefinitionsSection(_Table):
+    """``[definitions]``: one table per value set."""
+
+    unknown_key_is: ClassVar[str] = "value set"
+
+    stage: Annotated[ValueSetDefinition, Table] | None = None
+    lifecycle_stage: Annotated[ValueSetDefinition, Table] | None = None
+    lead_status: Annotated[ValueSetDefinition, Table] | None = None
+    industry: Annotated[ValueSetDefinition, Table] | None = None
+    customer_status: Annotated[ValueSetDefinition, Table] | None = None
+    lead_source: Annotated[ValueSetDefinition, Table] | None = None
+    type: Annotated[ValueSetDefinition, Table] | None = None
+
+
 class RevsyncFile(_Table):
     """The whole ``revsync.toml``; ``connections`` tables are checked per kind (``connection_model``)."""
 
@@ -344,6 +385,7 @@ class RevsyncFile(_Table):
     # checked by ``sync.governance.parse`` (its own key paths and messages)
     governance: Annotated[dict[str, Any], Table] = Field(default_factory=dict)
     fleet: Annotated[Fleet, Table] = Fleet()
+    definitions: Annotated[DefinitionsSection, Table] = DefinitionsSection()
 
 
 # --------------------------------------------------------------------------- connections
@@ -509,6 +551,8 @@ class Settings:
     secrets_file: Path | None = None  # where [secrets] file points (resolved), if anywhere
     governance: Governance = field(default_factory=Governance)  # [governance]: rules, pre-flight, handoff
     fleet: Fleet = field(default_factory=Fleet)  # [fleet]: Celery workers (off without a broker)
+    #: [definitions]: the effective shared definitions (None: the connectors' defaults)
+    definitions: Definitions | None = None
 
     def __repr__(self) -> str:
         return (
@@ -668,10 +712,25 @@ def parse(data: Mapping[str, Any], *, path: Path | None = None, resolve_secrets:
         conn = _connection(name, table, secrets_file, resolve_secrets, path.parent if path else None, problems)
         if conn is not None:
             connections[name] = conn
-    try:
-        governance = parse_governance(doc.governance, systems)
-    except GovernanceError as e:
-        problems.append(str(e))
+    definitions = None
+    admin = doc.definitions.model_dump(exclude_none=True, exclude_defaults=False)
+    if admin:
+        kinds = {c.kind for c in connections.values()} or set(known_kinds())
+        try:
+            definitions = build_definitions(admin, kinds)
+        except DefinitionError as e:
+            problems.append(str(e))
+    governance = Governance()
+    mapping: dict[str, Any] = {}
+    with using_definitions(definitions):  # rules and value overrides name canonical values
+        try:
+            governance = parse_governance(doc.governance, systems)
+        except GovernanceError as e:
+            problems.append(str(e))
+        try:
+            mapping = check_mapping(doc.mapping)
+        except ConfigError as e:
+            problems.append(str(e))
     if problems:
         raise ConfigError("; ".join(problems))
     return Settings(
@@ -681,12 +740,13 @@ def parse(data: Mapping[str, Any], *, path: Path | None = None, resolve_secrets:
         policies=_policies(doc.policies),
         limits=doc.limits,
         schedule=doc.schedule,
-        mapping=check_mapping(doc.mapping),
+        mapping=mapping,
         dedupe=doc.dedupe.model_dump(exclude_unset=True),
         quality=doc.quality.model_dump(exclude_unset=True),
         secrets_file=secrets_file_path,
         governance=governance,
         fleet=doc.fleet,
+        definitions=definitions,
     )
 
 
@@ -842,6 +902,22 @@ def starter_config(
         "cycle_minutes = 15",
         'sweep_cron = "0 3 * * *"',
         "retry_minutes = 30",
+        "",
+        "# Closed-won handoffs to the customer-success system need a CSM: the sandbox's",
+        "# customer-success pod takes every won account (a real org sets csm_by_owner, or",
+        "# maps a CSM field).",
+        "[governance.handoff]",
+        f"default_csm = {_toml(SANDBOX_CSM)}",
+        "",
+        "# Shared definitions: each value set's canonical values and each system's value for",
+        "# them (defaults: what the connectors ship; `revsync definitions` shows them). E.g. a",
+        "# custom deal stage, once both CRMs have it:",
+        "# [definitions.stage.values.pilot]",
+        '# salesforce = "Pilot"            # a list reads several values: ["Pilot", "Trial"]',
+        '# hubspot = "pilot"               # the stage id in the deal pipeline',
+        "# [definitions.stage]",
+        '# rename = { negotiation = "negotiating" }',
+        '# retire = ["contract"]',
         "",
     ]
     return "\n".join(out)

@@ -95,7 +95,28 @@ def check(settings: Settings, *, systems: Sequence[str] | None = None) -> list[F
                 findings.extend(ready.check(mapped_fields(settings, cs.kind)))
         except ConnectorError as exc:
             findings.append(Finding(cs.name, "access", FAIL, f"check stopped: {exc}"))
+        findings.extend(definition_findings(settings, conn))
     return findings
+
+
+def definition_findings(settings: Settings, conn: Connection) -> list[Finding]:
+    """The shared definitions against ``conn``'s live picklists: a ``warn`` per value
+    it lacks (those writes are held by the pre-flight), else one ``ok``; nothing for a
+    system without a live schema (Planhat)."""
+    from mapping import definitions
+    from mapping.fieldmap import build_field_maps
+    from sync.preflight import Preflight, definition_gaps
+
+    if getattr(conn.connector, "live_schema", None) is None:
+        return []
+    pre = Preflight({conn.name: conn})
+    with definitions.using(settings.definitions):
+        gaps = definition_gaps(pre, conn.name, conn.kind, build_field_maps(settings.mapping))
+    out = [Finding(conn.name, "definitions", WARN, note) for note in pre.notes]
+    out += [Finding(conn.name, "definitions", WARN, g.line()) for g in gaps]
+    if not out:
+        out.append(Finding(conn.name, "definitions", OK, "every defined value is in the live picklists"))
+    return out
 
 
 def setup(settings: Settings, *, apply: bool, systems: Sequence[str] | None = None) -> tuple[list[Change], list[Finding]]:

@@ -24,8 +24,8 @@ from typing import Any
 
 from sqlalchemy import select
 
+from mapping import definitions
 from mapping.canonical import ENTITY_CLASSES, ObjectType
-from mapping.values import STAGES
 from sync import store as st
 
 log = logging.getLogger(__name__)
@@ -189,8 +189,9 @@ def _rule(raw: Any, key: str, systems: Sequence[str]) -> RequiredRule:
     if stage is not None:
         if obj != "opportunity":
             raise GovernanceError(f"{key}.stage", "only an opportunity rule has a stage")
-        if stage not in STAGES:
-            raise GovernanceError(f"{key}.stage", f"unknown deal stage {stage!r} (known: {', '.join(STAGES)})")
+        stages = definitions.active()["stage"]  # the configuration's definitions (config.parse)
+        if stage not in stages.values:
+            raise GovernanceError(f"{key}.stage", stages.why_unknown(str(stage)))
     block = raw.get("block", False)
     if not isinstance(block, bool):
         raise GovernanceError(f"{key}.block", "must be true or false")

@@ -183,7 +183,12 @@ class Runner:
         self.budget = budget or ApiBudget()
         self.now, self.link_hook, self.progress = now, link_hook, progress
         self.should_stop = should_stop or (lambda: False)
+        from mapping import definitions
         from mapping.fieldmap import build_field_maps
+
+        # the shared definitions of revsync.toml (None: the connectors' defaults) are the
+        # ones the picklist transforms read while this engine runs
+        definitions.activate(settings.definitions)
 
         # the default field maps with revsync.toml's [mapping] overrides (validated at load)
         self.fieldmaps = build_field_maps(settings.mapping) if settings.mapping else None
@@ -268,6 +273,9 @@ class Runner:
         until: datetime | None = None,
     ) -> CycleReport:
         """One incremental cycle (or, with ``since``, a backfill that keeps the cursor)."""
+        from mapping import definitions
+
+        definitions.activate(self.settings.definitions)  # settings may have been replaced since __init__
         started = self.now()
         calls_before = {k: v["calls"] for k, v in self.budget.snapshot().items()}
         names = [n for n in self.connections if systems is None or n in systems]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -98,4 +99,72 @@ class Preflight:
                 continue
             picks = spec.get("picklist")
             if picks and value not in (None, "") and str(value) not in picks:
-                yield base, f"picklist value {value!s} missing: {system} {native}.{base} has no such value"
+                yield base, (f"picklist value {value!s} missing: {system} {native}.{base} has no such value"
+                             + self._defined_by(system, native, base, str(value)))
+
+    def _defined_by(self, system: str, native: str, field: str, value: str) -> str:
+        """`` (definitions.stage 'pilot')`` when the shared definitions write ``value`` there."""
+        kind = getattr(self.connections.get(system), "kind", system)
+        for name, canonical in _written_by(kind, native, field, value):
+            return f" (definitions.{name} value {canonical!r})"
+        return ""
+
+
+def _written_by(kind: str, native: str, field: str, value: str) -> Iterator[tuple[str, str]]:
+    """(value set, canonical value) whose definitions write ``value`` to ``native.field``."""
+    from mapping.definitions import active
+    from mapping.fieldmap import FIELD_MAPS
+
+    fm = FIELD_MAPS.get((kind, native))
+    defs = active()
+    for rule in fm.write_rules if fm is not None else ():
+        vs = defs.get(rule.transform)
+        if rule.native == field and vs is not None:
+            for canonical in vs.values:
+                if vs.to_native(kind, canonical) == value:
+                    yield vs.name, canonical
+
+
+@dataclass(frozen=True)
+class DefinitionGap:
+    """A value the shared definitions write that the target's live picklist lacks."""
+
+    system: str  # the connection
+    value_set: str
+    canonical: str
+    native_object: str
+    field: str
+    value: str
+
+    def line(self) -> str:
+        return (f"definitions.{self.value_set} value {self.canonical!r} is written as {self.value!r}, which "
+                f"{self.system} {self.native_object}.{self.field} lacks: writes of it are held until an admin "
+                f"adds it there (or the definition changes)")
+
+
+def definition_gaps(preflight: Preflight, system: str, kind: str,
+                    fieldmaps: Mapping[tuple[str, str], Any] | None = None) -> list[DefinitionGap]:
+    """Every value the definitions in force write to ``system`` (a connection of ``kind``)
+    that the live picklist of the field lacks (Salesforce describe ``picklistValues``,
+    HubSpot property ``options``). A system without ``live_schema`` has no gaps."""
+    from mapping.definitions import active
+    from mapping.fieldmap import FIELD_MAPS
+
+    defs = active()
+    gaps: list[DefinitionGap] = []
+    for (k, native), fm in (fieldmaps or FIELD_MAPS).items():
+        if k != kind:
+            continue
+        for rule in fm.write_rules:
+            vs = defs.get(rule.transform)
+            if vs is None:
+                continue
+            live = preflight.schema(system, native) or {}
+            picks = (live.get(rule.native) or {}).get("picklist")
+            if not picks:
+                continue
+            for canonical in vs.values:
+                value = vs.to_native(kind, canonical)
+                if value is not None and value not in picks:
+                    gaps.append(DefinitionGap(system, vs.name, canonical, native, rule.native, value))
+    return gaps

@@ -41,6 +41,17 @@ CLOSED_WON, CLOSED_LOST = "closed_won", "closed_lost"
 _NOT_COMPARED = frozenset({"id", "account_id", "email_key", "extras", "is_closed", "is_won", "probability"})
 
 
+#: at most this many unmapped values are listed one by one (the counts cover them all)
+UNMAPPED_LISTED = 500
+
+
+def _unquoted(raw: Any) -> Any:
+    """The ledger's safe text of a raw value (``'Pilot'``) without its quotes."""
+    if isinstance(raw, str) and len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "'\"":
+        return raw[1:-1]
+    return raw
+
+
 def _blank(v: Any) -> bool:
     return v is None or (isinstance(v, str) and not v.strip()) or v == [] or v == {}
 
@@ -328,14 +339,25 @@ def quality_report(
     # value the definitions do not map (how the mapping layer reports one)
     unreadable_fields: dict[str, int] = defaultdict(int)
     unmapped_fields: dict[str, int] = defaultdict(int)
-    for system, obj, fname, msg in s.execute(
-        select(err.system, err.object_type, err.field, err.message).where(
+    # each value the shared definitions do not map: (system, record, field, value), never
+    # written raw to another system (the field stays unread)
+    unmapped_values: list[dict[str, Any]] = []
+    for system, obj, fname, msg, native, rid, cid, payload in s.execute(
+        select(err.system, err.object_type, err.field, err.message, err.native_type, err.remote_id,
+               err.canonical_id, err.payload).where(
             err.state == "open", err.category.in_(UNREADABLE_CATEGORIES + UNMAPPED_CATEGORIES))
+        .order_by(err.system, err.native_type, err.field, err.remote_id)
         .execution_options(yield_per=5000)
     ):
         key = f"{system}/{obj}.{fname or '?'}"
         if UNKNOWN_VALUE.search(msg or ""):
             unmapped_fields[key] += 1
+            if len(unmapped_values) < UNMAPPED_LISTED:
+                raw = (payload or {}).get("raw") if isinstance(payload, dict) else None
+                unmapped_values.append({"system": system, "object": obj, "native_object": native,
+                                        "record": rid, "entity": cid, "field": fname,
+                                        "value": _unquoted(raw), "reason": (payload or {}).get("reason")
+                                        if isinstance(payload, dict) else msg})
         else:
             unreadable_fields[key] += 1
     return {
@@ -348,7 +370,8 @@ def quality_report(
         "unreadable_values": {"open": sum(unreadable.values()), "by_category": unreadable,
                               "by_field": dict(sorted(unreadable_fields.items()))},
         "unmapped_picklist_values": {"open": sum(unmapped.values()) + sum(unmapped_fields.values()),
-                                     "by_category": unmapped, "by_field": dict(sorted(unmapped_fields.items()))},
+                                     "by_category": unmapped, "by_field": dict(sorted(unmapped_fields.items())),
+                                     "values": unmapped_values},
         **_governance(s, governance),
         "revenue": {"canonical": canonical_rev.result(),
                     "systems": {sy: r.result() for sy, r in sorted(system_rev.items())}},
@@ -408,6 +431,13 @@ def print_quality(console: Any, data: Mapping[str, Any]) -> None:
                   f"{data['unmapped_picklist_values']['open']}; handoffs: {h['completed']} complete, "
                   f"{h['waiting']} waiting (completeness {pct(h['rate'])}); held writes: "
                   f"{data['held_writes']['ops']}", highlight=False)
+    listed = data["unmapped_picklist_values"].get("values", [])
+    for v in listed[:20]:
+        console.print(f"  unmapped: {v['system']} {v['native_object']} {v['record']} {v['field']} = {v['value']!r} "
+                      "(not in the shared definitions; not copied to the other systems)", highlight=False)
+    if len(listed) > 20:
+        console.print(f"  … {len(listed) - 20} more unmapped values (`revsync quality --json` lists them)",
+                      highlight=False)
     for rule in data["required_rules"]:
         gaps = ", ".join(f"{f} {n}" for f, n in rule["missing_by_field"].items() if n) or "none"
         label = rule["object"] + (f" at {rule['stage']}" if rule["stage"] else "")

@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 
 from connectors.base import ErrorCategory, RecordError
-from mapping import values
 from mapping.canonical import Account, Contact, Opportunity
 from mapping.fieldmap import (
     FIELD_MAPS,
@@ -31,7 +30,9 @@ from mapping.fieldmap import (
     to_entity,
     to_opportunity,
 )
-from mapping.transforms import LEAD_STATUS, TRANSFORMS
+from mapping.transforms import TRANSFORMS
+from sandbox import values
+from sandbox.values import LEAD_STATUS
 
 # --------------------------------------------------------------------------- registry and schema contract
 
@@ -486,7 +487,7 @@ def test_typed_custom_fields_in_extras_are_json_and_write_back_typed() -> None:
         ({"canonical": "amount", "transform": "string"}, "X__c"),
         ({"canonical": "close_date", "transform": "decimal"}, "X__c"),
         ({"canonical": "name", "transform": "json"}, "X__c"),
-        ({"canonical": "stage", "transform": "hubspot_pipeline", "direction": "both"}, "X__c"),
+        ({"canonical": "stage", "transform": "pipeline", "direction": "both"}, "X__c"),
     ],
 )
 def test_override_whose_transform_does_not_fit_the_canonical_type_names_the_key(

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 
 from connectors.base import ErrorCategory, RecordError
-from mapping import values
-from mapping.transforms import LEAD_STATUS, TRANSFORMS, Context, get_transform, transform_names
+from mapping.transforms import TRANSFORMS, Context, get_transform, transform_names
+from sandbox import values
+from sandbox.values import LEAD_STATUS
 
 
 def ctx(system: str = "salesforce", field: str = "F", region: str | None = None) -> Context:
@@ -118,7 +119,7 @@ def test_lead_status_reads_every_status_and_writes_the_settable_ones() -> None:
 
 
 def test_hubspot_pipeline_is_written_with_every_stage() -> None:
-    t = get_transform("hubspot_pipeline")
+    t = get_transform("pipeline")
     assert t.write("proposal", ctx("hubspot", "pipeline")) == values.HUBSPOT_DEFAULT_PIPELINE
     assert t.read("whatever", ctx("hubspot", "pipeline")) is None
 

@@ -17,12 +17,12 @@ from typing import Any
 import phonenumbers
 import pytest
 
-from mapping import values as V
 from mapping.fieldmap import to_entity
-from mapping.transforms import LEAD_STATUS, READ_ALIASES
 from sandbox import gen_data
+from sandbox import values as V
 from sandbox.generator import EPOCH, SF_PREFIX, Profile, generate, iter_records, read_manifest
 from sandbox.schema import HUBSPOT_OWNER_FIELDS, field_names
+from sandbox.values import LEAD_STATUS, READ_ALIASES
 from sync.defaults import DEFAULT_POLICIES
 
 ACCOUNTS = 400

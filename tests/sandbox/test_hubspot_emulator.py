@@ -15,9 +15,9 @@ import pytest
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
-from mapping.values import STAGES, native_values
 from sandbox.core import Clock, Fault, FaultInjector, SandboxContext, Stats
 from sandbox.hubspot import BATCH_MAX, HubSpotEmulator
+from sandbox.values import STAGES, native_values
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 PAT = "pat-na1-test"

@@ -135,7 +135,7 @@ class FakeConnector(Connector):
             if self.kind == "salesforce" and native == "Opportunity" and "StageName" in fields \
                     and "Probability" not in fields:
                 # like Salesforce: a stage change alone resets Probability to the stage default
-                from mapping.values import STAGE_PROBABILITY, STAGES, to_canonical
+                from sandbox.values import STAGE_PROBABILITY, STAGES, to_canonical
 
                 stage = to_canonical(STAGES, "salesforce", str(fields["StageName"]))
                 fields["Probability"] = STAGE_PROBABILITY.get(stage or "", 0)

@@ -37,7 +37,7 @@ def test_defaults_are_account_owner_and_industry_and_closed_won_terms() -> None:
     ({"required": [{"object": "account", "fields": ["name"], "stage": "closed_won"}]},
      "governance.required[0].stage: only an opportunity rule has a stage"),
     ({"required": [{"object": "opportunity", "fields": ["amount"], "stage": "Closed Won"}]},
-     "governance.required[0].stage: unknown deal stage 'Closed Won'"),
+     "governance.required[0].stage: unknown stage value 'Closed Won'"),
     ({"required": [{"object": "account", "fields": ["name"], "block": "yes"}]},
      "governance.required[0].block: must be true or false"),
     ({"required": [{"object": "account", "fields": ["name"], "block": True, "systems": ["zendesk"]}]},
