@@ -31,6 +31,8 @@ DEFAULT_POLICIES: dict[str, dict[str, Any]] = {
             "customer_status": "prefer:planhat",
             # Marketing keeps lifecycle current.
             "lifecycle_stage": "latest",
+            # Re-parenting in any system moves the account everywhere.
+            "parent_id": "latest",
         },
     },
     "contact": {
