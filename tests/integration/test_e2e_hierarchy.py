@@ -141,6 +141,24 @@ def test_re_parenting_in_hubspot_moves_the_account_in_salesforce(hier: Hier) -> 
     assert (prov["parent_id"].system, prov["parent_id"].rule) == ("hubspot", "latest")
 
 
+def test_re_parenting_in_salesforce_replaces_the_hubspot_parent_link(hier: Hier) -> None:
+    hier.sf.Account.update(hier.chain[5], {"ParentId": hier.group})
+    hier.sync()
+    l5, l4, group = hier.hs_id(hier.chain[5]), hier.hs_id(hier.chain[4]), hier.hs_id(hier.group)
+    assert hier.hs_parents([l5]) == {l5: group}
+    # the old link is gone, not kept beside the new one: L4 lists L5 no more as a child
+    page = hier.hs.crm.associations.v4.batch_api.get_page(
+        "companies", "companies", batch_input_public_fetch_associations_batch_request=(
+            BatchInputPublicFetchAssociationsBatchRequest(inputs=[{"id": l4}, {"id": l5}])))
+    links = {str(r._from.id): sorted((str(t.to_object_id), a.type_id) for t in r.to for a in t.association_types)
+             for r in page.results}
+    assert links[l5] == [(group, CHILD_TO_PARENT)]
+    assert (l5, 13) not in links.get(l4, [])
+    hier.sf.Account.update(hier.chain[5], {"ParentId": hier.chain[4]})  # back, for the next step
+    hier.sync()
+    assert hier.hs_parents([l5]) == {l5: l4}
+
+
 def test_a_cycle_made_in_hubspot_is_refused_and_never_written(hier: Hier) -> None:
     v4 = hier.hs.crm.associations.v4.batch_api
     north, l5 = hier.hs_id(hier.other), hier.hs_id(hier.chain[5])

@@ -218,3 +218,24 @@ def test_a_parent_and_its_subsidiary_sharing_a_domain_stay_two_accounts(world) -
         row = s.get(st.AccountRow, e_sub[1])
         assert row is not None and row.parent_id == e_root[1]
     assert len(sf.live("Account")) == 2 and len(hs.live("companies")) == 2  # nothing created
+
+
+def test_a_deleted_parent_is_refused(world) -> None:
+    store, clock, sf, hs, runner = world
+    gone = hs.add("companies", {"name": "Defunct Parent AG", "domain": "defunct-parent.de"})
+    child = hs.add("companies", {"name": "Survivor Child GmbH", "domain": "survivor-child.de"})
+    runner().run_cycle()
+    clock.tick(60)
+    hs.delete("companies", gone)
+    sf.delete("Account", _sf_by_name(sf)["Defunct Parent AG"])
+    runner().run_cycle()  # every record of the parent is gone: its entity is deleted
+    clock.tick(60)
+    hs.assoc["companies"][child]["parent"] = (gone,)  # a stale link to the deleted company
+    hs.edit("companies", child)
+    runner().run_cycle()
+    sf_child = _sf_by_name(sf)["Survivor Child GmbH"]
+    assert _parent(sf, "Account", sf_child) is None
+    with store.session() as s:
+        entries = s.scalars(select(st.ErrorLedgerRow).where(st.ErrorLedgerRow.direction == "hierarchy")).all()
+        assert [(e.remote_id, e.state) for e in entries] == [(child, "open")]
+        assert "does not exist" in (entries[0].message or "")
