@@ -740,12 +740,20 @@ def explain(
                                                              or {}).items())
                         if field is None or field in (name, c.get("field"))],
         }
+        if object_type == "account":
+            from sync import hierarchy
+
+            # the account hierarchy: root first, then each parent, then this account
+            data["chain"] = hierarchy.chain_of(s, cid)
     if field is not None and not (data["fields"] or data["unreadable"] or data["cleaned"]):
         raise _fail(f"{object_type} {cid} has no decided value for {field!r}")
     if as_json:
         print_json(data)
         return
     console.print(f"[bold]{object_type} {cid}[/]")
+    if len(data.get("chain") or []) > 1:
+        console.print("  hierarchy: " + " > ".join(f"{c['name'] or '?'} ({c['id'][:8]})" for c in data["chain"]),
+                      highlight=False)
     for r in data["records"]:
         console.print(f"  {r['system']} {r['native']} {r['remote_id']} (linked by {r['linked_by']}"
                       f"{', deleted' if r['deleted'] else ''})", highlight=False)

@@ -152,6 +152,53 @@ def score_store(truth_path: Path, db_url: str) -> dict[str, dict[str, Any]]:
     return {kind: score(clusters[kind], predicted[kind]) for kind in KINDS}
 
 
+def score_hierarchy(truth_path: Path, db_url: str) -> dict[str, int]:
+    """Account hierarchies: of the truth's subsidiaries (entities with a ``parent``),
+    how many have, in the store, the parent's entity as ``parent_id`` (``right``), another
+    account (``wrong``), or none (``missing``); ``fused``: a subsidiary in one cluster
+    with its parent (the domain key must never do that)."""
+    from sqlalchemy import select
+
+    from sync.store import AccountRow, make_engine
+
+    predicted = store_clusters(db_url)["account"]
+    subs: dict[str, str] = {}
+    records: dict[str, list[RecordKey]] = {}
+    with Path(truth_path).open(encoding="utf-8") as fh:
+        for line in fh:
+            text = line.strip().rstrip(",")
+            if not text.startswith('{"entity": "A') and not text.startswith('{"entity":"A'):
+                continue
+            item = json.loads(text)
+            records[item["entity"]] = [(r["system"], r["object"], str(r["id"])) for r in item["records"]]
+            if item.get("parent"):
+                subs[item["entity"]] = item["parent"]
+
+    def entity_of(truth_entity: str) -> str | None:
+        found = Counter(predicted[k] for k in records.get(truth_entity, []) if k in predicted)
+        return found.most_common(1)[0][0] if found else None
+
+    engine = make_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            parents: dict[str, str | None] = {r.id: r.parent_id for r in conn.execute(
+                select(AccountRow.id, AccountRow.parent_id))}
+            merged: dict[str, str] = {r.id: r.merged_into for r in conn.execute(
+                select(AccountRow.id, AccountRow.merged_into).where(AccountRow.merged_into.is_not(None)))}
+    finally:
+        engine.dispose()
+    out = {"subsidiaries": len(subs), "right": 0, "wrong": 0, "missing": 0, "fused": 0}
+    for sub, parent in subs.items():
+        child_e, parent_e = entity_of(sub), entity_of(parent)
+        if child_e is not None and child_e == parent_e:
+            out["fused"] += 1
+            continue
+        got = parents.get(child_e) if child_e else None
+        got = _survivor(got, merged) if got else None
+        out["right" if got and got == parent_e else "wrong" if got else "missing"] += 1
+    return out
+
+
 def cycle_write_summary(db_url: str, run_id: int) -> dict[str, int]:
     """A run's ops still in the outbox counted by ``system/object/kind/what``: what = the changed
     canonical fields (sorted, joined by ``+``), or ``associations`` when only links moved."""
@@ -228,6 +275,7 @@ def run(
             calls_2 = stats.calls()
         started = time.perf_counter()
         scores = score_store(data / "ground_truth.json", db_url)
+        hier = score_hierarchy(data / "ground_truth.json", db_url)
         score_s = round(time.perf_counter() - started, 3)
         planned_2 = any(second.written.values()) or any(second.failed.values())
         writes = cycle_writes(db_url, second.run_id) if planned_2 else []
@@ -240,6 +288,7 @@ def run(
             "noise": manifest.get("noise", "classic"),
             "data": str(data.relative_to(ROOT)) if data.is_relative_to(ROOT) else data.name,
             "objects": scores,
+            "hierarchy": hier,
             "first_cycle": {
                 "seconds": seconds_1,
                 "status": first.status,

@@ -46,7 +46,13 @@ from connectors.hubspot_http import (
     to_ms,
 )
 from connectors.hubspot_schema import HUBSPOT
-from connectors.hubspot_write import HUBSPOT_BATCH, OWNER_EMAIL, OWNER_PROPERTY, Writer
+from connectors.hubspot_write import (
+    CHILD_TO_PARENT_TYPE,
+    HUBSPOT_BATCH,
+    OWNER_EMAIL,
+    OWNER_PROPERTY,
+    Writer,
+)
 from connectors.schema import NativeSchema
 from connectors.values import StringValues
 from mapping.canonical import ObjectType
@@ -92,7 +98,8 @@ MODSTAMP_PROPERTY: Mapping[str, str] = {
 }
 #: associations read per native object: (HubSpot object to, canonical key)
 ASSOCIATIONS_READ: Mapping[str, tuple[tuple[str, str], ...]] = {
-    "companies": (),
+    # a company's parent company: the company → company link of type 14 (child to parent)
+    "companies": (("companies", "parent"),),
     "contacts": (("companies", "account"),),
     "deals": (("companies", "account"), ("contacts", "contact")),
 }
@@ -142,7 +149,7 @@ class HubSpotConnector(Connector):
     writable_associations = {
         "contacts": frozenset({"account"}),
         "deals": frozenset({"account", "contact"}),
-        "companies": frozenset(),
+        "companies": frozenset({"parent"}),  # the parent company (type 14)
     }
     merges_by_default = True
     default_rank = 20
@@ -517,7 +524,9 @@ class HubSpotConnector(Connector):
                     for res in body.get("results") or []:
                         fid = str((res.get("from") or {}).get("id"))
                         found = out.setdefault(fid, {}).get(key, ())
-                        new = [str(t["toObjectId"]) for t in res.get("to") or []]
+                        new = [str(t["toObjectId"]) for t in res.get("to") or []
+                               if key != "parent" or any(int(a.get("typeId", 0)) == CHILD_TO_PARENT_TYPE
+                                                         for a in t.get("associationTypes") or [])]
                         out[fid][key] = found + tuple(t for t in new if t not in found)
                         after = _next_after(res)
                         if after:

@@ -38,6 +38,10 @@ OWNER_PROPERTY = "hubspot_owner_id"
 OWNER_EMAIL = "_owner_email"
 EXTERNAL_ID_PROPERTY = "revsync_id"
 EMAIL_PROPERTY = "email"
+# Company hierarchies: HubSpot-defined company → company association types.
+# https://developers.hubspot.com/changelog/2018-9-11-parent-child-associations
+PARENT_TO_CHILD_TYPE = 13
+CHILD_TO_PARENT_TYPE = 14
 CANONICAL_NATIVE: Mapping[str, str] = {
     "account": "companies",
     "contact": "contacts",
@@ -126,6 +130,8 @@ class Writer:
             for chunk in chunked(items, self.batch):
                 self._write_batch(nat, chunk, results)
         self._associate(nat, ops, results)
+        if nat == "companies":
+            self._set_parents(ops, results)
         missing = [i for i, r in enumerate(results) if r is None]
         for i in missing:  # pragma: no cover - defensive: every op gets a result
             results[i] = WriteResult.failed(ops[i], RecordError("no result", category=ErrorCategory.UNKNOWN))
@@ -327,6 +333,62 @@ class Writer:
         for to_native, plist in pairs.items():
             for chunk in chunked(plist, self.batch):
                 self._associate_chunk(api, native, to_native, chunk, ops, results)
+
+    def _set_parents(self, ops: Sequence[WriteOp], results: list[WriteResult | None]) -> None:
+        """An op's ``parent`` association: the company's parent company. A company has
+        one parent, so the current one (read first) is archived, then the new one made
+        with type 14 (child to parent company). v4 batch read / archive / create:
+        https://developers.hubspot.com/docs/api-reference/crm-associations-v4/guide
+        https://developers.hubspot.com/changelog/2018-9-11-parent-child-associations
+        """
+        want: dict[str, tuple[int, str]] = {}  # child id → (op index, parent id)
+        for i, op in enumerate(ops):
+            res = results[i]
+            parent = (op.associations.get("parent") or (None,))[0]
+            if parent and res is not None and res.success and res.remote_id and op.kind != OpKind.DELETE:
+                want[res.remote_id] = (i, str(parent))
+        if not want:
+            return
+        api = self.t.api("assoc")
+        current: dict[str, str] = {}
+        for ids in chunked(sorted(want), self.batch):
+            _, body = self.t.call("parents companies->companies", partial(
+                api.get_page, "companies", "companies", {"inputs": [{"id": c} for c in ids]},
+                _preload_content=False, _request_timeout=self.t.timeout))
+            for res in body.get("results") or []:
+                for to in res.get("to") or []:
+                    if any(int(t.get("typeId", 0)) == CHILD_TO_PARENT_TYPE for t in to.get("associationTypes") or []):
+                        current[str((res.get("from") or {}).get("id"))] = str(to.get("toObjectId"))
+        stale = [(c, current[c]) for c in sorted(want) if c in current and current[c] != want[c][1]]
+        for gone in chunked(stale, self.batch):
+            self.t.call("unparent companies->companies", partial(
+                api.archive, "companies", "companies",
+                {"inputs": [{"from": {"id": c}, "to": [{"id": p}]} for c, p in gone]},
+                _preload_content=False, _request_timeout=self.t.timeout))
+        new = [(c, want[c][1]) for c in sorted(want) if current.get(c) != want[c][1]]
+        for links in chunked(new, self.batch):
+            body_in = {"inputs": [{"from": {"id": c}, "to": {"id": p}, "types": [
+                {"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": CHILD_TO_PARENT_TYPE}]}
+                for c, p in links]}
+            try:
+                _, resp = self.t.call("parent companies->companies", partial(
+                    api.create, "companies", "companies", body_in,
+                    _preload_content=False, _request_timeout=self.t.timeout))
+            except BatchRejected as rej:
+                for c, _p in links:
+                    i = want[c][0]
+                    err = record_error(rej.body, remote_id=c)
+                    results[i] = WriteResult(op=ops[i], success=False, remote_id=c, category=err.category,
+                                             message=f"parent company: {err}", field="parent_id")
+                continue
+            for err in resp.get("errors") or []:
+                ctx = err.get("context") or {}
+                child = str((ctx.get("fromObjectId") or [""])[0])
+                if child in want:
+                    i = want[child][0]
+                    results[i] = WriteResult(op=ops[i], success=False, remote_id=child,
+                                             category=ErrorCategory.VALIDATION,
+                                             message=f"parent company: {err.get('message')}", field="parent_id")
 
     def _associate_chunk(
         self, api: Any, native: str, to_native: str, chunk: list[tuple[int, str, str]],

@@ -168,7 +168,7 @@ class SalesforceConnector(SalesforceWriter, Connector):
         "Contact": frozenset({"account"}),
         "Lead": frozenset(),  # a Lead has no account until it is converted
         "Opportunity": frozenset({"account", "contact"}),  # contacts as contact roles
-        "Account": frozenset(),
+        "Account": frozenset({"parent"}),  # ParentId: the account hierarchy
     }
     # a Lead can never be an opportunity's contact role, nor anyone's account
     not_associable = frozenset({"Lead"})
@@ -455,7 +455,8 @@ class SalesforceConnector(SalesforceWriter, Connector):
                 else:
                     self._warn_missing(native, n, "is configured but not in describe")
         for required in (
-            "Id", "SystemModstamp", "OwnerId", "AccountId", self.external_id_field,
+            "Id", "SystemModstamp", "OwnerId", "AccountId", *(("ParentId",) if native == "Account" else ()),
+            self.external_id_field,
         ):
             if required in described and required not in names:
                 names.append(required)
@@ -673,6 +674,8 @@ class SalesforceConnector(SalesforceWriter, Connector):
             assoc: dict[str, tuple[str, ...]] = {}
             if rec.get("AccountId") and native in ("Contact", "Opportunity"):
                 assoc["account"] = (str(rec["AccountId"]),)
+            if rec.get("ParentId") and native == "Account":
+                assoc["parent"] = (str(rec["ParentId"]),)  # the account hierarchy
             rid = str(rec["Id"])
             if rid in contacts:
                 assoc["contact"] = tuple(contacts[rid])

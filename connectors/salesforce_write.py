@@ -145,6 +145,9 @@ class SalesforceWriter:
         account = op.associations.get("account")
         if account and native in ("Contact", "Opportunity") and "AccountId" in described:
             body["AccountId"] = account[0]
+        parent = op.associations.get("parent")
+        if parent and native == "Account" and "ParentId" in described:
+            body["ParentId"] = parent[0]
         return body
 
     def write(self, object_type: ObjectType, ops: Sequence[WriteOp]) -> list[WriteResult]:

@@ -88,6 +88,9 @@ class Account(_Entity):
     health: Decimal | None = None
     arr: Decimal | None = None
     renewal_date: date | None = None
+    # the parent company (a canonical account id): Salesforce ParentId, HubSpot's
+    # "child to parent company" association; decided like any field, checked for cycles
+    parent_id: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

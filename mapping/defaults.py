@@ -27,7 +27,7 @@ from mapping.canonical import ObjectType
 
 #: fields that follow the latest edit whichever system made it, per object
 LATEST_FIELDS: dict[str, tuple[str, ...]] = {
-    "account": ("lifecycle_stage",),
+    "account": ("lifecycle_stage", "parent_id"),  # re-parenting anywhere moves it everywhere
     "contact": ("lifecycle_stage", "title", "phone"),
     "opportunity": ("stage", "close_date"),
 }

@@ -149,7 +149,7 @@ CANONICAL_TRANSFORMS: dict[str, str] = {
 }
 # Canonical fields the mapping never fills: the engine owns identity and associations,
 # and is_closed / is_won follow the stage.
-_ENGINE_FIELDS = frozenset({"account_id", "contact_ids", "is_closed", "is_won"})
+_ENGINE_FIELDS = frozenset({"account_id", "contact_ids", "parent_id", "is_closed", "is_won"})
 _OVERRIDE_KEYS = frozenset({"fields", "values"})
 _RULE_KEYS = frozenset({"canonical", "transform", "direction"})
 

@@ -19,8 +19,10 @@ profile (``NOISE_PROFILES``).
 
 Distinct companies never share a name or a domain label (``rocketmind.com`` and
 ``rocketmind.co.uk`` would be one company to any reader); a subsidiary carries its
-parent's name plus a region and a domain of its own (``rocketmind-uk.co.uk``), and its
-Salesforce Account's ``ParentId`` is the parent's Account.
+parent's name plus a region and a domain of its own (``rocketmind-uk.co.uk``), its
+Salesforce Account's ``ParentId`` is the parent's Account, and its HubSpot company is
+associated to the parent's company as its child (type 14, "child to parent company").
+Planhat holds no hierarchy (its public API reference names no parent field).
 
 - ``records`` is the cluster: every remote record that is this entity, across
   systems and within one (duplicates). Entity objects are Salesforce Account,
@@ -81,6 +83,10 @@ GENERATED_BY = "revsync.sandbox.generator/1"
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 EPOCH_MS = int(EPOCH.timestamp() * 1000)
 DAY_MS = 86_400_000
+# HubSpot-defined company → company association type "child company to parent company".
+# https://developers.hubspot.com/changelog/2018-9-11-parent-child-associations
+HS_CHILD_TO_PARENT = 14
+
 # The sales org's own mail domain (owners / users / reps).
 REP_DOMAIN = "revsync-demo.com"
 
@@ -444,6 +450,8 @@ class _Company:
     parent: int | None = None  # the parent company's idx (a subsidiary)
     parent_sf: str | None = None  # the parent's primary Salesforce Account id
     sf_account: str | None = None  # the primary Salesforce Account id, once written
+    parent_hs: str | None = None  # the parent's primary HubSpot company id
+    hs_company: str | None = None  # the primary HubSpot company id, once written
 
 
 @dataclass
@@ -636,6 +644,7 @@ class _World:
             postal_code=self._postal(country, city[3]), owner=rng.randrange(len(self.rep_email)),
             status=status, lifecycle=lifecycle, parent=parent.idx if parent is not None else None,
             parent_sf=parent.sf_account if parent is not None else None,
+            parent_hs=parent.hs_company if parent is not None else None,
         )  # fmt: skip
 
     def _unique_base(self, industry: str) -> tuple[str, str]:
@@ -1035,6 +1044,11 @@ class _World:
             primary[system] = rec.id
             if system == "salesforce":
                 c.sf_account = rec.id
+            if system == "hubspot":
+                c.hs_company = rec.id
+                if c.parent_hs:
+                    # HubSpot's company hierarchy: child → parent company, type 14
+                    self._assoc("companies", rec.id, "companies", c.parent_hs, HS_CHILD_TO_PARENT)
             recs.append(rec)
             if dup:
                 dcopy = dict(copy)

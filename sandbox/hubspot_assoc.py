@@ -22,6 +22,9 @@ from sandbox.hubspot_common import (
 )
 from sandbox.hubspot_store import (
     ASSOC_TYPES,
+    CHILD_TO_PARENT,
+    HIERARCHY_LABELS,
+    PARENT_TO_CHILD,
     SINGULAR,
     TYPE_ALIASES,
     TYPE_IDS,
@@ -36,6 +39,8 @@ if TYPE_CHECKING:
 
 def pair(emu: HubSpotState, params: Mapping[str, str]) -> tuple[str, str]:
     frm, to = TYPE_ALIASES.get(params["frm"].lower()), TYPE_ALIASES.get(params["to"].lower())
+    if frm == to == "companies":
+        return frm, to  # company hierarchies (types 13 / 14)
     if frm is None or to is None or (frm, to) not in ASSOC_TYPES:
         raise StoreError(
             400,
@@ -86,12 +91,23 @@ def assoc_read(
     frm, to = pair(emu, params)
     inputs = emu._inputs(emu._json(request), ASSOC_READ_MAX)
     results, errors = [], []
+    hierarchy = frm == to == "companies"
     for item in inputs:
         key = str((item or {}).get("id", ""))
         rid = to_int(key)
-        targets = [
+        alive = bool(rid and emu._alive(frm, rid))
+        if hierarchy:
+            links = [(b, t) for b, t in (emu.assoc.hierarchy_entries(rid) if rid and alive else [])
+                     if emu._alive(to, b)]
+            if links:
+                results.append({"from": {"id": key}, "to": [
+                    {"toObjectId": b, "associationTypes": [
+                        {"category": "HUBSPOT_DEFINED", "typeId": t, "label": HIERARCHY_LABELS[t]}]}
+                    for b, t in links]})
+                continue
+        targets = [] if hierarchy else [
             (b, p)
-            for b, p in (emu.assoc.targets(frm, to, rid) if rid and emu._alive(frm, rid) else [])
+            for b, p in (emu.assoc.targets(frm, to, rid) if rid and alive else [])
             if emu._alive(to, b)
         ]
         if not targets:
@@ -140,6 +156,8 @@ def assoc_create(
     started = emu._now()
     frm, to = pair(emu, params)
     pairs = assoc_pairs(emu, frm, to, emu._inputs(emu._json(request), ASSOC_WRITE_MAX))
+    if frm == to == "companies":
+        return hierarchy_create(emu, pairs, started)
     victims = emu._partial_victims(fault, len(pairs))
     results, errors = [], []
     for n, (a, b, types) in enumerate(pairs):
@@ -196,6 +214,8 @@ def assoc_default(
     """``POST …/batch/associate/default``: unlabeled associations."""
     started = emu._now()
     frm, to = pair(emu, params)
+    if frm == to:
+        raise StoreError(400, "VALIDATION_ERROR", "company hierarchies take labeled types 13 / 14 (batch/create)")
     pairs = assoc_pairs(emu, frm, to, emu._inputs(emu._json(request), ASSOC_WRITE_MAX))
     results, errors = [], []
     for a, b, _ in pairs:
@@ -220,9 +240,48 @@ def assoc_archive(
             targets = [targets]
         for t in targets:
             b = to_int((t or {}).get("id"))
-            if a is not None and b is not None:
+            if a is None or b is None:
+                continue
+            if frm == to == "companies":  # every association between the two goes
+                for child, parent in ((a, b), (b, a)):
+                    if emu.assoc.parents.get(child) == parent:
+                        del emu.assoc.parents[child]
+                        touch_company(emu, child)
+            else:
                 emu.assoc.remove(frm, to, a, b)
     return Response(status=204)
+
+
+def hierarchy_create(emu: HubSpotState, pairs: list[tuple[int, int, list[Any]]], started: Any) -> Response:
+    """Company → company ``batch/create`` with type 14 (child to parent) or 13 (parent
+    to child). A company has one parent: a second one is refused until the first is
+    archived [verify: HubSpot's wording]; a company cannot be its own parent."""
+    results, errors = [], []
+    for a, b, types in pairs:
+        ctx = {"fromObjectId": [str(a)], "toObjectId": [str(b)]}
+        ids = {int((t or {}).get("associationTypeId", 0)) for t in types}
+        if not ids or not ids <= {CHILD_TO_PARENT, PARENT_TO_CHILD}:
+            raise StoreError(400, "VALIDATION_ERROR",
+                             f"associationTypeId {sorted(ids)} is not valid for companies → companies")
+        if not emu._alive("companies", a) or not emu._alive("companies", b):
+            errors.append(item_error("OBJECT_NOT_FOUND", f"COMPANY {a} or COMPANY {b} does not exist", ctx))
+            continue
+        child, parent = (a, b) if CHILD_TO_PARENT in ids else (b, a)
+        if child == parent:
+            errors.append(item_error("VALIDATION_ERROR", f"COMPANY {child} cannot be its own parent", ctx))
+            continue
+        held = emu.assoc.parents.get(child)
+        if held is not None and held != parent:
+            errors.append(item_error("VALIDATION_ERROR",
+                                     f"COMPANY {child} already has a parent company ({held})", ctx))
+            continue
+        emu.assoc.parents[child] = parent
+        touch_company(emu, child)
+        type_id = CHILD_TO_PARENT if CHILD_TO_PARENT in ids else PARENT_TO_CHILD
+        results.append({"fromObjectTypeId": TYPE_IDS["companies"], "fromObjectId": a,
+                        "toObjectTypeId": TYPE_IDS["companies"], "toObjectId": b,
+                        "labels": [HIERARCHY_LABELS[type_id]]})
+    return emu._batch_response(results, errors, started, 201)
 
 
 def assoc_put_default(
@@ -231,6 +290,8 @@ def assoc_put_default(
     """``PUT /crm/v4/objects/{type}/{id}/associations/default/{toType}/{toId}``."""
     started = emu._now()
     frm, to = pair(emu, params)
+    if frm == to:
+        raise StoreError(400, "VALIDATION_ERROR", "company hierarchies take labeled types 13 / 14 (batch/create)")
     a, b = to_int(params["id"]), to_int(params["to_id"])
     if a is None or b is None or not emu._alive(frm, a) or not emu._alive(to, b):
         raise StoreError(
@@ -247,6 +308,8 @@ def assoc_list(
 ) -> Response:
     """``GET /crm/v4/objects/{type}/{id}/associations/{toType}`` (paged by 500)."""
     frm, to = pair(emu, params)
+    if frm == to:
+        raise StoreError(400, "VALIDATION_ERROR", "company hierarchies take labeled types 13 / 14 (batch/create)")
     a = to_int(params["id"])
     targets = sorted(
         (b, p)
@@ -265,3 +328,13 @@ def assoc_list(
     if len(chunk) > limit:
         body["paging"] = {"next": {"after": encode_after(chunk[limit][0])}}
     return json_response(body)
+
+
+def touch_company(emu: HubSpotState, rid: int) -> None:
+    """A new or removed parent changes the child company's calculated parent property
+    (``hs_parent_company_id``), so its ``hs_lastmodifieddate`` moves and an incremental
+    search finds it."""
+    table = emu.tables["companies"]
+    rec = table.recs.get(rid)
+    if rec is not None:
+        table.touch(rec, emu._now())

@@ -115,6 +115,13 @@ ASSOC_TYPES: dict[tuple[str, str], tuple[int, int | None]] = {
     ("contacts", "deals"): (4, None),
 }
 PRIMARY_LABEL = "Primary"
+# Company hierarchies: HubSpot-defined company → company association types.
+# https://developers.hubspot.com/changelog/2018-9-11-parent-child-associations
+# ("Parent company to child company, ID = 13"; "Child company to parent company, ID = 14")
+PARENT_TO_CHILD = 13
+CHILD_TO_PARENT = 14
+# labels as the v4 read shows them, naming what the target is [verify]
+HIERARCHY_LABELS = {PARENT_TO_CHILD: "Child Company", CHILD_TO_PARENT: "Parent Company"}
 
 
 class StoreError(Exception):
@@ -566,6 +573,17 @@ class Associations:
         self.adj: dict[tuple[str, str], dict[int, tuple[int, ...]]] = {
             pair: {} for pair in ASSOC_TYPES
         }
+        # company hierarchy: child company id → parent company id (one parent each)
+        self.parents: dict[int, int] = {}
+
+    def children(self, rid: int) -> list[int]:
+        """The child companies of ``rid``."""
+        return sorted(c for c, p in self.parents.items() if p == rid)
+
+    def hierarchy_entries(self, rid: int) -> list[tuple[int, int]]:
+        """(company id, type id) of ``rid``'s parent (type 14) and children (type 13)."""
+        out = [(self.parents[rid], CHILD_TO_PARENT)] if rid in self.parents else []
+        return out + [(c, PARENT_TO_CHILD) for c in self.children(rid)]
 
     def targets(self, frm: str, to: str, rid: int) -> list[tuple[int, bool]]:
         """(to_id, primary) pairs for ``rid``."""
@@ -612,6 +630,12 @@ class Associations:
                 staged[pair][a] = list(packed)
         for row in rows:
             src, dst = TYPE_ALIASES.get(row["fromType"]), TYPE_ALIASES.get(row["toType"])
+            if src == dst == "companies":  # a company hierarchy link
+                child, parent = int(row["fromId"]), int(row["toId"])
+                if int(row.get("typeId", 0)) == PARENT_TO_CHILD:
+                    child, parent = parent, child
+                self.parents[child] = parent
+                continue
             if src is None or dst is None or (src, dst) not in ASSOC_TYPES:
                 continue
             flag = 1 if assoc_type_ok(src, dst, int(row.get("typeId", 0))) else 0
@@ -623,6 +647,13 @@ class Associations:
 
     def move(self, obj: str, old: int, new: int) -> None:
         """Re-point every association of ``old`` to ``new`` (after a merge)."""
+        if obj == "companies":
+            if old in self.parents:
+                self.parents.setdefault(new, self.parents.pop(old))
+            for child in self.children(old):
+                self.parents[child] = new
+            if self.parents.get(new) == new:
+                del self.parents[new]
         for (frm, to), side in self.adj.items():
             if frm != obj or old not in side:
                 continue
@@ -644,7 +675,7 @@ class Associations:
     def count(self) -> int:
         return sum(
             len(v) for (frm, to), side in self.adj.items() if frm < to for v in side.values()
-        )
+        ) + len(self.parents)
 
 
 def _pack(packed: list[int]) -> tuple[int, ...]:

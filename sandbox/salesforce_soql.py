@@ -44,6 +44,7 @@ REFERENCES: dict[str, tuple[str, str | None]] = {
     "ContactId": ("Contact", "Contact"),
     "OpportunityId": ("Opportunity", "Opportunity"),
     "MasterRecordId": ("MasterRecord", None),
+    "ParentId": ("Parent", "Account"),  # the account hierarchy
     "ConvertedContactId": ("ConvertedContact", "Contact"),
 }
 

@@ -594,8 +594,27 @@ class Org:
         values = self._values(obj, body, create=False)
         self._required(obj, {**rec, **values})
         self._custom_validation(values, rule)
+        if obj == "Account" and values.get("ParentId"):
+            self._hierarchy(rid, str(values["ParentId"]))
         self._unique(obj, values, rid, pending)
         return Change(obj, "update", rid, values)
+
+    def _hierarchy(self, rid: str, parent: str) -> None:
+        """An account may not be its own parent nor an ancestor of its parent. The
+        platform refuses such a ParentId with "attempt to violate hierarchy
+        constraints" (the message Salesforce shows for a hierarchy loop; the status
+        code FIELD_INTEGRITY_EXCEPTION is [verify])."""
+        cur: str | None = parent
+        seen: set[str] = set()
+        while cur and cur not in seen:
+            if cur == rid:
+                raise RecordFailure(
+                    "FIELD_INTEGRITY_EXCEPTION", "Parent Account: attempt to violate hierarchy constraints",
+                    ["ParentId"],
+                )
+            seen.add(cur)
+            nxt = (self.records["Account"].get(cur) or {}).get("ParentId")
+            cur = str(nxt) if nxt else None
 
     def prepare_upsert(
         self,

@@ -9,7 +9,9 @@ before a new entity is made:
    is adopted: the entity is made under that id, so identity lives in the systems;
 2. a cross-system id (e.g. Planhat ``sourceId`` holding the Salesforce Id);
 3. contact: email match key (never a role address); account: registrable domain
-   (never a free-mail domain); opportunity: same canonical account and same name.
+   (never a free-mail domain; a parent and its subsidiaries may share one, so a
+   subsidiary links by domain and name, see ``pick_account``); opportunity: same
+   canonical account and same name.
 
 The dedupe issue adds probabilistic matching behind ``LinkHook``. Pull calls
 ``Linker`` inside the transaction of the page it links.
@@ -89,14 +91,15 @@ class Linker:
         ext_values = [_ext_value(m.rec.fields, p.ext_field) for m in fresh]
         self.xref = st.refs_for_remote_ids_any_system(s, ot, [v for v in ext_values if v and not UUID_RE.match(v)])
         self.email: dict[str, str] = {}
-        self.domain: dict[str, str] = {}
+        # domain → the accounts holding it ({id, name, sub}), oldest first
+        self.domain: dict[str, list[dict[str, Any]]] = {}
         self.opps: dict[str, list[dict[str, Any]]] = {}
         self.account_of: dict[tuple[str, str], str] = {}
         self.anchored: set[str] = set()  # entities of this page a record carries the id of
         if object_type is ObjectType.CONTACT:
             self.email = st.contacts_by_email_key(s, [k for m in fresh if (k := email_key(m.view))])
         elif object_type is ObjectType.ACCOUNT:
-            self.domain = st.accounts_by_domain(s, [d for m in fresh if (d := _account_domain(m.view))])
+            self.domain = st.account_candidates_by_domain(s, [d for m in fresh if (d := _account_domain(m.view))])
         elif object_type is ObjectType.OPPORTUNITY:
             acc_rids = [rid for m in fresh for rid in m.rec.associations.get("account", ())]
             self.account_of = st.refs_for_remote_ids_any_system(s, "account", acc_rids)
@@ -152,10 +155,13 @@ class Linker:
         return started is not None and st.entity_is_unanchored_since(self.s, self.object_type.value, cid, started)
 
     def _renamed(self, old: str, new: str) -> None:
-        for index in (self.email, self.domain):
-            for k, v in list(index.items()):
-                if v == old:
-                    index[k] = new
+        for k, v in list(self.email.items()):
+            if v == old:
+                self.email[k] = new
+        for cands in self.domain.values():
+            for cand in cands:
+                if cand["id"] == old:
+                    cand["id"] = new
         for k2, v2 in list(self.account_of.items()):
             if v2 == old:
                 self.account_of[k2] = new
@@ -176,7 +182,10 @@ class Linker:
         if ot is ObjectType.ACCOUNT:
             dom = _account_domain(m.view)
             if dom and dom in self.domain:
-                return self.domain[dom], "domain"
+                found = pick_account(self.domain[dom], _name_key(m.view.get("name")),
+                                     sub=bool(m.rec.associations.get("parent")))
+                if found is not None:
+                    return found, "domain"
             return None
         # opportunity: same canonical account and same name, from another system (two
         # records of one system sharing a name are usually distinct deals), the same
@@ -228,7 +237,8 @@ class Linker:
             dom = _account_domain(m.view)
             st.add_entity(self.s, ot.value, cid, self.now, name=m.view.get("name"), domain=dom)
             if dom:
-                self.domain.setdefault(dom, cid)
+                self.domain.setdefault(dom, []).append(
+                    {"id": cid, "name": m.view.get("name"), "sub": bool(m.rec.associations.get("parent"))})
             return cid
         account_cid = self._account_cid(m)
         close = _as_date(m.view.get("close_date"))
@@ -240,6 +250,21 @@ class Linker:
                 {"id": cid, "name": m.view.get("name"), "close_date": close, "amount": amount,
                  "systems": {self.p.name}})
         return cid
+
+
+def pick_account(cands: list[dict[str, Any]], name_key: str | None, *, sub: bool) -> str | None:
+    """The account a domain key links a record to, among the accounts holding that
+    domain (oldest first). A parent and its subsidiaries may share a domain and are
+    still distinct companies: the account with the same name wins; a record naming a
+    parent (a subsidiary) links by name only; any other takes the oldest account that
+    is not a subsidiary."""
+    if name_key:
+        for c in cands:
+            if _name_key(c["name"]) == name_key:
+                return str(c["id"])
+    if sub:
+        return None
+    return next((str(c["id"]) for c in cands if not c["sub"]), None)
 
 
 def _as_date(value: Any) -> date | None:

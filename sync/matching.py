@@ -231,6 +231,8 @@ class Deduper:
                 report.skipped_rejected += 1
                 continue
             links.append(p)
+        if object_type == "account" and links:
+            links = self._apart_in_hierarchy(links)
         clusters, refused, warnings = cluster_pairs(links, opts.max_cluster_size)
         report.warnings.extend([*result.warnings, *warnings])
         report.clusters = len(clusters)
@@ -261,6 +263,25 @@ class Deduper:
             report.review_open = len(st.review_rows(s, object_type, "open", limit=1_000_000))
         for w in report.warnings:
             log.warning("dedupe %s: %s", object_type, w)
+
+    def _apart_in_hierarchy(self, links: list[Any]) -> list[Any]:
+        """Drop account pairs one of which is the other's ancestor, or that are siblings
+        under one parent: a parent and its subsidiaries are distinct companies, however
+        alike their names and shared domain (``sync.hierarchy``)."""
+        from sync import hierarchy
+
+        with self.store.session() as s:
+            parents, _ = hierarchy.load_parents(s, {i for p in links for i in (p.left, p.right)})
+        kept = []
+        for p in links:
+            up_l, up_r = hierarchy.chain(p.left, parents), hierarchy.chain(p.right, parents)
+            related = p.left in up_r or p.right in up_l or (
+                parents.get(p.left) is not None and parents.get(p.left) == parents.get(p.right))
+            if related:
+                log.info("dedupe account: %s and %s are in one hierarchy: not linked", p.left, p.right)
+                continue
+            kept.append(p)
+        return kept
 
     # ------------------------------------------------------------------ review
 

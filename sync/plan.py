@@ -27,6 +27,7 @@ from sync.connection import Connection
 from sync.link import STAMP_FIELDS
 from sync.reconcile import (
     ASSOC_FIELDS,
+    ASSOC_OBJECTS,
     Decision,
     FieldPolicy,
     ReconciledBatch,
@@ -200,8 +201,10 @@ class Planner:
             # a record of this entity merged away in this system (by a user, or by us and
             # then undone, which the system cannot do): never re-create it there
             merged_away = any(r.system == name and r.merged_into for r in entity_refs)
+            # a parent not there yet is still asked for: push writes it once the parent
+            # exists there (parents are created first or in the cycle after; see sync.push)
             reachable = {obj: kept for obj, cids in want_assoc.items()
-                         if (kept := [c for c in cids if c in reach.get((name, obj), set())])}
+                         if (kept := [c for c in cids if obj == "parent" or c in reach.get((name, obj), set())])}
             try:
                 merge = (self._plan_merge(ot, conn, desired, in_system, merge_entries)
                          if merge_entries and name in self.merge_in(ot) else None)
@@ -322,10 +325,11 @@ class Planner:
                 by_obj.setdefault(obj, set()).update(cids)
         out: dict[tuple[str, str], set[str]] = {}
         for obj, wanted in by_obj.items():
-            for (cid, sys_name) in st.remote_ids_for(s, obj, sorted(wanted), registry.not_associable()):
+            target = ASSOC_OBJECTS.get(obj, obj)
+            for (cid, sys_name) in st.remote_ids_for(s, target, sorted(wanted), registry.not_associable()):
                 out.setdefault((sys_name, obj), set()).add(cid)
             for system in systems:
-                out.setdefault((system, obj), set()).update(st.pending_create_ids(s, system, obj, sorted(wanted)))
+                out.setdefault((system, obj), set()).update(st.pending_create_ids(s, system, target, sorted(wanted)))
         return out
 
     @staticmethod
@@ -336,6 +340,8 @@ class Planner:
             out["account"] = [desired.account_id]
         if ot == "opportunity" and desired.contact_ids:
             out["contact"] = sorted(desired.contact_ids)
+        if ot == "account" and desired.parent_id:
+            out["parent"] = [desired.parent_id]
         return out
 
     def _plan_update(self, ot: str, conn: Connection, ref: Any, desired: Any, want_assoc: dict[str, list[str]],
@@ -372,6 +378,8 @@ class Planner:
             assoc.pop("contact", None)
         if not policy.writes_to(conn.name, "account_id"):
             assoc.pop("account", None)
+        if not policy.writes_to(conn.name, "parent_id"):
+            assoc.pop("parent", None)
         if stamp:
             fields[stamp] = desired.id
         if not fields and not assoc:

@@ -29,6 +29,7 @@ from mapping.canonical import ObjectType
 from sync import store as st
 from sync.connection import Connection
 from sync.plan import stamp_field_for
+from sync.reconcile import ASSOC_OBJECTS
 from sync.views import gc_paused, view_hash, written_view
 
 log = logging.getLogger(__name__)
@@ -81,7 +82,13 @@ class Pusher:
                     by_native.setdefault((item[1] == "merge", item[2]), []).append(item)
                 remote = self._remote_associations(name, batch)
                 stop = False
-                for (_merges, native), items in sorted(by_native.items()):
+                # parents before children: an account whose parent is written in this
+                # batch goes in a later call, once the parent's id there is known
+                groups = [(key, wave) for key, items in sorted(by_native.items())
+                          for wave in (parent_waves(items) if ot == "account" else [items])]
+                for (_merges, native), items in groups:
+                    if len(groups) > len(by_native):
+                        remote = self._remote_associations(name, items)
                     # associations whose target has no record here yet wait: the op is
                     # written without them, and they stay in the outbox (see _record_results)
                     missing: list[dict[str, list[str]]] = []
@@ -120,7 +127,9 @@ class Pusher:
         out: dict[tuple[str, str], str] = {}
         with self.store.session() as s:
             for obj, cids in wanted.items():
-                for (cid, sys_name), rids in st.remote_ids_for(s, obj, sorted(cids), registry.not_associable()).items():
+                target = ASSOC_OBJECTS.get(obj, obj)
+                for (cid, sys_name), rids in st.remote_ids_for(s, target, sorted(cids),
+                                                               registry.not_associable()).items():
                     if sys_name == system:
                         out[(obj, cid)] = rids[0]
         return out
@@ -233,7 +242,8 @@ class Pusher:
                     # association writes only add links, so the record now has the union
                     merged = {k: list(v) for k, v in (ref.associations or {}).items()}
                     for k, v in assoc.items():
-                        merged[k] = sorted(set(merged.get(k, [])) | set(v))
+                        # an account has one parent: writing one replaces the last
+                        merged[k] = list(v) if k == "parent" else sorted(set(merged.get(k, [])) | set(v))
                     ref.associations = merged
                 digest = view_hash(ref.canonical_fields or {}, ref.associations or {})
                 ref.last_written_hash = ref.last_seen_hash = digest
@@ -323,3 +333,27 @@ class Pusher:
                 results = dict(entry.remote_results or {})
                 results[conn.name] = [*results.get(conn.name, []), record]
                 entry.remote_results = results  # a new object: JSON columns track assignment
+
+
+def parent_waves(items: list[Any]) -> list[list[Any]]:
+    """Outbox items (accounts) in waves: an item whose parent is another item of the
+    list comes in a wave after the parent's (a cycle, refused upstream, stays in one)."""
+    parent_of = {it[3]: ((it[5].get("associations") or {}).get("parent") or [None])[0] for it in items}
+    depth: dict[str, int] = {}
+
+    def level(cid: str) -> int:
+        seen: list[str] = []
+        cur: str | None = cid
+        while cur is not None and cur in parent_of and cur not in depth and cur not in seen:
+            seen.append(cur)
+            cur = parent_of[cur]
+        base = depth.get(cur, -1) if cur is not None and cur in depth else -1
+        for c in reversed(seen):
+            base += 1
+            depth[c] = base
+        return depth[cid]
+
+    waves: dict[int, list[Any]] = {}
+    for it in items:
+        waves.setdefault(level(it[3]), []).append(it)
+    return [waves[k] for k in sorted(waves)]

@@ -200,8 +200,11 @@ def decide_all(
 
 # ---------------------------------------------------------------------- the stage
 
-#: canonical fields that are associations (decided from linked records' remote ids)
-ASSOC_FIELDS = {"account_id": "account", "contact_ids": "contact"}
+#: canonical fields that are associations (decided from linked records' remote ids):
+#: field → association key (``RemoteRecord.associations``)
+ASSOC_FIELDS = {"account_id": "account", "contact_ids": "contact", "parent_id": "parent"}
+#: association key → the canonical object its remote ids name (an account's parent is an account)
+ASSOC_OBJECTS = {"account": "account", "contact": "contact", "parent": "account"}
 
 
 @dataclass
@@ -243,13 +246,15 @@ class Reconciler:
         ids = [r.id for r in rows]
         refs = st.refs_for_entities(s, ot, ids)
         # translate associations (remote ids) to canonical ids in one query per object
-        assoc_rids: dict[str, list[str]] = {"account": [], "contact": []}
+        assoc_rids: dict[str, list[str]] = {key: [] for key in ASSOC_OBJECTS}
         for rlist in refs.values():
             for r in rlist:
                 for obj, rids in (r.associations or {}).items():
                     if obj in assoc_rids:
                         assoc_rids[obj].extend(rids)
-        translate = {obj: st.refs_for_remote_ids_any_system(s, obj, rids) for obj, rids in assoc_rids.items() if rids}
+        translate = {key: st.refs_for_remote_ids_any_system(s, ASSOC_OBJECTS[key], rids)
+                     for key, rids in assoc_rids.items() if rids}
+        hier = _HierarchyCheck(s, ids, translate.get("parent", {}).values()) if ot == "account" else None
         opp_contacts = st.opportunity_contacts(s, ids) if ot == "opportunity" else {}
         provenance = st.provenance_for(s, ot, ids)
         merge_entries = st.merge_entries_for(s, ot, ids) if policy.merges == "merge" else {}
@@ -292,6 +297,8 @@ class Reconciler:
                     rids = (r.associations or {}).get(obj, [])
                     cids = tuple(sorted({c for rid in rids if (c := translate.get(obj, {}).get((r.system, rid)))}))
                     if not cids:
+                        if rids and hier is not None and f == "parent_id":
+                            hier.missing(row.id, r.system, r.remote_id, rids[0])
                         claims[f].append(Claim(r.system, r.remote_id, r.remote_modstamp, None))
                     else:
                         claims[f].append(Claim(r.system, r.remote_id, r.remote_modstamp,
@@ -300,6 +307,8 @@ class Reconciler:
             decisions = decide_all(fields, claims, policy, {f: getattr(current, f) for f in fields})
             if "contact_ids" in decisions:
                 decisions["contact_ids"] = _union(claims["contact_ids"])
+            if hier is not None:
+                decisions["parent_id"] = hier.check(row.id, decisions["parent_id"], row.parent_id)
             extras = self._merge_extras(live, policy)
             changed = self._apply(s, ot, row, decisions, extras, now, provenance.get(row.id, {}),
                                   opp_contacts.get(row.id, ()), new_prov, opp_links, changed_prov)
@@ -310,6 +319,8 @@ class Reconciler:
             to_plan.append((desired, entity_refs, decisions, merge_entries.get(row.id, [])))
         st.insert_provenance(s, new_prov, changed_prov)
         st.replace_opportunity_contacts(s, opp_links)
+        if hier is not None:
+            hier.finish(now, self.run_id)
         return ReconciledBatch(ids, deleted, to_plan, translate, views)
 
     def _merge_extras(self, live: list[Any], policy: FieldPolicy) -> dict[str, Any]:
@@ -362,3 +373,37 @@ def _union(claims: Sequence[Claim]) -> Decision:
     distinct = {tuple(sorted(c.value)) for c in claims if c.value}
     return Decision("contact_ids", tuple(ids) or None, "union", system=",".join(systems) or None,
                     conflict=len(distinct) > 1)
+
+
+class _HierarchyCheck:
+    """The hierarchy checks of one batch of accounts (``sync.hierarchy``): a decided
+    parent that would be the account itself, close a cycle, or does not exist is
+    refused (the current parent stays) with an error-ledger entry."""
+
+    def __init__(self, s: Any, ids: Sequence[str], parent_ids: Any) -> None:
+        from sync import hierarchy
+
+        self.s, self.h, self.ids = s, hierarchy, list(ids)
+        self.parents, self.live = hierarchy.load_parents(s, [*ids, *parent_ids])
+        self.refused: dict[str, tuple[str | None, str | None, Any]] = {}
+
+    def missing(self, cid: str, system: str, remote_id: str, parent_rid: str) -> None:
+        why = self.h.Refusal("missing", f"parent {system}:{parent_rid} of {system}:{remote_id} is not a known account")
+        self.refused.setdefault(cid, (system, remote_id, why))
+
+    def check(self, cid: str, d: Decision, current: str | None) -> Decision:
+        why = self.h.refusal(cid, d.value, self.parents, self.live.__contains__)
+        if why is None:
+            self.parents[cid] = d.value if d.value is not None else self.parents.get(cid)
+            return d
+        self.refused[cid] = (d.system, d.remote_id, why)
+        keep = current if current and self.h.refusal(cid, current, self.parents, self.live.__contains__) is None \
+            else None
+        self.parents[cid] = keep
+        return Decision("parent_id", keep, f"refused:{why.kind}", conflict=d.conflict)
+
+    def finish(self, now: datetime, run_id: int | None) -> None:
+        for cid, (system, remote_id, why) in sorted(self.refused.items()):
+            self.h.ledger_refusal(self.s, system, remote_id, cid, why, now, run_id)
+        passed = sorted(c for c in self.ids if c not in self.refused)
+        self.h.resolve_refusals(self.s, passed)

@@ -76,6 +76,7 @@ def map_record(
     view = entity_to_json(ent)
     view.pop("account_id", None)
     view.pop("contact_ids", None)
+    view.pop("parent_id", None)
     if ent.extras:
         view["extras"] = ent.extras
     if result.unreadable:

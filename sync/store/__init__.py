@@ -50,6 +50,9 @@ from sync.store.identity import (
     _follow_merges as _follow_merges,
 )
 from sync.store.identity import (
+    account_candidates_by_domain as account_candidates_by_domain,
+)
+from sync.store.identity import (
     accounts_by_domain as accounts_by_domain,
 )
 from sync.store.identity import (

@@ -164,6 +164,36 @@ def accounts_by_domain(s: Session, domains: list[str]) -> dict[str, str]:
     return _oldest_live_by(s, AccountRow, AccountRow.domain, domains)
 
 
+def account_candidates_by_domain(s: Session, domains: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """domain → the live accounts holding it, oldest first, as {id, name, sub}: ``sub``
+    when the account is in a hierarchy under a parent (a decided parent, or a record
+    naming one), so the domain key can keep a parent and its subsidiaries apart."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    uniq = sorted(set(domains))
+    by_id: dict[str, dict[str, Any]] = {}
+    for i in range(0, len(uniq), 500):
+        for dom, cid, name, parent in s.execute(
+            select(AccountRow.domain, AccountRow.id, AccountRow.name, AccountRow.parent_id)
+            .where(AccountRow.domain.in_(uniq[i : i + 500]), AccountRow.merged_into.is_(None))
+            .order_by(AccountRow.created_at, AccountRow.id)
+        ):
+            if dom:
+                cand = {"id": cid, "name": name, "sub": parent is not None}
+                out.setdefault(dom, []).append(cand)
+                by_id[cid] = cand
+    # records naming a parent mark their entity too (its parent is not decided yet)
+    open_ids = sorted(c for c, cand in by_id.items() if not cand["sub"])
+    for i in range(0, len(open_ids), 500):
+        for cid, assoc in s.execute(
+            select(ExternalRefRow.canonical_id, ExternalRefRow.associations).where(
+                ExternalRefRow.object_type == "account", ExternalRefRow.canonical_id.in_(open_ids[i : i + 500]),
+                ExternalRefRow.deleted_at.is_(None))
+        ):
+            if (assoc or {}).get("parent"):
+                by_id[cid]["sub"] = True
+    return out
+
+
 def opportunities_by_account(s: Session, account_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
     """account id → its opportunities as {id, name, close_date, amount, systems}
     (for the account+name deterministic key; ``systems``: where it has live records)."""

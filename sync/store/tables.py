@@ -117,6 +117,8 @@ class AccountRow(_EntityColumns, Base):
     health: Mapped[Decimal | None] = mapped_column(Numeric(8, 2))
     arr: Mapped[Decimal | None]
     renewal_date: Mapped[date | None]
+    # the parent account's canonical id (migration 0011)
+    parent_id: Mapped[str | None] = mapped_column(ID, index=True)
 
 
 class ContactRow(_EntityColumns, Base):

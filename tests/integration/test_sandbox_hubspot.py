@@ -10,7 +10,11 @@ from typing import Any
 
 import pytest
 from hubspot import HubSpot
-from hubspot.crm.associations.v4 import BatchInputPublicFetchAssociationsBatchRequest
+from hubspot.crm.associations.v4 import (
+    BatchInputPublicAssociationMultiArchive,
+    BatchInputPublicAssociationMultiPost,
+    BatchInputPublicFetchAssociationsBatchRequest,
+)
 from hubspot.crm.contacts import (
     ApiException,
     BatchInputSimplePublicObjectBatchInput,
@@ -270,3 +274,43 @@ def test_fault_spec_reaches_the_client(make_sandbox: MakeSandbox, tmp_path: Path
     assert info.value.status == 500 and json.loads(info.value.body)["category"] == "INTERNAL_ERROR"
     faults = sb.ctx.stats.snapshot()["hubspot"]["faults"]
     assert faults == {"partial": 1, "server_error": 1}
+
+
+def test_company_hierarchy_links_through_the_v4_batch_endpoints(make_sandbox: MakeSandbox, tmp_path: Path) -> None:
+    """Company → company links: type 14 "child to parent company", 13 the reverse; one
+    parent per company; a link made or removed moves the child's last-modified time."""
+    hs_dir = tmp_path / "hubspot"
+    hs_dir.mkdir(parents=True)
+    companies = [{"id": str(300 + i), "properties": {"name": f"Holding {i}", "domain": f"holding{i}.example"},
+                  "createdAt": "2025-06-01T00:00:00.000Z", "updatedAt": "2025-06-01T00:00:00.000Z",
+                  "archived": False} for i in range(4)]  # fmt: skip
+    (hs_dir / "companies.json").write_text(json.dumps(companies))
+    (hs_dir / "associations.json").write_text(json.dumps([
+        {"fromType": "companies", "fromId": "301", "toType": "companies", "toId": "300", "typeId": 14,
+         "category": "HUBSPOT_DEFINED"}]))
+    hs = client(make_sandbox(data_dir=tmp_path))
+    v4 = hs.crm.associations.v4.batch_api
+
+    def links(*ids: str) -> dict[str, list[tuple[str, int, str | None]]]:
+        page = v4.get_page("companies", "companies", batch_input_public_fetch_associations_batch_request=(
+            BatchInputPublicFetchAssociationsBatchRequest(inputs=[{"id": i} for i in ids])))
+        return {str(r._from.id): [(str(t.to_object_id), a.type_id, a.label) for t in r.to
+                                  for a in t.association_types] for r in page.results}
+
+    def link(frm: str, to: str, type_id: int) -> Any:
+        return v4.create("companies", "companies", batch_input_public_association_multi_post=(
+            BatchInputPublicAssociationMultiPost(inputs=[{"from": {"id": frm}, "to": {"id": to}, "types": [
+                {"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": type_id}]}])))
+
+    assert links("300", "301") == {"300": [("301", 13, "Child Company")], "301": [("300", 14, "Parent Company")]}
+    before = hs.crm.companies.basic_api.get_by_id("302").updated_at
+    link("300", "302", 13)  # from the parent: 302 becomes its child
+    assert links("302") == {"302": [("300", 14, "Parent Company")]}
+    assert hs.crm.companies.basic_api.get_by_id("302").updated_at > before
+    second = link("302", "303", 14)  # a second parent: refused per item
+    assert second.errors and "already has a parent" in second.errors[0].message
+    mine = link("303", "303", 14)
+    assert mine.errors and "own parent" in mine.errors[0].message
+    v4.archive("companies", "companies", batch_input_public_association_multi_archive=(
+        BatchInputPublicAssociationMultiArchive(inputs=[{"from": {"id": "301"}, "to": [{"id": "300"}]}])))
+    assert links("300") == {"300": [("302", 13, "Child Company")]}

@@ -315,7 +315,10 @@ def test_references_point_at_existing_records(both: Data) -> None:
         assert assoc["toId"] in hs_ids[assoc["toType"]]
         assert assoc["category"] == "HUBSPOT_DEFINED"
         kinds[(assoc["fromType"], assoc["toType"], assoc["typeId"])] += 1
-    assert set(kinds) == {("contacts", "companies", 279), ("deals", "companies", 341), ("deals", "contacts", 3)}
+    # plus company hierarchies (child → parent company, type 14) when a subsidiary and
+    # its parent both have a HubSpot company
+    assert set(kinds) - {("companies", "companies", 14)} == {
+        ("contacts", "companies", 279), ("deals", "companies", 341), ("deals", "contacts", 3)}
 
     ph_ids = {obj: {r["_id"] for r in data.ph[obj]} for obj in PH_FILES}
     assert all(r["companyId"] in ph_ids["companies"] for r in data.ph["endusers"])
@@ -962,6 +965,13 @@ def test_subsidiaries_are_modelled_in_the_truth_and_salesforce_hierarchy(tmp_pat
     assert sf_parent_links > 0
     non_subs = [rec for rec in d.sf["Account"] if entity_of[("salesforce", rec["Id"])] not in {s["entity"] for s in subs}]
     assert all(rec["ParentId"] is None for rec in non_subs)
+    # HubSpot: each subsidiary's company is the child (type 14) of a company of its parent
+    hs_links = [a for a in d.hs["associations"] if a["fromType"] == a["toType"] == "companies"]
+    assert hs_links and all(a["typeId"] == 14 for a in hs_links)
+    for a in hs_links:
+        child, parent = entity_of[("hubspot", a["fromId"])], entity_of[("hubspot", a["toId"])]
+        assert accounts[child].get("parent") == parent
+    assert len({a["fromId"] for a in hs_links}) == len(hs_links)  # one parent each
 
 
 def _sf_name_base(records: dict[tuple[str, str], dict[str, Any]], cluster: dict[str, Any]) -> str:

@@ -19,13 +19,15 @@ from sync.governance import HandoffSettings
 from sync.handoff import handoff_connection
 from sync.reconcile import FieldPolicy
 
-# what the defaults were when sync/defaults.py spelled them out (the sandbox's ground
-# truth is computed from them: the built-ins' declarations must give exactly these)
+# what the defaults were when sync/defaults.py spelled them out, plus an account's parent
+# (the sandbox's ground truth is computed from them: the built-ins' declarations must give
+# exactly these)
 BUILT_IN_DEFAULTS = {
     "account": {"default": "source_priority", "source_priority": ["salesforce", "hubspot", "planhat"],
                 "never_blank": True,
                 "fields": {"health": "prefer:planhat", "arr": "prefer:planhat", "renewal_date": "prefer:planhat",
-                           "customer_status": "prefer:planhat", "lifecycle_stage": "latest"}},
+                           "customer_status": "prefer:planhat", "lifecycle_stage": "latest",
+                           "parent_id": "latest"}},
     "contact": {"default": "source_priority", "source_priority": ["salesforce", "hubspot", "planhat"],
                 "never_blank": True, "fields": {"lifecycle_stage": "latest", "title": "latest", "phone": "latest"}},
     "opportunity": {"default": "source_priority", "source_priority": ["salesforce", "hubspot"],
@@ -75,7 +77,7 @@ def test_defaults_follow_other_declarations(monkeypatch: pytest.MonkeyPatch) -> 
     assert pol["opportunity"]["source_priority"] == ["books"]
     # a field two systems claim goes to the better ranked; an unranked one claims nothing
     assert pol["account"]["fields"] == {"health": "prefer:success", "arr": "prefer:success",
-                                        "lifecycle_stage": "latest"}
+                                        "lifecycle_stage": "latest", "parent_id": "latest"}
     assert pol["opportunity"]["fields"] == {"amount": "prefer:books", "stage": "latest", "close_date": "latest"}
     pol["account"]["fields"].clear()  # a fresh copy each time
     assert default_policies()["account"]["fields"]["arr"] == "prefer:success"
