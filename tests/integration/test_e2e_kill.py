@@ -54,10 +54,9 @@ def test_sigkill_across_the_whole_run_then_rerun_gives_the_clean_end_state(
     work = tmp_path / "killed"
     work.mkdir()
     db_url = f"sqlite:///{work / 'revsync.db'}"
-    # the same customer-success pod as ``cli.sandbox_settings`` (the clean run's settings),
-    # so closed-won handoffs complete the same way in both runs
-    config = E.write_config(sb.info, work, database_url=db_url,
-                            extra='[governance.handoff]\ndefault_csm = "cs-team@sandbox.example"')
+    # the starter config names the same customer-success pod as ``cli.sandbox_settings``
+    # (the clean run's settings), so closed-won handoffs complete the same way in both runs
+    config = E.write_config(sb.info, work, database_url=db_url)
     env: dict[str, str] = {}  # the secrets come from the config's secrets file
     up = revsync("--config", str(config), "db", "upgrade", "--json", cwd=work, env=env)
     assert up.returncode == 0, up.stderr[-2000:]
