@@ -237,7 +237,11 @@ def build(admin: Mapping[str, Mapping[str, Any]], systems: Iterable[str] | None 
     classes = registry.connector_classes()
     configured = set(systems) if systems is not None else set(classes)
     drafts = _drafts(classes)
+    extra: dict[str, ValueSet] = {}
     for name, table in admin.items():
+        if name == COUNTRY:
+            extra[name] = _country(table, configured)
+            continue
         if name not in drafts:
             raise DefinitionError(name, f"unknown value set (known: {', '.join(value_sets())})")
         if name in SHARES_VALUES and (table.get("rename") or table.get("retire")
@@ -250,7 +254,49 @@ def build(admin: Mapping[str, Mapping[str, Any]], systems: Iterable[str] | None 
         d.writes = {s: {b.renamed.get(c, c): n for c, n in w.items()} for s, w in d.writes.items()}
         d.declared_reads = {s: {n: b.renamed.get(c, c) for n, c in r.items()} for s, r in d.declared_reads.items()}
         d.values, d.retired, d.renamed = list(b.values), set(b.retired), dict(b.renamed)
-    return Definitions({n: d.finish() for n, d in drafts.items()})
+    return Definitions({**{n: d.finish() for n, d in drafts.items()}, **extra})
+
+
+#: the country value set: canonical values are ISO 3166-1 alpha-2 codes (every one);
+#: an admin only says how a system spells some (``UK`` for GB), both ways
+COUNTRY = "country"
+_COUNTRY_TRANSFORMS = ("country", "country_code")
+
+
+def _country(table: Mapping[str, Any], configured: set[str]) -> ValueSet:
+    from mapping.normalize import country_name
+
+    for key in ("rename", "retire", "pipeline"):
+        if table.get(key):
+            raise DefinitionError(f"{COUNTRY}.{key}", "country values are ISO 3166-1 alpha-2 codes: they cannot "
+                                                      "be added, renamed or retired, only spelled per system")
+    mapped = {system for (system, _native), (_obj, rows) in registry.default_map_rows().items()
+              if any(r[2] in _COUNTRY_TRANSFORMS for r in rows)}
+    writes: dict[str, dict[str, str]] = {}
+    reads: dict[str, dict[str, str]] = {}
+    for code, per_system in (table.get("values") or {}).items():
+        key = f"{COUNTRY}.values.{code}"
+        try:
+            country_name(code)
+        except KeyError:
+            raise DefinitionError(key, f"{code!r} is not an ISO 3166-1 alpha-2 country code") from None
+        if code != code.upper():
+            raise DefinitionError(key, f"write the code in capitals ({code.upper()!r})")
+        for system, raw in per_system.items():
+            skey = f"{key}.{system}"
+            if system not in configured:
+                raise DefinitionError(skey, f"system {system!r} is not configured "
+                                            f"(configured: {', '.join(sorted(configured)) or 'none'})")
+            if system not in mapped:
+                raise DefinitionError(skey, f"{system} maps no country field")
+            natives = _natives(skey, raw)
+            for native in natives:
+                owner = reads.setdefault(system, {}).get(_fold(native))
+                if owner is not None and owner != code:
+                    raise DefinitionError(skey, f"{system} value {native!r} already reads as {owner!r}")
+                reads[system][_fold(native)] = code
+            writes.setdefault(system, {})[code] = natives[0]
+    return ValueSet(name=COUNTRY, values=tuple(table.get("values") or {}), writes=writes, reads=reads)
 
 
 def _apply(d: _Draft, table: Mapping[str, Any], configured: set[str]) -> None:

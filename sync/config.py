@@ -357,6 +357,7 @@ class DefinitionsSection(_Table):
     customer_status: Annotated[ValueSetDefinition, Table] | None = None
     lead_source: Annotated[ValueSetDefinition, Table] | None = None
     type: Annotated[ValueSetDefinition, Table] | None = None
+    country: Annotated[ValueSetDefinition, Table] | None = None
 
 
 class RevsyncFile(_Table):

@@ -258,3 +258,44 @@ def test_the_starter_config_sets_the_handoff_csm_like_the_sandbox_settings(tmp_p
                             "hubspot": {"access_token": "d"}, "planhat": {"api_token": "e"}}}
     sandbox = sandbox_settings(info, "sqlite:///x.db")
     assert starter.governance.handoff.default_csm == sandbox.governance.handoff.default_csm == cfg.SANDBOX_CSM
+
+
+def test_country_spellings_per_system_both_ways(tmp_path: Path) -> None:
+    path = tmp_path / "revsync.toml"
+    # an org whose country picklist says "Turkey" and "Korea (South)"
+    path.write_text(BASE + '[definitions.country.values.TR]\nsalesforce = "Turkey"\n'
+                    '[definitions.country.values.KR]\nsalesforce = ["Republic of Korea", "Korea (South)"]\n'
+                    '[definitions.country.values.US]\nhubspot = "USA"\n', encoding="utf-8")
+    defs = cfg.load(path, resolve_secrets=False).definitions
+    country = get_transform("country")
+    sf, hs = _ctx("salesforce", "Account", "BillingCountry"), _ctx("hubspot", "companies", "country")
+    with pytest.raises(Exception, match="as a country"):
+        country.read("Korea (South)", sf)  # unknown without the definition
+    with definitions.using(defs):
+        assert country.write("TR", sf) == "Turkey" and country.write("KR", sf) == "Republic of Korea"
+        assert country.read("Korea (South)", sf) == "KR" and country.read("republic of korea", sf) == "KR"
+        assert country.write("US", hs) == "USA"
+        # the other systems and codes keep the ISO English names
+        assert country.write("TR", hs) == "Türkiye" and country.write("DE", sf) == "Germany"
+        assert country.read("Deutschland", sf) == "DE"
+    assert country.write("TR", sf) == "Türkiye"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[definitions.country.values.XK1]\nsalesforce = "Kosovo"\n',
+         "definitions.country.values.XK1: 'XK1' is not an ISO 3166-1 alpha-2 country code"),
+        ('[definitions.country.values.gb]\nsalesforce = "UK"\n', "definitions.country.values.gb: write the code in "
+                                                                  "capitals ('GB')"),
+        ('[definitions.country]\nretire = ["GB"]\n', "definitions.country.retire: country values are ISO"),
+        ('[definitions.country.values.GB]\nsalesforce = "UK"\n[definitions.country.values.UA]\nsalesforce = "uk"\n',
+         "definitions.country.values.UA.salesforce: salesforce value 'uk' already reads as 'GB'"),
+    ],
+)
+def test_bad_country_definitions(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "revsync.toml"
+    path.write_text(BASE + text, encoding="utf-8")
+    with pytest.raises(cfg.ConfigError) as err:
+        cfg.load(path, resolve_secrets=False)
+    assert message in str(err.value), str(err.value)
