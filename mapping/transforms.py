@@ -297,9 +297,10 @@ def _read_ignored(value: Any, ctx: Context) -> None:
 
 
 def _write_pipeline(value: Any, ctx: Context) -> str:
-    """The pipeline a stage is written with (sent with the stage; ``pipelines`` declared
-    by the connector, ``[definitions.stage] pipeline`` set by the admin)."""
-    pipeline = definitions.active()["stage"].pipelines.get(ctx.system)
+    """The pipeline a stage is written with (sent with the stage): the system's default
+    (``pipelines`` declared by the connector, ``[definitions.stage] pipeline``), or the
+    one ``[definitions.stage.pipelines.<system>]`` puts that stage in."""
+    pipeline = definitions.active()["stage"].pipeline(ctx.system, value)
     if pipeline is None:
         raise mapping_error(ctx, f"{ctx.system} declares no pipeline for deal stages")
     return pipeline

@@ -241,7 +241,7 @@ def test_the_readme_example_loads_and_means_what_it_says(tmp_path: Path) -> None
     stage, industry = s.definitions["stage"], s.definitions["industry"]
     assert "contract" not in stage.values and "negotiating" in stage.values and "pilot" in stage.values
     assert stage.to_canonical("hubspot", "trial") == "pilot" and stage.to_native("hubspot", "pilot") == "pilot"
-    assert stage.pipelines["hubspot"] == "default"
+    assert stage.pipelines["hubspot"] == "default" and stage.pipeline("hubspot", "pilot") == "renewals"
     assert industry.to_native("hubspot", "software") == "INFORMATION_TECHNOLOGY_AND_SERVICES"
     assert industry.to_canonical("hubspot", "COMPUTER_SOFTWARE") == "software"
 
@@ -294,6 +294,48 @@ def test_country_spellings_per_system_both_ways(tmp_path: Path) -> None:
     ],
 )
 def test_bad_country_definitions(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "revsync.toml"
+    path.write_text(BASE + text, encoding="utf-8")
+    with pytest.raises(cfg.ConfigError) as err:
+        cfg.load(path, resolve_secrets=False)
+    assert message in str(err.value), str(err.value)
+
+
+def test_deal_stages_per_pipeline(tmp_path: Path) -> None:
+    path = tmp_path / "revsync.toml"
+    path.write_text(BASE + '[definitions.stage.values.renewal_review]\nsalesforce = "Renewal Review"\n'
+                    'hubspot = "90210417"\n[definitions.stage.pipelines.hubspot]\n'
+                    'renewals = ["renewal_review", "closed_won"]\n', encoding="utf-8")
+    defs = cfg.load(path, resolve_secrets=False).definitions
+    pipeline, stage = get_transform("pipeline"), get_transform("stage")
+    hs = _ctx("hubspot", "deals", "pipeline")
+    with definitions.using(defs):
+        assert pipeline.write("renewal_review", hs) == "renewals"
+        assert pipeline.write("closed_won", hs) == "renewals"
+        assert pipeline.write("proposal", hs) == "default"
+        assert stage.read("90210417", _ctx("hubspot", "deals", "dealstage")) == "renewal_review"
+        from mapping.canonical import Opportunity
+        from mapping.fieldmap import from_entity
+
+        out = from_entity("hubspot", "deals", Opportunity(id="x", name="Renewal", stage="renewal_review"))
+        assert (out["dealstage"], out["pipeline"]) == ("90210417", "renewals")
+    assert pipeline.write("closed_won", hs) == "default"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[definitions.stage.pipelines.hubspot]\nrenewals = ["renewal"]\n',
+         "definitions.stage.pipelines.hubspot.renewals: unknown stage value 'renewal'"),
+        ('[definitions.stage.pipelines.hubspot]\nrenewals = ["proposal"]\nupsell = ["proposal"]\n',
+         "definitions.stage.pipelines.hubspot.upsell: 'proposal' is already in pipeline 'renewals'"),
+        ('[definitions.stage.pipelines.salesforce]\nrenewals = ["proposal"]\n',
+         "definitions.stage.pipelines.salesforce: salesforce writes no pipeline with stage"),
+        ('[definitions.stage]\nretire = ["contract"]\n[definitions.stage.pipelines.hubspot]\nx = ["contract"]\n',
+         "definitions.stage.pipelines.hubspot.x: stage value 'contract' is retired"),
+    ],
+)
+def test_bad_pipelines(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "revsync.toml"
     path.write_text(BASE + text, encoding="utf-8")
     with pytest.raises(cfg.ConfigError) as err:
