@@ -341,3 +341,11 @@ def test_bad_pipelines(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(cfg.ConfigError) as err:
         cfg.load(path, resolve_secrets=False)
     assert message in str(err.value), str(err.value)
+
+
+def test_the_quality_funnel_follows_the_definitions() -> None:
+    from sync.quality import FUNNEL, funnel
+
+    assert funnel() == FUNNEL
+    with definitions.using(definitions.build(ADMIN, SYSTEMS)):
+        assert funnel() == ("prospecting", "qualification", "proposal", "negotiating", "pilot", "closed_won")
