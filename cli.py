@@ -94,7 +94,7 @@ def load_settings(*, resolve_secrets: bool = True) -> cfg.Settings:
     cfg.install_redactor(settings)
     from mapping import definitions
 
-    definitions.activate(settings.definitions)  # the command reads and writes under them
+    definitions.activate(settings.definitions or definitions.defaults())  # the command reads and writes under them
     return settings
 
 
