@@ -349,3 +349,21 @@ def test_the_quality_funnel_follows_the_definitions() -> None:
     assert funnel() == FUNNEL
     with definitions.using(definitions.build(ADMIN, SYSTEMS)):
         assert funnel() == ("prospecting", "qualification", "proposal", "negotiating", "pilot", "closed_won")
+
+
+def test_a_mapping_values_reading_may_name_an_added_value(tmp_path: Path) -> None:
+    from mapping.fieldmap import build_field_maps
+
+    path = tmp_path / "revsync.toml"
+    path.write_text(BASE + '[definitions.stage.values.pilot]\nsalesforce = "Pilot"\nhubspot = "pilot"\n'
+                    '[mapping."salesforce.Opportunity".values.StageName]\nDiscovery = "pilot"\n', encoding="utf-8")
+    s = cfg.load(path, resolve_secrets=False)
+    with definitions.using(s.definitions):
+        fm = build_field_maps(s.mapping)[("salesforce", "Opportunity")]
+        got = read_entity("salesforce", "Opportunity", {"Name": "X", "StageName": "Discovery"}, fieldmap=fm)
+        assert got.entity.stage == "pilot" and not got.unreadable
+    # without the definition, the same reading is refused naming the key
+    path.write_text(BASE + '[mapping."salesforce.Opportunity".values.StageName]\nDiscovery = "pilot"\n',
+                    encoding="utf-8")
+    with pytest.raises(cfg.ConfigError, match="the canonical value must be one of"):
+        cfg.load(path, resolve_secrets=False)
