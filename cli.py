@@ -92,6 +92,9 @@ def load_settings(*, resolve_secrets: bool = True) -> cfg.Settings:
     except cfg.ConfigError as e:
         raise _fail(str(e)) from None
     cfg.install_redactor(settings)
+    from mapping import definitions
+
+    definitions.activate(settings.definitions or definitions.defaults())  # the command reads and writes under them
     return settings
 
 

@@ -6,7 +6,7 @@ pseudo-field the connector resolves from ``OwnerId`` (User.Email) on read and ba
 an ``OwnerId`` on write. Field names and types follow ``connectors/salesforce_schema.py``.
 Leads map to canonical contacts: ``Company`` is kept as text in
 ``extras["lead_company"]`` (never an account link) and ``Status`` reads as a
-lifecycle stage through ``mapping.transforms.LEAD_STATUS``.
+lifecycle stage through the ``lead_status`` definitions (``PICKLISTS`` below).
 
 Standard objects: https://developer.salesforce.com/docs/atlas.en-us.object_reference.meta/object_reference/sforce_api_objects_list.htm
 """

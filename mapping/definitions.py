@@ -65,6 +65,8 @@ class ValueSet:
     retired: frozenset[str] = frozenset()
     renamed: Mapping[str, str] = field(default_factory=dict)  # old canonical name → new
     pipelines: Mapping[str, str] = field(default_factory=dict)  # system → pipeline written
+    #: system → canonical value → its pipeline, where not the system's default one
+    value_pipelines: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     #: system → casefolded native → retired canonical value (to say why it is unmapped)
     retired_reads: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
@@ -79,6 +81,10 @@ class ValueSet:
     def native_values(self, system: str) -> list[str]:
         """Distinct native values written in ``system``, in canonical order."""
         return list(dict.fromkeys(self.writes.get(system, {}).values()))
+
+    def pipeline(self, system: str, canonical: str) -> str | None:
+        """The pipeline ``canonical`` is written with in ``system`` (None: the system has none)."""
+        return self.value_pipelines.get(system, {}).get(canonical) or self.pipelines.get(system)
 
     def systems(self) -> tuple[str, ...]:
         return tuple(sorted(set(self.writes) | set(self.reads)))
@@ -119,6 +125,8 @@ class Definitions:
                 "retired": sorted(vs.retired),
                 "renamed": dict(vs.renamed),
                 **({"pipelines": dict(vs.pipelines)} if vs.pipelines else {}),
+                **({"value_pipelines": {sy: dict(m) for sy, m in vs.value_pipelines.items()}}
+                   if vs.value_pipelines else {}),
             }
         return out
 
@@ -138,6 +146,7 @@ class _Draft:
     retired: set[str] = field(default_factory=set)
     renamed: dict[str, str] = field(default_factory=dict)
     pipelines: dict[str, str] = field(default_factory=dict)
+    value_pipelines: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def finish(self) -> ValueSet:
         live = [v for v in self.values if v not in self.retired]
@@ -162,6 +171,7 @@ class _Draft:
         return ValueSet(
             name=self.name, values=tuple(live), writes=writes, reads=reads, retired=frozenset(self.retired),
             renamed=dict(self.renamed), pipelines=dict(self.pipelines),
+            value_pipelines={sy: {c: p for c, p in m.items() if c in live} for sy, m in self.value_pipelines.items()},
             retired_reads={s: g for s, g in retired_reads.items() if g},
         )
 
@@ -237,7 +247,11 @@ def build(admin: Mapping[str, Mapping[str, Any]], systems: Iterable[str] | None 
     classes = registry.connector_classes()
     configured = set(systems) if systems is not None else set(classes)
     drafts = _drafts(classes)
+    extra: dict[str, ValueSet] = {}
     for name, table in admin.items():
+        if name == COUNTRY:
+            extra[name] = _country(table, configured)
+            continue
         if name not in drafts:
             raise DefinitionError(name, f"unknown value set (known: {', '.join(value_sets())})")
         if name in SHARES_VALUES and (table.get("rename") or table.get("retire")
@@ -250,7 +264,49 @@ def build(admin: Mapping[str, Mapping[str, Any]], systems: Iterable[str] | None 
         d.writes = {s: {b.renamed.get(c, c): n for c, n in w.items()} for s, w in d.writes.items()}
         d.declared_reads = {s: {n: b.renamed.get(c, c) for n, c in r.items()} for s, r in d.declared_reads.items()}
         d.values, d.retired, d.renamed = list(b.values), set(b.retired), dict(b.renamed)
-    return Definitions({n: d.finish() for n, d in drafts.items()})
+    return Definitions({**{n: d.finish() for n, d in drafts.items()}, **extra})
+
+
+#: the country value set: canonical values are ISO 3166-1 alpha-2 codes (every one);
+#: an admin only says how a system spells some (``UK`` for GB), both ways
+COUNTRY = "country"
+_COUNTRY_TRANSFORMS = ("country", "country_code")
+
+
+def _country(table: Mapping[str, Any], configured: set[str]) -> ValueSet:
+    from mapping.normalize import country_name
+
+    for key in ("rename", "retire", "pipeline", "pipelines"):
+        if table.get(key):
+            raise DefinitionError(f"{COUNTRY}.{key}", "country values are ISO 3166-1 alpha-2 codes: they cannot "
+                                                      "be added, renamed or retired, only spelled per system")
+    mapped = {system for (system, _native), (_obj, rows) in registry.default_map_rows().items()
+              if any(r[2] in _COUNTRY_TRANSFORMS for r in rows)}
+    writes: dict[str, dict[str, str]] = {}
+    reads: dict[str, dict[str, str]] = {}
+    for code, per_system in (table.get("values") or {}).items():
+        key = f"{COUNTRY}.values.{code}"
+        try:
+            country_name(code)
+        except KeyError:
+            raise DefinitionError(key, f"{code!r} is not an ISO 3166-1 alpha-2 country code") from None
+        if code != code.upper():
+            raise DefinitionError(key, f"write the code in capitals ({code.upper()!r})")
+        for system, raw in per_system.items():
+            skey = f"{key}.{system}"
+            if system not in configured:
+                raise DefinitionError(skey, f"system {system!r} is not configured "
+                                            f"(configured: {', '.join(sorted(configured)) or 'none'})")
+            if system not in mapped:
+                raise DefinitionError(skey, f"{system} maps no country field")
+            natives = _natives(skey, raw)
+            for native in natives:
+                owner = reads.setdefault(system, {}).get(_fold(native))
+                if owner is not None and owner != code:
+                    raise DefinitionError(skey, f"{system} value {native!r} already reads as {owner!r}")
+                reads[system][_fold(native)] = code
+            writes.setdefault(system, {})[code] = natives[0]
+    return ValueSet(name=COUNTRY, values=tuple(table.get("values") or {}), writes=writes, reads=reads)
 
 
 def _apply(d: _Draft, table: Mapping[str, Any], configured: set[str]) -> None:
@@ -343,6 +399,30 @@ def _apply(d: _Draft, table: Mapping[str, Any], configured: set[str]) -> None:
         if system not in d.pipelines:
             raise DefinitionError(key, f"{system} writes no pipeline with {name}")
         d.pipelines[system] = pipeline
+    for system, by_pipeline in (table.get("pipelines") or {}).items():  # values in other pipelines
+        key = f"{name}.pipelines.{system}"
+        if system not in configured:
+            raise DefinitionError(key, f"system {system!r} is not configured")
+        if system not in d.pipelines:
+            raise DefinitionError(key, f"{system} writes no pipeline with {name}")
+        placed = d.value_pipelines.setdefault(system, {})
+        for pipeline, members in by_pipeline.items():
+            for value in members:
+                vkey = f"{key}.{pipeline}"
+                if value in d.renamed:
+                    raise DefinitionError(vkey, f"{value!r} was renamed to {d.renamed[value]!r}")
+                if value not in d.values or value in d.retired:
+                    raise DefinitionError(vkey, _why(d, value))
+                if value in placed and placed[value] != pipeline:
+                    raise DefinitionError(vkey, f"{value!r} is already in pipeline {placed[value]!r}")
+                placed[value] = pipeline
+
+
+def _why(d: _Draft, value: str) -> str:
+    """Why ``value`` is no live value of the set being built."""
+    if value in d.retired:
+        return f"{d.name} value {value!r} is retired"
+    return f"unknown {d.name} value {value!r} (known: {', '.join(v for v in d.values if v not in d.retired)})"
 
 
 # --------------------------------------------------------------------------- the active set

@@ -152,15 +152,35 @@ def _read_phone(value: Any, ctx: Context) -> str | None:
     return n.normalize_phone(value, region=ctx.region, field=ctx.field)
 
 
+def _defined_country(ctx: Context) -> Any:
+    """The admin's ``[definitions.country]`` spellings in force (None: none)."""
+    return definitions.active().get("country")
+
+
 def _read_country(value: Any, ctx: Context) -> str | None:
+    spelled = _defined_country(ctx)
+    if spelled is not None and isinstance(value, str) and value.strip():
+        code = spelled.to_canonical(ctx.system, value)
+        if code is not None:
+            return str(code)
     return n.normalize_country(value, field=ctx.field)
 
 
 def _write_country(value: Any, ctx: Context) -> str:
+    spelled = _defined_country(ctx)
+    native = spelled.to_native(ctx.system, value) if spelled is not None else None
+    if native is not None:
+        return str(native)
     try:
         return n.country_name(value)
     except KeyError:
         raise mapping_error(ctx, f"unknown country code {value!r}") from None
+
+
+def _write_country_code(value: Any, ctx: Context) -> Any:
+    spelled = _defined_country(ctx)
+    native = spelled.to_native(ctx.system, value) if spelled is not None else None
+    return value if native is None else native
 
 
 def _read_int(value: Any, ctx: Context) -> int | None:
@@ -277,9 +297,10 @@ def _read_ignored(value: Any, ctx: Context) -> None:
 
 
 def _write_pipeline(value: Any, ctx: Context) -> str:
-    """The pipeline a stage is written with (sent with the stage; ``pipelines`` declared
-    by the connector, ``[definitions.stage] pipeline`` set by the admin)."""
-    pipeline = definitions.active()["stage"].pipelines.get(ctx.system)
+    """The pipeline a stage is written with (sent with the stage): the system's default
+    (``pipelines`` declared by the connector, ``[definitions.stage] pipeline``), or the
+    one ``[definitions.stage.pipelines.<system>]`` puts that stage in."""
+    pipeline = definitions.active()["stage"].pipeline(ctx.system, value)
     if pipeline is None:
         raise mapping_error(ctx, f"{ctx.system} declares no pipeline for deal stages")
     return pipeline
@@ -299,7 +320,7 @@ TRANSFORMS: dict[str, Transform] = {
         Transform("phone", _read_phone, _same),
         Transform("country", _read_country, _write_country),
         # an API that stores ISO 3166-1 alpha-2 codes: read like "country", written as the code
-        Transform("country_code", _read_country, _same),
+        Transform("country_code", _read_country, _write_country_code),
         Transform("int", _read_int, _same, "int"),
         Transform("decimal", _read_decimal, _same, "decimal"),
         Transform("fraction_percent", _read_fraction_percent, _write_fraction_percent, "decimal"),
@@ -321,7 +342,7 @@ class _PicklistTables(Mapping[str, frozenset[str]]):
     override may map a native value to): the definitions in force."""
 
     def __getitem__(self, name: str) -> frozenset[str]:
-        vs = definitions.active().get(name)
+        vs = definitions.active().get(name) if name in values.value_sets() else None
         if vs is None:
             raise KeyError(name)
         return frozenset(vs.values)

@@ -354,6 +354,9 @@ class ValueSetDefinition(_Table):
     retire: Annotated[list[ValueName], _typed(list, "a list of canonical values")] = Field(default_factory=list)
     values: Annotated[dict[str, Annotated[dict[str, NativeValue], Table]], Table] = Field(default_factory=dict)
     pipeline: Annotated[dict[str, Annotated[str, _typed(str, "a pipeline id")]], Table] = Field(default_factory=dict)
+    #: system → pipeline id → the canonical values written with that pipeline
+    pipelines: Annotated[dict[str, Annotated[dict[str, Annotated[list[ValueName], _typed(
+        list, "a list of canonical values")]], Table]], Table] = Field(default_factory=dict)
 
 
 class DefinitionsSection(_Table):
@@ -368,6 +371,7 @@ class DefinitionsSection(_Table):
     customer_status: Annotated[ValueSetDefinition, Table] | None = None
     lead_source: Annotated[ValueSetDefinition, Table] | None = None
     type: Annotated[ValueSetDefinition, Table] | None = None
+    country: Annotated[ValueSetDefinition, Table] | None = None
 
 
 class RevsyncFile(_Table):

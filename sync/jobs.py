@@ -188,7 +188,7 @@ class Runner:
 
         # the shared definitions of revsync.toml (None: the connectors' defaults) are the
         # ones the picklist transforms read while this engine runs
-        definitions.activate(settings.definitions)
+        definitions.activate(settings.definitions or definitions.defaults())
 
         # the default field maps with revsync.toml's [mapping] overrides (validated at load)
         self.fieldmaps = build_field_maps(settings.mapping) if settings.mapping else None
@@ -275,7 +275,9 @@ class Runner:
         """One incremental cycle (or, with ``since``, a backfill that keeps the cursor)."""
         from mapping import definitions
 
-        definitions.activate(self.settings.definitions)  # settings may have been replaced since __init__
+        # settings may have been replaced since __init__; a concrete object keeps the
+        # transforms' per-value lookup cheap
+        definitions.activate(self.settings.definitions or definitions.defaults())
         started = self.now()
         calls_before = {k: v["calls"] for k, v in self.budget.snapshot().items()}
         names = [n for n in self.connections if systems is None or n in systems]

@@ -36,6 +36,16 @@ UNMAPPED_CATEGORIES = ("unmapped_value", "unmapped_picklist", "picklist")
 UNKNOWN_VALUE = re.compile(r"\bunknown\b.*\b(value|status|code)\b", re.IGNORECASE)
 #: canonical deal stages in funnel order (closed_lost is outside the funnel)
 FUNNEL = ("prospecting", "qualification", "proposal", "negotiation", "contract", "closed_won")
+
+
+def funnel() -> tuple[str, ...]:
+    """The funnel of the shared definitions in force: the deal stages in their order
+    (added ones after the built-in ones, renamed ones in place, retired ones out),
+    closed_won last, closed_lost outside (``FUNNEL`` with the defaults)."""
+    from mapping.definitions import active
+
+    stages = [s for s in active()["stage"].values if s not in (CLOSED_WON, CLOSED_LOST)]
+    return (*stages, CLOSED_WON)
 CLOSED_WON, CLOSED_LOST = "closed_won", "closed_lost"
 #: fields that describe links or bookkeeping, never compared between systems
 _NOT_COMPARED = frozenset({"id", "account_id", "email_key", "extras", "is_closed", "is_won", "probability"})
@@ -145,16 +155,17 @@ class _Revenue:
         lost = sum(v[0] for v in self.lost.values())
         # reached[k]: opportunities whose current stage is at or past funnel stage k
         # (no stage history is kept, so a lost deal counts as having entered the funnel only)
-        order = {s: i for i, s in enumerate(FUNNEL)}
-        reached = [0] * len(FUNNEL)
+        stages = funnel()
+        order = {s: i for i, s in enumerate(stages)}
+        reached = [0] * len(stages)
         for stage, n in self.stage_counts.items():
             top = order.get(stage, 0)
             for i in range(top + 1):
                 reached[i] += n
         conversion = [
-            {"from": FUNNEL[i], "to": FUNNEL[i + 1], "reached_from": reached[i], "reached_to": reached[i + 1],
+            {"from": stages[i], "to": stages[i + 1], "reached_from": reached[i], "reached_to": reached[i + 1],
              "rate": round(reached[i + 1] / reached[i], 4) if reached[i] else None}
-            for i in range(len(FUNNEL) - 1)
+            for i in range(len(stages) - 1)
         ]
         return {
             "open_pipeline": {"by_stage": table(self.open),

@@ -19,6 +19,17 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(var, raising=False)
 
 
+@pytest.fixture(autouse=True)
+def _default_definitions() -> Iterator[None]:
+    """Each test starts and ends with the connectors' default shared definitions (a
+    Runner activates its settings' ``[definitions]`` process-wide)."""
+    from mapping import definitions
+
+    definitions.activate(None)
+    yield
+    definitions.activate(None)
+
+
 def _pg_database() -> Iterator[str]:
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url

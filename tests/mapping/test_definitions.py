@@ -241,7 +241,7 @@ def test_the_readme_example_loads_and_means_what_it_says(tmp_path: Path) -> None
     stage, industry = s.definitions["stage"], s.definitions["industry"]
     assert "contract" not in stage.values and "negotiating" in stage.values and "pilot" in stage.values
     assert stage.to_canonical("hubspot", "trial") == "pilot" and stage.to_native("hubspot", "pilot") == "pilot"
-    assert stage.pipelines["hubspot"] == "default"
+    assert stage.pipelines["hubspot"] == "default" and stage.pipeline("hubspot", "pilot") == "renewals"
     assert industry.to_native("hubspot", "software") == "INFORMATION_TECHNOLOGY_AND_SERVICES"
     assert industry.to_canonical("hubspot", "COMPUTER_SOFTWARE") == "software"
 
@@ -258,3 +258,112 @@ def test_the_starter_config_sets_the_handoff_csm_like_the_sandbox_settings(tmp_p
                             "hubspot": {"access_token": "d"}, "planhat": {"api_token": "e"}}}
     sandbox = sandbox_settings(info, "sqlite:///x.db")
     assert starter.governance.handoff.default_csm == sandbox.governance.handoff.default_csm == cfg.SANDBOX_CSM
+
+
+def test_country_spellings_per_system_both_ways(tmp_path: Path) -> None:
+    path = tmp_path / "revsync.toml"
+    # an org whose country picklist says "Turkey" and "Korea (South)"
+    path.write_text(BASE + '[definitions.country.values.TR]\nsalesforce = "Turkey"\n'
+                    '[definitions.country.values.KR]\nsalesforce = ["Republic of Korea", "Korea (South)"]\n'
+                    '[definitions.country.values.US]\nhubspot = "USA"\n', encoding="utf-8")
+    defs = cfg.load(path, resolve_secrets=False).definitions
+    country = get_transform("country")
+    sf, hs = _ctx("salesforce", "Account", "BillingCountry"), _ctx("hubspot", "companies", "country")
+    with pytest.raises(Exception, match="as a country"):
+        country.read("Korea (South)", sf)  # unknown without the definition
+    with definitions.using(defs):
+        assert country.write("TR", sf) == "Turkey" and country.write("KR", sf) == "Republic of Korea"
+        assert country.read("Korea (South)", sf) == "KR" and country.read("republic of korea", sf) == "KR"
+        assert country.write("US", hs) == "USA"
+        # the other systems and codes keep the ISO English names
+        assert country.write("TR", hs) == "Türkiye" and country.write("DE", sf) == "Germany"
+        assert country.read("Deutschland", sf) == "DE"
+    assert country.write("TR", sf) == "Türkiye"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[definitions.country.values.XK1]\nsalesforce = "Kosovo"\n',
+         "definitions.country.values.XK1: 'XK1' is not an ISO 3166-1 alpha-2 country code"),
+        ('[definitions.country.values.gb]\nsalesforce = "UK"\n', "definitions.country.values.gb: write the code in "
+                                                                  "capitals ('GB')"),
+        ('[definitions.country]\nretire = ["GB"]\n', "definitions.country.retire: country values are ISO"),
+        ('[definitions.country.values.GB]\nsalesforce = "UK"\n[definitions.country.values.UA]\nsalesforce = "uk"\n',
+         "definitions.country.values.UA.salesforce: salesforce value 'uk' already reads as 'GB'"),
+    ],
+)
+def test_bad_country_definitions(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "revsync.toml"
+    path.write_text(BASE + text, encoding="utf-8")
+    with pytest.raises(cfg.ConfigError) as err:
+        cfg.load(path, resolve_secrets=False)
+    assert message in str(err.value), str(err.value)
+
+
+def test_deal_stages_per_pipeline(tmp_path: Path) -> None:
+    path = tmp_path / "revsync.toml"
+    path.write_text(BASE + '[definitions.stage.values.renewal_review]\nsalesforce = "Renewal Review"\n'
+                    'hubspot = "90210417"\n[definitions.stage.pipelines.hubspot]\n'
+                    'renewals = ["renewal_review", "closed_won"]\n', encoding="utf-8")
+    defs = cfg.load(path, resolve_secrets=False).definitions
+    pipeline, stage = get_transform("pipeline"), get_transform("stage")
+    hs = _ctx("hubspot", "deals", "pipeline")
+    with definitions.using(defs):
+        assert pipeline.write("renewal_review", hs) == "renewals"
+        assert pipeline.write("closed_won", hs) == "renewals"
+        assert pipeline.write("proposal", hs) == "default"
+        assert stage.read("90210417", _ctx("hubspot", "deals", "dealstage")) == "renewal_review"
+        from mapping.canonical import Opportunity
+        from mapping.fieldmap import from_entity
+
+        out = from_entity("hubspot", "deals", Opportunity(id="x", name="Renewal", stage="renewal_review"))
+        assert (out["dealstage"], out["pipeline"]) == ("90210417", "renewals")
+    assert pipeline.write("closed_won", hs) == "default"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[definitions.stage.pipelines.hubspot]\nrenewals = ["renewal"]\n',
+         "definitions.stage.pipelines.hubspot.renewals: unknown stage value 'renewal'"),
+        ('[definitions.stage.pipelines.hubspot]\nrenewals = ["proposal"]\nupsell = ["proposal"]\n',
+         "definitions.stage.pipelines.hubspot.upsell: 'proposal' is already in pipeline 'renewals'"),
+        ('[definitions.stage.pipelines.salesforce]\nrenewals = ["proposal"]\n',
+         "definitions.stage.pipelines.salesforce: salesforce writes no pipeline with stage"),
+        ('[definitions.stage]\nretire = ["contract"]\n[definitions.stage.pipelines.hubspot]\nx = ["contract"]\n',
+         "definitions.stage.pipelines.hubspot.x: stage value 'contract' is retired"),
+    ],
+)
+def test_bad_pipelines(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "revsync.toml"
+    path.write_text(BASE + text, encoding="utf-8")
+    with pytest.raises(cfg.ConfigError) as err:
+        cfg.load(path, resolve_secrets=False)
+    assert message in str(err.value), str(err.value)
+
+
+def test_the_quality_funnel_follows_the_definitions() -> None:
+    from sync.quality import FUNNEL, funnel
+
+    assert funnel() == FUNNEL
+    with definitions.using(definitions.build(ADMIN, SYSTEMS)):
+        assert funnel() == ("prospecting", "qualification", "proposal", "negotiating", "pilot", "closed_won")
+
+
+def test_a_mapping_values_reading_may_name_an_added_value(tmp_path: Path) -> None:
+    from mapping.fieldmap import build_field_maps
+
+    path = tmp_path / "revsync.toml"
+    path.write_text(BASE + '[definitions.stage.values.pilot]\nsalesforce = "Pilot"\nhubspot = "pilot"\n'
+                    '[mapping."salesforce.Opportunity".values.StageName]\nDiscovery = "pilot"\n', encoding="utf-8")
+    s = cfg.load(path, resolve_secrets=False)
+    with definitions.using(s.definitions):
+        fm = build_field_maps(s.mapping)[("salesforce", "Opportunity")]
+        got = read_entity("salesforce", "Opportunity", {"Name": "X", "StageName": "Discovery"}, fieldmap=fm)
+        assert got.entity.stage == "pilot" and not got.unreadable
+    # without the definition, the same reading is refused naming the key
+    path.write_text(BASE + '[mapping."salesforce.Opportunity".values.StageName]\nDiscovery = "pilot"\n',
+                    encoding="utf-8")
+    with pytest.raises(cfg.ConfigError, match="the canonical value must be one of"):
+        cfg.load(path, resolve_secrets=False)
