@@ -1291,9 +1291,11 @@ def demo(
             cycles.append(second)
     from sync.governance import held_ops
     from sync.handoff import handoff_summary
+    from sync.hierarchy import summary as hierarchy_summary
 
     with runner.store.session() as s:
-        governance: dict[str, Any] = {"handoffs": handoff_summary(s), "held_ops": len(held_ops(s))}
+        governance: dict[str, Any] = {"handoffs": handoff_summary(s), "held_ops": len(held_ops(s)),
+                                      "hierarchy": hierarchy_summary(s)}
     summary = {
         "accounts": accounts, "seed": seed, "database": db_url,
         "cycles": [_cycle_summary(c) for c in cycles],
@@ -1313,6 +1315,10 @@ def demo(
         console.print(f"closed-won handoffs: {h['completed']} complete, {h['waiting']} waiting for data "
                       f"(`revsync handoffs`); writes held by governance: {governance['held_ops']} "
                       "(`revsync plan`)", highlight=False)
+        hier = governance["hierarchy"]
+        console.print(f"account hierarchies: {hier['with_parent']} account(s) under a parent, "
+                      f"{hier['deepest']} level(s) at most; parents refused: {hier['refused']} (`revsync errors`)",
+                      highlight=False)
         console.print(f"explore it:  REVSYNC_DATABASE_URL={db_url} .venv/bin/revsync status   "
                       "(also: plan, errors, explain, handoffs, quality, dedupe review)", highlight=False,
                       soft_wrap=True)

@@ -45,3 +45,5 @@ def test_demo_json_two_cycles_second_writes_nothing(tmp_path: Path) -> None:
     assert gov["handoffs"]["completed"] >= 1 and gov["handoffs"]["waiting"] >= 1, gov
     assert gov["handoffs"]["waiting_missing"].get("contract_start", 0) >= 1, gov
     assert gov["held_ops"] == 0
+    # account hierarchies: the summary is there; the seed's links are never refused
+    assert set(gov["hierarchy"]) == {"with_parent", "deepest", "refused"} and gov["hierarchy"]["refused"] == 0

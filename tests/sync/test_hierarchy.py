@@ -123,6 +123,7 @@ def test_a_deep_hierarchy_reaches_hubspot_with_hubspot_ids(world) -> None:
         assert [c["name"] for c in chain] == [f"Level {i} Holdings" for i in range(6)]
         prov = {p.field: p for p in st.provenance(s, "account", leaf[1])}
         assert prov["parent_id"].rule == "latest" and prov["parent_id"].system == "salesforce"
+        assert hierarchy.summary(s) == {"with_parent": 5, "deepest": 6, "refused": 0}
     # a third cycle writes nothing: the parent links read back are echoes
     calls = (sf.write_calls, hs.write_calls)
     clock.tick(120)
