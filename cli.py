@@ -1361,9 +1361,11 @@ def demo(
     from sync import store as st
     from sync.governance import held_ops
     from sync.handoff import handoff_summary
+    from sync.hierarchy import summary as hierarchy_summary
 
     with runner.store.session() as s:
-        governance: dict[str, Any] = {"handoffs": handoff_summary(s), "held_ops": len(held_ops(s))}
+        governance: dict[str, Any] = {"handoffs": handoff_summary(s), "held_ops": len(held_ops(s)),
+                                      "hierarchy": hierarchy_summary(s)}
         pilot = s.scalar(select(func.count()).select_from(st.OpportunityRow).where(
             st.OpportunityRow.stage == "pilot", st.OpportunityRow.deleted_at.is_(None))) or 0
         governance["custom_stage"] = {"stage": "pilot", "deals": pilot}
@@ -1388,6 +1390,10 @@ def demo(
                       "(`revsync plan`)", highlight=False)
         console.print(f"custom deal stage 'pilot' ([definitions.stage]): {governance['custom_stage']['deals']} "
                       "deal(s), in Salesforce and HubSpot (`revsync definitions`)", highlight=False)
+        hier = governance["hierarchy"]
+        console.print(f"account hierarchies: {hier['with_parent']} account(s) under a parent, "
+                      f"{hier['deepest']} level(s) at most; parents refused: {hier['refused']} (`revsync errors`)",
+                      highlight=False)
         console.print(f"explore it:  REVSYNC_DATABASE_URL={db_url} .venv/bin/revsync status   "
                       "(also: plan, errors, explain, handoffs, quality, dedupe review)", highlight=False,
                       soft_wrap=True)

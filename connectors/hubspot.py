@@ -47,7 +47,6 @@ from connectors.hubspot_http import (
 )
 from connectors.hubspot_schema import HUBSPOT
 from connectors.hubspot_write import (
-    CHILD_TO_PARENT_TYPE,
     HUBSPOT_BATCH,
     OWNER_EMAIL,
     OWNER_PROPERTY,
@@ -89,6 +88,10 @@ HUBSPOT_ASSOC_READ = 1_000
 # https://developers.hubspot.com/docs/api/crm/owners
 OWNERS_PAGE = 100
 MERGED_PROPERTY = "hs_merged_object_ids"
+# A company's parent company id, calculated by HubSpot from its "child to parent
+# company" association (type 14); read-only: the parent is written with the v4
+# associations (connectors/hubspot_write.py). [verify] on a live portal.
+PARENT_PROPERTY = "hs_parent_company_id"
 OBJECT_ID_PROPERTY = "hs_object_id"
 
 MODSTAMP_PROPERTY: Mapping[str, str] = {
@@ -98,8 +101,8 @@ MODSTAMP_PROPERTY: Mapping[str, str] = {
 }
 #: associations read per native object: (HubSpot object to, canonical key)
 ASSOCIATIONS_READ: Mapping[str, tuple[tuple[str, str], ...]] = {
-    # a company's parent company: the company → company link of type 14 (child to parent)
-    "companies": (("companies", "parent"),),
+    # a company's parent is read from its calculated property PARENT_PROPERTY (no call)
+    "companies": (),
     "contacts": (("companies", "account"),),
     "deals": (("companies", "account"), ("contacts", "contact")),
 }
@@ -524,9 +527,7 @@ class HubSpotConnector(Connector):
                     for res in body.get("results") or []:
                         fid = str((res.get("from") or {}).get("id"))
                         found = out.setdefault(fid, {}).get(key, ())
-                        new = [str(t["toObjectId"]) for t in res.get("to") or []
-                               if key != "parent" or any(int(a.get("typeId", 0)) == CHILD_TO_PARENT_TYPE
-                                                         for a in t.get("associationTypes") or [])]
+                        new = [str(t["toObjectId"]) for t in res.get("to") or []]
                         out[fid][key] = found + tuple(t for t in new if t not in found)
                         after = _next_after(res)
                         if after:
@@ -564,11 +565,21 @@ class HubSpotConnector(Connector):
                     fields=props,
                     native_type=native,
                     deleted=deleted,
-                    associations={k: v for k, v in assoc.get(rid, {}).items() if v},
+                    associations=self._with_parent(native, props, assoc.get(rid, {})),
                 )
             )
         records.sort(key=lambda rec: (rec.modstamp or EPOCH, _id_key(rec.remote_id)))
         return records
+
+    @staticmethod
+    def _with_parent(native: str, props: Mapping[str, Any],
+                     assoc: Mapping[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+        """A record's associations; a company's parent company from PARENT_PROPERTY."""
+        out = {k: v for k, v in assoc.items() if v}
+        parent = props.get(PARENT_PROPERTY) if native == "companies" else None
+        if parent not in (None, ""):
+            out["parent"] = (str(parent),)
+        return out
 
     def read_deleted(
         self, object_type: ObjectType, *, since: Cursor | None = None, native: str | None = None

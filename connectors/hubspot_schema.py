@@ -33,6 +33,9 @@ HUBSPOT: dict[str, tuple[FieldSpec, ...]] = {
         _f("lifecyclestage", "picklist"),
         _f("hubspot_owner_id", "string"),
         _f("hs_merged_object_ids", "string", updateable=False),
+        # calculated by HubSpot from the company's "child to parent company" association
+        # (type 14): the parent company's id; written through the v4 associations
+        _f("hs_parent_company_id", "string", updateable=False),
         _f("revsync_id", "string", unique=True, external_id=True, custom=True),
     ),
     "contacts": (

@@ -342,29 +342,48 @@ class Writer:
         https://developers.hubspot.com/changelog/2018-9-11-parent-child-associations
         """
         want: dict[str, tuple[int, str]] = {}  # child id → (op index, parent id)
+        fresh: set[str] = set()  # companies this call created: no parent yet
         for i, op in enumerate(ops):
             res = results[i]
             parent = (op.associations.get("parent") or (None,))[0]
             if parent and res is not None and res.success and res.remote_id and op.kind != OpKind.DELETE:
                 want[res.remote_id] = (i, str(parent))
+                if res.created:
+                    fresh.add(res.remote_id)
         if not want:
             return
         api = self.t.api("assoc")
+
+        def failed(children: Sequence[str], rej: BatchRejected) -> None:
+            for c in children:
+                i = want[c][0]
+                err = record_error(rej.body, remote_id=c)
+                results[i] = WriteResult(op=ops[i], success=False, remote_id=c, category=err.category,
+                                         message=f"parent company: {err}", field="parent_id")
+                want.pop(c)
+
         current: dict[str, str] = {}
-        for ids in chunked(sorted(want), self.batch):
-            _, body = self.t.call("parents companies->companies", partial(
-                api.get_page, "companies", "companies", {"inputs": [{"id": c} for c in ids]},
-                _preload_content=False, _request_timeout=self.t.timeout))
+        for ids in chunked(sorted(set(want) - fresh), self.batch):
+            try:
+                _, body = self.t.call("parents companies->companies", partial(
+                    api.get_page, "companies", "companies", {"inputs": [{"id": c} for c in ids]},
+                    _preload_content=False, _request_timeout=self.t.timeout))
+            except BatchRejected as rej:
+                failed(ids, rej)
+                continue
             for res in body.get("results") or []:
                 for to in res.get("to") or []:
                     if any(int(t.get("typeId", 0)) == CHILD_TO_PARENT_TYPE for t in to.get("associationTypes") or []):
                         current[str((res.get("from") or {}).get("id"))] = str(to.get("toObjectId"))
         stale = [(c, current[c]) for c in sorted(want) if c in current and current[c] != want[c][1]]
         for gone in chunked(stale, self.batch):
-            self.t.call("unparent companies->companies", partial(
-                api.archive, "companies", "companies",
-                {"inputs": [{"from": {"id": c}, "to": [{"id": p}]} for c, p in gone]},
-                _preload_content=False, _request_timeout=self.t.timeout))
+            try:
+                self.t.call("unparent companies->companies", partial(
+                    api.archive, "companies", "companies",
+                    {"inputs": [{"from": {"id": c}, "to": [{"id": p}]} for c, p in gone]},
+                    _preload_content=False, _request_timeout=self.t.timeout))
+            except BatchRejected as rej:
+                failed([c for c, _ in gone], rej)
         new = [(c, want[c][1]) for c in sorted(want) if current.get(c) != want[c][1]]
         for links in chunked(new, self.batch):
             body_in = {"inputs": [{"from": {"id": c}, "to": {"id": p}, "types": [
@@ -375,11 +394,7 @@ class Writer:
                     api.create, "companies", "companies", body_in,
                     _preload_content=False, _request_timeout=self.t.timeout))
             except BatchRejected as rej:
-                for c, _p in links:
-                    i = want[c][0]
-                    err = record_error(rej.body, remote_id=c)
-                    results[i] = WriteResult(op=ops[i], success=False, remote_id=c, category=err.category,
-                                             message=f"parent company: {err}", field="parent_id")
+                failed([c for c, _ in links], rej)
                 continue
             for err in resp.get("errors") or []:
                 ctx = err.get("context") or {}

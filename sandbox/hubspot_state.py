@@ -64,6 +64,9 @@ class HubSpotState(Emulator):
         self._lock = threading.RLock()
         self.tables: dict[str, Table] = {t: Table(SCHEMAS[t]) for t in OBJECT_TYPES}
         self.assoc = Associations()
+        # a company's calculated parent: its "child to parent company" link (type 14)
+        self.tables["companies"].derived["hs_parent_company_id"] = (
+            lambda rec: str(p) if (p := self.assoc.parents.get(rec.id)) is not None else None)
         self.owners: list[dict[str, Any]] = []
         self._next_id = 1
         self._oauth: dict[str, float] = {}  # access token → expiry (POSIX seconds)

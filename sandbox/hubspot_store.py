@@ -18,7 +18,7 @@ import re
 import sys
 import time
 from bisect import bisect_left, bisect_right, insort
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -65,7 +65,8 @@ MOD_PROPERTY = {
 }
 # Properties HubSpot always returns: the object id and the create/modify stamps.
 ALWAYS = {t: ("createdate", MOD_PROPERTY[t], "hs_object_id") for t in OBJECT_TYPES}
-DERIVED = frozenset({"hs_object_id", "createdate", "lastmodifieddate", "hs_lastmodifieddate"})
+DERIVED = frozenset({"hs_object_id", "createdate", "lastmodifieddate", "hs_lastmodifieddate",
+                     "hs_parent_company_id"})
 
 # Free-text ``query`` in search looks at these (HubSpot's default searchable properties).
 # https://developers.hubspot.com/docs/api/crm/search#search-default-searchable-properties
@@ -301,6 +302,8 @@ class Table:
     archived: list[int] = field(default_factory=list)  # sorted ids of archived records
     by_mod: list[tuple[int, int]] = field(default_factory=list)  # sorted (updated_ms, id), live
     uniq: dict[str, dict[str, int]] = field(default_factory=dict)  # prop → folded value → id
+    # calculated properties: prop → its value for a record (e.g. a company's parent id)
+    derived: dict[str, Callable[[Rec], str | None]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.uniq = {p: {} for p in self.schema.unique}
@@ -315,6 +318,9 @@ class Table:
             return iso_ms(rec.created_ms)
         if prop == self.schema.mod:
             return iso_ms(rec.updated_ms)
+        calc = self.derived.get(prop)
+        if calc is not None:
+            return calc(rec)
         i = self.schema.index.get(prop)
         return None if i is None else rec.vals[i]
 

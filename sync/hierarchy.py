@@ -127,3 +127,16 @@ def chain_of(s: Any, cid: str) -> list[dict[str, Any]]:
     ids = chain(cid, parents)
     names = dict(s.execute(select(st.AccountRow.id, st.AccountRow.name).where(st.AccountRow.id.in_(ids))).all())
     return [{"id": i, "name": names.get(i)} for i in ids]
+
+
+def summary(s: Any) -> dict[str, int]:
+    """Accounts under a parent, the deepest chain, and open refusals (demo, status)."""
+    from sqlalchemy import func
+
+    t = st.AccountRow
+    rows = dict(s.execute(select(t.id, t.parent_id).where(t.parent_id.is_not(None), t.deleted_at.is_(None),
+                                                          t.merged_into.is_(None))).all())
+    depth = max((len(chain(c, rows)) for c in rows), default=1 if rows else 0)
+    e = st.ErrorLedgerRow
+    refused = s.scalar(select(func.count()).select_from(e).where(e.direction == DIRECTION, e.state == "open")) or 0
+    return {"with_parent": len(rows), "deepest": depth, "refused": int(refused)}

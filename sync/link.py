@@ -9,9 +9,9 @@ before a new entity is made:
    is adopted: the entity is made under that id, so identity lives in the systems;
 2. a cross-system id (e.g. Planhat ``sourceId`` holding the Salesforce Id);
 3. contact: email match key (never a role address); account: registrable domain
-   (never a free-mail domain; a parent and its subsidiaries may share one, so a
-   subsidiary links by domain and name, see ``pick_account``); opportunity: same
-   canonical account and same name.
+   (never a free-mail domain; a parent and its subsidiaries may share one, so
+   the domain key never links a subsidiary into its parent, see ``pick_account``);
+   opportunity: same canonical account and same name.
 
 The dedupe issue adds probabilistic matching behind ``LinkHook``. Pull calls
 ``Linker`` inside the transaction of the page it links.
@@ -182,7 +182,7 @@ class Linker:
         if ot is ObjectType.ACCOUNT:
             dom = _account_domain(m.view)
             if dom and dom in self.domain:
-                found = pick_account(self.domain[dom], _name_key(m.view.get("name")),
+                found = pick_account(self.domain[dom], m.view.get("name"),
                                      sub=bool(m.rec.associations.get("parent")))
                 if found is not None:
                     return found, "domain"
@@ -252,19 +252,25 @@ class Linker:
         return cid
 
 
-def pick_account(cands: list[dict[str, Any]], name_key: str | None, *, sub: bool) -> str | None:
+def pick_account(cands: list[dict[str, Any]], name: Any, *, sub: bool) -> str | None:
     """The account a domain key links a record to, among the accounts holding that
     domain (oldest first). A parent and its subsidiaries may share a domain and are
-    still distinct companies: the account with the same name wins; a record naming a
-    parent (a subsidiary) links by name only; any other takes the oldest account that
-    is not a subsidiary."""
-    if name_key:
+    still distinct companies. The account of the same name (legal forms aside) wins.
+    Else a record naming a parent (a subsidiary) is not linked by the domain; any
+    other record takes the oldest account that is not a subsidiary, or the one
+    subsidiary that owns the domain (a copy held where the hierarchy is not)."""
+    key = normalize.company_match_key(str(name)) if name else None
+    if key:
         for c in cands:
-            if _name_key(c["name"]) == name_key:
+            if c["name"] and normalize.company_match_key(str(c["name"])) == key:
                 return str(c["id"])
+    subs = [str(c["id"]) for c in cands if c["sub"]]
+    roots = [str(c["id"]) for c in cands if not c["sub"]]
     if sub:
         return None
-    return next((str(c["id"]) for c in cands if not c["sub"]), None)
+    if roots:
+        return roots[0]
+    return subs[0] if len(subs) == 1 else None
 
 
 def _as_date(value: Any) -> date | None:

@@ -265,9 +265,10 @@ class Deduper:
             log.warning("dedupe %s: %s", object_type, w)
 
     def _apart_in_hierarchy(self, links: list[Any]) -> list[Any]:
-        """Drop account pairs one of which is the other's ancestor, or that are siblings
-        under one parent: a parent and its subsidiaries are distinct companies, however
-        alike their names and shared domain (``sync.hierarchy``)."""
+        """Drop account pairs one of which is the other's ancestor: a parent and its
+        subsidiaries are distinct companies, however alike their names and shared
+        domain (``sync.hierarchy``). Two children of one parent may still be one
+        company entered twice."""
         from sync import hierarchy
 
         with self.store.session() as s:
@@ -275,9 +276,7 @@ class Deduper:
         kept = []
         for p in links:
             up_l, up_r = hierarchy.chain(p.left, parents), hierarchy.chain(p.right, parents)
-            related = p.left in up_r or p.right in up_l or (
-                parents.get(p.left) is not None and parents.get(p.left) == parents.get(p.right))
-            if related:
+            if p.left in up_r or p.right in up_l:
                 log.info("dedupe account: %s and %s are in one hierarchy: not linked", p.left, p.right)
                 continue
             kept.append(p)

@@ -47,3 +47,5 @@ def test_demo_json_two_cycles_second_writes_nothing(tmp_path: Path) -> None:
     assert gov["held_ops"] == 0
     # the custom deal stage of the demo's definitions: deals at it, synced (cycle 2 is quiet)
     assert gov["custom_stage"] == {"stage": "pilot", "deals": 5}, gov
+    # account hierarchies: the summary is there; the seed's links are never refused
+    assert set(gov["hierarchy"]) == {"with_parent", "deepest", "refused"} and gov["hierarchy"]["refused"] == 0

@@ -14,6 +14,7 @@ from sync import store as st
 from sync.config import parse
 from sync.engine import Connection
 from sync.jobs import Runner
+from sync.link import pick_account
 from sync.migrate import upgrade
 from sync.push import parent_waves
 from tests.sync.fakes import Clock, FakeConnector
@@ -48,6 +49,22 @@ def test_a_deep_chain_and_a_move_across_branches_pass() -> None:
     assert hierarchy.refusal("n3", "x", parents, live.__contains__) is None  # re-parenting a subtree
     assert hierarchy.refusal("x", "n7", parents, live.__contains__) is None
     assert hierarchy.refusal("n0", None, parents, live.__contains__) is None
+
+
+def test_the_domain_key_never_links_a_subsidiary_into_its_parent() -> None:
+    root = {"id": "root", "name": "Initech Holdings, Inc.", "sub": False}
+    eu = {"id": "eu", "name": "Initech Europe GmbH", "sub": True}
+    # the same name, legal forms aside, wins whatever the hierarchy says
+    assert pick_account([root, eu], "INITECH EUROPE", sub=True) == "eu"
+    assert pick_account([root, eu], "Initech Holdings", sub=False) == "root"
+    # a record naming a parent links by name only: never into the parent
+    assert pick_account([root], "Initech Asia Pte Ltd", sub=True) is None
+    assert pick_account([root, eu], "Initech Asia", sub=True) is None
+    # any other record: the oldest account that is not a subsidiary …
+    assert pick_account([eu, root], "Initech", sub=False) == "root"
+    # … or the one subsidiary owning the domain (its copy where no hierarchy is kept)
+    assert pick_account([eu], "Initech Europe (DACH)", sub=False) == "eu"
+    assert pick_account([eu, {**eu, "id": "eu2", "name": "Initech Nordics"}], "Initech", sub=False) is None
 
 
 def test_parent_waves_put_parents_before_children() -> None:
@@ -123,6 +140,7 @@ def test_a_deep_hierarchy_reaches_hubspot_with_hubspot_ids(world) -> None:
         assert [c["name"] for c in chain] == [f"Level {i} Holdings" for i in range(6)]
         prov = {p.field: p for p in st.provenance(s, "account", leaf[1])}
         assert prov["parent_id"].rule == "latest" and prov["parent_id"].system == "salesforce"
+        assert hierarchy.summary(s) == {"with_parent": 5, "deepest": 6, "refused": 0}
     # a third cycle writes nothing: the parent links read back are echoes
     calls = (sf.write_calls, hs.write_calls)
     clock.tick(120)
