@@ -317,8 +317,15 @@ def make_runner(settings: cfg.Settings, *, systems: list[str] | None = None, pro
                         f"(have: {', '.join(settings.connections) or 'none'})")
     if not settings.connections:
         raise _fail("no connections configured (run `revsync init`, or see the README)")
-    budget = ApiBudget({n: c.options["budget"]["calls_per_day"] for n, c in settings.connections.items()
-                        if isinstance(c.options.get("budget"), dict) and c.options["budget"].get("calls_per_day")})
+    budget: ApiBudget
+    if settings.fleet.enabled:
+        # a fleet's workers share one allocation in Redis: a CLI run spends from it too
+        from sync.budget import SharedBudget, budget_limits
+
+        budget = SharedBudget(settings.fleet.broker_url, budget_limits(settings.connections))
+    else:
+        budget = ApiBudget({n: c.options["budget"]["calls_per_day"] for n, c in settings.connections.items()
+                            if isinstance(c.options.get("budget"), dict) and c.options["budget"].get("calls_per_day")})
     store = Store.from_url(settings.database_url)
     if store.schema_revision() is None:
         raise _fail(f"database {cfg.redact_url(settings.database_url)} has no schema (run `revsync db upgrade`)")
