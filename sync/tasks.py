@@ -41,6 +41,7 @@ from typing import Any
 
 from celery import Celery, chain, group
 from celery.exceptions import SoftTimeLimitExceeded
+from celery.signals import worker_init
 
 from mapping.canonical import ObjectType
 from sync import config as cfg
@@ -68,6 +69,15 @@ app.conf.update(
     worker_hijack_root_logger=False,
     broker_connection_retry_on_startup=True,
 )
+
+
+@worker_init.connect
+def _preload(**_: Any) -> None:
+    """Import tier-2 matching (splink, DuckDB: seconds of imports) once in the worker's
+    main process, before its pool forks: a match task then starts at once instead of
+    spending that much of its time limit on imports."""
+    import sync.dedupe
+    import sync.dedupe_models  # noqa: F401
 
 
 def queue_for(connection: str) -> str:
@@ -397,6 +407,10 @@ def match(self: Any, run_id: int, object_type: str) -> int:
         links = runner._match_new(report, deduper, ObjectType(object_type)) if deduper.enabled else 0
         if links:  # the survivors of its links are decided again (as ``Runner.run_cycle``)
             runner._resolve(report, runner._engine(run_id), ObjectType(object_type), _writable(ctx, rs))
+    except SoftTimeLimitExceeded:
+        # safe to run again, as a redelivered match is; the second try no longer pays for
+        # a cold start (twice at most: a match that never fits the limit fails the run)
+        raise self.retry(countdown=0, max_retries=2) from None
     finally:
         lease.release()
     rs.absorb(report)

@@ -154,7 +154,8 @@ def enqueue_cycle(config: Path, *, force: bool = False) -> str:
     return str(tasks.app.send_task("revsync.cycle", kwargs={"force": force}).id)
 
 
-def wait_run(store: st.Store, task_id: str, timeout: float = 600, on_wait: Any = None) -> Any:
+def wait_run(store: st.Store, task_id: str, timeout: float = 600, on_wait: Any = None,
+             poll: float = 0.3) -> Any:
     """The run row of the cycle ``task_id`` started, once it has finished."""
     from celery.result import AsyncResult
 
@@ -171,5 +172,5 @@ def wait_run(store: st.Store, task_id: str, timeout: float = 600, on_wait: Any =
             run = s.get(st.SyncRunRow, run_id)
             if run is not None and run.status != "running":
                 return run
-        time.sleep(0.3)
+        time.sleep(poll)
     raise AssertionError(f"run {run_id} did not finish in {timeout}s")
