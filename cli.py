@@ -1108,8 +1108,22 @@ def dedupe(
         raise _fail(f"--object: {bad[0]!r} has no match model (use {', '.join(MATCHED_OBJECTS)})")
     settings = load_settings()
     deduper = _deduper(settings)
-    with err_console.status("matching…", spinner="dots") if not as_json and err_console.is_terminal else _null():
-        reports = [deduper.run_batch(o, dry_run=dry_run, retrain=retrain).as_dict() for o in objects]
+    # the matcher's lease per object, as a fleet's match task takes it: a batch never
+    # links beside another matcher (renewed while it runs; free soon after a crash)
+    from sync.leases import LeaseSet
+
+    leases = LeaseSet(deduper.store, seconds=settings.fleet.lease_seconds, label="dedupe")
+    if not dry_run:
+        _taken, busy = leases.acquire([("match", o) for o in objects])
+        if busy:
+            leases.release()
+            raise _fail(f"skipped: another job is matching {', '.join(o for _m, o in busy)} (its lease); "
+                        "nothing was linked", code=EXIT_SKIPPED)
+    try:
+        with err_console.status("matching…", spinner="dots") if not as_json and err_console.is_terminal else _null():
+            reports = [deduper.run_batch(o, dry_run=dry_run, retrain=retrain).as_dict() for o in objects]
+    finally:
+        leases.release()
     if as_json:
         print_json({"dry_run": dry_run, "objects": reports})
         return

@@ -178,3 +178,22 @@ def test_a_cli_sync_and_a_fleet_cycle_never_run_at_once(
         figures = shared_budget_figures(cfg.load(config))
         assert all(figures[n]["calls"] > 0 for n in ("salesforce", "hubspot", "planhat")), figures
         assert _leases(store) == []
+
+
+def test_a_cli_dedupe_keeps_off_an_object_another_matcher_holds(tmp_path: Path) -> None:
+    """``revsync dedupe`` takes the matcher's lease per object, as a fleet's match task:
+    held elsewhere, one line and exit 3, nothing linked; free, it runs."""
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    config = tmp_path / "revsync.toml"
+    config.write_text(f'[database]\nurl = "{url}"\n', encoding="utf-8")
+    assert runner.invoke(app, ["--config", str(config), "db", "upgrade"]).exit_code == 0
+    store = st.Store.from_url(url)
+    assert try_acquire(store, ("match", "contact"), "elsewhere:1:task", 600)
+    r = runner.invoke(app, ["--config", str(config), "dedupe", "--object", "account", "--object", "contact"])
+    assert r.exit_code == EXIT_SKIPPED, r.output
+    assert "another job is matching contact" in " ".join(r.output.split()) and "Traceback" not in r.output
+    assert [(x.system, x.object_type) for x in _leases(store)] == [("match", "contact")]  # its own given back
+    release(store, [("match", "contact")], "elsewhere:1:task")
+    r = runner.invoke(app, ["--config", str(config), "dedupe", "--object", "contact", "--json"])
+    assert r.exit_code == 0, r.output
+    assert _leases(store) == []
