@@ -24,7 +24,7 @@ REVSYNC = str(Path(sys.executable).parent / "revsync")
 
 def write_config(sb: Sandbox, workdir: Path, db_url: str, redis_url: str, *, budget: dict[str, int] | None = None,
                  task_time_limit: int = 120, visibility_timeout: int = 150, lease_seconds: int = 6,
-                 shards: int = 4) -> Path:
+                 shards: int = 4, cycle_minutes: float | None = None) -> Path:
     """A revsync.toml for the fleet: the sandbox's three connections, PostgreSQL, Redis."""
     workdir.mkdir(parents=True, exist_ok=True)
     write_secrets_file(workdir / "secrets.toml", sb.info["credentials"])
@@ -38,6 +38,9 @@ def write_config(sb: Sandbox, workdir: Path, db_url: str, redis_url: str, *, bud
     def budget_table(system: str) -> str:
         return f"[connections.{system}.budget]\ncalls_per_day = {budget[system]}\n" if system in budget else ""
 
+    # a cycle that often; no sweep (1 January, 03:00) and no retry job in a test's time
+    schedule = ("" if cycle_minutes is None else
+                f'[schedule]\ncycle_minutes = {cycle_minutes}\nretry_minutes = 600\nsweep_cron = "0 3 1 1 *"\n')
     text = f"""
 [database]
 url = {json.dumps(db_url)}
@@ -49,7 +52,7 @@ task_time_limit = {task_time_limit}
 visibility_timeout = {visibility_timeout}
 lease_seconds = {lease_seconds}
 resolve_shards = {shards}
-[governance.handoff]
+{schedule}[governance.handoff]
 default_csm = "cs-team@sandbox.example"  # as cli.sandbox_settings (the reference run)
 [limits]
 max_creates = 1000000
@@ -133,6 +136,37 @@ class Workers:
 
     def logs(self) -> str:
         return "\n".join(f.read_text(errors="replace")[-3000:] for f in sorted(self.logdir.glob("worker-*.log")))
+
+
+@contextmanager
+def schedulers(config: Path, logdir: Path, n: int = 2) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """``revsync serve`` processes (fleet mode: they only enqueue, the leader only)."""
+    procs = []
+    for i in range(n):
+        log = open(logdir / f"serve-{i}.log", "wb")
+        procs.append(subprocess.Popen([REVSYNC, "--config", str(config), "--verbose", "serve"], stdout=log,
+                                      stderr=subprocess.STDOUT, env=clean_env(), cwd=config.parent,
+                                      start_new_session=True))
+    try:
+        yield procs
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+
+
+def all_runs(store: st.Store) -> list[Any]:
+    """Every run row so far, oldest first."""
+    from sqlalchemy import select
+
+    with store.session() as s:
+        rows = list(s.scalars(select(st.SyncRunRow).order_by(st.SyncRunRow.id)))
+    return rows
 
 
 @contextmanager

@@ -82,25 +82,61 @@ def reference() -> Iterator[tuple[dict[str, Any], dict[str, list[Any]], list[Any
         yield single_process_state(url)
 
 
-def test_two_workers_reach_the_single_process_state(reference: Any, tmp_path: Path, pg_url: str,
-                                                    redis_url: str) -> None:
+#: the leading scheduler enqueues a cycle this often (minutes); a cycle still running
+#: keeps the next ones out (they are skipped), so runs follow one another
+CYCLE_MINUTES = 0.05
+
+
+def test_two_workers_and_two_schedulers_reach_the_single_process_state(
+        reference: Any, tmp_path: Path, pg_url: str, redis_url: str) -> None:
+    """The whole fleet: two ``revsync serve`` (one leads and enqueues the cycles, the other
+    stands by) and two ``revsync worker`` processes. Run after run until one writes
+    nothing; the end state is the single process's, in as many cycles."""
     upgrade(pg_url)
+    cycles = len(reference[2])
     with Sandbox(accounts=ACCOUNTS, seed=SEED, tier="off") as sb:
-        config = F.write_config(sb, tmp_path, pg_url, redis_url)
+        config = F.write_config(sb, tmp_path, pg_url, redis_url, cycle_minutes=CYCLE_MINUTES)
         store = st.Store.from_url(pg_url)
         with F.workers(config, tmp_path, n=2) as w:
             try:
-                runs = run_fleet_cycles(config, store, sb)
+                with F.schedulers(config, tmp_path, n=2):
+                    deadline = time.monotonic() + 1200
+                    while time.monotonic() < deadline:
+                        done = [r for r in F.all_runs(store) if r.status != "running"]
+                        if len(done) > cycles:
+                            break
+                        time.sleep(1)
+                # no cycle is enqueued any more: let the one in flight (if any) end
+                while any(r.status == "running" for r in F.all_runs(store)) and time.monotonic() < deadline:
+                    time.sleep(0.5)
+                writes_then = sum(E.write_calls(E.fetch_stats(sb)).values())
             except BaseException:
                 print(w.logs())
                 raise
-        print("fleet runs:", [(r.id, r.status, r.counts.get("written"), wrote) for r, wrote in runs])
+        runs = F.all_runs(store)
+        print("fleet runs:", [(r.id, r.kind, r.status, r.counts.get("written")) for r in runs])
+        assert all(r.kind == "cycle" and r.status in ("ok", "partial") for r in runs), [
+            (r.id, r.status, r.error) for r in runs]
+        written = [sum(r.counts["written"].values()) for r in runs]
+        # as many cycles as the single process needed to be quiet; none wrote after
+        assert len(runs) > cycles and written[cycles - 1] == 0 and all(n == 0 for n in written[cycles - 1:]), written
+        assert all(n > 0 for n in written[:cycles - 1]), written
+        assert sum(E.write_calls(E.fetch_stats(sb)).values()) == writes_then
         # both workers took part
-        with store.session() as s:
-            assert s.scalars(select(st.SyncRunRow)).first() is not None
         logs = [p.read_text(errors="replace") for p in sorted(tmp_path.glob("worker-*.log"))]
         assert all("revsync.pull" in text and "succeeded" in text for text in logs), "a worker did nothing"
-        check_same_as_single(sb, pg_url, reference, runs)
+        # the cycles came from the schedulers (the leader; the standby takes over only if
+        # the leader stalls past lease_seconds)
+        serve_logs = [p.read_text(errors="replace") for p in sorted(tmp_path.glob("serve-*.log"))]
+        print("enqueued by scheduler:", [text.count("cycle: enqueued") for text in serve_logs])
+        assert any("cycle: enqueued" in text for text in serve_logs), serve_logs
+        state, remote, _single = reference
+        world = fleet_world(sb, pg_url)
+        diff = E.diff_states(state, E.stable_state(world), limit=8)
+        assert diff == [], "\n".join(diff)
+        assert E.diff_remote(remote, E.remote_state(world)) == []
+        assert E.duplicate_external_ids(E.read_remote(world)) == {}
+        assert E.outbox_left(world) == {}
 
 
 #: the lease a task of each phase takes: "" is a pull's (connection, object)
