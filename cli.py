@@ -321,8 +321,15 @@ def make_runner(settings: cfg.Settings, *, systems: list[str] | None = None, pro
                         f"(have: {', '.join(settings.connections) or 'none'})")
     if not settings.connections:
         raise _fail("no connections configured (run `revsync init`, or see the README)")
-    budget = ApiBudget({n: c.options["budget"]["calls_per_day"] for n, c in settings.connections.items()
-                        if isinstance(c.options.get("budget"), dict) and c.options["budget"].get("calls_per_day")})
+    budget: ApiBudget
+    if settings.fleet.enabled:
+        # a fleet's workers share one allocation in Redis: a CLI run spends from it too
+        from sync.budget import SharedBudget, budget_limits
+
+        budget = SharedBudget(settings.fleet.broker_url, budget_limits(settings.connections))
+    else:
+        budget = ApiBudget({n: c.options["budget"]["calls_per_day"] for n, c in settings.connections.items()
+                            if isinstance(c.options.get("budget"), dict) and c.options["budget"].get("calls_per_day")})
     store = Store.from_url(settings.database_url)
     if store.schema_revision() is None:
         raise _fail(f"database {cfg.redact_url(settings.database_url)} has no schema (run `revsync db upgrade`)")
@@ -1151,8 +1158,22 @@ def dedupe(
         raise _fail(f"--object: {bad[0]!r} has no match model (use {', '.join(MATCHED_OBJECTS)})")
     settings = load_settings()
     deduper = _deduper(settings)
-    with err_console.status("matching…", spinner="dots") if not as_json and err_console.is_terminal else _null():
-        reports = [deduper.run_batch(o, dry_run=dry_run, retrain=retrain).as_dict() for o in objects]
+    # the matcher's lease per object, as a fleet's match task takes it: a batch never
+    # links beside another matcher (renewed while it runs; free soon after a crash)
+    from sync.leases import LeaseSet
+
+    leases = LeaseSet(deduper.store, seconds=settings.fleet.lease_seconds, label="dedupe")
+    if not dry_run:
+        _taken, busy = leases.acquire([("match", o) for o in objects])
+        if busy:
+            leases.release()
+            raise _fail(f"skipped: another job is matching {', '.join(o for _m, o in busy)} (its lease); "
+                        "nothing was linked", code=EXIT_SKIPPED)
+    try:
+        with err_console.status("matching…", spinner="dots") if not as_json and err_console.is_terminal else _null():
+            reports = [deduper.run_batch(o, dry_run=dry_run, retrain=retrain).as_dict() for o in objects]
+    finally:
+        leases.release()
     if as_json:
         print_json({"dry_run": dry_run, "objects": reports})
         return

@@ -51,7 +51,10 @@ def one(accounts: int, seed: int, workers: int, pg: str, redis_url: str) -> dict
     upgrade(url)
     work = Path(tempfile.mkdtemp(prefix="revsync-bench-fleet-"))
     with Sandbox(accounts=accounts, seed=seed, tier="off") as sb:
-        config = F.write_config(sb, work, url, redis_url, shards=max(4, 2 * workers))
+        # production's limits (the test helper's are short): a big first match or push
+        # must not hit the time limit
+        config = F.write_config(sb, work, url, redis_url, shards=max(4, 2 * workers), task_time_limit=1800,
+                                visibility_timeout=3600, lease_seconds=60)
         store = st.Store.from_url(url)
         with F.workers(config, work, n=workers, concurrency=1):
             t0 = time.monotonic()

@@ -1,5 +1,6 @@
 """Fleet-mode helpers that need no Celery: a resolve over one canonical-id range, the
-scheduler's leader lease, and the shared figures ``revsync status`` shows."""
+lock that lets pulls of several systems run side by side, the scheduler's leader
+lease, and the shared figures ``revsync status`` shows."""
 
 from __future__ import annotations
 
@@ -7,11 +8,13 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import text
+
 from mapping.canonical import ObjectType
 from sync import store as st
 from sync.engine import RESOLVE_BATCH, Engine, ResolveStats
 from sync.leases import new_holder, try_acquire
-from sync.pull import gc_paused
+from sync.pull import Puller, gc_paused
 
 LEADER_SCOPE = ("scheduler", "leader")
 
@@ -33,6 +36,38 @@ def resolve_range(engine: Engine, object_type: ObjectType, lo: str, hi: str, *,
             after = rows[-1].id
             engine.resolve_batch(s, ot, rows, targets, stats)
     return stats
+
+
+#: the PostgreSQL advisory lock (a 64-bit key) every pull takes to store a page
+PAGE_WRITE_LOCK = 0x7265_7673_796E_6301  # "revsync" + 1
+
+
+def page_write_lock(s: Any) -> None:
+    """Wait for the page-write lock in ``s``'s transaction (released when it ends,
+    commit, rollback or a dead connection alike). On SQLite, whose writers already take
+    turns, it is a no-op."""
+    if s.get_bind().dialect.name == "postgresql":
+        s.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PAGE_WRITE_LOCK})
+
+
+def serialize_page_writes(puller: Puller) -> Puller:
+    """Make ``puller`` store each page under ``page_write_lock``.
+
+    Pulls of different systems run at once in fleet mode (one task per system, each
+    on its own queue), and tier-1 linking reads the entities stored so far to decide
+    whether a fresh record joins one or starts a new one: two pages linked side by
+    side could each start an entity for the same key. The lock is taken before the
+    linking reads, so pages are linked one at a time, as in one process, while the
+    API reads (the slow part, on the puller's read-ahead thread) and the mapping stay
+    in parallel."""
+    upsert = puller._upsert
+
+    def locked(s: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        page_write_lock(s)
+        return upsert(s, *args, **kwargs)
+
+    puller._upsert = locked  # type: ignore[method-assign]
+    return puller
 
 
 class Leader:

@@ -4,7 +4,8 @@ A cycle: pull every (connection, object) from its cursor → reconcile and plan 
 dirty entities → check the blast-radius caps → push the outbox, object by object
 (accounts, then contacts, then opportunities, so associations can point at records
 created earlier in the same cycle). A lease per (connection, object) keeps a
-backfill and a scheduled cycle from working on the same scope at once.
+backfill and a scheduled cycle from working on the same scope at once, on one
+machine or several (``sync.leases``: an expiry kept alive by a heartbeat).
 
 A system that cannot be used ends only its own part of the run, with one line:
 credentials refused (401/403 after the one token refresh) or a configuration or
@@ -48,16 +49,12 @@ from sync.pull import Puller
 log = logging.getLogger(__name__)
 
 ORDER = (ObjectType.ACCOUNT, ObjectType.CONTACT, ObjectType.OPPORTUNITY)
-LEASE_TTL = 3600.0
+LEASE_TTL = 3600.0  # the old fixed lease time (runs now renew theirs: ``fleet.lease_seconds``)
 Progress = Callable[[str, int], None]  # (stage label, items done)
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def holder_id(run_id: int) -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{run_id}"
 
 
 def holder_is_stale(holder: str) -> bool:
@@ -177,6 +174,7 @@ class Runner:
         unavailable: Mapping[str, ConnectorError] | None = None,
     ) -> None:
         self.store, self.connections, self.settings = store, dict(connections), settings
+        self._lease_sets: dict[int, Any] = {}  # run id → its ``sync.leases.LeaseSet``
         #: connections that could not be built (see ``build_connections(failures=)``):
         #: every run reports them failed or deferred and goes on without them
         self.unavailable = dict(unavailable or {})
@@ -230,23 +228,31 @@ class Runner:
         return report
 
     def _leases(self, report: CycleReport, names: Sequence[str], objects: Sequence[ObjectType]) -> list[tuple[str, ObjectType]]:
-        got: list[tuple[str, ObjectType]] = []
-        holder = holder_id(report.run_id)
-        for name in names:
-            for ot in objects:
-                with self.store.session() as s:
-                    ok = st.acquire_lease(s, name, ot.value, holder, self.now(), LEASE_TTL, holder_is_stale)
-                if ok:
-                    got.append((name, ot))
-                else:
-                    report.skipped.append(f"{name}/{ot.value}: another job holds the lease")
-        return got
+        """Take the free (connection, object) scopes, as every fleet worker takes them:
+        leases with an expiry (``fleet.lease_seconds``) kept alive by a heartbeat, so a
+        run that died on any machine frees them that long after. With a fleet
+        configured, the fleet's cycle lease first: a CLI run and a fleet cycle never
+        work at once."""
+        from sync.leases import FLEET_CYCLE_SCOPE, LeaseSet
+
+        leases = LeaseSet(self.store, seconds=self.settings.fleet.lease_seconds, label=f"run{report.run_id}",
+                          now=self.now, is_stale=holder_is_stale)
+        self._lease_sets[report.run_id] = leases
+        required = [FLEET_CYCLE_SCOPE] if self.settings.fleet.enabled else []
+        taken, busy = leases.acquire([(n, ot.value) for n in names for ot in objects], required)
+        if required and not leases.held:
+            report.skipped.append("fleet cycle: a fleet cycle or another run holds the lease")
+        else:
+            report.skipped.extend(f"{n}/{o}: another job holds the lease" for n, o in busy)
+        return [(n, ObjectType(o)) for n, o in taken]
 
     def _release(self, report: CycleReport, leased: Sequence[tuple[str, ObjectType]]) -> None:
-        holder = holder_id(report.run_id)
-        with self.store.session() as s:
-            for name, ot in leased:
-                st.release_lease(s, name, ot.value, holder)
+        leases = self._lease_sets.pop(report.run_id, None)
+        if leases is not None:
+            if leases.lost:
+                log.warning("run %s: a lease expired while the run held it (the process stalled longer "
+                            "than fleet.lease_seconds); another job may have taken the scope", report.run_id)
+            leases.release()
 
     def _engine(self, run_id: int) -> Engine:
         return Engine(self.store, self.connections, self.settings.policies, now=self.now, run_id=run_id,

@@ -12,6 +12,9 @@ Scopes are (system, object) pairs of the ``lease`` table: a pull takes
 ``(connection, object)`` (the same key a CLI backfill takes), other units take
 ``("resolve:<object>", shard)``, ``("push:<connection>", object)``,
 ``("match", object)``, ``("retry", "all")`` and the scheduler ``("scheduler", "leader")``.
+A fleet cycle holds ``("cycle", "fleet")`` from its start to its end; a CLI ``sync`` or
+``backfill`` on a store with a fleet configured takes it too (``LeaseSet``), so the
+two never work at once.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ from sync import store as st
 log = logging.getLogger(__name__)
 
 Scope = tuple[str, str]
+#: held by a fleet cycle from start to end, and by a CLI run when a fleet is configured
+FLEET_CYCLE_SCOPE: Scope = ("cycle", "fleet")
 
 
 def utcnow() -> datetime:
@@ -89,6 +94,70 @@ def release(store: st.Store, scopes: Sequence[Scope], holder: str) -> None:
             s.execute(t.delete().where(t.c.system == system, t.c.object_type == obj, t.c.holder == holder))
 
 
+class LeaseSet:
+    """The scopes of ``wanted`` that are free, renewed by a heartbeat until ``release``
+    (what a CLI ``sync``/``backfill`` takes: it works on the scopes it got and reports
+    the others). ``required`` scopes come first: when one of them is held elsewhere,
+    nothing is taken. ``is_stale(holder)`` may say a holder is gone before its lease
+    expires (a dead process of this host)."""
+
+    def __init__(self, store: st.Store, *, seconds: float, label: str = "",
+                 now: Callable[[], datetime] = utcnow, is_stale: Callable[[str], bool] | None = None) -> None:
+        self.store, self.seconds, self.now, self.is_stale = store, float(seconds), now, is_stale
+        self.holder = new_holder(label)
+        self.held: list[Scope] = []
+        self._lease: Lease | None = None
+
+    def _take(self, scope: Scope) -> bool:
+        if try_acquire(self.store, scope, self.holder, self.seconds, self.now):
+            return True
+        if self.is_stale is None:
+            return False
+        t: Any = st.LeaseRow.__table__
+        with self.store.session() as s:
+            other = s.execute(t.select().where(t.c.system == scope[0], t.c.object_type == scope[1])).first()
+            if other is None or not self.is_stale(other.holder):
+                return False
+            at = self.now()
+            res = s.execute(update(t).where(t.c.system == scope[0], t.c.object_type == scope[1],
+                                            t.c.holder == other.holder)
+                            .values(holder=self.holder, acquired_at=at, expires_at=at + timedelta(seconds=self.seconds)))
+            return bool(res.rowcount == 1)  # type: ignore[attr-defined]
+
+    def acquire(self, wanted: Sequence[Scope], required: Sequence[Scope] = ()) -> tuple[list[Scope], list[Scope]]:
+        """Take what is free: (taken, busy). With a ``required`` scope busy, none is taken."""
+        for scope in required:
+            if not self._take(scope):
+                release(self.store, self.held, self.holder)
+                self.held = []
+                return [], [scope, *wanted]
+            self.held.append(scope)
+        taken: list[Scope] = []
+        busy: list[Scope] = []
+        for scope in wanted:
+            (taken if self._take(scope) else busy).append(scope)
+        self.held.extend(taken)
+        if self.held:
+            lease = Lease(self.store, self.held, seconds=self.seconds, holder=self.holder, now=self.now)
+            lease._held = list(self.held)
+            lease._start_heartbeat()
+            self._lease = lease
+        return taken, busy
+
+    @property
+    def lost(self) -> bool:
+        """A renewal found a lease gone (the process stalled longer than ``seconds``)."""
+        return self._lease is not None and self._lease.lost.is_set()
+
+    def release(self) -> None:
+        if self._lease is not None:
+            self._lease.release()
+            self._lease = None
+        else:
+            release(self.store, self.held, self.holder)
+        self.held = []
+
+
 class Lease:
     """All of ``scopes`` or none, renewed by a heartbeat until the block ends.
 
@@ -113,6 +182,9 @@ class Lease:
                 self._held = []
                 raise LeaseBusy(f"{scope[0]}/{scope[1]}: another worker holds the lease")
             self._held.append(scope)
+        self._start_heartbeat()
+
+    def _start_heartbeat(self) -> None:
         self._thread = threading.Thread(target=self._beat, name="revsync-lease", daemon=True)
         self._thread.start()
 

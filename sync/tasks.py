@@ -2,8 +2,8 @@
 
 A cycle is one Celery canvas (``cycle_canvas``), enqueued by the one active scheduler:
 
-    pull every (connection, object), in order (tier-1 linking reads what the pulls
-                 before wrote); each on its connection's queue
+    pull         per connection, its objects in order (accounts, contacts, opportunities),
+                 on the connection's own queue; the connections side by side
     prepare      follow the systems' own merges, make due failed writes dirty again
     resolve      per object: canonical-id shards in parallel, then tier-2 matching
     caps         the whole plan against the blast-radius caps
@@ -20,7 +20,10 @@ the whole machine did. Each takes a lease (``sync.leases``) on every scope it
 touches; a redelivered task waits for a dead holder's lease to expire.
 
 Pull and push tasks go to a queue per connection (``revsync.<connection>``) so a
-slow API does not starve the others; the rest go to ``revsync``. The API budget is
+slow API does not starve the others: the pulls of the connections are separate chains
+run at once, and a page is linked to entities under one PostgreSQL advisory lock
+(``sync.fleet.serialize_page_writes``) so that two systems' pages never both start an
+entity for the same key. The rest go to ``revsync``. The API budget is
 ``sync.budget.SharedBudget`` (Redis), honoured by every worker.
 """
 
@@ -38,18 +41,19 @@ from typing import Any
 
 from celery import Celery, chain, group
 from celery.exceptions import SoftTimeLimitExceeded
+from celery.signals import worker_init
 
 from mapping.canonical import ObjectType
 from sync import config as cfg
 from sync import logs
 from sync import store as st
-from sync.leases import Lease, LeaseBusy, release, try_acquire
+from sync.leases import FLEET_CYCLE_SCOPE, Lease, LeaseBusy, release, renew, try_acquire
 
 log = logging.getLogger(__name__)
 
 ORDER = (ObjectType.ACCOUNT, ObjectType.CONTACT, ObjectType.OPPORTUNITY)
 DEFAULT_QUEUE = "revsync"
-CYCLE_SCOPE = ("cycle", "fleet")
+CYCLE_SCOPE = FLEET_CYCLE_SCOPE
 RUN_KEY = "revsync:run:{}"
 RUN_TTL = 7 * 86400
 #: a task whose scope is leased elsewhere tries again this many times (lease waits)
@@ -67,14 +71,36 @@ app.conf.update(
 )
 
 
+@worker_init.connect
+def _preload(**_: Any) -> None:
+    """Import tier-2 matching (splink, DuckDB: seconds of imports) once in the worker's
+    main process, before its pool forks: a match task then starts at once instead of
+    spending that much of its time limit on imports."""
+    import sync.dedupe
+    import sync.dedupe_models  # noqa: F401
+
+
 def queue_for(connection: str) -> str:
     return f"{DEFAULT_QUEUE}.{connection}"
+
+
+def restore_interval(visibility_timeout: int) -> int:
+    """Seconds between two looks for unacknowledged tasks past the visibility timeout."""
+    return max(1, min(10, visibility_timeout // 10))
 
 
 def configure(settings: cfg.Settings) -> Celery:
     """Point the app at the configured broker, with the limits that go together."""
     f = settings.fleet
-    transport = {"visibility_timeout": f.visibility_timeout}
+    transport = {
+        "visibility_timeout": f.visibility_timeout,
+        # how soon a task whose worker died (unacknowledged for a visibility timeout)
+        # is handed out again: every worker looks every tenth of the timeout (1 to 10
+        # s). kombu's default looks every 10 s but scans only every tenth look, so a
+        # dead worker's task would wait up to ~100 s past the timeout
+        "unacked_restore_interval": restore_interval(f.visibility_timeout),
+        "unacked_restore_throttle": 1,
+    }
     app.conf.update(
         broker_url=f.broker_url,
         result_backend=f.result_backend or f.broker_url,
@@ -118,13 +144,24 @@ class Context:
         self.redis = redis.Redis.from_url(settings.fleet.broker_url)
 
     def runner(self, run_id: int) -> Any:
-        from sync.jobs import Runner
-
-        return Runner(self.store, self.connections, self.settings, budget=self.budget,
-                      unavailable=self.failures)
+        return _fleet_runner()(self.store, self.connections, self.settings, budget=self.budget,
+                               unavailable=self.failures)
 
     def lease(self, *scopes: tuple[str, str]) -> Lease:
         return Lease(self.store, scopes, seconds=self.settings.fleet.lease_seconds)
+
+
+@lru_cache(maxsize=1)
+def _fleet_runner() -> type:
+    """``sync.jobs.Runner`` whose pullers link pages one at a time across the fleet."""
+    from sync.fleet import serialize_page_writes
+    from sync.jobs import Runner
+
+    class FleetRunner(Runner):
+        def _puller(self, name: str, run_id: int) -> Any:
+            return serialize_page_writes(super()._puller(name, run_id))
+
+    return FleetRunner
 
 
 # --------------------------------------------------------------------------- run state in Redis
@@ -191,8 +228,15 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _leased(task: Any, ctx: Context, *scopes: tuple[str, str]) -> Lease:
-    """The lease on ``scopes``, or a retry of ``task`` when someone else holds one."""
+def _leased(task: Any, ctx: Context, run_id: int, *scopes: tuple[str, str]) -> Lease:
+    """The lease on ``scopes``, or a retry of ``task`` when someone else holds one.
+
+    Also renews the run's cycle lease (``CYCLE_SCOPE``): it lasts a visibility timeout
+    past the latest task that started, so a long cycle keeps it (a CLI sync and a
+    second cycle stay out) and a cycle whose chain broke frees it that long after."""
+    holder = RunState(ctx, run_id).get("holder")
+    if holder:
+        renew(ctx.store, [CYCLE_SCOPE], holder, ctx.settings.fleet.visibility_timeout)
     lease = ctx.lease(*scopes)
     try:
         lease.acquire()
@@ -243,11 +287,12 @@ def shard_bounds(n: int) -> list[tuple[str, str]]:
 def cycle_canvas(run_id: int, names: Sequence[str], *, force: bool = False, shards: int = 4) -> Any:
     """The chain of one cycle (see the module docstring)."""
     steps: list[Any] = []
-    # pulls one after the other, in the single process's order: a pull links records
-    # to entities by their keys (tier 1), and two pulls of one object side by side
-    # could each make an entity for the same key
-    for ot in ORDER:
-        steps.extend(pull.si(run_id, n, ot.value).set(queue=queue_for(n)) for n in names)
+    # one chain of pulls per connection, on its own queue, the chains side by side: a
+    # slow API holds up only its own. Within a chain the objects go in the single
+    # process's order; pages of two chains are linked to entities one at a time
+    # (``sync.fleet.serialize_page_writes``)
+    steps.append(group([chain(*[pull.si(run_id, n, ot.value).set(queue=queue_for(n)) for ot in ORDER])
+                        for n in names]))
     steps.append(prepare.si(run_id))
     for ot in ORDER:
         # lists, not generators: a group keeps a generator and reads it later (after
@@ -281,7 +326,7 @@ def pull(self: Any, run_id: int, name: str, object_type: str) -> int:
     runner = ctx.runner(run_id)
     report = _report(ctx, run_id)
     logs.bind(run_id=run_id, system=name, object=object_type, phase="pull")
-    lease = _leased(self, ctx, (name, object_type))
+    lease = _leased(self, ctx, run_id, (name, object_type))
     try:
         done = runner._pull_one(report, name, ot, since=None, until=None)
     except SoftTimeLimitExceeded:
@@ -303,7 +348,7 @@ def prepare(self: Any, run_id: int) -> int:
     ctx = context()
     runner = ctx.runner(run_id)
     report = _report(ctx, run_id)
-    lease = _leased(self, ctx, ("retry", "all"))
+    lease = _leased(self, ctx, run_id, ("retry", "all"))
     try:
         runner._follow_merges(report, list(ORDER))
         runner._retry_due(report, list(ORDER))
@@ -328,9 +373,12 @@ def resolve(self: Any, run_id: int, object_type: str, lo: str, hi: str) -> int:
         log.info("run %s: %ss held (a pull did not finish); not reconciled", run_id, object_type)
         return 0
     engine = ctx.runner(run_id)._engine(run_id)
-    lease = _leased(self, ctx, (f"resolve:{object_type}", f"{lo or '-'}:{hi}"))
+    lease = _leased(self, ctx, run_id, (f"resolve:{object_type}", f"{lo or '-'}:{hi}"))
     try:
         stats = resolve_range(engine, ObjectType(object_type), lo, hi, write_to=_writable(ctx, rs))
+    except SoftTimeLimitExceeded:
+        # each batch is committed with its dirty flags cleared: the retry takes the rest
+        raise self.retry(countdown=0, max_retries=None) from None
     finally:
         lease.release()
     log.info("run %s: reconciled %d %s(s) in [%s, %s)", run_id, stats.entities, object_type, lo, hi)
@@ -352,13 +400,17 @@ def match(self: Any, run_id: int, object_type: str) -> int:
         return 0
     runner = ctx.runner(run_id)
     report = _report(ctx, run_id)
-    lease = _leased(self, ctx, ("match", object_type))
+    lease = _leased(self, ctx, run_id, ("match", object_type))
     try:
         deduper = Deduper(ctx.store, ctx.settings.dedupe, now=_now, run_id=run_id,
                           policies=ctx.settings.policies)
         links = runner._match_new(report, deduper, ObjectType(object_type)) if deduper.enabled else 0
         if links:  # the survivors of its links are decided again (as ``Runner.run_cycle``)
             runner._resolve(report, runner._engine(run_id), ObjectType(object_type), _writable(ctx, rs))
+    except SoftTimeLimitExceeded:
+        # safe to run again, as a redelivered match is; the second try no longer pays for
+        # a cold start (twice at most: a match that never fits the limit fails the run)
+        raise self.retry(countdown=0, max_retries=2) from None
     finally:
         lease.release()
     rs.absorb(report)
@@ -399,7 +451,7 @@ def push(self: Any, run_id: int, name: str, object_type: str) -> int:
     runner = ctx.runner(run_id)
     engine = runner._engine(run_id)
     report = _report(ctx, run_id)
-    lease = _leased(self, ctx, (f"push:{name}", object_type))
+    lease = _leased(self, ctx, run_id, (f"push:{name}", object_type))
     try:
         ps = engine.push(ObjectType(object_type), systems=[name])
     except SoftTimeLimitExceeded:

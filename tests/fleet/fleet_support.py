@@ -24,7 +24,7 @@ REVSYNC = str(Path(sys.executable).parent / "revsync")
 
 def write_config(sb: Sandbox, workdir: Path, db_url: str, redis_url: str, *, budget: dict[str, int] | None = None,
                  task_time_limit: int = 120, visibility_timeout: int = 150, lease_seconds: int = 6,
-                 shards: int = 4) -> Path:
+                 shards: int = 4, cycle_minutes: float | None = None) -> Path:
     """A revsync.toml for the fleet: the sandbox's three connections, PostgreSQL, Redis."""
     workdir.mkdir(parents=True, exist_ok=True)
     write_secrets_file(workdir / "secrets.toml", sb.info["credentials"])
@@ -38,6 +38,9 @@ def write_config(sb: Sandbox, workdir: Path, db_url: str, redis_url: str, *, bud
     def budget_table(system: str) -> str:
         return f"[connections.{system}.budget]\ncalls_per_day = {budget[system]}\n" if system in budget else ""
 
+    # a cycle that often; no sweep (1 January, 03:00) and no retry job in a test's time
+    schedule = ("" if cycle_minutes is None else
+                f'[schedule]\ncycle_minutes = {cycle_minutes}\nretry_minutes = 600\nsweep_cron = "0 3 1 1 *"\n')
     text = f"""
 [database]
 url = {json.dumps(db_url)}
@@ -49,7 +52,7 @@ task_time_limit = {task_time_limit}
 visibility_timeout = {visibility_timeout}
 lease_seconds = {lease_seconds}
 resolve_shards = {shards}
-[governance.handoff]
+{schedule}[governance.handoff]
 default_csm = "cs-team@sandbox.example"  # as cli.sandbox_settings (the reference run)
 [limits]
 max_creates = 1000000
@@ -136,6 +139,37 @@ class Workers:
 
 
 @contextmanager
+def schedulers(config: Path, logdir: Path, n: int = 2) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """``revsync serve`` processes (fleet mode: they only enqueue, the leader only)."""
+    procs = []
+    for i in range(n):
+        log = open(logdir / f"serve-{i}.log", "wb")
+        procs.append(subprocess.Popen([REVSYNC, "--config", str(config), "--verbose", "serve"], stdout=log,
+                                      stderr=subprocess.STDOUT, env=clean_env(), cwd=config.parent,
+                                      start_new_session=True))
+    try:
+        yield procs
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+
+
+def all_runs(store: st.Store) -> list[Any]:
+    """Every run row so far, oldest first."""
+    from sqlalchemy import select
+
+    with store.session() as s:
+        rows = list(s.scalars(select(st.SyncRunRow).order_by(st.SyncRunRow.id)))
+    return rows
+
+
+@contextmanager
 def workers(config: Path, logdir: Path, n: int = 2, concurrency: int = 1) -> Iterator[Workers]:
     w = Workers(config, logdir)
     w.start(n, concurrency)
@@ -154,7 +188,8 @@ def enqueue_cycle(config: Path, *, force: bool = False) -> str:
     return str(tasks.app.send_task("revsync.cycle", kwargs={"force": force}).id)
 
 
-def wait_run(store: st.Store, task_id: str, timeout: float = 600, on_wait: Any = None) -> Any:
+def wait_run(store: st.Store, task_id: str, timeout: float = 600, on_wait: Any = None,
+             poll: float = 0.3) -> Any:
     """The run row of the cycle ``task_id`` started, once it has finished."""
     from celery.result import AsyncResult
 
@@ -171,5 +206,5 @@ def wait_run(store: st.Store, task_id: str, timeout: float = 600, on_wait: Any =
             run = s.get(st.SyncRunRow, run_id)
             if run is not None and run.status != "running":
                 return run
-        time.sleep(0.3)
+        time.sleep(poll)
     raise AssertionError(f"run {run_id} did not finish in {timeout}s")

@@ -24,8 +24,8 @@ def test_every_unit_once_in_order() -> None:
     steps = _flatten(cycle_canvas(7, ["salesforce", "hubspot"], shards=3))
     names = [n for n, _a, _q in steps]
     pulls = [a[1:] for n, a, _q in steps if n == "revsync.pull"]
-    assert pulls == [("salesforce", "account"), ("hubspot", "account"), ("salesforce", "contact"),
-                     ("hubspot", "contact"), ("salesforce", "opportunity"), ("hubspot", "opportunity")]
+    assert pulls == [("salesforce", "account"), ("salesforce", "contact"), ("salesforce", "opportunity"),
+                     ("hubspot", "account"), ("hubspot", "contact"), ("hubspot", "opportunity")]
     resolves = [a[1:] for n, a, _q in steps if n == "revsync.resolve"]
     assert resolves == [(ot, lo, hi) for ot in ("account", "contact", "opportunity")
                         for lo, hi in shard_bounds(3)]
@@ -40,6 +40,19 @@ def test_every_unit_once_in_order() -> None:
     assert last["revsync.pull"] < first["revsync.prepare"] < first["revsync.resolve"]
     assert last["revsync.match"] < first["revsync.caps"] < first["revsync.push"]
     assert names[-1] == "revsync.finish"
+
+
+def test_pulls_of_each_connection_run_beside_the_others() -> None:
+    """The pulls are one group of per-connection chains (each connection's objects in
+    order, on its queue): a slow API holds up its own chain, not the others'."""
+    canvas = cycle_canvas(7, ["salesforce", "hubspot", "planhat"], shards=2)
+    head = canvas.tasks[0]
+    header = head.tasks
+    assert isinstance(head, (chord, group)) and len(header) == 3
+    for conn, chain_sig in zip(["salesforce", "hubspot", "planhat"], header, strict=True):
+        assert isinstance(chain_sig, _chain)
+        assert [(s.task, tuple(s.args)[1:], s.options["queue"]) for s in chain_sig.tasks] == [
+            ("revsync.pull", (conn, ot), f"revsync.{conn}") for ot in ("account", "contact", "opportunity")]
 
 
 def test_shards_cover_every_uuid_once() -> None:

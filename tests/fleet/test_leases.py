@@ -84,3 +84,47 @@ def test_a_killed_holder_frees_its_scope_after_the_lease_time(store: st.Store, t
         assert got
     finally:
         p.kill()
+
+
+def test_a_lease_set_takes_what_is_free_and_a_busy_required_scope_takes_nothing(store: st.Store) -> None:
+    from sync.leases import FLEET_CYCLE_SCOPE, LeaseSet
+
+    t0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+    assert try_acquire(store, ("hubspot", "account"), "host-b:1:y", 30, now=lambda: t0)
+    run = LeaseSet(store, seconds=30, label="run1", now=lambda: t0)
+    taken, busy = run.acquire([("salesforce", "account"), ("hubspot", "account")])
+    assert taken == [("salesforce", "account")] and busy == [("hubspot", "account")]
+    assert run.holder.count(":") >= 3 and run.holder.endswith(":run1")
+    # a second run (as the CLI with a fleet configured): the cycle lease first; it is
+    # held by a fleet cycle, so this run takes nothing at all
+    assert try_acquire(store, FLEET_CYCLE_SCOPE, "fleet-cycle:abc", 30, now=lambda: t0)
+    other = LeaseSet(store, seconds=30, now=lambda: t0)
+    assert other.acquire([("planhat", "account")], required=[FLEET_CYCLE_SCOPE]) == (
+        [], [FLEET_CYCLE_SCOPE, ("planhat", "account")])
+    assert other.held == []
+    assert try_acquire(store, ("planhat", "account"), "host-c:1:z", 30, now=lambda: t0)
+    run.release()
+    assert try_acquire(store, ("salesforce", "account"), "host-c:1:z", 30, now=lambda: t0)
+
+
+def test_a_lease_set_takes_over_a_stale_holder_only_when_told_it_is_gone(store: st.Store) -> None:
+    from sync.leases import LeaseSet
+
+    t0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+    assert try_acquire(store, ("salesforce", "account"), "thishost:99999:a", 600, now=lambda: t0)
+    polite = LeaseSet(store, seconds=30, now=lambda: t0, is_stale=lambda holder: False)
+    assert polite.acquire([("salesforce", "account")]) == ([], [("salesforce", "account")])
+    eager = LeaseSet(store, seconds=30, now=lambda: t0, is_stale=lambda holder: holder == "thishost:99999:a")
+    assert eager.acquire([("salesforce", "account")]) == ([("salesforce", "account")], [])
+    eager.release()
+
+
+def test_dead_workers_tasks_are_looked_for_every_tenth_of_the_visibility_timeout() -> None:
+    from sync import config as cfg
+    from sync import tasks
+
+    assert [tasks.restore_interval(v) for v in (5, 20, 150, 3600)] == [1, 2, 10, 10]
+    app = tasks.configure(cfg.parse({"fleet": {"broker_url": "redis://127.0.0.1:1/0", "task_time_limit": 15,
+                                               "visibility_timeout": 20}}))
+    opts = app.conf.broker_transport_options
+    assert (opts["visibility_timeout"], opts["unacked_restore_interval"], opts["unacked_restore_throttle"]) == (20, 2, 1)
