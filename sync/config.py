@@ -829,7 +829,7 @@ def starter_config(
     *,
     urls: Mapping[str, str] | None = None,
     ca_bundle: str = f"{SANDBOX_DIR}/sandbox-ca.pem",
-    secrets_file: str = f"{SANDBOX_DIR}/secrets.toml",
+    secrets_file: str | None = f"{SANDBOX_DIR}/secrets.toml",
     database_url: str = DEFAULT_DATABASE_URL,
     limits: Mapping[str, int] | None = None,
 ) -> str:
@@ -837,7 +837,8 @@ def starter_config(
     the built-in connectors' declarations: one connection each (``url_options``,
     ``starter_options``, ``secret_env``, ``starter_budget``) pointing at the local
     sandbox, or at ``urls`` (connection name → base URL; tests give a sandbox's own
-    ports), and the default policies they imply."""
+    ports), and the default policies they imply. ``secrets_file=None``: no secrets
+    file, every secret from the environment."""
     from connectors.registry import connector_classes
 
     classes = connector_classes()
@@ -858,7 +859,7 @@ def starter_config(
         f"#   revsync sandbox serve --port {STARTER_PORT} --ca-dir {SANDBOX_DIR} --secrets-file {SANDBOX_DIR}/secrets.toml",
         "# with the (non-secret) credentials the sandbox accepts. For real systems, set the",
         "# variables in the environment or point this at your own file (never commit it).",
-        f"file = {_toml(secrets_file)}",
+        f"file = {_toml(secrets_file)}" if secrets_file else "# file = (none: every secret comes from the environment)",
         "",
     ]
     ports = [f"{name} on {STARTER_PORT + i}" for i, name in enumerate(kinds)]

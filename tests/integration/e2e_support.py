@@ -170,7 +170,7 @@ def write_config(info: Mapping[str, Any], workdir: Path, *, database_url: str | 
     if secrets_file:
         write_secrets_file(secrets, dict(info["credentials"]))
     text = starter_config(urls={k: info[k] for k in known_kinds() if k in info}, ca_bundle=str(info["ca_cert"]),
-                          secrets_file=str(secrets),
+                          secrets_file=str(secrets) if secrets_file else None,
                           database_url=database_url or f"sqlite:///{workdir / 'revsync.db'}", limits=limits)
     path = workdir / "revsync.toml"
     path.write_text(text + ("\n" + extra.strip() + "\n" if extra.strip() else ""), encoding="utf-8")

@@ -21,9 +21,14 @@ import pytest
 from typer.testing import CliRunner
 
 from cli import app
+from connectors.registry import starter_secret_env
 
 from .conftest import MakeSandbox
 from .test_cli_sync import write_config
+
+# the variables the starter config (what write_config writes) names for the tokens
+HS_TOKEN = starter_secret_env()["hubspot"]["access_token"]
+PH_TOKEN = starter_secret_env()["planhat"]["api_token"]
 
 ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()
@@ -62,7 +67,7 @@ def test_wrong_hubspot_token_fails_hubspot_only_with_one_line_and_exit_2(
 ) -> None:
     sb = make_sandbox(accounts=8, seed=5)
     cfg = write_config(tmp_path, sb.info, monkeypatch)
-    monkeypatch.setenv("T_HS_TOKEN", "pat-wrong-token")
+    monkeypatch.setenv(HS_TOKEN, "pat-wrong-token")
     upgraded(cfg)
 
     code, report, stderr = sync_json(cfg)
@@ -87,7 +92,7 @@ def test_wrong_planhat_token_fails_planhat_only(
 ) -> None:
     sb = make_sandbox(accounts=6, seed=6)
     cfg = write_config(tmp_path, sb.info, monkeypatch)
-    monkeypatch.setenv("T_PH_TOKEN", "wrong-planhat-token")
+    monkeypatch.setenv(PH_TOKEN, "wrong-planhat-token")
     upgraded(cfg)
 
     code, report, stderr = sync_json(cfg)
@@ -148,7 +153,7 @@ def test_cli_subprocess_wrong_token_and_unreachable_salesforce(
     info = dict(sb.info)
     info["salesforce"] = f"https://127.0.0.1:{free_port()}"
     cfg = write_config(tmp_path, info, monkeypatch)
-    monkeypatch.setenv("T_HS_TOKEN", "pat-also-wrong")
+    monkeypatch.setenv(HS_TOKEN, "pat-also-wrong")
     upgraded(cfg)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
 
