@@ -719,7 +719,7 @@ def parse(data: Mapping[str, Any], *, path: Path | None = None, resolve_secrets:
     definitions = None
     admin = doc.definitions.model_dump(exclude_none=True, exclude_defaults=False)
     if admin:
-        kinds = {c.kind for c in connections.values()} or set(known_kinds())
+        kinds = {c.kind for c in connections.values()} or None  # None: every registered connector
         try:
             definitions = build_definitions(admin, kinds)
         except DefinitionError as e:
