@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from bench import truth
+from bench.throughput import data_dir
+from mapping import normalize
 from sandbox.generator import generate
 
 
@@ -59,9 +61,34 @@ def test_iter_truth_streams_the_generators_clusters(tmp_path: Path) -> None:
         assert streamed[kind] == want and want
 
 
+def _website_only_in_hubspot(data: Path) -> tuple[str, str, str]:
+    """Make one company of both CRMs issue #19's case (found at 1,000 accounts, real
+    noise): Salesforce's Account has no website, HubSpot's company a website and no
+    domain. Returns (Salesforce id, HubSpot id, the website's registrable domain)."""
+    truth_doc = json.loads((data / "ground_truth.json").read_text())
+    sf_path, hs_path = data / "salesforce" / "Account.json", data / "hubspot" / "companies.json"
+    sf_rows, hs_rows = json.loads(sf_path.read_text()), json.loads(hs_path.read_text())
+    hs_by_id = {r["id"]: r for r in hs_rows}
+    for entity in truth_doc["entities"]["account"]:
+        ids = {r["system"]: r["id"] for r in entity["records"]}
+        hs = hs_by_id.get(ids.get("hubspot", ""))
+        if "salesforce" in ids and hs is not None and hs["properties"].get("website"):
+            break
+    else:
+        raise AssertionError("no company in both CRMs with a HubSpot website")
+    hs["properties"]["domain"] = None
+    for row in sf_rows:
+        if row["Id"] == ids["salesforce"]:
+            row["Website"] = None
+    sf_path.write_text(json.dumps(sf_rows))
+    hs_path.write_text(json.dumps(hs_rows))
+    return ids["salesforce"], ids["hubspot"], str(normalize.domain_from_url(hs["properties"]["website"]))
+
+
 @pytest.mark.slow
 def test_truth_benchmark_runs_end_to_end_and_scores_the_store(tmp_path: Path) -> None:
-    result = truth.run(60, 5, out=tmp_path / "out", keep=tmp_path / "keep")
+    sf_id, hs_id, domain = _website_only_in_hubspot(data_dir(60, 5, tmp_path / "out"))
+    result = truth.run(60, 5, out=tmp_path / "out", keep=tmp_path / "keep", cycles=3)
     manifest = json.loads((tmp_path / "out" / "data-a60-s5" / "manifest.json").read_text())
     assert result["first_cycle"]["status"] == "ok"
     for kind in truth.KINDS:
@@ -69,9 +96,19 @@ def test_truth_benchmark_runs_end_to_end_and_scores_the_store(tmp_path: Path) ->
         assert scored["real_entities"] == manifest["entities"][kind]
         assert scored["missing_records"] == 0  # every seed record reached the store
         assert 0 < scored["records"] and 0 <= scored["f1"] <= 1
-    # cycle 2 changes nothing: a no-change cycle writes nothing at all
+    # cycles 2 and 3 change nothing: a no-change cycle writes nothing at all
     assert result["second_cycle"]["written_total"] == 0 and result["second_cycle"]["writes"] == []
     assert result["second_cycle"]["writes_by"] == {}
+    assert [c["written_total"] for c in result["later_cycles"]] == [0]
+    # the domain only HubSpot's website gave was decided in cycle 1 and written to HubSpot then
+    with sqlite3.connect(tmp_path / "keep" / "truth.db") as conn:
+        views = dict(conn.execute(
+            "SELECT system, json_extract(canonical_fields, '$.domain') FROM external_ref "
+            "WHERE remote_id IN (?, ?)", (sf_id, hs_id)).fetchall())
+        rules = conn.execute("SELECT DISTINCT run_id FROM field_provenance WHERE field = 'domain' AND value = ?",
+                             (json.dumps(domain),)).fetchall()
+    assert views == {"salesforce": domain, "hubspot": domain}
+    assert rules == [(1,)]  # decided in the first run, never again
 
     # Known cases on the real store: fuse two true accounts, split one record off another.
     db = tmp_path / "keep" / "truth.db"

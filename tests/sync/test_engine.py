@@ -486,3 +486,33 @@ def test_a_country_change_is_written_with_the_phone_in_e164(world) -> None:
     assert sent["Phone"] == "+13036141507"  # keeps meaning the US number once the country says UK
     clock.tick(60)
     assert runner().run_cycle().writes == 0
+
+
+def test_a_domain_only_the_website_gives_is_written_in_the_first_cycle_not_the_second(world) -> None:
+    """Issue #19 (found at 1,000 accounts, real noise): Salesforce's Account has no
+    website, HubSpot's company a website and no domain. Cycle 1 writes the website to
+    Salesforce, which reads a domain from ``Website``: the next time the entity was
+    decided (here: an edit of another field) that domain was new information, and
+    HubSpot was written again. Reconcile derives the domain from the website, so cycle 1
+    writes it to HubSpot and later cycles write only what was edited."""
+    store, clock, sf, hs, runner = world
+    cid = "0b7e4f4c-52d4-4c39-9d07-6e0f8a3f0c19"
+    acct = sf.add("Account", {"Name": "Zenith Group", "Revsync_Id__c": cid})
+    comp = hs.add("companies", {"name": "Zenith Group", "website": "https://www.zenithgroup.com",
+                                "revsync_id": cid})
+    first = runner().run_cycle()
+    assert first.status == "ok", first.messages
+    assert sf.live("Account")[acct]["Website"] == "https://www.zenithgroup.com"
+    assert hs.live("companies")[comp]["domain"] == "zenithgroup.com"  # written in cycle 1
+    with store.session() as s:
+        prov = s.execute(select(st.FieldProvenanceRow.rule, st.FieldProvenanceRow.system)
+                         .where(st.FieldProvenanceRow.field == "domain")).one()
+    assert tuple(prov) == ("derived:website", "hubspot")
+    clock.tick(120)
+    assert runner().run_cycle().writes == 0
+    clock.tick(120)
+    hs.edit("companies", comp, numberofemployees="40")
+    writes = hs.write_calls
+    later = runner().run_cycle()
+    assert later.planned == {"salesforce": {"update": 1}}, later.planned  # the edit, nothing else
+    assert hs.write_calls == writes

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from sync.plan import check_caps, native_diff
-from sync.reconcile import Claim, FieldPolicy, decide
+from sync.reconcile import Claim, Decision, FieldPolicy, decide, derive
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 
@@ -96,3 +96,27 @@ def test_caps_and_native_diff() -> None:
 def test_blank_values(value) -> None:
     d = decide("x", [c("salesforce", value)], FieldPolicy())
     assert d.value is None
+
+
+def test_an_account_domain_no_system_gives_is_its_websites_registrable_domain() -> None:
+    website = decide("website", [c("hubspot", "https://www.eu.zenith-group.co.uk/about", 3, "h1")], FieldPolicy())
+    blank = decide("domain", [c("salesforce", None), c("hubspot", None)], FieldPolicy())
+    d = derive("account", {"website": website, "domain": blank})["domain"]
+    assert (d.value, d.rule, d.system, d.remote_id) == ("zenith-group.co.uk", "derived:website", "hubspot", "h1")
+    # a value kept from before (every claim blank now) follows the website too
+    kept = decide("domain", [c("hubspot", None)], FieldPolicy(), current="old.com")
+    assert kept.rule == "never_blank:kept"
+    assert derive("account", {"website": website, "domain": kept})["domain"].value == "zenith-group.co.uk"
+
+
+def test_a_domain_a_system_gives_is_never_replaced_by_the_websites() -> None:
+    website = decide("website", [c("salesforce", "https://zenith.com")], FieldPolicy())
+    given = decide("domain", [c("hubspot", "zenith.io")], FieldPolicy())
+    assert derive("account", {"website": website, "domain": given})["domain"] is given
+    # nothing to derive from: no website, or one that names no registrable domain
+    no_site = Decision("website", None, "source_priority")
+    blank = Decision("domain", None, "source_priority")
+    assert derive("account", {"website": no_site, "domain": blank})["domain"] is blank
+    local = Decision("website", "http://intranet", "source_priority")
+    assert derive("account", {"website": local, "domain": blank})["domain"] is blank
+    assert derive("contact", {"website": website, "domain": blank})["domain"] is blank
