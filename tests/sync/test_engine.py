@@ -516,3 +516,33 @@ def test_a_domain_only_the_website_gives_is_written_in_the_first_cycle_not_the_s
     later = runner().run_cycle()
     assert later.planned == {"salesforce": {"update": 1}}, later.planned  # the edit, nothing else
     assert hs.write_calls == writes
+
+
+def test_a_phone_written_over_one_with_an_extension_reads_back_as_our_own_echo(world) -> None:
+    """Issue #19 (1,000 accounts, real noise, seed 7): a Salesforce Lead's phone had an
+    extension (kept in extras), HubSpot's newer phone won and cycle 1 wrote it to the
+    Lead. The view the push recorded kept the old extension, so the Lead read back
+    looked edited by someone: its modstamp became the latest and its read-only Status
+    won ``lifecycle_stage`` (policy ``latest``), written to HubSpot in cycle 2."""
+    store, clock, sf, hs, runner = world
+    lead = sf.add("Lead", {"FirstName": "Laurent", "LastName": "Fernandez", "Email": "laurent@vertex.com",
+                           "Company": "Vertex", "Phone": "1-312-906-1628 ext 8334", "Status": "Working - Contacted"})
+    clock.tick(3600)
+    hs.add("contacts", {"email": "laurent@vertex.com", "firstname": "Laurent", "lastname": "Fernandez",
+                        "phone": "+1 312 906 6347", "lifecyclestage": "evangelist"})
+    first = runner().run_cycle()
+    assert first.status == "ok", first.messages
+    assert sf.live("Lead")[lead]["Phone"] == "+13129066347"  # HubSpot's newer phone, written
+    with store.session() as s:
+        ref = s.execute(select(st.ExternalRefRow).where(st.ExternalRefRow.remote_id == lead)).scalar_one()
+        assert "phone_extension" not in (ref.canonical_fields or {}).get("extras", {})
+        stamp = ref.remote_modstamp
+    for _ in range(2):
+        clock.tick(120)
+        later = runner().run_cycle()
+        assert later.writes == 0, later.planned
+    with store.session() as s:
+        ref = s.execute(select(st.ExternalRefRow).where(st.ExternalRefRow.remote_id == lead)).scalar_one()
+        assert ref.remote_modstamp == stamp  # our write read back is no one's edit
+        life = s.execute(select(st.ContactRow.lifecycle_stage)).scalar_one()
+    assert life == "evangelist"
