@@ -126,7 +126,11 @@ def after_update(view: Mapping[str, Any], written: Mapping[str, Any]) -> dict[st
     if isinstance(extras, dict):
         gone = {f"{k}_extension" for k, v in written.items() if v is not None and k != "extras"}
         if gone & extras.keys():
-            out["extras"] = {k: v for k, v in extras.items() if k not in gone}
+            kept = {k: v for k, v in extras.items() if k not in gone}
+            if kept:
+                out["extras"] = kept
+            else:
+                del out["extras"]  # as map_record leaves it: no extras, no key
     return out
 
 
