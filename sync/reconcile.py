@@ -20,9 +20,11 @@ rule and returns the value with its provenance:
 
 ``derive`` then fills a value the others imply (rule ``derived:<field>``): an account's
 domain that no system gives is its website's registrable domain, as Salesforce (which
-has only ``Website``) reads it. Without that, writing the website to Salesforce in one
-cycle would bring its domain back as new information the next, and every other
-system would be written again (issue #19: cycle 2 must write nothing).
+has only ``Website``) reads it; a deal's probability that no system gives is its
+stage's default, which HubSpot calculates (read only) once the stage is written.
+Without that, writing the website to Salesforce, or the stage to HubSpot, in one cycle
+would bring that value back as new information the next, and the other systems would
+be written again (issue #19: cycle 2 must write nothing).
 
 Per-field ``direction`` per system: claims from a system whose direction for the
 field is ``write`` or ``none`` are ignored.
@@ -33,11 +35,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from connectors.base import RecordError
 from mapping.canonical import ENTITY_CLASSES, ObjectType, encode_value
 from mapping.normalize import domain_from_url
+from mapping.values import STAGE_PROBABILITY
 from sync import store as st
 from sync.link import email_key
 from sync.views import decoded, row_entity, unreadable_fields
@@ -203,9 +207,17 @@ def decide_all(
     return {f: decide(f, claims_by_field.get(f, ()), policy, current=cur.get(f)) for f in fields}
 
 
+def stage_probability(stage: Any) -> Decimal | None:
+    """A stage's default probability (percent), as Salesforce and HubSpot set it from the
+    stage; None for a stage without one."""
+    percent = STAGE_PROBABILITY.get(str(stage))
+    return Decimal(percent) if percent is not None else None
+
+
 #: derived fields: object → field → (the field it derives from, the derivation)
 DERIVED: dict[str, dict[str, tuple[str, Callable[[Any], Any]]]] = {
     "account": {"domain": ("website", domain_from_url)},
+    "opportunity": {"probability": ("stage", stage_probability)},
 }
 
 

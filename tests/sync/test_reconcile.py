@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 
@@ -120,3 +121,16 @@ def test_a_domain_a_system_gives_is_never_replaced_by_the_websites() -> None:
     local = Decision("website", "http://intranet", "source_priority")
     assert derive("account", {"website": local, "domain": blank})["domain"] is blank
     assert derive("contact", {"website": website, "domain": blank})["domain"] is blank
+
+
+def test_a_deal_probability_no_system_gives_is_its_stages_default() -> None:
+    """HubSpot calculates a deal's probability from its stage once revsync writes the
+    stage: a probability left blank in cycle 1 came back in cycle 2 (foreign-data e2e)."""
+    stage = decide("stage", [c("hubspot", "prospecting", 5, "d1")], FieldPolicy())
+    blank = decide("probability", [c("salesforce", None), c("hubspot", None)], FieldPolicy())
+    d = derive("opportunity", {"stage": stage, "probability": blank})["probability"]
+    assert (d.value, d.rule, d.system) == (Decimal(10), "derived:stage", "hubspot")
+    given = decide("probability", [c("salesforce", Decimal(35))], FieldPolicy())
+    assert derive("opportunity", {"stage": stage, "probability": given})["probability"] is given
+    odd = Decision("stage", "custom_stage", "source_priority")
+    assert derive("opportunity", {"stage": odd, "probability": blank})["probability"] is blank
