@@ -1,12 +1,13 @@
 """End-to-end truth benchmark: one full cycle of the sandbox, the store's clusters scored.
 
     .venv/bin/python -m bench.truth --accounts 10000 [--seed 42] [--noise real|classic]
-        [--data DIR] [--keep DIR]
+        [--data DIR] [--keep DIR] [--cycles N]
 
 Seed data is generated once per (accounts, seed, noise) into ``bench/out/`` (gitignored,
 shared with ``bench.throughput``) or read from ``--data``. The sandbox runs in a
 subprocess; cycle 1 (forced past the blast-radius caps: the initial load) and cycle 2
-(no change) run in-process against a fresh SQLite store. Then every remote record of
+(no change) run in-process against a fresh SQLite store; ``--cycles N`` runs more no-change
+cycles after those (``later_cycles``: each one's writes, which must all be 0). Then every remote record of
 ``ground_truth.json`` is looked up in the store (``external_ref``: system, native
 object, remote id → canonical id, followed through ``merged_into``) and the store's
 clusters are scored per object against the truth: pairwise precision, recall and F1,
@@ -199,61 +200,59 @@ def score_hierarchy(truth_path: Path, db_url: str) -> dict[str, int]:
     return out
 
 
-def cycle_write_summary(db_url: str, run_id: int) -> dict[str, int]:
-    """A run's ops still in the outbox counted by ``system/object/kind/what``: what = the changed
+#: a bench-only copy of every op planned from cycle 2 on (the push deletes the ops it completes)
+OP_LOG = "bench_op_log"
+
+
+def log_ops(db_path: Path) -> None:
+    """Copy every outbox row inserted from now on into ``bench_op_log`` (a SQLite trigger:
+    the ops cycle 2 and later planned stay visible after their push deleted them)."""
+    with closing(sqlite3.connect(db_path)) as conn:
+        conn.executescript(
+            f"""CREATE TABLE IF NOT EXISTS {OP_LOG} (
+                run_id INTEGER, system TEXT, native_type TEXT, kind TEXT, canonical_id TEXT,
+                remote_id TEXT, payload TEXT);
+            CREATE TRIGGER IF NOT EXISTS {OP_LOG}_copy AFTER INSERT ON outbox BEGIN
+                INSERT INTO {OP_LOG} VALUES (NEW.run_id, NEW.system, NEW.native_type, NEW.kind,
+                    NEW.canonical_id, NEW.remote_id, NEW.payload);
+            END;"""
+        )
+
+
+def _logged(db_path: Path, run_id: int) -> list[tuple[Any, ...]]:
+    with closing(sqlite3.connect(db_path)) as conn:
+        return conn.execute(
+            f"SELECT system, native_type, kind, canonical_id, remote_id, payload FROM {OP_LOG} WHERE run_id = ?",
+            (run_id,),
+        ).fetchall()
+
+
+def cycle_write_summary(db_path: Path, run_id: int) -> dict[str, int]:
+    """A run's planned ops counted by ``system/object/kind/what``: what = the changed
     canonical fields (sorted, joined by ``+``), or ``associations`` when only links moved."""
-    from sqlalchemy import select
-
-    from sync.store import OutboxRow, make_engine
-
-    engine = make_engine(db_url)
     counts: Counter[str] = Counter()
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(
-                select(OutboxRow.system, OutboxRow.native_type, OutboxRow.kind, OutboxRow.payload)
-                .where(OutboxRow.run_id == run_id)
-            )
-            for system, native, kind, payload in rows:
-                changed = sorted({str(c[0]) for c in (payload or {}).get("changes") or ()})
-                what = "+".join(changed) if changed else "associations"
-                counts[f"{system}/{native}/{kind}/{what}"] += 1
-    finally:
-        engine.dispose()
+    for system, native, kind, _cid, _rid, payload in _logged(db_path, run_id):
+        data = json.loads(payload) if payload else {}
+        changed = sorted({str(c[0]) for c in data.get("changes") or ()})
+        if not changed and data.get("fields"):
+            changed = sorted(f"native:{k}" for k in data["fields"])
+        what = "+".join(changed) if changed else "associations"
+        counts[f"{system}/{native}/{kind}/{what}"] += 1
     return dict(counts.most_common())
 
 
-def cycle_writes(db_url: str, run_id: int, limit: int = SAMPLE_WRITES) -> list[dict[str, Any]]:
-    """A run's ops still in the outbox (up to ``limit``): failed or pending ones (the push
-    deletes the ops it completed; the run's ``written`` counts those)."""
-    from sqlalchemy import select
-
-    from sync.store import OutboxRow, make_engine
-
-    engine = make_engine(db_url)
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(
-                select(
-                    OutboxRow.system, OutboxRow.native_type, OutboxRow.kind, OutboxRow.canonical_id,
-                    OutboxRow.remote_id, OutboxRow.payload, OutboxRow.state,
-                ).where(OutboxRow.run_id == run_id).order_by(OutboxRow.id).limit(limit)
-            )  # fmt: skip
-            return [
-                {
-                    "system": r.system, "native_type": r.native_type, "kind": r.kind,
-                    "canonical_id": r.canonical_id, "remote_id": r.remote_id, "payload": r.payload,
-                    "state": r.state,
-                }
-                for r in rows
-            ]  # fmt: skip
-    finally:
-        engine.dispose()
+def cycle_writes(db_path: Path, run_id: int, limit: int = SAMPLE_WRITES) -> list[dict[str, Any]]:
+    """Up to ``limit`` of a run's planned ops, as planned (fields, associations, changes)."""
+    return [
+        {"system": system, "native_type": native, "kind": kind, "canonical_id": cid, "remote_id": rid,
+         "payload": json.loads(payload) if payload else None}
+        for system, native, kind, cid, rid, payload in _logged(db_path, run_id)[:limit]
+    ]
 
 
 def run(
     accounts: int, seed: int, noise: str | None = None, *, data: Path | None = None, keep: Path | None = None,
-    out: Path = OUT,
+    out: Path = OUT, cycles: int = 2,
 ) -> dict[str, Any]:
     """Generate (or reuse) data, serve it, sync twice, score the store; the JSON result."""
     from cli import make_runner, sandbox_settings
@@ -270,16 +269,21 @@ def run(
             stats = SandboxStats(info)
             stats.reset()
             first, seconds_1 = timed(lambda: runner.run_cycle(force=True))
+            log_ops(work / "truth.db")
             stats.reset()
             second, seconds_2 = timed(runner.run_cycle)
             calls_2 = stats.calls()
+            later: list[tuple[Any, float, dict[str, int]]] = []
+            for _ in range(max(0, cycles - 2)):
+                stats.reset()
+                extra, seconds_n = timed(runner.run_cycle)
+                later.append((extra, seconds_n, stats.calls()))
         started = time.perf_counter()
         scores = score_store(data / "ground_truth.json", db_url)
         hier = score_hierarchy(data / "ground_truth.json", db_url)
         score_s = round(time.perf_counter() - started, 3)
-        planned_2 = any(second.written.values()) or any(second.failed.values())
-        writes = cycle_writes(db_url, second.run_id) if planned_2 else []
-        summary = cycle_write_summary(db_url, second.run_id) if planned_2 else {}
+        writes = cycle_writes(work / "truth.db", second.run_id)
+        summary = cycle_write_summary(work / "truth.db", second.run_id)
         if keep is not None:
             _backup(work / "truth.db", keep / "truth.db")
         return {
@@ -310,6 +314,15 @@ def run(
                 "writes": writes,
                 "writes_by": summary,
             },
+            "later_cycles": [
+                {
+                    "seconds": seconds_n, "status": extra.status, "written": extra.written,
+                    "written_total": sum(extra.written.values()), "failed": extra.failed, "api_calls": calls_n,
+                    "writes_by": cycle_write_summary(work / "truth.db", extra.run_id)
+                    if any(extra.written.values()) or any(extra.failed.values()) else {},
+                }
+                for extra, seconds_n, calls_n in later
+            ],
             "score_seconds": score_s,
             "peak_rss_mb": peak_rss_mb(),
         }
@@ -332,12 +345,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--noise", default=None, choices=("classic", "real"), help="generator noise profile (default: the generator's)")
     parser.add_argument("--data", type=Path, default=None, help="use this generated directory instead")
     parser.add_argument("--keep", type=Path, default=None, help="copy the SQLite store into this directory")
+    parser.add_argument("--cycles", type=int, default=2, help="no-change cycles in all, from 2 (default 2)")
     args = parser.parse_args(argv)
+    if args.cycles < 2:
+        parser.error("--cycles must be at least 2")
     if args.accounts < 1:
         parser.error("--accounts must be at least 1")
     if args.data is not None and not (args.data / "ground_truth.json").is_file():
         parser.error(f"--data {args.data}: no ground_truth.json there")
-    result = run(args.accounts, args.seed, args.noise, data=args.data, keep=args.keep)
+    result = run(args.accounts, args.seed, args.noise, data=args.data, keep=args.keep, cycles=args.cycles)
     sys.stdout.write(json.dumps(result, sort_keys=True) + "\n")
     return 0
 

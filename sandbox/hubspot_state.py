@@ -42,6 +42,7 @@ from sandbox.hubspot_store import (
     StoreError,
     Table,
     ValueProblem,
+    deal_stage_properties,
     fold,
     iso_ms,
     iter_json_array,
@@ -281,6 +282,8 @@ class HubSpotState(Emulator):
                             name, "INVALID_OPTION", f"{raw} was not one of the allowed options"
                         )
                     )
+        if obj == "deals" and values.get("dealstage"):
+            values.update(deal_stage_properties(values["dealstage"]))  # HubSpot's calculated ones
         return values, problems
 
     def _partial_victims(self, fault: Fault | None, n: int) -> set[int]:

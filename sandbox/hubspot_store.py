@@ -31,8 +31,10 @@ from sandbox.values import (
     LEAD_SOURCES,
     LIFECYCLE,
     OPPORTUNITY_TYPES,
+    STAGE_PROBABILITY,
     STAGES,
     native_values,
+    to_canonical,
 )
 
 OBJECT_TYPES = ("contacts", "companies", "deals")
@@ -452,6 +454,23 @@ class Table:
         self._drop_live(rec.id)
         self._unindex_unique(rec)
         rec.merged_into = into
+
+
+def deal_stage_properties(dealstage: str | None) -> dict[str, str | None]:
+    """The properties HubSpot calculates from a deal's stage: ``hs_deal_stage_probability``
+    (the stage's probability in the pipeline's settings, a 0..1 fraction) and
+    ``hs_is_closed`` / ``hs_is_closed_won``. A write of ``dealstage`` updates them; the
+    sandbox portal's default pipeline carries the probabilities the generator seeds.
+    https://knowledge.hubspot.com/properties/hubspots-default-deal-properties"""
+    canonical = to_canonical(STAGES, "hubspot", dealstage) if dealstage else None
+    if canonical is None:
+        return {}
+    fraction = f"{STAGE_PROBABILITY[canonical] / 100:.2f}".rstrip("0").rstrip(".") or "0"
+    return {
+        "hs_deal_stage_probability": fraction,  # as the generator seeds it: "0.4", "1", "0"
+        "hs_is_closed": "true" if canonical in ("closed_won", "closed_lost") else "false",
+        "hs_is_closed_won": "true" if canonical == "closed_won" else "false",
+    }
 
 
 def fold(value: str) -> str:

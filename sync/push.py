@@ -30,7 +30,7 @@ from sync import store as st
 from sync.connection import Connection
 from sync.plan import stamp_field_for
 from sync.reconcile import ASSOC_OBJECTS
-from sync.views import gc_paused, view_hash, written_view
+from sync.views import after_update, gc_paused, view_hash, written_view
 
 log = logging.getLogger(__name__)
 
@@ -236,8 +236,7 @@ class Pusher:
                     s.add(ref)
                     existing[rid] = ref
                 else:
-                    view = dict(ref.canonical_fields or {})
-                    view.update({k: v for k, v in written.items() if v is not None and k != "extras"})
+                    view = after_update(ref.canonical_fields or {}, written)
                     ref.canonical_fields = view
                     # association writes only add links, so the record now has the union
                     merged = {k: list(v) for k, v in (ref.associations or {}).items()}

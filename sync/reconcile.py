@@ -18,6 +18,14 @@ rule and returns the value with its provenance:
 - ``never_blank`` (default on): a blank never overwrites a filled value: blank claims
   are passed over, and when every claim is blank the current value is kept.
 
+``derive`` then fills a value the others imply (rule ``derived:<field>``): an account's
+domain that no system gives is its website's registrable domain, as Salesforce (which
+has only ``Website``) reads it; a deal's probability that no system gives is its
+stage's default, which HubSpot calculates (read only) once the stage is written.
+Without that, writing the website to Salesforce, or the stage to HubSpot, in one cycle
+would bring that value back as new information the next, and the other systems would
+be written again (issue #19: cycle 2 must write nothing).
+
 Per-field ``direction`` per system: claims from a system whose direction for the
 field is ``write`` or ``none`` are ignored.
 """
@@ -27,10 +35,14 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
+from connectors.base import RecordError
 from mapping.canonical import ENTITY_CLASSES, ObjectType, encode_value
 from mapping.defaults import default_source_priority
+from mapping.normalize import domain_from_url
+from mapping.values import STAGE_PROBABILITY
 from sync import store as st
 from sync.link import email_key
 from sync.views import decoded, row_entity, unreadable_fields
@@ -198,6 +210,42 @@ def decide_all(
     return {f: decide(f, claims_by_field.get(f, ()), policy, current=cur.get(f)) for f in fields}
 
 
+def stage_probability(stage: Any) -> Decimal | None:
+    """A stage's default probability (percent), as Salesforce and HubSpot set it from the
+    stage; None for a stage without one."""
+    percent = STAGE_PROBABILITY.get(str(stage))
+    return Decimal(percent) if percent is not None else None
+
+
+#: derived fields: object → field → (the field it derives from, the derivation)
+DERIVED: dict[str, dict[str, tuple[str, Callable[[Any], Any]]]] = {
+    "account": {"domain": ("website", domain_from_url)},
+    "opportunity": {"probability": ("stage", stage_probability)},
+}
+
+
+def derive(ot: str, decisions: Mapping[str, Decision]) -> dict[str, Decision]:
+    """``decisions`` with each derived field (``DERIVED``) that no system gives filled
+    from its source field's decided value, with that value's provenance and rule
+    ``derived:<source>``."""
+    out = dict(decisions)
+    for fld, (source, fn) in DERIVED.get(ot, {}).items():
+        have, src = out.get(fld), out.get(source)
+        # no system gives the field (a value only kept from before counts as none: it
+        # was derived, and follows its source)
+        given = have is not None and not is_blank(have.value) and have.rule != "never_blank:kept"
+        if have is None or given or src is None or is_blank(src.value):
+            continue
+        try:
+            value = fn(src.value)
+        except RecordError:  # the source names nothing to derive from
+            continue
+        if not is_blank(value):
+            out[fld] = Decision(fld, value, f"derived:{source}", system=src.system, remote_id=src.remote_id,
+                                modstamp=src.modstamp, conflict=have.conflict)
+    return out
+
+
 # ---------------------------------------------------------------------- the stage
 
 #: canonical fields that are associations (decided from linked records' remote ids):
@@ -304,7 +352,7 @@ class Reconciler:
                         claims[f].append(Claim(r.system, r.remote_id, r.remote_modstamp,
                                                cids if f == "contact_ids" else cids[0]))
             current = row_entity(ot, row, opp_contacts.get(row.id, ()))
-            decisions = decide_all(fields, claims, policy, {f: getattr(current, f) for f in fields})
+            decisions = derive(ot, decide_all(fields, claims, policy, {f: getattr(current, f) for f in fields}))
             if "contact_ids" in decisions:
                 decisions["contact_ids"] = _union(claims["contact_ids"])
             if hier is not None:

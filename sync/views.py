@@ -114,6 +114,27 @@ def written_view(kind: str, native: str, fields: Mapping[str, Any], *, partial: 
     return {k: v for k, v in view.items() if k in written}
 
 
+def after_update(view: Mapping[str, Any], written: Mapping[str, Any]) -> dict[str, Any]:
+    """A record's view once an update wrote ``written`` (``written_view``): the written
+    values replace the view's, and a phone written takes its extension with it (the
+    mapping keeps an extension in ``extras["<field>_extension"]``, read from the same
+    native field; the E.164 value written carries none). Without that, the record read
+    back no longer matched the view: it looked edited after our own write, its modstamp
+    became the latest, and its other values won ``latest`` fields (issue #19)."""
+    out = dict(view)
+    out.update({k: v for k, v in written.items() if v is not None and k != "extras"})
+    extras = out.get("extras")
+    if isinstance(extras, dict):
+        gone = {f"{k}_extension" for k, v in written.items() if v is not None and k != "extras"}
+        if gone & extras.keys():
+            kept = {k: v for k, v in extras.items() if k not in gone}
+            if kept:
+                out["extras"] = kept
+            else:
+                del out["extras"]  # as map_record leaves it: no extras, no key
+    return out
+
+
 def decoded(object_type: str, view: Mapping[str, Any] | None) -> Any:
     """The entity a view describes (no id: a record's values, not an entity)."""
     return entity_from_json(object_type, dict(view or {}), id="")

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
 from bench import truth
+from bench.throughput import data_dir
+from mapping import normalize
 from sandbox.generator import generate
 
 
@@ -59,9 +62,61 @@ def test_iter_truth_streams_the_generators_clusters(tmp_path: Path) -> None:
         assert streamed[kind] == want and want
 
 
+def _website_only_in_hubspot(data: Path) -> tuple[str, str, str]:
+    """Make one company of both CRMs issue #19's case (found at 1,000 accounts, real
+    noise): Salesforce's Account has no website, HubSpot's company a website and no
+    domain. Returns (Salesforce id, HubSpot id, the website's registrable domain)."""
+    truth_doc = json.loads((data / "ground_truth.json").read_text())
+    sf_path, hs_path = data / "salesforce" / "Account.json", data / "hubspot" / "companies.json"
+    sf_rows, hs_rows = json.loads(sf_path.read_text()), json.loads(hs_path.read_text())
+    hs_by_id = {r["id"]: r for r in hs_rows}
+    for entity in truth_doc["entities"]["account"]:
+        ids = {r["system"]: r["id"] for r in entity["records"]}
+        hs = hs_by_id.get(ids.get("hubspot", ""))
+        if "salesforce" in ids and hs is not None and hs["properties"].get("website"):
+            break
+    else:
+        raise AssertionError("no company in both CRMs with a HubSpot website")
+    hs["properties"]["domain"] = None
+    for row in sf_rows:
+        if row["Id"] == ids["salesforce"]:
+            row["Website"] = None
+    sf_path.write_text(json.dumps(sf_rows))
+    hs_path.write_text(json.dumps(hs_rows))
+    return ids["salesforce"], ids["hubspot"], str(normalize.domain_from_url(hs["properties"]["website"]))
+
+
+def _phone_extension_overwritten(data: Path) -> tuple[str, str]:
+    """Make one contact of both CRMs issue #19's second case (1,000 accounts, real noise,
+    seed 7): Salesforce's phone, another number with an extension, is older than
+    HubSpot's, so cycle 1 writes HubSpot's over it. Returns (Salesforce id, its modstamp)."""
+    truth_doc = json.loads((data / "ground_truth.json").read_text())
+    sf_path = data / "salesforce" / "Contact.json"
+    sf_rows = json.loads(sf_path.read_text())
+    sf_by_id = {r["Id"]: r for r in sf_rows}
+    hs_by_id = {r["id"]: r for r in json.loads((data / "hubspot" / "contacts.json").read_text())}
+    for entity in truth_doc["entities"]["contact"]:
+        ids: dict[str, list[str]] = {}
+        for r in entity["records"]:
+            ids.setdefault(r["object"], []).append(r["id"])
+        if len(ids) != 2 or len(ids.get("Contact", ())) != 1 or len(ids.get("contacts", ())) != 1:
+            continue  # exactly one Salesforce and one HubSpot record
+        sf, hs = sf_by_id[ids["Contact"][0]], hs_by_id[ids["contacts"][0]]
+        digits = "".join(ch for ch in str(hs["properties"].get("phone") or "") if ch.isdigit())
+        us = len(digits) == 10 or (len(digits) == 11 and digits[0] == "1")
+        if sf.get("Phone") and us and hs["updatedAt"][:19] > sf["SystemModstamp"][:19]:
+            other = digits[-10:-1] + str((int(digits[-1]) + 1) % 10)
+            sf["Phone"] = f"+1 {other[:3]} {other[3:6]} {other[6:]} ext 77"
+            sf_path.write_text(json.dumps(sf_rows))
+            return sf["Id"], sf["SystemModstamp"]
+    raise AssertionError("no contact in both CRMs with a newer HubSpot phone")
+
+
 @pytest.mark.slow
 def test_truth_benchmark_runs_end_to_end_and_scores_the_store(tmp_path: Path) -> None:
-    result = truth.run(60, 5, out=tmp_path / "out", keep=tmp_path / "keep")
+    sf_id, hs_id, domain = _website_only_in_hubspot(data_dir(60, 5, tmp_path / "out"))
+    phone_id, phone_stamp = _phone_extension_overwritten(data_dir(60, 5, tmp_path / "out"))
+    result = truth.run(60, 5, out=tmp_path / "out", keep=tmp_path / "keep", cycles=3)
     manifest = json.loads((tmp_path / "out" / "data-a60-s5" / "manifest.json").read_text())
     assert result["first_cycle"]["status"] == "ok"
     for kind in truth.KINDS:
@@ -69,9 +124,27 @@ def test_truth_benchmark_runs_end_to_end_and_scores_the_store(tmp_path: Path) ->
         assert scored["real_entities"] == manifest["entities"][kind]
         assert scored["missing_records"] == 0  # every seed record reached the store
         assert 0 < scored["records"] and 0 <= scored["f1"] <= 1
-    # cycle 2 changes nothing: a no-change cycle writes nothing at all
+    # cycles 2 and 3 change nothing: a no-change cycle writes nothing at all
     assert result["second_cycle"]["written_total"] == 0 and result["second_cycle"]["writes"] == []
     assert result["second_cycle"]["writes_by"] == {}
+    assert [c["written_total"] for c in result["later_cycles"]] == [0]
+    # the domain only HubSpot's website gave was decided in cycle 1 and written to HubSpot then
+    with sqlite3.connect(tmp_path / "keep" / "truth.db") as conn:
+        views = dict(conn.execute(
+            "SELECT system, json_extract(canonical_fields, '$.domain') FROM external_ref "
+            "WHERE remote_id IN (?, ?)", (sf_id, hs_id)).fetchall())
+        rules = conn.execute("SELECT DISTINCT run_id FROM field_provenance WHERE field = 'domain' AND value = ?",
+                             (json.dumps(domain),)).fetchall()
+    assert views == {"salesforce": domain, "hubspot": domain}
+    assert rules == [(1,)]  # decided in the first run, never again
+    # the phone cycle 1 wrote over one with an extension read back as our own echo: the
+    # record's modstamp is still its own (an edit's would be newer), the extension gone
+    with sqlite3.connect(tmp_path / "keep" / "truth.db") as conn:
+        stamp, extras = conn.execute(
+            "SELECT remote_modstamp, json_extract(canonical_fields, '$.extras') FROM external_ref "
+            "WHERE remote_id = ?", (phone_id,)).fetchone()
+    assert datetime.fromisoformat(stamp) == datetime.strptime(phone_stamp[:19], "%Y-%m-%dT%H:%M:%S")
+    assert "phone_extension" not in json.loads(extras or "{}")
 
     # Known cases on the real store: fuse two true accounts, split one record off another.
     db = tmp_path / "keep" / "truth.db"

@@ -621,3 +621,29 @@ def test_daily_limit_429() -> None:
     assert over.status == 429 and over.body["policyName"] == "DAILY"
     assert over.body["message"] == "You have reached your daily limit."
     assert over.headers["X-HubSpot-RateLimit-Daily-Remaining"] == "0"
+
+
+def test_a_deal_stage_write_recalculates_hubspots_stage_properties(emu: HubSpotEmulator) -> None:
+    """``hs_deal_stage_probability``, ``hs_is_closed`` and ``hs_is_closed_won`` are
+    calculated by HubSpot from the stage: a write of ``dealstage`` (single or batch)
+    moves them, as it does in a portal (the sandbox kept the seeded values)."""
+    props = "dealstage,hs_deal_stage_probability,hs_is_closed,hs_is_closed_won"
+
+    def stage_props(deal_id: str) -> tuple[Any, ...]:
+        p = call(emu, "GET", f"/crm/v3/objects/deals/{deal_id}", query={"properties": props}).body["properties"]
+        return p["dealstage"], p["hs_deal_stage_probability"], p["hs_is_closed"], p["hs_is_closed_won"]
+
+    deal_id = call(emu, "POST", "/crm/v3/objects/deals",
+                   {"properties": {"dealname": "D", "dealstage": "appointmentscheduled"}}).body["id"]
+    assert stage_props(deal_id) == ("appointmentscheduled", "0.1", "false", "false")
+    r = call(emu, "PATCH", f"/crm/v3/objects/deals/{deal_id}", {"properties": {"dealstage": "presentationscheduled"}})
+    assert r.status == 200
+    assert stage_props(deal_id) == ("presentationscheduled", "0.4", "false", "false")
+    r = call(emu, "POST", "/crm/v3/objects/deals/batch/update",
+             {"inputs": [{"id": deal_id, "properties": {"dealstage": "closedwon"}}]})
+    assert r.status == 200
+    assert stage_props(deal_id) == ("closedwon", "1", "true", "true")
+    call(emu, "PATCH", f"/crm/v3/objects/deals/{deal_id}", {"properties": {"dealname": "D2"}})
+    assert stage_props(deal_id) == ("closedwon", "1", "true", "true")  # other writes leave them
+    r = call(emu, "PATCH", f"/crm/v3/objects/deals/{deal_id}", {"properties": {"hs_deal_stage_probability": "0.5"}})
+    assert r.status == 400  # read only: HubSpot calculates it

@@ -486,3 +486,63 @@ def test_a_country_change_is_written_with_the_phone_in_e164(world) -> None:
     assert sent["Phone"] == "+13036141507"  # keeps meaning the US number once the country says UK
     clock.tick(60)
     assert runner().run_cycle().writes == 0
+
+
+def test_a_domain_only_the_website_gives_is_written_in_the_first_cycle_not_the_second(world) -> None:
+    """Issue #19 (found at 1,000 accounts, real noise): Salesforce's Account has no
+    website, HubSpot's company a website and no domain. Cycle 1 writes the website to
+    Salesforce, which reads a domain from ``Website``: the next time the entity was
+    decided (here: an edit of another field) that domain was new information, and
+    HubSpot was written again. Reconcile derives the domain from the website, so cycle 1
+    writes it to HubSpot and later cycles write only what was edited."""
+    store, clock, sf, hs, runner = world
+    cid = "0b7e4f4c-52d4-4c39-9d07-6e0f8a3f0c19"
+    acct = sf.add("Account", {"Name": "Zenith Group", "Revsync_Id__c": cid})
+    comp = hs.add("companies", {"name": "Zenith Group", "website": "https://www.zenithgroup.com",
+                                "revsync_id": cid})
+    first = runner().run_cycle()
+    assert first.status == "ok", first.messages
+    assert sf.live("Account")[acct]["Website"] == "https://www.zenithgroup.com"
+    assert hs.live("companies")[comp]["domain"] == "zenithgroup.com"  # written in cycle 1
+    with store.session() as s:
+        prov = s.execute(select(st.FieldProvenanceRow.rule, st.FieldProvenanceRow.system)
+                         .where(st.FieldProvenanceRow.field == "domain")).one()
+    assert tuple(prov) == ("derived:website", "hubspot")
+    clock.tick(120)
+    assert runner().run_cycle().writes == 0
+    clock.tick(120)
+    hs.edit("companies", comp, numberofemployees="40")
+    writes = hs.write_calls
+    later = runner().run_cycle()
+    assert later.planned == {"salesforce": {"update": 1}}, later.planned  # the edit, nothing else
+    assert hs.write_calls == writes
+
+
+def test_a_phone_written_over_one_with_an_extension_reads_back_as_our_own_echo(world) -> None:
+    """Issue #19 (1,000 accounts, real noise, seed 7): a Salesforce Lead's phone had an
+    extension (kept in extras), HubSpot's newer phone won and cycle 1 wrote it to the
+    Lead. The view the push recorded kept the old extension, so the Lead read back
+    looked edited by someone: its modstamp became the latest and its read-only Status
+    won ``lifecycle_stage`` (policy ``latest``), written to HubSpot in cycle 2."""
+    store, clock, sf, hs, runner = world
+    lead = sf.add("Lead", {"FirstName": "Laurent", "LastName": "Fernandez", "Email": "laurent@vertex.com",
+                           "Company": "Vertex", "Phone": "1-312-906-1628 ext 8334", "Status": "Working - Contacted"})
+    clock.tick(3600)
+    hs.add("contacts", {"email": "laurent@vertex.com", "firstname": "Laurent", "lastname": "Fernandez",
+                        "phone": "+1 312 906 6347", "lifecyclestage": "evangelist"})
+    first = runner().run_cycle()
+    assert first.status == "ok", first.messages
+    assert sf.live("Lead")[lead]["Phone"] == "+13129066347"  # HubSpot's newer phone, written
+    with store.session() as s:
+        ref = s.execute(select(st.ExternalRefRow).where(st.ExternalRefRow.remote_id == lead)).scalar_one()
+        assert "phone_extension" not in (ref.canonical_fields or {}).get("extras", {})
+        stamp = ref.remote_modstamp
+    for _ in range(2):
+        clock.tick(120)
+        later = runner().run_cycle()
+        assert later.writes == 0, later.planned
+    with store.session() as s:
+        ref = s.execute(select(st.ExternalRefRow).where(st.ExternalRefRow.remote_id == lead)).scalar_one()
+        assert ref.remote_modstamp == stamp  # our write read back is no one's edit
+        life = s.execute(select(st.ContactRow.lifecycle_stage)).scalar_one()
+    assert life == "evangelist"

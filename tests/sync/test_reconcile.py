@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 
 from sync.plan import check_caps, native_diff
-from sync.reconcile import Claim, FieldPolicy, decide
+from sync.reconcile import Claim, Decision, FieldPolicy, decide, derive
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 
@@ -96,3 +97,40 @@ def test_caps_and_native_diff() -> None:
 def test_blank_values(value) -> None:
     d = decide("x", [c("salesforce", value)], FieldPolicy())
     assert d.value is None
+
+
+def test_an_account_domain_no_system_gives_is_its_websites_registrable_domain() -> None:
+    website = decide("website", [c("hubspot", "https://www.eu.zenith-group.co.uk/about", 3, "h1")], FieldPolicy())
+    blank = decide("domain", [c("salesforce", None), c("hubspot", None)], FieldPolicy())
+    d = derive("account", {"website": website, "domain": blank})["domain"]
+    assert (d.value, d.rule, d.system, d.remote_id) == ("zenith-group.co.uk", "derived:website", "hubspot", "h1")
+    # a value kept from before (every claim blank now) follows the website too
+    kept = decide("domain", [c("hubspot", None)], FieldPolicy(), current="old.com")
+    assert kept.rule == "never_blank:kept"
+    assert derive("account", {"website": website, "domain": kept})["domain"].value == "zenith-group.co.uk"
+
+
+def test_a_domain_a_system_gives_is_never_replaced_by_the_websites() -> None:
+    website = decide("website", [c("salesforce", "https://zenith.com")], FieldPolicy())
+    given = decide("domain", [c("hubspot", "zenith.io")], FieldPolicy())
+    assert derive("account", {"website": website, "domain": given})["domain"] is given
+    # nothing to derive from: no website, or one that names no registrable domain
+    no_site = Decision("website", None, "source_priority")
+    blank = Decision("domain", None, "source_priority")
+    assert derive("account", {"website": no_site, "domain": blank})["domain"] is blank
+    local = Decision("website", "http://intranet", "source_priority")
+    assert derive("account", {"website": local, "domain": blank})["domain"] is blank
+    assert derive("contact", {"website": website, "domain": blank})["domain"] is blank
+
+
+def test_a_deal_probability_no_system_gives_is_its_stages_default() -> None:
+    """HubSpot calculates a deal's probability from its stage once revsync writes the
+    stage: a probability left blank in cycle 1 came back in cycle 2 (foreign-data e2e)."""
+    stage = decide("stage", [c("hubspot", "prospecting", 5, "d1")], FieldPolicy())
+    blank = decide("probability", [c("salesforce", None), c("hubspot", None)], FieldPolicy())
+    d = derive("opportunity", {"stage": stage, "probability": blank})["probability"]
+    assert (d.value, d.rule, d.system) == (Decimal(10), "derived:stage", "hubspot")
+    given = decide("probability", [c("salesforce", Decimal(35))], FieldPolicy())
+    assert derive("opportunity", {"stage": stage, "probability": given})["probability"] is given
+    odd = Decision("stage", "custom_stage", "source_priority")
+    assert derive("opportunity", {"stage": odd, "probability": blank})["probability"] is blank
