@@ -37,7 +37,7 @@ import splink.comparison_library as cl
 
 from connectors.base import RecordError
 from mapping.fieldmap import to_entity
-from sync.dedupe import IncrementalMatcher, MatchOptions, MatchResult, match_records
+from sync.dedupe import MIN_REVIEW_CAP, IncrementalMatcher, MatchOptions, MatchResult, match_records
 from sync.dedupe_keys import person_name_key, postcode_key, text_key
 from sync.dedupe_models import ACCOUNT_SPEC, CONTACT_SPEC, SPECS, Column, ModelSpec
 from sync.matching import _options
@@ -288,6 +288,53 @@ def score_bands(result: MatchResult, truth: Mapping[str, str], records: int) -> 
     return out
 
 
+def evidence_patterns(
+    result: MatchResult, truth: Mapping[str, str], top: int = 12
+) -> dict[str, Any]:
+    """The wrong links and the missed true pairs, counted by evidence pattern (each
+    comparison's level; ``Pair.evidence``), most common first.
+
+    ``wrong_links``: auto-linked pairs of two entities. ``missed_scored``: true pairs
+    left in two clusters although scored (in the review band or refused by the cluster
+    guards), with their evidence; ``missed_unscored``: true pairs in two clusters never
+    scored at or above the review floor (not blocked together, or scored below it).
+    """
+    def key(pair: Any) -> str:
+        return " | ".join(f"{k}={v}" for k, v in sorted(pair.evidence.items()))
+
+    def entity(rid: str) -> str:
+        return truth.get(rid, rid)
+
+    cluster_of = {rid: i for i, c in enumerate(result.clusters) for rid in c}
+    wrong = Counter(key(p) for p in result.links if entity(p.left) != entity(p.right))
+    missed: Counter[str] = Counter()
+    seen: set[tuple[str, str]] = set()
+    for p in [*result.links, *result.review]:
+        if entity(p.left) == entity(p.right) and (
+            p.left not in cluster_of or cluster_of.get(p.left) != cluster_of.get(p.right)
+        ):
+            missed[key(p)] += 1
+            seen.add((p.left, p.right))
+    members: dict[str, list[str]] = {}
+    for rid, ent in truth.items():
+        members.setdefault(ent, []).append(rid)
+    apart = 0
+    for ids in members.values():
+        for i, a in enumerate(ids):
+            for b in ids[i + 1 :]:
+                ca, cb = cluster_of.get(a), cluster_of.get(b)
+                if ca is None or ca != cb:
+                    apart += 1
+    return {
+        "wrong_links": sum(wrong.values()),
+        "wrong_link_patterns": [{"pairs": n, "evidence": k} for k, n in wrong.most_common(top)],
+        "missed_pairs": apart,
+        "missed_scored": sum(missed.values()),
+        "missed_scored_patterns": [{"pairs": n, "evidence": k} for k, n in missed.most_common(top)],
+        "missed_unscored": apart - len(seen),
+    }
+
+
 def _current_rss_mb() -> float:
     """Resident memory now (Linux ``/proc``), to tell the data loading from the matching."""
     try:
@@ -312,6 +359,8 @@ def main(argv: list[str] | None = None) -> int:
                         "lenient phone reading of issue #10 stores it; the matcher keys it by its digits")
     parser.add_argument("--bands", action="store_true",
                         help="also score every pair from 0.5 up, and report precision/recall per score band")
+    parser.add_argument("--patterns", action="store_true",
+                        help="also count the wrong links and the missed true pairs by evidence pattern")
     args = parser.parse_args(argv)
     if args.phases:
         logging.basicConfig(stream=sys.stderr, format="%(message)s")
@@ -327,8 +376,9 @@ def main(argv: list[str] | None = None) -> int:
         spec = CONTACT_SPEC if kind == "contact" else ACCOUNT_SPEC
         options = _options({}, kind)  # the object's default thresholds, as the engine uses them
     review_from = options.review_from
-    if args.bands:
-        options = replace(options, review_from=min(BANDS))
+    if args.bands:  # every pair from the lowest band up, uncapped (the cap is applied below)
+        options = replace(options, review_from=min(BANDS), max_review_share=None)
+    cap_share = _options({}, "contact").max_review_share if not args.dataset.startswith("febrl") else None
     held: list[dict[str, Any]] = []
     if args.incremental:
         held, records = records[-args.incremental :], records[: -args.incremental]
@@ -344,6 +394,8 @@ def main(argv: list[str] | None = None) -> int:
         report["noise"] = args.noise
         report["lenient_phones"] = args.lenient_phones
     review = [p for p in result.review if p.probability >= review_from]
+    if args.bands and cap_share is not None:  # the cap, as the default run applies it
+        review = review[: max(int(cap_share * len(records)), MIN_REVIEW_CAP)]
     report |= {
         "seconds": round(seconds, 2),
         "links": len(result.links),
@@ -353,6 +405,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     if args.bands:
         report["bands"] = score_bands(result, truth_here, len(records))
+    if args.patterns:
+        report["patterns"] = evidence_patterns(result, truth_here)
     if held and spec.name in SPECS:
         with IncrementalMatcher(result.model_json, records, object_type=spec.name, options=options) as matcher:
             t0 = time.perf_counter()

@@ -66,7 +66,7 @@ import random
 import shutil
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
@@ -180,7 +180,11 @@ class Profile:
     alt_email_rate: float = 0.0  # person in >= 2 systems: one copy holds the personal mailbox
     email_typo_rate: float = 0.0  # copy: one typo in the email's local part
     email_domain_typo_rate: float = 0.0  # copy: one typo in the email's domain
-    email_missing_rate: float = 0.0  # copy (any system): no email at all
+    email_missing_rate: float = 0.0  # copy (Salesforce): no email at all
+    # copy (HubSpot): no email; None: ``email_missing_rate``. Email is HubSpot's
+    # identity key (forms, tracking and the contacts API create and dedupe contacts by
+    # it), so a HubSpot contact without one is rarer than a Salesforce one.
+    hubspot_email_missing_rate: float | None = None
     unassigned_phone_rate: float = 0.0  # true NANP phone on an unassigned area code (possible, not valid)
     phone_extension_rate: float = 0.0  # copy: the phone text carries an extension
     phone_missing_rate: float = 0.0  # copy: no phone (on top of missing_rate)
@@ -200,25 +204,38 @@ _MIN_PARENT_POOL = 50
 # generator's original output, plus the parent/subsidiary modelling). "real" adds the
 # kinds found in CRM data nobody generated (issue #11): shares below, measured in
 # tests/sandbox/test_generator.py.
+_REAL_V1 = Profile(
+    noise="real-v1",
+    missing_rate=0.12,
+    typo_rate=0.05,
+    alt_email_rate=0.30,
+    email_typo_rate=0.03,
+    email_domain_typo_rate=0.015,
+    email_missing_rate=0.08,
+    unassigned_phone_rate=0.35,
+    phone_extension_rate=0.08,
+    phone_missing_rate=0.15,
+    phone_changed_rate=0.08,
+    namesake_rate=0.03,
+    shared_mailbox_rate=0.01,
+    hq_moved_rate=0.08,
+    website_missing_rate=0.20,
+)
 NOISE_PROFILES: dict[str, Profile] = {
     "classic": DEFAULT_PROFILE,
-    "real": Profile(
-        noise="real",
-        missing_rate=0.12,
-        typo_rate=0.05,
-        alt_email_rate=0.30,
-        email_typo_rate=0.03,
-        email_domain_typo_rate=0.015,
-        email_missing_rate=0.08,
-        unassigned_phone_rate=0.35,
-        phone_extension_rate=0.08,
-        phone_missing_rate=0.15,
-        phone_changed_rate=0.08,
-        namesake_rate=0.03,
-        shared_mailbox_rate=0.01,
-        hq_moved_rate=0.08,
-        website_missing_rate=0.20,
-    ),
+    # "real" as first written (issue #11), kept to compare benchmarks across the change.
+    "real-v1": _REAL_V1,
+    # Two shares of "real-v1" were implausible (see bench/README.md, issue #11 third
+    # pass, for the arithmetic and sources):
+    # - namesakes: 3 % of people sharing first AND last name with a colleague at one
+    #   company. Two random people share a full name with a probability of the order
+    #   of sum(p_first^2) * sum(p_last^2) ~ 1e-2 * 1e-3 = 1e-5 (US census surnames:
+    #   Smith, the commonest, is 0.8 % of people; 6.3 million surnames), so at the few
+    #   to few hundred contacts a CRM holds per company it is 1e-4 .. 1e-3 per person;
+    #   0.3 % keeps a generous margin (names cluster by origin; big accounts).
+    # - HubSpot contacts without any email: email is HubSpot's primary contact
+    #   identifier, so 2 % there (Salesforce keeps 8 %: leads from calls and events).
+    "real": replace(_REAL_V1, noise="real", namesake_rate=0.003, hubspot_email_missing_rate=0.02),
 }
 # What ``revsync sandbox generate/serve`` and the benchmarks use without ``--noise``.
 # Still "classic": phones are read leniently now, but on "real" data tier 1's email key
@@ -808,12 +825,14 @@ class _World:
             self._remember_mailbox(email, person.last)
         return email
 
-    def _email_noise(self, email: str | None, *, may_blank: bool) -> str | None:
+    def _email_noise(self, email: str | None, *, may_blank: bool, missing_rate: float | None = None) -> str | None:
         """Real-profile noise on one copy's email: missing, a local-part or a domain typo."""
         rng, p = self.rng, self.p
         if email is None:
             return None
-        if p.email_missing_rate and may_blank and rng.random() < p.email_missing_rate:
+        if missing_rate is None:
+            missing_rate = p.email_missing_rate
+        if missing_rate and may_blank and rng.random() < missing_rate:
             return None
         local, _, dom = email.partition("@")
         if p.email_typo_rate and rng.random() < p.email_typo_rate:
@@ -1234,7 +1253,10 @@ class _World:
         if p.noise != "classic":
             for (system, _obj), copy in zip(objs, copies, strict=True):
                 # a Planhat enduser needs an email (or an external id): never blank there
-                copy["email"] = self._email_noise(copy.get("email"), may_blank=system != "planhat")
+                copy["email"] = self._email_noise(
+                    copy.get("email"), may_blank=system != "planhat",
+                    missing_rate=p.hubspot_email_missing_rate if system == "hubspot" else None,
+                )
         dups = [rng.random() < p.dup_rate for _ in objs]
         stamps = self._stamps(len(objs) + sum(dups))
         recs: list[_Rec] = []

@@ -261,6 +261,8 @@ class DedupeThresholds(_Table):
 
     auto_link: Probability | None = None
     review_from: Probability | None = None
+    # the review queue of one run holds at most this share of its records in pairs
+    max_review_share: Probability | None = None
 
     @model_validator(mode="after")
     def _review_below_auto_link(self) -> DedupeThresholds:

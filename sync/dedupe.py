@@ -67,6 +67,8 @@ EM_MAX_PAIRS = 2_000_000
 # ... once the input has at least this many records.
 EM_SAMPLE_FROM = 100_000
 SEED = 42
+# ``MatchOptions.max_review_share`` never cuts a run's queue below this many pairs.
+MIN_REVIEW_CAP = 100
 # A comparison level never seen among sampled non-matches is taken to occur in at most
 # this many non-matching pairs per record (see ``_debias_u``).
 UNSEEN_COLLISIONS_PER_RECORD = 1e-3
@@ -109,10 +111,17 @@ class MatchOptions:
     # "auto": train when there are at least MIN_TRAIN_RECORDS records, else curated priors.
     train: Train = "auto"
     seed: int = SEED
+    # The review queue of one run holds at most this many pairs per record matched
+    # (the strongest; the rest stay apart, logged; never fewer than MIN_REVIEW_CAP
+    # pairs). None: no cap. A doubtful
+    # band too big to review (e.g. a data set full of namesakes) is no queue.
+    max_review_share: float | None = None
 
     def __post_init__(self) -> None:
         if not 0 < self.review_from <= self.auto_link <= 1:
             raise ValueError("need 0 < review_from <= auto_link <= 1")
+        if self.max_review_share is not None and not 0 <= self.max_review_share:
+            raise ValueError("max_review_share must be >= 0")
         if self.max_cluster_size < 2:
             raise ValueError("max_cluster_size must be >= 2")
 
@@ -193,7 +202,7 @@ def _match_records(
                 meta = {"weak": bool(skipped), "trained_on": len(train_records), "skipped": skipped}
                 phases.done("training", len(train_records))
             elif _should_train(opts.train, n):
-                trained_json, skipped = _train(linker, spec, n, opts.seed)
+                trained_json, skipped = _train(linker, spec, n, opts.seed, session.con, table.physical_name)
                 linker = session.linker([table], trained_json)
                 meta = {"weak": bool(skipped), "trained_on": n, "skipped": skipped}
                 phases.done("training")
@@ -214,7 +223,7 @@ def _match_records(
     scored = _to_pairs(scored_table, trained)
     del scored_table
     phases.done("pairs", len(scored))
-    result = _decide(scored, opts, trained, session.identity)
+    result = _decide(scored, opts, trained, session.identity, n)
     phases.done("clustering", len(result.clusters))
     return result
 
@@ -246,7 +255,7 @@ def train_model(
         try:
             table, n = session.register(records, "records")
             linker = session.linker([table], _settings(spec, n))
-            trained, skipped = _train(linker, spec, n, seed)
+            trained, skipped = _train(linker, spec, n, seed, session.con, table.physical_name)
             return _with_meta(trained, weak=bool(skipped), trained_on=n, skipped=skipped)
         finally:
             session.close()
@@ -305,7 +314,7 @@ class IncrementalMatcher:
         finally:
             new.drop_table_from_database_and_remove_from_cache(force_non_splink_table=True)
             candidates.drop_table_from_database_and_remove_from_cache(force_non_splink_table=True)
-        return _decide(scored, opts, self.model_json, self._session.identity)
+        return _decide(scored, opts, self.model_json, self._session.identity, n_new)
 
     def _candidates(self, new: SplinkDataFrame, batch: int) -> SplinkDataFrame:
         """The stored records sharing a blocking key with a new one.
@@ -514,7 +523,7 @@ def _cluster_pairs(
 
 def _decide(
     scored: list[Pair], opts: MatchOptions, model_json: str,
-    identity: Mapping[str, tuple[str, str]] | None = None,
+    identity: Mapping[str, tuple[str, str]] | None = None, records: int = 0,
 ) -> MatchResult:
     links = [p for p in scored if p.probability >= opts.auto_link]
     review = [p for p in scored if p.probability < opts.auto_link]
@@ -524,6 +533,15 @@ def _decide(
     refused_keys = {(p.left, p.right) for p in refused}
     kept = [p for p in links if (p.left, p.right) not in refused_keys]
     review = _one_question_each(sorted([*review, *refused], key=lambda p: -p.probability), clusters)
+    if opts.max_review_share is not None:
+        cap = max(int(opts.max_review_share * records), MIN_REVIEW_CAP)
+        if len(review) > cap:
+            log.info(
+                "dedupe: %d doubtful pair(s) under %.4f left out of the review queue (at most %.2f%% of %d "
+                "records): kept apart", len(review) - cap, review[cap].probability,
+                100 * opts.max_review_share, records,
+            )  # fmt: skip
+            review = review[:cap]
     return MatchResult(kept, review, clusters, warnings, model_json)
 
 
@@ -625,7 +643,7 @@ def _train_apart(
     """``_train`` on other records than the ones to match (in the same scratch database)."""
     table, n = session.register(train_records, "training")
     try:
-        return _train(session.linker([table], _settings(spec, n)), spec, n, seed)
+        return _train(session.linker([table], _settings(spec, n)), spec, n, seed, session.con, table.physical_name)
     finally:
         table.drop_table_from_database_and_remove_from_cache(force_non_splink_table=True)
 
@@ -646,7 +664,9 @@ def _reestimate_match_rate(linker: Linker, spec: ModelSpec, n: int) -> None:
         settings._probability_two_random_records_match = before if 0 < before < 1 else _prior_match_rate(spec, n)
 
 
-def _train(linker: Linker, spec: ModelSpec, n: int, seed: int) -> tuple[str, list[str]]:
+def _train(
+    linker: Linker, spec: ModelSpec, n: int, seed: int, con: Any = None, table: str | None = None
+) -> tuple[str, list[str]]:
     """u by random sampling, λ from deterministic rules, m by EM; returns the model JSON
     and the training rules whose block had no record pair (nothing learnt from them).
 
@@ -685,7 +705,23 @@ def _train(linker: Linker, spec: ModelSpec, n: int, seed: int) -> tuple[str, lis
             # record sharing that key): nothing to learn from it; keep the priors.
             log.warning("match model: training block %r skipped (%s)", rule, exc)
             skipped.append(rule)
-    return _debias_u(_model_json(linker), n, dict(spec.min_bayes_factor), spec.min_odds), skipped
+    model_json = _debias_u(_model_json(linker), n, dict(spec.min_bayes_factor), spec.min_odds)
+    if spec.estimate_u is not None and con is not None and table is not None:
+        model_json = _set_u(model_json, spec.estimate_u(con, table, n))
+    return model_json, skipped
+
+
+def _set_u(model_json: str, us: Mapping[tuple[str, str], float]) -> str:
+    """The given levels' u ((comparison, label) → u), estimated outside the sample."""
+    model = json.loads(model_json)
+    for comparison in model["comparisons"]:
+        for lv in comparison["comparison_levels"]:
+            u = us.get((comparison["output_column_name"], lv.get("label_for_charts")))
+            if u is not None:
+                lv["u_probability"] = float(u)
+                log.debug("match model: %s / %s: u = %.3g", comparison["output_column_name"],
+                          lv.get("label_for_charts"), u)
+    return json.dumps(model, sort_keys=True)
 
 
 def _debias_u(

@@ -84,6 +84,10 @@ class ModelSpec:
     # (group column, name column): two records whose names differ in one group (more
     # than a typo) are two entities, whatever links them (``dedupe.cluster_pairs``).
     identity: tuple[str, str] | None = None
+    # (connection, input table, records) → {(comparison, level label): u}: u of levels
+    # the random sample cannot see, estimated from the data after training (e.g. how
+    # often two records of one name at one company are two people).
+    estimate_u: Callable[[Any, str, int], Mapping[tuple[str, str], float]] | None = None
 
 
 def _lvl(sql: str, label: str, m: float, u: float, *, tf: str | None = None, fixed: bool = False) -> cll.CustomLevel:
@@ -149,6 +153,31 @@ _FIRST_DIFFER = (
     " AND jaro_winkler_similarity(first_name_l, first_name_r) < 0.88"
     " AND NOT (first_name_l = last_name_r AND last_name_l = first_name_r)"
 )
+# One's company name is the other's work mail domain (one record has no company).
+_FROM_DOMAIN = (
+    "(company_l IS NULL AND email_org_l IS NOT NULL AND email_org_l = company_slug_r)"
+    " OR (company_r IS NULL AND email_org_r IS NOT NULL AND email_org_r = company_slug_l)"
+)
+# One person's name (first and last, or a nickname of the first) at one company (the
+# account's name, or the mail domain read as it); see contact_namesake_u.
+_SAME_NAME = (
+    "last_name_l = last_name_r AND first_name_l IS NOT NULL AND first_name_r IS NOT NULL"
+    f" AND (first_name_l = first_name_r OR {_NICK})"
+)
+_SAME_NAME_COMPANY = (
+    f"{_SAME_NAME} AND ((company_l IS NOT NULL AND company_l = company_r) OR {_FROM_DOMAIN})"
+)
+_TITLE_SAME = "jaro_winkler_similarity(title_l, title_r) >= 0.88"
+NAMESAKE_LEVELS = {
+    "same": "one name (or nickname), same company and title",
+    "differ": "one name (or nickname), same company, titles differ",
+    "missing": "one name (or nickname), same company, a title missing",
+}
+WEIGHED_WITH_NAME = "agrees, weighed with the name (same person name and company)"
+# Prior share of namesakes among pairs of one name at one company, and its weight in
+# pairs (a data set showing few such pairs keeps near it).
+NAMESAKE_PRIOR = 0.01
+NAMESAKE_PRIOR_WEIGHT = 20.0
 _EXTENDS = "(starts_with(email_local_l, email_local_r) OR starts_with(email_local_r, email_local_l))"
 _DIGITS_SAME = (
     "regexp_replace(email_local_l, '[^0-9]', '', 'g') = regexp_replace(email_local_r, '[^0-9]', '', 'g')"
@@ -209,14 +238,12 @@ def contact_company_comparison(tf: bool = True) -> cl.CustomComparison:
     """The account's name; where one record has none, the other's company name read
     against this one's work mail domain (``Meridian Nova Co.`` / ``@meridiannova.io``):
     a marketing record often carries the address but not the company."""
-    from_domain = (
-        "(company_l IS NULL AND email_org_l IS NOT NULL AND email_org_l = company_slug_r)"
-        " OR (company_r IS NULL AND email_org_r IS NOT NULL AND email_org_r = company_slug_l)"
-    )
+    from_domain = _FROM_DOMAIN
     return cl.CustomComparison(
         output_column_name="company",
         comparison_levels=[
             _null(f"(company_l IS NULL OR company_r IS NULL) AND NOT ({from_domain})"),
+            _lvl(_SAME_NAME_COMPANY, WEIGHED_WITH_NAME, 0.5, 0.5, fixed=True),
             _lvl("company_l = company_r", "exact", 0.85, 1e-3, tf="company" if tf else None),
             _lvl("jaro_winkler_similarity(company_l, company_r) >= 0.9", "similar (Jaro-Winkler >= 0.9)",
                  0.05, 1e-3),
@@ -250,12 +277,80 @@ def contact_place_comparison() -> cl.CustomComparison:
     )
 
 
+def contact_title_comparison() -> cl.CustomComparison:
+    """The job title (exact, similar, different); neutral where name and company
+    agree, since the name comparison weighs the title there (namesakes)."""
+    return cl.CustomComparison(
+        output_column_name="title",
+        comparison_levels=[
+            _null("title_l IS NULL OR title_r IS NULL"),
+            _lvl(_SAME_NAME_COMPANY, WEIGHED_WITH_NAME, 0.5, 0.5, fixed=True),
+            _lvl("title_l = title_r", "exact", 0.75, 0.04),
+            _lvl("jaro_winkler_similarity(title_l, title_r) >= 0.88", "similar (Jaro-Winkler >= 0.88)", 0.05, 0.02),
+            _else(0.2, 0.94),
+        ],
+    )
+
+
+def contact_namesake_u(con: Any, table: str, n: int) -> dict[tuple[str, str], float]:
+    """u of the "one name, same company" levels, from the data itself.
+
+    Two records with one full name at one company are not always one person: people
+    share names, more often than independent name and company agreement suggests
+    (the random u sample almost never draws such a pair, so it cannot tell). The share
+    of namesakes is read where it shows: pairs in which both records hold a mailbox
+    at one company domain, and the mailboxes differ by more than a typo inside the
+    user part (two people; ``jo.smith`` / ``jo_smith`` and ``jsmith`` / ``jsmith2`` are
+    naming schemes, so they count as two). u = that share (with a weak prior of 1 %) x the record pairs
+    of one name at one company, over all record pairs; per title state (same /
+    different / a title missing), since namesakes often share a title too.
+    """
+    cols = "unique_id, first_name, first_forms, last_name, title, email, email_local, email_work_domain"
+    side = ", ".join(f"{x}.{c.strip()} AS {c.strip()}_{x}" for x in ("l", "r") for c in cols.split(","))
+    rows = con.execute(
+        f"""
+        WITH c AS (
+            SELECT {side} FROM {table} AS l JOIN {table} AS r
+              ON l.company = r.company AND l.last_name = r.last_name AND l.unique_id < r.unique_id
+            UNION ALL
+            SELECT {side} FROM {table} AS l JOIN {table} AS r
+              ON l.company IS NULL AND r.company IS NOT NULL AND l.email_org = r.company_slug
+             AND l.last_name = r.last_name
+        ), p AS (
+            SELECT
+                CASE WHEN title_l IS NULL OR title_r IS NULL THEN 'missing'
+                     WHEN {_TITLE_SAME} THEN 'same' ELSE 'differ' END AS state,
+                email_work_domain_l IS NOT NULL AND email_work_domain_l = email_work_domain_r AS both_work,
+                email_l <> email_r AND (email_local_l = email_local_r
+                    OR starts_with(email_local_l, email_local_r) OR starts_with(email_local_r, email_local_l)
+                    OR damerau_levenshtein(email_local_l, email_local_r) > 1) AS two_mailboxes
+            FROM c WHERE {_SAME_NAME}
+        )
+        SELECT state, count(*), count(*) FILTER (WHERE both_work),
+               count(*) FILTER (WHERE both_work AND two_mailboxes)
+        FROM p GROUP BY state
+        """
+    ).fetchall()
+    all_pairs = max(n * (n - 1) / 2, 1.0)
+    out: dict[tuple[str, str], float] = {}
+    for state, pairs, shown, two in rows:
+        share = (float(two) + NAMESAKE_PRIOR * NAMESAKE_PRIOR_WEIGHT) / (float(shown) + NAMESAKE_PRIOR_WEIGHT)
+        out[("name", NAMESAKE_LEVELS[state])] = max(share * float(pairs) / all_pairs, 1e-12)
+    return out
+
+
 def contact_comparisons(tf: bool = True) -> list[ComparisonCreator]:
     """Name (joint first/last), email key, phone, company, title, place (city/state)."""
     name = cl.CustomComparison(
         output_column_name="name",
         comparison_levels=[
             _null("last_name_l IS NULL OR last_name_r IS NULL"),
+            # name, company and title read together (namesakes: see contact_namesake_u);
+            # priors: the product of the separate levels' Bayes factors they replace
+            _lvl(f"{_SAME_NAME_COMPANY} AND {_TITLE_SAME}", NAMESAKE_LEVELS["same"], 0.35, 6e-10),
+            _lvl(f"{_SAME_NAME_COMPANY} AND title_l IS NOT NULL AND title_r IS NOT NULL",
+                 NAMESAKE_LEVELS["differ"], 0.05, 8e-9),
+            _lvl(_SAME_NAME_COMPANY, NAMESAKE_LEVELS["missing"], 0.2, 7e-9),
             _lvl("full_name_l = full_name_r", "first and last exact", 0.70, 2e-5, tf="full_name" if tf else None),
             _lvl(
                 "first_name_l = last_name_r AND last_name_l = first_name_r",
@@ -294,7 +389,7 @@ def contact_comparisons(tf: bool = True) -> list[ComparisonCreator]:
         contact_email_comparison(),
         _exact("phone", 0.70, 1e-5),
         contact_company_comparison(tf),
-        _fuzzy("title", 0.88, (0.75, 0.05), (0.04, 0.02)),
+        contact_title_comparison(),
         contact_place_comparison(),
     ]
 
@@ -350,6 +445,7 @@ CONTACT_SPEC = ModelSpec(
     min_bayes_factor=(("title", 0.3), ("place", 0.5)),
     # two mailboxes at one company domain are two people
     identity=("email_work_domain", "email_local"),
+    estimate_u=contact_namesake_u,
 )
 
 

@@ -51,8 +51,8 @@ WEAK_RETRAIN_GROWTH = 1.1
 #: [0.8, 0.9) account pairs are mostly distinct companies (precision .16 on the
 #: real-noise data, 1.4 % of records), contact pairs mostly true (.85-.87): doubtful
 MATCH_THRESHOLDS: dict[str, dict[str, float]] = {
-    "account": {"auto_link": 0.99, "review_from": 0.90},
-    "contact": {"auto_link": 0.99, "review_from": 0.80},
+    "account": {"auto_link": 0.99, "review_from": 0.90, "max_review_share": 0.01},
+    "contact": {"auto_link": 0.99, "review_from": 0.80, "max_review_share": 0.01},
 }
 
 
@@ -63,7 +63,7 @@ def _options(cfg: Mapping[str, Any], object_type: str | None = None) -> Any:
 
     own = cfg.get(object_type) if object_type else None
     own = own if isinstance(own, Mapping) else {}
-    default = MATCH_THRESHOLDS.get(object_type or "", {"auto_link": 0.99, "review_from": 0.80})
+    default = MATCH_THRESHOLDS.get(object_type or "", {"auto_link": 0.99, "review_from": 0.80, "max_review_share": 0.01})
 
     def pick(key: str) -> float:
         return float(own.get(key, cfg.get(key, default[key])))
@@ -73,6 +73,7 @@ def _options(cfg: Mapping[str, Any], object_type: str | None = None) -> Any:
         auto_link=auto_link,
         review_from=min(pick("review_from"), auto_link),
         max_cluster_size=int(cfg.get("max_cluster_size", 12)),
+        max_review_share=pick("max_review_share"),
     )
 
 

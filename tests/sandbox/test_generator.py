@@ -819,11 +819,19 @@ def test_real_profile_missing_fields_are_common(real: Data, data: Data) -> None:
         return emails, phones, sites
 
     emails, phones, sites = share_blank(real)
-    assert 0.06 <= emails <= 0.20, emails
+    assert 0.04 <= emails <= 0.20, emails
     assert 0.20 <= phones <= 0.45, phones
     assert 0.14 <= sites <= 0.28, sites
     classic = share_blank(data)
     assert classic[0] < emails and classic[1] < phones and classic[2] < sites
+    # email is HubSpot's contact identity key: a HubSpot contact without one is rarer
+    # than a Salesforce contact or lead without one
+    sf = real.sf["Contact"] + real.sf["Lead"]
+    hs = [c["properties"] for c in real.hs["contacts"]]
+    sf_blank = sum(not r["Email"] for r in sf) / len(sf)
+    hs_blank = sum(not p["email"] for p in hs) / len(hs)
+    assert hs_blank < sf_blank / 2, (hs_blank, sf_blank)
+    assert 0.005 <= hs_blank <= 0.05, hs_blank
 
 
 def _contacts_by_account(d: Data) -> dict[str, list[tuple[str, dict[str, Any]]]]:
@@ -849,7 +857,9 @@ def test_real_profile_has_namesakes_at_one_company(real: Data, data: Data) -> No
 
     people = len(real.truth["entities"]["contact"])
     found = namesakes(real)
-    assert 0.003 * people <= found <= 0.05 * people, (found, people)
+    # 0.3 % of people (sandbox.generator.NOISE_PROFILES: "real-v1" had 3 %, beyond
+    # what name frequencies allow at the CRM sizes of a company), plus chance
+    assert 0.0005 * people <= found <= 0.01 * people, (found, people)
     assert namesakes(data) <= 2  # chance alone
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from sync.dedupe import MatchResult, match_accounts, match_contacts
+from sync.dedupe_models import NAMESAKE_LEVELS, WEIGHED_WITH_NAME
 
 FILLER_CONTACTS = [
     {"id": f"f{i}", "first_name": first, "last_name": last, "email": f"{first.lower()}@{co.lower()}.com",
@@ -219,6 +220,8 @@ def test_a_company_name_meets_the_other_records_mail_domain() -> None:
     hs = {"id": "hs", "first_name": "Ingrid", "last_name": "Solberg", "email": "ingrid.solberg@fjordlineshipping.no",
           "title": "Fleet Manager"}
     pair = _judged(_contacts(sf, hs), "hs", "sf")
-    assert pair.evidence["company"] == "one's company is the other's mail domain"
+    # (name and company together: one person's name at the company the domain names)
+    assert pair.evidence["company"] == WEIGHED_WITH_NAME
+    assert pair.evidence["name"] == NAMESAKE_LEVELS["same"]
     other = _judged(_contacts(sf, {**hs, "email": "ingrid.solberg@nordkapp-fisk.no"}), "hs", "sf")
     assert other is None or (other.evidence["company"] == "missing" and other.probability < pair.probability)
