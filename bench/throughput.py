@@ -13,10 +13,12 @@ our own writes back) and cycle 3 (nothing changed). Prints ONE JSON object: cycl
 ``records``, ``seconds``, ``records_per_s``, ``api_calls``, ``written``/``failed``/
 ``entities``; ``peak_rss_mb``; ``store_mb``; ``floor`` and ``floor_after_sync``;
 ``cycles`` {"1", "2", "3"} each with ``seconds``, ``floor_ratio``, ``pulled``,
-``mapped``, ``api_calls``, ``written``; ``load_avg``. ``--postgres`` stores in a new
+``mapped``, ``api_calls``, ``written`` and ``stages`` (per stage of the cycle: pull,
+resolve, match_new, follow_merges, gate, push: its seconds and how much it raised the
+process's peak RSS); ``load_avg``. ``--postgres`` stores in a new
 database on the cluster at ``$REVSYNC_TEST_POSTGRES_URL`` (``scripts/with-postgres``).
 With ``--profile FILE`` cycle 1 runs under cProfile and the top functions (by
-cumulative and by own time) are written to FILE.
+cumulative and by own time) are written to FILE, the raw stats to ``FILE.pstats``.
 """
 
 from __future__ import annotations
