@@ -13,10 +13,12 @@ our own writes back) and cycle 3 (nothing changed). Prints ONE JSON object: cycl
 ``records``, ``seconds``, ``records_per_s``, ``api_calls``, ``written``/``failed``/
 ``entities``; ``peak_rss_mb``; ``store_mb``; ``floor`` and ``floor_after_sync``;
 ``cycles`` {"1", "2", "3"} each with ``seconds``, ``floor_ratio``, ``pulled``,
-``mapped``, ``api_calls``, ``written``; ``load_avg``. ``--postgres`` stores in a new
+``mapped``, ``api_calls``, ``written`` and ``stages`` (per stage of the cycle: pull,
+resolve, match_new, follow_merges, gate, push: its seconds and how much it raised the
+process's peak RSS); ``load_avg``. ``--postgres`` stores in a new
 database on the cluster at ``$REVSYNC_TEST_POSTGRES_URL`` (``scripts/with-postgres``).
 With ``--profile FILE`` cycle 1 runs under cProfile and the top functions (by
-cumulative and by own time) are written to FILE.
+cumulative and by own time) are written to FILE, the raw stats to ``FILE.pstats``.
 """
 
 from __future__ import annotations
@@ -120,6 +122,47 @@ def timed(fn: Callable[[], T]) -> tuple[T, float]:
     return result, round(time.perf_counter() - start, 3)
 
 
+class StageClock:
+    """Wall seconds per stage of a cycle (pull, reconcile+plan, match, push, the rest),
+    and how much each stage raised the process's peak RSS (MB), measured by wrapping the
+    runner's stage methods (bench only: nothing in the product)."""
+
+    STAGES = ("_pull_one", "_resolve", "_match_new", "_follow_merges", "_gate")
+
+    def __init__(self, runner: Any) -> None:
+        self.seconds: dict[str, float] = {}
+        self.rss_rise: dict[str, float] = {}
+        for name in self.STAGES:
+            setattr(runner, name, self._wrap(name.strip("_").replace("_one", ""), getattr(runner, name)))
+        make_engine = runner._engine
+
+        def engine(run_id: int) -> Any:
+            eng = make_engine(run_id)
+            eng.push = self._wrap("push", eng.push)
+            return eng
+
+        runner._engine = engine
+
+    def _wrap(self, label: str, fn: Callable[..., T]) -> Callable[..., T]:
+        def timed_stage(*args: Any, **kwargs: Any) -> T:
+            start, peak = time.perf_counter(), peak_rss_mb()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.seconds[label] = self.seconds.get(label, 0.0) + time.perf_counter() - start
+                self.rss_rise[label] = self.rss_rise.get(label, 0.0) + peak_rss_mb() - peak
+
+        return timed_stage
+
+    def take(self) -> dict[str, Any]:
+        """Per stage since the last call: seconds and the peak-RSS rise; then start again."""
+        out = {k: {"seconds": round(v, 2), "peak_rss_rise_mb": round(self.rss_rise.get(k, 0.0), 1)}
+               for k, v in sorted(self.seconds.items())}
+        self.seconds.clear()
+        self.rss_rise.clear()
+        return out
+
+
 def peak_rss_mb() -> float:
     """Peak resident set size of this process (Linux reports ru_maxrss in KiB)."""
     kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -204,6 +247,7 @@ def run(
             load_s = round(time.perf_counter() - started, 3)
             upgrade(db_url)
             runner = make_runner(sandbox_settings(info, db_url))
+            clock = StageClock(runner)
             plan = read_plan(runner.connections)
             floor_1 = run_floor(info, plan, work / "floor-1.db")
             stats = SandboxStats(info)
@@ -215,15 +259,19 @@ def run(
             if prof:
                 prof.disable()
                 profile.write_text(profile_summary(prof), encoding="utf-8")  # type: ignore[union-attr]
+                prof.dump_stats(str(profile) + ".pstats")  # type: ignore[operator]
+            stages_1 = clock.take()
             calls_1 = stats.calls()
             first_ended = time.perf_counter()
             floor_2 = run_floor(info, plan, work / "floor-2.db")
             time.sleep(max(0.0, gap - (time.perf_counter() - first_ended)))
             stats.reset()
             second, seconds_2 = timed(runner.run_cycle)
+            stages_2 = clock.take()
             calls_2 = stats.calls()
             stats.reset()
             third, seconds_3 = timed(runner.run_cycle)
+            stages_3 = clock.take()
             calls_3 = stats.calls()
         records = sum(first.pulled.values())
         return {
@@ -245,9 +293,9 @@ def run(
             "floor": floor_1,
             "floor_after_sync": floor_2,
             "cycles": {
-                "1": cycle_summary(first, seconds, calls_1, floor_1["seconds"]),
-                "2": cycle_summary(second, seconds_2, calls_2, floor_2["seconds"]),
-                "3": cycle_summary(third, seconds_3, calls_3, floor_2["seconds"]),
+                "1": {**cycle_summary(first, seconds, calls_1, floor_1["seconds"]), "stages": stages_1},
+                "2": {**cycle_summary(second, seconds_2, calls_2, floor_2["seconds"]), "stages": stages_2},
+                "3": {**cycle_summary(third, seconds_3, calls_3, floor_2["seconds"]), "stages": stages_3},
             },
             "load_avg": list(os.getloadavg()),
         }

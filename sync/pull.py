@@ -359,32 +359,52 @@ class Puller:
         """Store the page's records; returns remote id → its ``ExternalRefRow``."""
         if not mapped:
             return {}
-        existing = st.refs_by_remote_id(s, self.name, native, [m.rec.remote_id for m in mapped])
+        # known records as plain rows, changed with one executemany per set of columns;
+        # new ones are ORM objects (the linker may rename an entity made this page)
+        existing: dict[str, Any] = st.ref_rows_by_remote_id(s, self.name, native,
+                                                            [m.rec.remote_id for m in mapped])
         # ops we sent but never recorded (a crash between the API call and our commit):
         # reading their result back is our own echo, not somebody's edit
         unrecorded = st.pending_payloads_for_remote(
             s, self.name, native, [m.rec.remote_id for m in mapped if m.rec.remote_id in existing]
         )
         dirty: list[str] = []
+        updates: dict[int, dict[str, Any]] = {}  # ref id → its new column values
         fresh = [m for m in mapped if m.rec.remote_id not in existing]
         linker = Linker(self, s, object_type, fresh, now) if fresh else None
+        adopted = False
         for m in mapped:
             ref = existing.get(m.rec.remote_id)
-            if ref is not None:
-                ref.last_seen_at = now
-                if m.raw is not None and ref.raw_hash != m.raw:
-                    ref.raw_hash = m.raw
-                if ref.last_seen_hash == m.digest and ref.deleted_at is None:
+            if ref is not None and not isinstance(ref, st.ExternalRefRow):
+                upd = updates.setdefault(ref.id, {"id": ref.id})
+                upd["last_seen_at"] = now
+                if m.raw is not None and upd.get("raw_hash", ref.raw_hash) != m.raw:
+                    upd["raw_hash"] = m.raw
+                if upd.get("last_seen_hash", ref.last_seen_hash) == m.digest \
+                        and upd.get("deleted_at", ref.deleted_at) is None:
                     # Unchanged, or the echo of our own write. The modstamp is left as it
                     # was: our own write must not make this record "the latest" edit.
                     continue
                 if m.rec.modstamp is not None and not self._is_unrecorded_echo(
                         native, m, unrecorded.get(m.rec.remote_id, ())):
+                    upd["remote_modstamp"] = m.rec.modstamp
+                upd.update(canonical_fields=m.view, last_seen_hash=m.digest, deleted_at=None,
+                           associations={k: list(v) for k, v in m.rec.associations.items()},
+                           revsync_id=self.carried_id(m.rec))
+                dirty.append(ref.canonical_id)
+                stats.changed += 1
+                continue
+            if ref is not None:  # a record new in this page, read twice in it
+                ref.last_seen_at = now
+                if m.raw is not None and ref.raw_hash != m.raw:
+                    ref.raw_hash = m.raw
+                if ref.last_seen_hash == m.digest and ref.deleted_at is None:
+                    continue
+                if m.rec.modstamp is not None:
                     ref.remote_modstamp = m.rec.modstamp
                 ref.canonical_fields = m.view
                 ref.associations = {k: list(v) for k, v in m.rec.associations.items()}
                 ref.last_seen_hash = m.digest
-                ref.deleted_at = None
                 ref.revsync_id = self.carried_id(m.rec)
                 dirty.append(ref.canonical_id)
                 stats.changed += 1
@@ -395,7 +415,8 @@ class Puller:
             stats.link_rules[rule] = stats.link_rules.get(rule, 0) + 1
             if rule in ("new", "adopted"):
                 stats.new_entities += 1
-            else:
+            adopted = adopted or rule == "adopted"
+            if rule not in ("new", "adopted"):
                 stats.links += 1
             ref = st.ExternalRefRow(
                 canonical_id=cid, system=self.name, object_type=object_type.value, native_type=native,
@@ -408,6 +429,16 @@ class Puller:
             existing[m.rec.remote_id] = ref
             dirty.append(cid)
         s.flush()
+        st.write_ref_rows(s, [], list(updates.values()))
+        if adopted:
+            # an entity made earlier was renamed to the id its record carries: the rows
+            # read before say the old id
+            before = {rid: v.canonical_id for rid, v in existing.items() if not isinstance(v, st.ExternalRefRow)}
+            renamed = st.ref_rows_by_remote_id(s, self.name, native, list(before))
+            marked = set(dirty)
+            dirty.extend(r.canonical_id for rid, r in renamed.items()
+                         if r.canonical_id != before[rid] and before[rid] in marked)
+            existing.update(renamed)
         st.mark_dirty(s, object_type.value, dirty)
         return dict(existing)
 

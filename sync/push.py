@@ -178,13 +178,24 @@ class Pusher:
         if len(results) != len(items):
             raise RuntimeError(f"{conn.name}: connector returned {len(results)} results for {len(items)} ops")
         with gc_paused(), self.store.session() as s, s.no_autoflush:
-            existing = st.refs_by_remote_id(
-                s, conn.name, native, [r.remote_id for r in results if r.remote_id]
-            )
-            by_cid = st.refs_for_entities(s, ot, sorted({it[3] for it in items}))
+            rids = [r.remote_id for r in results if r.remote_id]
+            cids = sorted({it[3] for it in items})
+            merges = any(it[1] == "merge" for it in items)
+            # merges (rare, one call of their own) change several records: ORM objects;
+            # everything else is read as plain rows and written set-based below
+            if merges:
+                existing: dict[str, Any] = st.refs_by_remote_id(s, conn.name, native, rids)
+                by_cid: dict[str, list[Any]] = st.refs_for_entities(s, ot, cids)
+            else:
+                existing = st.ref_rows_by_remote_id(s, conn.name, native, rids)
+                by_cid = st.ref_rows_for_entities(s, ot, cids)
             outbox = st.outbox_rows(s, [it[0] for it in items])
             ok_cids: list[str] = []
             created_cids: list[str] = []
+            done: list[int] = []  # outbox rows of the ops that went through: deleted in one go
+            new_refs: dict[str, dict[str, Any]] = {}  # remote id → the ref row to insert
+            changed: dict[int, dict[str, Any]] = {}  # ref id → its new column values
+            stamp = stamp_field_for(conn)
             for it, res, sent, wait in zip(items, results, sent_assoc, waiting, strict=True):
                 oid, kind, _native, cid, remote_id, payload = it
                 row = outbox.get(oid)
@@ -204,11 +215,11 @@ class Pusher:
                 if wait and kind in ("create", "update") and (res.remote_id or remote_id):
                     self._wait_for_targets(s, conn, ot, native, row, res.remote_id or remote_id or "", wait, now)
                 ok_cids.append(cid)
-                s.delete(row)
+                done.append(oid)
                 if kind == "delete":
                     ref = next((r for r in by_cid.get(cid, []) if r.remote_id == remote_id), None)
                     if ref is not None:
-                        ref.deleted_at = now
+                        changed.setdefault(ref.id, {})["deleted_at"] = now
                     continue
                 if kind == "merge":
                     self._merged(s, conn, ot, native, cid, remote_id, payload, res, by_cid.get(cid, []), now)
@@ -217,40 +228,58 @@ class Pusher:
                 rid = res.remote_id or remote_id
                 if not rid:
                     continue
-                ref = existing.get(rid) or next(
-                    (r for r in by_cid.get(cid, []) if r.system == conn.name and r.remote_id == rid), None
-                )
                 written = written_view(conn.kind, native, payload.get("fields") or {},
-                                             partial=kind != "create", fieldmaps=self.fieldmaps)
+                                       partial=kind != "create", fieldmaps=self.fieldmaps)
                 assoc = {k: list(v) for k, v in sent.items()}
                 if kind == "create":
                     # the new record's own values (system defaults included) become claims:
                     # re-decide the entity next time, as a re-run after a crash would
                     created_cids.append(cid)
-                if ref is None:
-                    ref = st.ExternalRefRow(
-                        canonical_id=cid, system=conn.name, object_type=ot, native_type=native, remote_id=rid,
-                        canonical_fields=written, associations=assoc, link_rule="created",
-                        first_seen_at=now, last_seen_at=now,
-                    )
-                    s.add(ref)
-                    existing[rid] = ref
+                ref = existing.get(rid) or next(
+                    (r for r in by_cid.get(cid, []) if r.system == conn.name and r.remote_id == rid), None
+                )
+                if ref is None and rid not in new_refs:
+                    values: dict[str, Any] = {
+                        "canonical_id": cid, "system": conn.name, "object_type": ot, "native_type": native,
+                        "remote_id": rid, "canonical_fields": written, "associations": assoc,
+                        "link_rule": "created", "first_seen_at": now, "last_seen_at": now,
+                        "remote_modstamp": None, "deleted_at": None, "merged_into": None,
+                        "revsync_id": None, "last_written_hash": None, "last_seen_hash": None, "raw_hash": None,
+                    }
+                    new_refs[rid] = values
                 else:
-                    view = after_update(ref.canonical_fields or {}, written)
-                    ref.canonical_fields = view
+                    if ref is None:
+                        values = new_refs[rid]
+                    else:
+                        values = changed.setdefault(ref.id, {})
+                        values.setdefault("canonical_fields", ref.canonical_fields)
+                        values.setdefault("associations", ref.associations)
+                    values["canonical_fields"] = after_update(values["canonical_fields"] or {}, written)
                     # association writes only add links, so the record now has the union
-                    merged = {k: list(v) for k, v in (ref.associations or {}).items()}
+                    merged = {k: list(v) for k, v in (values["associations"] or {}).items()}
                     for k, v in assoc.items():
                         # an account has one parent: writing one replaces the last
                         merged[k] = list(v) if k == "parent" else sorted(set(merged.get(k, [])) | set(v))
-                    ref.associations = merged
-                digest = view_hash(ref.canonical_fields or {}, ref.associations or {})
-                ref.last_written_hash = ref.last_seen_hash = digest
-                ref.raw_hash = None  # the view is now what we wrote: the next read is mapped
-                stamp = stamp_field_for(conn)
+                    values["associations"] = merged
+                digest = view_hash(values["canonical_fields"] or {}, values["associations"] or {})
+                values["last_written_hash"] = values["last_seen_hash"] = digest
+                values["raw_hash"] = None  # the view is now what we wrote: the next read is mapped
                 if kind == "create" or (stamp and (payload.get("fields") or {}).get(stamp) == cid):
-                    ref.revsync_id = cid
+                    values["revsync_id"] = cid
+            if merges:
+                for ref_id, values in changed.items():  # a delete in a merge call: on the ORM object
+                    obj = s.get(st.ExternalRefRow, ref_id)
+                    if obj is not None:
+                        for k, v in values.items():
+                            setattr(obj, k, v)
+                changed = {}
+            # before the flush: an entity's earlier errors are resolved by an op of it
+            # that went through, never the failure of another of its records just
+            # entered above (still unflushed: it keeps its retry)
             st.resolve_errors(s, system=conn.name, object_type=ot, direction="write", canonical_ids=ok_cids)
+            s.flush()  # the ledger rows and waiting ops above, before the set-based writes
+            st.write_ref_rows(s, list(new_refs.values()), [{"id": i, **v} for i, v in changed.items()])
+            st.delete_outbox_rows(s, done)
             st.mark_dirty(s, ot, created_cids)
 
     def _still_waiting(self, conn: Connection, ot: str, native: str, items: list[Any],

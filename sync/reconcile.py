@@ -292,7 +292,8 @@ class Reconciler:
         now = self.now()
         policy = self.policy(ot)
         ids = [r.id for r in rows]
-        refs = st.refs_for_entities(s, ot, ids)
+        # read-only rows, not ORM objects: reconcile and plan never change a record
+        refs = st.ref_rows_for_entities(s, ot, ids)
         # translate associations (remote ids) to canonical ids in one query per object
         assoc_rids: dict[str, list[str]] = {key: [] for key in ASSOC_OBJECTS}
         for rlist in refs.values():

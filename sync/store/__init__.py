@@ -95,6 +95,12 @@ from sync.store.identity import (
     opportunity_contacts as opportunity_contacts,
 )
 from sync.store.identity import (
+    ref_rows_by_remote_id as ref_rows_by_remote_id,
+)
+from sync.store.identity import (
+    ref_rows_for_entities as ref_rows_for_entities,
+)
+from sync.store.identity import (
     refs_by_remote_id as refs_by_remote_id,
 )
 from sync.store.identity import (
@@ -120,6 +126,9 @@ from sync.store.identity import (
 )
 from sync.store.identity import (
     set_opportunity_contacts as set_opportunity_contacts,
+)
+from sync.store.identity import (
+    write_ref_rows as write_ref_rows,
 )
 from sync.store.matching import (
     MATCH_FIELDS as MATCH_FIELDS,
@@ -201,6 +210,9 @@ from sync.store.outbox import (
 )
 from sync.store.outbox import (
     count_due_write_retries as count_due_write_retries,
+)
+from sync.store.outbox import (
+    delete_outbox_rows as delete_outbox_rows,
 )
 from sync.store.outbox import (
     delete_pending_ops as delete_pending_ops,

@@ -21,6 +21,7 @@ from sync.store.tables import (
     OpportunityContactRow,
     OpportunityRow,
     OutboxRow,
+    metadata,
 )
 
 
@@ -39,6 +40,36 @@ def refs_by_remote_id(
         ):
             out[r.remote_id] = r
     return out
+
+
+def ref_rows_by_remote_id(s: Session, system: str, native_type: str, remote_ids: Sequence[str]) -> dict[str, Any]:
+    """``refs_by_remote_id`` as plain read-only rows (Core): remote id → its row."""
+    t = ExternalRefRow.__table__
+    out: dict[str, Any] = {}
+    for i in range(0, len(remote_ids), 500):
+        for r in s.execute(select(t).where(t.c.system == system, t.c.native_type == native_type,
+                                           t.c.remote_id.in_(list(remote_ids[i : i + 500])))):
+            out[r.remote_id] = r
+    return out
+
+
+def write_ref_rows(s: Session, inserts: Sequence[Mapping[str, Any]], updates: Sequence[Mapping[str, Any]]) -> None:
+    """Insert ``external_ref`` rows (column → value dicts) in one executemany, and
+    update rows by ``id`` (each dict: ``id`` plus the columns to set), one
+    executemany per set of columns: the set-based write of a page or push batch."""
+    from sqlalchemy import bindparam, insert, update
+
+    t = metadata.tables[ExternalRefRow.__tablename__]
+    if inserts:
+        s.execute(insert(t), list(inserts))
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for u in updates:
+        cols = tuple(sorted(k for k in u if k != "id"))
+        if cols:
+            groups.setdefault(cols, []).append({"_id": u["id"], **{k: u[k] for k in cols}})
+    for cols, rows in groups.items():
+        stmt = update(t).where(t.c.id == bindparam("_id")).values({c: bindparam(c) for c in cols})
+        s.connection().execute(stmt, rows)
 
 
 def refs_for_remote_ids_any_system(
@@ -256,6 +287,21 @@ def refs_for_entities(s: Session, object_type: str, ids: list[str]) -> dict[str,
             select(ExternalRefRow)
             .where(ExternalRefRow.object_type == object_type, ExternalRefRow.canonical_id.in_(ids[i : i + 500]))
             .order_by(ExternalRefRow.id)
+        ):
+            out.setdefault(r.canonical_id, []).append(r)
+    return out
+
+
+def ref_rows_for_entities(s: Session, object_type: str, ids: Sequence[str]) -> dict[str, list[Any]]:
+    """``refs_for_entities`` as plain read-only rows (Core, no ORM objects: a resolve
+    batch reads thousands and writes none of them). Each row has the columns of
+    ``external_ref`` as attributes (``r.system``, ``r.canonical_fields``, ...)."""
+    t = ExternalRefRow.__table__
+    out: dict[str, list[Any]] = {}
+    for i in range(0, len(ids), 500):
+        for r in s.execute(
+            select(t).where(t.c.object_type == object_type, t.c.canonical_id.in_(list(ids[i : i + 500])))
+            .order_by(t.c.id)
         ):
             out.setdefault(r.canonical_id, []).append(r)
     return out

@@ -4,7 +4,7 @@ reads and writes, unreadable values, write retries).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -264,6 +264,15 @@ def outbox_rows(s: Session, ids: list[int]) -> dict[int, OutboxRow]:
         for r in s.scalars(select(OutboxRow).where(OutboxRow.id.in_(ids[i : i + 500]))):
             out[r.id] = r
     return out
+
+
+def delete_outbox_rows(s: Session, ids: Sequence[int]) -> None:
+    """Delete outbox rows by id (ops done), one statement per 500."""
+    from sqlalchemy import delete
+
+    for i in range(0, len(ids), 500):
+        s.execute(delete(OutboxRow).where(OutboxRow.id.in_(list(ids[i : i + 500]))).execution_options(
+            synchronize_session=False))
 
 
 def drop_pending_ops(s: Session, object_type: str, ids: list[str]) -> dict[str, dict[str, int]]:
