@@ -1133,7 +1133,7 @@ app.add_typer(dedupe_app, name="dedupe")
 
 def _deduper(settings: cfg.Settings) -> Any:
     from sync.jobs import utcnow
-    from sync.matching import Deduper
+    from sync.match import Deduper
 
     return Deduper(_store(settings), settings.dedupe, now=utcnow, policies=settings.policies)
 
@@ -1150,7 +1150,7 @@ def dedupe(
     """Batch-match every live account, contact and opportunity: link sure duplicates, queue doubtful pairs."""
     if ctx.invoked_subcommand is not None:
         return
-    from sync.matching import MATCHED_OBJECTS
+    from sync.match import MATCHED_OBJECTS
 
     objects = obj or list(MATCHED_OBJECTS)
     bad = [o for o in objects if o not in MATCHED_OBJECTS]

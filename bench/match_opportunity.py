@@ -120,7 +120,7 @@ def in_sync(data: Path, *, tier2: bool = True, after_reconcile: bool = False) ->
     import shutil
     import tempfile
 
-    import sync.matching
+    import sync.match
     from bench.throughput import sandbox_process
     from cli import make_runner, sandbox_settings
     from sync import store as st
@@ -130,10 +130,10 @@ def in_sync(data: Path, *, tier2: bool = True, after_reconcile: bool = False) ->
     truth = {(r["system"], r["id"]): c["entity"] for c in truth_doc["entities"]["opportunity"] for r in c["records"]}
     del truth_doc
     work = Path(tempfile.mkdtemp(prefix="revsync-opp-"))
-    matched = sync.matching.MATCHED_OBJECTS
+    matched = sync.match.MATCHED_OBJECTS
     try:
         if not tier2 or after_reconcile:
-            sync.matching.MATCHED_OBJECTS = tuple(o for o in matched if o != "opportunity")
+            sync.match.MATCHED_OBJECTS = tuple(o for o in matched if o != "opportunity")
         db_url = f"sqlite:///{work / 'bench.db'}"
         with sandbox_process(data, work / "ca") as info:
             upgrade(db_url)
@@ -143,7 +143,7 @@ def in_sync(data: Path, *, tier2: bool = True, after_reconcile: bool = False) ->
             if after_reconcile:
                 from sync.jobs import utcnow
 
-                deduper = sync.matching.Deduper(runner.store, runner.settings.dedupe, now=utcnow,
+                deduper = sync.match.Deduper(runner.store, runner.settings.dedupe, now=utcnow,
                                                 policies=runner.settings.policies)
                 dr = deduper.run_batch("opportunity")
                 report.matched_links, report.review_queued = dr.links, dr.review_added
@@ -154,7 +154,7 @@ def in_sync(data: Path, *, tier2: bool = True, after_reconcile: bool = False) ->
                                     st.ExternalRefRow.canonical_id)
                              .where(st.ExternalRefRow.object_type == "opportunity")).all()
     finally:
-        sync.matching.MATCHED_OBJECTS = matched
+        sync.match.MATCHED_OBJECTS = matched
         shutil.rmtree(work, ignore_errors=True)
     clusters: dict[str, list[str]] = {}
     for system, rid, cid in refs:

@@ -40,7 +40,7 @@ from mapping.fieldmap import to_entity
 from sync.dedupe import MIN_REVIEW_CAP, IncrementalMatcher, MatchOptions, MatchResult, match_records
 from sync.dedupe_keys import person_name_key, postcode_key, text_key
 from sync.dedupe_models import ACCOUNT_SPEC, CONTACT_SPEC, SPECS, Column, ModelSpec
-from sync.matching import _options
+from sync.match import _options
 
 # Approximate entity records per generated account (measured on the default profile).
 CONTACT_RECORDS_PER_ACCOUNT = 7.5

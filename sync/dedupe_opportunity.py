@@ -35,7 +35,7 @@ account(s) its name starts with (``AccountIndex``), with its prior shared out am
 them; a cluster never joins deals of two accounts.
 
 The same merge ledger, review queue and undo as accounts and contacts
-(``sync.matching.Deduper``); contact roles follow the link (``follow_contact_roles``).
+(``sync.match.Deduper``); contact roles follow the link (``follow_contact_roles``).
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ if TYPE_CHECKING:
 
 
 class Deduper(Protocol):
-    """What this module needs of ``sync.matching.Deduper`` (a protocol, so the two
+    """What this module needs of ``sync.match.Deduper`` (a protocol, so the two
     modules do not import each other)."""
 
     store: Store

@@ -427,7 +427,7 @@ class Runner:
     def _follow_merges(self, report: CycleReport, objs: Sequence[ObjectType]) -> Any:
         """Link what the systems merged themselves (always: not fuzzy matching); returns
         the ``Deduper`` for tier 2, or None when matching is switched off."""
-        from sync.matching import Deduper
+        from sync.match import Deduper
 
         deduper = Deduper(self.store, self.settings.dedupe, now=self.now, run_id=report.run_id,
                           policies=self.settings.policies)
@@ -441,7 +441,7 @@ class Runner:
         matched yet against the stored ones (or a batch run when the model is missing,
         weak or outgrown). Returns the links made; the plan of every entity folded away
         is withdrawn (its survivor is planned again)."""
-        from sync.matching import MATCHED_OBJECTS
+        from sync.match import MATCHED_OBJECTS
 
         if ot.value not in MATCHED_OBJECTS:
             return 0

@@ -1,6 +1,6 @@
 """What one tier-2 run did (``Deduper`` and the opportunity scorer both fill it in).
 
-A module of its own, light to import, so ``sync.matching`` and
+A module of its own, light to import, so ``sync.match`` and
 ``sync.dedupe_opportunity`` share it without importing each other.
 """
 

@@ -392,7 +392,7 @@ def resolve(self: Any, run_id: int, object_type: str, lo: str, hi: str) -> int:
 @app.task(name="revsync.match", **TASK_OPTS)
 def match(self: Any, run_id: int, object_type: str) -> int:
     """Tier 2 on the entities reconciled so far; the survivors of its links are planned again."""
-    from sync.matching import Deduper
+    from sync.match import Deduper
 
     ctx = context()
     rs = RunState(ctx, run_id)

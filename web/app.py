@@ -277,7 +277,7 @@ def create_app(console: Console, *, session_seconds: int = SESSION_SECONDS, http
 
     @login_required
     async def review_decide(request: Request) -> Response:
-        from sync.matching import Deduper
+        from sync.match import Deduper
 
         form = await request.form()
         rid, decision = str(form.get("id") or ""), str(form.get("decision") or "")

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 
 from mapping.canonical import ObjectType
 from sync import store as st
-from sync.matching import Deduper
+from sync.match import Deduper
 from tests.integration.e2e_support import load_ground_truth, open_world
 
 pytestmark = pytest.mark.slow

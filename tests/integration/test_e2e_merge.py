@@ -23,7 +23,7 @@ from cli import make_runner, sandbox_settings
 from sandbox.server import Sandbox
 from sync import dedupe_opportunity
 from sync import store as st
-from sync.matching import Deduper
+from sync.match import Deduper
 from sync.migrate import upgrade
 from tests.integration import e2e_support as E
 

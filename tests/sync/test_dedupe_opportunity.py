@@ -22,7 +22,7 @@ from sync.dedupe_opportunity import (
 )
 from sync.engine import Connection
 from sync.jobs import Runner
-from sync.matching import Deduper
+from sync.match import Deduper
 from sync.migrate import upgrade
 from tests.sync.fakes import Clock, FakeConnector
 

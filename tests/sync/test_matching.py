@@ -13,7 +13,7 @@ from sync import store as st
 from sync.config import parse
 from sync.engine import Connection
 from sync.jobs import Runner
-from sync.matching import Deduper
+from sync.match import Deduper
 from sync.migrate import upgrade
 from tests.sync.fakes import Clock, FakeConnector
 
@@ -59,7 +59,7 @@ def fixed_matcher(monkeypatch, links=(), review=()):
 
 def test_a_link_folds_two_entities_and_undo_restores_them(world, monkeypatch) -> None:
     store, clock, sf, hs, runner = world
-    monkeypatch.setattr("sync.matching.Deduper.enabled", property(lambda self: False))
+    monkeypatch.setattr("sync.match.Deduper.enabled", property(lambda self: False))
     runner().run_cycle()
     rob, bob = _ids(store, "rob@acme.com"), _ids(store, "bsmith@acme.com")
     fixed_matcher(monkeypatch, links=[(rob, bob)])
@@ -99,7 +99,7 @@ def test_a_link_folds_two_entities_and_undo_restores_them(world, monkeypatch) ->
 
 def test_review_queue_accept_and_reject(world, monkeypatch) -> None:
     store, clock, sf, hs, runner = world
-    monkeypatch.setattr("sync.matching.Deduper.enabled", property(lambda self: False))
+    monkeypatch.setattr("sync.match.Deduper.enabled", property(lambda self: False))
     runner().run_cycle()
     rob, bob, carol = (_ids(store, e) for e in ("rob@acme.com", "bsmith@acme.com", "carol@acme.com"))
     fixed_matcher(monkeypatch, review=[(rob, bob), (carol, rob)])
@@ -124,7 +124,7 @@ def test_review_queue_accept_and_reject(world, monkeypatch) -> None:
 
 def test_dry_run_links_nothing(world, monkeypatch) -> None:
     store, clock, sf, hs, runner = world
-    monkeypatch.setattr("sync.matching.Deduper.enabled", property(lambda self: False))
+    monkeypatch.setattr("sync.match.Deduper.enabled", property(lambda self: False))
     runner().run_cycle()
     fixed_matcher(monkeypatch, links=[(_ids(store, "rob@acme.com"), _ids(store, "bsmith@acme.com"))])
     rep = Deduper(store, {}, now=clock).run_batch("contact", dry_run=True)
@@ -165,7 +165,7 @@ def test_dedupe_config_is_validated() -> None:
 
 def test_link_marks_dependents_dirty(world, monkeypatch) -> None:
     store, clock, sf, hs, runner = world
-    monkeypatch.setattr("sync.matching.Deduper.enabled", property(lambda self: False))
+    monkeypatch.setattr("sync.match.Deduper.enabled", property(lambda self: False))
     runner().run_cycle()
     with store.session() as s:
         ids = [r.id for r in s.scalars(select(st.ContactRow))][:2]
@@ -179,7 +179,7 @@ def test_link_marks_dependents_dirty(world, monkeypatch) -> None:
 
 def test_run_pending_matches_whatever_a_dead_run_left_unmatched(world, monkeypatch) -> None:
     store, clock, sf, hs, runner = world
-    monkeypatch.setattr("sync.matching.Deduper.enabled", property(lambda self: False))
+    monkeypatch.setattr("sync.match.Deduper.enabled", property(lambda self: False))
     runner().run_cycle()  # as if the run died before matching: entities exist, no model
     d = Deduper(store, {}, now=clock)
     first = d.run_pending("contact")
@@ -239,7 +239,7 @@ def test_the_cycle_matches_reconciled_entities_and_withdraws_the_plan_of_those_f
 
 def test_the_model_is_retrained_when_weak_outgrown_or_asked(world, monkeypatch) -> None:
     store, clock, sf, hs, runner = world
-    monkeypatch.setattr("sync.matching.Deduper.enabled", property(lambda self: False))
+    monkeypatch.setattr("sync.match.Deduper.enabled", property(lambda self: False))
     runner().run_cycle()
     calls: list[dict] = []
     _content_matcher(monkeypatch, calls, weak=True, link=False)
@@ -277,14 +277,14 @@ def test_the_model_is_retrained_when_weak_outgrown_or_asked(world, monkeypatch) 
 
 
 def dd_report(ot: str):
-    from sync.matching import DedupeReport
+    from sync.match import DedupeReport
 
     return DedupeReport(ot, "incremental")
 
 
 def test_thresholds_are_per_object_and_configurable() -> None:
     from sync.config import ConfigError
-    from sync.matching import _options
+    from sync.match import _options
 
     assert (_options({}, "account").review_from, _options({}, "contact").review_from) == (0.90, 0.80)
     cfg = parse({"dedupe": {"auto_link": 0.995, "contact": {"review_from": 0.7}}}).dedupe
@@ -300,7 +300,7 @@ def test_the_survivor_of_a_link_is_the_entity_whose_id_its_records_carry(world, 
     """A store rebuilt from the systems makes entities in another order: the survivor
     must still be the entity whose revsync id the systems hold, not the oldest."""
     store, clock, sf, hs, runner = world
-    monkeypatch.setattr("sync.matching.Deduper.enabled", property(lambda self: False))
+    monkeypatch.setattr("sync.match.Deduper.enabled", property(lambda self: False))
     runner().run_cycle()
     with store.session() as s:
         rows = sorted(s.scalars(select(st.ContactRow)), key=lambda r: (r.created_at, r.id))[:2]

@@ -13,7 +13,7 @@ from sync import store as st
 from sync.config import parse
 from sync.engine import Connection
 from sync.jobs import Runner
-from sync.matching import Deduper
+from sync.match import Deduper
 from sync.migrate import upgrade
 from tests.sync.fakes import Clock, FakeConnector
 from tests.sync.test_matching import fixed_matcher
@@ -56,7 +56,7 @@ class World:
 def world(tmp_path, monkeypatch) -> World:
     w = World(tmp_path, {"policies": {"contact": {"merges": "merge", "create_in": ["hubspot"]}},
                          "limits": {"max_merges": 0}})
-    monkeypatch.setattr("sync.matching.Deduper.enabled", property(lambda self: False))
+    monkeypatch.setattr("sync.match.Deduper.enabled", property(lambda self: False))
     w.rob = w.hs.add("contacts", {"email": "rob@acme.com", "firstname": "Robert", "lastname": "Smith"})
     w.bob = w.hs.add("contacts", {"email": "bsmith@acme.com", "firstname": "Bob", "lastname": "Smith",
                                   "jobtitle": "CFO"})
@@ -144,7 +144,7 @@ def test_after_undo_of_a_pushed_merge_the_restored_entity_lives_and_is_not_recre
 
 def test_a_converted_lead_links_its_entity_to_the_contact(tmp_path, monkeypatch) -> None:
     w = World(tmp_path, {})
-    monkeypatch.setattr("sync.matching.Deduper.enabled", property(lambda self: False))
+    monkeypatch.setattr("sync.match.Deduper.enabled", property(lambda self: False))
     lead = w.sf.add("Lead", {"FirstName": "Jo", "LastName": "Park", "Email": "jo@old-firm.com", "Company": "Old"})
     contact = w.sf.add("Contact", {"FirstName": "Jo", "LastName": "Park", "Email": "jo@new-firm.com"})
     w.runner().run_cycle(force=True)
