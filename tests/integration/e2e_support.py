@@ -534,7 +534,7 @@ def stable_state(world: World) -> dict[str, Any]:
             values: dict[str, Any] = {}
             for f in cls.business_fields():
                 v = getattr(entity, f)
-                if f == "account_id":
+                if f in ("account_id", "parent_id"):  # an account, for a contact or a subsidiary
                     v = keys.get(("account", v)) if v else None
                 elif f == "contact_ids":
                     v = sorted(keys.get(("contact", c), "?") for c in v or ())
