@@ -1409,7 +1409,7 @@ def demo(
         console.print(f"closed-won handoffs: {h['completed']} complete, {h['waiting']} waiting for data "
                       f"(`revsync handoffs`); writes held by governance: {governance['held_ops']} "
                       "(`revsync plan`)", highlight=False)
-        console.print(f"custom deal stage 'pilot' ([definitions.stage]): {governance['custom_stage']['deals']} "
+        console.print(f"custom deal stage 'pilot' (\\[definitions.stage]): {governance['custom_stage']['deals']} "
                       "deal(s), in Salesforce and HubSpot (`revsync definitions`)", highlight=False)
         hier = governance["hierarchy"]
         console.print(f"account hierarchies: {hier['with_parent']} account(s) under a parent, "
