@@ -293,20 +293,28 @@ def _country(table: Mapping[str, Any], configured: set[str]) -> ValueSet:
         if code != code.upper():
             raise DefinitionError(key, f"write the code in capitals ({code.upper()!r})")
         for system, raw in per_system.items():
-            skey = f"{key}.{system}"
-            if system not in configured:
-                raise DefinitionError(skey, f"system {system!r} is not configured "
-                                            f"(configured: {', '.join(sorted(configured)) or 'none'})")
-            if system not in mapped:
-                raise DefinitionError(skey, f"{system} maps no country field")
-            natives = _natives(skey, raw)
-            for native in natives:
-                owner = reads.setdefault(system, {}).get(_fold(native))
-                if owner is not None and owner != code:
-                    raise DefinitionError(skey, f"{system} value {native!r} already reads as {owner!r}")
-                reads[system][_fold(native)] = code
+            natives = _system_natives(f"{key}.{system}", system, raw, configured, mapped, "country", reads, code)
             writes.setdefault(system, {})[code] = natives[0]
     return ValueSet(name=COUNTRY, values=tuple(table.get("values") or {}), writes=writes, reads=reads)
+
+
+def _system_natives(skey: str, system: str, raw: Any, configured: set[str], mapped: set[str], field: str,
+                    reads: dict[str, dict[str, str]], canonical: str) -> list[str]:
+    """One system's native values for ``canonical`` (the first is written), checked: the
+    system is configured and maps ``field``, and no value already reads as another
+    canonical value; each is entered in ``reads`` (system → folded native → canonical)."""
+    if system not in configured:
+        raise DefinitionError(skey, f"system {system!r} is not configured "
+                                    f"(configured: {', '.join(sorted(configured)) or 'none'})")
+    if system not in mapped:
+        raise DefinitionError(skey, f"{system} maps no {field} field")
+    natives = _natives(skey, raw)
+    for native in natives:
+        owner = reads.setdefault(system, {}).get(_fold(native))
+        if owner is not None and owner != canonical:
+            raise DefinitionError(skey, f"{system} value {native!r} already reads as {owner!r}")
+        reads[system][_fold(native)] = canonical
+    return natives
 
 
 def _apply(d: _Draft, table: Mapping[str, Any], configured: set[str]) -> None:
@@ -343,18 +351,8 @@ def _apply(d: _Draft, table: Mapping[str, Any], configured: set[str]) -> None:
         if new:
             d.values.append(canonical)
         for system, raw in per_system.items():
-            skey = f"{key}.{system}"
-            if system not in configured:
-                raise DefinitionError(skey, f"system {system!r} is not configured "
-                                            f"(configured: {', '.join(sorted(configured)) or 'none'})")
-            if system not in mapped:
-                raise DefinitionError(skey, f"{system} maps no {name} field")
-            natives = _natives(skey, raw)
-            for native in natives:
-                owner = d.admin_reads.setdefault(system, {}).get(_fold(native))
-                if owner is not None and owner != canonical:
-                    raise DefinitionError(skey, f"{system} value {native!r} already reads as {owner!r}")
-                d.admin_reads[system][_fold(native)] = canonical
+            natives = _system_natives(f"{key}.{system}", system, raw, configured, mapped, name, d.admin_reads,
+                                      canonical)
             d.writes.setdefault(system, {})[canonical] = natives[0]
             admin_written[(system, _fold(natives[0]))] = canonical
         if new:
