@@ -34,8 +34,10 @@ HUBSPOT: dict[str, tuple[FieldSpec, ...]] = {
         _f("hubspot_owner_id", "string"),
         _f("hs_merged_object_ids", "string", updateable=False),
         # calculated by HubSpot from the company's "child to parent company" association
-        # (type 14): the parent company's id; written through the v4 associations
-        _f("hs_parent_company_id", "string", updateable=False),
+        # (type 14): the parent company's id, a read-only property of type number (read,
+        # like every property value, as a string); written through the v4 associations.
+        # See docs/hierarchies.md for the sources.
+        _f("hs_parent_company_id", "int", updateable=False),
         _f("revsync_id", "string", unique=True, external_id=True, custom=True),
     ),
     "contacts": (

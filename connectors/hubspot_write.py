@@ -341,12 +341,18 @@ class Writer:
         https://developers.hubspot.com/docs/api-reference/crm-associations-v4/guide
         https://developers.hubspot.com/changelog/2018-9-11-parent-child-associations
         """
-        want: dict[str, tuple[int, str]] = {}  # child id → (op index, parent id)
+        # child id → (op index, parent id); parent "": the op removes the parent (an
+        # empty ``parent`` association), so only the archive below runs
+        want: dict[str, tuple[int, str]] = {}
         fresh: set[str] = set()  # companies this call created: no parent yet
         for i, op in enumerate(ops):
             res = results[i]
-            parent = (op.associations.get("parent") or (None,))[0]
-            if parent and res is not None and res.success and res.remote_id and op.kind != OpKind.DELETE:
+            if "parent" not in op.associations:
+                continue
+            parent = (op.associations.get("parent") or ("",))[0]
+            if res is not None and res.success and res.remote_id and op.kind != OpKind.DELETE:
+                if not parent and res.created:
+                    continue  # a new company has no parent to remove
                 want[res.remote_id] = (i, str(parent))
                 if res.created:
                     fresh.add(res.remote_id)
@@ -384,7 +390,7 @@ class Writer:
                     _preload_content=False, _request_timeout=self.t.timeout))
             except BatchRejected as rej:
                 failed([c for c, _ in gone], rej)
-        new = [(c, want[c][1]) for c in sorted(want) if current.get(c) != want[c][1]]
+        new = [(c, want[c][1]) for c in sorted(want) if want[c][1] and current.get(c) != want[c][1]]
         for links in chunked(new, self.batch):
             body_in = {"inputs": [{"from": {"id": c}, "to": {"id": p}, "types": [
                 {"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": CHILD_TO_PARENT_TYPE}]}

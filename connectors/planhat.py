@@ -86,6 +86,15 @@ NATIVE_UNDERSCORE = frozenset({"_currency"})
 # Models whose documents point at a company (associations {"account": (companyId,)}).
 CHILD_MODELS = frozenset({"endusers", "licenses"})
 
+# A company's parent company: the parent's Planhat ``_id`` (one id; null for none).
+# Planhat documents company groups ("parents and children in a tree like structure",
+# https://www.planhat.com/developers/api/company) with the calculated ``orgRootId`` /
+# ``orgPath`` / ``orgLevel`` / ``orgUnits`` and a "Parent Org" system field
+# (http://support.planhat.com/en/articles/2899058); the API key of that field is not in
+# the reference we could read [verify], so it is a connection option (``parent_field``)
+# with this default. See docs/hierarchies.md.
+PARENT_FIELD = "parentId"
+
 
 def parse_modstamp(value: Any) -> datetime | None:
     """Planhat ``lastUpdated`` (ISO-8601, ``Z``) → aware UTC datetime; None if absent."""
@@ -134,7 +143,7 @@ class PlanhatConnector(Connector):
 
     name: ClassVar[str] = SYSTEM
     option_keys: ClassVar[frozenset[str] | None] = frozenset({
-        "base_url", "ca_bundle", "timeout", "page_size", "bulk_size"
+        "base_url", "ca_bundle", "timeout", "page_size", "bulk_size", "parent_field"
     })
     objects: ClassVar[Mapping[ObjectType, tuple[str, ...]]] = {
         ObjectType.ACCOUNT: ("companies",),
@@ -151,7 +160,8 @@ class PlanhatConnector(Connector):
     revsync_id_fields = ("externalId", "sourceId")
     stamp_field = "externalId"
     write_with = {"companies": {"country": ("phone",)}}
-    writable_associations = {"endusers": frozenset({"account"}), "companies": frozenset()}
+    # a company's parent company (``PARENT_FIELD``) is written as the parent's ``_id``
+    writable_associations = {"endusers": frozenset({"account"}), "companies": frozenset({"parent"})}
     # Planhat follows the CRM: new entities are created there only when create_in says so
     creates_by_default = False
     # customer success: last in the default source priority, but it owns health, ARR,
@@ -174,8 +184,10 @@ class PlanhatConnector(Connector):
         retry: RetryPolicy | None = None,
         page_size: int | None = None,
         bulk_size: int = PLANHAT_BULK,
+        parent_field: str = PARENT_FIELD,
     ) -> None:
         self.client = client
+        self.parent_field = parent_field
         self.budget = budget or ApiBudget()
         self.retry = retry or RetryPolicy()
         self.page_size = page_size
@@ -186,8 +198,9 @@ class PlanhatConnector(Connector):
     def from_settings(
         cls, settings: ConnectionSettings, *, budget: ApiBudget, retry: RetryPolicy | None = None
     ) -> PlanhatConnector:
-        """Options: ``base_url``, ``ca_bundle``, ``timeout``, ``page_size``, ``bulk_size``;
-        secret: ``api_token`` (a service-account token; they never expire)."""
+        """Options: ``base_url``, ``ca_bundle``, ``timeout``, ``page_size``, ``bulk_size``,
+        ``parent_field`` (the company field holding the parent's ``_id``, default
+        ``PARENT_FIELD``); secret: ``api_token`` (a service-account token; they never expire)."""
         opts = settings.options
         client = PlanhatClient(
             settings.secret("api_token"),
@@ -202,6 +215,7 @@ class PlanhatConnector(Connector):
             retry=retry,
             page_size=int(page) if page else None,
             bulk_size=int(opts.get("bulk_size", PLANHAT_BULK)),
+            parent_field=str(opts.get("parent_field") or PARENT_FIELD),
         )
 
     # ------------------------------------------------------------------ plumbing
@@ -293,6 +307,9 @@ class PlanhatConnector(Connector):
         if model == "companies":
             owner = _owner_id(doc.get("owner"))
             fields[OWNER_EMAIL] = self.owners()[0].get(owner) if owner else None
+            parent = doc.get(self.parent_field)
+            if parent not in (None, ""):
+                associations["parent"] = (str(parent),)
         if model in CHILD_MODELS and doc.get("companyId"):
             associations["account"] = (str(doc["companyId"]),)
         return RemoteRecord(
@@ -342,6 +359,9 @@ class PlanhatConnector(Connector):
         account = op.associations.get("account")
         if account and model in CHILD_MODELS:
             item["companyId"] = account[0]
+        if "parent" in op.associations and model == "companies":
+            parent = op.associations["parent"]
+            item[self.parent_field] = parent[0] if parent else None  # empty: no parent any more
         if op.remote_id:
             item["_id"] = op.remote_id
         else:

@@ -32,6 +32,14 @@ PLANHAT: dict[str, tuple[FieldSpec, ...]] = {
         _f("createDate", "datetime", updateable=False),
         _f("lastUpdated", "datetime", updateable=False),
         _f("custom", "object"),
+        # company groups: the parent's _id (connectors.planhat.PARENT_FIELD) and what
+        # Planhat calculates from the tree (the reference's orgRootId, orgPath, orgLevel,
+        # orgUnits: root company id, path, depth, number of children)
+        _f("parentId", "id"),
+        _f("orgRootId", "id", updateable=False),
+        _f("orgPath", "string", updateable=False),
+        _f("orgLevel", "int", updateable=False),
+        _f("orgUnits", "int", updateable=False),
     ),
     "endusers": (
         _f("_id", "id", updateable=False),

@@ -145,9 +145,10 @@ class SalesforceWriter:
         account = op.associations.get("account")
         if account and native in ("Contact", "Opportunity") and "AccountId" in described:
             body["AccountId"] = account[0]
-        parent = op.associations.get("parent")
-        if parent and native == "Account" and "ParentId" in described:
-            body["ParentId"] = parent[0]
+        if "parent" in op.associations and native == "Account" and "ParentId" in described:
+            parent = op.associations["parent"]
+            # an empty ``parent`` removes the account's parent (ParentId null)
+            body["ParentId"] = parent[0] if parent else None
         return body
 
     def write(self, object_type: ObjectType, ops: Sequence[WriteOp]) -> list[WriteResult]:

@@ -63,13 +63,26 @@ RATE_RETRY_AFTER = 60
 
 # Read-only, derived fields: Planhat computes them, writes ignore them.
 DERIVED: Mapping[str, frozenset[str]] = {
-    "companies": frozenset({"_id", "h", "arr", "mrr", "renewalDate", "createDate", "lastUpdated", "status"}),
+    "companies": frozenset({"_id", "h", "arr", "mrr", "renewalDate", "createDate", "lastUpdated", "status",
+                            *("orgRootId", "orgPath", "orgLevel")}),
     "endusers": frozenset({"_id", "createDate", "lastUpdated"}),
     "licenses": frozenset({"_id", "arr", "companyName"}),
     "users": frozenset({"_id"}),
 }
 
 JSON_HEADERS = {"Content-Type": "application/json; charset=utf-8"}
+
+# Company groups (https://www.planhat.com/developers/api/company: "parents and children
+# in a tree like structure"). The parent is held as the parent's ``_id`` in
+# ``PARENT_FIELD`` (the key of Planhat's "Parent Org" field is not in the reference we
+# could read [verify]); a parent must exist, and a company can be neither its own
+# ancestor nor its own parent. The reference's calculated ``orgRootId`` (the top
+# company's id), ``orgPath`` and ``orgLevel`` are derived on every read: the path's
+# format is not documented [verify]; here it is the ancestors' ids, root first, joined
+# by ``,``, and the root's level is 1. ``orgUnits`` and the group ARR/MRR are not
+# emulated. See docs/hierarchies.md.
+PARENT_FIELD = "parentId"
+ORG_MAX_DEPTH = 64
 
 
 def iso(dt: datetime) -> str:
@@ -289,6 +302,8 @@ class PlanhatEmulator(Emulator):
         if model == "companies":
             if not merged.get("name"):
                 raise ItemError("name is required", "name")
+            if doc.get(PARENT_FIELD):
+                self._check_parent(own, str(doc[PARENT_FIELD]))
         elif model == "endusers":
             if not merged.get("email") and not merged.get("companyId"):
                 raise ItemError("email or companyId is required", "companyId")
@@ -301,6 +316,35 @@ class PlanhatEmulator(Emulator):
                     raise ItemError(f"{f} is required", f)
             if str(merged["companyId"]) not in self._docs["companies"]:
                 raise ItemError(f"company not found: {merged['companyId']}", "companyId")
+
+    def _check_parent(self, own: Any, parent: str) -> None:
+        """A parent must be a live company, never the company itself nor a descendant."""
+        companies = self._docs["companies"]
+        if parent not in companies:
+            raise ItemError(f"parent company not found: {parent}", PARENT_FIELD)
+        cur: Any = parent
+        for _ in range(ORG_MAX_DEPTH):
+            if cur is None or cur not in companies:
+                return
+            if own is not None and str(cur) == str(own):
+                raise ItemError(f"company {own} cannot be in its own group structure (parent {parent})",
+                                PARENT_FIELD)
+            cur = companies[cur].get(PARENT_FIELD)
+
+    def _with_org(self, doc: Mapping[str, Any]) -> dict[str, Any]:
+        """A company as served: with the calculated ``orgRootId``, ``orgPath``, ``orgLevel``."""
+        out = dict(doc)
+        companies = self._docs["companies"]
+        path: list[str] = []
+        cur = doc.get(PARENT_FIELD)
+        while cur and cur in companies and cur not in path and len(path) < ORG_MAX_DEPTH:
+            path.append(str(cur))
+            cur = companies[cur].get(PARENT_FIELD)
+        path.reverse()
+        out["orgRootId"] = path[0] if path else doc.get("_id")
+        out["orgPath"] = ",".join(path) if path else None
+        out["orgLevel"] = len(path) + 1
+        return out
 
     def _create(self, model: str, doc: Mapping[str, Any]) -> dict[str, Any]:
         clean = {k: v for k, v in doc.items() if k not in DERIVED[model]}
@@ -482,10 +526,11 @@ class PlanhatEmulator(Emulator):
         with self._lock:
             ids = self._sorted_ids(model, sort)[offset:offset + limit]
             docs = self._docs[model]
+            served = (lambda d: self._with_org(d)) if model == "companies" else dict
             if select:
                 fields = ["_id", *(f for f in select if f != "_id")]
-                return [{f: docs[i][f] for f in fields if f in docs[i]} for i in ids]
-            return [dict(docs[i]) for i in ids]
+                return [{f: v[f] for f in fields if f in v} for i in ids for v in [served(docs[i])]]
+            return [served(docs[i]) for i in ids]
 
     def _sorted_ids(self, model: str, sort: str | None) -> list[str]:
         if not sort or sort in ("_id", "+_id"):
@@ -624,7 +669,7 @@ class PlanhatEmulator(Emulator):
         with self._lock:
             _id = self._resolve(model, key)
             doc = self._docs[model].get(_id) if _id else None
-            snapshot = dict(doc) if doc is not None else None
+            snapshot = (self._with_org(doc) if model == "companies" else dict(doc)) if doc is not None else None
         if request.method == "GET":
             # https://docs.planhat.com/#get_company (keyables: extid-/srcid- prefixes)
             if snapshot is None:

@@ -13,6 +13,13 @@ Each refusal leaves the account's current parent as it is and writes one entry t
 error ledger (direction ``hierarchy``, category ``validation``), resolved once the
 systems agree on a parent that passes.
 
+A parent removed in one system is a real change, although a blank never overwrites a
+filled value (``never_blank``): a record that had a parent (as last read, or as revsync
+last wrote it) and is read without one keeps an explicit empty ``parent`` association
+(``with_removal``), which reconcile counts as a claim of "no parent"
+(``removed_parent``). A record that never had a parent (new, or in a system that did not
+get it yet) claims nothing, so it cannot take a parent away.
+
 The check functions (``chain``, ``refusal``) are pure; ``load_parents`` and
 ``ledger_refusal`` are the store side.
 """
@@ -40,6 +47,19 @@ class Refusal:
 
     kind: str
     message: str
+
+
+def with_removal(old: Mapping[str, Any] | None, new: dict[str, list[str]]) -> dict[str, list[str]]:
+    """A record's new associations, with ``parent: []`` when the old ones named a parent
+    and the new ones name none (the parent was removed in that system)."""
+    if (old or {}).get("parent") and not new.get("parent"):
+        new["parent"] = []
+    return new
+
+
+def removed_parent(associations: Mapping[str, Any] | None) -> bool:
+    """Whether a record's associations say its parent was removed (``with_removal``)."""
+    return associations is not None and "parent" in associations and not associations["parent"]
 
 
 def chain(cid: str, parents: Mapping[str, str | None], limit: int = MAX_DEPTH) -> list[str]:

@@ -380,12 +380,26 @@ class Planner:
             assoc.pop("account", None)
         if not policy.writes_to(conn.name, "parent_id"):
             assoc.pop("parent", None)
+        elif self._removes_parent(ot, conn, ref, desired, have, decisions):
+            assoc["parent"] = []  # the record's parent goes (see sync.hierarchy)
         if stamp:
             fields[stamp] = desired.id
         if not fields and not assoc:
             return None
         changes = tuple(FieldChange(f, getattr(current, f), getattr(desired, f), decisions[f].rule) for f in diff)
         return PlannedWrite(conn.name, ot, ref.native_type, "update", desired.id, ref.remote_id, fields, changes, assoc)
+
+    def _removes_parent(self, ot: str, conn: Connection, ref: Any, desired: Any,
+                        have: Mapping[str, set[str]], decisions: Mapping[str, Decision]) -> bool:
+        """Whether this record's parent must be removed: the account has none now, the
+        record names one we know, and no parent was refused (a refusal leaves every
+        system as it is) nor is the connector unable to write it."""
+        if ot != "account" or desired.parent_id is not None or not have.get("parent"):
+            return False
+        d = decisions.get("parent_id")
+        if d is None or d.rule.startswith("refused:"):
+            return False
+        return bool(self._writable_assoc(conn.kind, ref.native_type, {"parent": ["?"]}))
 
     def _queue(self, s: Any, op: PlannedWrite, stats: ResolveStats) -> None:
         now = self.now()

@@ -29,6 +29,7 @@ from connectors.base import (
 from mapping import normalize
 from mapping.canonical import ObjectType
 from mapping.fieldmap import compile_reader
+from sync import hierarchy
 from sync import store as st
 from sync.link import EXTERNAL_ID_FIELDS as EXTERNAL_ID_FIELDS
 from sync.link import REVSYNC_ID_FIELDS, UUID_RE, Linker
@@ -389,7 +390,9 @@ class Puller:
                         native, m, unrecorded.get(m.rec.remote_id, ())):
                     upd["remote_modstamp"] = m.rec.modstamp
                 upd.update(canonical_fields=m.view, last_seen_hash=m.digest, deleted_at=None,
-                           associations={k: list(v) for k, v in m.rec.associations.items()},
+                           associations=hierarchy.with_removal(
+                               upd.get("associations", ref.associations),
+                               {k: list(v) for k, v in m.rec.associations.items()}),
                            revsync_id=self.carried_id(m.rec))
                 dirty.append(ref.canonical_id)
                 stats.changed += 1
@@ -403,7 +406,8 @@ class Puller:
                 if m.rec.modstamp is not None:
                     ref.remote_modstamp = m.rec.modstamp
                 ref.canonical_fields = m.view
-                ref.associations = {k: list(v) for k, v in m.rec.associations.items()}
+                ref.associations = hierarchy.with_removal(ref.associations,
+                                                          {k: list(v) for k, v in m.rec.associations.items()})
                 ref.last_seen_hash = m.digest
                 ref.revsync_id = self.carried_id(m.rec)
                 dirty.append(ref.canonical_id)

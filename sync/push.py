@@ -146,7 +146,7 @@ class Pusher:
         waiting: dict[str, list[str]] = {}
         for obj, cids in (payload.get("associations") or {}).items():
             rids = tuple(remote[(obj, c)] for c in cids if (obj, c) in remote)
-            if rids:
+            if rids or (obj == "parent" and not cids):  # an empty parent: remove it
                 assoc[obj] = rids
             if absent := [c for c in cids if (obj, c) not in remote]:
                 waiting[obj] = absent

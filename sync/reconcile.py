@@ -33,7 +33,7 @@ field is ``write`` or ``none`` are ignored.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -333,6 +333,7 @@ class Reconciler:
                 deleted.append((row.id, live))
                 continue
             claims: dict[str, list[Claim]] = {f: [] for f in fields}
+            removals: list[Claim] = []  # records whose parent was removed (sync.hierarchy)
             for r in live:
                 view = views[id(r)] = decoded(ot, r.canonical_fields)
                 unreadable = unreadable_fields(r.canonical_fields)  # no claim, never a blank one
@@ -349,6 +350,9 @@ class Reconciler:
                         if rids and hier is not None and f == "parent_id":
                             hier.missing(row.id, r.system, r.remote_id, rids[0])
                         claims[f].append(Claim(r.system, r.remote_id, r.remote_modstamp, None))
+                        if f == "parent_id" and not rids and hier is not None \
+                                and hier.h.removed_parent(r.associations):
+                            removals.append(claims[f][-1])
                     else:
                         claims[f].append(Claim(r.system, r.remote_id, r.remote_modstamp,
                                                cids if f == "contact_ids" else cids[0]))
@@ -357,6 +361,9 @@ class Reconciler:
             if "contact_ids" in decisions:
                 decisions["contact_ids"] = _union(claims["contact_ids"])
             if hier is not None:
+                if removals:
+                    decisions["parent_id"] = _with_removals(claims["parent_id"], removals, policy,
+                                                            decisions["parent_id"])
                 decisions["parent_id"] = hier.check(row.id, decisions["parent_id"], row.parent_id)
             extras = self._merge_extras(live, policy)
             changed = self._apply(s, ot, row, decisions, extras, now, provenance.get(row.id, {}),
@@ -398,7 +405,8 @@ class Reconciler:
             elif getattr(row, f) != d.value:
                 setattr(row, f, d.value)
                 changed = True
-            if d.value is not None and not is_blank(d.value):
+            # a removed parent is recorded too: which record took it away, and when
+            if (d.value is not None and not is_blank(d.value)) or d.rule.endswith(":removed"):
                 prov.append({
                     "field": f, "value": encode_value(d.value), "system": d.system, "remote_id": d.remote_id,
                     "remote_modstamp": d.modstamp, "rule": d.rule, "run_id": self.run_id, "decided_at": now,
@@ -412,6 +420,21 @@ class Reconciler:
             row.updated_at = now
         st.upsert_provenance(s, ot, row.id, prov, existing, new_prov, changed_prov)
         return changed
+
+
+def _with_removals(claims: Sequence[Claim], removals: Sequence[Claim], policy: FieldPolicy,
+                   decided: Decision) -> Decision:
+    """An account's parent when some records say theirs was removed: a removal is a
+    value, not a blank, so it takes part in the field's rule as the parent would (under
+    ``latest``, a removal newer than every other record's parent wins). Records that
+    merely have no parent still claim nothing."""
+    counted = {id(c) for c in removals}
+    usable = [c for c in claims if c.value is not None or id(c) in counted]
+    d = decide("parent_id", usable, replace(policy, never_blank=False), current=None)
+    if d.value is not None or d.system is None:
+        return d if d.value is not None else decided
+    return Decision("parent_id", None, f"{d.rule}:removed", system=d.system, remote_id=d.remote_id,
+                    modstamp=d.modstamp, conflict=d.conflict or decided.conflict)
 
 
 def _union(claims: Sequence[Claim]) -> Decision:

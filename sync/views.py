@@ -51,7 +51,8 @@ def gc_paused() -> Iterator[None]:
 def view_hash(view: Mapping[str, Any], assoc: Mapping[str, Sequence[str]]) -> str:
     """Content hash of a view and its associations (equal hashes: nothing changed)."""
     payload = dict(view)
-    payload["__assoc__"] = {k: sorted(v) for k, v in sorted(assoc.items())}
+    # an empty ``parent`` (a removed parent, sync.hierarchy) reads back as none at all
+    payload["__assoc__"] = {k: sorted(v) for k, v in sorted(assoc.items()) if v or k != "parent"}
     return content_hash(payload, payload.keys())
 
 
