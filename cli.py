@@ -958,6 +958,7 @@ def _web_app(settings: cfg.Settings, store: Any, audit_log: Path | None, session
     console_ = Console(store=store, credentials=creds,
                        audit=AuditLog(audit_log or Path(".revsync") / "web-audit.jsonl"),
                        dedupe=settings.dedupe, policies=settings.policies, quality_config=settings.quality,
+                       definitions=settings.definitions,
                        secrets=sorted({v for v in (*secret_values, *file_secrets.values()) if len(v) >= 4},
                                       key=len, reverse=True))
     console_.refresh_quality()

@@ -2,7 +2,8 @@
 from the package (nothing from a CDN).
 
 Pages: runs, error ledger (filter, re-queue selected), review queue (accept / reject),
-pending plan with field diffs, find + explain, quality and revenue (charts), audit log;
+pending plan with field diffs, find + explain, quality and revenue (charts), the shared
+definitions (read only: each value set's canonical values and each system's), audit log;
 ``/metrics`` for Prometheus. Every page needs a login; every POST a CSRF token; every
 action is written to the audit log. The quality report is computed in a background
 thread and cached (it reads every remote record; a page must not wait for it).
@@ -60,6 +61,8 @@ class Console:
     dedupe: Mapping[str, Any] = field(default_factory=dict)
     policies: Mapping[str, Any] = field(default_factory=dict)
     quality_config: Mapping[str, Any] = field(default_factory=dict)
+    #: the shared definitions in force (``mapping.definitions.Definitions``; None: the defaults)
+    definitions: Any = None
     secrets: list[str] = field(default_factory=list)
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
     _quality: dict[str, Any] | None = None
@@ -378,6 +381,28 @@ def create_app(console: Console, *, session_seconds: int = SESSION_SECONDS, http
         console.audit.write(user(request), client(request), "quality_refresh")
         return RedirectResponse("/quality", status_code=303)
 
+    # ------------------------------------------------------------------ definitions
+
+    @login_required
+    async def definitions(request: Request) -> Response:
+        from mapping.definitions import defaults
+
+        data = (console.definitions or defaults()).summary()
+        sets = []
+        for name, d in data.items():
+            systems = sorted({sy for row in d["values"].values() for sy in row} | set(d["reads"]))
+            rows = []
+            for canonical, row in d["values"].items():
+                also = {sy: sorted(n for n, c in d["reads"].get(sy, {}).items()
+                                   if c == canonical and n != (row.get(sy) or "").casefold())
+                        for sy in systems}
+                rows.append({"canonical": canonical, "written": row, "also": also,
+                             "pipelines": {sy: m[canonical] for sy, m in d.get("value_pipelines", {}).items()
+                                           if canonical in m}})
+            sets.append({"name": name, "systems": systems, "rows": rows, "retired": d["retired"],
+                         "renamed": d["renamed"], "pipelines": d.get("pipelines", {})})
+        return render(request, "definitions.html", sets=sets)
+
     @login_required
     async def audit(request: Request) -> Response:
         return render(request, "audit.html", entries=console.audit.tail(200))
@@ -423,6 +448,7 @@ def create_app(console: Console, *, session_seconds: int = SESSION_SECONDS, http
         Route("/explain/{ref:path}", explain),
         Route("/quality", quality),
         Route("/quality/refresh", quality_refresh, methods=["POST"]),
+        Route("/definitions", definitions),
         Route("/audit", audit),
         Route("/metrics", metrics_endpoint),
         Route("/healthz", health),

@@ -141,6 +141,12 @@ def test_console_walkthrough(page, console):
     assert "handoffs: 0 complete, 0 waiting" in page.content()
     shot(page, "quality")
 
+    page.click("text=Definitions")
+    stage = page.locator("#set-stage").inner_text()
+    assert "closed_won" in stage and "Closed Won" in stage and "closedwon" in stage
+    assert page.locator("#set-stage form").count() == 0  # read only
+    shot(page, "definitions")
+
     page.click("text=Audit")
     audit = page.locator("#audit").inner_text()
     assert "retry" in audit and "review_accept" in audit and "login" in audit

@@ -13,7 +13,8 @@ from tests.sync.quality_seed import NOW
 from tests.web.conftest import PASSWORD, SECRET_IN_DATA
 from web.auth import Credentials, hash_password, load_credentials, verify_password
 
-PAGES = ["/", "/errors", "/review", "/plan", "/explain", "/explain?q=zephyr", "/explain/a-1", "/quality", "/audit"]
+PAGES = ["/", "/errors", "/review", "/plan", "/explain", "/explain?q=zephyr", "/explain/a-1", "/quality",
+         "/definitions", "/audit"]
 
 
 def _csrf(html: str) -> str:
@@ -178,3 +179,41 @@ def test_cli_web_needs_a_password_and_hashes_one(tmp_path, monkeypatch):
     r = client.post("/login", data={"user": "admin", "password": "pass phrase here", "csrf": _csrf(page.text)},
                     follow_redirects=False)
     assert r.status_code == 303
+
+
+#: an admin's definitions unlike the defaults: a stage added with each CRM's own label,
+#: one renamed, one retired, and an industry written differently in HubSpot
+ADMIN_DEFINITIONS = {
+    "stage": {"values": {"pilot": {"salesforce": "Paid Pilot", "hubspot": "pilotstage"}},
+              "rename": {"proposal": "quote"}, "retire": ["contract"]},
+}
+
+
+def test_definitions_page_shows_each_value_and_each_systems_value_read_only(console):
+    from mapping.definitions import build, defaults
+    from web.app import create_app
+
+    console.definitions = build(ADMIN_DEFINITIONS)
+    client = TestClient(create_app(console))
+    login(client)
+    html = client.get("/definitions").text
+    section = html[html.index('id="set-stage"'):html.index("</section>", html.index('id="set-stage"'))]
+    pilot = re.search(r'<tr data-value="pilot">(.*?)</tr>', section, re.S)
+    assert pilot is not None
+    assert "<b>Paid Pilot</b>" in pilot.group(1) and "<b>pilotstage</b>" in pilot.group(1)
+    assert 'data-value="quote"' in section and 'data-value="proposal"' not in section
+    assert "renamed: proposal → quote" in section and "retired: contract" in section
+    # every set of the definitions in force has its section, with the systems' written values
+    for name, vs in build(ADMIN_DEFINITIONS).sets.items():
+        assert f'id="set-{name}"' in html
+        for system, written in vs.writes.items():
+            for native in list(written.values())[:3]:
+                assert f"<b>{native}</b>".replace("&", "&amp;") in html, (name, system, native)
+    # read only: no form, nothing to post
+    assert "<form" not in html[html.index("<h1>"):] and client.post("/definitions").status_code == 405
+    console.definitions = None  # the defaults when revsync.toml has no [definitions]
+    html = TestClient(create_app(console))
+    login(html)
+    page = html.get("/definitions").text
+    assert 'data-value="pilot"' not in page
+    assert all(f'id="set-{name}"' in page for name in defaults().sets)
