@@ -441,3 +441,62 @@ def test_licenses_are_read_by_one_listing_walk_and_kept_by_external_id(
     assert got["ERP-2"]["_id"] == "65a0c0ffee00000000000002" and got["ERP-0"]["mrr"] == 250.5
     assert budget.calls("planhat") == 2
     assert connector(sleeps).licenses([]) == {}  # nothing asked: no call
+
+
+# ------------------------------------------------------------------ company groups (parent)
+
+
+def test_given_companies_in_a_group_when_read_then_the_parent_is_a_parent_association(
+    api: responses.RequestsMock, sleeps: Sleeps
+) -> None:
+    """The parent is the parent's ``_id`` (``PARENT_FIELD``); the calculated org fields
+    (root, path, level) are Planhat's and read as they are, never as the parent."""
+    api.get(f"{BASE}/companies", json=[
+        {"_id": "651a00000000000000000001", "name": "Holmgren AB", "orgRootId": "651a00000000000000000001",
+         "orgLevel": 1, "lastUpdated": "2026-11-02T08:00:00.000Z"},
+        {"_id": "651a00000000000000000002", "name": "Holmgren Norge AS", "parentId": "651a00000000000000000001",
+         "orgRootId": "651a00000000000000000001", "orgPath": "651a00000000000000000001", "orgLevel": 2},
+        {"_id": "651a00000000000000000003", "name": "Solo GmbH", "parentId": None},
+    ], match=[list_query(5000, 0)])  # no owners: the users are never read
+    recs = [r for p in connector(sleeps, page_size=None).read_pages(ObjectType.ACCOUNT) for r in p]
+    assert [r.associations for r in recs] == [{}, {"parent": ("651a00000000000000000001",)}, {}]
+
+
+def test_given_a_parent_set_and_one_removed_when_write_then_parent_id_and_null_are_sent(
+    api: responses.RequestsMock, sleeps: Sleeps
+) -> None:
+    api.put(f"{BASE}/companies", json={
+        "created": 0, "createdErrors": [], "insertsKeys": [], "updated": 2, "updatedErrors": [],
+        "updatesKeys": [{"_id": "651a00000000000000000002"}, {"_id": "651a00000000000000000003"}],
+        "nonupdates": 0, "modified": ["651a00000000000000000002", "651a00000000000000000003"],
+        "upsertedIds": [], "permissionErrors": []},
+        match=[matchers.json_params_matcher([
+            {"parentId": "651a00000000000000000001", "_id": "651a00000000000000000002"},
+            {"parentId": None, "_id": "651a00000000000000000003"},
+        ])])
+    ops = [
+        WriteOp(OpKind.UPDATE, ObjectType.ACCOUNT, "c-2", remote_id="651a00000000000000000002",
+                associations={"parent": ("651a00000000000000000001",)}),
+        WriteOp(OpKind.UPDATE, ObjectType.ACCOUNT, "c-3", remote_id="651a00000000000000000003",
+                associations={"parent": ()}),  # an empty parent: the parent was removed
+    ]
+    assert all(r.success for r in connector(sleeps).write(ObjectType.ACCOUNT, ops))
+
+
+def test_given_a_configured_parent_field_when_read_and_written_then_that_field_is_used(
+    api: responses.RequestsMock, sleeps: Sleeps
+) -> None:
+    from connectors.base import ConnectionSettings
+
+    settings = ConnectionSettings(name="planhat", kind="planhat", options={"base_url": BASE, "parent_field": "parentOrg"},
+                                  secrets={"api_token": TOKEN})
+    conn = PlanhatConnector.from_settings(settings, budget=ApiBudget(), retry=RetryPolicy(attempts=1, sleep=sleeps))
+    api.put(f"{BASE}/companies", json={"created": 0, "createdErrors": [], "insertsKeys": [], "updated": 1,
+                                       "updatedErrors": [], "updatesKeys": [{"_id": "651a00000000000000000002"}],
+                                       "modified": ["651a00000000000000000002"], "permissionErrors": []},
+            match=[matchers.json_params_matcher([{"parentOrg": "651a00000000000000000001",
+                                                  "_id": "651a00000000000000000002"}])])
+    op = WriteOp(OpKind.UPDATE, ObjectType.ACCOUNT, "c-2", remote_id="651a00000000000000000002",
+                 associations={"parent": ("651a00000000000000000001",)})
+    assert conn.write(ObjectType.ACCOUNT, [op])[0].success
+    assert conn.parent_field == "parentOrg"

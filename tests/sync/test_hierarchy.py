@@ -22,6 +22,40 @@ from tests.sync.fakes import Clock, FakeConnector
 # ---------------------------------------------------------------- pure checks
 
 
+def test_a_parent_gone_from_a_record_is_kept_as_an_explicit_removal() -> None:
+    assert hierarchy.with_removal({"parent": ["P1"]}, {}) == {"parent": []}
+    assert hierarchy.with_removal({"parent": ["P1"]}, {"parent": ["P2"]}) == {"parent": ["P2"]}
+    # a record that never had one, or whose removal was already seen, says nothing new
+    assert hierarchy.with_removal({}, {}) == {}
+    assert hierarchy.with_removal(None, {"account": ["A"]}) == {"account": ["A"]}
+    assert hierarchy.with_removal({"parent": []}, {}) == {}
+    assert hierarchy.removed_parent({"parent": []}) and not hierarchy.removed_parent({})
+    assert not hierarchy.removed_parent({"parent": ["P"]}) and not hierarchy.removed_parent(None)
+
+
+def test_a_removal_counts_as_a_value_only_where_a_record_removed_it() -> None:
+    from datetime import datetime
+
+    from sync.reconcile import Claim, Decision, FieldPolicy, _with_removals, decide
+
+    policy = FieldPolicy(fields={"parent_id": "latest"})
+    old, new, newer = datetime(2026, 1, 1), datetime(2026, 2, 1), datetime(2026, 3, 1)
+    kept = Claim("hubspot", "h1", old, "P")
+    removal = Claim("salesforce", "s1", new, None)
+    blank = Claim("planhat", "p1", newer, None)  # never had a parent: claims nothing
+    decided = decide("parent_id", [kept, removal, blank], policy, current="P")
+    assert decided.value == "P"  # never_blank alone would keep the parent
+    d = _with_removals([kept, removal, blank], [removal], policy, decided)
+    assert (d.value, d.system, d.rule) == (None, "salesforce", "latest:removed")
+    # a parent set after the removal wins over it
+    later = Claim("hubspot", "h1", newer, "Q")
+    assert _with_removals([later, removal], [removal], policy, decided).value == "Q"
+    # under source_priority the ranked system's parent stands against a lower one's removal
+    ranked = FieldPolicy(source_priority=("hubspot", "salesforce"))
+    d = _with_removals([kept, removal], [removal], ranked, Decision("parent_id", "P", "source_priority"))
+    assert d.value == "P"
+
+
 def test_chain_lists_the_root_first_and_stops_at_a_loop() -> None:
     parents = {"e": "d", "d": "c", "c": "b", "b": "a", "a": None}
     assert hierarchy.chain("e", parents) == ["a", "b", "c", "d", "e"]
