@@ -576,9 +576,10 @@ class HubSpotConnector(Connector):
                      assoc: Mapping[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
         """A record's associations; a company's parent company from PARENT_PROPERTY."""
         out = {k: v for k, v in assoc.items() if v}
-        parent = props.get(PARENT_PROPERTY) if native == "companies" else None
-        if parent not in (None, ""):
-            out["parent"] = (str(parent),)
+        if native == "companies" and PARENT_PROPERTY in props:
+            # an empty parent: the property was read and names none (sync.hierarchy)
+            parent = props.get(PARENT_PROPERTY)
+            out["parent"] = (str(parent),) if parent not in (None, "") else ()
         return out
 
     def read_deleted(

@@ -307,9 +307,11 @@ class PlanhatConnector(Connector):
         if model == "companies":
             owner = _owner_id(doc.get("owner"))
             fields[OWNER_EMAIL] = self.owners()[0].get(owner) if owner else None
-            parent = doc.get(self.parent_field)
-            if parent not in (None, ""):
-                associations["parent"] = (str(parent),)
+            if self.parent_field in doc:
+                # an empty parent: the field is there and names none (sync.hierarchy); a
+                # document without the field says nothing about its parent
+                parent = doc.get(self.parent_field)
+                associations["parent"] = (str(parent),) if parent not in (None, "") else ()
         if model in CHILD_MODELS and doc.get("companyId"):
             associations["account"] = (str(doc["companyId"]),)
         return RemoteRecord(

@@ -674,8 +674,9 @@ class SalesforceConnector(SalesforceWriter, Connector):
             assoc: dict[str, tuple[str, ...]] = {}
             if rec.get("AccountId") and native in ("Contact", "Opportunity"):
                 assoc["account"] = (str(rec["AccountId"]),)
-            if rec.get("ParentId") and native == "Account":
-                assoc["parent"] = (str(rec["ParentId"]),)  # the account hierarchy
+            if "ParentId" in rec and native == "Account":
+                # the account hierarchy; an empty parent: read, and none (sync.hierarchy)
+                assoc["parent"] = (str(rec["ParentId"]),) if rec["ParentId"] else ()
             rid = str(rec["Id"])
             if rid in contacts:
                 assoc["contact"] = tuple(contacts[rid])

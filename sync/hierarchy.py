@@ -50,10 +50,12 @@ class Refusal:
 
 
 def with_removal(old: Mapping[str, Any] | None, new: dict[str, list[str]]) -> dict[str, list[str]]:
-    """A record's new associations, with ``parent: []`` when the old ones named a parent
-    and the new ones name none (the parent was removed in that system)."""
-    if (old or {}).get("parent") and not new.get("parent"):
-        new["parent"] = []
+    """A record's associations as stored: an empty ``parent`` (the connector read the
+    parent field and it names none) is kept only when the record had a parent before
+    (it was removed in that system); otherwise it is dropped (no claim). A record whose
+    connector did not read its parent at all (no ``parent`` key) claims nothing either."""
+    if "parent" in new and not new["parent"] and not (old or {}).get("parent"):
+        del new["parent"]
     return new
 
 

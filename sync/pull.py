@@ -425,7 +425,8 @@ class Puller:
             ref = st.ExternalRefRow(
                 canonical_id=cid, system=self.name, object_type=object_type.value, native_type=native,
                 remote_id=m.rec.remote_id, remote_modstamp=m.rec.modstamp, last_seen_hash=m.digest,
-                canonical_fields=m.view, associations={k: list(v) for k, v in m.rec.associations.items()},
+                canonical_fields=m.view,
+                associations=hierarchy.with_removal(None, {k: list(v) for k, v in m.rec.associations.items()}),
                 link_rule=rule, first_seen_at=now, last_seen_at=now, revsync_id=self.carried_id(m.rec),
                 raw_hash=m.raw,
             )

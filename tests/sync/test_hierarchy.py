@@ -23,12 +23,15 @@ from tests.sync.fakes import Clock, FakeConnector
 
 
 def test_a_parent_gone_from_a_record_is_kept_as_an_explicit_removal() -> None:
-    assert hierarchy.with_removal({"parent": ["P1"]}, {}) == {"parent": []}
+    # the connector read the parent field and it names none: removed, if there was one
+    assert hierarchy.with_removal({"parent": ["P1"]}, {"parent": []}) == {"parent": []}
     assert hierarchy.with_removal({"parent": ["P1"]}, {"parent": ["P2"]}) == {"parent": ["P2"]}
     # a record that never had one, or whose removal was already seen, says nothing new
-    assert hierarchy.with_removal({}, {}) == {}
-    assert hierarchy.with_removal(None, {"account": ["A"]}) == {"account": ["A"]}
-    assert hierarchy.with_removal({"parent": []}, {}) == {}
+    assert hierarchy.with_removal({}, {"parent": []}) == {}
+    assert hierarchy.with_removal(None, {"account": ["A"], "parent": []}) == {"account": ["A"]}
+    assert hierarchy.with_removal({"parent": []}, {"parent": []}) == {}
+    # a connector that did not read the parent (field absent) removes nothing
+    assert hierarchy.with_removal({"parent": ["P1"]}, {}) == {}
     assert hierarchy.removed_parent({"parent": []}) and not hierarchy.removed_parent({})
     assert not hierarchy.removed_parent({"parent": ["P"]}) and not hierarchy.removed_parent(None)
 
