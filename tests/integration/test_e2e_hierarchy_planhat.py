@@ -12,7 +12,8 @@ say and do not say). The steps build on each other in one sandbox and one store:
 4. a parent removed in Salesforce (``ParentId`` null) is removed in HubSpot and
    Planhat, although ``never_blank`` is on (a removal is a change, not a blank);
 5. a parent removed in HubSpot (association archived) is removed in Salesforce and
-   Planhat, and a later cycle writes nothing;
+   Planhat, and one removed in Planhat (its parent field null) in the CRMs; a later
+   cycle writes nothing;
 6. Planhat refuses a loop and an unknown parent itself; a Planhat parent that was
    deleted is refused by revsync (one ledger entry, never written).
 """
@@ -173,6 +174,16 @@ def test_a_parent_removed_in_hubspot_is_removed_in_salesforce_and_planhat(w: Wor
     assert w.parent_everywhere(w.chain[2]) == (None, None, None)
     assert w.parent_everywhere(w.chain[1]) == w.ids_of(w.chain[0])
     assert len(reports) >= 2 and reports[-1].writes == 0  # once removed, nothing flaps back
+
+
+def test_a_parent_removed_in_planhat_is_removed_in_salesforce_and_hubspot(w: World) -> None:
+    assert w.parent_everywhere(w.chain[5]) == w.ids_of(w.chain[1])
+    assert w.ph_put(w.chain[5], {PARENT_FIELD: None}).status_code == 200
+    w.sync()
+    assert w.parent_everywhere(w.chain[5]) == (None, None, None)
+    with w.world.store.session() as s:
+        prov = {p.field: p for p in st.provenance(s, "account", w.entity(w.chain[5]))}
+    assert (prov["parent_id"].system, prov["parent_id"].rule) == ("planhat", "latest:removed")
 
 
 def test_planhat_refuses_a_loop_and_an_unknown_parent(w: World) -> None:
