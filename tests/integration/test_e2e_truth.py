@@ -221,3 +221,17 @@ def test_truth_benchmark_runs_end_to_end_and_scores_the_store(tmp_path: Path) ->
     assert split["true_positive_pairs"] == fused["true_positive_pairs"] - lost
     assert split["predicted_pairs"] == fused["predicted_pairs"] - (len(first) + len(second) - 1)
     assert split["canonical_entities"] == fused["canonical_entities"] + 1
+
+    # a deal split off by hand is counted among the split pairs, with what tells it apart
+    splits = truth.split_patterns(truth_path, url)
+    assert splits["split_pairs"] == sum(splits["by_pattern"].values())
+    deals = [recs for kind, _e, recs in truth.iter_truth(truth_path) if kind == "opportunity"]
+    opp_of = truth.store_clusters(url)["opportunity"]
+    deal = next(c for c in deals if len(c) >= 2 and len({opp_of[k] for k in c}) == 1)
+    with sqlite3.connect(db) as conn:
+        system, native, rid = deal[0]
+        conn.execute("UPDATE external_ref SET canonical_id = 'deal-split-by-test' WHERE system = ? "
+                     "AND native_type = ? AND remote_id = ?", (system, native, rid))
+    after = truth.split_patterns(truth_path, url)
+    assert after["split_entities"] == splits["split_entities"] + 1
+    assert after["split_pairs"] == splits["split_pairs"] + len(deal) - 1
