@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import sqlite3
 import sys
@@ -153,6 +154,70 @@ def score_store(truth_path: Path, db_url: str) -> dict[str, dict[str, Any]]:
     return {kind: score(clusters[kind], predicted[kind]) for kind in KINDS}
 
 
+def _name_key(name: Any) -> str:
+    return " ".join(re.sub(r"[^\w]+", " ", str(name or "").casefold()).split())
+
+
+def split_patterns(truth_path: Path, db_url: str) -> dict[str, Any]:
+    """The true deal pairs the store keeps apart, counted by what tells their two records
+    apart (as the store last read them): ``same system`` (a duplicate within one
+    system), ``account`` (their accounts are other entities, or one has none), ``name``
+    (another name once case and punctuation are gone), ``close date``, ``amount`` (two
+    typed amounts differ), ``amount blank`` (blank on one side or both); ``identical``
+    when none of these. Which group to fix first (issue #19)."""
+    from sqlalchemy import select
+
+    from sync.store import ExternalRefRow, make_engine
+
+    predicted = store_clusters(db_url)
+    engine = make_engine(db_url)
+    views: dict[RecordKey, tuple[str, str, Any, Any, str | None]] = {}
+    try:
+        with engine.connect() as conn:
+            accounts = predicted["account"]
+            account_of = {(system, rid): cid for (system, _native, rid), cid in accounts.items()}
+            rows = conn.execute(select(
+                ExternalRefRow.system, ExternalRefRow.native_type, ExternalRefRow.remote_id,
+                ExternalRefRow.canonical_fields, ExternalRefRow.associations,
+            ).where(ExternalRefRow.object_type == "opportunity"))  # fmt: skip
+            for system, native, rid, fields, assoc in rows:
+                view = _loaded(fields)
+                acc = next(iter(_loaded(assoc).get("account") or ()), None)
+                views[system, native, rid] = (system, _name_key(view.get("name")), str(view.get("close_date") or ""),
+                                              view.get("amount"), account_of.get((system, str(acc))) if acc else None)
+    finally:
+        engine.dispose()
+    patterns: Counter[str] = Counter()
+    entities = 0
+    for kind, _entity, records in iter_truth(truth_path):
+        if kind != "opportunity":
+            continue
+        labels = {r: predicted["opportunity"].get(r) for r in records}
+        if len(set(labels.values())) < 2:
+            continue
+        entities += 1
+        for i, a in enumerate(records):
+            for b in records[i + 1:]:
+                if labels[a] == labels[b] or a not in views or b not in views:
+                    continue
+                (sa, na, ca, ma, aa), (sb, nb, cb, mb, ab) = views[a], views[b]
+                tags = [tag for tag, differs in (
+                    ("same system", sa == sb), ("account", aa is None or aa != ab), ("name", na != nb),
+                    ("close date", ca != cb),
+                    ("amount blank", ma in (None, "") or mb in (None, "")),
+                    ("amount", ma not in (None, "") and mb not in (None, "") and str(ma) != str(mb)),
+                ) if differs]  # fmt: skip
+                patterns[" + ".join(tags) or "identical"] += 1
+    return {"split_entities": entities, "split_pairs": sum(patterns.values()),
+            "by_pattern": dict(patterns.most_common())}
+
+
+def _loaded(value: Any) -> dict[str, Any]:
+    if isinstance(value, str):
+        value = json.loads(value)
+    return value if isinstance(value, dict) else {}
+
+
 def score_hierarchy(truth_path: Path, db_url: str) -> dict[str, int]:
     """Account hierarchies: of the truth's subsidiaries (entities with a ``parent``),
     how many have, in the store, the parent's entity as ``parent_id`` (``right``), another
@@ -281,6 +346,7 @@ def run(
         started = time.perf_counter()
         scores = score_store(data / "ground_truth.json", db_url)
         hier = score_hierarchy(data / "ground_truth.json", db_url)
+        splits = split_patterns(data / "ground_truth.json", db_url)
         score_s = round(time.perf_counter() - started, 3)
         writes = cycle_writes(work / "truth.db", second.run_id)
         summary = cycle_write_summary(work / "truth.db", second.run_id)
@@ -293,6 +359,7 @@ def run(
             "data": str(data.relative_to(ROOT)) if data.is_relative_to(ROOT) else data.name,
             "objects": scores,
             "hierarchy": hier,
+            "opportunity_splits": splits,
             "first_cycle": {
                 "seconds": seconds_1,
                 "status": first.status,

@@ -26,8 +26,9 @@ linked at ``auto_link`` (``AUTO_LINK``, 0.90) when the names agree, from
 hold two records of one deal) is linked only when near-certain (``NEAR_CERTAIN`` with
 the same name words and close day), else it goes to review from ``review_from`` on.
 Such a pair is linked only when its two records in the shared system agree on name
-words, close date and amount (``exact_copy``: one deal entered twice there), and is
-scored as those records (its entity may show another system's moved date): two
+words, close date and amount (``exact_copy``: one deal entered twice there; an amount
+left blank on one or both counts as agreeing only with the same stage and owner), and
+is scored as those records (its entity may show another system's moved date): two
 renewals of one name a month apart in one system are two deals, however alike.
 Clustering refuses a link that would put two records of one system into one deal
 unless that very pair is near-certain. A deal without an account is placed in the
@@ -298,18 +299,25 @@ def _copies(record: Mapping[str, Any]) -> frozenset[tuple[str, frozenset[str], f
 
 def exact_copy(a: Features, b: Features) -> tuple[Features, Features, str] | None:
     """Two entities holding one record each, in one system, with the same name words,
-    close date and amount: one deal entered twice there (an import, a double click).
+    close date and amount (or the amount left blank on one or both): one deal entered
+    twice there (an import, a double click, a copy whose amount was never typed).
     Returns the two read as those records (the reconciled values may come from another
-    system that moved the date) and the system; None when there is no such pair."""
+    system that moved the date) and the system; None when there is no such pair. An
+    amount that differs is never a copy; a blank one is weighed by ``near_certain``."""
     if not (a.systems & b.systems):
         return None
+    found: tuple[Features, Features, str] | None = None
     for ca in sorted(a.copies, key=repr):
-        for cb in b.copies:
-            if ca == cb:
-                system, words, periods, close, amount = ca
-                return (replace(a, words=words, periods=periods, close=close, amount=amount),
-                        replace(b, words=words, periods=periods, close=close, amount=amount), system)
-    return None
+        for cb in sorted(b.copies, key=repr):
+            if ca[:4] != cb[:4] or (ca[4] != cb[4] and ca[4] is not None and cb[4] is not None):
+                continue
+            system, words, periods, close, amount = ca
+            pair = (replace(a, words=words, periods=periods, close=close, amount=amount),
+                    replace(b, words=words, periods=periods, close=close, amount=cb[4]), system)
+            if ca[4] == cb[4]:
+                return pair  # the same amount (or both blank): the closest copy there is
+            found = found or pair
+    return found
 
 
 class AccountIndex:
@@ -541,10 +549,16 @@ def near_certain(pair: Pair, opts: Options) -> bool:
     """Sure enough to give one system two records of one deal: the probability at
     ``near_certain`` *and* the same name words, the same close date and the same amount
     (a deal typed again is a copy; one a little off, in a series of same-named renewals,
-    is a question for a person)."""
-    return (pair.probability >= opts.near_certain and pair.evidence.get("close_date") == "same day"
-            and pair.evidence.get("amount") == "same"
-            and pair.evidence.get("name", "").startswith("same words,") and "period" not in pair.evidence["name"])
+    is a question for a person). A copy whose amount is blank on one side or both
+    (``exact_copy``) stands in for the same amount only if nothing else tells the two
+    apart: the same stage and owner, and no other currency or type."""
+    ev = pair.evidence
+    amount = ev.get("amount")
+    blank_copy = (amount == "missing" and "copy" in ev and ev.get("stage") == "same" and ev.get("owner") == "same"
+                  and ev.get("currency") != "different" and ev.get("type") != "different")
+    return (pair.probability >= opts.near_certain and ev.get("close_date") == "same day"
+            and (amount == "same" or blank_copy)
+            and ev.get("name", "").startswith("same words,") and "period" not in ev["name"])
 
 
 def _decide(scored: Sequence[tuple[Pair, bool]], systems: Mapping[str, frozenset[str]],

@@ -140,25 +140,26 @@ def _won_opportunities(s: Any) -> dict[str, Any]:
 
 
 def queue_company_creates(store: st.Store, conn: Any, hs: HandoffSettings, *, now: datetime,
-                          run_id: int | None, fieldmaps: Mapping[tuple[str, str], Any] | None = None) -> int:
+                          run_id: int | None, fieldmaps: Mapping[tuple[str, str], Any] | None = None) -> list[str]:
     """The account of a won deal is handed to the CS system once its handoff data is
     complete: where it has no record there yet (and no create is queued), queue its
     create, planned like any other (the gate may hold it; the push writes it before the
-    handoffs run, so the handoff completes in the same cycle). Returns the creates queued."""
+    handoffs run, so the handoff completes in the same cycle). Returns the ids of the
+    accounts whose create was queued (``replan_dependents`` plans their records again)."""
     from mapping.fieldmap import from_entity
     from sync.plan import _json
     from sync.views import row_entity as _row_entity
 
     natives = conn.connector.objects.get(ObjectType.ACCOUNT, ())
     if not natives:
-        return 0
+        return []
     native = natives[0]
     fm = (fieldmaps or {}).get((conn.kind, native))
     rows: list[dict[str, Any]] = []
     with store.session() as s:
         won = _won_opportunities(s)
         if not won:
-            return 0
+            return []
         ids = sorted(won)
         ref = st.ExternalRefRow
         present = set(s.scalars(select(ref.canonical_id).where(
@@ -168,7 +169,7 @@ def queue_company_creates(store: st.Store, conn: Any, hs: HandoffSettings, *, no
             st.OutboxRow.kind == "create", st.OutboxRow.canonical_id.in_(ids))))
         missing = [i for i in ids if i not in present and i not in queued]
         if not missing:
-            return 0
+            return []
         a = st.AccountRow
         opp_contacts = st.opportunity_contacts(s, [won[i].id for i in missing])
         cids = sorted({c for v in opp_contacts.values() for c in v})
@@ -188,7 +189,39 @@ def queue_company_creates(store: st.Store, conn: Any, hs: HandoffSettings, *, no
                                                   f"{conn.name}", "handoff"]]},
                          "state": "pending", "attempts": 0, "created_at": now, "updated_at": now})
         st.insert_outbox(s, rows)
-    return len(rows)
+    return [r["canonical_id"] for r in rows]
+
+
+def replan_dependents(store: st.Store, engine: Any, conn: Any, account_ids: Sequence[str]) -> int:
+    """Plan again, for the CS connection only, the contacts (and any other object the CS
+    system holds that links to an account) of accounts whose handoff create was just
+    queued. They were planned before the create existed, when the account could not be
+    reached there: without this their link to the new company would be written only in
+    the next cycle (a no-change cycle that writes). Entities still dirty (their pull did
+    not finish) are left for the cycle that reconciles them. Returns the entities planned."""
+    if not account_ids:
+        return 0
+    done = 0
+    for ot in (ObjectType.CONTACT, ObjectType.OPPORTUNITY):
+        if not conn.connector.objects.get(ot):
+            continue
+        t: Any = st.ENTITY_TABLES[ot.value]
+        stats = None
+        with store.session() as s:
+            rows: list[Any] = []
+            for i in range(0, len(account_ids), 500):
+                chunk = list(account_ids[i:i + 500])
+                rows.extend(s.scalars(select(t).where(
+                    t.account_id.in_(chunk), t.dirty.is_(False), t.merged_into.is_(None),
+                    t.deleted_at.is_(None))))
+            if rows:
+                from sync.reconcile import ResolveStats
+
+                stats = ResolveStats()
+                rows.sort(key=lambda r: r.id)
+                engine.resolve_batch(s, ot.value, rows, [conn.name], stats)
+        done += stats.entities if stats else 0
+    return done
 
 
 def run_handoffs(store: st.Store, conn: Any, hs: HandoffSettings, *, now: datetime,

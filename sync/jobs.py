@@ -382,17 +382,19 @@ class Runner:
 
         gov = self.settings.governance
         live = [n for n in names if not self._is_down(report, n)]
-        from sync.handoff import handoff_connection, queue_company_creates
+        from sync.handoff import handoff_connection, queue_company_creates, replan_dependents
 
         cs = handoff_connection(self.connections, gov.handoff)
         if gov.handoff.enabled and cs is not None and cs.name in live:
             # a won deal's account is handed to the CS system: created there if it is not yet
-
-            n = queue_company_creates(self.store, cs, gov.handoff, now=self.now(), run_id=report.run_id,
-                                      fieldmaps=self.fieldmaps)
-            if n:
+            queued = queue_company_creates(self.store, cs, gov.handoff, now=self.now(), run_id=report.run_id,
+                                           fieldmaps=self.fieldmaps)
+            if queued:
                 per = report.planned.setdefault(cs.name, {})
-                per["create"] = per.get("create", 0) + n
+                per["create"] = per.get("create", 0) + len(queued)
+                # its contacts were planned before the create existed: plan them again there
+                # so that they are linked to the new company in this cycle, not the next
+                replan_dependents(self.store, self._engine(report.run_id), cs, queued)
         pre = Preflight(self.connections) if gov.preflight else None
         gs = gate_outbox(self.store, gov, now=self.now(), run_id=report.run_id, preflight=pre, systems=live)
         report.held = dict(gs.held)

@@ -112,10 +112,42 @@ def _phone_extension_overwritten(data: Path) -> tuple[str, str]:
     raise AssertionError("no contact in both CRMs with a newer HubSpot phone")
 
 
+def _planhat_company_split_off(data: Path) -> tuple[str, list[str]]:
+    """Make issue #19's third case (3,000 accounts, real noise): a won deal whose account
+    is in Planhat under a company revsync cannot link (another name and domain, no ids),
+    while the deal's contacts are Planhat endusers of that company. The handoff creates
+    the account in Planhat in cycle 1; the endusers must follow their canonical account to
+    it in that cycle. Returns (the Salesforce account id, the Planhat enduser ids)."""
+    truth_doc = json.loads((data / "ground_truth.json").read_text())
+    where = {(r["system"], r["id"]): e for kind in ("account", "contact") for e in truth_doc["entities"][kind]
+             for r in e["records"]}
+    roles = json.loads((data / "salesforce" / "OpportunityContactRole.json").read_text())
+    ph_path = data / "planhat" / "companies.json"
+    companies = json.loads(ph_path.read_text())
+    for opp in json.loads((data / "salesforce" / "Opportunity.json").read_text()):
+        if not (opp["IsWon"] and opp["Contract_Start__c"]):
+            continue  # a handoff without its contract term waits: nothing is created
+        account = where[("salesforce", opp["AccountId"])]
+        company = next((r["id"] for r in account["records"] if r["system"] == "planhat"), None)
+        people = [where[("salesforce", r["ContactId"])] for r in roles if r["OpportunityId"] == opp["Id"]]
+        users = [r["id"] for person in people for r in person["records"] if r["object"] == "endusers"]
+        if company and users:
+            break
+    else:
+        raise AssertionError("no won deal whose account and contacts are in Planhat")
+    for row in companies:
+        if row["_id"] == company:
+            row.update(name="Quillmoor Aggregates", domains=["quillmoor-aggregates.com"], website=None,
+                       sourceId=None, externalId=None)
+    ph_path.write_text(json.dumps(companies))
+    return str(opp["AccountId"]), users
+
+
 @pytest.mark.slow
 def test_truth_benchmark_runs_end_to_end_and_scores_the_store(tmp_path: Path) -> None:
     sf_id, hs_id, domain = _website_only_in_hubspot(data_dir(60, 5, tmp_path / "out"))
     phone_id, phone_stamp = _phone_extension_overwritten(data_dir(60, 5, tmp_path / "out"))
+    handed_sf, endusers = _planhat_company_split_off(data_dir(60, 5, tmp_path / "out"))
     result = truth.run(60, 5, out=tmp_path / "out", keep=tmp_path / "keep", cycles=3)
     manifest = json.loads((tmp_path / "out" / "data-a60-s5" / "manifest.json").read_text())
     assert result["first_cycle"]["status"] == "ok"
@@ -145,6 +177,19 @@ def test_truth_benchmark_runs_end_to_end_and_scores_the_store(tmp_path: Path) ->
             "WHERE remote_id = ?", (phone_id,)).fetchone()
     assert datetime.fromisoformat(stamp) == datetime.strptime(phone_stamp[:19], "%Y-%m-%dT%H:%M:%S")
     assert "phone_extension" not in json.loads(extras or "{}")
+    # the won deal's account was handed to Planhat (created there in cycle 1) and its
+    # contacts' endusers were linked to that company in the same cycle, not the next
+    with sqlite3.connect(tmp_path / "keep" / "truth.db") as conn:
+        (account,) = conn.execute("SELECT canonical_id FROM external_ref WHERE remote_id = ?", (handed_sf,)).fetchone()
+        (company,) = conn.execute("SELECT remote_id FROM external_ref WHERE system = 'planhat' "
+                                  "AND object_type = 'account' AND canonical_id = ?", (account,)).fetchone()
+        (state,) = conn.execute("SELECT state FROM handoff WHERE account_id = ?", (account,)).fetchone()
+        links = conn.execute(
+            f"SELECT e.remote_id, json_extract(e.associations, '$.account[0]'), c.account_id FROM external_ref e "
+            f"JOIN contact c ON c.id = e.canonical_id WHERE e.remote_id IN ({', '.join('?' * len(endusers))})",
+            endusers).fetchall()
+    assert state == "complete"
+    assert links and {(rid, company, account) for rid in endusers} == set(links)
 
     # Known cases on the real store: fuse two true accounts, split one record off another.
     db = tmp_path / "keep" / "truth.db"
@@ -176,3 +221,17 @@ def test_truth_benchmark_runs_end_to_end_and_scores_the_store(tmp_path: Path) ->
     assert split["true_positive_pairs"] == fused["true_positive_pairs"] - lost
     assert split["predicted_pairs"] == fused["predicted_pairs"] - (len(first) + len(second) - 1)
     assert split["canonical_entities"] == fused["canonical_entities"] + 1
+
+    # a deal split off by hand is counted among the split pairs, with what tells it apart
+    splits = truth.split_patterns(truth_path, url)
+    assert splits["split_pairs"] == sum(splits["by_pattern"].values())
+    deals = [recs for kind, _e, recs in truth.iter_truth(truth_path) if kind == "opportunity"]
+    opp_of = truth.store_clusters(url)["opportunity"]
+    deal = next(c for c in deals if len(c) >= 2 and len({opp_of[k] for k in c}) == 1)
+    with sqlite3.connect(db) as conn:
+        system, native, rid = deal[0]
+        conn.execute("UPDATE external_ref SET canonical_id = 'deal-split-by-test' WHERE system = ? "
+                     "AND native_type = ? AND remote_id = ?", (system, native, rid))
+    after = truth.split_patterns(truth_path, url)
+    assert after["split_entities"] == splits["split_entities"] + 1
+    assert after["split_pairs"] == splits["split_pairs"] + len(deal) - 1

@@ -151,6 +151,31 @@ def test_two_deals_of_one_name_and_day_in_one_system_are_not_copies() -> None:
     assert linked(result) == set() and queued(result) == {frozenset(("sf1", "sf2"))}
 
 
+def test_a_copy_whose_amount_is_blank_links_in_its_system_unless_something_else_differs() -> None:
+    """Issue #19 at 1,000 and 10,000 accounts: most deals kept apart were one system's
+    duplicates whose amount is blank in one copy or both (a Salesforce deal entered twice
+    before its amount was known; a HubSpot copy whose amount was never typed). With the
+    same name, close day, stage and owner they are one deal; another stage, owner or a
+    present but different amount keeps them a question for a person."""
+    def hs(rid: str, **kw: Any) -> dict[str, Any]:
+        record = deal(rid, "Acme Expansion", system="hubspot", **kw)
+        return {**record, "copies": [{"system": "hubspot", "name": record["name"],
+                                      "close_date": record["close_date"], "amount": record["amount"]}]}
+
+    both_blank = match_opportunities([hs("h1", amount=None), hs("h2", amount=None)])
+    assert linked(both_blank) == {frozenset(("h1", "h2"))}
+    assert both_blank.links[0].evidence["amount"] == "missing" and "copy" in both_blank.links[0].evidence
+    one_blank = match_opportunities([hs("h1", amount="133000"), hs("h2", amount=None)])
+    assert linked(one_blank) == {frozenset(("h1", "h2"))}
+    for other in ({"stage": "negotiation"}, {"owner": "al@seller.com"}, {"close": "2026-07-01"},
+                  {"type_": "renewal"}):
+        result = match_opportunities([hs("h1", amount="133000"), hs("h2", amount=None, **other)])
+        assert linked(result) == set() and queued(result) == {frozenset(("h1", "h2"))}, other
+    # two amounts typed and different: two deals, as before
+    differ = match_opportunities([hs("h1", amount="133000"), hs("h2", amount="97000")])
+    assert linked(differ) == set()
+
+
 def test_cross_system_pairs_link_from_0_90_when_their_names_agree() -> None:
     """Across systems the scorer is cautious: the same words, a month apart, one amount
     missing, another owner score below 0.99 and are one deal; other names need 0.99."""
