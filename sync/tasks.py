@@ -68,6 +68,9 @@ app.conf.update(
     result_expires=86400,
     worker_hijack_root_logger=False,
     broker_connection_retry_on_startup=True,
+    # Redis out of reach: a worker logs it and keeps trying (its backoff grows to 30 s)
+    # instead of giving up after 100 tries; it works again as soon as Redis is back
+    broker_connection_max_retries=None,
 )
 
 
@@ -350,6 +353,9 @@ def prepare(self: Any, run_id: int) -> int:
     report = _report(ctx, run_id)
     lease = _leased(self, ctx, run_id, ("retry", "all"))
     try:
+        from sync.fleet import analyze
+
+        analyze(ctx.store)  # the pulls' rows get statistics before anything plans a query on them
         runner._follow_merges(report, list(ORDER))
         runner._retry_due(report, list(ORDER))
     finally:
