@@ -4,7 +4,8 @@ A cycle is one Celery canvas (``cycle_canvas``), enqueued by the one active sche
 
     pull         per connection, its objects in order (accounts, contacts, opportunities),
                  on the connection's own queue; the connections side by side
-    prepare      follow the systems' own merges, make due failed writes dirty again
+    prepare      planner statistics for the pulled rows (PostgreSQL), follow the systems'
+                 own merges, make due failed writes dirty again
     resolve      per object: canonical-id shards in parallel, then tier-2 matching
     caps         the whole plan against the blast-radius caps
     push         per object: one task per connection (its own queue)
