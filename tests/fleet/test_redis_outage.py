@@ -125,3 +125,44 @@ def test_a_worker_logs_and_retries_while_redis_is_down_then_works(tmp_path: Path
         if redis_proc is not None:
             redis_proc.terminate()
             redis_proc.wait(timeout=20)
+
+
+def test_a_leading_scheduler_logs_one_line_and_tries_again_next_tick(tmp_path: Path,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
+    """``revsync serve`` in fleet mode with Redis down: the enqueue fails, the tick logs one
+    warning naming Redis, and the scheduler goes on (the next tick enqueues)."""
+    import logging
+
+    import redis
+
+    import scheduler
+    from sync import config as cfg
+    from sync import store as st
+    from sync.fleet import Leader
+    from sync.migrate import upgrade
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    upgrade(url)
+    broker = f"redis://127.0.0.1:{_free_port()}/0"
+    settings = cfg.parse({"database": {"url": url}, "fleet": {"broker_url": broker}})
+    down = [True]
+    sent: list[str] = []
+
+    def enqueue(job: str) -> str:
+        if down[0]:
+            raise redis.ConnectionError("Error 111 connecting to 127.0.0.1. Connection refused.")
+        sent.append(job)
+        return "task-1"
+
+    sched = scheduler.build_fleet_scheduler(settings, enqueue=enqueue, leader=Leader(st.Store.from_url(url), 30))
+    fire = sched.get_job(scheduler.JOB_IDS[0])
+    assert fire is not None
+    with caplog.at_level(logging.INFO, logger="scheduler"):
+        fire.func(*fire.args)  # a tick while Redis is down: no exception
+        warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        assert len(warnings) == 1, warnings
+        assert warnings[0].startswith("cycle: not enqueued: the fleet's Redis at redis://127.0.0.1:")
+        assert "out of reach" in warnings[0] and "the next tick tries again" in warnings[0]
+        down[0] = False
+        fire.func(*fire.args)
+    assert sent == ["cycle"]
