@@ -212,6 +212,13 @@ def status(
 ) -> None:
     """Schema, connections, cursors, last runs, outbox, open errors and API usage."""
     settings = load_settings()
+    if settings.fleet.enabled:  # the shared figures live in the fleet's Redis
+        from sync.budget import BrokerUnreachable, check_reachable
+
+        try:
+            check_reachable(settings.fleet.broker_url)
+        except BrokerUnreachable as e:
+            raise _fail(str(e)) from None
     try:
         data = collect_status(settings)
     except Exception as e:
@@ -323,9 +330,14 @@ def make_runner(settings: cfg.Settings, *, systems: list[str] | None = None, pro
         raise _fail("no connections configured (run `revsync init`, or see the README)")
     budget: ApiBudget
     if settings.fleet.enabled:
-        # a fleet's workers share one allocation in Redis: a CLI run spends from it too
-        from sync.budget import SharedBudget, budget_limits
+        # a fleet's workers share one allocation in Redis: a CLI run spends from it too,
+        # so without Redis it cannot count its calls and does not start
+        from sync.budget import BrokerUnreachable, SharedBudget, budget_limits, check_reachable
 
+        try:
+            check_reachable(settings.fleet.broker_url)
+        except BrokerUnreachable as e:
+            raise _fail(str(e)) from None
         budget = SharedBudget(settings.fleet.broker_url, budget_limits(settings.connections))
     else:
         budget = ApiBudget({n: c.options["budget"]["calls_per_day"] for n, c in settings.connections.items()

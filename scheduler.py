@@ -125,7 +125,14 @@ def build_fleet_scheduler(
         if not leader.tick():
             log.debug("%s: standing by (another scheduler leads)", job)
             return
-        task_id = enqueue(job)
+        try:
+            task_id = enqueue(job)
+        except Exception as e:  # the broker is out of reach: say so once a tick, try next tick
+            from sync.budget import unreachable_line
+
+            log.warning("%s: not enqueued: %s; the next tick tries again", job,
+                        unreachable_line(settings.fleet.broker_url, e))
+            return
         log.info("%s: enqueued %s", job, task_id or "nothing (no failed write is due)")
 
     sch = settings.schedule

@@ -72,7 +72,8 @@ def one(accounts: int, seed: int, workers: int, pg: str, redis_url: str) -> dict
             "records_per_s": round(records / seconds, 1) if seconds else None,
             "status": run.status, "written": run.counts.get("written"),
             "second_cycle": {"seconds": round(quiet, 1), "written": run2.counts.get("written")},
-            "task_seconds": {k: round(v, 1) for k, v in sorted(per_task.items())}}
+            "task_seconds": {k: round(v, 1) for k, v in sorted(per_task.items())},
+            "load_avg": [round(x, 1) for x in os.getloadavg()]}
 
 
 def main() -> None:
@@ -85,8 +86,11 @@ def main() -> None:
     if not pg or not rd:
         print("bench.fleet: run under scripts/with-postgres scripts/with-redis", file=sys.stderr)
         raise SystemExit(2)
-    out = {"accounts": a.accounts, "seed": a.seed, "cores": os.cpu_count(),
-           "runs": [one(a.accounts, a.seed, int(n), pg, rd) for n in a.workers.split(",")]}
+    out: dict[str, Any] = {"accounts": a.accounts, "seed": a.seed, "cores": os.cpu_count(), "runs": []}
+    for n in a.workers.split(","):
+        out["runs"].append(one(a.accounts, a.seed, int(n), pg, rd))
+        # each worker count as it ends (a long run stopped early keeps what it measured)
+        print(json.dumps(out["runs"][-1]), file=sys.stderr, flush=True)
     print(json.dumps(out))
 
 

@@ -19,11 +19,38 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from connectors.base import ApiBudget, QuotaExhausted
+from connectors.base import ApiBudget, ConnectorError, QuotaExhausted
 
 #: the day counter of a system without a configured allocation still counts (status)
 UNLIMITED = 10**12
 NAMESPACE = "revsync-budget"
+
+
+class BrokerUnreachable(ConnectorError):
+    """The fleet's Redis (broker and shared budget) cannot be reached: one line naming it."""
+
+
+def unreachable_line(url: str, exc: BaseException | None = None) -> str:
+    """What to tell the user when the fleet's Redis at ``url`` does not answer."""
+    from sync.config import redact_url
+
+    why = f" ({str(exc).strip() or type(exc).__name__})" if exc is not None else ""
+    return (f"the fleet's Redis at {redact_url(url)} is out of reach{why}: it holds the broker and the "
+            "shared API budget; start it or fix [fleet] broker_url")
+
+
+def check_reachable(url: str, timeout: float = 3.0) -> None:
+    """Raise ``BrokerUnreachable`` unless the Redis at ``url`` answers a PING in ``timeout`` s."""
+    import redis
+
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+        try:
+            client.ping()
+        finally:
+            client.close()
+    except redis.RedisError as e:
+        raise BrokerUnreachable(unreachable_line(url, e)) from None
 
 
 def budget_limits(connections: Mapping[str, Any]) -> dict[str, tuple[int | None, int | None]]:
@@ -46,6 +73,7 @@ class SharedBudget(ApiBudget):
         from limits.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter
 
         super().__init__()
+        self.url = url
         self.storage = storage_from_string(url)
         self._daily = FixedWindowRateLimiter(self.storage)
         self._rate = MovingWindowRateLimiter(self.storage)
@@ -64,7 +92,17 @@ class SharedBudget(ApiBudget):
 
     def spend(self, system: str, calls: int = 1) -> None:
         """Count ``calls`` against the shared allocation (refused past it) and the rate
-        (waits for the window); then locally, for the run's report."""
+        (waits for the window); then locally, for the run's report. Redis out of reach:
+        ``BrokerUnreachable`` (the call is not made: nobody could count it)."""
+        import redis
+
+        try:
+            self._spend(system, calls)
+        except redis.RedisError as e:
+            raise BrokerUnreachable(unreachable_line(self.url, e)) from None
+        super().spend(system, calls)
+
+    def _spend(self, system: str, calls: int) -> None:
         if not self._daily.hit(self._day_item(system), NAMESPACE, system, self._day(), cost=calls):
             cap = self._configured.get(system)
             raise QuotaExhausted(f"{system}: the shared daily API budget of {cap} calls is used up "
@@ -73,7 +111,6 @@ class SharedBudget(ApiBudget):
         while rate is not None and not self._rate.hit(rate, NAMESPACE, system, cost=calls):
             stats = self._rate.get_window_stats(rate, NAMESPACE, system)
             self.sleep(max(0.01, min(1.0, stats.reset_time - time.time())))
-        super().spend(system, calls)
 
     def shared(self) -> dict[str, dict[str, Any]]:
         """Today's figures for every configured system, as every worker sees them."""

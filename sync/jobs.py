@@ -318,7 +318,7 @@ class Runner:
                 self._resolve(report, engine, ot, holders)
                 # tier 2 on the reconciled entities (names, companies, phones, addresses),
                 # then the survivors of its links are re-decided and re-planned
-                if deduper is not None and self._match_new(report, deduper, ot):
+                if deduper is not None and self._match_leased(report, deduper, ot):
                     self._resolve(report, engine, ot, holders)
             # required-field blocks and the schema pre-flight hold what they refuse
             self._gate(report, names)
@@ -457,6 +457,25 @@ class Runner:
                 if kind in per:
                     per[kind] = max(0, per[kind] - n)
         return int(dr.links)
+
+    def _match_leased(self, report: CycleReport, deduper: Any, ot: ObjectType) -> int:
+        """``_match_new`` under the matcher's lease (the one ``revsync dedupe`` and a fleet
+        match task take): a cycle's tier 2 never links beside a batch dedupe. When another
+        job holds it, this cycle leaves tier 2 to the next one (the entities it would have
+        scored stay unmatched until then) and says so."""
+        from sync.leases import LeaseSet
+
+        leases = LeaseSet(self.store, seconds=self.settings.fleet.lease_seconds, label=f"run{report.run_id}-match",
+                          now=self.now, is_stale=holder_is_stale)
+        _taken, busy = leases.acquire([("match", ot.value)])
+        if busy:
+            report.messages.append(f"dedupe {ot.value}: another job is matching (its lease); "
+                                   "tier 2 waits for the next cycle")
+            return 0
+        try:
+            return self._match_new(report, deduper, ot)
+        finally:
+            leases.release()
 
     @staticmethod
     def _is_down(report: CycleReport, name: str) -> bool:

@@ -11,7 +11,8 @@ table is the one place every machine looks (SQLite and PostgreSQL alike).
 Scopes are (system, object) pairs of the ``lease`` table: a pull takes
 ``(connection, object)`` (the same key a CLI backfill takes), other units take
 ``("resolve:<object>", shard)``, ``("push:<connection>", object)``,
-``("match", object)``, ``("retry", "all")`` and the scheduler ``("scheduler", "leader")``.
+``("match", object)`` (a fleet's match task, ``revsync dedupe`` and a single-process
+cycle's tier 2 alike), ``("retry", "all")`` and the scheduler ``("scheduler", "leader")``.
 A fleet cycle holds ``("cycle", "fleet")`` from its start to its end; a CLI ``sync`` or
 ``backfill`` on a store with a fleet configured takes it too (``LeaseSet``), so the
 two never work at once.

@@ -4,7 +4,8 @@ A cycle is one Celery canvas (``cycle_canvas``), enqueued by the one active sche
 
     pull         per connection, its objects in order (accounts, contacts, opportunities),
                  on the connection's own queue; the connections side by side
-    prepare      follow the systems' own merges, make due failed writes dirty again
+    prepare      planner statistics for the pulled rows (PostgreSQL), follow the systems'
+                 own merges, make due failed writes dirty again
     resolve      per object: canonical-id shards in parallel, then tier-2 matching
     caps         the whole plan against the blast-radius caps
     push         per object: one task per connection (its own queue)
@@ -68,6 +69,9 @@ app.conf.update(
     result_expires=86400,
     worker_hijack_root_logger=False,
     broker_connection_retry_on_startup=True,
+    # Redis out of reach: a worker logs it and keeps trying (its backoff grows to 30 s)
+    # instead of giving up after 100 tries; it works again as soon as Redis is back
+    broker_connection_max_retries=None,
 )
 
 
@@ -350,6 +354,9 @@ def prepare(self: Any, run_id: int) -> int:
     report = _report(ctx, run_id)
     lease = _leased(self, ctx, run_id, ("retry", "all"))
     try:
+        from sync.fleet import analyze
+
+        analyze(ctx.store)  # the pulls' rows get statistics before anything plans a query on them
         runner._follow_merges(report, list(ORDER))
         runner._retry_due(report, list(ORDER))
     finally:

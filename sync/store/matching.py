@@ -236,29 +236,41 @@ def remote_merge_pairs(s: Session, object_type: str) -> list[dict[str, Any]]:
     Lead into a Contact) says the two entities are one: each item names the entity
     holding the surviving record (``survivor``), the entity of the merged-away record
     (``merged``) and the records, for ``Deduper.follow_remote_merges`` to link.
-    """
-    from sqlalchemy.orm import aliased
 
+    In steps, each an index lookup: the merged-away records (few, often none), the
+    records they were merged into, then which of their entities are live. One
+    statement joining the four made PostgreSQL pick nested loops over whole tables
+    when the rows of a first pull had no statistics yet (152 s at 3,000 accounts).
+    """
     t = ENTITY_TABLES[object_type]
-    gone, kept = aliased(ExternalRefRow), aliased(ExternalRefRow)
-    ge, ke = aliased(t), aliased(t)
-    q = (
-        select(kept.canonical_id, gone.canonical_id, gone.system, gone.native_type, gone.remote_id,
-               kept.native_type, kept.remote_id)
-        .join(kept, (kept.system == gone.system) & (kept.object_type == gone.object_type)
-              & (kept.remote_id == gone.merged_into))
-        .join(ge, ge.id == gone.canonical_id)
-        .join(ke, ke.id == kept.canonical_id)
-        .where(gone.object_type == object_type, gone.merged_into.is_not(None), gone.deleted_at.is_not(None),
-               kept.deleted_at.is_(None), kept.canonical_id != gone.canonical_id,
-               ge.merged_into.is_(None), ke.merged_into.is_(None), ge.deleted_at.is_(None),
-               ke.deleted_at.is_(None))
-        .order_by(gone.system, gone.remote_id)
-    )
+    gone_rows = s.execute(
+        select(ExternalRefRow.canonical_id, ExternalRefRow.system, ExternalRefRow.native_type,
+               ExternalRefRow.remote_id, ExternalRefRow.merged_into)
+        .where(ExternalRefRow.object_type == object_type, ExternalRefRow.merged_into.is_not(None),
+               ExternalRefRow.deleted_at.is_not(None))
+        .order_by(ExternalRefRow.system, ExternalRefRow.remote_id)).all()
+    if not gone_rows:
+        return []
+    kept: dict[tuple[str, str], tuple[str, str]] = {}  # (system, remote id) → (entity, native type)
+    targets = sorted({str(r.merged_into) for r in gone_rows})
+    for i in range(0, len(targets), 500):
+        for cid, system, native, rid in s.execute(
+                select(ExternalRefRow.canonical_id, ExternalRefRow.system, ExternalRefRow.native_type,
+                       ExternalRefRow.remote_id)
+                .where(ExternalRefRow.remote_id.in_(targets[i:i + 500]), ExternalRefRow.object_type == object_type,
+                       ExternalRefRow.deleted_at.is_(None))):
+            kept[(system, rid)] = (cid, native)
+    pairs = [(r, kept[(r.system, r.merged_into)]) for r in gone_rows if (r.system, r.merged_into) in kept]
+    ids = sorted({str(r.canonical_id) for r, _k in pairs} | {k[0] for _r, k in pairs})
+    live: set[str] = set()
+    for i in range(0, len(ids), 500):
+        live.update(s.scalars(select(t.id).where(t.id.in_(ids[i:i + 500]), t.merged_into.is_(None),
+                                                 t.deleted_at.is_(None))))
     return [
-        {"survivor": a, "merged": b, "system": system, "native_type": gnat, "remote_id": grid,
-         "into_native_type": knat, "into_remote_id": krid}
-        for a, b, system, gnat, grid, knat, krid in s.execute(q)
+        {"survivor": into, "merged": r.canonical_id, "system": r.system, "native_type": r.native_type,
+         "remote_id": r.remote_id, "into_native_type": native, "into_remote_id": r.merged_into}
+        for r, (into, native) in pairs
+        if into != r.canonical_id and into in live and r.canonical_id in live
     ]
 
 

@@ -113,6 +113,11 @@ class Workers:
         os.killpg(self.procs[i].pid, signal.SIGKILL)
         self.procs[i].wait()
 
+    def kill_pool_process(self, pid: int) -> None:
+        """SIGKILL one pool process (the one running a task) and not its worker: the
+        worker sees it lost and hands its task back at once (``reject_on_worker_lost``)."""
+        os.kill(pid, signal.SIGKILL)
+
     def owner_of(self, pid: int) -> int | None:
         """The worker whose process group ``pid`` is in."""
         try:
