@@ -127,13 +127,13 @@ class StageClock:
     and how much each stage raised the process's peak RSS (MB), measured by wrapping the
     runner's stage methods (bench only: nothing in the product)."""
 
-    STAGES = ("_pull_one", "_resolve", "_match_new", "_follow_merges", "_gate")
+    STAGES = ("_pull_all", "_resolve", "_match_new", "_follow_merges", "_gate")
 
     def __init__(self, runner: Any) -> None:
         self.seconds: dict[str, float] = {}
         self.rss_rise: dict[str, float] = {}
         for name in self.STAGES:
-            setattr(runner, name, self._wrap(name.strip("_").replace("_one", ""), getattr(runner, name)))
+            setattr(runner, name, self._wrap(name.strip("_").replace("_all", ""), getattr(runner, name)))
         make_engine = runner._engine
 
         def engine(run_id: int) -> Any:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -73,6 +74,10 @@ def holder_is_stale(holder: str) -> bool:
 
 class StopRequested(Exception):
     """A stop (SIGTERM) was asked for; raised after the page in flight is committed."""
+
+
+class _Cancelled(Exception):
+    """A parallel pull stopped because another connection's pull failed."""
 
 
 @dataclass
@@ -172,8 +177,14 @@ class Runner:
         progress: Progress | None = None,
         should_stop: Callable[[], bool] | None = None,
         unavailable: Mapping[str, ConnectorError] | None = None,
+        parallel_pulls: bool = True,
     ) -> None:
         self.store, self.connections, self.settings = store, dict(connections), settings
+        #: pull the connections side by side (``_pull_all``); False: one after another
+        self.parallel_pulls = parallel_pulls
+        self._store_lock = threading.Lock()  # every pull's writing transaction, in turn
+        self._report_lock = threading.Lock()  # the report, which pull threads add to
+        self._cancel = threading.Event()  # set when one of the parallel pulls failed
         self._lease_sets: dict[int, Any] = {}  # run id → its ``sync.leases.LeaseSet``
         #: connections that could not be built (see ``build_connections(failures=)``):
         #: every run reports them failed or deferred and goes on without them
@@ -263,7 +274,7 @@ class Runner:
         opts = self.settings.connections[name].options if name in self.settings.connections else {}
         return Puller(self.store, name, conn.kind, conn.connector, now=self.now, run_id=run_id,
                       link_hook=self.link_hook, external_id_field=opts.get("external_id_field"),
-                      fieldmaps=self.fieldmaps)
+                      fieldmaps=self.fieldmaps, write_lock=self._store_lock)
 
     # ------------------------------------------------------------------ jobs
 
@@ -297,16 +308,9 @@ class Runner:
         leased = self._leases(report, names, objs)
         error: str | None = None
         held: set[ObjectType] = set()  # objects not reconciled this cycle (a pull did not finish)
-        stalled: set[str] = set()  # connections whose pull stopped (quota): read again next cycle
         try:
-            for ot in objs:
-                for name in names:
-                    if (name, ot) not in leased or name in stalled or self._is_down(report, name):
-                        continue
-                    if not self._pull_one(report, name, ot, since=since, until=until):
-                        # its later objects link through this one's records: read them next cycle
-                        stalled.add(name)
-                        held = self._hold_after(report, held, ot)
+            for ot in self._pull_all(report, names, objs, leased, since=since, until=until):
+                held = self._hold_after(report, held, ot)
             deduper = self._follow_merges(report, objs)
             self._retry_due(report, objs)
             engine = self._engine(report.run_id)
@@ -515,23 +519,100 @@ class Runner:
         if n:
             report.retried += n
 
+    def _pull_all(self, report: CycleReport, names: Sequence[str], objs: Sequence[ObjectType],
+                  leased: Sequence[tuple[str, ObjectType]], *, since: datetime | None,
+                  until: datetime | None) -> list[ObjectType]:
+        """Pull every leased (connection, object), each connection's objects in ``ORDER``.
+        Returns the objects whose pull did not finish (a connection's API quota ran out:
+        that connection's later objects are not read either; they link through its
+        records, so all are read next cycle).
+
+        With ``parallel_pulls`` (the default) and more than one connection, the
+        connections are pulled side by side, one thread each (the work is mostly waiting
+        on their APIs), each still reading ahead of the page it stores
+        (``sync.prefetch``). Every transaction that writes is taken under one lock, so
+        pages are stored one at a time, each with its cursor, as in a sequential run;
+        the first error (or a stop request) ends the others after their page in flight
+        and is raised here once all have stopped."""
+        work = {name: [ot for ot in objs if (name, ot) in leased] for name in names}
+        work = {name: todo for name, todo in work.items() if todo}
+        if not self.parallel_pulls or len(work) < 2:
+            # one after another: every connection's accounts, then contacts, then deals
+            stopped: list[ObjectType] = []
+            stalled: set[str] = set()
+            for ot in objs:
+                for name in work:
+                    if ot not in work[name] or name in stalled or self._is_down(report, name):
+                        continue
+                    if not self._pull_one(report, name, ot, since=since, until=until):
+                        stalled.add(name)
+                        stopped.append(ot)
+            return stopped
+        import concurrent.futures
+        import contextvars
+
+        self._cancel.clear()
+        with concurrent.futures.ThreadPoolExecutor(max_workers=len(work), thread_name_prefix="revsync-pull") as pool:
+            futures = {name: pool.submit(contextvars.copy_context().run, self._pull_system, report, name, todo,
+                                         since=since, until=until) for name, todo in work.items()}
+            errors: list[BaseException] = []
+            for fut in concurrent.futures.as_completed(futures.values()):
+                e = fut.exception()
+                if e is not None:
+                    self._cancel.set()  # the others stop after their page in flight
+                    errors.append(e)
+        self._cancel.clear()
+        real = [e for e in errors if not isinstance(e, _Cancelled)]
+        if real:
+            raise real[0]
+        if errors:
+            raise errors[0]
+        # in the connections' order, as a sequential run reports them
+        return [o for name in work if (o := futures[name].result()) is not None]
+
+    def _pull_system(self, report: CycleReport, name: str, objs: Sequence[ObjectType], *,
+                     since: datetime | None, until: datetime | None) -> ObjectType | None:
+        """Pull ``objs`` of connection ``name`` in order; the object whose pull did not
+        finish (quota), or None."""
+        for ot in objs:
+            if self._is_down(report, name):
+                return None
+            if not self._pull_one(report, name, ot, since=since, until=until):
+                return ot
+        return None
+
     def _pull_one(self, report: CycleReport, name: str, ot: ObjectType, *, since: datetime | None,
                   until: datetime | None) -> bool:
         logs.phase("pull", system=name, object=ot.value)
         puller = self._puller(name, report.run_id)
+        tick = self._tick(f"pull {name} {ot.value}s")
+        cancel = self._cancel
+
+        def on_page(n: int) -> None:
+            tick(n)
+            if cancel.is_set():
+                raise _Cancelled(f"pull {name} {ot.value}s: another connection's pull failed")
+
         try:
-            ps = puller.pull(ot, since=since, until=until, move_cursor=since is None,
-                             on_page=self._tick(f"pull {name} {ot.value}s"))
+            ps = puller.pull(ot, since=since, until=until, move_cursor=since is None, on_page=on_page)
             ds = puller.pull_deleted(ot) if since is None else None
         except QuotaExhausted as e:
-            report.messages.append(f"{name}: {e}; resuming next cycle")
+            with self._report_lock:
+                report.messages.append(f"{name}: {e}; resuming next cycle")
             return False
         except ResyncRequired as e:
-            report.messages.append(f"{name}/{ot.value}: {e}")
+            with self._report_lock:
+                report.messages.append(f"{name}/{ot.value}: {e}")
             return True  # the records were read; only the delete feed needs a resync
         except (AuthError, FatalError, RetriableError) as e:
-            self._system_down(report, name, e)
+            with self._report_lock:
+                self._system_down(report, name, e)
             return True  # down for this run (reported); the other systems go on
+        with self._report_lock:
+            self._count_pull(report, name, ot, ps, ds)
+        return True
+
+    def _count_pull(self, report: CycleReport, name: str, ot: ObjectType, ps: Any, ds: Any) -> None:
         report.pulled[name] = report.pulled.get(name, 0) + ps.pulled
         report.mapped[name] = report.mapped.get(name, 0) + ps.mapped
         metrics.observe_pull(name, ot.value, ps.pulled)
@@ -541,7 +622,6 @@ class Runner:
         if ds is not None:
             report.deleted += ds.deleted
             report.messages.extend(ds.notes)
-        return True
 
     def _check_caps(self, report: CycleReport, force: bool) -> None:
         if force:

@@ -12,8 +12,8 @@ import hashlib
 import json
 import logging
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from contextlib import closing
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, closing, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -101,8 +101,13 @@ class Puller:
         external_id_field: str | None = None,
         fieldmaps: Mapping[tuple[str, str], Any] | None = None,
         read_ahead: int = DEFAULT_DEPTH,
+        write_lock: AbstractContextManager[Any] | None = None,
     ) -> None:
         self.store, self.name, self.kind, self.connector = store, name, kind, connector
+        # held around every transaction that writes (pages, cursors, deletes) when pulls
+        # of several connections run side by side in one process (``Runner``): SQLite has
+        # one writer, and tier-1 linking must see the pages stored before (as in order)
+        self.write_lock: AbstractContextManager[Any] = write_lock if write_lock is not None else nullcontext()
         # pages fetched (in a thread of their own) while the current one is stored; 0: none
         self.read_ahead = read_ahead
         self.now, self.run_id, self.lookback, self.link_hook = now, run_id, lookback, link_hook
@@ -120,6 +125,12 @@ class Puller:
             fm = self.fieldmaps.get((self.kind, native)) if self.fieldmaps else None
             salt = self._salts[native] = f"{RAW_HASH_VERSION}|{self.kind}|{native}|{fm!r}|"
         return salt
+
+    @contextmanager
+    def _write_session(self) -> Iterator[Any]:
+        """A store session that writes, under ``write_lock``."""
+        with self.write_lock, self.store.session() as s:
+            yield s
 
     def carried_id(self, rec: RemoteRecord) -> str | None:
         """The revsync id ``rec`` carries in one of its external-id fields, if any."""
@@ -178,11 +189,11 @@ class Puller:
                     if on_page:
                         on_page(len(page))
             if full and move_cursor:
-                with self.store.session() as s:
+                with self._write_session() as s:
                     st.set_cursor(s, self.name, native, top[0] if top else None, top[1] if top else None,
                                   0, self.now(), read_at=read_at)
             elif move_cursor and since is None and until is None:
-                with self.store.session() as s:
+                with self._write_session() as s:
                     st.confirm_cursor_read(s, self.name, native, read_at)
         return stats
 
@@ -239,7 +250,7 @@ class Puller:
             if recs:
                 self._apply_deletes(object_type, native, recs, stats)
             if not full_listing:
-                with self.store.session() as s:
+                with self._write_session() as s:
                     st.set_cursor(s, self.name, key, restart_at, None, len(recs), checked_at)
         return stats
 
@@ -324,7 +335,7 @@ class Puller:
         last = max(
             ((r.modstamp, r.remote_id) for r in page if r.modstamp is not None), default=None
         )
-        with self.store.session() as s:
+        with self._write_session() as s:
             if unchanged:
                 st.touch_refs(s, [known[rid][0] for rid in unchanged], now)
             for rec, err in bad:
@@ -458,7 +469,7 @@ class Puller:
 
     def _apply_deletes(self, object_type: ObjectType, native: str, recs: Sequence[RemoteRecord],
                        stats: PullStats) -> None:
-        with self.store.session() as s:
+        with self._write_session() as s:
             self._apply_deletes_in(s, object_type, native, recs, stats, self.now())
 
     def _apply_deletes_in(self, s: Any, object_type: ObjectType, native: str,

@@ -288,7 +288,9 @@ class Reconciler:
         self.policy, self.now, self.run_id = policy, now, run_id
 
     def reconcile_batch(self, s: Any, ot: str, rows: list[Any], stats: ResolveStats) -> ReconciledBatch:
-        """Decide ``rows`` (dirty entities of ``ot``) in session ``s``."""
+        """Decide ``rows`` (dirty entities of ``ot``: ``st.EntityValues`` from
+        ``st.dirty_entities``) in session ``s``; their changes are written in bulk at the
+        end of the batch (``st.write_entity_values``)."""
         now = self.now()
         policy = self.policy(ot)
         ids = [r.id for r in rows]
@@ -373,6 +375,9 @@ class Reconciler:
             stats.conflicts += sum(1 for d in decisions.values() if d.conflict)
             desired = row_entity(ot, row, decisions["contact_ids"].value or () if "contact_ids" in decisions else ())
             to_plan.append((desired, entity_refs, decisions, merge_entries.get(row.id, [])))
+        # the batch's writes, set-based: entities (one executemany per set of columns),
+        # provenance, contact roles; in the caller's transaction with the plan's outbox
+        st.write_entity_values(s, ot, rows)
         st.insert_provenance(s, new_prov, changed_prov)
         st.replace_opportunity_contacts(s, opp_links)
         if hier is not None:

@@ -47,6 +47,9 @@ from sync.store.identity import (
     AmbiguousEntity as AmbiguousEntity,
 )
 from sync.store.identity import (
+    EntityValues as EntityValues,
+)
+from sync.store.identity import (
     _follow_merges as _follow_merges,
 )
 from sync.store.identity import (
@@ -126,6 +129,9 @@ from sync.store.identity import (
 )
 from sync.store.identity import (
     set_opportunity_contacts as set_opportunity_contacts,
+)
+from sync.store.identity import (
+    write_entity_values as write_entity_values,
 )
 from sync.store.identity import (
     write_ref_rows as write_ref_rows,

@@ -268,11 +268,69 @@ def mark_dirty(s: Session, object_type: str, ids: list[str]) -> None:
         s.execute(update(t).where(t.id.in_(uniq[i : i + 500])).values(dirty=True))
 
 
-def dirty_entities(s: Session, object_type: str, limit: int, after: str = "") -> list[Any]:
-    t = ENTITY_TABLES[object_type]
-    return list(
-        s.scalars(select(t).where(t.dirty.is_(True), t.id > after).order_by(t.id).limit(limit))
-    )
+class EntityValues:
+    """One entity table row read as plain values (Core, not an ORM object): its columns
+    are attributes that reconcile may set; ``changes()`` names those that differ from
+    what was read. ``write_entity_values`` writes a batch of them set-based."""
+
+    __slots__ = ("__dict__", "_read")
+
+    def __init__(self, values: Mapping[str, Any]) -> None:
+        self.__dict__.update(values)
+        self._read = dict(values)
+
+    def __getattr__(self, name: str) -> Any:  # only for names that are not columns
+        raise AttributeError(name)
+
+    def changes(self) -> dict[str, Any]:
+        """column → new value, for every column set to something other than was read."""
+        return {k: v for k, v in self.__dict__.items() if k not in self._read or self._read[k] != v}
+
+    def __repr__(self) -> str:
+        return f"EntityValues(id={self.__dict__.get('id')!r})"
+
+
+def dirty_entities(s: Session, object_type: str, limit: int, after: str = "") -> list[EntityValues]:
+    """The next ``limit`` dirty entities with an id after ``after``, as ``EntityValues``
+    (one Core select: a resolve batch changes them and writes them back in bulk)."""
+    t = ENTITY_TABLES[object_type].__table__
+    return [EntityValues(dict(r)) for r in s.execute(
+        select(t).where(t.c.dirty.is_(True), t.c.id > after).order_by(t.c.id).limit(limit)).mappings()]
+
+
+#: per entity table, the columns ``write_entity_values`` writes together when any of
+#: them changed (what reconcile decides): one statement shape for every changed row
+_DECIDED_SKIP = frozenset({"id", "created_at", "merged_into", "dirty", "deleted_at"})
+
+
+def write_entity_values(s: Session, object_type: str, rows: Sequence[EntityValues]) -> int:
+    """Write what changed in ``rows`` (``EntityValues`` of ``object_type``), set-based, in
+    the caller's transaction: rows whose decided columns (the business fields, extras,
+    updated_at...) changed in one executemany that sets all of them, each other set of
+    changed columns (the dirty flag, deleted_at) in one executemany per set. Returns the
+    rows written. ``merged_into`` and ``created_at`` are never written here: reconcile
+    does not decide them (the matcher does, in its own statements)."""
+    from sqlalchemy import bindparam, update
+
+    t = metadata.tables[ENTITY_TABLES[object_type].__tablename__]
+    decided = tuple(c.name for c in t.columns if c.name not in _DECIDED_SKIP)
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        ch = row.changes()
+        ch.pop("id", None)
+        ch.pop("merged_into", None)
+        ch.pop("created_at", None)
+        if not ch:
+            continue
+        if any(c in ch for c in decided):
+            ch.update({c: getattr(row, c) for c in decided})
+        cols = tuple(sorted(ch))
+        groups.setdefault(cols, []).append({"_id": row.id, **ch})
+    conn = s.connection()
+    for cols, values in groups.items():
+        stmt = update(t).where(t.c.id == bindparam("_id")).values({c: bindparam(c) for c in cols})
+        conn.execute(stmt, values)
+    return sum(len(v) for v in groups.values())
 
 
 def count_dirty(s: Session, object_type: str) -> int:
@@ -362,15 +420,18 @@ def set_opportunity_contacts(s: Session, opportunity_id: str, contact_ids: list[
 
 
 def replace_opportunity_contacts(s: Session, links: Mapping[str, list[str]]) -> None:
-    """``set_opportunity_contacts`` for many opportunities: one DELETE per 500."""
+    """``set_opportunity_contacts`` for many opportunities: one DELETE per 500, one
+    executemany INSERT."""
     from sqlalchemy import delete
 
     ids = sorted(links)
     for i in range(0, len(ids), 500):
         s.execute(delete(OpportunityContactRow).where(OpportunityContactRow.opportunity_id.in_(ids[i : i + 500])))
-    for oid in ids:
-        for cid in sorted(set(links[oid])):
-            s.add(OpportunityContactRow(opportunity_id=oid, contact_id=cid))
+    rows = [{"opportunity_id": oid, "contact_id": cid} for oid in ids for cid in sorted(set(links[oid]))]
+    if rows:
+        from sqlalchemy import insert
+
+        s.connection().execute(insert(metadata.tables[OpportunityContactRow.__tablename__]), rows)
 
 
 def opportunity_contacts(s: Session, ids: list[str]) -> dict[str, list[str]]:
