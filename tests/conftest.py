@@ -1,4 +1,9 @@
-"""Shared fixtures: database URLs for SQLite and (when configured) PostgreSQL."""
+"""Shared fixtures: database URLs for SQLite and (when configured) PostgreSQL.
+
+Under pytest-xdist (``make test`` runs ``-n 2``) every worker is its own process with
+its own temp directories, sandboxes and PostgreSQL databases (one per test, named by a
+random id); the one shared service, Redis, is split per worker below.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,20 @@ from pathlib import Path
 import pytest
 
 PG_ENV = "REVSYNC_TEST_POSTGRES_URL"
+REDIS_ENV = "REVSYNC_TEST_REDIS_URL"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """An xdist worker uses its own Redis database (``gw0`` → db 1, ``gw1`` → db 2, ...):
+    the fleet tests empty their database before and after each test, and share nothing
+    else with the tests another worker runs at the same time."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    url = os.environ.get(REDIS_ENV)
+    if url and worker.startswith("gw"):
+        from urllib.parse import urlsplit, urlunsplit
+
+        parts = urlsplit(url)
+        os.environ[REDIS_ENV] = urlunsplit(parts._replace(path=f"/{int(worker[2:]) + 1}"))
 
 
 @pytest.fixture(autouse=True)

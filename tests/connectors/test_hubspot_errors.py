@@ -217,7 +217,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 def local_server() -> Iterator[_Server]:
     srv = _Server(("127.0.0.1", 0), _Handler)
     srv.script, srv.seen = [], []
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     t.start()
     yield srv
     srv.shutdown()

@@ -169,7 +169,8 @@ def serve(stub: MyCrmStub) -> Iterator[MyCrmStub]:
     """Serve ``stub`` on a free 127.0.0.1 port for the block."""
     server = make_server("127.0.0.1", 0, stub, threaded=True)
     stub.url = f"http://127.0.0.1:{server.server_port}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # a short poll: ``shutdown()`` waits for the loop's next poll (0.5 s by default)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     try:
         yield stub

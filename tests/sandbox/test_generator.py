@@ -951,9 +951,8 @@ def test_distinct_companies_never_share_a_domain_or_a_name(both: Data) -> None:
     assert len(shared) <= 0.002 * len(names), shared[:5]
 
 
-def test_subsidiaries_are_modelled_in_the_truth_and_salesforce_hierarchy(tmp_path: Path) -> None:
-    generate(tmp_path, accounts=1500, seed=SEED, noise="classic")  # typos aside
-    d = Data(tmp_path, read_manifest(tmp_path))
+def test_subsidiaries_are_modelled_in_the_truth_and_salesforce_hierarchy(data: Data) -> None:
+    d = data
     accounts = {c["entity"]: c for c in d.truth["entities"]["account"]}
     subs = [c for c in accounts.values() if "parent" in c]
     assert 0.01 * len(accounts) <= len(subs) <= 0.04 * len(accounts)
