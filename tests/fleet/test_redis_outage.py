@@ -15,13 +15,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
+from cli import app
 from sandbox.server import Sandbox
 from sync.budget import BrokerUnreachable, SharedBudget, check_reachable
 from tests.fleet import fleet_support as F
 from tests.integration import e2e_support as E
 
 REVSYNC = str(Path(sys.executable).parent / "revsync")
+cli = CliRunner()
 
 
 def _free_port() -> int:
@@ -42,11 +45,12 @@ def _revsync(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
                           env=F.clean_env(), cwd=config.parent, timeout=120)
 
 
-def _one_error_line(r: subprocess.CompletedProcess[str], port: int) -> str:
-    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
-    assert "Traceback" not in r.stderr + r.stdout
-    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1, r.stderr
+def _one_error_line(args: list[str], port: int) -> str:
+    r = cli.invoke(app, args)
+    assert r.exit_code == 2, (r.exit_code, r.output)
+    assert r.exception is None or isinstance(r.exception, SystemExit), r.exception  # no traceback
+    lines = [ln for ln in r.output.splitlines() if ln.strip()]
+    assert len(lines) == 1, r.output
     line = lines[0]
     assert line.startswith("error: the fleet's Redis at redis://127.0.0.1:") and f":{port}/0" in line, line
     assert "out of reach" in line and "[fleet] broker_url" in line, line
@@ -56,12 +60,12 @@ def _one_error_line(r: subprocess.CompletedProcess[str], port: int) -> str:
 def test_a_fleet_mode_sync_and_status_with_redis_down_are_one_line_and_exit_2(tmp_path: Path) -> None:
     port = _free_port()  # nothing listens there: Redis is down
     with Sandbox(accounts=5, seed=3, tier="off") as sb:
-        config = _fleet_config(tmp_path, sb.info, f"redis://127.0.0.1:{port}/0")
-        assert _revsync(config, "db", "upgrade").returncode == 0
+        config = str(_fleet_config(tmp_path, sb.info, f"redis://127.0.0.1:{port}/0"))
+        assert cli.invoke(app, ["--config", config, "db", "upgrade"]).exit_code == 0
         before = E.fetch_stats(sb)
         for args in (["sync"], ["sync", "--json"], ["backfill", "--system", "salesforce"], ["status"],
                      ["status", "--json"]):
-            _one_error_line(_revsync(config, *args), port)
+            _one_error_line(["--config", config, *args], port)
         # the runs did not start: no API call was made (none could have been counted)
         assert E.fetch_stats(sb) == before
 
@@ -81,9 +85,9 @@ def test_a_worker_logs_and_retries_while_redis_is_down_then_works(tmp_path: Path
     server = shutil.which("redis-server")
     if server is None:
         pytest.skip("redis-server is not installed (scripts/with-redis installs it)")
+    from celery import Celery
     from celery.result import AsyncResult
 
-    from sync import config as cfg
     from sync import tasks
 
     port = _free_port()
@@ -112,9 +116,11 @@ def test_a_worker_logs_and_retries_while_redis_is_down_then_works(tmp_path: Path
         redis_proc = subprocess.Popen([server, "--bind", "127.0.0.1", "--port", str(port), "--save", "",
                                        "--appendonly", "no", "--dir", str(tmp_path)],
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        tasks.configure(cfg.load(config))
-        sent = tasks.app.send_task("revsync.step", args=[0, "redis is back"])
-        assert AsyncResult(sent.id, app=tasks.app).get(timeout=90) == "redis is back"
+        # a Celery app of its own: the module's app may hold connections to another
+        # test's Redis
+        client = Celery("revsync-test", broker=url, backend=url)
+        sent = client.send_task("revsync.step", args=[0, "redis is back"], queue=tasks.DEFAULT_QUEUE)
+        assert AsyncResult(sent.id, app=client).get(timeout=120) == "redis is back"
     finally:
         if worker.poll() is None:
             os.killpg(worker.pid, signal.SIGTERM)
