@@ -143,16 +143,18 @@ CACHE_DIR = Path(__file__).resolve().parent / "out"
 
 
 def _sandbox_cached(
-    kind: str, records_wanted: int, seed: int, noise: str = "classic", lenient_phones: bool = False
+    kind: str, records_wanted: int, seed: int, noise: str = "classic", lenient_phones: bool = False,
+    linked_accounts: bool = False,
 ) -> tuple[list[dict[str, Any]], dict[str, str]]:
     """``_sandbox``'s records and truth, from ``CACHE_DIR`` when generated before."""
     tag = ("" if noise == "classic" else f"-{noise}") + ("-lenient" if lenient_phones else "")
+    tag += "-linked" if linked_accounts and kind == "contact" else ""
     path = CACHE_DIR / f"match-{kind}-r{records_wanted}-s{seed}{tag}.pickle"
     if path.exists():
         with path.open("rb") as fh:
             cached: tuple[list[dict[str, Any]], dict[str, str]] = pickle.load(fh)
         return cached
-    records, truth = _sandbox(kind, records_wanted, seed, noise, lenient_phones)
+    records, truth = _sandbox(kind, records_wanted, seed, noise, lenient_phones, linked_accounts, keep=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     part = path.with_suffix(".part")
     with part.open("wb") as fh:
@@ -162,32 +164,116 @@ def _sandbox_cached(
 
 
 def _sandbox(
-    kind: str, records_wanted: int, seed: int, noise: str = "classic", lenient_phones: bool = False
+    kind: str, records_wanted: int, seed: int, noise: str = "classic", lenient_phones: bool = False,
+    linked_accounts: bool = False, keep: bool = False,
+) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """The generated records of ``kind`` and their truth (record id → entity);
+    ``keep``: the generator's output stays in ``CACHE_DIR`` (one generation then serves
+    both kinds and both company readings)."""
+    per = CONTACT_RECORDS_PER_ACCOUNT if kind == "contact" else ACCOUNT_RECORDS_PER_ACCOUNT
+    accounts = max(1, round(records_wanted / per))
+    if not keep:
+        with tempfile.TemporaryDirectory() as tmp:
+            return _generated(Path(tmp) / "gen", kind, accounts, seed, noise, lenient_phones, linked_accounts)
+    return _generated(CACHE_DIR / f"gen-a{accounts}-s{seed}-{noise}", kind, accounts, seed, noise, lenient_phones,
+                      linked_accounts)
+
+
+def _generated(
+    out: Path, kind: str, accounts: int, seed: int, noise: str, lenient_phones: bool, linked_accounts: bool
 ) -> tuple[list[dict[str, Any]], dict[str, str]]:
     from sandbox.generator import generate  # bench only: product code never imports sandbox
 
-    per = CONTACT_RECORDS_PER_ACCOUNT if kind == "contact" else ACCOUNT_RECORDS_PER_ACCOUNT
-    accounts = max(1, round(records_wanted / per))
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp)
-        generate(out, accounts=accounts, seed=seed, noise=noise)
-        truth_doc = json.loads((out / "ground_truth.json").read_text(encoding="utf-8"))
-        truth = {
-            f"{r['system']}:{r['id']}": cluster["entity"]
-            for cluster in truth_doc["entities"][kind]
-            for r in cluster["records"]
-        }
-        del truth_doc
-        objects = CONTACT_OBJECTS if kind == "contact" else ACCOUNT_OBJECTS
-        records = list(_sandbox_records(out, objects, kind, lenient_phones))
+    if not (out / "ground_truth.json").exists():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
+            generate(Path(tmp) / "gen", accounts=accounts, seed=seed, noise=noise)
+            (Path(tmp) / "gen").rename(out)
+    truth_doc = json.loads((out / "ground_truth.json").read_text(encoding="utf-8"))
+    truth = {
+        f"{r['system']}:{r['id']}": cluster["entity"]
+        for cluster in truth_doc["entities"][kind]
+        for r in cluster["records"]
+    }
+    del truth_doc
+    objects = CONTACT_OBJECTS if kind == "contact" else ACCOUNT_OBJECTS
+    records = list(_sandbox_records(out, objects, kind, lenient_phones, linked_accounts))
     return records, truth
 
 
+# Account records, their native id field and name field, in the order of the systems'
+# default rank (the canonical account's name is its best-ranked record's).
+_ACCOUNT_SOURCES = (("salesforce", "Account", "Id", "Name"), ("hubspot", "companies", "id", "name"),
+                    ("planhat", "companies", "_id", "name"))
+
+
+def canonical_accounts(out: Path) -> dict[tuple[str, str], str]:
+    """(system, native account id) → the name of the canonical account it is linked to
+    by tier 1, as the engine gives a contact entity its account's name: records of one
+    registrable domain (website or domain; never a free-mail one) and a Planhat
+    company carrying a Salesforce Account id as ``sourceId`` are one account. Name
+    differences between systems (typos, legal suffixes) then no longer tell a person's
+    copies apart: the engine compares the canonical account, not each system's text."""
+    from sync.dedupe_keys import company_domain
+
+    parent: dict[tuple[str, str], tuple[str, str]] = {}
+
+    def find(x: tuple[str, str]) -> tuple[str, str]:
+        while parent.get(x, x) != x:
+            x = parent[x]
+        return x
+
+    def union(a: tuple[str, str], b: tuple[str, str]) -> None:
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb, key=order.__getitem__)] = min(ra, rb, key=order.__getitem__)
+
+    names: dict[tuple[str, str], str] = {}
+    order: dict[tuple[str, str], int] = {}
+    by_domain: dict[str, tuple[str, str]] = {}
+    links: list[tuple[tuple[str, str], tuple[str, str]]] = []
+    for system, obj, key, field in _ACCOUNT_SOURCES:
+        for raw in _load(out / system / f"{obj}.json"):
+            fields = raw["properties"] if system == "hubspot" else raw
+            node = (system, str(raw[key]))
+            order[node] = len(order)
+            names[node] = fields.get(field) or ""
+            sites = [fields.get("website"), fields.get("Website"), fields.get("domain"), *(fields.get("domains") or [])]
+            for site in sites:
+                domain = company_domain(site) if isinstance(site, str) and site else None
+                if domain is not None:
+                    if domain in by_domain:
+                        links.append((by_domain[domain], node))
+                    else:
+                        by_domain[domain] = node
+                    break
+            if system == "planhat" and fields.get("sourceId"):
+                links.append((("salesforce", str(fields["sourceId"])), node))
+    for a, b in links:
+        if a in order and b in order:
+            union(a, b)
+    return {node: names[find(node)] for node in order}
+
+
+def _hubspot_contact_companies(out: Path) -> dict[str, str]:
+    """HubSpot contact id → the id of its associated company (contact → company)."""
+    return {
+        str(a["fromId"]): str(a["toId"])
+        for a in _load(out / "hubspot" / "associations.json")
+        if a.get("fromType") == "contacts" and a.get("toType") == "companies"
+    }
+
+
 def _sandbox_records(
-    out: Path, objects: set[tuple[str, str]], kind: str, lenient_phones: bool = False
+    out: Path, objects: set[tuple[str, str]], kind: str, lenient_phones: bool = False,
+    linked_accounts: bool = False,
 ) -> Iterable[dict[str, Any]]:
     company_names: dict[tuple[str, str], str] = {}
-    if kind == "contact":
+    hs_company: dict[str, str] = {}
+    if kind == "contact" and linked_accounts:
+        company_names = canonical_accounts(out)
+        hs_company = _hubspot_contact_companies(out)
+    elif kind == "contact":
         for system, obj, key, field in (("salesforce", "Account", "Id", "Name"), ("planhat", "companies", "_id", "name")):
             for raw in _load(out / system / f"{obj}.json"):
                 company_names[(system, raw[key])] = raw.get(field) or ""
@@ -203,7 +289,9 @@ def _sandbox_records(
             if system == "salesforce" and obj in ("Contact", "Lead"):
                 values["company"] = raw.get("Company") or company_names.get(("salesforce", raw.get("AccountId") or ""))
             elif system == "hubspot" and kind == "contact":
-                values["company"] = fields.get("company")
+                # the associated company (what the engine links the contact to), else
+                # the free-text company property
+                values["company"] = company_names.get(("hubspot", hs_company.get(str(rid), ""))) or fields.get("company")
             elif system == "planhat" and kind == "contact":
                 values["company"] = company_names.get(("planhat", raw.get("companyId") or ""))
             yield {"id": f"{system}:{rid}", **values}
@@ -357,6 +445,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lenient-phones", action="store_true",
                         help="keep a phone mapping cannot validate (unassigned area code) as its raw text, as the "
                         "lenient phone reading of issue #10 stores it; the matcher keys it by its digits")
+    parser.add_argument("--linked-accounts", action="store_true",
+                        help="contacts: give each its canonical account's name (tier 1 over the account records: "
+                        "one registrable domain, Planhat sourceId), and a HubSpot contact its associated "
+                        "company's, as the engine's matcher reads them; default: each system's own company text")
     parser.add_argument("--bands", action="store_true",
                         help="also score every pair from 0.5 up, and report precision/recall per score band")
     parser.add_argument("--patterns", action="store_true",
@@ -372,7 +464,8 @@ def main(argv: list[str] | None = None) -> int:
         options = MatchOptions(train="always")
     else:
         kind = "contact" if args.dataset == "sandbox-contacts" else "account"
-        records, truth = _sandbox_cached(kind, args.records, args.seed, args.noise, args.lenient_phones)
+        records, truth = _sandbox_cached(kind, args.records, args.seed, args.noise, args.lenient_phones,
+                                         args.linked_accounts)
         spec = CONTACT_SPEC if kind == "contact" else ACCOUNT_SPEC
         options = _options({}, kind)  # the object's default thresholds, as the engine uses them
     review_from = options.review_from
@@ -393,6 +486,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.dataset.startswith("febrl"):
         report["noise"] = args.noise
         report["lenient_phones"] = args.lenient_phones
+        report["linked_accounts"] = args.linked_accounts
     review = [p for p in result.review if p.probability >= review_from]
     if args.bands and cap_share is not None:  # the cap, as the default run applies it
         review = review[: max(int(cap_share * len(records)), MIN_REVIEW_CAP)]

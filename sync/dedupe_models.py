@@ -225,6 +225,12 @@ def contact_email_comparison() -> cl.CustomComparison:
                  "same domain, user part one letter longer", 0.01, 1e-5),
             _lvl("email_work_domain_l = email_work_domain_r", "same company domain, other mailbox (colleagues)",
                  1e-9, 1e-3, fixed=True),
+            # one name at one company and two addresses that neither are one nor tell
+            # two people apart (a work and a personal one, one missing, two personal
+            # ones): the name comparison weighs the pair, its u counting only the
+            # namesakes the email cannot catch (see contact_namesake_u). m = u, and
+            # small: the levels after it share what is left of u (``dedupe._debias_u``)
+            _lvl(_SAME_NAME_COMPANY, WEIGHED_WITH_NAME, 1e-6, 1e-6, fixed=True),
             _lvl("(email_work_domain_l IS NULL) <> (email_work_domain_r IS NULL)",
                  "a work and a personal address", 0.05, 0.1),
             _lvl("email_work_domain_l IS NOT NULL AND email_work_domain_r IS NOT NULL",
@@ -302,8 +308,16 @@ def contact_namesake_u(con: Any, table: str, n: int) -> dict[tuple[str, str], fl
     at one company domain, and the mailboxes differ by more than a typo inside the
     user part (two people; ``jo.smith`` / ``jo_smith`` and ``jsmith`` / ``jsmith2`` are
     naming schemes, so they count as two). u = that share (with a weak prior of 1 %) x the record pairs
-    of one name at one company, over all record pairs; per title state (same /
+    of one name at one company the email comparison cannot tell apart (not two
+    mailboxes at one company domain: those pairs it weighs itself, two colleagues
+    strongly against, one address for), over all record pairs; per title state (same /
     different / a title missing), since namesakes often share a title too.
+
+    Reading the namesake share only into the pairs the email leaves open is what
+    keeps the two comparisons from counting one namesake twice: under independence
+    the name level's u would also stand for the namesakes whose two work mailboxes
+    already sank the pair, and a person's work and personal copies (or a copy without
+    an address) would be taken for namesakes that often.
     """
     cols = "unique_id, first_name, first_forms, last_name, title, email, email_local, email_work_domain"
     side = ", ".join(f"{x}.{c.strip()} AS {c.strip()}_{x}" for x in ("l", "r") for c in cols.split(","))
@@ -335,7 +349,8 @@ def contact_namesake_u(con: Any, table: str, n: int) -> dict[tuple[str, str], fl
     out: dict[tuple[str, str], float] = {}
     for state, pairs, shown, two in rows:
         share = (float(two) + NAMESAKE_PRIOR * NAMESAKE_PRIOR_WEIGHT) / (float(shown) + NAMESAKE_PRIOR_WEIGHT)
-        out[("name", NAMESAKE_LEVELS[state])] = max(share * float(pairs) / all_pairs, 1e-12)
+        open_pairs = float(pairs) - float(shown) + 1.0  # (+1: never a level no pair may reach)
+        out[("name", NAMESAKE_LEVELS[state])] = max(share * open_pairs / all_pairs, 1e-12)
     return out
 
 
