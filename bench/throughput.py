@@ -146,8 +146,11 @@ class StageClock:
         self.seconds: dict[str, float] = {}
         self.cpu: dict[str, float] = {}  # CPU seconds of the process (all threads): less load-bound
         self.rss_rise: dict[str, float] = {}
-        for name in self.STAGES:
-            setattr(runner, name, self._wrap(name.strip("_").replace("_all", ""), getattr(runner, name)))
+        # a runner from before parallel pulls (a base to compare with) has only _pull_one
+        stages = self.STAGES if hasattr(runner, "_pull_all") else ("_pull_one", *self.STAGES[1:])
+        for name in stages:
+            label = name.strip("_").replace("_all", "").replace("_one", "")
+            setattr(runner, name, self._wrap(label, getattr(runner, name)))
         make_engine = runner._engine
 
         def engine(run_id: int) -> Any:
