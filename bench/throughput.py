@@ -13,9 +13,10 @@ our own writes back) and cycle 3 (nothing changed). Prints ONE JSON object: cycl
 ``records``, ``seconds``, ``records_per_s``, ``api_calls``, ``written``/``failed``/
 ``entities``; ``peak_rss_mb``; ``store_mb``; ``floor`` and ``floor_after_sync``;
 ``cycles`` {"1", "2", "3"} each with ``seconds``, ``floor_ratio``, ``pulled``,
-``mapped``, ``api_calls``, ``written`` and ``stages`` (per stage of the cycle: pull,
-resolve, match_new, follow_merges, gate, push: its seconds and how much it raised the
-process's peak RSS); ``load_avg``. ``--postgres`` stores in a new
+``mapped``, ``api_calls``, ``written``, ``cpu_seconds`` (this process, every thread: less
+bound to the machine's load than wall time) and ``stages`` (per stage of the cycle: pull,
+resolve, match_new, follow_merges, gate, push: its seconds, CPU seconds and how much it
+raised the process's peak RSS); ``load_avg``. ``--postgres`` stores in a new
 database on the cluster at ``$REVSYNC_TEST_POSTGRES_URL`` (``scripts/with-postgres``).
 With ``--profile FILE`` cycle 1 runs under cProfile and the top functions (by
 cumulative and by own time) are written to FILE, the raw stats to ``FILE.pstats``.
@@ -122,6 +123,18 @@ def timed(fn: Callable[[], T]) -> tuple[T, float]:
     return result, round(time.perf_counter() - start, 3)
 
 
+class CpuClock:
+    """CPU seconds of this process (every thread) since the last ``take``."""
+
+    def __init__(self) -> None:
+        self.start = time.process_time()
+
+    def take(self) -> float:
+        now = time.process_time()
+        spent, self.start = now - self.start, now
+        return round(spent, 2)
+
+
 class StageClock:
     """Wall seconds per stage of a cycle (pull, reconcile+plan, match, push, the rest),
     and how much each stage raised the process's peak RSS (MB), measured by wrapping the
@@ -131,9 +144,13 @@ class StageClock:
 
     def __init__(self, runner: Any) -> None:
         self.seconds: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}  # CPU seconds of the process (all threads): less load-bound
         self.rss_rise: dict[str, float] = {}
-        for name in self.STAGES:
-            setattr(runner, name, self._wrap(name.strip("_").replace("_all", ""), getattr(runner, name)))
+        # a runner from before parallel pulls (a base to compare with) has only _pull_one
+        stages = self.STAGES if hasattr(runner, "_pull_all") else ("_pull_one", *self.STAGES[1:])
+        for name in stages:
+            label = name.strip("_").replace("_all", "").replace("_one", "")
+            setattr(runner, name, self._wrap(label, getattr(runner, name)))
         make_engine = runner._engine
 
         def engine(run_id: int) -> Any:
@@ -145,20 +162,24 @@ class StageClock:
 
     def _wrap(self, label: str, fn: Callable[..., T]) -> Callable[..., T]:
         def timed_stage(*args: Any, **kwargs: Any) -> T:
-            start, peak = time.perf_counter(), peak_rss_mb()
+            start, cpu, peak = time.perf_counter(), time.process_time(), peak_rss_mb()
             try:
                 return fn(*args, **kwargs)
             finally:
                 self.seconds[label] = self.seconds.get(label, 0.0) + time.perf_counter() - start
+                self.cpu[label] = self.cpu.get(label, 0.0) + time.process_time() - cpu
                 self.rss_rise[label] = self.rss_rise.get(label, 0.0) + peak_rss_mb() - peak
 
         return timed_stage
 
     def take(self) -> dict[str, Any]:
-        """Per stage since the last call: seconds and the peak-RSS rise; then start again."""
-        out = {k: {"seconds": round(v, 2), "peak_rss_rise_mb": round(self.rss_rise.get(k, 0.0), 1)}
+        """Per stage since the last call: seconds, CPU seconds and the peak-RSS rise; then
+        start again."""
+        out = {k: {"seconds": round(v, 2), "cpu_seconds": round(self.cpu.get(k, 0.0), 2),
+                   "peak_rss_rise_mb": round(self.rss_rise.get(k, 0.0), 1)}
                for k, v in sorted(self.seconds.items())}
         self.seconds.clear()
+        self.cpu.clear()
         self.rss_rise.clear()
         return out
 
@@ -255,7 +276,9 @@ def run(
             prof = cProfile.Profile() if profile else None
             if prof:
                 prof.enable()
+            cpu = CpuClock()
             first, seconds = timed(lambda: runner.run_cycle(force=True))
+            cpu_1 = cpu.take()
             if prof:
                 prof.disable()
                 profile.write_text(profile_summary(prof), encoding="utf-8")  # type: ignore[union-attr]
@@ -266,11 +289,14 @@ def run(
             floor_2 = run_floor(info, plan, work / "floor-2.db")
             time.sleep(max(0.0, gap - (time.perf_counter() - first_ended)))
             stats.reset()
+            cpu.take()
             second, seconds_2 = timed(runner.run_cycle)
+            cpu_2 = cpu.take()
             stages_2 = clock.take()
             calls_2 = stats.calls()
             stats.reset()
             third, seconds_3 = timed(runner.run_cycle)
+            cpu_3 = cpu.take()
             stages_3 = clock.take()
             calls_3 = stats.calls()
         records = sum(first.pulled.values())
@@ -293,9 +319,9 @@ def run(
             "floor": floor_1,
             "floor_after_sync": floor_2,
             "cycles": {
-                "1": {**cycle_summary(first, seconds, calls_1, floor_1["seconds"]), "stages": stages_1},
-                "2": {**cycle_summary(second, seconds_2, calls_2, floor_2["seconds"]), "stages": stages_2},
-                "3": {**cycle_summary(third, seconds_3, calls_3, floor_2["seconds"]), "stages": stages_3},
+                "1": {**cycle_summary(first, seconds, calls_1, floor_1["seconds"]), "stages": stages_1, "cpu_seconds": cpu_1},
+                "2": {**cycle_summary(second, seconds_2, calls_2, floor_2["seconds"]), "stages": stages_2, "cpu_seconds": cpu_2},
+                "3": {**cycle_summary(third, seconds_3, calls_3, floor_2["seconds"]), "stages": stages_3, "cpu_seconds": cpu_3},
             },
             "load_avg": list(os.getloadavg()),
         }

@@ -28,6 +28,11 @@ def test_throughput_reports_one_consistent_result(tmp_path: Path) -> None:
     assert third["written"] == {} and third["status"] == "ok"
     assert third["mapped"] == {"salesforce": 0, "hubspot": 0, "planhat": 0}, third
     assert sum(third["pulled"].values()) > 0  # Planhat at least lists everything again
+    # per stage: wall and CPU seconds (the pull stage once, however many threads it ran)
+    stages = first["stages"]
+    assert {"pull", "resolve", "push"} <= set(stages), stages
+    assert all(v["cpu_seconds"] >= 0 and v["seconds"] >= 0 for v in stages.values())
+    assert first["cpu_seconds"] >= stages["pull"]["cpu_seconds"] > 0
     assert "by cumulative time" in (tmp_path / "prof.txt").read_text()
     # the generated data is cached: a second call reuses the same directory
     cached = throughput.data_dir(12, 3, tmp_path / "out")
