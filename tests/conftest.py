@@ -1,6 +1,6 @@
 """Shared fixtures: database URLs for SQLite and (when configured) PostgreSQL.
 
-Under pytest-xdist (``make test`` runs ``-n 2``) every worker is its own process with
+Under pytest-xdist (``make test PYTEST_XDIST="-n 2 ..."``) every worker is its own process with
 its own temp directories, sandboxes and PostgreSQL databases (one per test, named by a
 random id); the one shared service, Redis, is split per worker below.
 """
