@@ -14,11 +14,13 @@ error ledger (direction ``hierarchy``, category ``validation``), resolved once t
 systems agree on a parent that passes.
 
 A parent removed in one system is a real change, although a blank never overwrites a
-filled value (``never_blank``): a record that had a parent (as last read, or as revsync
-last wrote it) and is read without one keeps an explicit empty ``parent`` association
-(``with_removal``), which reconcile counts as a claim of "no parent"
-(``removed_parent``). A record that never had a parent (new, or in a system that did not
-get it yet) claims nothing, so it cannot take a parent away.
+filled value (``never_blank``). A connector that read a record's parent field and found
+none reports an empty ``parent`` association; a record that had a parent (as last read,
+or as revsync last wrote it) keeps that empty ``parent`` (``with_removal``), which
+reconcile counts as a claim of "no parent" (``removed_parent``) and the plan then
+removes everywhere. A record that never had a parent (new, or in a system the parent
+did not reach yet), or whose parent field was not read, claims nothing, so it cannot
+take a parent away.
 
 The check functions (``chain``, ``refusal``) are pure; ``load_parents`` and
 ``ledger_refusal`` are the store side.

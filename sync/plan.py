@@ -391,13 +391,14 @@ class Planner:
 
     def _removes_parent(self, ot: str, conn: Connection, ref: Any, desired: Any,
                         have: Mapping[str, set[str]], decisions: Mapping[str, Decision]) -> bool:
-        """Whether this record's parent must be removed: the account has none now, the
-        record names one we know, and no parent was refused (a refusal leaves every
-        system as it is) nor is the connector unable to write it."""
+        """Whether this record's parent must be removed: a system removed the account's
+        parent (rule ``…:removed``, see sync.hierarchy), this record still names one we
+        know, and the connector can write it. Nothing else takes a parent away: not a
+        refusal (it leaves every system as it is), not a system whose claims are not read."""
         if ot != "account" or desired.parent_id is not None or not have.get("parent"):
             return False
         d = decisions.get("parent_id")
-        if d is None or d.rule.startswith("refused:"):
+        if d is None or not d.rule.endswith(":removed"):
             return False
         return bool(self._writable_assoc(conn.kind, ref.native_type, {"parent": ["?"]}))
 
