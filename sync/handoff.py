@@ -205,15 +205,17 @@ def replan_dependents(store: st.Store, engine: Any, conn: Any, account_ids: Sequ
     for ot in (ObjectType.CONTACT, ObjectType.OPPORTUNITY):
         if not conn.connector.objects.get(ot):
             continue
-        t: Any = st.ENTITY_TABLES[ot.value]
+        t: Any = st.ENTITY_TABLES[ot.value].__table__
         stats = None
         with store.session() as s:
+            # read as plain values (``EntityValues``), as every resolve batch is: reconcile
+            # writes its changes back set-based
             rows: list[Any] = []
             for i in range(0, len(account_ids), 500):
                 chunk = list(account_ids[i:i + 500])
-                rows.extend(s.scalars(select(t).where(
-                    t.account_id.in_(chunk), t.dirty.is_(False), t.merged_into.is_(None),
-                    t.deleted_at.is_(None))))
+                rows.extend(st.EntityValues(dict(r)) for r in s.execute(select(t).where(
+                    t.c.account_id.in_(chunk), t.c.dirty.is_(False), t.c.merged_into.is_(None),
+                    t.c.deleted_at.is_(None))).mappings())
             if rows:
                 from sync.reconcile import ResolveStats
 

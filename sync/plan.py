@@ -201,10 +201,15 @@ class Planner:
             # a record of this entity merged away in this system (by a user, or by us and
             # then undone, which the system cannot do): never re-create it there
             merged_away = any(r.system == name and r.merged_into for r in entity_refs)
-            # a parent not there yet is still asked for: push writes it once the parent
-            # exists there (parents are created first or in the cycle after; see sync.push)
+            # a parent not there yet is still asked for where accounts are created (push
+            # writes it once the parent exists there: parents are created first or in the
+            # cycle after; see sync.push); a system that holds only some accounts (a CS
+            # system holds customers) gets a parent only if the parent is there or being
+            # created: it would otherwise wait for a record that never comes
+            parent_waits = name in self.create_in(ot)
             reachable = {obj: kept for obj, cids in want_assoc.items()
-                         if (kept := [c for c in cids if obj == "parent" or c in reach.get((name, obj), set())])}
+                         if (kept := [c for c in cids if (obj == "parent" and parent_waits)
+                                      or c in reach.get((name, obj), set())])}
             try:
                 merge = (self._plan_merge(ot, conn, desired, in_system, merge_entries)
                          if merge_entries and name in self.merge_in(ot) else None)

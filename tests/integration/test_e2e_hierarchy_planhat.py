@@ -217,3 +217,29 @@ def test_a_deleted_planhat_parent_is_refused_with_a_ledger_entry_and_never_writt
     assert row is not None and row.parent_id is None
     assert [(e.system, e.remote_id) for e in entries] == [("planhat", lone)]
     assert "missing" in (entries[0].message or "")
+
+
+def test_a_parent_planhat_does_not_hold_is_not_asked_of_planhat(w: World) -> None:
+    """A CS system holds only some accounts (Planhat: customers; revsync creates no
+    account there by default). A Planhat company whose parent lives only in the CRMs gets
+    no parent in Planhat, and no write waits for a Planhat parent that will never come:
+    the cycle ends ``ok`` and settles (a waiting op would leave it ``partial`` with a
+    pending write every cycle)."""
+    child = w.ph.post(f"{w.ph_url}/companies", json={"name": "Vänern Labs", "website": "https://vanern-labs.se"},
+                      timeout=10).json()["_id"]
+    made = w.sf.Account.create({"Name": "Vänern Holding AB", "Website": "https://vanern-holding.se"})
+    w.sync()
+    w.sf.Account.update(w.rid(child, "salesforce"), {"ParentId": made["id"]})
+    w.sync()  # every cycle ok, the last writes nothing
+    with w.world.store.session() as s:
+        holding = st.find_entity(s, f"salesforce:{made['id']}")
+        assert holding is not None
+        in_planhat = st.remote_ids_for(s, "account", [holding[1]]).get((holding[1], "planhat"))
+        pending = s.scalars(select(st.OutboxRow).where(st.OutboxRow.state.in_(("pending", "held")))).all()
+    assert not in_planhat  # the parent is not a Planhat company
+    sf, hs, ph = w.parent_everywhere(child)
+    with w.world.store.session() as s:
+        hs_holding = st.remote_ids_for(s, "account", [holding[1]]).get((holding[1], "hubspot"))
+    assert (sf, ph) == (made["id"], None)
+    assert hs_holding and hs == hs_holding[0]
+    assert pending == []
