@@ -137,8 +137,12 @@ def _mark_dependents_dirty(s: Session, object_type: str, ids: list[str]) -> None
     from sqlalchemy import update
 
     if object_type == "account":
-        for t in (ContactRow, OpportunityRow):
-            s.execute(update(t).where(t.account_id.in_(ids)).values(dirty=True))
+        # an account's subsidiaries too: their parent is re-decided to the survivor (a
+        # parent left on a merged-away id would be asked of systems where it never exists)
+        cols: tuple[Any, ...] = (ContactRow.account_id, OpportunityRow.account_id, AccountRow.parent_id)
+        for col in cols:
+            t = col.class_
+            s.execute(update(t).where(col.in_(ids), t.merged_into.is_(None)).values(dirty=True))
     elif object_type == "contact":
         opp_ids = list(s.scalars(select(OpportunityContactRow.opportunity_id)
                                  .where(OpportunityContactRow.contact_id.in_(ids))))

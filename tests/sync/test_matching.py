@@ -313,3 +313,24 @@ def test_the_survivor_of_a_link_is_the_entity_whose_id_its_records_carry(world, 
         st.link_entities(s, ObjectType.CONTACT.value, [older, younger], evidence={}, run_id=None, now=clock())
         assert s.get(st.ContactRow, younger).merged_into is None
         assert s.get(st.ContactRow, older).merged_into == younger
+
+
+def test_a_link_of_a_parent_account_re_decides_its_subsidiaries(world) -> None:
+    """Two records of one parent company linked by tier 2: the subsidiary whose parent was
+    the merged-away entity is marked for re-decision (its parent becomes the survivor),
+    or it would ask every system for a parent that no longer exists."""
+    store, clock, _sf, _hs, _runner = world
+    with store.session() as s:
+        now = clock()
+        a, b, child = (st.AccountRow(id=f"00000000-0000-4000-8000-00000000000{i}", name=n, dirty=False,
+                                     created_at=now, updated_at=now)
+                       for i, n in enumerate(("Fjord Group", "Fjord Group AS", "Fjord Shipping")))
+        child.parent_id = b.id
+        s.add_all([a, b, child])
+        s.flush()
+        st.link_entities(s, ObjectType.ACCOUNT.value, [a.id, b.id], evidence={}, run_id=None, now=clock(),
+                         survivor_id=a.id)
+        s.flush()
+        s.refresh(child)
+        assert b.merged_into == a.id
+        assert child.dirty is True
