@@ -29,14 +29,13 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy connectors sync mapping sandbox web cli.py scheduler.py
 
-# PYTEST_XDIST: pytest-xdist options, empty by default (one process). On two cores,
-# PYTEST_XDIST="-n 2 --dist loadscope --no-loadscope-reorder" runs two worker processes
+# PYTEST_XDIST: pytest-xdist options; by default two worker processes
 # (a sandbox and its client share one process, so one pytest uses about one core); each
 # test module runs whole on one worker, so a module's shared sandbox is built once, and
 # modules go out in collection order, the long fleet and integration modules first
 # (xdist's default order, most tests first, hands those few-test modules out last).
-# Not the default yet: it has to pass the whole suite with the services twice first.
-PYTEST_XDIST ?=
+# PYTEST_XDIST= (empty) runs the suite in one process.
+PYTEST_XDIST ?= -n 2 --dist loadscope --no-loadscope-reorder
 
 pytest: $(STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_XDIST) $(PYTEST_ARGS)
