@@ -213,9 +213,9 @@ def replan_dependents(store: st.Store, engine: Any, conn: Any, account_ids: Sequ
             rows: list[Any] = []
             for i in range(0, len(account_ids), 500):
                 chunk = list(account_ids[i:i + 500])
-                rows.extend(st.EntityValues(dict(r)) for r in s.execute(select(t).where(
+                rows.extend(st.entity_values(s, select(t).where(
                     t.c.account_id.in_(chunk), t.c.dirty.is_(False), t.c.merged_into.is_(None),
-                    t.c.deleted_at.is_(None))).mappings())
+                    t.c.deleted_at.is_(None))))
             if rows:
                 from sync.reconcile import ResolveStats
 

@@ -83,6 +83,9 @@ from sync.store.identity import (
     entity_row as entity_row,
 )
 from sync.store.identity import (
+    entity_values as entity_values,
+)
+from sync.store.identity import (
     find_entity as find_entity,
 )
 from sync.store.identity import (

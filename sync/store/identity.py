@@ -290,12 +290,16 @@ class EntityValues:
         return f"EntityValues(id={self.__dict__.get('id')!r})"
 
 
+def entity_values(s: Session, query: Any) -> list[EntityValues]:
+    """The entity rows ``query`` (a Core select of one entity table) returns, as
+    ``EntityValues``: what a resolve batch reads, changes and writes back in bulk."""
+    return [EntityValues(dict(r)) for r in s.execute(query).mappings()]
+
+
 def dirty_entities(s: Session, object_type: str, limit: int, after: str = "") -> list[EntityValues]:
-    """The next ``limit`` dirty entities with an id after ``after``, as ``EntityValues``
-    (one Core select: a resolve batch changes them and writes them back in bulk)."""
+    """The next ``limit`` dirty entities with an id after ``after``, as ``EntityValues``."""
     t = ENTITY_TABLES[object_type].__table__
-    return [EntityValues(dict(r)) for r in s.execute(
-        select(t).where(t.c.dirty.is_(True), t.c.id > after).order_by(t.c.id).limit(limit)).mappings()]
+    return entity_values(s, select(t).where(t.c.dirty.is_(True), t.c.id > after).order_by(t.c.id).limit(limit))
 
 
 #: per entity table, the columns ``write_entity_values`` writes together when any of

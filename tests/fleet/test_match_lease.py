@@ -80,6 +80,14 @@ def world(tmp_path: Path) -> tuple[Path, Runner]:
     return config, Runner(store, conns, parse({"fleet": {"lease_seconds": 30}}))
 
 
+def _held(monkeypatch: pytest.MonkeyPatch, who: str) -> tuple[Spans, dict[str, threading.Event]]:
+    """Spans recorded, with ``who``'s account batch held inside until its ``go`` is set."""
+    spans = Spans()
+    hold = {f"{who}:account:inside": threading.Event(), f"{who}:account:go": threading.Event()}
+    spans.wrap(monkeypatch, hold)
+    return spans, hold
+
+
 def _cycle_in_thread(runner: Runner, out: dict[str, Any]) -> threading.Thread:
     t = threading.Thread(target=lambda: out.setdefault("report", runner.run_cycle()), name="cycle")
     t.start()
@@ -89,9 +97,7 @@ def _cycle_in_thread(runner: Runner, out: dict[str, Any]) -> threading.Thread:
 def test_a_dedupe_is_refused_while_a_cycles_tier2_holds_the_match_lease(
         world: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     config, runner = world
-    spans = Spans()
-    hold = {"cycle:account:inside": threading.Event(), "cycle:account:go": threading.Event()}
-    spans.wrap(monkeypatch, hold)
+    spans, hold = _held(monkeypatch, "cycle")
     out: dict[str, Any] = {}
     t = _cycle_in_thread(runner, out)
     try:
@@ -116,9 +122,7 @@ def test_a_dedupe_is_refused_while_a_cycles_tier2_holds_the_match_lease(
 def test_a_cycle_leaves_tier2_to_the_next_while_a_dedupe_holds_the_match_lease(
         world: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     config, runner = world
-    spans = Spans()
-    hold = {"MainThread:account:inside": threading.Event(), "MainThread:account:go": threading.Event()}
-    spans.wrap(monkeypatch, hold)
+    spans, hold = _held(monkeypatch, "MainThread")
     out: dict[str, Any] = {}
 
     def cycle_while_inside() -> None:
